@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# gmig - live migration for mediated vGPUs.
+#
+#   make            build gmig.ko against the cached Rust-enabled 7.3 kernel
+#   make check      set up, build, run every test (host, KUnit, kselftest, QEMU)
+#   make demo       boot the test kernel and show gmig at work
+#   make setup      install build dependencies and fetch the kernel source
+#   make kernel     build (or reuse) the cached test kernel
+#   make print-kdir print the kernel build tree gmig.ko is built against
+#   make lint       CLIPPY=1 build, rustfmt and checkpatch
+#
+# Variables: GMIG_CACHE (default /var/cache/gmig), FLAVOUR (kernel flavour,
+# default base), DEBUG=1 (debug kernel: KASAN, lockdep, kmemleak), LONG=1.
+
+ifneq ($(KERNELRELEASE),)
+include $(src)/Kbuild
+else
+
+SHELL := /bin/bash
+GMIG_CACHE ?= /var/cache/gmig
+export GMIG_CACHE
+ifeq ($(DEBUG),1)
+FLAVOUR ?= debug
+endif
+FLAVOUR ?= base
+export FLAVOUR
+
+KDIR = $(shell scripts/kernel.sh --print-kdir)
+KMAKE = source scripts/env.sh && $(MAKE) -C $(KDIR) M=$(CURDIR) "$${KMAKE_VARS[@]}"
+
+.PHONY: all modules setup kernel check demo print-kdir lint clean host-test fuzz
+
+all: modules
+
+setup:
+	@scripts/setup.sh
+
+kernel: setup
+	@scripts/kernel.sh
+
+modules: kernel
+	@$(KMAKE) W=1 modules
+	@cp -f $(CURDIR)/gmig.ko gmig.ko 2>/dev/null || true
+
+print-kdir:
+	@echo $(KDIR)
+
+host-test:
+	@cd rust/gmig_core && cargo test
+
+fuzz:
+	@scripts/fuzz.sh
+
+lint: kernel
+	@$(KMAKE) CLIPPY=1 W=1 modules
+	@cd rust/gmig_core && cargo fmt --check && cargo clippy --all-targets -- -D warnings
+	@rustfmt --check --edition 2021 rust/*.rs
+
+check: setup
+	@scripts/check.sh
+
+demo: setup
+	@scripts/demo.sh
+
+clean:
+	@if [ -d "$(KDIR)" ]; then $(KMAKE) clean; fi
+	@rm -f gmig.ko
+
+endif

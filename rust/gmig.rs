@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! gmig: live migration for mediated virtual GPUs.
+//!
+//! gmig makes a mediated vGPU (Intel GVT-g, or gmig's own software Gen9-style
+//! vGPU) live-migratable through the VFIO v2 migration uAPI. It follows the
+//! gMig design (VEE'18): software dirty pages found by hashing, one-shot
+//! pre-copy, and dynamic graphics address remapping on resume.
+//!
+//! The pure logic lives in [`gmig_core`], a `core`-only crate that is also
+//! built on the host for tests, benchmarks and fuzzing.
+
+use kernel::{
+    debugfs::{Dir, File},
+    prelude::*, //
+};
+
+#[path = "gmig_core/src/lib.rs"]
+pub mod gmig_core;
+
+mod kunit;
+
+module! {
+    type: Gmig,
+    name: "gmig",
+    authors: ["gmig developers"],
+    description: "Live migration for mediated vGPUs (software dirty pages, one-shot pre-copy, address remapping)",
+    license: "GPL",
+}
+
+/// gmig's version, as printed at load and in debugfs `gmig/version`.
+const VERSION: &str = "0.1.0";
+
+/// Content of the debugfs `version` file.
+struct Version;
+
+impl core::fmt::Debug for Version {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(f, "gmig {VERSION}")
+    }
+}
+
+struct Gmig {
+    // Dropped in declaration order: files before their directory.
+    _version: Pin<KBox<File<Version>>>,
+    _debugfs: Dir,
+}
+
+impl kernel::Module for Gmig {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let debugfs = Dir::new(c"gmig");
+        let version = KBox::pin_init(debugfs.read_only_file(c"version", Version), GFP_KERNEL)?;
+        pr_info!("gmig {VERSION} loaded\n");
+        Ok(Gmig {
+            _version: version,
+            _debugfs: debugfs,
+        })
+    }
+}
+
+impl Drop for Gmig {
+    fn drop(&mut self) {
+        pr_info!("gmig {VERSION} unloaded\n");
+    }
+}

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! gmig's pure logic, written against `core` only.
+//!
+//! This file is both the root of the host crate `gmig_core` (built by cargo for
+//! tests, benchmarks and fuzzing) and, through `#[path]`, the `gmig_core` module
+//! inside `gmig.ko`. Code in here therefore never names `crate::`: sibling
+//! modules are reached through `super::`, and nothing uses `std`, `alloc` or
+//! `kernel`.
+#![cfg_attr(not(CONFIG_RUST), no_std)]
+#![forbid(unsafe_code)]
+
+#[cfg(all(test, not(CONFIG_RUST)))]
+extern crate std;

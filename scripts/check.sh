@@ -1,0 +1,108 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: every test gmig has, from a fresh Debian 12 machine.
+#   1. host: cargo test of the core crate, and a short fuzz run
+#   2. build: cached kernel, gmig.ko (warnings are errors), samples, selftests
+#   3. VM: boot the kernel with virtme-ng, load gmig (KUnit runs), kselftests,
+#      end-to-end QEMU migrations, dmesg free of splats
+# Ends with "N passed, N failed" counting every test (host + KUnit +
+# kselftest + VM). Exit status 0 only if nothing failed and the VM finished.
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$GMIG_ROOT"
+
+OUT=${GMIG_OUT:-$GMIG_ROOT/out}
+rm -rf "$OUT" && mkdir -p "$OUT"
+passed=0 failed=0 skipped=0
+failures=()
+pass() { passed=$((passed + $1)); }
+fail() { failed=$((failed + $1)); failures+=("$2"); }
+step() { printf '\n== %s\n' "$*"; }
+# Host stages are timed so the summary shows where CI's minutes go.
+t0=$(date +%s)
+
+step "host: cargo test (gmig_core)"
+# rustup's toolchain builds the host crate (env.sh puts /usr/bin first for
+# the kernel; cargo itself is rustup's).
+HOST_PATH=$HOME/.cargo/bin:$PATH
+if (cd rust/gmig_core && PATH=$HOST_PATH cargo test 2>&1) | tee "$OUT/host-test.log" |
+	grep -E '^(test result|running|error)'; then :; fi
+host_ok=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed;?$/) s += $(i-1) } END { print s + 0 }' "$OUT/host-test.log")
+host_bad=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed;?$/) s += $(i-1) } END { print s + 0 }' "$OUT/host-test.log")
+pass "$host_ok"
+[ "$host_bad" = 0 ] || fail "$host_bad" "host tests"
+if [ "$host_ok" = 0 ] || ! grep -q '^test result: ok' "$OUT/host-test.log" ||
+	grep -q '^test result: FAILED' "$OUT/host-test.log"; then
+	[ "$host_bad" != 0 ] || fail 1 "host tests did not run"
+fi
+echo "host: $host_ok passed, $host_bad failed"
+
+if [ -x scripts/fuzz.sh ]; then
+	step "host: short fuzz run"
+	PATH=$HOST_PATH scripts/fuzz.sh "${FUZZ_SECONDS:-15}" >"$OUT/fuzz.log" 2>&1
+	frc=$?
+	grep -E '^fuzz ' "$OUT/fuzz.log"
+	n=$(grep -cE '^fuzz [a-z_]+: [0-9]+ execs, 0 crashes' "$OUT/fuzz.log")
+	if [ "$frc" = 0 ] && [ "$n" -gt 0 ]; then pass "$n"; else tail -30 "$OUT/fuzz.log"; fail 1 "fuzz"; fi
+fi
+t_host=$(date +%s)
+
+step "build: kernel (cached), gmig.ko, selftests, samples"
+if ! scripts/kernel.sh; then
+	fail 1 "kernel build"
+	echo "$passed passed, $failed failed"
+	exit 1
+fi
+KDIR=$(scripts/kernel.sh --print-kdir)
+t_kernel=$(date +%s)
+if make -s modules >"$OUT/module-build.log" 2>&1 && [ -f gmig.ko ] &&
+	! grep -qE 'warning|error' "$OUT/module-build.log"; then
+	pass 1
+	echo "gmig.ko built ($(stat -c %s gmig.ko) bytes)"
+else
+	cat "$OUT/module-build.log"
+	fail 1 "gmig.ko build (warnings are errors)"
+fi
+if make -s -C selftests KSRC="$KSRC" KDIR="$KDIR" OUTPUT="$OUT/selftests" >"$OUT/selftests-build.log" 2>&1; then
+	pass 1
+else
+	cat "$OUT/selftests-build.log"
+	fail 1 "selftests build"
+fi
+if [ -d samples ]; then
+	if make -s -C samples KDIR="$KDIR" OUTPUT="$OUT/samples" >"$OUT/samples-build.log" 2>&1; then
+		pass 1
+	else
+		cat "$OUT/samples-build.log"
+		fail 1 "samples build"
+	fi
+fi
+
+step "vm: boot $KDIR under virtme-ng (TCG) and run the in-kernel tests"
+vmlog=$OUT/vm.log
+timeout "${VM_TIMEOUT:-2400}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
+	--disable-kvm --disable-microvm --memory 2G --cpus 2 \
+	--rwdir "$OUT" --exec "bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \
+	</dev/null >"$vmlog" 2>&1
+vmrc=$?
+grep -E '^GMIG-RESULT|^    ' "$vmlog" | grep -vE '^    (ok|#)' | head -400
+while read -r _ status name; do
+	case "$status" in
+	pass) pass 1 ;;
+	skip) skipped=$((skipped + 1)) ;;
+	*) fail 1 "$name" ;;
+	esac
+done < <(grep -E '^GMIG-RESULT ' "$vmlog")
+if ! grep -q '^GMIG-VM-DONE' "$vmlog"; then
+	tail -40 "$vmlog"
+	fail 1 "vm did not finish (vng rc=$vmrc)"
+fi
+t_vm=$(date +%s)
+
+step "summary"
+echo "time: host $((t_host - t0)) s, kernel $((t_kernel - t_host)) s, module+vm $((t_vm - t_kernel)) s"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+[ "$skipped" = 0 ] || echo "skipped: $skipped"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared settings for gmig's scripts (sourced, not run).
+GMIG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${GMIG_CACHE:=/var/cache/gmig}"
+KVER_MAJOR=7.3
+KSRC=$GMIG_CACHE/src/linux-$KVER_MAJOR
+: "${BINDGEN:=$GMIG_CACHE/cargo/bin/bindgen}"
+VNG=$GMIG_CACHE/venv/bin/vng
+# Debian's rustc-web (with rust-src) must win over rustup's toolchain.
+export PATH=/usr/bin:$PATH
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+KMAKE_VARS=(RUSTC=/usr/bin/rustc BINDGEN="$BINDGEN" RUSTDOC=/usr/bin/rustdoc)

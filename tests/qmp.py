@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Minimal QMP client used by gmig's end-to-end tests.
+
+  qmp.py migrate SRC.qmp DST.qmp URI [--timeout S]
+      live-migrate, print one JSON line per step, exit 0 when QEMU reports
+      "completed" and the destination is running.
+  qmp.py cmd SOCK COMMAND [JSON-ARGS]
+      run one command, print its return value as JSON.
+"""
+import json
+import socket
+import sys
+import time
+
+
+class Qmp:
+    def __init__(self, path, timeout=30):
+        self.sock = socket.socket(socket.AF_UNIX)
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        self.f = self.sock.makefile("rw")
+        json.loads(self.f.readline())  # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise EOFError("QMP connection closed")
+            r = json.loads(line)
+            if "error" in r:
+                raise RuntimeError(f"{name}: {r['error']}")
+            if "return" in r:
+                return r["return"]
+
+
+def migrate(src_path, dst_path, uri, timeout=240, caps=()):
+    src, dst = Qmp(src_path), Qmp(dst_path)
+    print("src-status", json.dumps(src.cmd("query-status")))
+    capabilities = [{"capability": c, "state": True} for c in ("events",) + tuple(caps)]
+    src.cmd("migrate-set-capabilities", capabilities=capabilities)
+    if caps:
+        dst.cmd("migrate-set-capabilities", capabilities=capabilities)
+    src.cmd("migrate", uri=uri)
+    deadline = time.time() + timeout
+    r = {}
+    while time.time() < deadline:
+        r = src.cmd("query-migrate")
+        if r.get("status") in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.25)
+    print("migrate", json.dumps(r))
+    # The destination switches to running right after the last chunk.
+    st = {}
+    for _ in range(40):
+        st = dst.cmd("query-status")
+        if st.get("status") == "running":
+            break
+        time.sleep(0.25)
+    print("dst-status", json.dumps(st))
+    ok = r.get("status") == "completed" and st.get("status") == "running"
+    return 0 if ok else 1
+
+
+def main(argv):
+    if len(argv) >= 4 and argv[0] == "migrate":
+        caps = tuple(a[len("--cap="):] for a in argv[4:] if a.startswith("--cap="))
+        return migrate(argv[1], argv[2], argv[3], caps=caps)
+    if len(argv) >= 2 and argv[0] == "cmd":
+        args = json.loads(argv[3]) if len(argv) > 3 else {}
+        print(json.dumps(Qmp(argv[1]).cmd(argv[2], **args)))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

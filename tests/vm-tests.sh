@@ -1,0 +1,87 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the virtme-ng VM booted from the cached test kernel. Loads
+# gmig.ko (its KUnit suites run at load), runs the kselftests and the
+# end-to-end QEMU tests, and reports every result as a line
+#   GMIG-RESULT pass|fail|skip <name>
+# followed by the guest's dmesg and a final "GMIG-VM-DONE" marker. The host
+# side (scripts/check.sh) decides pass/fail from these lines only.
+# Usage: vm-tests.sh KDIR OUTDIR
+set -u
+KDIR=$1
+OUT=$2
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+result() { echo "GMIG-RESULT $1 $2"; }
+check() {	# check NAME COMMAND...
+	local name=$1; shift
+	if "$@" >"$OUT/$name.log" 2>&1; then
+		result pass "$name"
+	else
+		result fail "$name"
+		sed 's/^/    /' "$OUT/$name.log" | tail -40
+	fi
+}
+
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+dmesg -C
+echo "gmig-vm: kernel $(uname -r), $(nproc) cpus"
+
+# Modules gmig depends on (mdev is a module in the test config).
+grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko"
+
+check module-load insmod "$ROOT/gmig.ko"
+
+# KUnit suites ran during insmod; take their KTAP lines from the log.
+# Subtests are the indented "ok N name" lines.
+dmesg >"$OUT/kunit.log"
+grep -E '^\[[^]]*\] +(not )?ok [0-9]+ ' "$OUT/kunit.log" | sed -E 's/^\[[^]]*\] ?//' >"$OUT/kunit.tap"
+[ -s "$OUT/kunit.tap" ] || result fail kunit-ran
+while IFS= read -r line; do
+	indent=${line%%[! ]*}
+	[ ${#indent} -ge 4 ] || continue	# suite summary line
+	name=$(echo "$line" | sed -E 's/^ *(not )?ok [0-9]+ ([^ #]+).*/\2/')
+	case "$line" in
+	*"# SKIP"*) result skip "kunit:$name" ;;
+	*"not ok"*) result fail "kunit:$name" ;;
+	*) result pass "kunit:$name" ;;
+	esac
+done <"$OUT/kunit.tap"
+
+# kselftests (TAP from kselftest_harness.h): one result per test case.
+for t in "$OUT"/selftests/*_test; do
+	[ -x "$t" ] || continue
+	base=$(basename "$t")
+	"$t" >"$OUT/$base.tap" 2>&1
+	rc=$?
+	sed 's/^/    /' "$OUT/$base.tap"
+	n=0
+	while read -r line; do
+		n=$((n + 1))
+		name=$(echo "$line" | sed -E 's/^(not )?ok [0-9]+ ([^#]*).*/\2/' | sed 's/ *$//; s/ /_/g')
+		case "$line" in
+		*"# SKIP"*) result skip "$base:$name" ;;
+		"not ok"*) result fail "$base:$name" ;;
+		*) result pass "$base:$name" ;;
+		esac
+	done < <(grep -E '^(not )?ok [0-9]+ ' "$OUT/$base.tap")
+	[ $n -gt 0 ] || result fail "$base:no-tap-output(rc=$rc)"
+done
+
+check module-unload rmmod gmig
+
+# The real client, with the kernel's own mtty sample as the known-good device.
+check e2e-mtty-qemu-migration bash "$ROOT/tests/mtty-migration.sh" "$KDIR"
+
+# Nothing the kernel said may be a splat.
+dmesg >"$OUT/dmesg.log"
+if grep -E 'BUG:|WARNING:|Oops|general protection|KASAN:|UBSAN:|possible (recursive|circular) locking|unreferenced object|Call Trace:|kernel panic|rust_panic' "$OUT/dmesg.log" >"$OUT/splats.log"; then
+	result fail dmesg-clean
+	cat "$OUT/splats.log"
+else
+	result pass dmesg-clean
+fi
+echo "----- guest dmesg -----"
+cat "$OUT/dmesg.log"
+echo "GMIG-VM-DONE"
