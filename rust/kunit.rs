@@ -4,14 +4,22 @@
 //! inside the kernel (same code as the host tests, kernel compiler flags,
 //! overflow checks and all). The suites run when gmig.ko is loaded.
 
-#[kunit_tests(gmig_smoke)]
+use kernel::prelude::*;
+
+#[kunit_tests(gmig_slots)]
 mod tests {
-    use kernel::prelude::*;
+    use super::*;
+    use crate::gmig_core::slots::{Slots, SLOT_SIZE};
 
     #[test]
-    fn version_is_semver() -> Result {
-        let parts = super::super::VERSION.split('.').count();
-        assert_eq!(parts, 3);
+    fn partitions_never_share_a_base() -> Result {
+        let mut slots = Slots::new();
+        let a = slots.alloc(SLOT_SIZE).ok_or(ENOSPC)?;
+        let b = slots.alloc(SLOT_SIZE).ok_or(ENOSPC)?;
+        assert_ne!(a, b);
+        assert_ne!(a, 0);
+        assert!(slots.free(a, SLOT_SIZE));
+        assert!(!slots.free(a, SLOT_SIZE));
         Ok(())
     }
 }

@@ -11,5 +11,5 @@ make -s modules
 KDIR=$(scripts/kernel.sh --print-kdir)
 echo "== booting $(basename "$KDIR") under virtme-ng (TCG)"
 exec timeout "${VM_TIMEOUT:-1200}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
-	--disable-kvm --disable-microvm --memory 2G --cpus 2 \
+	--disable-kvm --disable-microvm --memory 2G --cpus 2 --rodir "$GMIG_CACHE" \
 	--exec "bash $GMIG_ROOT/tests/demo-vm.sh $KDIR" </dev/null

@@ -7,6 +7,6 @@ KSRC=$GMIG_CACHE/src/linux-$KVER_MAJOR
 : "${BINDGEN:=$GMIG_CACHE/cargo/bin/bindgen}"
 VNG=$GMIG_CACHE/venv/bin/vng
 # Debian's rustc-web (with rust-src) must win over rustup's toolchain.
-export PATH=/usr/bin:$PATH
+export PATH=/usr/bin:$PATH:$GMIG_CACHE/venv/bin
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 KMAKE_VARS=(RUSTC=/usr/bin/rustc BINDGEN="$BINDGEN" RUSTDOC=/usr/bin/rustdoc)

@@ -53,5 +53,7 @@ log "building $KOUT (-j$(nproc)); a fresh build takes 7-11 minutes on 2 cores"
 start=$(date +%s)
 make -C "$KSRC" O="$KOUT" "${KMAKE_VARS[@]}" -j"$(nproc)" bzImage modules >"$KOUT/build.log" 2>&1 ||
 	{ tail -50 "$KOUT/build.log" >&2; exit 1; }
+# uAPI headers (linux/vfio.h of this kernel) for the selftests and samples.
+make -s -C "$KSRC" O="$KOUT" "${KMAKE_VARS[@]}" headers >>"$KOUT/build.log" 2>&1
 touch "$KOUT/.gmig-built"
 log "built in $(($(date +%s) - start)) s"

@@ -122,7 +122,7 @@ fetch_kernel_source() {
 	rm -rf "$KSRC.tmp" && mkdir -p "$KSRC.tmp"
 	tar -xf "$dl"/x/usr/src/linux-source-"$KVER_MAJOR".tar.xz -C "$KSRC.tmp" --strip-components=1
 	mv "$KSRC.tmp" "$KSRC"
-	rm -rf "$dl/x"
+	rm -rf "$dl/x" "$deb"
 }
 
 need_root

@@ -12,3 +12,5 @@
 
 #[cfg(all(test, not(CONFIG_RUST)))]
 extern crate std;
+/// GGTT partition slots of the sim parent device.
+pub mod slots;
