@@ -14,3 +14,7 @@
 extern crate std;
 /// GGTT partition slots of the sim parent device.
 pub mod slots;
+/// Gen8/9 GTT entries and GGTT partitions.
+pub mod gtt;
+/// The sim provider's device model.
+pub mod sim;

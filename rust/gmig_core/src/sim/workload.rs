@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The synthetic workload: a stand-in for a guest GPU driver.
+//!
+//! It runs on a vGPU whose guest never programmed it (a QEMU guest with no
+//! GPU driver): it takes the top of the vGPU's GGTT partition for itself,
+//! maps it 1:1 onto a window of guest memory, puts a context image, a ring
+//! and a batch buffer at the start of that window, and each frame builds a
+//! batch of blits and stores over the rest (the working set) and submits it
+//! through the same execlist path a guest driver uses.
+//!
+//! | profile | working set | rewritten per frame | frames/s | locality |
+//! | --- | --- | --- | --- | --- |
+//! | `idle` | 0 | 0 | 1 (empty batch) | - |
+//! | `desktop` | 8 MiB | ~3 % (a few rectangles) | 30 | high: a moving window over a framebuffer |
+//! | `game` | 32 MiB | ~25 % in large runs + scattered stores | 60 | render targets rewritten whole, plus random small writes |
+//!
+//! The working set is clamped to what the partition and the guest window can
+//! hold. By default the window starts at guest physical 16 MiB (clear of
+//! firmware and boot code); `base=` and `size=` choose another one.
+
+use super::super::gtt::{Pte, PAGE_SIZE};
+use super::exec::{GuestMem, MemFault, LRC_MAGIC};
+use super::regs::GGTT_OFFSET;
+use super::vgpu::{Event, SimVgpu, REGION_BAR0};
+
+/// Pages used by the context image, ring and batch.
+const META_PAGES: u64 = 1 + 2 + 16;
+const RING_SIZE: u64 = 2 * PAGE_SIZE;
+const BATCH_SIZE: u64 = 16 * PAGE_SIZE;
+/// Pitch of the working set seen as a 32 bpp surface: one page per row.
+const PITCH: u64 = PAGE_SIZE;
+
+/// A workload profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Name used in the debugfs file.
+    pub name: &'static str,
+    /// Working set in bytes.
+    pub working_set: u64,
+    /// Per mille of the working set rewritten per frame.
+    pub rewrite_permille: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Scattered MI_STORE_DATA_IMM writes per frame.
+    pub scattered: u32,
+}
+
+/// The profiles.
+pub const PROFILES: &[Profile] = &[
+    Profile {
+        name: "idle",
+        working_set: 0,
+        rewrite_permille: 0,
+        fps: 1,
+        scattered: 0,
+    },
+    Profile {
+        name: "desktop",
+        working_set: 8 << 20,
+        rewrite_permille: 30,
+        fps: 30,
+        scattered: 4,
+    },
+    Profile {
+        name: "game",
+        working_set: 32 << 20,
+        rewrite_permille: 250,
+        fps: 60,
+        scattered: 64,
+    },
+];
+
+/// Parameters of `start`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// The profile.
+    pub profile: &'static Profile,
+    /// Guest physical base of the window (`base=`).
+    pub base: u64,
+    /// Window size (`size=`), 0 = the profile's working set plus metadata.
+    pub size: u64,
+}
+
+/// A command written to the debugfs `workload` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `start <profile> [base=<iova>] [size=<bytes>]`.
+    Start(Params),
+    /// `stop`.
+    Stop,
+}
+
+/// Why a command or a set-up was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadError {
+    /// Not `start ...` or `stop`.
+    Syntax,
+    /// No such profile.
+    UnknownProfile,
+    /// A number that does not parse or overflows.
+    BadNumber,
+    /// The window is not page aligned, too small, or does not fit the
+    /// partition.
+    BadWindow,
+    /// Guest memory of the window is not reachable.
+    GuestMemory(MemFault),
+    /// The submission queue is full (the streamer is behind).
+    Busy,
+}
+
+fn parse_num(s: &str) -> Result<u64, WorkloadError> {
+    let (digits, mult) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let v = if let Some(hex) = digits.strip_prefix("0x") {
+        u64::from_str_radix(hex, 16)
+    } else {
+        digits.parse::<u64>()
+    }
+    .map_err(|_| WorkloadError::BadNumber)?;
+    v.checked_mul(mult).ok_or(WorkloadError::BadNumber)
+}
+
+impl Command {
+    /// Parses the text written to the `workload` file.
+    pub fn parse(text: &str) -> Result<Self, WorkloadError> {
+        let mut words = text.split_ascii_whitespace();
+        match words.next() {
+            Some("stop") if words.next().is_none() => Ok(Command::Stop),
+            Some("start") => {
+                let name = words.next().ok_or(WorkloadError::Syntax)?;
+                let profile = PROFILES
+                    .iter()
+                    .find(|p| p.name == name)
+                    .ok_or(WorkloadError::UnknownProfile)?;
+                let mut params = Params {
+                    profile,
+                    base: 16 << 20,
+                    size: 0,
+                };
+                for w in words {
+                    match w.split_once('=') {
+                        Some(("base", v)) => params.base = parse_num(v)?,
+                        Some(("size", v)) => params.size = parse_num(v)?,
+                        _ => return Err(WorkloadError::Syntax),
+                    }
+                }
+                Ok(Command::Start(params))
+            }
+            _ => Err(WorkloadError::Syntax),
+        }
+    }
+}
+
+/// A running synthetic workload.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    profile: &'static Profile,
+    /// Guest physical base of the window.
+    base: u64,
+    /// Graphics address where the window is mapped.
+    gbase: u64,
+    /// Pages of working set.
+    ws_pages: u64,
+    frame: u64,
+    rng: u64,
+    tail: u32,
+}
+
+impl Workload {
+    /// Lists the profiles (for reads of the debugfs file).
+    pub fn describe_profiles(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(f, "profiles:")?;
+        for p in PROFILES {
+            writeln!(
+                f,
+                "  {}: working_set={} KiB rewrite={}/1000 fps={} scattered={}",
+                p.name,
+                p.working_set >> 10,
+                p.rewrite_permille,
+                p.fps,
+                p.scattered
+            )?;
+        }
+        writeln!(f, "usage: start <profile> [base=<iova>] [size=<bytes>] | stop")
+    }
+
+    /// The profile's name.
+    pub fn profile_name(&self) -> &'static str {
+        self.profile.name
+    }
+
+    /// Milliseconds between frames.
+    pub fn frame_interval_ms(&self) -> u32 {
+        1000 / self.profile.fps.max(1)
+    }
+
+    /// Graphics address of the window (in the vGPU's partition).
+    pub fn gbase(&self) -> u64 {
+        self.gbase
+    }
+
+    /// Guest frames of the working set.
+    pub fn working_set(&self) -> (u64, u64) {
+        (self.base / PAGE_SIZE + META_PAGES, self.ws_pages)
+    }
+
+    /// Maps the window into the top of the partition (through the same BAR0
+    /// GGTT path a guest uses), writes the context image and an empty ring.
+    /// `on_event` sees each GGTT update.
+    pub fn setup<S: AsRef<[u64]> + AsMut<[u64]>>(
+        params: Params,
+        vgpu: &mut SimVgpu<S>,
+        mem: &mut impl GuestMem,
+        on_event: &mut impl FnMut(Event),
+    ) -> Result<Self, WorkloadError> {
+        let p = vgpu.partition();
+        let want = if params.size != 0 {
+            params.size
+        } else {
+            params.profile.working_set + META_PAGES * PAGE_SIZE
+        };
+        let max = p.size / 2;
+        let size = want.min(max);
+        if params.base % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || size < META_PAGES * PAGE_SIZE {
+            return Err(WorkloadError::BadWindow);
+        }
+        params.base.checked_add(size).ok_or(WorkloadError::BadWindow)?;
+        let gbase = p.base + p.size - size;
+        for i in 0..size / PAGE_SIZE {
+            let pte = Pte::new(params.base + i * PAGE_SIZE, 0)
+                .ok_or(WorkloadError::BadWindow)?
+                .encode();
+            let off = GGTT_OFFSET + (gbase / PAGE_SIZE + i) * 8;
+            let ev = vgpu
+                .region_write(REGION_BAR0, off, &pte.to_le_bytes())
+                .map_err(|_| WorkloadError::BadWindow)?;
+            on_event(ev);
+        }
+        let w = Self {
+            profile: params.profile,
+            base: params.base,
+            gbase,
+            ws_pages: size / PAGE_SIZE - META_PAGES,
+            frame: 0,
+            rng: 0x9e37_79b9_7f4a_7c15 ^ params.base,
+            tail: 0,
+        };
+        w.write_context(mem, 0)?;
+        Ok(w)
+    }
+
+    fn write_context(&self, mem: &mut impl GuestMem, tail: u32) -> Result<(), WorkloadError> {
+        let ring = (self.gbase + PAGE_SIZE) as u32;
+        let words = [LRC_MAGIC, ring, RING_SIZE as u32, tail, tail, 0, 0];
+        let mut b = [0u8; 28];
+        for (c, w) in b.chunks_exact_mut(4).zip(words) {
+            c.copy_from_slice(&w.to_le_bytes());
+        }
+        mem.write(self.base, &b).map_err(WorkloadError::GuestMemory)
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Builds one frame's batch into `out` (dwords); returns its length.
+    pub fn build_frame(&mut self, out: &mut [u32]) -> usize {
+        let mut n = 0usize;
+        let mut push = |out: &mut [u32], dws: &[u32]| {
+            if let Some(dst) = out.get_mut(n..n + dws.len()) {
+                dst.copy_from_slice(dws);
+                n += dws.len();
+            }
+        };
+        let ws_g = self.gbase + META_PAGES * PAGE_SIZE;
+        let rows = self.ws_pages;
+        let frame = self.frame;
+        self.frame += 1;
+        if rows > 0 {
+            // Rewrite a run of whole rows (pages), starting where the
+            // profile's locality puts it.
+            let run = (rows * u64::from(self.profile.rewrite_permille) / 1000).max(1);
+            let start = if self.profile.rewrite_permille >= 200 {
+                (frame * run) % rows
+            } else {
+                self.next_rand() % rows
+            };
+            let mut y = start;
+            let mut left = run;
+            while left > 0 {
+                let h = left.min(rows - y).min(0xffff);
+                let color = (frame as u32).wrapping_mul(0x0101_0101) ^ (y as u32);
+                let dst = ws_g;
+                push(
+                    out,
+                    &[
+                        (2 << 29) | (0x50 << 22) | (3 << 20) | 5,
+                        (3 << 24) | (0xf0 << 16) | PITCH as u32,
+                        (y as u32) << 16,
+                        (((y + h) as u32) << 16) | (PITCH / 4) as u32,
+                        dst as u32,
+                        (dst >> 32) as u32,
+                        color,
+                    ],
+                );
+                left -= h;
+                y = (y + h) % rows;
+            }
+            for _ in 0..self.profile.scattered {
+                let page = self.next_rand() % rows;
+                let off = (self.next_rand() % (PAGE_SIZE / 8)) * 8;
+                let a = ws_g + page * PAGE_SIZE + off;
+                push(
+                    out,
+                    &[(0x20 << 23) | (1 << 22) | 2, a as u32, (a >> 32) as u32, frame as u32],
+                );
+            }
+        }
+        push(out, &[0x0a << 23]); // MI_BATCH_BUFFER_END
+        n
+    }
+
+    /// Builds a frame, writes it to the batch buffer and the ring, and
+    /// submits the context.
+    pub fn submit_frame<S: AsRef<[u64]> + AsMut<[u64]>>(
+        &mut self,
+        vgpu: &mut SimVgpu<S>,
+        mem: &mut impl GuestMem,
+        scratch: &mut [u32],
+    ) -> Result<(), WorkloadError> {
+        if vgpu.pending().len() >= 2 {
+            return Err(WorkloadError::Busy);
+        }
+        let limit = scratch.len().min((BATCH_SIZE / 4) as usize);
+        let n = self.build_frame(scratch.get_mut(..limit).unwrap_or(&mut []));
+        let batch_gpa = self.base + 3 * PAGE_SIZE;
+        for (i, chunk) in scratch.get(..n).unwrap_or(&[]).chunks(64).enumerate() {
+            let mut b = [0u8; 256];
+            for (d, w) in b.chunks_exact_mut(4).zip(chunk) {
+                d.copy_from_slice(&w.to_le_bytes());
+            }
+            mem.write(batch_gpa + 256 * i as u64, &b[..4 * chunk.len()])
+                .map_err(WorkloadError::GuestMemory)?;
+        }
+        // Ring: MI_BATCH_BUFFER_START (GGTT) + MI_NOOP, 16 bytes.
+        let batch_g = self.gbase + 3 * PAGE_SIZE;
+        let cmd = [(0x31 << 23) | 1, batch_g as u32, (batch_g >> 32) as u32, 0];
+        let mut b = [0u8; 16];
+        for (d, w) in b.chunks_exact_mut(4).zip(cmd) {
+            d.copy_from_slice(&w.to_le_bytes());
+        }
+        let head = self.tail;
+        mem.write(self.base + PAGE_SIZE + u64::from(head), &b)
+            .map_err(WorkloadError::GuestMemory)?;
+        self.tail = ((u64::from(head) + 16) % RING_SIZE) as u32;
+        // Context image: head stays where the streamer left it.
+        let mut hb = [0u8; 4];
+        mem.read(self.base + 12, &mut hb).map_err(WorkloadError::GuestMemory)?;
+        let ring = (self.gbase + PAGE_SIZE) as u32;
+        let words = [LRC_MAGIC, ring, RING_SIZE as u32, u32::from_le_bytes(hb), self.tail, 0, 0];
+        let mut img = [0u8; 28];
+        for (c, w) in img.chunks_exact_mut(4).zip(words) {
+            c.copy_from_slice(&w.to_le_bytes());
+        }
+        mem.write(self.base, &img).map_err(WorkloadError::GuestMemory)?;
+        match vgpu.submit(self.gbase | (0xfeed_u64 << 32)) {
+            Event::Submit => Ok(()),
+            _ => Err(WorkloadError::Busy),
+        }
+    }
+}
