@@ -18,3 +18,9 @@ pub mod slots;
 pub mod gtt;
 /// The sim provider's device model.
 pub mod sim;
+/// Seeded page hashes.
+pub mod hash;
+/// The software dirty-page tracker.
+pub mod tracker;
+/// Pre-copy policies and per-report decisions.
+pub mod planner;

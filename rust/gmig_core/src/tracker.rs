@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The software dirty-page tracker: one 64-bit slot per guest page of a
+//! window, holding the page's hash when it was last snapshotted.
+//!
+//! Slot values: 0 = page not tracked (the GPU cannot reach it), 1 = tracked
+//! but not hashed yet, anything else = the seeded hash at the last
+//! snapshot (hashes 0 and 1 are stored as 2 and 3). So the memory cost is
+//! exactly 8 bytes per page of the window plus a few counters, lookups are
+//! O(1) by guest frame number, and nothing on the stop-copy path allocates:
+//! the caller passes the slot storage in and reads pages into its own
+//! buffer.
+
+use super::hash::page_hash;
+
+/// Page size the tracker hashes.
+pub const PAGE: usize = 4096;
+const UNTRACKED: u64 = 0;
+const NOT_HASHED: u64 = 1;
+
+/// A frame number outside the tracker's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfWindow(pub u64);
+
+/// The tracker over frames `[base, base + slots.len())`.
+pub struct HashTracker<S> {
+    base: u64,
+    seed: u64,
+    slots: S,
+    tracked: u64,
+    hashed: u64,
+}
+
+fn stored(h: u64) -> u64 {
+    if h < 2 {
+        h + 2
+    } else {
+        h
+    }
+}
+
+impl<S: AsRef<[u64]> + AsMut<[u64]>> HashTracker<S> {
+    /// A tracker with no page tracked; `slots` is cleared.
+    pub fn new(base: u64, seed: u64, mut slots: S) -> Self {
+        for s in slots.as_mut() {
+            *s = UNTRACKED;
+        }
+        Self {
+            base,
+            seed,
+            slots,
+            tracked: 0,
+            hashed: 0,
+        }
+    }
+
+    fn slot(&mut self, gfn: u64) -> Result<&mut u64, OutOfWindow> {
+        let i = gfn.checked_sub(self.base).ok_or(OutOfWindow(gfn))?;
+        let i = usize::try_from(i).map_err(|_| OutOfWindow(gfn))?;
+        self.slots.as_mut().get_mut(i).ok_or(OutOfWindow(gfn))
+    }
+
+    /// First frame of the window.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Frames in the window.
+    pub fn window(&self) -> u64 {
+        self.slots.as_ref().len() as u64
+    }
+
+    /// Starts tracking `gfn` (no-op if tracked).
+    pub fn track(&mut self, gfn: u64) -> Result<(), OutOfWindow> {
+        let s = self.slot(gfn)?;
+        if *s == UNTRACKED {
+            *s = NOT_HASHED;
+            self.tracked += 1;
+        }
+        Ok(())
+    }
+
+    /// Stops tracking `gfn` (no-op if untracked).
+    pub fn untrack(&mut self, gfn: u64) -> Result<(), OutOfWindow> {
+        let s = self.slot(gfn)?;
+        if *s != UNTRACKED {
+            *s = UNTRACKED;
+            self.tracked -= 1;
+        }
+        Ok(())
+    }
+
+    /// Whether `gfn` is tracked.
+    pub fn is_tracked(&self, gfn: u64) -> bool {
+        gfn.checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.slots.as_ref().get(i))
+            .is_some_and(|&s| s != UNTRACKED)
+    }
+
+    /// Number of tracked pages.
+    pub fn tracked(&self) -> u64 {
+        self.tracked
+    }
+
+    /// Pages hashed since creation.
+    pub fn hashed(&self) -> u64 {
+        self.hashed
+    }
+
+    /// Hashes `page` and reports whether it differs from the snapshot (a
+    /// never-hashed page counts as changed); stores the new hash if
+    /// `update`. Untracked pages are never changed.
+    pub fn check(&mut self, gfn: u64, page: &[u8], update: bool) -> Result<bool, OutOfWindow> {
+        let seed = self.seed;
+        let s = self.slot(gfn)?;
+        if *s == UNTRACKED {
+            return Ok(false);
+        }
+        let h = stored(page_hash(seed, page));
+        let changed = *s != h;
+        if update {
+            *s = h;
+        }
+        self.hashed += 1;
+        Ok(changed)
+    }
+
+    /// Tracked frames, in order.
+    pub fn tracked_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        let base = self.base;
+        self.slots
+            .as_ref()
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s != UNTRACKED)
+            .map(move |(i, _)| base + i as u64)
+    }
+
+    /// Calls `out` for every tracked page whose content changed since its
+    /// snapshot, taking new snapshots. `read` fills the caller's scratch
+    /// page; a page that cannot be read counts as changed. Returns the
+    /// number of changed pages. Allocates nothing.
+    pub fn scan_changed<E>(
+        &mut self,
+        scratch: &mut [u8; PAGE],
+        mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        mut out: impl FnMut(u64),
+    ) -> u64 {
+        let seed = self.seed;
+        let base = self.base;
+        let mut n = 0;
+        for (i, s) in self.slots.as_mut().iter_mut().enumerate() {
+            if *s == UNTRACKED {
+                continue;
+            }
+            let gfn = base + i as u64;
+            let changed = match read(gfn, scratch) {
+                Ok(()) => {
+                    self.hashed += 1;
+                    let h = stored(page_hash(seed, scratch));
+                    let c = *s != h;
+                    *s = h;
+                    c
+                }
+                Err(_) => {
+                    *s = NOT_HASHED;
+                    true
+                }
+            };
+            if changed {
+                n += 1;
+                out(gfn);
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::vec;
+    use std::vec::Vec;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+    }
+
+    #[test]
+    fn window_edges() {
+        let mut t = HashTracker::new(100, 1, vec![0u64; 10]);
+        assert_eq!(t.track(99), Err(OutOfWindow(99)));
+        assert_eq!(t.track(110), Err(OutOfWindow(110)));
+        t.track(100).unwrap();
+        t.track(109).unwrap();
+        t.track(109).unwrap();
+        assert_eq!(t.tracked(), 2);
+        assert!(t.is_tracked(109) && !t.is_tracked(105) && !t.is_tracked(u64::MAX));
+        t.untrack(100).unwrap();
+        assert_eq!(t.tracked_frames().collect::<Vec<_>>(), vec![109]);
+    }
+
+    /// The tracker agrees with a reference that keeps full page copies.
+    #[test]
+    fn agrees_with_brute_force_reference() {
+        for seed in 0..20u64 {
+            let mut rng = Rng(seed);
+            let n = 64usize;
+            let mut mem = vec![[0u8; PAGE]; n];
+            let mut t = HashTracker::new(0, rng.next(), vec![0u64; n]);
+            let mut reference: BTreeMap<u64, Option<[u8; PAGE]>> = BTreeMap::new();
+            let mut scratch = [0u8; PAGE];
+            for _round in 0..30 {
+                for _ in 0..(rng.next() % 8) {
+                    let g = rng.next() % n as u64;
+                    if rng.next() % 3 == 0 {
+                        t.untrack(g).unwrap();
+                        reference.remove(&g);
+                    } else {
+                        t.track(g).unwrap();
+                        reference.entry(g).or_insert(None);
+                    }
+                }
+                for _ in 0..(rng.next() % 10) {
+                    let g = (rng.next() % n as u64) as usize;
+                    let off = (rng.next() % PAGE as u64) as usize;
+                    mem[g][off] = mem[g][off].wrapping_add(1 + (rng.next() % 255) as u8);
+                }
+                let mut got = Vec::new();
+                t.scan_changed(
+                    &mut scratch,
+                    |g, buf| {
+                        buf.copy_from_slice(&mem[g as usize]);
+                        Ok::<(), ()>(())
+                    },
+                    |g| got.push(g),
+                );
+                let mut want = Vec::new();
+                for (g, snap) in reference.iter_mut() {
+                    let cur = mem[*g as usize];
+                    if snap.as_ref() != Some(&cur) {
+                        want.push(*g);
+                        *snap = Some(cur);
+                    }
+                }
+                assert_eq!(got, want, "seed {seed}");
+                assert_eq!(t.tracked(), reference.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn unreadable_pages_count_as_changed() {
+        let mut t = HashTracker::new(0, 9, vec![0u64; 4]);
+        t.track(1).unwrap();
+        let mut s = [0u8; PAGE];
+        let n = t.scan_changed(&mut s, |_, _| Err(()), |_| {});
+        assert_eq!(n, 1);
+        let n = t.scan_changed(&mut s, |_, b| Ok::<(), ()>(b.fill(0)), |_| {});
+        assert_eq!(n, 1, "first successful hash after a failure");
+        let n = t.scan_changed(&mut s, |_, b| Ok::<(), ()>(b.fill(0)), |_| {});
+        assert_eq!(n, 0);
+    }
+}
