@@ -24,3 +24,5 @@ pub mod hash;
 pub mod tracker;
 /// Pre-copy policies and per-report decisions.
 pub mod planner;
+/// The migration stream codec.
+pub mod stream;

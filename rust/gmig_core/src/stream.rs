@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The migration stream of one vGPU.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! header   magic "GMIGSTRM" | version major u16 | minor u16 | provider u16 |
+//!          vgpu type u16 | flags u32 | total length u32 | header crc32c u32
+//! section* type u16 | flags u16 (bit 0: mandatory) | length u32 |
+//!          crc32c of (type, flags, length, payload) u32 | payload
+//! end      a section of type END with an empty payload, last
+//! ```
+//!
+//! Sections appear in increasing type order, each at most once. The
+//! decoder ([`validate`]) checks the whole image (magic, version, header
+//! checksum, total length, every section's bounds, order, checksum and size
+//! limit, the end marker, no trailing bytes) before the caller applies
+//! anything. Compatibility rule: a different major version is rejected;
+//! minor versions may only add optional sections, which older readers skip;
+//! an unknown mandatory section is rejected.
+
+/// Stream magic.
+pub const MAGIC: [u8; 8] = *b"GMIGSTRM";
+/// Format major version (incompatible changes).
+pub const VERSION_MAJOR: u16 = 1;
+/// Format minor version (optional additions).
+pub const VERSION_MINOR: u16 = 0;
+/// Header size in bytes.
+pub const HEADER_LEN: usize = 28;
+/// Section header size in bytes.
+pub const SECTION_HEADER_LEN: usize = 12;
+/// Section flag: a reader that does not know the type must reject it.
+pub const FLAG_MANDATORY: u16 = 1;
+
+/// Known section types, in stream order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u16)]
+pub enum Section {
+    /// PCI configuration space.
+    Config = 1,
+    /// MMIO register state (execlists, CSB, interrupts, pending submissions).
+    Regs = 2,
+    /// GGTT: partition base u64, size u64, then one u64 entry per page.
+    Ggtt = 3,
+    /// Statistics of the source (optional, informational).
+    SourceStats = 0x100,
+    /// End marker.
+    End = 0xffff,
+}
+
+impl Section {
+    fn from_u16(t: u16) -> Option<Self> {
+        Some(match t {
+            1 => Self::Config,
+            2 => Self::Regs,
+            3 => Self::Ggtt,
+            0x100 => Self::SourceStats,
+            0xffff => Self::End,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a stream was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamError {
+    /// Shorter than its header or a section says.
+    Truncated,
+    /// Not a gmig stream.
+    BadMagic,
+    /// Major version not supported.
+    UnsupportedVersion(u16),
+    /// Header checksum or a section checksum does not match.
+    ChecksumMismatch,
+    /// A section of unknown type marked mandatory.
+    UnknownMandatorySection(u16),
+    /// A known section type appears twice.
+    DuplicateSection(u16),
+    /// A section appears after one of a higher type.
+    OutOfOrderSection(u16),
+    /// The image or a section is bigger than the reader's limit.
+    TooLarge,
+    /// No end marker.
+    MissingEnd,
+    /// Bytes after the end marker.
+    TrailingData,
+    /// A known section's payload has the wrong size for the destination,
+    /// or the header names another provider or vGPU type.
+    BadSection(u16),
+    /// The output buffer is too small (encoder).
+    NoSpace,
+}
+
+/// Limits the reader enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Maximum image size.
+    pub max_total: usize,
+    /// Maximum payload of one section.
+    pub max_section: usize,
+}
+
+/// CRC32C (Castagnoli), bitwise with a 16-entry nibble table.
+pub fn crc32c(data: &[u8]) -> u32 {
+    crc32c_update(0, data)
+}
+
+/// Continues a CRC32C: `crc32c_update(crc32c(a), b) == crc32c(a ++ b)`.
+pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
+    const T: [u32; 16] = {
+        let mut t = [0u32; 16];
+        let mut i = 0;
+        while i < 16 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 4 {
+                c = if c & 1 != 0 { (c >> 1) ^ 0x82f6_3b78 } else { c >> 1 };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    let mut crc = !crc;
+    for &b in data {
+        crc ^= u32::from(b);
+        crc = (crc >> 4) ^ T[(crc & 15) as usize];
+        crc = (crc >> 4) ^ T[(crc & 15) as usize];
+    }
+    !crc
+}
+
+fn rd16(b: &[u8], o: usize) -> Result<u16, StreamError> {
+    let s = b.get(o..o + 2).ok_or(StreamError::Truncated)?;
+    Ok(u16::from_le_bytes([s[0], s[1]]))
+}
+
+fn rd32(b: &[u8], o: usize) -> Result<u32, StreamError> {
+    let s = b.get(o..o + 4).ok_or(StreamError::Truncated)?;
+    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// What the header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Provider id (1 = sim, 2 = gvt).
+    pub provider: u16,
+    /// vGPU type index.
+    pub vgpu_type: u16,
+    /// Flags (reserved, 0).
+    pub flags: u32,
+    /// Total image length.
+    pub total: u32,
+}
+
+/// Builds a stream into a caller-provided buffer.
+pub struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    last: u16,
+    header: Header,
+}
+
+impl<'a> Writer<'a> {
+    /// Starts a stream for `provider` / `vgpu_type` in `buf`.
+    pub fn new(buf: &'a mut [u8], provider: u16, vgpu_type: u16) -> Result<Self, StreamError> {
+        if buf.len() < HEADER_LEN {
+            return Err(StreamError::NoSpace);
+        }
+        Ok(Self {
+            buf,
+            len: HEADER_LEN,
+            last: 0,
+            header: Header {
+                provider,
+                vgpu_type,
+                flags: 0,
+                total: 0,
+            },
+        })
+    }
+
+    /// Appends a section whose payload `fill` writes into the given slice
+    /// of exactly `len` bytes.
+    pub fn section(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), StreamError> {
+        if ty <= self.last {
+            return Err(StreamError::OutOfOrderSection(ty));
+        }
+        let start = self.len;
+        let pay = start + SECTION_HEADER_LEN;
+        let end = pay.checked_add(len).ok_or(StreamError::NoSpace)?;
+        let plen = u32::try_from(len).map_err(|_| StreamError::TooLarge)?;
+        let out = self.buf.get_mut(start..end).ok_or(StreamError::NoSpace)?;
+        let (hdr, payload) = out.split_at_mut(SECTION_HEADER_LEN);
+        fill(payload);
+        hdr[0..2].copy_from_slice(&ty.to_le_bytes());
+        hdr[2..4].copy_from_slice(&flags.to_le_bytes());
+        hdr[4..8].copy_from_slice(&plen.to_le_bytes());
+        let crc = crc32c_update(crc32c(&hdr[0..8]), payload);
+        hdr[8..12].copy_from_slice(&crc.to_le_bytes());
+        self.len = end;
+        self.last = ty;
+        Ok(())
+    }
+
+    /// Appends the end marker and the header; returns the image length.
+    pub fn finish(mut self) -> Result<usize, StreamError> {
+        self.section(Section::End as u16, FLAG_MANDATORY, 0, |_| {})?;
+        let total = u32::try_from(self.len).map_err(|_| StreamError::TooLarge)?;
+        let h = self.buf.get_mut(..HEADER_LEN).ok_or(StreamError::NoSpace)?;
+        h[0..8].copy_from_slice(&MAGIC);
+        h[8..10].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
+        h[10..12].copy_from_slice(&VERSION_MINOR.to_le_bytes());
+        h[12..14].copy_from_slice(&self.header.provider.to_le_bytes());
+        h[14..16].copy_from_slice(&self.header.vgpu_type.to_le_bytes());
+        h[16..20].copy_from_slice(&self.header.flags.to_le_bytes());
+        h[20..24].copy_from_slice(&total.to_le_bytes());
+        let crc = crc32c(&h[..24]);
+        h[24..28].copy_from_slice(&crc.to_le_bytes());
+        Ok(self.len)
+    }
+}
+
+/// Validates a whole image; on success returns its header. Nothing is
+/// applied until this returned `Ok`.
+pub fn validate(image: &[u8], limits: &Limits) -> Result<Header, StreamError> {
+    if image.len() > limits.max_total {
+        return Err(StreamError::TooLarge);
+    }
+    if image.len() < HEADER_LEN {
+        return Err(StreamError::Truncated);
+    }
+    if image.get(..8) != Some(&MAGIC[..]) {
+        return Err(StreamError::BadMagic);
+    }
+    let major = rd16(image, 8)?;
+    if major != VERSION_MAJOR {
+        return Err(StreamError::UnsupportedVersion(major));
+    }
+    if crc32c(image.get(..24).ok_or(StreamError::Truncated)?) != rd32(image, 24)? {
+        return Err(StreamError::ChecksumMismatch);
+    }
+    let header = Header {
+        provider: rd16(image, 12)?,
+        vgpu_type: rd16(image, 14)?,
+        flags: rd32(image, 16)?,
+        total: rd32(image, 20)?,
+    };
+    let total = usize::try_from(header.total).map_err(|_| StreamError::TooLarge)?;
+    if total > image.len() {
+        return Err(StreamError::Truncated);
+    }
+    if total < image.len() {
+        return Err(StreamError::TrailingData);
+    }
+    let mut last = 0u16;
+    let mut ended = false;
+    for s in sections_unchecked(image) {
+        let (ty, flags, payload) = s?;
+        if ended {
+            return Err(StreamError::TrailingData);
+        }
+        if payload.len() > limits.max_section {
+            return Err(StreamError::TooLarge);
+        }
+        if ty == last {
+            return Err(StreamError::DuplicateSection(ty));
+        }
+        if ty < last {
+            return Err(StreamError::OutOfOrderSection(ty));
+        }
+        last = ty;
+        if Section::from_u16(ty).is_none() && flags & FLAG_MANDATORY != 0 {
+            return Err(StreamError::UnknownMandatorySection(ty));
+        }
+        if ty == Section::End as u16 {
+            if !payload.is_empty() {
+                return Err(StreamError::BadSection(ty));
+            }
+            ended = true;
+        }
+    }
+    if !ended {
+        return Err(StreamError::MissingEnd);
+    }
+    Ok(header)
+}
+
+/// Iterates the sections of an image (type, flags, payload), checking
+/// bounds and checksums but not order; use after [`validate`]. Unknown
+/// optional sections are yielded too: callers skip what they do not know.
+pub fn sections_unchecked(
+    image: &[u8],
+) -> impl Iterator<Item = Result<(u16, u16, &[u8]), StreamError>> + '_ {
+    let mut off = HEADER_LEN;
+    let mut failed = false;
+    core::iter::from_fn(move || {
+        if failed || off >= image.len() {
+            return None;
+        }
+        let r = (|| {
+            let ty = rd16(image, off)?;
+            let flags = rd16(image, off + 2)?;
+            let len = usize::try_from(rd32(image, off + 4)?).map_err(|_| StreamError::TooLarge)?;
+            let crc = rd32(image, off + 8)?;
+            let start = off + SECTION_HEADER_LEN;
+            let end = start.checked_add(len).ok_or(StreamError::Truncated)?;
+            let payload = image.get(start..end).ok_or(StreamError::Truncated)?;
+            let head = image.get(off..off + 8).ok_or(StreamError::Truncated)?;
+            if crc32c_update(crc32c(head), payload) != crc {
+                return Err(StreamError::ChecksumMismatch);
+            }
+            off = end;
+            Ok((ty, flags, payload))
+        })();
+        failed = r.is_err();
+        Some(r)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    const LIM: Limits = Limits {
+        max_total: 1 << 20,
+        max_section: 1 << 19,
+    };
+
+    fn sample(extra: Option<(u16, u16)>) -> Vec<u8> {
+        let mut buf = vec![0u8; 4096];
+        let mut w = Writer::new(&mut buf, 1, 0).unwrap();
+        w.section(Section::Config as u16, FLAG_MANDATORY, 256, |p| p.fill(0x11)).unwrap();
+        w.section(Section::Regs as u16, FLAG_MANDATORY, 64, |p| {
+            for (i, b) in p.iter_mut().enumerate() {
+                *b = i as u8;
+            }
+        })
+        .unwrap();
+        if let Some((ty, flags)) = extra {
+            w.section(ty, flags, 8, |p| p.fill(7)).unwrap();
+        }
+        let n = w.finish().unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn crc32c_known_answer() {
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c(b""), 0);
+        assert_eq!(crc32c_update(crc32c(b"1234"), b"56789"), 0xe306_9283);
+    }
+
+    #[test]
+    fn round_trip() {
+        let img = sample(None);
+        let h = validate(&img, &LIM).unwrap();
+        assert_eq!((h.provider, h.vgpu_type, h.total as usize), (1, 0, img.len()));
+        let secs: Vec<_> = sections_unchecked(&img).map(|s| s.unwrap()).collect();
+        assert_eq!(secs.len(), 3);
+        assert_eq!(secs[0].2, &[0x11u8; 256][..]);
+        assert_eq!(secs[1].2[63], 63);
+        assert_eq!(secs[2].0, Section::End as u16);
+    }
+
+    #[test]
+    fn compatibility_rule() {
+        // Unknown optional section: skipped. Unknown mandatory: rejected.
+        assert!(validate(&sample(Some((0x200, 0))), &LIM).is_ok());
+        assert_eq!(
+            validate(&sample(Some((0x200, FLAG_MANDATORY))), &LIM),
+            Err(StreamError::UnknownMandatorySection(0x200))
+        );
+    }
+
+    fn reseal_section(img: &mut [u8], off: usize) {
+        let len = u32::from_le_bytes(img[off + 4..off + 8].try_into().unwrap()) as usize;
+        let p = off + SECTION_HEADER_LEN;
+        let c = crc32c_update(crc32c(&img[off..off + 8]), &img[p..p + len]);
+        img[off + 8..off + 12].copy_from_slice(&c.to_le_bytes());
+    }
+
+    fn reseal(img: &mut [u8]) {
+        let c = crc32c(&img[..24]);
+        img[24..28].copy_from_slice(&c.to_le_bytes());
+    }
+
+    #[test]
+    fn every_error_is_named() {
+        let good = sample(None);
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert_eq!(validate(&bad, &LIM), Err(StreamError::BadMagic));
+        let mut bad = good.clone();
+        bad[8] = 2;
+        reseal(&mut bad);
+        assert_eq!(validate(&bad, &LIM), Err(StreamError::UnsupportedVersion(2)));
+        let mut bad = good.clone();
+        bad[12] = 9;
+        assert_eq!(validate(&bad, &LIM), Err(StreamError::ChecksumMismatch));
+        let mut bad = good.clone();
+        bad[HEADER_LEN + SECTION_HEADER_LEN + 3] ^= 1;
+        assert_eq!(validate(&bad, &LIM), Err(StreamError::ChecksumMismatch));
+        let mut bad = good.clone();
+        bad.push(0);
+        assert_eq!(validate(&bad, &LIM), Err(StreamError::TrailingData));
+        assert_eq!(
+            validate(&good, &Limits { max_total: 100, max_section: 1 << 19 }),
+            Err(StreamError::TooLarge)
+        );
+        assert_eq!(
+            validate(&good, &Limits { max_total: 1 << 20, max_section: 100 }),
+            Err(StreamError::TooLarge)
+        );
+        // Duplicate and out-of-order sections: swap type fields by hand.
+        let mut bad = good.clone();
+        let second = HEADER_LEN + SECTION_HEADER_LEN + 256;
+        bad[second..second + 2].copy_from_slice(&1u16.to_le_bytes());
+        reseal_section(&mut bad, second);
+        assert_eq!(validate(&bad, &LIM), Err(StreamError::DuplicateSection(1)));
+        let mut bad = good.clone();
+        bad[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&3u16.to_le_bytes());
+        reseal_section(&mut bad, HEADER_LEN);
+        assert_eq!(validate(&bad, &LIM), Err(StreamError::OutOfOrderSection(2)));
+        // No end marker: cut it and fix the total.
+        let mut bad = good[..good.len() - SECTION_HEADER_LEN].to_vec();
+        let t = bad.len() as u32;
+        bad[20..24].copy_from_slice(&t.to_le_bytes());
+        reseal(&mut bad);
+        assert_eq!(validate(&bad, &LIM), Err(StreamError::MissingEnd));
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_rejected() {
+        let good = sample(None);
+        for n in 0..good.len() {
+            assert!(validate(&good[..n], &LIM).is_err(), "truncated at {n}");
+        }
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x80;
+            assert!(validate(&bad, &LIM).is_err(), "flip at {i}");
+        }
+    }
+
+    #[test]
+    fn writer_refuses_disorder_and_overflow() {
+        let mut buf = vec![0u8; 64];
+        let mut w = Writer::new(&mut buf, 1, 0).unwrap();
+        w.section(2, 1, 4, |_| {}).unwrap();
+        assert_eq!(w.section(2, 1, 4, |_| {}), Err(StreamError::OutOfOrderSection(2)));
+        assert_eq!(w.section(3, 1, 100, |_| {}), Err(StreamError::NoSpace));
+    }
+}
