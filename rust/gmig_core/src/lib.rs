@@ -26,3 +26,5 @@ pub mod tracker;
 pub mod planner;
 /// The migration stream codec.
 pub mod stream;
+/// Dynamic graphics address remapping.
+pub mod remap;
