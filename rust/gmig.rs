@@ -18,7 +18,10 @@ use kernel::{
 #[path = "gmig_core/src/lib.rs"]
 pub mod gmig_core;
 
+mod ffi;
 mod kunit;
+mod migration;
+mod vgpu;
 
 module! {
     type: Gmig,
@@ -50,7 +53,12 @@ impl kernel::Module for Gmig {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let debugfs = Dir::new(c"gmig");
         let version = KBox::pin_init(debugfs.read_only_file(c"version", Version), GFP_KERNEL)?;
-        pr_info!("gmig {VERSION} loaded\n");
+        vgpu::init(&debugfs);
+        // SAFETY: called once, after `vgpu::init()` prepared what the
+        // shim's callbacks use; undone in `drop()`.
+        ffi::to_result(unsafe { ffi::gmig_vfio_register() })
+            .inspect_err(|e| pr_err!("gmig: registering the sim mdev parent failed: {:?}\n", e))?;
+        pr_info!("gmig {VERSION} loaded: sim provider, mdev parent \"gmig\"\n");
         Ok(Gmig {
             _version: version,
             _debugfs: debugfs,
@@ -60,6 +68,9 @@ impl kernel::Module for Gmig {
 
 impl Drop for Gmig {
     fn drop(&mut self) {
+        // SAFETY: registered in `init()`; no vGPU outlives the parent.
+        unsafe { ffi::gmig_vfio_unregister() };
+        vgpu::exit();
         pr_info!("gmig {VERSION} unloaded\n");
     }
 }

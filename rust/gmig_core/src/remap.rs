@@ -67,7 +67,7 @@ struct Walk<'a, S, M> {
     patched: u64,
 }
 
-impl<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem> Walk<'_, S, M> {
+impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Walk<'_, S, M> {
     fn moved(&self, addr: u64, at: u64) -> Result<u64, RemapError> {
         if !self.src.contains(addr) {
             return Err(RemapError::OutsidePartition { addr, at });
@@ -206,7 +206,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem> Walk<'_, S, M> {
 
 /// Remaps the pending contexts of a vGPU restored at `dst` whose state was
 /// saved at `src`. Returns the number of graphics addresses rewritten.
-pub fn remap_pending<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem>(
+pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     vgpu: &mut SimVgpu<S>,
     src: Partition,
     dst: Partition,

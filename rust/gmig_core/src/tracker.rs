@@ -39,10 +39,10 @@ fn stored(h: u64) -> u64 {
     }
 }
 
-impl<S: AsRef<[u64]> + AsMut<[u64]>> HashTracker<S> {
+impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
     /// A tracker with no page tracked; `slots` is cleared.
     pub fn new(base: u64, seed: u64, mut slots: S) -> Self {
-        for s in slots.as_mut() {
+        for s in &mut *slots {
             *s = UNTRACKED;
         }
         Self {
@@ -57,7 +57,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> HashTracker<S> {
     fn slot(&mut self, gfn: u64) -> Result<&mut u64, OutOfWindow> {
         let i = gfn.checked_sub(self.base).ok_or(OutOfWindow(gfn))?;
         let i = usize::try_from(i).map_err(|_| OutOfWindow(gfn))?;
-        self.slots.as_mut().get_mut(i).ok_or(OutOfWindow(gfn))
+        (&mut *self.slots).get_mut(i).ok_or(OutOfWindow(gfn))
     }
 
     /// First frame of the window.
@@ -67,7 +67,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> HashTracker<S> {
 
     /// Frames in the window.
     pub fn window(&self) -> u64 {
-        self.slots.as_ref().len() as u64
+        (&*self.slots).len() as u64
     }
 
     /// Starts tracking `gfn` (no-op if tracked).
@@ -94,7 +94,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> HashTracker<S> {
     pub fn is_tracked(&self, gfn: u64) -> bool {
         gfn.checked_sub(self.base)
             .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| self.slots.as_ref().get(i))
+            .and_then(|i| (&*self.slots).get(i))
             .is_some_and(|&s| s != UNTRACKED)
     }
 
@@ -130,7 +130,6 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> HashTracker<S> {
     pub fn tracked_frames(&self) -> impl Iterator<Item = u64> + '_ {
         let base = self.base;
         self.slots
-            .as_ref()
             .iter()
             .enumerate()
             .filter(|(_, &s)| s != UNTRACKED)
@@ -150,7 +149,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> HashTracker<S> {
         let seed = self.seed;
         let base = self.base;
         let mut n = 0;
-        for (i, s) in self.slots.as_mut().iter_mut().enumerate() {
+        for (i, s) in (&mut *self.slots).iter_mut().enumerate() {
             if *s == UNTRACKED {
                 continue;
             }

@@ -138,7 +138,7 @@ struct Ctx<'a, S, M> {
     blit_bytes: u64,
 }
 
-impl<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem> Ctx<'_, S, M> {
+impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
     fn translate(&mut self, space: Space, gaddr: u64) -> Result<u64, Fault> {
         match space {
             Space::Ggtt => self.vgpu.translate_ggtt(gaddr),
@@ -243,7 +243,7 @@ fn addr48(lo: u32, hi: u32) -> u64 {
 }
 
 /// Runs the context `desc` of `vgpu` to completion or fault.
-pub(super) fn run<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem>(
+pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     vgpu: &mut SimVgpu<S>,
     desc: u64,
     mem: &mut M,
@@ -295,7 +295,7 @@ pub(super) fn run<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem>(
     Ok(stats)
 }
 
-fn run_cursor<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem>(
+fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     c: &mut Ctx<'_, S, M>,
     ring: Cursor,
     touched: &mut impl FnMut(u64),
@@ -478,7 +478,7 @@ fn run_cursor<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem>(
 
 /// A 32 bpp blit: fill (`src` None) or copy, rows of `x2 - x1` pixels.
 #[allow(clippy::too_many_arguments)]
-fn blit<S: AsRef<[u64]> + AsMut<[u64]>, M: GuestMem>(
+fn blit<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     c: &mut Ctx<'_, S, M>,
     br13: u32,
     y1x1: u32,

@@ -137,8 +137,11 @@ impl Regs {
 
     /// Little-endian encoding for the migration stream.
     pub fn encode(&self, out: &mut [u8; REGS_BYTES]) {
-        for (chunk, w) in out.chunks_exact_mut(4).zip(self.words()) {
-            chunk.copy_from_slice(&w.to_le_bytes());
+        // Index loops, not zip(): see put_le32() in the streamer.
+        for (i, w) in self.words().enumerate() {
+            if let Some(c) = out.get_mut(4 * i..4 * i + 4) {
+                c.copy_from_slice(&w.to_le_bytes());
+            }
         }
     }
 
@@ -188,11 +191,11 @@ pub struct SimVgpu<S> {
     completed: u64,
 }
 
-impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
+impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
     /// A vGPU of type `ty` at `partition`; `ggtt` must hold exactly one
     /// entry per partition page.
     pub fn new(ty: &'static VgpuType, partition: Partition, ggtt: S) -> Option<Self> {
-        if ggtt.as_ref().len() as u64 != partition.entries()
+        if ggtt.len() as u64 != partition.entries()
             || partition.size != ty.ggtt_size
             || partition.base.checked_add(partition.size)? > GGTT_SPACE
         {
@@ -216,7 +219,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
         self.regs = Regs::default();
         self.regs.imr = u32::MAX;
         self.config = ConfigSpace::new();
-        for e in self.ggtt.as_mut() {
+        for e in &mut *self.ggtt {
             *e = 0;
         }
     }
@@ -233,7 +236,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
 
     /// The partition's raw GGTT entries.
     pub fn ggtt(&self) -> &[u64] {
-        self.ggtt.as_ref()
+        &*self.ggtt
     }
 
     /// GGTT writes outside the partition that were dropped.
@@ -271,7 +274,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
             .partition
             .index(gaddr)
             .ok_or(Fault::new(exec::FaultKind::OutsidePartition, gaddr))?;
-        let raw = self.ggtt.as_ref().get(index).copied().unwrap_or(0);
+        let raw = (&*self.ggtt).get(index).copied().unwrap_or(0);
         let pte = Pte::decode(raw).ok_or(Fault::new(exec::FaultKind::Unmapped, gaddr))?;
         Ok(pte.addr + (gaddr % PAGE_SIZE))
     }
@@ -279,7 +282,6 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
     /// Guest frames mapped by present GGTT entries.
     pub fn ggtt_frames(&self) -> impl Iterator<Item = u64> + '_ {
         self.ggtt
-            .as_ref()
             .iter()
             .filter_map(|&raw| Pte::decode(raw).map(|p| p.gfn()))
     }
@@ -290,7 +292,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
             self.ggtt_dropped += 1;
             return Event::None;
         };
-        match self.ggtt.as_mut().get_mut(index) {
+        match (&mut *self.ggtt).get_mut(index) {
             Some(e) if *e != raw => {
                 let old = *e;
                 *e = raw;
@@ -302,11 +304,13 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
 
     /// Replaces the whole GGTT (restore after migration).
     pub fn restore_ggtt(&mut self, entries: &[u64]) -> bool {
-        let dst = self.ggtt.as_mut();
+        let dst = &mut *self.ggtt;
         if entries.len() != dst.len() {
             return false;
         }
-        dst.copy_from_slice(entries);
+        for (d, s) in dst.iter_mut().zip(entries) {
+            *d = *s;
+        }
         true
     }
 
@@ -470,7 +474,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
             PVINFO => PVINFO_MAGIC as u32,
             o if o == PVINFO + 4 => (PVINFO_MAGIC >> 32) as u32,
             PVINFO_VERSION => 1, // 1.0
-            PVINFO_VGT_ID => (p.base / p.size) as u32,
+            PVINFO_VGT_ID => p.base.checked_div(p.size).unwrap_or(0) as u32,
             PVINFO_GM_BASE => p.base as u32,
             PVINFO_GM_SIZE => p.size as u32,
             PVINFO_FENCE_NUM => 4,
@@ -486,7 +490,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
             let raw = self
                 .partition
                 .index(gaddr)
-                .and_then(|i| self.ggtt.as_ref().get(i).copied())
+                .and_then(|i| (&*self.ggtt).get(i).copied())
                 .unwrap_or(0);
             v = raw.to_le_bytes();
             let shift = (off % 8) as usize;
@@ -509,7 +513,7 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> SimVgpu<S> {
             let old = self
                 .partition
                 .index(gaddr)
-                .and_then(|i| self.ggtt.as_ref().get(i).copied())
+                .and_then(|i| (&*self.ggtt).get(i).copied())
                 .unwrap_or(0);
             let mut bytes = old.to_le_bytes();
             let shift = (off % 8) as usize;

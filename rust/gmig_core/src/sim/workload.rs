@@ -31,6 +31,19 @@ const BATCH_SIZE: u64 = 16 * PAGE_SIZE;
 /// Pitch of the working set seen as a 32 bpp surface: one page per row.
 const PITCH: u64 = PAGE_SIZE;
 
+/// Writes `words` little-endian into `out` (as many as fit).
+///
+/// Index loops rather than `chunks_exact_mut().zip()`: with rustc 1.96 the
+/// latter leaves a division-by-zero panic path that Linux 7.3's objtool
+/// does not know to be noreturn, and it warns.
+fn put_le32(out: &mut [u8], words: &[u32]) {
+    for (i, w) in words.iter().enumerate() {
+        if let Some(c) = out.get_mut(4 * i..4 * i + 4) {
+            c.copy_from_slice(&w.to_le_bytes());
+        }
+    }
+}
+
 /// A workload profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Profile {
@@ -212,7 +225,7 @@ impl Workload {
     /// Maps the window into the top of the partition (through the same BAR0
     /// GGTT path a guest uses), writes the context image and an empty ring.
     /// `on_event` sees each GGTT update.
-    pub fn setup<S: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn setup<S: core::ops::DerefMut<Target = [u64]>>(
         params: Params,
         vgpu: &mut SimVgpu<S>,
         mem: &mut impl GuestMem,
@@ -258,9 +271,7 @@ impl Workload {
         let ring = (self.gbase + PAGE_SIZE) as u32;
         let words = [LRC_MAGIC, ring, RING_SIZE as u32, tail, tail, 0, 0];
         let mut b = [0u8; 28];
-        for (c, w) in b.chunks_exact_mut(4).zip(words) {
-            c.copy_from_slice(&w.to_le_bytes());
-        }
+        put_le32(&mut b, &words);
         mem.write(self.base, &b).map_err(WorkloadError::GuestMemory)
     }
 
@@ -278,7 +289,9 @@ impl Workload {
         let mut n = 0usize;
         let mut push = |out: &mut [u32], dws: &[u32]| {
             if let Some(dst) = out.get_mut(n..n + dws.len()) {
-                dst.copy_from_slice(dws);
+                for (d, s) in dst.iter_mut().zip(dws) {
+                    *d = *s;
+                }
                 n += dws.len();
             }
         };
@@ -332,7 +345,7 @@ impl Workload {
 
     /// Builds a frame, writes it to the batch buffer and the ring, and
     /// submits the context.
-    pub fn submit_frame<S: AsRef<[u64]> + AsMut<[u64]>>(
+    pub fn submit_frame<S: core::ops::DerefMut<Target = [u64]>>(
         &mut self,
         vgpu: &mut SimVgpu<S>,
         mem: &mut impl GuestMem,
@@ -346,9 +359,7 @@ impl Workload {
         let batch_gpa = self.base + 3 * PAGE_SIZE;
         for (i, chunk) in scratch.get(..n).unwrap_or(&[]).chunks(64).enumerate() {
             let mut b = [0u8; 256];
-            for (d, w) in b.chunks_exact_mut(4).zip(chunk) {
-                d.copy_from_slice(&w.to_le_bytes());
-            }
+            put_le32(&mut b, chunk);
             mem.write(batch_gpa + 256 * i as u64, &b[..4 * chunk.len()])
                 .map_err(WorkloadError::GuestMemory)?;
         }
@@ -356,9 +367,7 @@ impl Workload {
         let batch_g = self.gbase + 3 * PAGE_SIZE;
         let cmd = [(0x31 << 23) | 1, batch_g as u32, (batch_g >> 32) as u32, 0];
         let mut b = [0u8; 16];
-        for (d, w) in b.chunks_exact_mut(4).zip(cmd) {
-            d.copy_from_slice(&w.to_le_bytes());
-        }
+        put_le32(&mut b, &cmd);
         let head = self.tail;
         mem.write(self.base + PAGE_SIZE + u64::from(head), &b)
             .map_err(WorkloadError::GuestMemory)?;
@@ -369,9 +378,7 @@ impl Workload {
         let ring = (self.gbase + PAGE_SIZE) as u32;
         let words = [LRC_MAGIC, ring, RING_SIZE as u32, u32::from_le_bytes(hb), self.tail, 0, 0];
         let mut img = [0u8; 28];
-        for (c, w) in img.chunks_exact_mut(4).zip(words) {
-            c.copy_from_slice(&w.to_le_bytes());
-        }
+        put_le32(&mut img, &words);
         mem.write(self.base, &img).map_err(WorkloadError::GuestMemory)?;
         match vgpu.submit(self.gbase | (0xfeed_u64 << 32)) {
             Event::Submit => Ok(()),

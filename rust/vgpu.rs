@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The Rust object behind each gmig mdev: a sim vGPU, its lock, its
+//! debugfs directory, and the entry points the C shim calls for it.
+//!
+//! Lock order: the shim's `state_mutex`, then a migration file's lock, then
+//! [`Shared::inner`]. Nothing sleeps on the C side with `inner` held except
+//! `vfio_dma_rw()` (which takes the IOMMU's lock; its `dma_unmap` callback
+//! is made with that lock dropped) and `gmig_raise_irq()` (a spinlock).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use kernel::{
+    debugfs::{Dir, File},
+    ffi::{c_char, c_int, c_long, c_uint, c_void},
+    prelude::*,
+    str::CStr,
+    sync::{aref::ARef, Arc, Mutex},
+    uaccess::UserSliceReader, //
+};
+
+use crate::{
+    ffi::{from_result, GmigVdev, Vdev},
+    gmig_core::{
+        gtt::Partition,
+        sim::{
+            exec::{GuestMem, MemFault},
+            vgpu::{Event, SimVgpu, TYPES},
+            workload::{Command as WorkloadCommand, Workload},
+        },
+        slots::Slots,
+    },
+    migration::Migration,
+};
+
+/// Counters of a vGPU outside any migration.
+pub(crate) struct Stats {
+    /// Bytes the command streamer wrote to guest memory.
+    pub(crate) gpu_bytes_written: AtomicU64,
+    /// Region accesses refused (bad offset, size or region).
+    pub(crate) bad_accesses: AtomicU64,
+    /// Contexts executed.
+    pub(crate) contexts: AtomicU64,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Self {
+            gpu_bytes_written: AtomicU64::new(0),
+            bad_accesses: AtomicU64::new(0),
+            contexts: AtomicU64::new(0),
+        }
+    }
+
+    fn show(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(f, "contexts: {}", self.contexts.load(Ordering::Relaxed))?;
+        writeln!(f, "gpu_bytes_written: {}", self.gpu_bytes_written.load(Ordering::Relaxed))?;
+        writeln!(f, "bad_accesses: {}", self.bad_accesses.load(Ordering::Relaxed))
+    }
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised in the module initialiser (`vgpu::init()`) before
+    // the mdev parent is registered, so before any other use.
+    unsafe(uninit) static GLOBAL: Mutex<Globals> = Globals::new();
+}
+
+/// State shared by every vGPU of the sim parent.
+pub(crate) struct Globals {
+    /// GGTT partition slots of the parent's global graphics address space.
+    slots: Slots,
+    /// Instances per type, for `available_instances`.
+    instances: [u32; 4],
+    /// debugfs root (`/sys/kernel/debug/gmig`).
+    root: Option<Dir>,
+}
+
+impl Globals {
+    const fn new() -> Self {
+        Self {
+            slots: Slots::new(),
+            instances: [0; 4],
+            root: None,
+        }
+    }
+}
+
+/// Prepares the globals; called once from the module initialiser.
+pub(crate) fn init(root: &Dir) {
+    // SAFETY: called exactly once, before the mdev parent is registered.
+    unsafe { GLOBAL.init() };
+    GLOBAL.lock().root = Some(root.clone());
+}
+
+/// Drops the globals' debugfs reference; called at module exit after the
+/// parent is unregistered.
+pub(crate) fn exit() {
+    GLOBAL.lock().root = None;
+}
+
+/// Guest memory as the sim's command streamer sees it: the VFIO DMA path.
+pub(crate) struct DmaMem<'a> {
+    vdev: Vdev,
+    stats: &'a Stats,
+}
+
+impl<'a> DmaMem<'a> {
+    pub(crate) fn new(s: &'a Shared) -> Self {
+        Self {
+            vdev: s.vdev,
+            stats: &s.stats,
+        }
+    }
+}
+
+impl GuestMem for DmaMem<'_> {
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        self.vdev.dma_read(gpa, buf).map_err(|_| MemFault { gpa })
+    }
+
+    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
+        self.vdev.dma_write(gpa, buf).map_err(|_| MemFault { gpa })?;
+        self.stats.gpu_bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// What the vGPU lock protects.
+pub(crate) struct Inner {
+    /// The device model (registers, GGTT partition, execlists).
+    pub(crate) sim: SimVgpu<KVVec<u64>>,
+    /// The device is open by a VFIO user (guest memory is reachable).
+    pub(crate) open: bool,
+    /// Scheduling is stopped (migration quiesce); submissions wait.
+    pub(crate) quiesced: bool,
+    /// The synthetic workload, when running, and its batch scratch buffer.
+    pub(crate) workload: Option<(Workload, KVVec<u32>)>,
+    /// Migration state of this vGPU (source or destination side).
+    pub(crate) mig: Migration,
+}
+
+/// The part of a vGPU that its debugfs files share.
+#[pin_data]
+pub(crate) struct Shared {
+    pub(crate) vdev: Vdev,
+    pub(crate) dev: ARef<kernel::device::Device>,
+    pub(crate) partition: Partition,
+    pub(crate) type_index: usize,
+    pub(crate) stats: Stats,
+    pub(crate) faults: AtomicU64,
+    #[pin]
+    pub(crate) inner: Mutex<Inner>,
+}
+
+/// The object the C shim holds as `struct gmig_vgpu *`.
+pub(crate) struct Vgpu {
+    // Dropped in declaration order: files before their directory.
+    _stats: Pin<KBox<File<Arc<Shared>>>>,
+    _workload: Pin<KBox<File<Arc<Shared>>>>,
+    _dir: Dir,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Shared {
+    /// Runs pending submissions of the command streamer. Called from the
+    /// shim's work item, never with `inner` held.
+    fn exec(&self) {
+        let mut guard = self.inner.lock();
+        if !guard.open || guard.quiesced {
+            return;
+        }
+        let mut mem = DmaMem::new(self);
+        let Inner { sim, mig, .. } = &mut *guard;
+        while let Some(desc) = sim.take_submission() {
+            let res = sim.execute(desc, &mut mem, &mut |gfn| mig.gpu_wrote(gfn));
+            self.stats.contexts.fetch_add(1, Ordering::Relaxed);
+            if let Err(fault) = res {
+                self.faults.fetch_add(1, Ordering::Relaxed);
+                dev_warn!(self.dev, "context {:#x} faulted: {:?}\n", desc, fault);
+            }
+        }
+        if sim.irq_pending() {
+            self.vdev.raise_irq();
+        }
+    }
+
+    fn handle_event(&self, inner: &mut Inner, event: Event) {
+        match event {
+            Event::Submit => self.vdev.kick_exec(),
+            Event::GgttUpdate { old, new, .. } => inner.mig.ggtt_update(old, new),
+            Event::None => {}
+        }
+    }
+
+    /// debugfs `stats`: one `key: value` per line.
+    fn show_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let inner = self.inner.lock();
+        writeln!(f, "type: {}", TYPES.get(self.type_index).map_or("?", |t| t.name))?;
+        writeln!(f, "ggtt_base: {:#x}", self.partition.base)?;
+        writeln!(f, "ggtt_size: {:#x}", self.partition.size)?;
+        inner.mig.show_stats(f)?;
+        writeln!(
+            f,
+            "workload: {}",
+            inner.workload.as_ref().map_or("none", |w| w.0.profile_name())
+        )?;
+        writeln!(f, "faults: {}", self.faults.load(Ordering::Relaxed))?;
+        self.stats.show(f)
+    }
+
+    /// debugfs `workload` read: state and profiles.
+    fn show_workload(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let inner = self.inner.lock();
+        match &inner.workload {
+            Some(w) => writeln!(f, "state: running {}", w.0.profile_name())?,
+            None => writeln!(f, "state: stopped")?,
+        }
+        Workload::describe_profiles(f)
+    }
+
+    /// debugfs `workload` write: `start <profile> [base=..] [size=..]` or `stop`.
+    fn write_workload(&self, reader: &mut UserSliceReader) -> Result {
+        let mut buf = [0u8; 128];
+        let len = reader.len().min(buf.len());
+        reader.read_slice(&mut buf[..len])?;
+        let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
+        let cmd = WorkloadCommand::parse(text.trim()).map_err(|e| {
+            dev_err!(self.dev, "workload: {:?} in {:?}\n", e, text.trim());
+            EINVAL
+        })?;
+        match cmd {
+            WorkloadCommand::Stop => {
+                self.inner.lock().workload = None;
+                self.vdev.cancel_workload();
+            }
+            WorkloadCommand::Start(params) => {
+                let mut inner = self.inner.lock();
+                if !inner.open {
+                    dev_err!(self.dev, "workload: no VFIO user has the device open\n");
+                    return Err(ENODEV);
+                }
+                let scratch = KVVec::from_elem(0u32, 16 * 1024, GFP_KERNEL)?;
+                let mut mem = DmaMem::new(self);
+                let Inner { sim, mig, .. } = &mut *inner;
+                let wl = Workload::setup(params, sim, &mut mem, &mut |ev| {
+                    if let Event::GgttUpdate { old, new, .. } = ev {
+                        mig.ggtt_update(old, new);
+                    }
+                })
+                .map_err(|e| {
+                    dev_err!(self.dev, "workload: setup failed: {:?}\n", e);
+                    EINVAL
+                })?;
+                dev_info!(
+                    self.dev,
+                    "workload {} started at guest {:#x}, GGTT {:#x}\n",
+                    wl.profile_name(),
+                    params.base,
+                    wl.gbase()
+                );
+                inner.workload = Some((wl, scratch));
+                drop(inner);
+                self.vdev.schedule_workload(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// One tick of the synthetic workload; returns the delay to the next
+    /// tick in ms, or `None` to stop ticking.
+    fn workload_tick(&self) -> Option<u32> {
+        let mut guard = self.inner.lock();
+        if !guard.open {
+            return None;
+        }
+        let quiesced = guard.quiesced;
+        let mut mem = DmaMem::new(self);
+        let Inner { sim, workload, .. } = &mut *guard;
+        let (wl, scratch) = workload.as_mut()?;
+        if !quiesced {
+            match wl.submit_frame(sim, &mut mem, scratch) {
+                Ok(()) => self.vdev.kick_exec(),
+                Err(e) => dev_dbg!(self.dev, "workload: frame skipped: {:?}\n", e),
+            }
+        }
+        Some(wl.frame_interval_ms())
+    }
+}
+
+pub(crate) fn vgpu_ref<'a>(vgpu: *mut c_void) -> &'a Vgpu {
+    // SAFETY: the shim only passes pointers returned by
+    // `gmig_rs_vgpu_create()` and not yet given to `gmig_rs_vgpu_destroy()`.
+    unsafe { &*vgpu.cast::<Vgpu>() }
+}
+
+fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
+    let ty = TYPES.get(type_index).ok_or(EINVAL)?;
+    let dev = vdev.device();
+    let entries = usize::try_from(ty.ggtt_size / 4096).map_err(|_| EINVAL)?;
+    let storage = KVVec::from_elem(0u64, entries, GFP_KERNEL)?;
+
+    let mut g = GLOBAL.lock();
+    if g.instances.get(type_index).copied().unwrap_or(u32::MAX) >= ty.max_instances {
+        return Err(ENOSPC);
+    }
+    let base = g.slots.alloc(ty.ggtt_size).ok_or(ENOSPC)?;
+    let partition = Partition {
+        base,
+        size: ty.ggtt_size,
+    };
+    let root = g.root.clone();
+    if let Some(n) = g.instances.get_mut(type_index) {
+        *n += 1;
+    }
+    drop(g);
+
+    let release = || {
+        let mut g = GLOBAL.lock();
+        g.slots.free(base, ty.ggtt_size);
+        if let Some(n) = g.instances.get_mut(type_index) {
+            *n = n.saturating_sub(1);
+        }
+    };
+    let dev_for_shared = dev.clone();
+    let built = (|| -> Result<KBox<Vgpu>> {
+        let sim = SimVgpu::new(ty, partition, storage).ok_or(EINVAL)?;
+        let shared = Arc::pin_init(
+            try_pin_init!(Shared {
+                vdev,
+                dev: dev_for_shared,
+                partition,
+                type_index,
+                stats: Stats::new(),
+                faults: AtomicU64::new(0),
+                inner <- kernel::new_mutex!(Inner {
+                    sim,
+                    open: false,
+                    quiesced: false,
+                    workload: None,
+                    mig: Migration::new(),
+                }, "Vgpu::inner"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let dir = root.as_ref().map_or_else(|| Dir::new(name), |r| r.subdir(name));
+        let stats = KBox::pin_init(
+            dir.read_callback_file(c"stats", shared.clone(), &|s: &Arc<Shared>, f| s.show_stats(f)),
+            GFP_KERNEL,
+        )?;
+        let workload = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"workload",
+                shared.clone(),
+                &|s: &Arc<Shared>, f| s.show_workload(f),
+                &|s: &Arc<Shared>, r| s.write_workload(r),
+            ),
+            GFP_KERNEL,
+        )?;
+        Ok(KBox::new(
+            Vgpu {
+                _stats: stats,
+                _workload: workload,
+                _dir: dir,
+                shared,
+            },
+            GFP_KERNEL,
+        )?)
+    })();
+    if built.is_err() {
+        release();
+    }
+    let vgpu = built?;
+    dev_info!(
+        dev,
+        "{} vGPU created, GGTT partition {:#x}+{:#x}\n",
+        ty.name,
+        partition.base,
+        partition.size
+    );
+    Ok(vgpu)
+}
+
+impl Drop for Vgpu {
+    fn drop(&mut self) {
+        let s = &self.shared;
+        let mut g = GLOBAL.lock();
+        if let Some(ty) = TYPES.get(s.type_index) {
+            g.slots.free(s.partition.base, ty.ggtt_size);
+        }
+        if let Some(n) = g.instances.get_mut(s.type_index) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+// Entry points of the C shim (`shim/gmig_shim.h`).
+
+/// Number of vGPU types.
+#[no_mangle]
+extern "C" fn gmig_rs_type_count() -> c_int {
+    c_int::try_from(TYPES.len()).unwrap_or(0)
+}
+
+fn copy_cstr(dst: *mut c_char, cap: usize, src: &str) {
+    let n = src.len().min(cap.saturating_sub(1));
+    // SAFETY: the shim passes buffers of `cap` bytes (GMIG_TYPE_NAME_LEN,
+    // GMIG_TYPE_DESC_LEN); we write `n + 1 <= cap` bytes.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), n);
+        *dst.add(n) = 0;
+    }
+}
+
+/// Fills in the sysfs name and description of type `index`.
+///
+/// # Safety
+///
+/// `name` and `desc` point to buffers of GMIG_TYPE_NAME_LEN and
+/// GMIG_TYPE_DESC_LEN bytes.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_type_info(index: c_uint, name: *mut c_char, desc: *mut c_char) -> c_int {
+    let Some(ty) = usize::try_from(index).ok().and_then(|i| TYPES.get(i)) else {
+        return EINVAL.to_errno();
+    };
+    copy_cstr(name, 32, ty.name);
+    copy_cstr(desc, 160, ty.description);
+    0
+}
+
+/// `available_instances` of type `index`.
+#[no_mangle]
+extern "C" fn gmig_rs_type_available(index: c_uint) -> c_uint {
+    let Some((i, ty)) = usize::try_from(index).ok().and_then(|i| Some((i, TYPES.get(i)?))) else {
+        return 0;
+    };
+    let g = GLOBAL.lock();
+    let by_count = ty.max_instances.saturating_sub(g.instances.get(i).copied().unwrap_or(0));
+    by_count.min(g.slots.available(ty.ggtt_size))
+}
+
+/// Creates the Rust vGPU of a new mdev; on failure returns NULL and sets
+/// `*err`.
+///
+/// # Safety
+///
+/// `gv` is the shim's live `struct gmig_vdev`, which outlives the returned
+/// object (destroyed by `gmig_rs_vgpu_destroy()` from its release); `name`
+/// is a NUL-terminated string; `err` is valid for writes.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_vgpu_create(
+    gv: *mut GmigVdev,
+    type_index: c_uint,
+    name: *const c_char,
+    err: *mut c_int,
+) -> *mut c_void {
+    // SAFETY: `gv` outlives the vGPU (caller contract).
+    let vdev = unsafe { Vdev::new(gv) };
+    // SAFETY: `name` is a NUL-terminated string (caller contract).
+    let name = unsafe { CStr::from_char_ptr(name) };
+    let res = usize::try_from(type_index)
+        .map_err(|_| EINVAL)
+        .and_then(|t| create(vdev, t, name));
+    match res {
+        Ok(v) => KBox::into_raw(v).cast(),
+        Err(e) => {
+            // SAFETY: `err` is valid for writes (caller contract).
+            unsafe { *err = e.to_errno() };
+            core::ptr::null_mut()
+        }
+    }
+}
+
+/// Destroys a vGPU made by `gmig_rs_vgpu_create()`.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not used afterwards.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_vgpu_destroy(vgpu: *mut c_void) {
+    if vgpu.is_null() {
+        return;
+    }
+    // SAFETY: `vgpu` came from `KBox::into_raw()` in `gmig_rs_vgpu_create()`
+    // and ownership returns here exactly once (caller contract).
+    drop(unsafe { KBox::from_raw(vgpu.cast::<Vgpu>()) });
+}
+
+/// A VFIO user opened the device.
+#[no_mangle]
+extern "C" fn gmig_rs_vgpu_open(vgpu: *mut c_void) {
+    let s = &vgpu_ref(vgpu).shared;
+    let mut inner = s.inner.lock();
+    inner.sim.reset();
+    inner.open = true;
+    inner.quiesced = false;
+}
+
+/// The VFIO user closed the device: stop the workload and the streamer; the
+/// next user finds a freshly reset vGPU.
+#[no_mangle]
+extern "C" fn gmig_rs_vgpu_close(vgpu: *mut c_void) {
+    let s = &vgpu_ref(vgpu).shared;
+    let mut inner = s.inner.lock();
+    inner.open = false;
+    inner.workload = None;
+    inner.sim.reset();
+}
+
+/// Size of VFIO region `index` (0 if the region does not exist).
+#[no_mangle]
+extern "C" fn gmig_rs_region_size(vgpu: *mut c_void, index: c_uint) -> c_long {
+    let s = &vgpu_ref(vgpu).shared;
+    let inner = s.inner.lock();
+    inner
+        .sim
+        .region_size(index)
+        .and_then(|sz| c_long::try_from(sz).ok())
+        .unwrap_or(0)
+}
+
+/// One access of `len` (1, 2, 4 or 8) bytes to VFIO region `index`.
+///
+/// # Safety
+///
+/// `buf` is valid for `len` bytes of reads and writes.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_region_rw(
+    vgpu: *mut c_void,
+    index: c_uint,
+    off: u64,
+    buf: *mut c_void,
+    len: usize,
+    write: bool,
+) -> isize {
+    let s = &vgpu_ref(vgpu).shared;
+    // SAFETY: `buf` is valid for `len` bytes (caller contract).
+    let data = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    let mut inner = s.inner.lock();
+    let res = if write {
+        inner.sim.region_write(index, off, data).map(|ev| {
+            s.handle_event(&mut inner, ev);
+        }).map_err(|_| ())
+    } else {
+        inner.sim.region_read(index, off, data).map_err(|_| ())
+    };
+    match res {
+        Ok(()) => isize::try_from(len).unwrap_or(isize::MAX),
+        Err(_) => {
+            s.stats.bad_accesses.fetch_add(1, Ordering::Relaxed);
+            EINVAL.to_errno() as isize
+        }
+    }
+}
+
+/// VFIO_DEVICE_RESET.
+#[no_mangle]
+extern "C" fn gmig_rs_reset(vgpu: *mut c_void) -> c_int {
+    let s = &vgpu_ref(vgpu).shared;
+    let mut inner = s.inner.lock();
+    inner.sim.reset();
+    inner.quiesced = false;
+    from_result(Ok(()))
+}
+
+/// The command streamer work item.
+#[no_mangle]
+extern "C" fn gmig_rs_exec(vgpu: *mut c_void) {
+    vgpu_ref(vgpu).shared.exec();
+}
+
+/// The synthetic workload's timer: returns the delay to the next tick in
+/// ms, or -1 to stop.
+#[no_mangle]
+extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
+    vgpu_ref(vgpu)
+        .shared
+        .workload_tick()
+        .map_or(-1, |ms| c_long::try_from(ms).unwrap_or(-1))
+}
+
+/// A DMA mapping went away: the streamer's next access to it faults (the
+/// sim reaches guest memory only through `vfio_dma_rw()`, nothing is pinned).
+#[no_mangle]
+extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64) {
+    let s = &vgpu_ref(vgpu).shared;
+    s.inner.lock().mig.dma_unmap(iova, length);
+}

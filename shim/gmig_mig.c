@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * gmig VFIO v2 migration plumbing: the data fd (struct file) of a migration,
+ * the state machine walk with vfio_mig_get_next_state(), and DMA logging.
+ *
+ * What each arc does to the vGPU, what goes into the stream and which pages
+ * are dirty is decided in Rust (rust/migration.rs); this file owns the file
+ * objects and their life cycle:
+ *
+ * - a migration file holds a pointer to its gmig_vdev only while it is
+ *   enabled. close_device(), reset and the arcs that end a migration disable
+ *   it under its lock, so a data fd that outlives the device (a client that
+ *   closes the device mid-migration and opens it again) only ever returns
+ *   -ENODEV.
+ * - lock order: gv->state_mutex, then migf->lock, then the Rust vGPU lock.
+ *   read()/write() take migf->lock only.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/interval_tree.h>
+#include <linux/iova_bitmap.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vfio.h>
+
+#include "gmig_internal.h"
+
+MODULE_IMPORT_NS("IOMMUFD");
+
+#define GMIG_MIG_CHUNK (64 * 1024)
+
+struct gmig_migf {
+	struct file *filp;
+	struct mutex lock;		/* protects gv and disabled */
+	struct gmig_vdev *gv;
+	bool disabled;
+	bool saving;
+};
+
+static void gmig_migf_disable(struct gmig_migf *migf)
+{
+	mutex_lock(&migf->lock);
+	migf->disabled = true;
+	migf->gv = NULL;
+	mutex_unlock(&migf->lock);
+}
+
+/* Called with gv->state_mutex held. */
+void gmig_mig_disable_files(struct gmig_vdev *gv)
+{
+	struct gmig_migf **slots[] = { &gv->saving_migf, &gv->resuming_migf };
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(slots); i++) {
+		struct gmig_migf *migf = *slots[i];
+
+		if (!migf)
+			continue;
+		gmig_migf_disable(migf);
+		fput(migf->filp);
+		*slots[i] = NULL;
+	}
+}
+
+static int gmig_migf_release(struct inode *inode, struct file *filp)
+{
+	struct gmig_migf *migf = filp->private_data;
+
+	gmig_migf_disable(migf);
+	mutex_destroy(&migf->lock);
+	kfree(migf);
+	return 0;
+}
+
+static ssize_t gmig_migf_read(struct file *filp, char __user *ubuf,
+			      size_t len, loff_t *pos)
+{
+	struct gmig_migf *migf = filp->private_data;
+	ssize_t done = 0, ret = 0;
+	void *buf;
+
+	if (pos)
+		return -ESPIPE;
+	buf = kvmalloc(min_t(size_t, len, GMIG_MIG_CHUNK), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&migf->lock);
+	while (done < len) {
+		size_t n = min_t(size_t, len - done, GMIG_MIG_CHUNK);
+
+		if (migf->disabled) {
+			ret = -ENODEV;
+			break;
+		}
+		ret = gmig_rs_mig_read(migf->gv->vgpu, buf, n);
+		if (ret <= 0)
+			break;
+		if (copy_to_user(ubuf + done, buf, ret)) {
+			/* The bytes are consumed: the stream is broken now. */
+			ret = -EFAULT;
+			break;
+		}
+		done += ret;
+		if (ret < n)
+			break;
+	}
+	mutex_unlock(&migf->lock);
+	kvfree(buf);
+	return done ? done : ret;
+}
+
+static ssize_t gmig_migf_write(struct file *filp, const char __user *ubuf,
+			       size_t len, loff_t *pos)
+{
+	struct gmig_migf *migf = filp->private_data;
+	ssize_t done = 0, ret = 0;
+	void *buf;
+
+	if (pos)
+		return -ESPIPE;
+	buf = kvmalloc(min_t(size_t, len, GMIG_MIG_CHUNK), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&migf->lock);
+	while (done < len) {
+		size_t n = min_t(size_t, len - done, GMIG_MIG_CHUNK);
+
+		if (migf->disabled) {
+			ret = -ENODEV;
+			break;
+		}
+		if (copy_from_user(buf, ubuf + done, n)) {
+			ret = -EFAULT;
+			break;
+		}
+		ret = gmig_rs_mig_write(migf->gv->vgpu, buf, n);
+		if (ret < 0)
+			break;
+		done += n;
+	}
+	mutex_unlock(&migf->lock);
+	kvfree(buf);
+	return done ? done : ret;
+}
+
+static long gmig_migf_ioctl(struct file *filp, unsigned int cmd,
+			    unsigned long arg)
+{
+	struct gmig_migf *migf = filp->private_data;
+	struct vfio_precopy_info info = {};
+	struct gmig_vdev *gv;
+	int ret;
+
+	mutex_lock(&migf->lock);
+	gv = migf->gv;
+	if (migf->disabled || !gv) {
+		mutex_unlock(&migf->lock);
+		return -ENODEV;
+	}
+	ret = vfio_check_precopy_ioctl(&gv->vdev, cmd, arg, &info);
+	if (!ret)
+		ret = gmig_rs_precopy_info(gv->vgpu, &info.initial_bytes,
+					   &info.dirty_bytes);
+	mutex_unlock(&migf->lock);
+	if (ret)
+		return ret;
+	return copy_to_user((void __user *)arg, &info,
+			    offsetofend(struct vfio_precopy_info, dirty_bytes)) ?
+		-EFAULT : 0;
+}
+
+static const struct file_operations gmig_save_fops = {
+	.owner = THIS_MODULE,
+	.read = gmig_migf_read,
+	.unlocked_ioctl = gmig_migf_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = gmig_migf_release,
+};
+
+static const struct file_operations gmig_resume_fops = {
+	.owner = THIS_MODULE,
+	.write = gmig_migf_write,
+	.release = gmig_migf_release,
+};
+
+static struct gmig_migf *gmig_migf_new(struct gmig_vdev *gv, bool saving)
+{
+	struct gmig_migf *migf;
+	struct file *filp;
+
+	migf = kzalloc(sizeof(*migf), GFP_KERNEL_ACCOUNT);
+	if (!migf)
+		return ERR_PTR(-ENOMEM);
+	filp = anon_inode_getfile("gmig_mig", saving ? &gmig_save_fops :
+				  &gmig_resume_fops, migf,
+				  saving ? O_RDONLY : O_WRONLY);
+	if (IS_ERR(filp)) {
+		kfree(migf);
+		return ERR_CAST(filp);
+	}
+	stream_open(filp->f_inode, filp);
+	mutex_init(&migf->lock);
+	migf->filp = filp;
+	migf->gv = gv;
+	migf->saving = saving;
+	return migf;
+}
+
+/*
+ * One arc of the VFIO migration state machine. Rust does the device side;
+ * this returns the new data fd for the arcs that open one.
+ */
+static struct file *gmig_step_state(struct gmig_vdev *gv,
+				    enum vfio_device_mig_state next)
+{
+	enum vfio_device_mig_state cur = gv->mig_state;
+	bool new_save = (cur == VFIO_DEVICE_STATE_RUNNING &&
+			 next == VFIO_DEVICE_STATE_PRE_COPY) ||
+			(cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+			 next == VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
+			(cur == VFIO_DEVICE_STATE_STOP &&
+			 next == VFIO_DEVICE_STATE_STOP_COPY);
+	bool new_resume = cur == VFIO_DEVICE_STATE_STOP &&
+			  next == VFIO_DEVICE_STATE_RESUMING;
+	struct gmig_migf *migf = NULL;
+	int ret;
+
+	if (new_save || new_resume) {
+		migf = gmig_migf_new(gv, new_save);
+		if (IS_ERR(migf))
+			return ERR_CAST(migf);
+	}
+
+	ret = gmig_rs_mig_arc(gv->vgpu, cur, next);
+	if (ret) {
+		if (migf)
+			fput(migf->filp);
+		return ERR_PTR(ret);
+	}
+
+	/* Arcs that end the data phase close the device's side of the fd. */
+	if ((cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	     next == VFIO_DEVICE_STATE_RUNNING) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	     next == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_STOP_COPY &&
+	     next == VFIO_DEVICE_STATE_STOP) ||
+	    (cur == VFIO_DEVICE_STATE_RESUMING &&
+	     next == VFIO_DEVICE_STATE_STOP))
+		gmig_mig_disable_files(gv);
+
+	if (!migf)
+		return NULL;
+	if (new_save)
+		gv->saving_migf = migf;
+	else
+		gv->resuming_migf = migf;
+	get_file(migf->filp);
+	return migf->filp;
+}
+
+static struct file *gmig_set_state(struct vfio_device *vdev,
+				   enum vfio_device_mig_state new_state)
+{
+	struct gmig_vdev *gv = gmig_to_gv(vdev);
+	struct file *res = NULL;
+
+	mutex_lock(&gv->state_mutex);
+	while (gv->mig_state != new_state) {
+		enum vfio_device_mig_state next;
+		int ret = vfio_mig_get_next_state(vdev, gv->mig_state,
+						  new_state, &next);
+
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = gmig_step_state(gv, next);
+		if (IS_ERR(res))
+			break;
+		gv->mig_state = next;
+		/* Only the last arc of a walk may open a data fd. */
+		if (res && next != new_state) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
+	mutex_unlock(&gv->state_mutex);
+	if (IS_ERR(res))
+		dev_err(vdev->dev, "migration state %d -> %d failed: %ld\n",
+			gv->mig_state, new_state, PTR_ERR(res));
+	return res;
+}
+
+static int gmig_get_state(struct vfio_device *vdev,
+			  enum vfio_device_mig_state *state)
+{
+	struct gmig_vdev *gv = gmig_to_gv(vdev);
+
+	mutex_lock(&gv->state_mutex);
+	*state = gv->mig_state;
+	mutex_unlock(&gv->state_mutex);
+	return 0;
+}
+
+static int gmig_get_data_size(struct vfio_device *vdev,
+			      unsigned long *stop_copy_length)
+{
+	struct gmig_vdev *gv = gmig_to_gv(vdev);
+	u64 size = 0;
+	int ret;
+
+	ret = gmig_rs_mig_data_size(gv->vgpu, &size);
+	*stop_copy_length = size;
+	return ret;
+}
+
+/* Called with gv->state_mutex held (close_device, reset). */
+void gmig_mig_reset(struct gmig_vdev *gv)
+{
+	gmig_mig_disable_files(gv);
+	gv->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	gmig_rs_mig_abort(gv->vgpu);
+}
+
+const struct vfio_migration_ops gmig_migration_ops = {
+	.migration_set_state = gmig_set_state,
+	.migration_get_state = gmig_get_state,
+	.migration_get_data_size = gmig_get_data_size,
+};
+
+/* DMA logging: the ranges QEMU wants reported, answered by the tracker. */
+
+static int gmig_log_start(struct vfio_device *vdev,
+			  struct rb_root_cached *ranges, u32 nnodes,
+			  u64 *page_size)
+{
+	struct gmig_vdev *gv = gmig_to_gv(vdev);
+	struct interval_tree_node *node;
+	u64 *r;
+	u32 i = 0;
+	int ret;
+
+	if (!nnodes || nnodes > GMIG_MAX_LOG_RANGES)
+		return -E2BIG;
+	r = kcalloc(2 * nnodes, sizeof(*r), GFP_KERNEL);
+	if (!r)
+		return -ENOMEM;
+	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX);
+	     node && i < nnodes;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX), i++) {
+		r[2 * i] = node->start;
+		r[2 * i + 1] = node->last;
+	}
+	*page_size = PAGE_SIZE;
+	ret = gmig_rs_log_start(gv->vgpu, r, i);
+	kfree(r);
+	return ret;
+}
+
+static int gmig_log_stop(struct vfio_device *vdev)
+{
+	gmig_rs_log_stop(gmig_to_gv(vdev)->vgpu);
+	return 0;
+}
+
+static int gmig_log_read_and_clear(struct vfio_device *vdev,
+				   unsigned long iova, unsigned long length,
+				   struct iova_bitmap *dirty)
+{
+	return gmig_rs_log_report(gmig_to_gv(vdev)->vgpu, iova, length, dirty);
+}
+
+void gmig_log_set_dirty(struct iova_bitmap *dirty, u64 iova, u64 length)
+{
+	iova_bitmap_set(dirty, iova, length);
+}
+
+const struct vfio_log_ops gmig_log_ops = {
+	.log_start = gmig_log_start,
+	.log_stop = gmig_log_stop,
+	.log_read_and_clear = gmig_log_read_and_clear,
+};

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * gmig C shim <-> Rust interface.
+ *
+ * Linux 7.3 has no Rust binding for vfio or mdev, so gmig_vfio.c registers the
+ * mdev parent, the vfio_device and its ops, and forwards everything that is
+ * not plumbing to Rust through the gmig_rs_*() functions below (defined in
+ * rust/vgpu.rs). Rust calls back into the few gmig_*() helpers for the VFIO
+ * DMA path and interrupts. The Rust side never sees a struct vfio_device.
+ */
+#ifndef GMIG_SHIM_H
+#define GMIG_SHIM_H
+
+#include <linux/types.h>
+
+struct gmig_vdev;	/* C: one per mdev (embeds the vfio_device) */
+struct gmig_vgpu;	/* Rust: the vGPU behind it */
+struct iova_bitmap;
+
+#define GMIG_TYPE_NAME_LEN 32
+#define GMIG_TYPE_DESC_LEN 160
+
+/* Rust side (rust/vgpu.rs). */
+int gmig_rs_type_count(void);
+int gmig_rs_type_info(unsigned int type, char *name, char *desc);
+unsigned int gmig_rs_type_available(unsigned int type);
+struct gmig_vgpu *gmig_rs_vgpu_create(struct gmig_vdev *gv, unsigned int type,
+				      const char *name, int *err);
+void gmig_rs_vgpu_destroy(struct gmig_vgpu *vgpu);
+void gmig_rs_vgpu_open(struct gmig_vgpu *vgpu);
+void gmig_rs_vgpu_close(struct gmig_vgpu *vgpu);
+long gmig_rs_region_size(struct gmig_vgpu *vgpu, unsigned int index);
+ssize_t gmig_rs_region_rw(struct gmig_vgpu *vgpu, unsigned int index,
+			  u64 off, void *buf, size_t len, bool write);
+int gmig_rs_reset(struct gmig_vgpu *vgpu);
+void gmig_rs_exec(struct gmig_vgpu *vgpu);
+long gmig_rs_workload_tick(struct gmig_vgpu *vgpu);
+void gmig_rs_dma_unmap(struct gmig_vgpu *vgpu, u64 iova, u64 length);
+
+/* Migration (rust/migration.rs). */
+int gmig_rs_mig_arc(struct gmig_vgpu *vgpu, u32 cur, u32 next);
+ssize_t gmig_rs_mig_read(struct gmig_vgpu *vgpu, void *buf, size_t len);
+ssize_t gmig_rs_mig_write(struct gmig_vgpu *vgpu, const void *buf,
+			  size_t len);
+int gmig_rs_precopy_info(struct gmig_vgpu *vgpu, u64 *initial_bytes,
+			 u64 *dirty_bytes);
+int gmig_rs_mig_data_size(struct gmig_vgpu *vgpu, u64 *size);
+void gmig_rs_mig_abort(struct gmig_vgpu *vgpu);
+int gmig_rs_log_start(struct gmig_vgpu *vgpu, const u64 *ranges, u32 n);
+void gmig_rs_log_stop(struct gmig_vgpu *vgpu);
+int gmig_rs_log_report(struct gmig_vgpu *vgpu, u64 iova, u64 length,
+		       struct iova_bitmap *dirty);
+
+/* C side (shim/gmig_vfio.c), called from Rust. */
+int gmig_vfio_register(void);
+void gmig_vfio_unregister(void);
+int gmig_dma_rw(struct gmig_vdev *gv, u64 iova, void *data, size_t len,
+		bool write);
+void gmig_raise_irq(struct gmig_vdev *gv);
+void gmig_kick_exec(struct gmig_vdev *gv);
+void gmig_schedule_workload(struct gmig_vdev *gv, unsigned long delay_ms);
+void gmig_cancel_workload(struct gmig_vdev *gv);
+struct device *gmig_vdev_device(struct gmig_vdev *gv);
+void gmig_log_set_dirty(struct iova_bitmap *dirty, u64 iova, u64 length);
+const char *gmig_param_precopy(void);
+const char *gmig_param_dirty(void);
+
+#endif /* GMIG_SHIM_H */
