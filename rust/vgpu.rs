@@ -26,7 +26,7 @@ use crate::{
         sim::{
             exec::{GuestMem, MemFault},
             vgpu::{Event, SimVgpu, TYPES},
-            workload::{Command as WorkloadCommand, Workload},
+            workload::{Command as WorkloadCommand, Params as WorkloadParams, Workload},
         },
         slots::Slots,
     },
@@ -135,6 +135,10 @@ pub(crate) struct Inner {
     pub(crate) quiesced: bool,
     /// The synthetic workload, when running, and its batch scratch buffer.
     pub(crate) workload: Option<(Workload, KVVec<u32>)>,
+    /// A `start` waiting for the worker: `vfio_dma_rw()` works only from a
+    /// kernel thread or the VFIO user's own process, not from the shell
+    /// that wrote the debugfs file.
+    pub(crate) workload_start: Option<(WorkloadParams, KVVec<u32>)>,
     /// Migration state of this vGPU (source or destination side).
     pub(crate) mig: Migration,
 }
@@ -230,27 +234,42 @@ impl Shared {
         })?;
         match cmd {
             WorkloadCommand::Stop => {
-                self.inner.lock().workload = None;
+                let mut inner = self.inner.lock();
+                inner.workload = None;
+                inner.workload_start = None;
+                drop(inner);
                 self.vdev.cancel_workload();
             }
             WorkloadCommand::Start(params) => {
+                let scratch = KVVec::from_elem(0u32, 16 * 1024, GFP_KERNEL)?;
                 let mut inner = self.inner.lock();
                 if !inner.open {
                     dev_err!(self.dev, "workload: no VFIO user has the device open\n");
                     return Err(ENODEV);
                 }
-                let scratch = KVVec::from_elem(0u32, 16 * 1024, GFP_KERNEL)?;
-                let mut mem = DmaMem::new(self);
-                let Inner { sim, mig, .. } = &mut *inner;
-                let wl = Workload::setup(params, sim, &mut mem, &mut |ev| {
-                    if let Event::GgttUpdate { old, new, .. } = ev {
-                        mig.ggtt_update(old, new);
-                    }
-                })
-                .map_err(|e| {
-                    dev_err!(self.dev, "workload: setup failed: {:?}\n", e);
-                    EINVAL
-                })?;
+                inner.workload = None;
+    inner.workload_start = None;
+                inner.workload_start = Some((params, scratch));
+                drop(inner);
+                self.vdev.schedule_workload(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets up a requested workload; runs in the worker.
+    fn workload_setup(&self, inner: &mut Inner) {
+        let Some((params, scratch)) = inner.workload_start.take() else {
+            return;
+        };
+        let mut mem = DmaMem::new(self);
+        let Inner { sim, mig, .. } = inner;
+        match Workload::setup(params, sim, &mut mem, &mut |ev| {
+            if let Event::GgttUpdate { old, new, .. } = ev {
+                mig.ggtt_update(old, new);
+            }
+        }) {
+            Ok(wl) => {
                 dev_info!(
                     self.dev,
                     "workload {} started at guest {:#x}, GGTT {:#x}\n",
@@ -259,11 +278,9 @@ impl Shared {
                     wl.gbase()
                 );
                 inner.workload = Some((wl, scratch));
-                drop(inner);
-                self.vdev.schedule_workload(0);
             }
+            Err(e) => dev_err!(self.dev, "workload: setup failed: {:?}\n", e),
         }
-        Ok(())
     }
 
     /// One tick of the synthetic workload; returns the delay to the next
@@ -273,6 +290,7 @@ impl Shared {
         if !guard.open {
             return None;
         }
+        self.workload_setup(&mut guard);
         let quiesced = guard.quiesced;
         let mut mem = DmaMem::new(self);
         let Inner { sim, workload, .. } = &mut *guard;
@@ -337,6 +355,7 @@ fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
                     open: false,
                     quiesced: false,
                     workload: None,
+                    workload_start: None,
                     mig: Migration::new(),
                 }, "Vgpu::inner"),
             }),
@@ -503,6 +522,7 @@ extern "C" fn gmig_rs_vgpu_close(vgpu: *mut c_void) {
     let mut inner = s.inner.lock();
     inner.open = false;
     inner.workload = None;
+    inner.workload_start = None;
     inner.sim.reset();
 }
 

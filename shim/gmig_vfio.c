@@ -264,7 +264,8 @@ static ssize_t gmig_rw(struct vfio_device *vdev, char __user *ubuf,
 
 	while (done < count) {
 		u64 val = 0;
-		size_t len = 8;
+		/* Config space takes up to dwords, BAR0 up to qwords. */
+		size_t len = index == VFIO_PCI_CONFIG_REGION_INDEX ? 4 : 8;
 		ssize_t ret;
 
 		while (len > count - done || (off + done) % len)
@@ -538,7 +539,10 @@ int gmig_vfio_register(void)
 		ret = gmig_rs_type_info(i, p->names[i], p->descs[i]);
 		if (ret)
 			return ret;
+		/* mdev names the type directory "<parent>-<sysfs_name>". */
 		p->types[i].sysfs_name = p->names[i];
+		if (strstarts(p->names[i], GMIG_NAME "-"))
+			p->types[i].sysfs_name += strlen(GMIG_NAME "-");
 		p->types[i].pretty_name = p->names[i];
 		p->type_ptrs[i] = &p->types[i];
 	}

@@ -44,7 +44,7 @@ class Qmp:
                 return r["return"]
 
 
-def migrate(src_path, dst_path, uri, timeout=240, caps=()):
+def migrate(src_path, dst_path, uri, timeout=240, caps=(), paused_dst=False):
     src, dst = Qmp(src_path), Qmp(dst_path)
     print("src-status", json.dumps(src.cmd("query-status")))
     capabilities = [{"capability": c, "state": True} for c in ("events",) + tuple(caps)]
@@ -60,24 +60,28 @@ def migrate(src_path, dst_path, uri, timeout=240, caps=()):
             break
         time.sleep(0.25)
     print("migrate", json.dumps(r))
-    # The destination switches to running right after the last chunk.
+    # The destination switches to running right after the last chunk
+    # (unless it was started with -S: then it waits for "cont").
     st = {}
+    want = "prelaunch" if paused_dst else "running"
     for _ in range(40):
         st = dst.cmd("query-status")
-        if st.get("status") == "running":
+        if st.get("status") in (want, "paused" if paused_dst else want):
             break
         time.sleep(0.25)
     print("dst-status", json.dumps(st))
-    ok = r.get("status") == "completed" and st.get("status") == "running"
+    ok = r.get("status") == "completed" and (paused_dst or st.get("status") == "running")
     return 0 if ok else 1
 
 
 def main(argv):
     if len(argv) >= 4 and argv[0] == "migrate":
         caps = tuple(a[len("--cap="):] for a in argv[4:] if a.startswith("--cap="))
-        return migrate(argv[1], argv[2], argv[3], caps=caps)
+        return migrate(argv[1], argv[2], argv[3], caps=caps, paused_dst="--paused-dst" in argv)
     if len(argv) >= 2 and argv[0] == "cmd":
         args = json.loads(argv[3]) if len(argv) > 3 else {}
+        if argv[2] == "pmemsave":
+            args = {"val": args["val"], "size": args["size"], "filename": args["filename"]}
         print(json.dumps(Qmp(argv[1]).cmd(argv[2], **args)))
         return 0
     print(__doc__, file=sys.stderr)
