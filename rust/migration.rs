@@ -90,12 +90,13 @@ struct MigStats {
     remap_patched: u64,
     stream_errors: u64,
     images_applied: u64,
+    reports: [u64; 2],
+    read_errors: u64,
 }
 
 struct Tracking {
     tracker: HashTracker<KVVec<u64>>,
     scratch: KBox<[u8; 4096]>,
-    snapshotted: bool,
     /// GPU-writable pages outside the window (always reported).
     outside: u64,
 }
@@ -176,7 +177,13 @@ impl Migration {
         writeln!(f, "resume_us: {}", s.resume_us)?;
         writeln!(f, "remap_patched: {}", s.remap_patched)?;
         writeln!(f, "stream_errors: {}", s.stream_errors)?;
-        writeln!(f, "images_applied: {}", s.images_applied)
+        writeln!(f, "images_applied: {}", s.images_applied)?;
+        writeln!(
+            f,
+            "log_reports: {} precopy, {} stopcopy",
+            s.reports[0], s.reports[1]
+        )?;
+        writeln!(f, "log_read_errors: {}", s.read_errors)
     }
 
     /// A GGTT entry changed: the page it maps becomes (or stops being)
@@ -215,6 +222,14 @@ impl Migration {
         self.policy = p;
         self.source = d;
         self.stats = MigStats::default();
+    }
+
+    /// A save starts: reset the counters unless dirty logging already
+    /// started this migration (QEMU starts logging first).
+    fn start_save(&mut self) {
+        if self.tracking.is_none() {
+            self.reset_stats();
+        }
     }
 }
 
@@ -368,7 +383,7 @@ fn arc(s: &Shared, cur: u32, next: u32) -> Result {
     let mig = &mut inner.mig;
     match (cur, next) {
         (RUNNING, PRE_COPY) | (RUNNING_P2P, PRE_COPY_P2P) => {
-            mig.reset_stats();
+            mig.start_save();
             mig.image.clear();
             mig.pos = 0;
             build_image(&inner.sim, &mut inner.mig.image)?;
@@ -398,7 +413,7 @@ fn arc(s: &Shared, cur: u32, next: u32) -> Result {
                 inner.quiesced = true;
                 mig.stopped_at = Some(Instant::now());
             } else {
-                mig.reset_stats_keep_tracking();
+                mig.start_save();
                 mig.image.clear();
                 mig.pos = 0;
             }
@@ -434,14 +449,6 @@ fn arc(s: &Shared, cur: u32, next: u32) -> Result {
     }
     inner.mig.state = next;
     Ok(())
-}
-
-impl Migration {
-    fn reset_stats_keep_tracking(&mut self) {
-        let keep = (self.stats.precopy_rounds, self.stats.precopy_bytes, self.stats.pages_reported_precopy);
-        self.reset_stats();
-        (self.stats.precopy_rounds, self.stats.precopy_bytes, self.stats.pages_reported_precopy) = keep;
-    }
 }
 
 /// One arc of the migration state machine.
@@ -581,7 +588,6 @@ fn log_start(s: &Shared, ranges: &[u64]) -> Result {
     inner.mig.tracking = Some(Tracking {
         tracker,
         scratch,
-        snapshotted: false,
         outside,
     });
     dev_info!(
@@ -626,18 +632,13 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
     let Some(t) = mig.tracking.as_mut() else {
         return Err(EINVAL);
     };
-    let phase = if stopped {
-        Phase::StopCopy
-    } else if !t.snapshotted {
-        Phase::First
-    } else {
-        Phase::PreCopy
-    };
+    let phase = if stopped { Phase::StopCopy } else { Phase::PreCopy };
     let first = iova / PAGE_SIZE;
     let last = iova.saturating_add(length) / PAGE_SIZE;
     let action = planner::decide(policy, source, phase);
     let mut reported = 0u64;
     let mut changed = 0u64;
+    let mut read_errors = 0u64;
     let mark = |gfn: u64| {
         // SAFETY: `dirty` is the bitmap of this report (caller contract).
         unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
@@ -658,8 +659,13 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
             let hi = last.min(base + window);
             let mut gfn = lo;
             while gfn < hi {
-                if t.tracker.is_tracked(gfn) {
+                let wanted = match action {
+                    Action::Snapshot => t.tracker.needs_hash(gfn),
+                    _ => t.tracker.is_tracked(gfn),
+                };
+                if wanted {
                     let ok = vdev.dma_read(gfn * PAGE_SIZE, &mut t.scratch[..]).is_ok();
+                    read_errors += u64::from(!ok);
                     let c = if ok {
                         t.tracker.check(gfn, &t.scratch[..], true).unwrap_or(true)
                     } else {
@@ -673,13 +679,17 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
                 }
                 gfn += 1;
             }
-            t.snapshotted = true;
         }
     }
-    // Pages the window cannot hold are always dirty: reported wholesale
-    // by the VMM's own dirty tracking of their ranges is not possible, so
-    // count them as sent.
     let mig_stats = &mut inner.mig.stats;
+    mig_stats.read_errors += read_errors;
+    let slot = match phase {
+        Phase::PreCopy => 0,
+        Phase::StopCopy => 1,
+    };
+    if let Some(r) = mig_stats.reports.get_mut(slot) {
+        *r += 1;
+    }
     match phase {
         Phase::StopCopy => {
             mig_stats.pages_dirty_stopcopy += if action == Action::All { reported } else { changed };

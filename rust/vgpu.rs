@@ -579,6 +579,9 @@ extern "C" fn gmig_rs_reset(vgpu: *mut c_void) -> c_int {
     let mut inner = s.inner.lock();
     inner.sim.reset();
     inner.quiesced = false;
+    // A reset device has no workload: its GGTT mappings are gone.
+    inner.workload = None;
+    inner.workload_start = None;
     from_result(Ok(()))
 }
 

@@ -54,15 +54,18 @@ qemu() {
 }
 qemu $U1 src
 qemu $U2 dst -incoming unix:$T/mig.sock -S
-# QEMU opens the device once it has started; wait for that.
-for _ in $(seq 60); do
-	echo "start $PROFILE" >$DBG/$U1/workload 2>/dev/null && break
+# Start the workload once the source guest runs (QEMU resets the device
+# while it starts, and a reset stops any workload).
+for _ in $(seq 120); do
+	$QMP cmd $T/src.qmp query-status 2>/dev/null | grep -q '"running"' && break
 	sleep 0.5
 done
+echo "start $PROFILE" >$DBG/$U1/workload || fail "workload start"
 sleep 3
 grep -q "^workload: $PROFILE" $DBG/$U1/stats || fail "workload not running on the source"
 before=$(awk '/^contexts:/ { print $2 }' $DBG/$U1/stats)
 [ "${before:-0}" -gt 0 ] || fail "the workload executed no context"
+grep -q '^faults: 0' $DBG/$U1/stats || fail "the workload faulted on the source"
 
 $QMP migrate $T/src.qmp $T/dst.qmp unix:$T/mig.sock --paused-dst >$T/migrate.out
 rc=$?
@@ -70,7 +73,7 @@ cat $T/migrate.out
 grep -q '"status": "completed"' $T/migrate.out || fail "migration did not complete (rc=$rc)"
 
 # Both sides are stopped now: the GPU's working window must be identical.
-win=$((16 << 20)); len=$((8 << 20))
+win=$((16 << 20)); len=$((40 << 20))
 $QMP cmd $T/src.qmp pmemsave "{\"val\": $win, \"size\": $len, \"filename\": \"$T/src.mem\"}" >/dev/null
 $QMP cmd $T/dst.qmp pmemsave "{\"val\": $win, \"size\": $len, \"filename\": \"$T/dst.mem\"}" >/dev/null
 s1=$(sha256sum <$T/src.mem | cut -c1-16); s2=$(sha256sum <$T/dst.mem | cut -c1-16)

@@ -9,7 +9,7 @@
 //!
 //! | policy | pre-copy reports | stop-copy report |
 //! | --- | --- | --- |
-//! | `oneshot` (gMig) | nothing: the VMM's first pass sends each page once; pages are hashed at the first report | pages whose hash changed (`dirty=hash`) or all (`dirty=all`) |
+//! | `oneshot` (gMig) | nothing: the VMM's first pass sends each page once; a page is hashed at the first report that sees it tracked | pages whose hash changed (`dirty=hash`) or all (`dirty=all`) |
 //! | `iterative` | changed pages each round (`hash`) or all (`all`) | same |
 //! | `off` | nothing | all tracked pages |
 //!
@@ -39,9 +39,7 @@ pub enum DirtySource {
 /// Phase of the migration a report belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// The first report after logging started.
-    First,
-    /// A later report while the vGPU runs.
+    /// A report while the vGPU runs.
     PreCopy,
     /// A report with the vGPU stopped (final).
     StopCopy,
@@ -50,7 +48,9 @@ pub enum Phase {
 /// What a report does with the tracked pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Hash every tracked page (snapshot) and report none.
+    /// Hash the tracked pages not hashed yet (newly tracked ones), report
+    /// none. Pages hashed before are left alone: their snapshot must stay
+    /// the content the VMM's single pass sent.
     Snapshot,
     /// Report nothing (no hashing).
     Nothing,
@@ -107,11 +107,9 @@ pub fn decide(policy: Policy, source: DirtySource, phase: Phase) -> Action {
         (_, D::All, P::StopCopy) | (Y::Iterative, D::All, _) | (Y::Off, _, P::StopCopy) => {
             Action::All
         }
-        (Y::Oneshot | Y::Iterative, D::Hash, P::First) => Action::Snapshot,
-        (Y::Oneshot | Y::Off, _, P::First | P::PreCopy) => Action::Nothing,
-        (Y::Iterative, D::Hash, P::PreCopy) | (Y::Oneshot | Y::Iterative, D::Hash, P::StopCopy) => {
-            Action::Changed
-        }
+        (Y::Oneshot, D::Hash, P::PreCopy) => Action::Snapshot,
+        (Y::Oneshot | Y::Off, _, P::PreCopy) => Action::Nothing,
+        (Y::Iterative, D::Hash, _) | (Y::Oneshot, D::Hash, P::StopCopy) => Action::Changed,
     }
 }
 
@@ -172,22 +170,22 @@ mod tests {
                     match decide(policy, source, phase) {
                         Action::Nothing => {}
                         Action::All => out.extend(t.tracked_frames()),
-                        Action::Snapshot | Action::Changed => {
-                            let snap = decide(policy, source, phase) == Action::Snapshot;
+                        Action::Snapshot => {
+                            t.scan_new(&mut scratch, |g, b| {
+                                Ok::<(), ()>(b.copy_from_slice(&src[g as usize]))
+                            });
+                        }
+                        Action::Changed => {
                             t.scan_changed(
                                 &mut scratch,
                                 |g, b| Ok::<(), ()>(b.copy_from_slice(&src[g as usize])),
-                                |g| {
-                                    if !snap {
-                                        out.push(g)
-                                    }
-                                },
+                                |g| out.push(g),
                             );
                         }
                     }
                     out
                 };
-                report(&mut t, &src, Phase::First);
+                report(&mut t, &src, Phase::PreCopy);
                 // The VMM's first pass, interleaved with GPU writes.
                 for g in 0..n {
                     if next() % 4 == 0 {

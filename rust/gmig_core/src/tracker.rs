@@ -126,6 +126,37 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         Ok(changed)
     }
 
+    /// Whether `gfn` is tracked but has no snapshot yet.
+    pub fn needs_hash(&self, gfn: u64) -> bool {
+        gfn.checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.slots.get(i))
+            .is_some_and(|&s| s == NOT_HASHED)
+    }
+
+    /// Snapshots the tracked pages that have none yet; returns how many.
+    /// Pages that cannot be read stay without a snapshot.
+    pub fn scan_new<E>(
+        &mut self,
+        scratch: &mut [u8; PAGE],
+        mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+    ) -> u64 {
+        let seed = self.seed;
+        let base = self.base;
+        let mut n = 0;
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if *s != NOT_HASHED {
+                continue;
+            }
+            if read(base + i as u64, scratch).is_ok() {
+                *s = stored(page_hash(seed, scratch));
+                self.hashed += 1;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Tracked frames, in order.
     pub fn tracked_frames(&self) -> impl Iterator<Item = u64> + '_ {
         let base = self.base;

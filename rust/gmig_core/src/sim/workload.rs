@@ -13,7 +13,7 @@
 //! | --- | --- | --- | --- | --- |
 //! | `idle` | 0 | 0 | 1 (empty batch) | - |
 //! | `desktop` | 8 MiB | ~3 % (a few rectangles) | 30 | high: a moving window over a framebuffer |
-//! | `game` | 32 MiB | ~25 % in large runs + scattered stores | 60 | render targets rewritten whole, plus random small writes |
+//! | `game` | 16 MiB | ~20 % in large runs + scattered stores | 30 | render targets rewritten whole, plus random small writes |
 //!
 //! The working set is clamped to what the partition and the guest window can
 //! hold. By default the window starts at guest physical 16 MiB (clear of
@@ -77,9 +77,9 @@ pub const PROFILES: &[Profile] = &[
     },
     Profile {
         name: "game",
-        working_set: 32 << 20,
-        rewrite_permille: 250,
-        fps: 60,
+        working_set: 16 << 20,
+        rewrite_permille: 200,
+        fps: 30,
         scattered: 64,
     },
 ];
