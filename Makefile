@@ -27,7 +27,9 @@ FLAVOUR ?= base
 export FLAVOUR
 
 KDIR = $(shell scripts/kernel.sh --print-kdir)
-KMAKE = source scripts/env.sh && $(MAKE) -C $(KDIR) M=$(CURDIR) "$${KMAKE_VARS[@]}"
+# The tree records the make variables it was built with (RUSTC, BINDGEN,
+# LLVM for the debug flavour); the module must be built with the same ones.
+KMAKE = source scripts/env.sh && $(MAKE) -C $(KDIR) M=$(CURDIR) $$(cat $(KDIR)/.gmig-make-vars)
 
 .PHONY: all modules setup kernel check demo print-kdir lint clean host-test fuzz
 

@@ -14,6 +14,11 @@ FLAVOUR=${FLAVOUR:-base}
 frags=("$GMIG_ROOT/kernel/base.config")
 [ "$FLAVOUR" = base ] || frags+=("$GMIG_ROOT/kernel/$FLAVOUR.config")
 
+# Extra make variables a fragment asks for ("# gmig-make: LLVM=-19").
+while read -r var; do
+	KMAKE_VARS+=("$var")
+done < <(sed -n 's/^# gmig-make: *//p' "${frags[@]}")
+
 srcver() { make -s -C "$KSRC" kernelversion 2>/dev/null; }
 KOUT=$GMIG_CACHE/build/$(srcver)-$FLAVOUR
 
@@ -35,16 +40,25 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$hash" ]; then
 	# Every fragment line must have survived olddefconfig.
 	missing=0
 	while IFS= read -r line; do
-		case "$line" in CONFIG_*=*) ;; *) continue ;; esac
-		if ! grep -qxF "$line" "$KOUT/.config"; then
-			log "config: $line did not stick"
-			missing=1
-		fi
+		case "$line" in
+		CONFIG_*=*)
+			grep -qxF "$line" "$KOUT/.config" && continue ;;
+		"# CONFIG_"*" is not set")
+			opt=${line#\# }
+			opt=${opt%% *}
+			grep -q "^$opt=" "$KOUT/.config" || continue ;;
+		*)
+			continue ;;
+		esac
+		log "config: $line did not stick"
+		missing=1
 	done < <(cat "${frags[@]}")
 	[ $missing = 0 ] || { log "fragment options missing (dependencies?)"; exit 1; }
 	rm -f "$KOUT/.gmig-built"
 	echo "$hash" >"$stamp"
 fi
+# What an out-of-tree build against this tree must pass to make (Makefile).
+printf '%s\n' "${KMAKE_VARS[@]}" >"$KOUT/.gmig-make-vars"
 
 if [ -f "$KOUT/.gmig-built" ]; then
 	exit 0
