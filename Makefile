@@ -26,7 +26,7 @@ endif
 FLAVOUR ?= base
 export FLAVOUR
 
-KDIR = $(shell scripts/kernel.sh --print-kdir)
+KDIR = $(shell FLAVOUR=$(FLAVOUR) scripts/kernel.sh --print-kdir)
 # The tree records the make variables it was built with (RUSTC, BINDGEN,
 # LLVM for the debug flavour); the module must be built with the same ones.
 KMAKE = source scripts/env.sh && $(MAKE) -C $(KDIR) M=$(CURDIR) $$(cat $(KDIR)/.gmig-make-vars)

@@ -41,6 +41,8 @@ pub(crate) struct Stats {
     pub(crate) bad_accesses: AtomicU64,
     /// Contexts executed.
     pub(crate) contexts: AtomicU64,
+    /// DMA accesses that failed once and were tried again.
+    pub(crate) dma_retries: AtomicU64,
 }
 
 impl Stats {
@@ -49,13 +51,15 @@ impl Stats {
             gpu_bytes_written: AtomicU64::new(0),
             bad_accesses: AtomicU64::new(0),
             contexts: AtomicU64::new(0),
+            dma_retries: AtomicU64::new(0),
         }
     }
 
     fn show(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         writeln!(f, "contexts: {}", self.contexts.load(Ordering::Relaxed))?;
         writeln!(f, "gpu_bytes_written: {}", self.gpu_bytes_written.load(Ordering::Relaxed))?;
-        writeln!(f, "bad_accesses: {}", self.bad_accesses.load(Ordering::Relaxed))
+        writeln!(f, "bad_accesses: {}", self.bad_accesses.load(Ordering::Relaxed))?;
+        writeln!(f, "dma_retries: {}", self.dma_retries.load(Ordering::Relaxed))
     }
 }
 
@@ -113,13 +117,35 @@ impl<'a> DmaMem<'a> {
     }
 }
 
+/// Attempts of one DMA access. QEMU briefly unmaps and maps again ranges
+/// of guest memory when the guest reprograms its memory map; an access
+/// that lands in such a window fails once and works a moment later.
+const DMA_TRIES: u32 = 3;
+
+impl DmaMem<'_> {
+    fn retry(&self, mut op: impl FnMut() -> Result) -> Result {
+        let mut res = op();
+        for _ in 1..DMA_TRIES {
+            if res.is_ok() {
+                break;
+            }
+            self.stats.dma_retries.fetch_add(1, Ordering::Relaxed);
+            kernel::time::delay::fsleep(kernel::time::Delta::from_micros(200));
+            res = op();
+        }
+        res
+    }
+}
+
 impl GuestMem for DmaMem<'_> {
     fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
-        self.vdev.dma_read(gpa, buf).map_err(|_| MemFault { gpa })
+        let vdev = self.vdev;
+        self.retry(|| vdev.dma_read(gpa, buf)).map_err(|_| MemFault { gpa })
     }
 
     fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
-        self.vdev.dma_write(gpa, buf).map_err(|_| MemFault { gpa })?;
+        let vdev = self.vdev;
+        self.retry(|| vdev.dma_write(gpa, buf)).map_err(|_| MemFault { gpa })?;
         self.stats.gpu_bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
         Ok(())
     }

@@ -69,10 +69,19 @@ for t in "$OUT"/selftests/*_test; do
 	[ $n -gt 0 ] || result fail "$base:no-tap-output(rc=$rc)"
 done
 
-check module-unload rmmod gmig
-
-# The real client, with the kernel's own mtty sample as the known-good device.
+# End to end with QEMU 10: the gmig sim vGPU (busy) under each policy, side
+# by side, then the kernel's mtty sample as the known-good reference.
+for v in "oneshot hash" "oneshot all" "iterative hash"; do
+	set -- $v
+	check "e2e-gmig-qemu-migration-$1-$2" bash "$ROOT/tests/gmig-migration.sh" "$KDIR" desktop "$1" "$2"
+	grep -E '^(migrate|window)' "$OUT/e2e-gmig-qemu-migration-$1-$2.log" | cut -c1-160 | sed 's/^/    /'
+	awk -v v="$1/$2" '/^--- source stats/ { src = 1 } /^--- destination/ { src = 0 }
+		src && /^(pages_tracked|pages_dirty_stopcopy|pages_sent_stopcopy|downtime_us):/ { s = s " " $0 }
+		END { print "    figures " v ":" s }' "$OUT/e2e-gmig-qemu-migration-$1-$2.log"
+done
 check e2e-mtty-qemu-migration bash "$ROOT/tests/mtty-migration.sh" "$KDIR"
+
+check module-unload rmmod gmig
 
 # Nothing the kernel said may be a splat.
 dmesg >"$OUT/dmesg.log"

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * VFIO v2 migration of a gmig sim vGPU, driven like QEMU drives it:
+ * vGPU A (with a pending workload) migrates to vGPU B at another GGTT
+ * partition, the test copying guest memory as a VMM would; the pending
+ * workload completes on B with remapped graphics addresses. Plus invalid
+ * arcs, corrupt/truncated/foreign streams, data fd misuse, a client that
+ * closes the device mid-migration, and DMA dirty logging.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "gmig_sim.h"
+
+#define UA "5a1d0000-0000-4000-8000-0000000000b1"
+#define UB "5a1d0000-0000-4000-8000-0000000000b2"
+#define IOVA (16ull << 20)
+#define MEM (8ull << 20)
+
+static ssize_t read_all(int fd, char **out)
+{
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	while (buf) {
+		if (len == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				break;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n < 0) {
+			free(buf);
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		len += n;
+	}
+	*out = buf;
+	return buf ? (ssize_t)len : -ENOMEM;
+}
+
+FIXTURE(mig) {
+	struct sim a, b;
+};
+
+FIXTURE_SETUP(mig)
+{
+	struct stat st;
+
+	if (stat("/sys/class/mdev_bus/gmig", &st))
+		SKIP(return, "no gmig mdev parent (gmig.ko not loaded)");
+	ASSERT_EQ(0, sim_create_mdev("gmig-small", UA));
+	ASSERT_EQ(0, sim_create_mdev("gmig-small", UB));
+	ASSERT_EQ(0, sim_open(&self->a, UA, IOVA, MEM));
+	ASSERT_EQ(0, sim_open(&self->b, UB, IOVA, MEM));
+	ASSERT_NE(self->a.gbase, self->b.gbase);
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	sim_close(&self->a);
+	sim_close(&self->b);
+	sim_remove_mdev(UA);
+	sim_remove_mdev(UB);
+}
+
+static uint32_t state_of(struct sim *s)
+{
+	uint32_t st = 0xff;
+
+	gvfio_mig_get_state(&s->v, &st);
+	return st;
+}
+
+TEST_F(mig, advertises_stop_copy_p2p_pre_copy)
+{
+	uint64_t flags = 0;
+
+	ASSERT_EQ(0, gvfio_mig_flags(&self->a.v, &flags));
+	ASSERT_EQ(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+		  VFIO_MIGRATION_PRE_COPY, flags);
+	ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+}
+
+TEST_F(mig, invalid_arc_changes_nothing)
+{
+	ASSERT_EQ(-EINVAL, gvfio_mig_set_state(&self->a.v, VFIO_DEVICE_STATE_ERROR, NULL));
+	ASSERT_EQ(-EINVAL, gvfio_mig_set_state(&self->a.v, 99, NULL));
+	ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+}
+
+TEST_F(mig, every_arc_of_the_state_machine)
+{
+	static const uint32_t walk[] = {
+		VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_DEVICE_STATE_STOP,
+		VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_DEVICE_STATE_RUNNING,
+		VFIO_DEVICE_STATE_PRE_COPY, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+		VFIO_DEVICE_STATE_PRE_COPY, VFIO_DEVICE_STATE_RUNNING,
+		VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_STOP_COPY,
+		VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RESUMING,
+		VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RUNNING,
+	};
+	unsigned int i;
+	int fd;
+
+	for (i = 0; i < sizeof(walk) / sizeof(walk[0]); i++) {
+		if (walk[i] == VFIO_DEVICE_STATE_STOP && i == 12) {
+			/* RESUMING -> STOP with no data: a bad (empty) stream. */
+			ASSERT_EQ(-EINVAL, gvfio_mig_set_state(&self->a.v, walk[i], &fd));
+			ASSERT_EQ(VFIO_DEVICE_STATE_RESUMING, state_of(&self->a));
+			ASSERT_EQ(0, gvfio_reset(&self->a.v));
+			ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(&self->a));
+			ASSERT_EQ(0, gvfio_mig_set_state(&self->a.v, VFIO_DEVICE_STATE_STOP, &fd));
+			continue;
+		}
+		ASSERT_EQ(0, gvfio_mig_set_state(&self->a.v, walk[i], &fd)) {
+			TH_LOG("arc %u -> state %u", i, walk[i]);
+		}
+		if (fd >= 0)
+			close(fd);
+		ASSERT_EQ(walk[i], state_of(&self->a));
+	}
+}
+
+TEST_F(mig, migrate_with_pending_workload_to_another_partition)
+{
+	struct sim *a = &self->a, *b = &self->b;
+	uint64_t initial = 0, dirty = 0, size = 0;
+	uint32_t cmd[] = {
+		(0x20u << 23) | (1u << 22) | 2,
+		(uint32_t)sim_gaddr(a, SIM_PAGE_DATA) + 8, 0, 0xabcd0001,
+	};
+	uint32_t *ring_b = sim_ptr(b, SIM_PAGE_RING);
+	char *pre = NULL, *fin = NULL, *img;
+	ssize_t npre, nfin;
+	int fd, rfd;
+
+	/* Pre-copy while running. */
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, gvfio_precopy_info(fd, &initial, &dirty));
+	ASSERT_LT(0, initial);
+	ASSERT_EQ(0, gvfio_mig_data_size(&a->v, &size));
+	ASSERT_LT(0, size);
+	npre = read_all(fd, &pre);
+	ASSERT_EQ((ssize_t)initial, npre);
+	ASSERT_EQ(0, gvfio_precopy_info(fd, &initial, &dirty));
+	ASSERT_EQ(0, initial);
+
+	/* Stop, then queue a workload: it stays pending in the saved state. */
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	ASSERT_EQ(0, sim_submit(a, cmd, 4, 11));
+	ASSERT_EQ(-ETIMEDOUT, sim_wait(a));	/* quiesced: nothing runs */
+	close(fd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	nfin = read_all(fd, &fin);
+	ASSERT_LT(0, nfin);
+	close(fd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+
+	/* The VMM copies guest memory; B resumes from pre-copy + final data. */
+	memcpy(b->v.mem, a->v.mem, MEM);
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	img = malloc(npre + nfin);
+	ASSERT_NE(NULL, img);
+	memcpy(img, pre, npre);
+	memcpy(img + npre, fin, nfin);
+	ASSERT_EQ(npre + nfin, write(rfd, img, npre + nfin));
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(rfd);
+	free(img);
+
+	/* The pending store ran on B, at the same guest page. */
+	ASSERT_EQ(0, sim_wait(b));
+	ASSERT_EQ(0u, sim_reg(b, SIM_FAULT_STATUS));
+	ASSERT_EQ(0xabcd0001u, ((uint32_t *)sim_ptr(b, SIM_PAGE_DATA))[2]);
+	ASSERT_EQ(11u, sim_reg(b, SIM_STATUS_HI));
+	/* Its ring was remapped to B's partition; A's memory was not touched. */
+	ASSERT_EQ((uint32_t)sim_gaddr(b, SIM_PAGE_DATA) + 8, ring_b[1]);
+	ASSERT_EQ((uint32_t)sim_gaddr(a, SIM_PAGE_DATA) + 8,
+		  ((uint32_t *)sim_ptr(a, SIM_PAGE_RING))[1]);
+	ASSERT_EQ((uint32_t)sim_gaddr(b, SIM_PAGE_RING),
+		  ((uint32_t *)sim_ptr(b, SIM_PAGE_CTX))[1]);
+	/* B's GGTT entries equal A's, index for index. */
+	for (int i = 0; i < 8; i++) {
+		uint64_t ea = 0, eb = 0;
+
+		gvfio_region_rw(&a->v, 0, SIM_GGTT_OFFSET + (sim_gaddr(a, i) / 4096) * 8, &ea, 8, false);
+		gvfio_region_rw(&b->v, 0, SIM_GGTT_OFFSET + (sim_gaddr(b, i) / 4096) * 8, &eb, 8, false);
+		ASSERT_EQ(ea, eb);
+		ASSERT_NE(0, ea);
+	}
+	free(pre);
+	free(fin);
+}
+
+static void bad_stream(struct __test_metadata *_metadata, struct sim *b,
+		       const char *data, size_t len)
+{
+	int rfd;
+
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	if (len)
+		ASSERT_EQ((ssize_t)len, write(rfd, data, len));
+	ASSERT_EQ(-EINVAL, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(VFIO_DEVICE_STATE_RESUMING, state_of(b));
+	close(rfd);
+	/* The destination is usable again after a reset. */
+	ASSERT_EQ(0, gvfio_reset(&b->v));
+	ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(b));
+}
+
+TEST_F(mig, corrupt_truncated_and_foreign_streams_are_rejected)
+{
+	struct sim *a = &self->a, *b = &self->b;
+	char *img = NULL;
+	ssize_t n;
+	int fd;
+
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	n = read_all(fd, &img);
+	close(fd);
+	ASSERT_LT(64, n);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+
+	bad_stream(_metadata, b, "garbage garbage garbage garbage", 31);
+	bad_stream(_metadata, b, img, n / 2);			/* truncated */
+	img[n / 2] ^= 0x40;
+	bad_stream(_metadata, b, img, n);			/* checksum */
+	img[n / 2] ^= 0x40;
+	img[8] = 2;						/* version 2.x */
+	bad_stream(_metadata, b, img, n);
+	img[8] = 1;
+	img[14] = 1;						/* gmig-large's stream */
+	bad_stream(_metadata, b, img, n);
+	img[14] = 0;
+	/* And the intact image is accepted by the same destination. */
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &fd));
+	ASSERT_EQ(n, write(fd, img, n));
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(fd);
+	free(img);
+}
+
+TEST_F(mig, data_fd_misuse)
+{
+	struct sim *a = &self->a, *b = &self->b;
+	char buf[64] = { 0 };
+	int sfd, rfd;
+
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &sfd));
+	ASSERT_EQ(-1, write(sfd, buf, sizeof(buf)));
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	ASSERT_EQ(-1, read(rfd, buf, sizeof(buf)));
+	/* Seeking a stream fd is refused. */
+	ASSERT_EQ(-1, pread(sfd, buf, sizeof(buf), 0));
+	ASSERT_EQ(ESPIPE, errno);
+	close(sfd);
+	close(rfd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, gvfio_reset(&b->v));
+}
+
+TEST_F(mig, close_mid_migration_then_reopen)
+{
+	struct sim *a = &self->a;
+	char buf[64];
+	int fd;
+
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	sim_close(a);
+	/* The stale data fd outlives the device's open: -ENODEV, no crash. */
+	ASSERT_EQ(-1, read(fd, buf, sizeof(buf)));
+	ASSERT_EQ(ENODEV, errno);
+	close(fd);
+	ASSERT_EQ(0, sim_open(a, UA, IOVA, MEM));
+	ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(a));
+	/* And it migrates again. */
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_LT(0, read(fd, buf, sizeof(buf)));
+	close(fd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+}
+
+static unsigned int count_bits(const uint64_t *bm, size_t words, int *first)
+{
+	unsigned int n = 0;
+	size_t i;
+
+	*first = -1;
+	for (i = 0; i < words * 64; i++) {
+		if (bm[i / 64] & (1ull << (i % 64))) {
+			if (*first < 0)
+				*first = i;
+			n++;
+		}
+	}
+	return n;
+}
+
+TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
+{
+	struct sim *a = &self->a;
+	size_t words = MEM / 4096 / 64;
+	uint64_t *bm = calloc(words, 8);
+	uint32_t cmd[] = {
+		(0x20u << 23) | (1u << 22) | 2,
+		(uint32_t)sim_gaddr(a, SIM_PAGE_DATA + 5), 0, 0x12345678,
+	};
+	int first, fd;
+
+	ASSERT_NE(NULL, bm);
+	ASSERT_EQ(0, gvfio_log_start(&a->v, IOVA, MEM));
+	/* One-shot: reports while running name nothing (and hash the pages). */
+	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	ASSERT_EQ(0u, count_bits(bm, words, &first));
+	ASSERT_EQ(0, sim_submit(a, cmd, 4, 5));
+	ASSERT_EQ(0, sim_wait(a));
+	memset(bm, 0, words * 8);
+	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	ASSERT_EQ(0u, count_bits(bm, words, &first));
+	/* Stopped: the pages whose content changed since they were hashed. */
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	memset(bm, 0, words * 8);
+	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	/* The data page, the ring and the context image (head write-back). */
+	ASSERT_EQ(3u, count_bits(bm, words, &first));
+	ASSERT_TRUE(bm[0] & (1ull << SIM_PAGE_CTX));
+	ASSERT_TRUE(bm[0] & (1ull << SIM_PAGE_RING));
+	ASSERT_TRUE(bm[(SIM_PAGE_DATA + 5) / 64] & (1ull << ((SIM_PAGE_DATA + 5) % 64)));
+	close(fd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, gvfio_log_stop(&a->v));
+	free(bm);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The gmig sim vGPU driven like a guest driver does, through VFIO: config
+ * space, PVINFO, GGTT programming, ELSP submission, each supported
+ * command's effect byte for byte, interrupts, and hostile input (unknown
+ * opcode, out-of-partition address, bad region accesses, DMA unmapped under
+ * the GPU). Skips when the gmig mdev parent is absent.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "gmig_sim.h"
+
+#define UUID "5a1d0000-0000-4000-8000-0000000000a1"
+#define IOVA (16ull << 20)
+#define MEM (8ull << 20)
+
+#define SDI_GGTT(a, v)	((0x20u << 23) | (1u << 22) | 2), (uint32_t)(a), 0, (v)
+
+FIXTURE(sim) {
+	struct sim s;
+};
+
+FIXTURE_SETUP(sim)
+{
+	struct stat st;
+
+	if (stat("/sys/class/mdev_bus/gmig", &st))
+		SKIP(return, "no gmig mdev parent (gmig.ko not loaded)");
+	ASSERT_EQ(0, sim_create_mdev("gmig-small", UUID));
+	ASSERT_EQ(0, sim_open(&self->s, UUID, IOVA, MEM));
+}
+
+FIXTURE_TEARDOWN(sim)
+{
+	sim_close(&self->s);
+	sim_remove_mdev(UUID);
+}
+
+TEST_F(sim, config_identity)
+{
+	uint32_t id, class;
+
+	ASSERT_EQ(0, gvfio_read32(&self->s.v, VFIO_PCI_CONFIG_REGION_INDEX, 0, &id));
+	ASSERT_EQ(0x19128086u, id);
+	ASSERT_EQ(0, gvfio_read32(&self->s.v, VFIO_PCI_CONFIG_REGION_INDEX, 8, &class));
+	ASSERT_EQ(0x030000u, class >> 8);
+	/* Identity is read-only. */
+	ASSERT_EQ(0, gvfio_write32(&self->s.v, VFIO_PCI_CONFIG_REGION_INDEX, 0, 0));
+	ASSERT_EQ(0, gvfio_read32(&self->s.v, VFIO_PCI_CONFIG_REGION_INDEX, 0, &id));
+	ASSERT_EQ(0x19128086u, id);
+}
+
+TEST_F(sim, pvinfo_tells_the_partition)
+{
+	ASSERT_EQ(0x76544776u, sim_reg(&self->s, SIM_PVINFO));
+	ASSERT_EQ(64u << 20, self->s.gsize);
+	ASSERT_EQ(0, self->s.gbase % (64u << 20));
+	ASSERT_NE(0, self->s.gbase);
+}
+
+TEST_F(sim, store_data_imm)
+{
+	uint32_t *data = sim_ptr(&self->s, SIM_PAGE_DATA);
+	uint32_t cmd[] = { SDI_GGTT(sim_gaddr(&self->s, SIM_PAGE_DATA) + 12, 0xc0ffee01) };
+
+	ASSERT_EQ(0, sim_submit(&self->s, cmd, 4, 7));
+	ASSERT_EQ(0, sim_wait(&self->s));
+	ASSERT_EQ(0xc0ffee01u, data[3]);
+	ASSERT_EQ(0u, data[2]);
+	ASSERT_EQ(0u, data[4]);
+	ASSERT_EQ(7u, sim_reg(&self->s, SIM_STATUS_HI));
+	ASSERT_EQ(0u, sim_reg(&self->s, SIM_FAULT_STATUS));
+}
+
+TEST_F(sim, color_and_copy_blt_in_a_batch)
+{
+	struct sim *s = &self->s;
+	uint32_t *batch = sim_ptr(s, SIM_PAGE_BATCH);
+	uint32_t *dst = sim_ptr(s, SIM_PAGE_DATA);
+	uint32_t *cpy = sim_ptr(s, SIM_PAGE_DATA + 4);
+	uint32_t pitch = 256, x, y;
+	uint32_t bb[] = {
+		/* XY_COLOR_BLT 32bpp: (4,2)-(20,6) of a 64x16 surface */
+		(2u << 29) | (0x50u << 22) | 5, (3u << 24) | pitch,
+		(2u << 16) | 4, (6u << 16) | 20,
+		(uint32_t)sim_gaddr(s, SIM_PAGE_DATA), 0, 0x55aa1234,
+		/* XY_SRC_COPY_BLT: copy (4,2)-(20,6) to (0,0) of another surface */
+		(2u << 29) | (0x53u << 22) | 8, (3u << 24) | pitch,
+		0, (4u << 16) | 16,
+		(uint32_t)sim_gaddr(s, SIM_PAGE_DATA + 4), 0,
+		(2u << 16) | 4, pitch,
+		(uint32_t)sim_gaddr(s, SIM_PAGE_DATA), 0,
+		0x0au << 23,	/* MI_BATCH_BUFFER_END */
+	};
+	uint32_t ring[] = { (0x31u << 23) | 1, (uint32_t)sim_gaddr(s, SIM_PAGE_BATCH), 0, 0 };
+
+	memcpy(batch, bb, sizeof(bb));
+	ASSERT_EQ(0, sim_submit(s, ring, 4, 9));
+	ASSERT_EQ(0, sim_wait(s));
+	ASSERT_EQ(0u, sim_reg(s, SIM_FAULT_STATUS));
+	for (y = 0; y < 16; y++) {
+		for (x = 0; x < 64; x++) {
+			int in = y >= 2 && y < 6 && x >= 4 && x < 20;
+			int in_copy = y < 4 && x < 16;
+
+			ASSERT_EQ(in ? 0x55aa1234u : 0u, dst[y * 64 + x]);
+			ASSERT_EQ(in_copy ? 0x55aa1234u : 0u, cpy[y * 64 + x]);
+		}
+	}
+}
+
+TEST_F(sim, pipe_control_and_flush_dw_post_sync)
+{
+	struct sim *s = &self->s;
+	uint32_t *data = sim_ptr(s, SIM_PAGE_DATA);
+	uint64_t g = sim_gaddr(s, SIM_PAGE_DATA);
+	uint32_t cmd[] = {
+		0x7a000004, (1u << 14) | (1u << 24), (uint32_t)g + 64, 0, 0x11112222, 0x33334444,
+		(0x26u << 23) | (1u << 14) | 2, ((uint32_t)g + 128) | 4, 0, 0x99, 0, 0,
+	};
+
+	ASSERT_EQ(0, sim_submit(s, cmd, 12, 1));
+	ASSERT_EQ(0, sim_wait(s));
+	ASSERT_EQ(0x11112222u, data[16]);
+	ASSERT_EQ(0x33334444u, data[17]);
+	ASSERT_EQ(0x99u, data[32]);
+}
+
+TEST_F(sim, msi_on_completion)
+{
+	struct sim *s = &self->s;
+	uint32_t cmd[] = { SDI_GGTT(sim_gaddr(s, SIM_PAGE_DATA), 1) };
+
+	ASSERT_EQ(0, gvfio_enable_msi(&s->v));
+	ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_RCS_IMR, 0));
+	ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_MASTER_IRQ, 1u << 31));
+	ASSERT_EQ(0, sim_submit(s, cmd, 4, 2));
+	ASSERT_EQ(1, gvfio_wait_msi(&s->v, 2000));
+}
+
+TEST_F(sim, unknown_opcode_faults_without_writes)
+{
+	struct sim *s = &self->s;
+	uint32_t *data = sim_ptr(s, SIM_PAGE_DATA);
+	uint32_t cmd[] = { 0x3fu << 23, SDI_GGTT(sim_gaddr(s, SIM_PAGE_DATA), 5) };
+
+	ASSERT_EQ(0, sim_submit(s, cmd, 5, 3));
+	ASSERT_EQ(0, sim_wait(s));
+	ASSERT_EQ(SIM_FAULT_UNKNOWN_OPCODE, sim_reg(s, SIM_FAULT_STATUS));
+	ASSERT_EQ(0u, data[0]);
+}
+
+TEST_F(sim, out_of_partition_address_faults)
+{
+	struct sim *s = &self->s;
+	uint32_t cmd[] = { SDI_GGTT(0x1000, 5) };
+
+	ASSERT_EQ(0, sim_submit(s, cmd, 4, 3));
+	ASSERT_EQ(0, sim_wait(s));
+	ASSERT_EQ(SIM_FAULT_OUTSIDE_PARTITION, sim_reg(s, SIM_FAULT_STATUS));
+	ASSERT_EQ(0x1000u, sim_reg(s, SIM_FAULT_ADDR_LO));
+}
+
+TEST_F(sim, ggtt_writes_outside_the_partition_are_dropped)
+{
+	struct sim *s = &self->s;
+	uint64_t off = SIM_GGTT_OFFSET + 8;	/* graphics address 4 KiB */
+	uint64_t v = 0;
+
+	ASSERT_EQ(0, gvfio_write64(&s->v, 0, off, 0x5001));
+	ASSERT_EQ(0, gvfio_region_rw(&s->v, 0, off, &v, 8, false));
+	ASSERT_EQ(0u, v);
+}
+
+TEST_F(sim, bad_region_accesses_are_refused)
+{
+	struct sim *s = &self->s;
+	uint8_t b[8];
+
+	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, 2 << 20, b, 4, false));
+	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, (2 << 20) - 2, b, 4, false));
+	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, 2, b, 4, false));
+	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, 0x2030, b, 3, true));
+	ASSERT_GT(0, gvfio_region_rw(&s->v, VFIO_PCI_CONFIG_REGION_INDEX, 256, b, 4, false));
+	ASSERT_GT(0, gvfio_region_rw(&s->v, VFIO_PCI_BAR1_REGION_INDEX, 0, b, 4, false));
+	ASSERT_EQ(0u, s->v.region[VFIO_PCI_BAR1_REGION_INDEX].size);
+	/* Still alive. */
+	ASSERT_EQ(0x76544776u, sim_reg(s, SIM_PVINFO));
+}
+
+TEST_F(sim, dma_unmapped_under_the_gpu_faults)
+{
+	struct sim *s = &self->s;
+	uint32_t cmd[] = { SDI_GGTT(sim_gaddr(s, SIM_PAGE_DATA), 5) };
+
+	/* The ring is built in memory, then the memory goes away. */
+	ASSERT_EQ(0, sim_submit(s, cmd, 4, 4));
+	ASSERT_EQ(0, sim_wait(s));
+	ASSERT_EQ(0, gvfio_unmap_mem(&s->v));
+	ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, 0));
+	ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, 0));
+	ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, 4));
+	ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, (uint32_t)sim_gaddr(s, SIM_PAGE_CTX)));
+	ASSERT_EQ(0, sim_wait(s));
+	ASSERT_EQ(SIM_FAULT_GUEST_MEMORY, sim_reg(s, SIM_FAULT_STATUS));
+}
+
+TEST_HARNESS_MAIN
