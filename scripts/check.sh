@@ -83,7 +83,7 @@ step "vm: boot $KDIR under virtme-ng (TCG) and run the in-kernel tests"
 vmlog=$OUT/vm.log
 timeout "${VM_TIMEOUT:-2400}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
 	--disable-kvm --disable-microvm --memory 2G --cpus 2 --rodir "$GMIG_CACHE" \
-	--rwdir "$OUT" --exec "bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \
+	--rwdir "$OUT" --exec "${LONG:+GMIG_LONG=1} bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \
 	</dev/null >"$vmlog" 2>&1
 vmrc=$?
 grep -E '^GMIG-RESULT|^    ' "$vmlog" | grep -vE '^    (ok|#)' | head -400

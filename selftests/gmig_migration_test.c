@@ -171,6 +171,7 @@ TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 
 	/* The VMM copies guest memory; B resumes from pre-copy + final data. */
 	memcpy(b->v.mem, a->v.mem, MEM);
+	b->completed = a->completed;
 	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
 	img = malloc(npre + nfin);
 	ASSERT_NE(NULL, img);
@@ -203,6 +204,63 @@ TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 	}
 	free(pre);
 	free(fin);
+}
+
+/*
+ * One migration src -> dst as a VMM does it, with a store queued on src
+ * after it stopped (so it is pending in the saved state): state through
+ * the data fds, guest memory copied by the "VMM", and the store must land
+ * in dst's memory at the same guest page once dst runs.
+ */
+static void migrate_once(struct __test_metadata *_metadata, struct sim *src,
+			 struct sim *dst, uint32_t value, unsigned int page)
+{
+	uint32_t cmd[] = {
+		(0x20u << 23) | (1u << 22) | 2,
+		(uint32_t)sim_gaddr(src, page) + 4, 0, value,
+	};
+	char *img = NULL;
+	ssize_t n;
+	int fd;
+
+	ASSERT_EQ(0, gvfio_mig_set_state(&src->v, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, sim_submit(src, cmd, 4, value & 0xffff));
+	ASSERT_EQ(0, gvfio_mig_set_state(&src->v, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	n = read_all(fd, &img);
+	ASSERT_LT(0, n);
+	close(fd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&src->v, VFIO_DEVICE_STATE_STOP, NULL));
+	memcpy(dst->v.mem, src->v.mem, MEM);
+	dst->ring_tail = src->ring_tail;
+	/* The completion count is device state: it migrates too. */
+	dst->completed = src->completed;
+	ASSERT_EQ(0, gvfio_mig_set_state(&dst->v, VFIO_DEVICE_STATE_RESUMING, &fd));
+	ASSERT_EQ(n, write(fd, img, n));
+	ASSERT_EQ(0, gvfio_mig_set_state(&dst->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(fd);
+	free(img);
+	ASSERT_EQ(0, sim_wait(dst));
+	ASSERT_EQ(0u, sim_reg(dst, SIM_FAULT_STATUS));
+	ASSERT_EQ(value, ((uint32_t *)sim_ptr(dst, page))[1]);
+	/* The source stays usable: reset it for the way back. */
+	ASSERT_EQ(0, gvfio_reset(&src->v));
+	ASSERT_EQ(0, sim_map_ggtt(src));
+	src->completed = sim_reg(src, SIM_STATUS_LO) >> 16;
+}
+
+TEST_F(mig, back_and_forth)
+{
+	/* GMIG_LONG=1: the 1000-round reliability run (make check LONG=1). */
+	unsigned int rounds = getenv("GMIG_LONG") ? 1000 : 20, i;
+	struct sim *x = &self->a, *y = &self->b, *t;
+
+	for (i = 0; i < rounds; i++) {
+		migrate_once(_metadata, x, y, 0x10000000 + i, SIM_PAGE_DATA + i % 256);
+		t = x;
+		x = y;
+		y = t;
+	}
+	TH_LOG("%u migrations", rounds);
 }
 
 static void bad_stream(struct __test_metadata *_metadata, struct sim *b,

@@ -400,7 +400,9 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         }
         self.regs.csb_ptr = (self.regs.csb_ptr & !7) | wp as u32;
         self.completed += 1;
-        self.regs.status_lo = (self.regs.status_lo & 0xffff) | ((self.completed as u32) << 16);
+        // The completion count in the register migrates with the state.
+        let done = (self.regs.status_lo >> 16).wrapping_add(1) & 0xffff;
+        self.regs.status_lo = (self.regs.status_lo & 0xffff) | (done << 16);
         if self.regs.queue_len == 0 {
             self.regs.status_lo &= !1;
         }
