@@ -57,7 +57,7 @@ fuzz:
 lint: kernel
 	@$(KMAKE) CLIPPY=1 W=1 modules
 	@cd rust/gmig_core && cargo fmt --check && cargo clippy --all-targets -- -D warnings
-	@rustfmt --check --edition 2021 rust/*.rs
+	@rustfmt --check --edition 2021 rust/gmig.rs
 
 check: setup
 	@scripts/check.sh

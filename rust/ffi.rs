@@ -84,8 +84,15 @@ impl Vdev {
     pub(crate) fn dma_write(&self, iova: u64, buf: &[u8]) -> Result {
         // SAFETY: `self.0` is live (invariant); `vfio_dma_rw` only reads
         // `buf` (valid for `len` bytes) when `write` is true.
-        let ret =
-            unsafe { gmig_dma_rw(self.0, iova, buf.as_ptr().cast_mut().cast(), buf.len(), true) };
+        let ret = unsafe {
+            gmig_dma_rw(
+                self.0,
+                iova,
+                buf.as_ptr().cast_mut().cast(),
+                buf.len(),
+                true,
+            )
+        };
         to_result(ret)
     }
 
@@ -104,7 +111,9 @@ impl Vdev {
     /// (Re)arms the synthetic workload's timer.
     pub(crate) fn schedule_workload(&self, delay_ms: u32) {
         // SAFETY: `self.0` is live (invariant).
-        unsafe { gmig_schedule_workload(self.0, c_ulong::try_from(delay_ms).unwrap_or(c_ulong::MAX)) }
+        unsafe {
+            gmig_schedule_workload(self.0, c_ulong::try_from(delay_ms).unwrap_or(c_ulong::MAX))
+        }
     }
 
     /// Cancels the synthetic workload's timer and waits for a running tick.
@@ -118,7 +127,9 @@ impl Vdev {
     pub(crate) fn device(&self) -> ARef<kernel::device::Device> {
         // SAFETY: `self.0` is live (invariant), so is the mdev device it
         // returns, whose refcount is non-zero while its vfio_device exists.
-        unsafe { kernel::device::Device::get_device(gmig_vdev_device(self.0).cast::<bindings::device>()) }
+        unsafe {
+            kernel::device::Device::get_device(gmig_vdev_device(self.0).cast::<bindings::device>())
+        }
     }
 }
 

@@ -43,7 +43,8 @@ mod tests {
 
     fn put(mem: &mut KMem, gpa: u64, dws: &[u32]) -> Result {
         for (i, d) in dws.iter().enumerate() {
-            mem.write(gpa + 4 * i as u64, &d.to_le_bytes()).map_err(|_| EINVAL)?;
+            mem.write(gpa + 4 * i as u64, &d.to_le_bytes())
+                .map_err(|_| EINVAL)?;
         }
         Ok(())
     }
@@ -77,7 +78,8 @@ mod tests {
         assert_eq!(crc32c(b"123456789"), 0xe306_9283);
         let mut buf = KVVec::from_elem(0u8, 512, GFP_KERNEL)?;
         let mut w = stream::Writer::new(&mut buf, 1, 0).map_err(|_| EINVAL)?;
-        w.section(1, stream::FLAG_MANDATORY, 16, |p| p.fill(7)).map_err(|_| EINVAL)?;
+        w.section(1, stream::FLAG_MANDATORY, 16, |p| p.fill(7))
+            .map_err(|_| EINVAL)?;
         let n = w.finish().map_err(|_| EINVAL)?;
         let lim = stream::Limits {
             max_total: 4096,
@@ -119,7 +121,11 @@ mod tests {
         let mut mem = KMem(KVVec::from_elem(0u8, 64 * 4096, GFP_KERNEL)?);
         let ga = a as u32;
         put(&mut mem, 0, &[LRC_MAGIC, ga + 4096, 8192, 0, 16, 0, 0])?;
-        put(&mut mem, 4096, &[(0x20 << 23) | (1 << 22) | 2, ga + 0x8000, 0, 0x5eed])?;
+        put(
+            &mut mem,
+            4096,
+            &[(0x20 << 23) | (1 << 22) | 2, ga + 0x8000, 0, 0x5eed],
+        )?;
         let mut v = vgpu_at(a)?;
         v.submit(a);
         // Restored at `b` before running: remap, then execute there.

@@ -61,17 +61,16 @@ extern "C" {
 }
 
 fn param(f: unsafe extern "C" fn() -> *const kernel::ffi::c_char) -> &'static str {
-    // SAFETY: the shim returns its NUL-terminated module parameter buffer,
-    // which lives as long as the module.
+    // SAFETY: `f` is one of the shim's `gmig_param_*()` accessors (no
+    // preconditions), which return their NUL-terminated module parameter
+    // buffer; it lives as long as the module.
     let s = unsafe { kernel::str::CStr::from_char_ptr(f()) };
     s.to_str().unwrap_or("")
 }
 
 /// The policies of this migration, from the module parameters.
 fn policies() -> (Policy, DirtySource) {
-    // SAFETY: `gmig_param_*` are plain accessors with no preconditions.
     let p = Policy::parse(param(gmig_param_precopy)).unwrap_or(Policy::Oneshot);
-    // SAFETY: as above.
     let d = DirtySource::parse(param(gmig_param_dirty)).unwrap_or(DirtySource::Hash);
     (p, d)
 }
@@ -257,15 +256,20 @@ fn build_image(sim: &SimVgpu<KVVec<u64>>, out: &mut KVVec<u8>) -> Result {
     })
     .map_err(map)?;
     let p = sim.partition();
-    w.section(Section::Ggtt as u16, FLAG_MANDATORY, 16 + 8 * entries.len(), |b| {
-        b[0..8].copy_from_slice(&p.base.to_le_bytes());
-        b[8..16].copy_from_slice(&p.size.to_le_bytes());
-        for (i, e) in entries.iter().enumerate() {
-            if let Some(c) = b.get_mut(16 + 8 * i..24 + 8 * i) {
-                c.copy_from_slice(&e.to_le_bytes());
+    w.section(
+        Section::Ggtt as u16,
+        FLAG_MANDATORY,
+        16 + 8 * entries.len(),
+        |b| {
+            b[0..8].copy_from_slice(&p.base.to_le_bytes());
+            b[8..16].copy_from_slice(&p.size.to_le_bytes());
+            for (i, e) in entries.iter().enumerate() {
+                if let Some(c) = b.get_mut(16 + 8 * i..24 + 8 * i) {
+                    c.copy_from_slice(&e.to_le_bytes());
+                }
             }
-        }
-    })
+        },
+    )
     .map_err(map)?;
     let n = w.finish().map_err(map)?;
     out.truncate(start + n);
@@ -288,7 +292,12 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
             .unwrap_or(usize::MAX);
         let image = rest.get(..total.min(rest.len())).ok_or(EINVAL)?;
         let hdr = stream::validate(image, &limits).map_err(|e| {
-            dev_err!(s.dev, "migration stream rejected at byte {}: {:?}\n", off, e);
+            dev_err!(
+                s.dev,
+                "migration stream rejected at byte {}: {:?}\n",
+                off,
+                e
+            );
             EINVAL
         })?;
         let ty = TYPES.get(usize::from(hdr.vgpu_type)).ok_or(EINVAL)?;
@@ -332,10 +341,11 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
                 let size = u64::from_le_bytes(size.try_into().map_err(|_| EINVAL)?);
                 let p = Partition::new(base, size).ok_or(EINVAL)?;
                 let entries = payload.get(16..).ok_or(EINVAL)?;
-                if p.size != inner.sim.partition().size
-                    || entries.len() as u64 != 8 * p.entries()
-                {
-                    dev_err!(s.dev, "migration stream: GGTT section does not fit this vGPU\n");
+                if p.size != inner.sim.partition().size || entries.len() as u64 != 8 * p.entries() {
+                    dev_err!(
+                        s.dev,
+                        "migration stream: GGTT section does not fit this vGPU\n"
+                    );
                     return Err(EINVAL);
                 }
                 ggtt = Some((p, entries));
@@ -350,7 +360,10 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
 
     let mut table = KVVec::with_capacity(entries.len() / 8, GFP_KERNEL)?;
     for c in entries.chunks_exact(8) {
-        table.push(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]), GFP_KERNEL)?;
+        table.push(
+            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+            GFP_KERNEL,
+        )?;
     }
     let dst = inner.sim.partition();
     inner.sim.restore_state(regs, &config);
@@ -440,7 +453,9 @@ fn arc(s: &Shared, cur: u32, next: u32) -> Result {
             }
             res?;
         }
-        (RUNNING, RUNNING_P2P) | (RUNNING_P2P, RUNNING) | (PRE_COPY, PRE_COPY_P2P)
+        (RUNNING, RUNNING_P2P)
+        | (RUNNING_P2P, RUNNING)
+        | (PRE_COPY, PRE_COPY_P2P)
         | (PRE_COPY_P2P, PRE_COPY) => {}
         _ => {
             dev_err!(s.dev, "unexpected migration arc {} -> {}\n", cur, next);
@@ -499,7 +514,11 @@ unsafe extern "C" fn gmig_rs_mig_write(vgpu: *mut c_void, buf: *const c_void, le
     let mig = &mut inner.mig;
     if mig.incoming.len().saturating_add(len) > MAX_RESUME_BYTES {
         mig.stats.stream_errors += 1;
-        dev_err!(s.dev, "migration stream larger than {} bytes\n", MAX_RESUME_BYTES);
+        dev_err!(
+            s.dev,
+            "migration stream larger than {} bytes\n",
+            MAX_RESUME_BYTES
+        );
         return EFBIG.to_errno() as isize;
     }
     match mig.incoming.extend_from_slice(data, GFP_KERNEL) {
@@ -514,7 +533,11 @@ unsafe extern "C" fn gmig_rs_mig_write(vgpu: *mut c_void, buf: *const c_void, le
 ///
 /// Both pointers are valid for writes.
 #[no_mangle]
-unsafe extern "C" fn gmig_rs_precopy_info(vgpu: *mut c_void, initial: *mut u64, dirty: *mut u64) -> c_int {
+unsafe extern "C" fn gmig_rs_precopy_info(
+    vgpu: *mut c_void,
+    initial: *mut u64,
+    dirty: *mut u64,
+) -> c_int {
     let s = &vgpu_ref(vgpu).shared;
     let inner = s.inner.lock();
     let mig = &inner.mig;
@@ -595,7 +618,11 @@ fn log_start(s: &Shared, ranges: &[u64]) -> Result {
         "dirty logging on frames {:#x}..{:#x}: {} GPU pages tracked (precopy={} dirty={})\n",
         start,
         start + pages,
-        inner.mig.tracking.as_ref().map_or(0, |t| t.tracker.tracked()),
+        inner
+            .mig
+            .tracking
+            .as_ref()
+            .map_or(0, |t| t.tracker.tracked()),
         inner.mig.policy.name(),
         inner.mig.source.name()
     );
@@ -632,7 +659,11 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
     let Some(t) = mig.tracking.as_mut() else {
         return Err(EINVAL);
     };
-    let phase = if stopped { Phase::StopCopy } else { Phase::PreCopy };
+    let phase = if stopped {
+        Phase::StopCopy
+    } else {
+        Phase::PreCopy
+    };
     let first = iova / PAGE_SIZE;
     let last = iova.saturating_add(length) / PAGE_SIZE;
     let action = planner::decide(policy, source, phase);
@@ -646,7 +677,11 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
     match action {
         Action::Nothing => {}
         Action::All => {
-            for gfn in t.tracker.tracked_frames().filter(|g| (first..last).contains(g)) {
+            for gfn in t
+                .tracker
+                .tracked_frames()
+                .filter(|g| (first..last).contains(g))
+            {
                 mark(gfn);
                 reported += 1;
             }
@@ -692,7 +727,11 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
     }
     match phase {
         Phase::StopCopy => {
-            mig_stats.pages_dirty_stopcopy += if action == Action::All { reported } else { changed };
+            mig_stats.pages_dirty_stopcopy += if action == Action::All {
+                reported
+            } else {
+                changed
+            };
             mig_stats.pages_sent_stopcopy += reported;
         }
         _ => mig_stats.pages_reported_precopy += reported,
@@ -702,6 +741,11 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
 
 /// DMA_LOGGING_REPORT for `[iova, iova + length)`.
 #[no_mangle]
-extern "C" fn gmig_rs_log_report(vgpu: *mut c_void, iova: u64, length: u64, dirty: *mut IovaBitmap) -> c_int {
+extern "C" fn gmig_rs_log_report(
+    vgpu: *mut c_void,
+    iova: u64,
+    length: u64,
+    dirty: *mut IovaBitmap,
+) -> c_int {
     from_result(log_report(&vgpu_ref(vgpu).shared, iova, length, dirty))
 }

@@ -57,9 +57,21 @@ impl Stats {
 
     fn show(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         writeln!(f, "contexts: {}", self.contexts.load(Ordering::Relaxed))?;
-        writeln!(f, "gpu_bytes_written: {}", self.gpu_bytes_written.load(Ordering::Relaxed))?;
-        writeln!(f, "bad_accesses: {}", self.bad_accesses.load(Ordering::Relaxed))?;
-        writeln!(f, "dma_retries: {}", self.dma_retries.load(Ordering::Relaxed))
+        writeln!(
+            f,
+            "gpu_bytes_written: {}",
+            self.gpu_bytes_written.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            f,
+            "bad_accesses: {}",
+            self.bad_accesses.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            f,
+            "dma_retries: {}",
+            self.dma_retries.load(Ordering::Relaxed)
+        )
     }
 }
 
@@ -140,13 +152,17 @@ impl DmaMem<'_> {
 impl GuestMem for DmaMem<'_> {
     fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
         let vdev = self.vdev;
-        self.retry(|| vdev.dma_read(gpa, buf)).map_err(|_| MemFault { gpa })
+        self.retry(|| vdev.dma_read(gpa, buf))
+            .map_err(|_| MemFault { gpa })
     }
 
     fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
         let vdev = self.vdev;
-        self.retry(|| vdev.dma_write(gpa, buf)).map_err(|_| MemFault { gpa })?;
-        self.stats.gpu_bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.retry(|| vdev.dma_write(gpa, buf))
+            .map_err(|_| MemFault { gpa })?;
+        self.stats
+            .gpu_bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -225,14 +241,21 @@ impl Shared {
     /// debugfs `stats`: one `key: value` per line.
     fn show_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let inner = self.inner.lock();
-        writeln!(f, "type: {}", TYPES.get(self.type_index).map_or("?", |t| t.name))?;
+        writeln!(
+            f,
+            "type: {}",
+            TYPES.get(self.type_index).map_or("?", |t| t.name)
+        )?;
         writeln!(f, "ggtt_base: {:#x}", self.partition.base)?;
         writeln!(f, "ggtt_size: {:#x}", self.partition.size)?;
         inner.mig.show_stats(f)?;
         writeln!(
             f,
             "workload: {}",
-            inner.workload.as_ref().map_or("none", |w| w.0.profile_name())
+            inner
+                .workload
+                .as_ref()
+                .map_or("none", |w| w.0.profile_name())
         )?;
         writeln!(f, "faults: {}", self.faults.load(Ordering::Relaxed))?;
         self.stats.show(f)
@@ -274,7 +297,7 @@ impl Shared {
                     return Err(ENODEV);
                 }
                 inner.workload = None;
-    inner.workload_start = None;
+                inner.workload_start = None;
                 inner.workload_start = Some((params, scratch));
                 drop(inner);
                 self.vdev.schedule_workload(0);
@@ -387,9 +410,13 @@ fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
             }),
             GFP_KERNEL,
         )?;
-        let dir = root.as_ref().map_or_else(|| Dir::new(name), |r| r.subdir(name));
+        let dir = root
+            .as_ref()
+            .map_or_else(|| Dir::new(name), |r| r.subdir(name));
         let stats = KBox::pin_init(
-            dir.read_callback_file(c"stats", shared.clone(), &|s: &Arc<Shared>, f| s.show_stats(f)),
+            dir.read_callback_file(c"stats", shared.clone(), &|s: &Arc<Shared>, f| {
+                s.show_stats(f)
+            }),
             GFP_KERNEL,
         )?;
         let workload = KBox::pin_init(
@@ -463,7 +490,11 @@ fn copy_cstr(dst: *mut c_char, cap: usize, src: &str) {
 /// `name` and `desc` point to buffers of GMIG_TYPE_NAME_LEN and
 /// GMIG_TYPE_DESC_LEN bytes.
 #[no_mangle]
-unsafe extern "C" fn gmig_rs_type_info(index: c_uint, name: *mut c_char, desc: *mut c_char) -> c_int {
+unsafe extern "C" fn gmig_rs_type_info(
+    index: c_uint,
+    name: *mut c_char,
+    desc: *mut c_char,
+) -> c_int {
     let Some(ty) = usize::try_from(index).ok().and_then(|i| TYPES.get(i)) else {
         return EINVAL.to_errno();
     };
@@ -475,11 +506,16 @@ unsafe extern "C" fn gmig_rs_type_info(index: c_uint, name: *mut c_char, desc: *
 /// `available_instances` of type `index`.
 #[no_mangle]
 extern "C" fn gmig_rs_type_available(index: c_uint) -> c_uint {
-    let Some((i, ty)) = usize::try_from(index).ok().and_then(|i| Some((i, TYPES.get(i)?))) else {
+    let Some((i, ty)) = usize::try_from(index)
+        .ok()
+        .and_then(|i| Some((i, TYPES.get(i)?)))
+    else {
         return 0;
     };
     let g = GLOBAL.lock();
-    let by_count = ty.max_instances.saturating_sub(g.instances.get(i).copied().unwrap_or(0));
+    let by_count = ty
+        .max_instances
+        .saturating_sub(g.instances.get(i).copied().unwrap_or(0));
     by_count.min(g.slots.available(ty.ggtt_size))
 }
 
@@ -583,15 +619,19 @@ unsafe extern "C" fn gmig_rs_region_rw(
     let data = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
     let mut inner = s.inner.lock();
     let res = if write {
-        inner.sim.region_write(index, off, data).map(|ev| {
-            s.handle_event(&mut inner, ev);
-        }).map_err(|_| ())
+        inner
+            .sim
+            .region_write(index, off, data)
+            .map(|ev| {
+                s.handle_event(&mut inner, ev);
+            })
+            .map_err(|_| ())
     } else {
         inner.sim.region_read(index, off, data).map_err(|_| ())
     };
     match res {
         Ok(()) => isize::try_from(len).unwrap_or(isize::MAX),
-        Err(_) => {
+        Err(()) => {
             s.stats.bad_accesses.fetch_add(1, Ordering::Relaxed);
             EINVAL.to_errno() as isize
         }

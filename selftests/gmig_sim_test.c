@@ -31,6 +31,7 @@ FIXTURE_SETUP(sim)
 
 	if (stat("/sys/class/mdev_bus/gmig", &st))
 		SKIP(return, "no gmig mdev parent (gmig.ko not loaded)");
+	sim_remove_mdev(UUID);	/* left over by a killed test */
 	ASSERT_EQ(0, sim_create_mdev("gmig-small", UUID));
 	ASSERT_EQ(0, sim_open(&self->s, UUID, IOVA, MEM));
 }

@@ -46,14 +46,9 @@ types=/sys/class/mdev_bus/gmig/mdev_supported_types
 echo $U1 >$types/gmig-small/create || fail "create $U1"
 echo $U2 >$types/gmig-small/create || fail "create $U2"
 
-qemu() {
-	local uuid=$1 name=$2; shift 2
-	qemu-system-x86_64 -nodefaults -display none -machine q35 -accel tcg -m 128 \
-		-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid,enable-migration=on \
-		-qmp unix:$T/$name.qmp,server=on,wait=off "$@" >$T/$name.log 2>&1 &
-}
-qemu $U1 src
-qemu $U2 dst -incoming unix:$T/mig.sock -S
+. "$HERE/lib.sh"
+vfio_qemu "$T" $U1 src
+vfio_qemu "$T" $U2 dst -incoming unix:$T/mig.sock -S
 # Start the workload once the source guest runs (QEMU resets the device
 # while it starts, and a reset stops any workload).
 for _ in $(seq 120); do

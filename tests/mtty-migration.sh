@@ -23,14 +23,9 @@ U2=8e1b1c2a-0000-4000-8000-000000000002
 echo $U1 >$types/$type/create || fail "create $U1"
 echo $U2 >$types/$type/create || fail "create $U2"
 
-qemu() {
-	local uuid=$1 name=$2; shift 2
-	qemu-system-x86_64 -nodefaults -display none -machine q35 -accel tcg -m 128 \
-		-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid,enable-migration=on \
-		-qmp unix:$T/$name.qmp,server=on,wait=off "$@" >$T/$name.log 2>&1 &
-}
-qemu $U1 src
-qemu $U2 dst -incoming unix:$T/mig.sock
+. "$HERE/lib.sh"
+vfio_qemu "$T" $U1 src
+vfio_qemu "$T" $U2 dst -incoming unix:$T/mig.sock
 python3 "$HERE/qmp.py" migrate $T/src.qmp $T/dst.qmp unix:$T/mig.sock
 rc=$?
 python3 "$HERE/qmp.py" cmd $T/src.qmp quit >/dev/null 2>&1

@@ -69,6 +69,14 @@ for t in "$OUT"/selftests/*_test; do
 	[ $n -gt 0 ] || result fail "$base:no-tap-output(rc=$rc)"
 done
 
+# The userspace sample, as a user would run it.
+if [ -x "$OUT/samples/gmig_submit" ]; then
+	U=5a1d0000-0000-4000-8000-0000000000c1
+	echo $U >/sys/class/mdev_bus/gmig/mdev_supported_types/gmig-small/create
+	check sample-gmig-submit "$OUT/samples/gmig_submit" $U
+	echo 1 >/sys/bus/mdev/devices/$U/remove
+fi
+
 # End to end with QEMU 10: the gmig sim vGPU (busy) under each policy, side
 # by side, then the kernel's mtty sample as the known-good reference.
 for v in "oneshot hash" "oneshot all" "iterative hash"; do

@@ -130,7 +130,7 @@ impl Partition {
     /// A partition, if `base` and `size` are page aligned, `size` is not 0
     /// and the end does not overflow; the error says which rule failed.
     pub fn checked(base: u64, size: u64) -> Result<Self, GttError> {
-        if base % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 {
+        if !base.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
             return Err(GttError::Unaligned);
         }
         if size == 0 {
@@ -215,7 +215,12 @@ mod tests {
 
     #[test]
     fn decode_keeps_every_bit_of_present_entries() {
-        for raw in [1u64, 0xffff_ffff_ffff_ffff, 0x8000_0000_0000_0fff, 0x7f_ffff_f001] {
+        for raw in [
+            1u64,
+            0xffff_ffff_ffff_ffff,
+            0x8000_0000_0000_0fff,
+            0x7f_ffff_f001,
+        ] {
             let p = Pte::decode(raw).unwrap();
             assert_eq!(p.encode(), raw);
             assert_eq!(p.addr, raw & 0x7f_ffff_f000);
@@ -240,14 +245,11 @@ mod tests {
         assert_eq!(p.index((64 << 20) + 8192), Some(2));
         assert_eq!(p.entries(), 16384);
         assert_eq!(Partition::new(1, 4096), None);
-        assert_eq!(Partition::new(u64::MAX & !4095, 8192), None);
+        assert_eq!(Partition::new(!4095, 8192), None);
         assert_eq!(Partition::checked(1, 4096), Err(GttError::Unaligned));
         assert_eq!(Partition::checked(4096, 4095), Err(GttError::Unaligned));
         assert_eq!(Partition::checked(4096, 0), Err(GttError::Empty));
-        assert_eq!(
-            Partition::checked(u64::MAX & !4095, 8192),
-            Err(GttError::Overflow)
-        );
+        assert_eq!(Partition::checked(!4095, 8192), Err(GttError::Overflow));
         assert_eq!(p.end(), 128 << 20);
     }
 
@@ -255,8 +257,14 @@ mod tests {
     fn rebase_moves_by_the_base_difference() {
         let a = Partition::new(64 << 20, 64 << 20).unwrap();
         let b = Partition::new(192 << 20, 64 << 20).unwrap();
-        assert_eq!(a.rebase((64 << 20) + 0x1234, &b), Some((192 << 20) + 0x1234));
-        assert_eq!(b.rebase((192 << 20) + 0x1234, &a), Some((64 << 20) + 0x1234));
+        assert_eq!(
+            a.rebase((64 << 20) + 0x1234, &b),
+            Some((192 << 20) + 0x1234)
+        );
+        assert_eq!(
+            b.rebase((192 << 20) + 0x1234, &a),
+            Some((64 << 20) + 0x1234)
+        );
         assert_eq!(a.rebase(0x1000, &b), None, "outside the source");
         let small = Partition::new(0, 4096).unwrap();
         assert_eq!(a.rebase((64 << 20) + 4096, &small), None, "beyond dst");

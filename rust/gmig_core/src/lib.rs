@@ -12,19 +12,19 @@
 
 #[cfg(all(test, not(CONFIG_RUST)))]
 extern crate std;
-/// GGTT partition slots of the sim parent device.
-pub mod slots;
 /// Gen8/9 GTT entries and GGTT partitions.
 pub mod gtt;
-/// The sim provider's device model.
-pub mod sim;
 /// Seeded page hashes.
 pub mod hash;
-/// The software dirty-page tracker.
-pub mod tracker;
 /// Pre-copy policies and per-report decisions.
 pub mod planner;
-/// The migration stream codec.
-pub mod stream;
 /// Dynamic graphics address remapping.
 pub mod remap;
+/// The sim provider's device model.
+pub mod sim;
+/// GGTT partition slots of the sim parent device.
+pub mod slots;
+/// The migration stream codec.
+pub mod stream;
+/// The software dirty-page tracker.
+pub mod tracker;

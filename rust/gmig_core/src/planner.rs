@@ -172,13 +172,17 @@ mod tests {
                         Action::All => out.extend(t.tracked_frames()),
                         Action::Snapshot => {
                             t.scan_new(&mut scratch, |g, b| {
-                                Ok::<(), ()>(b.copy_from_slice(&src[g as usize]))
+                                let _: () = b.copy_from_slice(&src[g as usize]);
+                                Ok::<(), ()>(())
                             });
                         }
                         Action::Changed => {
                             t.scan_changed(
                                 &mut scratch,
-                                |g, b| Ok::<(), ()>(b.copy_from_slice(&src[g as usize])),
+                                |g, b| {
+                                    let _: () = b.copy_from_slice(&src[g as usize]);
+                                    Ok::<(), ()>(())
+                                },
                                 |g| out.push(g),
                             );
                         }
@@ -212,10 +216,16 @@ mod tests {
                     dst[g as usize] = src[g as usize];
                     sent_at_stop.insert(g);
                 }
-                assert!(src == dst, "{policy:?}/{source:?} seed {seed}: a page was lost");
+                assert!(
+                    src == dst,
+                    "{policy:?}/{source:?} seed {seed}: a page was lost"
+                );
                 stop_counts.push(sent_at_stop.len());
             }
-            assert!(stop_counts[0] < stop_counts[1], "hash must beat all: {stop_counts:?}");
+            assert!(
+                stop_counts[0] < stop_counts[1],
+                "hash must beat all: {stop_counts:?}"
+            );
             assert_eq!(stop_counts[1], n);
         }
     }

@@ -77,7 +77,9 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Walk<'_, S, M> {
 
     /// Guest physical address of destination graphics address `g`.
     fn gpa(&self, g: u64) -> Result<u64, RemapError> {
-        self.vgpu.translate_ggtt(g).map_err(|_| RemapError::Unmapped(g))
+        self.vgpu
+            .translate_ggtt(g)
+            .map_err(|_| RemapError::Unmapped(g))
     }
 
     fn rd(&mut self, g: u64) -> Result<u32, RemapError> {
@@ -110,7 +112,12 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Walk<'_, S, M> {
 
     /// Walks commands from destination graphics address `g`; a ring walk
     /// wraps at `ring = (start, size)` and stops at `end`.
-    fn run(&mut self, mut g: u64, ring: Option<(u64, u64, u64)>, depth: u32) -> Result<(), RemapError> {
+    fn run(
+        &mut self,
+        mut g: u64,
+        ring: Option<(u64, u64, u64)>,
+        depth: u32,
+    ) -> Result<(), RemapError> {
         loop {
             if let Some((start, size, end)) = ring {
                 if g == end {
@@ -277,7 +284,10 @@ mod tests {
         let p = Partition::new(base, ty.ggtt_size).unwrap();
         let mut v = SimVgpu::new(ty, p, vec![0; p.entries() as usize]).unwrap();
         for i in 0..256u64 {
-            v.write_ggtt_entry(base + i * PAGE_SIZE, Pte::new(i * PAGE_SIZE, 0).unwrap().encode());
+            v.write_ggtt_entry(
+                base + i * PAGE_SIZE,
+                Pte::new(i * PAGE_SIZE, 0).unwrap().encode(),
+            );
         }
         v
     }
@@ -373,7 +383,13 @@ mod tests {
         let before = mem.bytes.clone();
         let mut w = vgpu_at(B);
         w.submit(v.pending()[0]);
-        let e = remap_pending(&mut w, v.partition(), Partition::new(B, 64 << 20).unwrap(), &mut mem).unwrap_err();
+        let e = remap_pending(
+            &mut w,
+            v.partition(),
+            Partition::new(B, 64 << 20).unwrap(),
+            &mut mem,
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             RemapError::OutsidePartition {
@@ -391,16 +407,30 @@ mod tests {
         let mut v = vgpu_at(A);
         setup(&mut mem, &mut v);
         // Chained batch jumping to itself.
-        put(&mut mem, 0x10000, &[(0x31 << 23) | 1, A as u32 + 0x10000, 0]);
+        put(
+            &mut mem,
+            0x10000,
+            &[(0x31 << 23) | 1, A as u32 + 0x10000, 0],
+        );
         let mut w = vgpu_at(B);
         w.submit(v.pending()[0]);
         assert_eq!(
-            remap_pending(&mut w, v.partition(), Partition::new(B, 64 << 20).unwrap(), &mut mem),
+            remap_pending(
+                &mut w,
+                v.partition(),
+                Partition::new(B, 64 << 20).unwrap(),
+                &mut mem
+            ),
             Err(RemapError::TooLong)
         );
         put(&mut mem, 0x10000, &[0xffff_ffff]);
         assert_eq!(
-            remap_pending(&mut w, v.partition(), Partition::new(B, 64 << 20).unwrap(), &mut mem),
+            remap_pending(
+                &mut w,
+                v.partition(),
+                Partition::new(B, 64 << 20).unwrap(),
+                &mut mem
+            ),
             Err(RemapError::BadCommand(B + 0x10000))
         );
     }

@@ -40,7 +40,7 @@ impl Slots {
     /// Number of slots a partition of `size` bytes needs, if it is a
     /// non-zero multiple of [`SLOT_SIZE`] that fits.
     fn span(size: u64) -> Option<u32> {
-        if size == 0 || size % SLOT_SIZE != 0 || size > GGTT_SIZE - SLOT_SIZE {
+        if size == 0 || !size.is_multiple_of(SLOT_SIZE) || size > GGTT_SIZE - SLOT_SIZE {
             return None;
         }
         u32::try_from(size / SLOT_SIZE).ok()
@@ -74,7 +74,7 @@ impl Slots {
         let Some(n) = Self::span(size) else {
             return false;
         };
-        if base % SLOT_SIZE != 0 || base == 0 {
+        if !base.is_multiple_of(SLOT_SIZE) || base == 0 {
             return false;
         }
         let Ok(first) = u32::try_from(base / SLOT_SIZE) else {

@@ -115,7 +115,11 @@ pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 4 {
-                c = if c & 1 != 0 { (c >> 1) ^ 0x82f6_3b78 } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0x82f6_3b78
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;
@@ -340,7 +344,10 @@ mod tests {
     fn sample(extra: Option<(u16, u16)>) -> Vec<u8> {
         let mut buf = vec![0u8; 4096];
         let mut w = Writer::new(&mut buf, 1, 0).unwrap();
-        w.section(Section::Config as u16, FLAG_MANDATORY, 256, |p| p.fill(0x11)).unwrap();
+        w.section(Section::Config as u16, FLAG_MANDATORY, 256, |p| {
+            p.fill(0x11)
+        })
+        .unwrap();
         w.section(Section::Regs as u16, FLAG_MANDATORY, 64, |p| {
             for (i, b) in p.iter_mut().enumerate() {
                 *b = i as u8;
@@ -366,7 +373,10 @@ mod tests {
     fn round_trip() {
         let img = sample(None);
         let h = validate(&img, &LIM).unwrap();
-        assert_eq!((h.provider, h.vgpu_type, h.total as usize), (1, 0, img.len()));
+        assert_eq!(
+            (h.provider, h.vgpu_type, h.total as usize),
+            (1, 0, img.len())
+        );
         let secs: Vec<_> = sections_unchecked(&img).map(|s| s.unwrap()).collect();
         assert_eq!(secs.len(), 3);
         assert_eq!(secs[0].2, &[0x11u8; 256][..]);
@@ -405,7 +415,10 @@ mod tests {
         let mut bad = good.clone();
         bad[8] = 2;
         reseal(&mut bad);
-        assert_eq!(validate(&bad, &LIM), Err(StreamError::UnsupportedVersion(2)));
+        assert_eq!(
+            validate(&bad, &LIM),
+            Err(StreamError::UnsupportedVersion(2))
+        );
         let mut bad = good.clone();
         bad[12] = 9;
         assert_eq!(validate(&bad, &LIM), Err(StreamError::ChecksumMismatch));
@@ -416,11 +429,23 @@ mod tests {
         bad.push(0);
         assert_eq!(validate(&bad, &LIM), Err(StreamError::TrailingData));
         assert_eq!(
-            validate(&good, &Limits { max_total: 100, max_section: 1 << 19 }),
+            validate(
+                &good,
+                &Limits {
+                    max_total: 100,
+                    max_section: 1 << 19
+                }
+            ),
             Err(StreamError::TooLarge)
         );
         assert_eq!(
-            validate(&good, &Limits { max_total: 1 << 20, max_section: 100 }),
+            validate(
+                &good,
+                &Limits {
+                    max_total: 1 << 20,
+                    max_section: 100
+                }
+            ),
             Err(StreamError::TooLarge)
         );
         // Duplicate and out-of-order sections: swap type fields by hand.
@@ -459,7 +484,10 @@ mod tests {
         let mut buf = vec![0u8; 64];
         let mut w = Writer::new(&mut buf, 1, 0).unwrap();
         w.section(2, 1, 4, |_| {}).unwrap();
-        assert_eq!(w.section(2, 1, 4, |_| {}), Err(StreamError::OutOfOrderSection(2)));
+        assert_eq!(
+            w.section(2, 1, 4, |_| {}),
+            Err(StreamError::OutOfOrderSection(2))
+        );
         assert_eq!(w.section(3, 1, 100, |_| {}), Err(StreamError::NoSpace));
     }
 }

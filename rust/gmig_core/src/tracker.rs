@@ -57,7 +57,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
     fn slot(&mut self, gfn: u64) -> Result<&mut u64, OutOfWindow> {
         let i = gfn.checked_sub(self.base).ok_or(OutOfWindow(gfn))?;
         let i = usize::try_from(i).map_err(|_| OutOfWindow(gfn))?;
-        (&mut *self.slots).get_mut(i).ok_or(OutOfWindow(gfn))
+        self.slots.get_mut(i).ok_or(OutOfWindow(gfn))
     }
 
     /// First frame of the window.
@@ -67,7 +67,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
 
     /// Frames in the window.
     pub fn window(&self) -> u64 {
-        (&*self.slots).len() as u64
+        self.slots.len() as u64
     }
 
     /// Starts tracking `gfn` (no-op if tracked).
@@ -94,7 +94,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
     pub fn is_tracked(&self, gfn: u64) -> bool {
         gfn.checked_sub(self.base)
             .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| (&*self.slots).get(i))
+            .and_then(|i| self.slots.get(i))
             .is_some_and(|&s| s != UNTRACKED)
     }
 
@@ -180,7 +180,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         let seed = self.seed;
         let base = self.base;
         let mut n = 0;
-        for (i, s) in (&mut *self.slots).iter_mut().enumerate() {
+        for (i, s) in self.slots.iter_mut().enumerate() {
             if *s == UNTRACKED {
                 continue;
             }
@@ -252,7 +252,7 @@ mod tests {
             for _round in 0..30 {
                 for _ in 0..(rng.next() % 8) {
                     let g = rng.next() % n as u64;
-                    if rng.next() % 3 == 0 {
+                    if rng.next().is_multiple_of(3) {
                         t.untrack(g).unwrap();
                         reference.remove(&g);
                     } else {
@@ -295,9 +295,23 @@ mod tests {
         let mut s = [0u8; PAGE];
         let n = t.scan_changed(&mut s, |_, _| Err(()), |_| {});
         assert_eq!(n, 1);
-        let n = t.scan_changed(&mut s, |_, b| Ok::<(), ()>(b.fill(0)), |_| {});
+        let n = t.scan_changed(
+            &mut s,
+            |_, b| {
+                let _: () = b.fill(0);
+                Ok::<(), ()>(())
+            },
+            |_| {},
+        );
         assert_eq!(n, 1, "first successful hash after a failure");
-        let n = t.scan_changed(&mut s, |_, b| Ok::<(), ()>(b.fill(0)), |_| {});
+        let n = t.scan_changed(
+            &mut s,
+            |_, b| {
+                let _: () = b.fill(0);
+                Ok::<(), ()>(())
+            },
+            |_| {},
+        );
         assert_eq!(n, 0);
     }
 }

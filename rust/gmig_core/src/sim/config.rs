@@ -218,8 +218,10 @@ mod tests {
         assert!(c.memory_enabled() && c.intx_disabled());
         assert!(!c.msi_enabled());
         c.write(MSI_CAP as u64 + 2, &1u16.to_le_bytes()).unwrap();
-        c.write(MSI_CAP as u64 + 4, &0xfee0_0000u32.to_le_bytes()).unwrap();
-        c.write(MSI_CAP as u64 + 12, &0x41u16.to_le_bytes()).unwrap();
+        c.write(MSI_CAP as u64 + 4, &0xfee0_0000u32.to_le_bytes())
+            .unwrap();
+        c.write(MSI_CAP as u64 + 12, &0x41u16.to_le_bytes())
+            .unwrap();
         assert!(c.msi_enabled());
         assert_eq!(c.msi(), (0xfee0_0000, 0x41));
     }

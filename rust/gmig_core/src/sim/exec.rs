@@ -260,7 +260,14 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             blit_bytes: 0,
         };
         c.read(Space::Ggtt, lrca, &mut image)?;
-        let dw = |i: usize| u32::from_le_bytes([image[4 * i], image[4 * i + 1], image[4 * i + 2], image[4 * i + 3]]);
+        let dw = |i: usize| {
+            u32::from_le_bytes([
+                image[4 * i],
+                image[4 * i + 1],
+                image[4 * i + 2],
+                image[4 * i + 3],
+            ])
+        };
         if dw(0) != LRC_MAGIC {
             return Err(Fault::new(FaultKind::BadRing, lrca));
         }
@@ -343,19 +350,18 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         if !(4..=5).contains(&len) {
                             return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
                         }
-                        let space = if dw0 & (1 << 22) != 0 { Space::Ggtt } else { Space::Ppgtt };
+                        let space = if dw0 & (1 << 22) != 0 {
+                            Space::Ggtt
+                        } else {
+                            Space::Ppgtt
+                        };
                         let addr = addr48(fetch(c, 1)?, fetch(c, 2)?);
-                        let mut data = [0u8; 8];
-                        let n = (len - 3) as usize;
-                        for i in 0..n {
-                            data[4 * i..4 * i + 4].copy_from_slice(&fetch(c, 3 + i as u64)?.to_le_bytes());
-                        }
-                        c.write(space, addr, &data[..4 * n], touched).map_err(at)?;
+                        store_imm(c, space, addr, len, &fetch, touched).map_err(at)?;
                     }
                     0x22 => {
                         // MI_LOAD_REGISTER_IMM: (offset, value) pairs.
                         len = u64::from(dw0 & 0xff) + 2;
-                        if len % 2 == 0 {
+                        if len.is_multiple_of(2) {
                             return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
                         }
                         for i in (1..len).step_by(2) {
@@ -373,14 +379,13 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         }
                         if (dw0 >> 14) & 3 == 1 {
                             let lo = fetch(c, 1)?;
-                            let space = if lo & 4 != 0 { Space::Ggtt } else { Space::Ppgtt };
+                            let space = if lo & 4 != 0 {
+                                Space::Ggtt
+                            } else {
+                                Space::Ppgtt
+                            };
                             let addr = addr48(lo & !7, fetch(c, 2)?);
-                            let mut data = [0u8; 8];
-                            let n = (len - 3) as usize;
-                            for i in 0..n {
-                                data[4 * i..4 * i + 4].copy_from_slice(&fetch(c, 3 + i as u64)?.to_le_bytes());
-                            }
-                            c.write(space, addr, &data[..4 * n], touched).map_err(at)?;
+                            store_imm(c, space, addr, len, &fetch, touched).map_err(at)?;
                         }
                     }
                     0x31 => {
@@ -389,7 +394,11 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         if len != 3 {
                             return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
                         }
-                        let space = if dw0 & (1 << 8) != 0 { Space::Ppgtt } else { Space::Ggtt };
+                        let space = if dw0 & (1 << 8) != 0 {
+                            Space::Ppgtt
+                        } else {
+                            Space::Ggtt
+                        };
                         let addr = addr48(fetch(c, 1)?, fetch(c, 2)?);
                         let batch = Cursor {
                             space,
@@ -434,8 +443,17 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         let sy1x1 = fetch(c, 6)?;
                         let spitch = fetch(c, 7)? & 0xffff;
                         let src = addr48(fetch(c, 8)?, fetch(c, 9)?);
-                        blit(c, br13, y1x1, y2x2, dst, Some((sy1x1, spitch, src)), 0, touched)
-                            .map_err(at)?;
+                        blit(
+                            c,
+                            br13,
+                            y1x1,
+                            y2x2,
+                            dst,
+                            Some((sy1x1, spitch, src)),
+                            0,
+                            touched,
+                        )
+                        .map_err(at)?;
                     }
                     _ => return Err(at(Fault::new(FaultKind::UnknownOpcode, u64::from(dw0)))),
                 }
@@ -449,7 +467,11 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                     }
                     let dw1 = fetch(c, 1)?;
                     if (dw1 >> 14) & 3 == 1 {
-                        let space = if dw1 & (1 << 24) != 0 { Space::Ggtt } else { Space::Ppgtt };
+                        let space = if dw1 & (1 << 24) != 0 {
+                            Space::Ggtt
+                        } else {
+                            Space::Ppgtt
+                        };
                         let addr = addr48(fetch(c, 2)? & !7, fetch(c, 3)?);
                         let mut data = [0u8; 8];
                         data[..4].copy_from_slice(&fetch(c, 4)?.to_le_bytes());
@@ -474,6 +496,25 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
         }
         cur.advance(len);
     }
+}
+
+/// The immediate-data write of MI_STORE_DATA_IMM and MI_FLUSH_DW: the
+/// command's `len - 3` data dwords (one or two, from dword 3 on) go to
+/// `addr`.
+fn store_imm<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
+    c: &mut Ctx<'_, S, M>,
+    space: Space,
+    addr: u64,
+    len: u64,
+    fetch: &impl Fn(&mut Ctx<'_, S, M>, u64) -> Result<u32, Fault>,
+    touched: &mut impl FnMut(u64),
+) -> Result<(), Fault> {
+    let mut data = [0u8; 8];
+    let n = usize::try_from(len.saturating_sub(3)).unwrap_or(0).min(2);
+    for i in 0..n {
+        data[4 * i..4 * i + 4].copy_from_slice(&fetch(c, 3 + i as u64)?.to_le_bytes());
+    }
+    c.write(space, addr, &data[..4 * n], touched)
 }
 
 /// A 32 bpp blit: fill (`src` None) or copy, rows of `x2 - x1` pixels.
@@ -564,7 +605,10 @@ pub(crate) mod tests {
         }
         fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
             let s = usize::try_from(gpa).map_err(|_| MemFault { gpa })?;
-            let dst = self.bytes.get_mut(s..s + buf.len()).ok_or(MemFault { gpa })?;
+            let dst = self
+                .bytes
+                .get_mut(s..s + buf.len())
+                .ok_or(MemFault { gpa })?;
             dst.copy_from_slice(buf);
             self.writes.push((gpa, buf.len()));
             Ok(())
@@ -582,7 +626,10 @@ pub(crate) mod tests {
         let p = Partition::new(PBASE, ty.ggtt_size).unwrap();
         let mut v = SimVgpu::new(ty, p, vec![0; p.entries() as usize]).unwrap();
         for i in 0..(MEM as u64 / PAGE_SIZE) {
-            v.write_ggtt_entry(PBASE + i * PAGE_SIZE, Pte::new(i * PAGE_SIZE, 0).unwrap().encode());
+            v.write_ggtt_entry(
+                PBASE + i * PAGE_SIZE,
+                Pte::new(i * PAGE_SIZE, 0).unwrap().encode(),
+            );
         }
         (v, VecMem::new(MEM))
     }
@@ -599,10 +646,18 @@ pub(crate) mod tests {
     }
 
     /// Puts `ring` commands at the ring start and runs the context.
-    fn run_ring(v: &mut SimVgpu<Vec<u64>>, mem: &mut VecMem, ring: &[u32]) -> Result<ExecStats, Fault> {
+    fn run_ring(
+        v: &mut SimVgpu<Vec<u64>>,
+        mem: &mut VecMem,
+        ring: &[u32],
+    ) -> Result<ExecStats, Fault> {
         put(mem, 4096, ring);
         let tail = (ring.len() * 4) as u32;
-        put(mem, 0, &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, tail, 0, 0]);
+        put(
+            mem,
+            0,
+            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, tail, 0, 0],
+        );
         v.submit(PBASE | (5 << 32));
         let d = v.take_submission().unwrap();
         v.execute(d, mem, &mut |_| {})
@@ -613,7 +668,12 @@ pub(crate) mod tests {
     #[test]
     fn store_data_imm_ggtt() {
         let (mut v, mut mem) = rig();
-        let s = run_ring(&mut v, &mut mem, &[(0x20 << 23) | (1 << 22) | 2, G + 0x20000, 0, 0xcafe_f00d]).unwrap();
+        let s = run_ring(
+            &mut v,
+            &mut mem,
+            &[(0x20 << 23) | (1 << 22) | 2, G + 0x20000, 0, 0xcafe_f00d],
+        )
+        .unwrap();
         assert_eq!(get32(&mem, 0x20000), 0xcafe_f00d);
         assert_eq!(s.bytes_written, 4 + 4, "the store and the head write-back");
         // Head written back to the context image.
@@ -654,9 +714,16 @@ pub(crate) mod tests {
             for x in 0..16u64 {
                 let filled = (1..3).contains(&y) && (2..10).contains(&x);
                 let want = if filled { 0x1122_3344 } else { 0 };
-                assert_eq!(get32(&mem, 0x30000 + y * 64 + x * 4), want, "fill x{x} y{y}");
+                assert_eq!(
+                    get32(&mem, 0x30000 + y * 64 + x * 4),
+                    want,
+                    "fill x{x} y{y}"
+                );
                 let copied = y < 2 && x < 8;
-                assert_eq!(get32(&mem, 0x40000 + y * 64 + x * 4), if copied { 0x1122_3344 } else { 0 });
+                assert_eq!(
+                    get32(&mem, 0x40000 + y * 64 + x * 4),
+                    if copied { 0x1122_3344 } else { 0 }
+                );
             }
         }
         assert_eq!(s.bytes_written, 2 * 32 + 2 * 32 + 4);
@@ -695,13 +762,27 @@ pub(crate) mod tests {
         // 4-level tables at 0x100000.. mapping gaddr 0x7f_0000_1000 -> 0x60000.
         let ga: u64 = 0x7f_0000_1000;
         let lv = [0x100000u64, 0x101000, 0x102000, 0x103000];
-        let idx = [(ga >> 39) & 511, (ga >> 30) & 511, (ga >> 21) & 511, (ga >> 12) & 511];
+        let idx = [
+            (ga >> 39) & 511,
+            (ga >> 30) & 511,
+            (ga >> 21) & 511,
+            (ga >> 12) & 511,
+        ];
         for l in 0..4 {
             let next = if l < 3 { lv[l + 1] } else { 0x60000 };
-            mem.write(lv[l] + idx[l] * 8, &(next | 3).to_le_bytes()).unwrap();
+            mem.write(lv[l] + idx[l] * 8, &(next | 3).to_le_bytes())
+                .unwrap();
         }
-        put(&mut mem, 4096, &[(0x20 << 23) | 2, ga as u32 + 8, (ga >> 32) as u32, 77]);
-        put(&mut mem, 0, &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 16, 0x100000, 0]);
+        put(
+            &mut mem,
+            4096,
+            &[(0x20 << 23) | 2, ga as u32 + 8, (ga >> 32) as u32, 77],
+        );
+        put(
+            &mut mem,
+            0,
+            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 16, 0x100000, 0],
+        );
         v.submit(PBASE);
         let d = v.take_submission().unwrap();
         let mut pages = Vec::new();
@@ -714,10 +795,19 @@ pub(crate) mod tests {
     fn hostile_commands_fault_without_stray_writes() {
         let cases: &[(&[u32], FaultKind)] = &[
             (&[0x3f << 23, 0, 0, 0], FaultKind::UnknownOpcode),
-            (&[(0x20 << 23) | (1 << 22) | 2, 0x1000, 0, 1], FaultKind::OutsidePartition),
-            (&[(0x20 << 23) | (1 << 22) | 2, G + (8 << 20), 0, 1], FaultKind::Unmapped),
+            (
+                &[(0x20 << 23) | (1 << 22) | 2, 0x1000, 0, 1],
+                FaultKind::OutsidePartition,
+            ),
+            (
+                &[(0x20 << 23) | (1 << 22) | 2, G + (8 << 20), 0, 1],
+                FaultKind::Unmapped,
+            ),
             (&[(0x20 << 23) | 2, 0x1000, 0, 1], FaultKind::Unmapped),
-            (&[(0x22 << 23) | 1, 0x4400, 0, 0], FaultKind::ForbiddenRegister),
+            (
+                &[(0x22 << 23) | 1, 0x4400, 0, 0],
+                FaultKind::ForbiddenRegister,
+            ),
             (&[0x0a << 23, 0, 0, 0], FaultKind::BadCommand),
             // A batch that jumps to itself forever.
             (&[(0x31 << 23) | 1, G + 4096, 0, 0], FaultKind::Budget),
@@ -730,7 +820,8 @@ pub(crate) mod tests {
             // Only the test's own set-up writes happened.
             assert_eq!(mem.bytes[8192..], before[8192..]);
             let mut b = [0u8; 4];
-            v.region_read(0, super::super::regs::FAULT_STATUS, &mut b).unwrap();
+            v.region_read(0, super::super::regs::FAULT_STATUS, &mut b)
+                .unwrap();
             assert_eq!(u32::from_le_bytes(b), *kind as u32);
         }
     }
@@ -738,36 +829,66 @@ pub(crate) mod tests {
     #[test]
     fn bad_rings_fault() {
         let (mut v, mut mem) = rig();
-        put(&mut mem, 0, &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 9000, 0, 0]);
+        put(
+            &mut mem,
+            0,
+            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 9000, 0, 0],
+        );
         v.submit(PBASE);
         let d = v.take_submission().unwrap();
-        assert_eq!(v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind, FaultKind::BadRing);
+        assert_eq!(
+            v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind,
+            FaultKind::BadRing
+        );
         put(&mut mem, 0, &[0, 0, 0, 0, 0, 0, 0]);
         v.submit(PBASE);
         let d = v.take_submission().unwrap();
-        assert_eq!(v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind, FaultKind::BadRing);
+        assert_eq!(
+            v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind,
+            FaultKind::BadRing
+        );
         // Tail inside a command: the ring holds half of an SDI.
         put(&mut mem, 4096, &[(0x20 << 23) | (1 << 22) | 2, G + 0x20000]);
-        put(&mut mem, 0, &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 8, 0, 0]);
+        put(
+            &mut mem,
+            0,
+            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 8, 0, 0],
+        );
         v.submit(PBASE);
         let d = v.take_submission().unwrap();
-        assert_eq!(v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind, FaultKind::BadRing);
+        assert_eq!(
+            v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind,
+            FaultKind::BadRing
+        );
     }
 
     #[test]
     fn completion_updates_csb_and_irq() {
         let (mut v, mut mem) = rig();
-        v.region_write(0, super::super::regs::MASTER_IRQ, &(1u32 << 31).to_le_bytes()).unwrap();
-        v.region_write(0, super::super::regs::RCS_IMR, &0u32.to_le_bytes()).unwrap();
+        v.region_write(
+            0,
+            super::super::regs::MASTER_IRQ,
+            &(1u32 << 31).to_le_bytes(),
+        )
+        .unwrap();
+        v.region_write(0, super::super::regs::RCS_IMR, &0u32.to_le_bytes())
+            .unwrap();
         assert!(!v.irq_pending());
         run_ring(&mut v, &mut mem, &[0, 0]).unwrap();
         assert!(v.irq_pending());
         let mut b = [0u8; 4];
-        v.region_read(0, super::super::regs::CSB_PTR, &mut b).unwrap();
+        v.region_read(0, super::super::regs::CSB_PTR, &mut b)
+            .unwrap();
         let wp = u32::from_le_bytes(b) & 7;
-        v.region_read(0, super::super::regs::CSB + 8 * u64::from(wp) + 4, &mut b).unwrap();
-        assert_eq!(u32::from_le_bytes(b), 5, "context id of the completed context");
-        v.region_write(0, super::super::regs::RCS_IIR, &u32::MAX.to_le_bytes()).unwrap();
+        v.region_read(0, super::super::regs::CSB + 8 * u64::from(wp) + 4, &mut b)
+            .unwrap();
+        assert_eq!(
+            u32::from_le_bytes(b),
+            5,
+            "context id of the completed context"
+        );
+        v.region_write(0, super::super::regs::RCS_IIR, &u32::MAX.to_le_bytes())
+            .unwrap();
         assert!(!v.irq_pending());
     }
 }

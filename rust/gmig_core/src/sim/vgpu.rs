@@ -11,12 +11,12 @@
 //! glue's worker calls [`SimVgpu::take_submission`] and
 //! [`SimVgpu::execute`].
 
+use super::super::gtt::{Partition, Pte, PAGE_SIZE};
 use super::{
     config::{ConfigError, ConfigSpace, CONFIG_SIZE},
     exec::{self, ExecStats, Fault, GuestMem},
     regs::*,
 };
-use super::super::gtt::{Partition, Pte, PAGE_SIZE};
 
 /// VFIO region index of BAR0.
 pub const REGION_BAR0: u32 = 0;
@@ -107,7 +107,8 @@ pub struct Regs {
 }
 
 /// Bytes of [`Regs::encode`].
-pub const REGS_BYTES: usize = 4 * (4 + 1 + 2 * QUEUE_LEN + 1 + 2 + 2 * CSB_ENTRIES + 1 + 3 + 1 + 2 + 1 + 4);
+pub const REGS_BYTES: usize =
+    4 * (4 + 1 + 2 * QUEUE_LEN + 1 + 2 + 2 * CSB_ENTRIES + 1 + 3 + 1 + 2 + 1 + 4);
 
 impl Regs {
     fn words(&self) -> impl Iterator<Item = u32> + '_ {
@@ -236,7 +237,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
 
     /// The partition's raw GGTT entries.
     pub fn ggtt(&self) -> &[u64] {
-        &*self.ggtt
+        &self.ggtt
     }
 
     /// GGTT writes outside the partition that were dropped.
@@ -274,7 +275,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             .partition
             .index(gaddr)
             .ok_or(Fault::new(exec::FaultKind::OutsidePartition, gaddr))?;
-        let raw = (&*self.ggtt).get(index).copied().unwrap_or(0);
+        let raw = self.ggtt.get(index).copied().unwrap_or(0);
         let pte = Pte::decode(raw).ok_or(Fault::new(exec::FaultKind::Unmapped, gaddr))?;
         Ok(pte.addr + (gaddr % PAGE_SIZE))
     }
@@ -292,11 +293,15 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             self.ggtt_dropped += 1;
             return Event::None;
         };
-        match (&mut *self.ggtt).get_mut(index) {
+        match self.ggtt.get_mut(index) {
             Some(e) if *e != raw => {
                 let old = *e;
                 *e = raw;
-                Event::GgttUpdate { index, old, new: raw }
+                Event::GgttUpdate {
+                    index,
+                    old,
+                    new: raw,
+                }
             }
             _ => Event::None,
         }
@@ -447,7 +452,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         if !matches!(len, 1 | 2 | 4 | 8) {
             return Err(AccessError::BadSize);
         }
-        if off % len64 != 0 || off.checked_add(len64).is_none_or(|e| e > BAR0_SIZE) {
+        if !off.is_multiple_of(len64) || off.checked_add(len64).is_none_or(|e| e > BAR0_SIZE) {
             return Err(AccessError::BadOffset);
         }
         Ok(())
@@ -463,9 +468,12 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             RCS_IMR => self.regs.imr,
             EXECLIST_STATUS_LO => self.regs.status_lo,
             EXECLIST_STATUS_HI => self.regs.status_hi,
-            o if (CSB..CSB + 8 * CSB_ENTRIES as u64).contains(&o) => {
-                self.regs.csb.get(((o - CSB) / 4) as usize).copied().unwrap_or(0)
-            }
+            o if (CSB..CSB + 8 * CSB_ENTRIES as u64).contains(&o) => self
+                .regs
+                .csb
+                .get(((o - CSB) / 4) as usize)
+                .copied()
+                .unwrap_or(0),
             CSB_PTR => self.regs.csb_ptr,
             FAULT_STATUS => self.regs.fault_status,
             FAULT_ADDR_LO => self.regs.fault_addr as u32,
@@ -492,18 +500,24 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             let raw = self
                 .partition
                 .index(gaddr)
-                .and_then(|i| (&*self.ggtt).get(i).copied())
+                .and_then(|i| self.ggtt.get(i).copied())
                 .unwrap_or(0);
             v = raw.to_le_bytes();
             let shift = (off % 8) as usize;
-            buf.copy_from_slice(v.get(shift..shift + buf.len()).ok_or(AccessError::BadOffset)?);
+            buf.copy_from_slice(
+                v.get(shift..shift + buf.len())
+                    .ok_or(AccessError::BadOffset)?,
+            );
             return Ok(());
         }
         let base = off & !3;
         v[..4].copy_from_slice(&self.reg_read32(base).to_le_bytes());
         v[4..].copy_from_slice(&self.reg_read32(base + 4).to_le_bytes());
         let shift = (off % 4) as usize;
-        buf.copy_from_slice(v.get(shift..shift + buf.len()).ok_or(AccessError::BadOffset)?);
+        buf.copy_from_slice(
+            v.get(shift..shift + buf.len())
+                .ok_or(AccessError::BadOffset)?,
+        );
         Ok(())
     }
 
@@ -515,7 +529,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             let old = self
                 .partition
                 .index(gaddr)
-                .and_then(|i| (&*self.ggtt).get(i).copied())
+                .and_then(|i| self.ggtt.get(i).copied())
                 .unwrap_or(0);
             let mut bytes = old.to_le_bytes();
             let shift = (off % 8) as usize;
@@ -627,10 +641,19 @@ mod tests {
         let ev = v
             .region_write(REGION_BAR0, entry((64 << 20) + 4096), &pte.to_le_bytes())
             .unwrap();
-        assert_eq!(ev, Event::GgttUpdate { index: 1, old: 0, new: pte });
+        assert_eq!(
+            ev,
+            Event::GgttUpdate {
+                index: 1,
+                old: 0,
+                new: pte
+            }
+        );
         assert_eq!(v.translate_ggtt((64 << 20) + 4096 + 12), Ok(0x500c));
         // Outside: dropped, counted, reads as 0.
-        let ev = v.region_write(REGION_BAR0, entry(0), &pte.to_le_bytes()).unwrap();
+        let ev = v
+            .region_write(REGION_BAR0, entry(0), &pte.to_le_bytes())
+            .unwrap();
         assert_eq!(ev, Event::None);
         assert_eq!(v.ggtt_dropped(), 1);
         let mut b = [0u8; 8];
@@ -639,7 +662,8 @@ mod tests {
         assert_eq!(v.ggtt_frames().collect::<Vec<_>>(), vec![5]);
         // Two dword halves make one entry.
         let e2 = entry((64 << 20) + 8192);
-        v.region_write(REGION_BAR0, e2, &(pte as u32).to_le_bytes()).unwrap();
+        v.region_write(REGION_BAR0, e2, &(pte as u32).to_le_bytes())
+            .unwrap();
         v.region_write(REGION_BAR0, e2 + 4, &((pte >> 32) as u32).to_le_bytes())
             .unwrap();
         assert_eq!(v.ggtt()[2], pte);
@@ -662,15 +686,27 @@ mod tests {
         let mut v = small(64 << 20);
         let mut b3 = [0u8; 3];
         let mut b4 = [0u8; 4];
-        assert_eq!(v.region_read(REGION_BAR0, 0, &mut b3), Err(AccessError::BadSize));
-        assert_eq!(v.region_read(REGION_BAR0, 2, &mut b4), Err(AccessError::BadOffset));
+        assert_eq!(
+            v.region_read(REGION_BAR0, 0, &mut b3),
+            Err(AccessError::BadSize)
+        );
+        assert_eq!(
+            v.region_read(REGION_BAR0, 2, &mut b4),
+            Err(AccessError::BadOffset)
+        );
         assert_eq!(
             v.region_read(REGION_BAR0, BAR0_SIZE - 2, &mut b4),
             Err(AccessError::BadOffset)
         );
-        assert_eq!(v.region_read(REGION_BAR0, u64::MAX - 3, &mut b4), Err(AccessError::BadOffset));
+        assert_eq!(
+            v.region_read(REGION_BAR0, u64::MAX - 3, &mut b4),
+            Err(AccessError::BadOffset)
+        );
         assert_eq!(v.region_read(3, 0, &mut b4), Err(AccessError::BadRegion));
-        assert_eq!(v.region_write(REGION_BAR0, RCS_IMR, &[1u8]), Err(AccessError::BadSize));
+        assert_eq!(
+            v.region_write(REGION_BAR0, RCS_IMR, &[1u8]),
+            Err(AccessError::BadSize)
+        );
     }
 
     #[test]

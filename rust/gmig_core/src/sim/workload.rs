@@ -199,7 +199,10 @@ impl Workload {
                 p.scattered
             )?;
         }
-        writeln!(f, "usage: start <profile> [base=<iova>] [size=<bytes>] | stop")
+        writeln!(
+            f,
+            "usage: start <profile> [base=<iova>] [size=<bytes>] | stop"
+        )
     }
 
     /// The profile's name.
@@ -239,10 +242,16 @@ impl Workload {
         };
         let max = p.size / 2;
         let size = want.min(max);
-        if params.base % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || size < META_PAGES * PAGE_SIZE {
+        if !params.base.is_multiple_of(PAGE_SIZE)
+            || size % PAGE_SIZE != 0
+            || size < META_PAGES * PAGE_SIZE
+        {
             return Err(WorkloadError::BadWindow);
         }
-        params.base.checked_add(size).ok_or(WorkloadError::BadWindow)?;
+        params
+            .base
+            .checked_add(size)
+            .ok_or(WorkloadError::BadWindow)?;
         let gbase = p.base + p.size - size;
         for i in 0..size / PAGE_SIZE {
             let pte = Pte::new(params.base + i * PAGE_SIZE, 0)
@@ -335,7 +344,12 @@ impl Workload {
                 let a = ws_g + page * PAGE_SIZE + off;
                 push(
                     out,
-                    &[(0x20 << 23) | (1 << 22) | 2, a as u32, (a >> 32) as u32, frame as u32],
+                    &[
+                        (0x20 << 23) | (1 << 22) | 2,
+                        a as u32,
+                        (a >> 32) as u32,
+                        frame as u32,
+                    ],
                 );
             }
         }
@@ -374,12 +388,22 @@ impl Workload {
         self.tail = ((u64::from(head) + 16) % RING_SIZE) as u32;
         // Context image: head stays where the streamer left it.
         let mut hb = [0u8; 4];
-        mem.read(self.base + 12, &mut hb).map_err(WorkloadError::GuestMemory)?;
+        mem.read(self.base + 12, &mut hb)
+            .map_err(WorkloadError::GuestMemory)?;
         let ring = (self.gbase + PAGE_SIZE) as u32;
-        let words = [LRC_MAGIC, ring, RING_SIZE as u32, u32::from_le_bytes(hb), self.tail, 0, 0];
+        let words = [
+            LRC_MAGIC,
+            ring,
+            RING_SIZE as u32,
+            u32::from_le_bytes(hb),
+            self.tail,
+            0,
+            0,
+        ];
         let mut img = [0u8; 28];
         put_le32(&mut img, &words);
-        mem.write(self.base, &img).map_err(WorkloadError::GuestMemory)?;
+        mem.write(self.base, &img)
+            .map_err(WorkloadError::GuestMemory)?;
         match vgpu.submit(self.gbase | (0xfeed_u64 << 32)) {
             Event::Submit => Ok(()),
             _ => Err(WorkloadError::Busy),
