@@ -8,6 +8,7 @@
  * closes the device mid-migration, and DMA dirty logging.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,36 @@ TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, gvfio_log_stop(&a->v));
 	free(bm);
+}
+
+static void *remove_thread(void *uuid)
+{
+	return (void *)(intptr_t)sim_remove_mdev(uuid);
+}
+
+TEST_F(mig, remove_vgpu_mid_migration)
+{
+	struct sim *a = &self->a;
+	pthread_t th;
+	void *ret;
+	char buf[64];
+	int fd;
+
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	/* The remove waits for the VFIO user; the user then lets go. */
+	ASSERT_EQ(0, pthread_create(&th, NULL, remove_thread, UA));
+	usleep(300 * 1000);
+	sim_close(a);
+	ASSERT_EQ(0, pthread_join(th, &ret));
+	ASSERT_EQ(0, (intptr_t)ret);
+	/* The data fd outlives the vGPU: -ENODEV, nothing touched. */
+	ASSERT_EQ(-1, read(fd, buf, sizeof(buf)));
+	ASSERT_EQ(ENODEV, errno);
+	close(fd);
+	/* The parent is fine: the same UUID can be created and used again. */
+	ASSERT_EQ(0, sim_create_mdev("gmig-small", UA));
+	ASSERT_EQ(0, sim_open(a, UA, IOVA, MEM));
+	ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, state_of(a));
 }
 
 TEST_HARNESS_MAIN

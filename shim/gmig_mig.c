@@ -72,8 +72,13 @@ static int gmig_migf_release(struct inode *inode, struct file *filp)
 	return 0;
 }
 
-static ssize_t gmig_migf_read(struct file *filp, char __user *ubuf,
-			      size_t len, loff_t *pos)
+/*
+ * read() of the saving fd and write() of the resuming fd: the data goes
+ * through a kernel bounce buffer in chunks, Rust produces or consumes it.
+ * A short read ends the loop (nothing more now, or the end of the stream).
+ */
+static ssize_t gmig_migf_xfer(struct file *filp, char __user *ubuf,
+			      size_t len, loff_t *pos, bool write)
 {
 	struct gmig_migf *migf = filp->private_data;
 	ssize_t done = 0, ret = 0;
@@ -92,14 +97,20 @@ static ssize_t gmig_migf_read(struct file *filp, char __user *ubuf,
 			ret = -ENODEV;
 			break;
 		}
-		ret = gmig_rs_mig_read(migf->gv->vgpu, buf, n);
+		if (write) {
+			if (copy_from_user(buf, ubuf + done, n)) {
+				ret = -EFAULT;
+				break;
+			}
+			ret = gmig_rs_mig_write(migf->gv->vgpu, buf, n);
+		} else {
+			ret = gmig_rs_mig_read(migf->gv->vgpu, buf, n);
+			/* Bytes read are consumed: a fault breaks the stream. */
+			if (ret > 0 && copy_to_user(ubuf + done, buf, ret))
+				ret = -EFAULT;
+		}
 		if (ret <= 0)
 			break;
-		if (copy_to_user(ubuf + done, buf, ret)) {
-			/* The bytes are consumed: the stream is broken now. */
-			ret = -EFAULT;
-			break;
-		}
 		done += ret;
 		if (ret < n)
 			break;
@@ -109,38 +120,16 @@ static ssize_t gmig_migf_read(struct file *filp, char __user *ubuf,
 	return done ? done : ret;
 }
 
+static ssize_t gmig_migf_read(struct file *filp, char __user *ubuf,
+			      size_t len, loff_t *pos)
+{
+	return gmig_migf_xfer(filp, ubuf, len, pos, false);
+}
+
 static ssize_t gmig_migf_write(struct file *filp, const char __user *ubuf,
 			       size_t len, loff_t *pos)
 {
-	struct gmig_migf *migf = filp->private_data;
-	ssize_t done = 0, ret = 0;
-	void *buf;
-
-	if (pos)
-		return -ESPIPE;
-	buf = kvmalloc(min_t(size_t, len, GMIG_MIG_CHUNK), GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
-	mutex_lock(&migf->lock);
-	while (done < len) {
-		size_t n = min_t(size_t, len - done, GMIG_MIG_CHUNK);
-
-		if (migf->disabled) {
-			ret = -ENODEV;
-			break;
-		}
-		if (copy_from_user(buf, ubuf + done, n)) {
-			ret = -EFAULT;
-			break;
-		}
-		ret = gmig_rs_mig_write(migf->gv->vgpu, buf, n);
-		if (ret < 0)
-			break;
-		done += n;
-	}
-	mutex_unlock(&migf->lock);
-	kvfree(buf);
-	return done ? done : ret;
+	return gmig_migf_xfer(filp, (char __user *)ubuf, len, pos, true);
 }
 
 static long gmig_migf_ioctl(struct file *filp, unsigned int cmd,

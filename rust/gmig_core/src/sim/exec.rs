@@ -828,38 +828,24 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_rings_fault() {
-        let (mut v, mut mem) = rig();
-        put(
-            &mut mem,
-            0,
-            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 9000, 0, 0],
-        );
-        v.submit(PBASE);
-        let d = v.take_submission().unwrap();
-        assert_eq!(
-            v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind,
-            FaultKind::BadRing
-        );
-        put(&mut mem, 0, &[0, 0, 0, 0, 0, 0, 0]);
-        v.submit(PBASE);
-        let d = v.take_submission().unwrap();
-        assert_eq!(
-            v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind,
-            FaultKind::BadRing
-        );
-        // Tail inside a command: the ring holds half of an SDI.
-        put(&mut mem, 4096, &[(0x20 << 23) | (1 << 22) | 2, G + 0x20000]);
-        put(
-            &mut mem,
-            0,
-            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 8, 0, 0],
-        );
-        v.submit(PBASE);
-        let d = v.take_submission().unwrap();
-        assert_eq!(
-            v.execute(d, &mut mem, &mut |_| {}).unwrap_err().kind,
-            FaultKind::BadRing
-        );
+        let g = (PBASE + 4096) as u32;
+        let sdi = [(0x20 << 23) | (1 << 22) | 2, G + 0x20000];
+        // (context image, ring): tail beyond the ring, no LRC magic, and
+        // a tail that cuts an MI_STORE_DATA_IMM in half.
+        let cases: [([u32; 7], &[u32]); 3] = [
+            ([LRC_MAGIC, g, 8192, 0, 9000, 0, 0], &[]),
+            ([0; 7], &[]),
+            ([LRC_MAGIC, g, 8192, 0, 8, 0, 0], &sdi),
+        ];
+        for (ctx, ring) in cases {
+            let (mut v, mut mem) = rig();
+            put(&mut mem, 4096, ring);
+            put(&mut mem, 0, &ctx);
+            v.submit(PBASE);
+            let d = v.take_submission().unwrap();
+            let f = v.execute(d, &mut mem, &mut |_| {}).unwrap_err();
+            assert_eq!(f.kind, FaultKind::BadRing, "{ctx:x?}");
+        }
     }
 
     #[test]
