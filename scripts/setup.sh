@@ -93,6 +93,16 @@ install_bindgen() {
 		cargo install --locked --root "$GMIG_CACHE/cargo" bindgen-cli
 }
 
+# cargo-fuzz drives the fuzz targets of the core crate (scripts/fuzz.sh).
+install_cargo_fuzz() {
+	if [ -x "$GMIG_CACHE/cargo/bin/cargo-fuzz" ]; then
+		return
+	fi
+	log "cargo: installing cargo-fuzz (about 1 minute)"
+	cargo install --locked --root "$GMIG_CACHE/cargo" cargo-fuzz >/dev/null 2>&1 ||
+		cargo install --locked --root "$GMIG_CACHE/cargo" cargo-fuzz
+}
+
 install_vng() {
 	if [ -x "$GMIG_CACHE/venv/bin/vng" ]; then
 		return
@@ -130,6 +140,7 @@ mkdir -p "$GMIG_CACHE"
 install_apt
 install_qemu
 install_bindgen
+install_cargo_fuzz
 install_vng
 fetch_kernel_source
 log "ok: cache $GMIG_CACHE, kernel source $KSRC"
