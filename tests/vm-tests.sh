@@ -91,6 +91,19 @@ check e2e-mtty-qemu-migration bash "$ROOT/tests/mtty-migration.sh" "$KDIR"
 
 check module-unload rmmod gmig
 
+# Debug kernels: ask kmemleak now (its own scan may not have run yet) and
+# fail on any leak whose backtrace goes through gmig, vfio or mdev.
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$OUT/kmemleak.log"
+	if grep -qE 'gmig|vfio|mdev' "$OUT/kmemleak.log"; then
+		result fail kmemleak-clean
+		head -60 "$OUT/kmemleak.log"
+	else
+		result pass kmemleak-clean
+	fi
+fi
+
 # Nothing the kernel said may be a splat.
 dmesg >"$OUT/dmesg.log"
 if grep -E 'BUG:|WARNING:|Oops|general protection|KASAN:|UBSAN:|possible (recursive|circular) locking|unreferenced object|Call Trace:|kernel panic|rust_panic' "$OUT/dmesg.log" >"$OUT/splats.log"; then
