@@ -117,7 +117,7 @@ TEST_F(mig, every_arc_of_the_state_machine)
 	unsigned int i;
 	int fd;
 
-	for (i = 0; i < sizeof(walk) / sizeof(walk[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(walk); i++) {
 		if (walk[i] == VFIO_DEVICE_STATE_STOP && i == 12) {
 			/* RESUMING -> STOP with no data: a bad (empty) stream. */
 			ASSERT_EQ(-EINVAL, gvfio_mig_set_state(&self->a.v, walk[i], &fd));

@@ -177,7 +177,7 @@ static struct gmig_migf *gmig_migf_new(struct gmig_vdev *gv, bool saving)
 	struct gmig_migf *migf;
 	struct file *filp;
 
-	migf = kzalloc(sizeof(*migf), GFP_KERNEL_ACCOUNT);
+	migf = kzalloc_obj(*migf, GFP_KERNEL_ACCOUNT);
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
 	filp = anon_inode_getfile("gmig_mig", saving ? &gmig_save_fops :
