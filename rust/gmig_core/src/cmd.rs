@@ -468,9 +468,7 @@ fn lookup(dw0: u32) -> Option<(Client, u16, Len, Tag)> {
                 // STATE_PREFETCH, STATE_SIP, 0x6104.
                 (0, 0, 0x03) | (0, 1, 0x02) | (0, 1, 0x04) => (Var(8), Tag::Opaque(Sp::Gfx)),
                 (2, 0, 0x04) => (Var(16), Tag::Plain), // MEDIA_STATE_FLUSH
-                (2, 0, 0x00..=0x05) | (2, 1, 0x00 | 0x02 | 0x03) => {
-                    (Var(16), Tag::Opaque(Sp::Gfx))
-                }
+                (2, 0, 0x00..=0x05) | (2, 1, 0x00 | 0x02 | 0x03) => (Var(16), Tag::Opaque(Sp::Gfx)),
                 (2, 1, 0x05) => (Var(8), Tag::Opaque(Sp::Gfx)), // GPGPU_WALKER
                 (3, 0, 0x05) => (Var(8), Tag::DepthBuffer),
                 (3, 0, 0x06) => (Var(8), Tag::StencilBuffer),
@@ -484,8 +482,15 @@ fn lookup(dw0: u32) -> Option<(Client, u16, Len, Tag)> {
                 (
                     3,
                     0,
-                    0x04 | 0x09 | 0x0c..=0x14 | 0x18 | 0x1b..=0x21 | 0x23..=0x38 | 0x3b..=0x42
-                    | 0x49..=0x52 | 0x55,
+                    0x04
+                    | 0x09
+                    | 0x0c..=0x14
+                    | 0x18
+                    | 0x1b..=0x21
+                    | 0x23..=0x38
+                    | 0x3b..=0x42
+                    | 0x49..=0x52
+                    | 0x55,
                 ) => (Var(8), Tag::Plain),
                 (3, 1, 0x17) => (Var(9), Tag::Plain), // 3DSTATE_SO_DECL_LIST
                 // SO_BUFFER, BINDING_TABLE_POOL_ALLOC, GATHER_POOL_ALLOC,
@@ -596,10 +601,15 @@ impl Command {
     ) -> Result<Command, CmdError> {
         let beyond = CmdError::BeyondBuffer { offset, len: 1 };
         let dw0 = fetch(0).ok_or(beyond)?;
-        let (client, opcode, len_rule, tag) =
-            lookup(dw0).ok_or(CmdError::UnknownOpcode { offset, header: dw0 })?;
+        let (client, opcode, len_rule, tag) = lookup(dw0).ok_or(CmdError::UnknownOpcode {
+            offset,
+            header: dw0,
+        })?;
         let len = len_of(dw0, len_rule);
-        let bad = CmdError::BadLength { offset, header: dw0 };
+        let bad = CmdError::BadLength {
+            offset,
+            header: dw0,
+        };
         let mut dw = |i: usize| -> Result<u32, CmdError> {
             if i >= len {
                 return Err(bad);
@@ -696,7 +706,7 @@ impl Command {
             }
             Tag::VertexBuffers => {
                 let n = (len - 1) / 4;
-                need((len - 1) % 4 == 0 && (1..=MAX_ADDRS).contains(&n))?;
+                need((len - 1).is_multiple_of(4) && (1..=MAX_ADDRS).contains(&n))?;
                 for i in 0..n {
                     let base = 1 + 4 * i;
                     let d = dw(base)?;
@@ -942,11 +952,20 @@ mod tests {
         // PIPELINE_SELECT: one dword whatever the low bits say.
         assert_eq!(command_len(0x6904_0003), Some(1));
         // Unknown: client 1, 4..7; MI 0x3f; BLT 0x7f; 3D (3,7,x).
-        for dw0 in [1 << 29, 0xffff_ffff, 0x3f << 23, (2 << 29) | (0x7f << 22), 0x7fff_0000] {
+        for dw0 in [
+            1 << 29,
+            0xffff_ffff,
+            0x3f << 23,
+            (2 << 29) | (0x7f << 22),
+            0x7fff_0000,
+        ] {
             assert_eq!(command_len(dw0), None, "{dw0:#x}");
             assert_eq!(
                 Command::decode(&[dw0, 0, 0], 7, Mode::EXECLIST),
-                Err(CmdError::UnknownOpcode { offset: 7, header: dw0 })
+                Err(CmdError::UnknownOpcode {
+                    offset: 7,
+                    header: dw0
+                })
             );
         }
     }
@@ -997,7 +1016,10 @@ mod tests {
         assert_eq!(c.kind, Kind::MiStoreDataImm);
         assert_eq!(c.addrs()[0].space, Space::Ppgtt, "bit 22 clear = PPGTT");
         // Qword store: 5 dwords.
-        assert_eq!(one(&[sdi | (1 << 21) | 3, 0, 0, 1, 2], Mode::EXECLIST).len, 5);
+        assert_eq!(
+            one(&[sdi | (1 << 21) | 3, 0, 0, 1, 2], Mode::EXECLIST).len,
+            5
+        );
         // SRM / LRM: register in dw1, address in dw2-3.
         let srm = (0x24 << 23) | (1 << 22) | 2;
         let c = one(&[srm, 0x2358, 0x4000, 0], Mode::EXECLIST);
@@ -1009,10 +1031,16 @@ mod tests {
         assert_eq!(addrs(&c), [(2, Width::W48, Space::Ppgtt, 3)]);
         assert!(Command::decode(&[srm | 1, 0, 0], 0, Mode::EXECLIST).is_err());
         // MI_CONDITIONAL_BATCH_BUFFER_END and MI_SEMAPHORE_WAIT.
-        let c = one(&[(0x36 << 23) | (1 << 22) | 2, 5, 0x8000, 0], Mode::EXECLIST);
+        let c = one(
+            &[(0x36 << 23) | (1 << 22) | 2, 5, 0x8000, 0],
+            Mode::EXECLIST,
+        );
         assert_eq!(c.kind, Kind::MiConditionalBatchBufferEnd);
         assert_eq!(addrs(&c), [(2, Width::W48, Space::Ggtt, 7)]);
-        let c = one(&[(0x1c << 23) | (1 << 22) | 2, 5, 0x8000, 0], Mode::EXECLIST);
+        let c = one(
+            &[(0x1c << 23) | (1 << 22) | 2, 5, 0x8000, 0],
+            Mode::EXECLIST,
+        );
         assert_eq!(c.kind, Kind::MiSemaphoreWait);
         assert_eq!(addrs(&c), [(2, Width::W48, Space::Ggtt, 3)]);
     }
@@ -1026,10 +1054,17 @@ mod tests {
         assert_eq!(addrs(&c), [(1, Width::W48, Space::Ggtt, 7)]);
         assert_eq!(c.addrs()[0].read(&[f, 0x5000 | 4, 0, 9]), Some(0x5000));
         // PPGTT address.
-        assert_eq!(one(&[f, 0x5000, 0, 9], Mode::EXECLIST).addrs()[0].space, Space::Ppgtt);
+        assert_eq!(
+            one(&[f, 0x5000, 0, 9], Mode::EXECLIST).addrs()[0].space,
+            Space::Ppgtt
+        );
         // No post-sync op: no address; store data index: an HWSP offset.
-        assert!(one(&[(0x26 << 23) | 2, 4, 0, 0], Mode::EXECLIST).addrs().is_empty());
-        assert!(one(&[f | (1 << 21), 0x40 | 4, 0, 0], Mode::EXECLIST).addrs().is_empty());
+        assert!(one(&[(0x26 << 23) | 2, 4, 0, 0], Mode::EXECLIST)
+            .addrs()
+            .is_empty());
+        assert!(one(&[f | (1 << 21), 0x40 | 4, 0, 0], Mode::EXECLIST)
+            .addrs()
+            .is_empty());
         assert!(Command::decode(&[(0x26 << 23) | 1, 0, 0], 0, Mode::EXECLIST).is_err());
     }
 
@@ -1045,7 +1080,9 @@ mod tests {
         assert_eq!(addrs(&c), [(2, Width::W48, Space::Ppgtt, 7)]);
         // No post-sync, MMIO write (bit 23), store data index (bit 21).
         for dw1 in [1 << 24, qw | (1 << 23), qw | (1 << 21)] {
-            assert!(one(&[pc, dw1, 0x2358, 0, 0, 0], Mode::EXECLIST).addrs().is_empty());
+            assert!(one(&[pc, dw1, 0x2358, 0, 0, 0], Mode::EXECLIST)
+                .addrs()
+                .is_empty());
         }
         assert!(Command::decode(&[0x7a00_0003, qw, 0, 0, 0], 0, Mode::EXECLIST).is_err());
     }
@@ -1056,20 +1093,32 @@ mod tests {
         let c = one(&[color, 0, 0, 0, 0x10000, 0, 0xff], Mode::EXECLIST);
         assert_eq!(c.kind, Kind::XyColorBlt);
         assert_eq!(addrs(&c), [(4, Width::W48, Space::Ggtt, 0)]);
-        assert_eq!(one(&[color, 0, 0, 0, 0, 0, 0], Mode::PPGTT).addrs()[0].space, Space::Ppgtt);
+        assert_eq!(
+            one(&[color, 0, 0, 0, 0, 0, 0], Mode::PPGTT).addrs()[0].space,
+            Space::Ppgtt
+        );
         let copy = (2 << 29) | (0x53 << 22) | 8;
         let c = one(&[copy, 0, 0, 0, 1, 0, 0, 0, 2, 0], Mode::EXECLIST);
         assert_eq!(c.kind, Kind::XySrcCopyBlt);
         assert_eq!(
             addrs(&c),
-            [(4, Width::W48, Space::Ggtt, 0), (8, Width::W48, Space::Ggtt, 0)]
+            [
+                (4, Width::W48, Space::Ggtt, 0),
+                (8, Width::W48, Space::Ggtt, 0)
+            ]
         );
         let fast = 0x5080_0008; // GEN9_XY_FAST_COPY_BLT_CMD | (10 - 2)
-        assert_eq!(one(&[fast, 0, 0, 0, 1, 0, 0, 0, 2, 0], Mode::EXECLIST).kind, Kind::XyFastCopyBlt);
+        assert_eq!(
+            one(&[fast, 0, 0, 0, 1, 0, 0, 0, 2, 0], Mode::EXECLIST).kind,
+            Kind::XyFastCopyBlt
+        );
         // Pre-Gen8 6-dword color blit: refused.
         assert!(Command::decode(&[color - 1, 0, 0, 0, 0, 0], 0, Mode::EXECLIST).is_err());
         // XY_PAT_BLT: addresses we do not decode, flagged opaque.
-        let c = one(&[(2 << 29) | (0x51 << 22) | 7, 0, 0, 0, 0, 0, 0, 0, 0], Mode::EXECLIST);
+        let c = one(
+            &[(2 << 29) | (0x51 << 22) | 7, 0, 0, 0, 0, 0, 0, 0, 0],
+            Mode::EXECLIST,
+        );
         assert_eq!(c.opaque, Some(Space::Ggtt));
         assert!(c.addrs().is_empty());
     }
@@ -1103,7 +1152,10 @@ mod tests {
         let mut g8 = [0u32; 16];
         g8[0] = 0x6101_0000 | 14;
         g8[8] = 1;
-        assert_eq!(addrs(&one(&g8, Mode::EXECLIST)), [(8, Width::W64, Space::Ppgtt, 0xfff)]);
+        assert_eq!(
+            addrs(&one(&g8, Mode::EXECLIST)),
+            [(8, Width::W64, Space::Ppgtt, 0xfff)]
+        );
         g8[0] = 0x6101_0000 | 13;
         assert!(Command::decode(&g8, 0, Mode::EXECLIST).is_err());
     }
@@ -1126,7 +1178,11 @@ mod tests {
         let c = one(&vb, Mode::GGTT);
         assert_eq!(c.kind, Kind::VertexBuffers);
         assert_eq!(addrs(&c), [(2, Width::W64, Space::Ggtt, 0)]);
-        assert!(Command::decode(&vb[..8], 0, Mode::GGTT).is_err(), "beyond buffer");
+        let mut it = Commands::with(&vb[..8], Mode::GGTT, Level::Batch);
+        assert_eq!(
+            it.next(),
+            Some(Err(CmdError::BeyondBuffer { offset: 0, len: 9 }))
+        );
         // A length that is not 1 + 4n.
         assert!(Command::decode(&[0x7808_0000 | 4, 0, 0, 0, 0, 0], 0, Mode::GGTT).is_err());
         for (dw0, len, kind) in [
@@ -1183,7 +1239,10 @@ mod tests {
         assert_eq!(r.last(), Some(&Err(CmdError::Truncated { offset: 5 })));
         // A command that runs past the end.
         let r: Vec<_> = Commands::new(&batch[..3]).collect();
-        assert_eq!(r.last(), Some(&Err(CmdError::BeyondBuffer { offset: 1, len: 4 })));
+        assert_eq!(
+            r.last(),
+            Some(&Err(CmdError::BeyondBuffer { offset: 1, len: 4 }))
+        );
         // Ring: ends with the slice; batch end in a ring is refused.
         let ring = [MI_NOOP, 0x1880_0001, 0x2000, 0, MI_NOOP];
         let mut it = Commands::with(&ring, Mode::EXECLIST, Level::Ring);

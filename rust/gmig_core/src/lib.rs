@@ -12,6 +12,8 @@
 
 #[cfg(all(test, not(CONFIG_RUST)))]
 extern crate std;
+/// Gen8/9 command-buffer parser.
+pub mod cmd;
 /// Gen8/9 GTT entries and GGTT partitions.
 pub mod gtt;
 /// Seeded page hashes.
@@ -26,5 +28,7 @@ pub mod sim;
 pub mod slots;
 /// The migration stream codec.
 pub mod stream;
+/// Tiny deterministic PRNG for tests, benches and fuzzing.
+pub mod testutil;
 /// The software dirty-page tracker.
 pub mod tracker;
