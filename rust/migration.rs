@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! VFIO v2 live migration of a sim vGPU, and its DMA dirty logging.
+//! VFIO v2 live migration of a vGPU, and its DMA dirty logging.
 //!
 //! GPU pages are guest RAM and travel with the VMM's RAM migration. gmig
 //! tells the VMM which of them the vGPU really changed through the VFIO DMA
@@ -13,6 +13,10 @@
 //! image it receives and applies the last one. If it sits at another GGTT
 //! partition, pending contexts are remapped ([`remap`]).
 //!
+//! Everything here reaches the vGPU through the [`Provider`] trait (state
+//! image, quiesce/resume, writable pages, restore with remapping), so the
+//! sim and GVT-g backends migrate the same way.
+//!
 //! Arcs run with the shim's `state_mutex` held and take the vGPU lock.
 
 use kernel::{
@@ -24,14 +28,10 @@ use kernel::{
 use crate::{
     ffi::{from_result, set_dirty, IovaBitmap},
     gmig_core::{
-        gtt::{Partition, PAGE_SIZE},
+        gtt::PAGE_SIZE,
         planner::{self, Action, DirtySource, Phase, Policy},
-        remap,
-        sim::{
-            config::CONFIG_SIZE,
-            vgpu::{Regs, SimVgpu, REGS_BYTES, TYPES},
-        },
-        stream::{self, Section, FLAG_MANDATORY},
+        provider::{tracker_update, Provider, RestoreError, ShadowEvent},
+        stream,
         tracker::HashTracker,
     },
     vgpu::{vgpu_ref, DmaMem, Inner, Shared},
@@ -46,8 +46,6 @@ const RUNNING_P2P: u32 = 5;
 const PRE_COPY: u32 = 6;
 const PRE_COPY_P2P: u32 = 7;
 
-/// Provider id of the sim in stream headers.
-const PROVIDER_SIM: u16 = 1;
 /// The most a destination accepts in one migration.
 const MAX_RESUME_BYTES: usize = 8 << 20;
 /// The tracker's window is capped (8 bytes per page: 32 MiB for 16 GiB);
@@ -128,16 +126,6 @@ fn state_name(s: u32) -> &'static str {
     }
 }
 
-/// Bytes of one state image of a vGPU of `entries` GGTT entries.
-fn image_len(entries: usize) -> usize {
-    stream::HEADER_LEN
-        + 4 * stream::SECTION_HEADER_LEN
-        + CONFIG_SIZE
-        + REGS_BYTES
-        + 16
-        + 8 * entries
-}
-
 impl Migration {
     pub(crate) fn new() -> Self {
         let (policy, source) = policies();
@@ -185,27 +173,15 @@ impl Migration {
         writeln!(f, "log_read_errors: {}", s.read_errors)
     }
 
-    /// A GGTT entry changed: the page it maps becomes (or stops being)
-    /// GPU-writable.
-    pub(crate) fn ggtt_update(&mut self, old: u64, new: u64) {
-        use crate::gmig_core::gtt::Pte;
-        if let Some(t) = self.tracking.as_mut() {
-            if let Some(p) = Pte::decode(old) {
-                // Keep tracking: another entry may map it, and its last
-                // content must still be checked.
-                let _ = p;
-            }
-            if let Some(p) = Pte::decode(new) {
-                if t.tracker.track(p.gfn()).is_err() {
-                    t.outside += 1;
-                }
-            }
-        }
-    }
-
-    /// The command streamer wrote guest frame `gfn`.
-    pub(crate) fn gpu_wrote(&mut self, gfn: u64) {
-        if let Some(t) = self.tracking.as_mut() {
+    /// The provider's shadow page tables changed (or its GPU wrote a
+    /// page): pages that become GPU-writable are tracked from now on.
+    /// Pages that stop being reachable stay tracked, so their last content
+    /// is still compared at stop-copy.
+    pub(crate) fn shadow_event(&mut self, ev: ShadowEvent) {
+        let (Some(t), Some(r)) = (self.tracking.as_mut(), tracker_update(&ev)) else {
+            return;
+        };
+        for gfn in r.first..r.first.saturating_add(r.count) {
             if !t.tracker.is_tracked(gfn) && t.tracker.track(gfn).is_err() {
                 t.outside += 1;
             }
@@ -232,46 +208,11 @@ impl Migration {
     }
 }
 
-fn build_image(sim: &SimVgpu<KVVec<u64>>, out: &mut KVVec<u8>) -> Result {
-    let entries = sim.ggtt();
-    let len = image_len(entries.len());
+/// Appends the provider's state image to `out`.
+fn build_image(p: &impl Provider, out: &mut KVVec<u8>) -> Result {
     let start = out.len();
-    out.resize(start + len, 0, GFP_KERNEL)?;
-    let buf = &mut out[start..];
-    let type_index = TYPES
-        .iter()
-        .position(|t| core::ptr::eq(t, sim.vgpu_type()))
-        .and_then(|i| u16::try_from(i).ok())
-        .ok_or(EINVAL)?;
-    let map = |_| EINVAL;
-    let mut w = stream::Writer::new(buf, PROVIDER_SIM, type_index).map_err(map)?;
-    w.section(Section::Config as u16, FLAG_MANDATORY, CONFIG_SIZE, |p| {
-        p.copy_from_slice(sim.config().bytes())
-    })
-    .map_err(map)?;
-    w.section(Section::Regs as u16, FLAG_MANDATORY, REGS_BYTES, |p| {
-        let mut r = [0u8; REGS_BYTES];
-        sim.regs().encode(&mut r);
-        p.copy_from_slice(&r);
-    })
-    .map_err(map)?;
-    let p = sim.partition();
-    w.section(
-        Section::Ggtt as u16,
-        FLAG_MANDATORY,
-        16 + 8 * entries.len(),
-        |b| {
-            b[0..8].copy_from_slice(&p.base.to_le_bytes());
-            b[8..16].copy_from_slice(&p.size.to_le_bytes());
-            for (i, e) in entries.iter().enumerate() {
-                if let Some(c) = b.get_mut(16 + 8 * i..24 + 8 * i) {
-                    c.copy_from_slice(&e.to_le_bytes());
-                }
-            }
-        },
-    )
-    .map_err(map)?;
-    let n = w.finish().map_err(map)?;
+    out.resize(start + p.state_len(), 0, GFP_KERNEL)?;
+    let n = p.save_state(&mut out[start..]).map_err(|_| EINVAL)?;
     out.truncate(start + n);
     Ok(())
 }
@@ -283,7 +224,7 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
         max_section: MAX_RESUME_BYTES,
     };
     let mut off = 0usize;
-    let mut last: Option<&[u8]> = None;
+    let mut last = None;
     while off < data.len() {
         let rest = data.get(off..).ok_or(EINVAL)?;
         let total = rest
@@ -300,90 +241,45 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
             );
             EINVAL
         })?;
-        let ty = TYPES.get(usize::from(hdr.vgpu_type)).ok_or(EINVAL)?;
-        if hdr.provider != PROVIDER_SIM || !core::ptr::eq(ty, inner.sim.vgpu_type()) {
+        let p = &inner.sim;
+        if hdr.provider != p.id() || hdr.vgpu_type != p.type_index() {
             dev_err!(
                 s.dev,
-                "migration stream is for provider {} type {}, this vGPU is {}\n",
+                "migration stream is for provider {} type {}, this vGPU is provider {} type {} ({})\n",
                 hdr.provider,
                 hdr.vgpu_type,
-                inner.sim.vgpu_type().name
+                p.id(),
+                p.type_index(),
+                p.type_name()
             );
             return Err(EINVAL);
         }
-        last = Some(image);
+        last = Some((hdr, image));
         off += image.len();
     }
-    let image = last.ok_or_else(|| {
+    let (hdr, image) = last.ok_or_else(|| {
         dev_err!(s.dev, "migration stream is empty\n");
         EINVAL
     })?;
-
-    // Decode every section before changing anything.
-    let mut config = None;
-    let mut regs = None;
-    let mut ggtt: Option<(Partition, &[u8])> = None;
-    for sec in stream::sections_unchecked(image) {
-        let (ty, _, payload) = sec.map_err(|_| EINVAL)?;
-        match ty {
-            t if t == Section::Config as u16 => {
-                let b: &[u8; CONFIG_SIZE] = payload.try_into().map_err(|_| EINVAL)?;
-                config = Some(*b);
-            }
-            t if t == Section::Regs as u16 => {
-                let b: &[u8; REGS_BYTES] = payload.try_into().map_err(|_| EINVAL)?;
-                regs = Some(Regs::decode(b).ok_or(EINVAL)?);
-            }
-            t if t == Section::Ggtt as u16 => {
-                let base = payload.get(0..8).ok_or(EINVAL)?;
-                let size = payload.get(8..16).ok_or(EINVAL)?;
-                let base = u64::from_le_bytes(base.try_into().map_err(|_| EINVAL)?);
-                let size = u64::from_le_bytes(size.try_into().map_err(|_| EINVAL)?);
-                let p = Partition::new(base, size).ok_or(EINVAL)?;
-                let entries = payload.get(16..).ok_or(EINVAL)?;
-                if p.size != inner.sim.partition().size || entries.len() as u64 != 8 * p.entries() {
-                    dev_err!(
-                        s.dev,
-                        "migration stream: GGTT section does not fit this vGPU\n"
-                    );
-                    return Err(EINVAL);
-                }
-                ggtt = Some((p, entries));
-            }
-            _ => {} // end marker, optional sections
-        }
-    }
-    let (Some(config), Some(regs), Some((src, entries))) = (config, regs, ggtt) else {
-        dev_err!(s.dev, "migration stream lacks a mandatory section\n");
-        return Err(EINVAL);
-    };
-
-    let mut table = KVVec::with_capacity(entries.len() / 8, GFP_KERNEL)?;
-    for c in entries.chunks_exact(8) {
-        table.push(
-            u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
-            GFP_KERNEL,
-        )?;
-    }
+    let mut mem = DmaMem::new(s);
     let dst = inner.sim.partition();
-    inner.sim.restore_state(regs, &config);
-    if !inner.sim.restore_ggtt(&table) {
-        return Err(EINVAL);
-    }
-    if src.base != dst.base {
-        // Dynamic graphics address remapping of the pending contexts.
-        let mut mem = DmaMem::new(s);
-        let patched = remap::remap_pending(&mut inner.sim, src, dst, &mut mem).map_err(|e| {
-            dev_err!(s.dev, "remapping pending contexts failed: {:?}\n", e);
-            EINVAL
-        })?;
-        inner.mig.stats.remap_patched = patched;
+    let done = Provider::restore_state(&mut inner.sim, &hdr, image, &mut mem).map_err(|e| {
+        match e {
+            RestoreError::Remap(r) => {
+                dev_err!(s.dev, "remapping pending workloads failed: {:?}\n", r)
+            }
+            e => dev_err!(s.dev, "migration stream does not fit this vGPU: {:?}\n", e),
+        }
+        EINVAL
+    })?;
+    if let Some(src) = done.src.filter(|src| src.base != dst.base) {
+        inner.mig.stats.remap_patched = done.remapped;
         dev_info!(
             s.dev,
             "restored from GGTT base {:#x} at {:#x}: {} graphics addresses remapped\n",
             src.base,
             dst.base,
-            patched
+            done.remapped
         );
     }
     inner.mig.stats.images_applied += 1;
@@ -411,19 +307,18 @@ fn arc(s: &Shared, cur: u32, next: u32) -> Result {
             }
         }
         (RUNNING_P2P, STOP) => {
-            inner.quiesced = true;
+            inner.sim.quiesce();
             mig.stopped_at = Some(Instant::now());
         }
         (STOP, RUNNING_P2P) => {
-            inner.quiesced = false;
             mig.stopped_at = None;
-            if !inner.sim.pending().is_empty() {
+            if inner.sim.resume() {
                 s.vdev.kick_exec();
             }
         }
         (PRE_COPY_P2P, STOP_COPY) | (STOP, STOP_COPY) => {
             if cur == PRE_COPY_P2P {
-                inner.quiesced = true;
+                inner.sim.quiesce();
                 mig.stopped_at = Some(Instant::now());
             } else {
                 mig.start_save();
@@ -562,7 +457,7 @@ unsafe extern "C" fn gmig_rs_precopy_info(
 unsafe extern "C" fn gmig_rs_mig_data_size(vgpu: *mut c_void, size: *mut u64) -> c_int {
     let s = &vgpu_ref(vgpu).shared;
     let inner = s.inner.lock();
-    let n = image_len(inner.sim.ggtt().len()) as u64;
+    let n = inner.sim.state_len() as u64;
     // SAFETY: valid for writes (caller contract).
     unsafe { *size = n };
     0
@@ -574,7 +469,9 @@ unsafe extern "C" fn gmig_rs_mig_data_size(vgpu: *mut c_void, size: *mut u64) ->
 extern "C" fn gmig_rs_mig_abort(vgpu: *mut c_void) {
     let s = &vgpu_ref(vgpu).shared;
     let mut inner = s.inner.lock();
-    inner.quiesced = false;
+    if inner.sim.resume() {
+        s.vdev.kick_exec();
+    }
     let mig = &mut inner.mig;
     mig.state = RUNNING;
     mig.image = KVVec::new();
@@ -602,11 +499,11 @@ fn log_start(s: &Shared, ranges: &[u64]) -> Result {
     let mut guard = s.inner.lock();
     let inner = &mut *guard;
     let mut outside = 0;
-    for gfn in inner.sim.ggtt_frames() {
+    inner.sim.for_each_writable_frame(&mut |gfn| {
         if tracker.track(gfn).is_err() {
             outside += 1;
         }
-    }
+    });
     inner.mig.reset_stats();
     inner.mig.tracking = Some(Tracking {
         tracker,
@@ -653,7 +550,7 @@ extern "C" fn gmig_rs_log_stop(vgpu: *mut c_void) {
 fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Result {
     let mut guard = s.inner.lock();
     let inner = &mut *guard;
-    let stopped = inner.quiesced || !inner.open;
+    let stopped = inner.sim.is_quiesced() || !inner.open;
     let mig = &mut inner.mig;
     let (policy, source) = (mig.policy, mig.source);
     let Some(t) = mig.tracking.as_mut() else {

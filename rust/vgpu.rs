@@ -23,6 +23,7 @@ use crate::{
     ffi::{from_result, GmigVdev, Vdev},
     gmig_core::{
         gtt::Partition,
+        provider::ShadowEvent,
         sim::{
             exec::{GuestMem, MemFault},
             vgpu::{Event, SimVgpu, TYPES},
@@ -173,8 +174,6 @@ pub(crate) struct Inner {
     pub(crate) sim: SimVgpu<KVVec<u64>>,
     /// The device is open by a VFIO user (guest memory is reachable).
     pub(crate) open: bool,
-    /// Scheduling is stopped (migration quiesce); submissions wait.
-    pub(crate) quiesced: bool,
     /// The synthetic workload, when running, and its batch scratch buffer.
     pub(crate) workload: Option<(Workload, KVVec<u32>)>,
     /// A `start` waiting for the worker: `vfio_dma_rw()` works only from a
@@ -212,13 +211,15 @@ impl Shared {
     /// shim's work item, never with `inner` held.
     fn exec(&self) {
         let mut guard = self.inner.lock();
-        if !guard.open || guard.quiesced {
+        if !guard.open || guard.sim.is_quiesced() {
             return;
         }
         let mut mem = DmaMem::new(self);
         let Inner { sim, mig, .. } = &mut *guard;
         while let Some(desc) = sim.take_submission() {
-            let res = sim.execute(desc, &mut mem, &mut |gfn| mig.gpu_wrote(gfn));
+            let res = sim.execute(desc, &mut mem, &mut |gfn| {
+                mig.shadow_event(ShadowEvent::GpuWrote { gfn })
+            });
             self.stats.contexts.fetch_add(1, Ordering::Relaxed);
             if let Err(fault) = res {
                 self.faults.fetch_add(1, Ordering::Relaxed);
@@ -233,7 +234,13 @@ impl Shared {
     fn handle_event(&self, inner: &mut Inner, event: Event) {
         match event {
             Event::Submit => self.vdev.kick_exec(),
-            Event::GgttUpdate { old, new, .. } => inner.mig.ggtt_update(old, new),
+            Event::GgttUpdate { index, old, new } => {
+                inner.mig.shadow_event(ShadowEvent::GgttWrite {
+                    index: index as u64,
+                    old,
+                    new,
+                })
+            }
             Event::None => {}
         }
     }
@@ -314,8 +321,12 @@ impl Shared {
         let mut mem = DmaMem::new(self);
         let Inner { sim, mig, .. } = inner;
         match Workload::setup(params, sim, &mut mem, &mut |ev| {
-            if let Event::GgttUpdate { old, new, .. } = ev {
-                mig.ggtt_update(old, new);
+            if let Event::GgttUpdate { index, old, new } = ev {
+                mig.shadow_event(ShadowEvent::GgttWrite {
+                    index: index as u64,
+                    old,
+                    new,
+                });
             }
         }) {
             Ok(wl) => {
@@ -340,7 +351,7 @@ impl Shared {
             return None;
         }
         self.workload_setup(&mut guard);
-        let quiesced = guard.quiesced;
+        let quiesced = guard.sim.is_quiesced();
         let mut mem = DmaMem::new(self);
         let Inner { sim, workload, .. } = &mut *guard;
         let (wl, scratch) = workload.as_mut()?;
@@ -402,7 +413,6 @@ fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
                 inner <- kernel::new_mutex!(Inner {
                     sim,
                     open: false,
-                    quiesced: false,
                     workload: None,
                     workload_start: None,
                     mig: Migration::new(),
@@ -573,7 +583,6 @@ extern "C" fn gmig_rs_vgpu_open(vgpu: *mut c_void) {
     let mut inner = s.inner.lock();
     inner.sim.reset();
     inner.open = true;
-    inner.quiesced = false;
 }
 
 /// The VFIO user closed the device: stop the workload and the streamer; the
@@ -644,7 +653,6 @@ extern "C" fn gmig_rs_reset(vgpu: *mut c_void) -> c_int {
     let s = &vgpu_ref(vgpu).shared;
     let mut inner = s.inner.lock();
     inner.sim.reset();
-    inner.quiesced = false;
     // A reset device has no workload: its GGTT mappings are gone.
     inner.workload = None;
     inner.workload_start = None;

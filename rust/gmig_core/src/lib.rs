@@ -20,6 +20,8 @@ pub mod gtt;
 pub mod hash;
 /// Pre-copy policies and per-report decisions.
 pub mod planner;
+/// The provider interface and shadow page table events.
+pub mod provider;
 /// Dynamic graphics address remapping.
 pub mod remap;
 /// The sim provider's device model.

@@ -190,6 +190,7 @@ pub struct SimVgpu<S> {
     regs: Regs,
     ggtt_dropped: u64,
     completed: u64,
+    quiesced: bool,
 }
 
 impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
@@ -210,13 +211,16 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             regs: Regs::default(),
             ggtt_dropped: 0,
             completed: 0,
+            quiesced: false,
         };
         v.reset();
         Some(v)
     }
 
-    /// Device reset: registers, config space and GGTT cleared.
+    /// Device reset: registers, config space and GGTT cleared, scheduling
+    /// running.
     pub fn reset(&mut self) {
+        self.quiesced = false;
         self.regs = Regs::default();
         self.regs.imr = u32::MAX;
         self.config = ConfigSpace::new();
@@ -319,6 +323,13 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         true
     }
 
+    /// Replaces the whole GGTT with `entry(i)` for each index `i`.
+    pub fn restore_ggtt_with(&mut self, entry: impl Fn(usize) -> u64) {
+        for (i, e) in self.ggtt.iter_mut().enumerate() {
+            *e = entry(i);
+        }
+    }
+
     /// Restores registers and config space from a migration stream.
     pub fn restore_state(&mut self, regs: Regs, config: &[u8; CONFIG_SIZE]) {
         self.regs = regs;
@@ -342,9 +353,21 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         }
     }
 
-    /// Takes the oldest submitted context descriptor.
+    /// Stops (`true`) or restarts scheduling: while stopped, submissions
+    /// queue up and [`SimVgpu::take_submission`] hands out none.
+    pub fn set_quiesced(&mut self, quiesced: bool) {
+        self.quiesced = quiesced;
+    }
+
+    /// Whether scheduling is stopped.
+    pub fn is_quiesced(&self) -> bool {
+        self.quiesced
+    }
+
+    /// Takes the oldest submitted context descriptor (none while
+    /// quiesced).
     pub fn take_submission(&mut self) -> Option<u64> {
-        if self.regs.queue_len == 0 {
+        if self.quiesced || self.regs.queue_len == 0 {
             return None;
         }
         let d = self.regs.queue[0];
