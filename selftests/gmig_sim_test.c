@@ -4,9 +4,15 @@
  * space, PVINFO, GGTT programming, ELSP submission, each supported
  * command's effect byte for byte, interrupts, and hostile input (unknown
  * opcode, out-of-partition address, bad region accesses, DMA unmapped under
- * the GPU). Skips when the gmig mdev parent is absent.
+ * the GPU, removal while busy). Skips when the gmig mdev parent is absent.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -210,6 +216,95 @@ TEST_F(sim, dma_unmapped_under_the_gpu_faults)
 	ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, (uint32_t)sim_gaddr(s, SIM_PAGE_CTX)));
 	ASSERT_EQ(0, sim_wait(s));
 	ASSERT_EQ(SIM_FAULT_GUEST_MEMORY, sim_reg(s, SIM_FAULT_STATUS));
+}
+
+/* Waits up to 10 s for a dword of guest memory to become val. */
+static int wait_value(volatile uint32_t *p, uint32_t val)
+{
+	int i;
+
+	for (i = 0; i < 5000; i++) {
+		if (*p == val)
+			return 0;
+		usleep(2000);
+	}
+	return -ETIMEDOUT;
+}
+
+static void *remove_thread(void *arg)
+{
+	*(int *)arg = sim_remove_mdev(UUID);
+	return NULL;
+}
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -EIO;
+}
+
+/*
+ * Removing a vGPU that a VFIO user has open and keeps busy (synthetic
+ * workload plus its own submissions): the kernel asks the user to release
+ * it through the request eventfd, removal waits for the close, then the
+ * mdev and its debugfs directory are gone, and a new vGPU with the same
+ * UUID works.
+ */
+TEST_F(sim, remove_while_busy)
+{
+	struct sim *s = &self->s;
+	uint32_t cmd[] = { SDI_GGTT(sim_gaddr(s, SIM_PAGE_DATA), 0x5eed) };
+	char set_buf[sizeof(struct vfio_irq_set) + sizeof(int)];
+	struct vfio_irq_set *set = (struct vfio_irq_set *)set_buf;
+	char path[128];
+	struct pollfd pfd;
+	struct stat st;
+	pthread_t t;
+	int rc = -1;
+	int req;
+
+	req = eventfd(0, EFD_CLOEXEC);
+	ASSERT_LE(0, req);
+	set->argsz = sizeof(set_buf);
+	set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set->index = VFIO_PCI_REQ_IRQ_INDEX;
+	set->start = 0;
+	set->count = 1;
+	memcpy(set->data, &req, sizeof(int));
+	ASSERT_EQ(0, ioctl(s->v.device, VFIO_DEVICE_SET_IRQS, set));
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", UUID);
+	ASSERT_EQ(0, write_str(path, "start game base=0x1400000 size=0x200000"));
+	ASSERT_EQ(0, sim_submit(s, cmd, 4, 3));
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, remove_thread, &rc));
+	pfd.fd = req;
+	pfd.events = POLLIN;
+	EXPECT_EQ(1, poll(&pfd, 1, 20000));	/* "please release the device" */
+	/* Still usable until the user lets go (the workload runs too). */
+	EXPECT_EQ(0, wait_value(sim_ptr(s, SIM_PAGE_DATA), 0x5eed));
+	sim_close(s);
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	close(req);
+	ASSERT_EQ(0, rc);
+	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s", UUID);
+	ASSERT_NE(0, stat(path, &st));
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s", UUID);
+	ASSERT_NE(0, stat(path, &st));
+
+	/* The same UUID again: a fresh, working vGPU. */
+	ASSERT_EQ(0, sim_create_mdev("gmig-small", UUID));
+	ASSERT_EQ(0, sim_open(s, UUID, IOVA, MEM));
+	cmd[3] = 0xface;
+	ASSERT_EQ(0, sim_submit(s, cmd, 4, 4));
+	ASSERT_EQ(0, sim_wait(s));
+	ASSERT_EQ(0xfaceu, ((uint32_t *)sim_ptr(s, SIM_PAGE_DATA))[0]);
 }
 
 TEST_HARNESS_MAIN

@@ -22,6 +22,7 @@ struct gmig_vdev {
 	spinlock_t irq_lock;		/* eventfds and INTx mask */
 	struct eventfd_ctx *intx_trigger;
 	struct eventfd_ctx *msi_trigger;
+	struct eventfd_ctx *req_trigger;	/* device request (remove) */
 	bool intx_masked;
 
 	struct work_struct exec_work;

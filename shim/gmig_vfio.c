@@ -170,20 +170,24 @@ static void gmig_workload_work(struct work_struct *work)
 
 static void gmig_disable_irqs(struct gmig_vdev *gv)
 {
-	struct eventfd_ctx *intx, *msi;
+	struct eventfd_ctx *intx, *msi, *req;
 	unsigned long flags;
 
 	spin_lock_irqsave(&gv->irq_lock, flags);
 	intx = gv->intx_trigger;
 	msi = gv->msi_trigger;
+	req = gv->req_trigger;
 	gv->intx_trigger = NULL;
 	gv->msi_trigger = NULL;
+	gv->req_trigger = NULL;
 	gv->intx_masked = false;
 	spin_unlock_irqrestore(&gv->irq_lock, flags);
 	if (intx)
 		eventfd_ctx_put(intx);
 	if (msi)
 		eventfd_ctx_put(msi);
+	if (req)
+		eventfd_ctx_put(req);
 }
 
 static int gmig_set_trigger(struct gmig_vdev *gv, unsigned int index, int fd)
@@ -201,9 +205,12 @@ static int gmig_set_trigger(struct gmig_vdev *gv, unsigned int index, int fd)
 		old = gv->intx_trigger;
 		gv->intx_trigger = evt;
 		gv->intx_masked = false;
-	} else {
+	} else if (index == VFIO_PCI_MSI_IRQ_INDEX) {
 		old = gv->msi_trigger;
 		gv->msi_trigger = evt;
+	} else {
+		old = gv->req_trigger;
+		gv->req_trigger = evt;
 	}
 	spin_unlock_irqrestore(&gv->irq_lock, flags);
 	if (old)
@@ -221,7 +228,8 @@ static int gmig_set_irqs(struct gmig_vdev *gv, struct vfio_irq_set *hdr,
 	unsigned long flags;
 
 	if (hdr->index != VFIO_PCI_INTX_IRQ_INDEX &&
-	    hdr->index != VFIO_PCI_MSI_IRQ_INDEX)
+	    hdr->index != VFIO_PCI_MSI_IRQ_INDEX &&
+	    hdr->index != VFIO_PCI_REQ_IRQ_INDEX)
 		return -ENOTTY;
 
 	if (action == VFIO_IRQ_SET_ACTION_MASK ||
@@ -247,6 +255,8 @@ static int gmig_set_irqs(struct gmig_vdev *gv, struct vfio_irq_set *hdr,
 		return -EINVAL;
 	if (efd)
 		return gmig_set_trigger(gv, hdr->index, *(s32 *)data);
+	if (hdr->index == VFIO_PCI_REQ_IRQ_INDEX)
+		return -EINVAL;	/* only an eventfd can be the request channel */
 	if (none || (boolean && *(u8 *)data))
 		gmig_raise_irq(gv);
 	return 0;
@@ -351,7 +361,8 @@ static long gmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 				     VFIO_IRQ_INFO_MASKABLE |
 				     VFIO_IRQ_INFO_AUTOMASKED;
 			info.count = 1;
-		} else if (info.index == VFIO_PCI_MSI_IRQ_INDEX) {
+		} else if (info.index == VFIO_PCI_MSI_IRQ_INDEX ||
+			   info.index == VFIO_PCI_REQ_IRQ_INDEX) {
 			info.flags = VFIO_IRQ_INFO_EVENTFD |
 				     VFIO_IRQ_INFO_NORESIZE;
 			info.count = 1;
@@ -451,6 +462,30 @@ static void gmig_dma_unmap(struct vfio_device *vdev, u64 iova, u64 length)
 	gmig_rs_dma_unmap(gmig_to_gv(vdev)->vgpu, iova, length);
 }
 
+/*
+ * The vGPU is being removed while a VFIO user has it open: ask the user to
+ * release it through the request eventfd (QEMU unplugs the device), as
+ * vfio-pci does. Removal waits until the user closes the device.
+ */
+static void gmig_request(struct vfio_device *vdev, unsigned int count)
+{
+	struct gmig_vdev *gv = gmig_to_gv(vdev);
+	unsigned long flags;
+
+	spin_lock_irqsave(&gv->irq_lock, flags);
+	if (gv->req_trigger) {
+		if (!(count % 10))
+			dev_notice_ratelimited(vdev->dev,
+					       "relaying device request to user (#%u)\n",
+					       count);
+		eventfd_signal(gv->req_trigger);
+	} else if (count == 0) {
+		dev_notice(vdev->dev,
+			   "no device request channel registered, blocked until released by user\n");
+	}
+	spin_unlock_irqrestore(&gv->irq_lock, flags);
+}
+
 static const struct vfio_device_ops gmig_dev_ops = {
 	.name = "vfio-gmig",
 	.init = gmig_init_dev,
@@ -462,6 +497,7 @@ static const struct vfio_device_ops gmig_dev_ops = {
 	.ioctl = gmig_ioctl,
 	.get_region_info_caps = gmig_get_region_info,
 	.dma_unmap = gmig_dma_unmap,
+	.request = gmig_request,
 	.bind_iommufd = vfio_iommufd_emulated_bind,
 	.unbind_iommufd = vfio_iommufd_emulated_unbind,
 	.attach_ioas = vfio_iommufd_emulated_attach_ioas,

@@ -9,6 +9,8 @@
 #   - QEMU reports "completed";
 #   - the workload window of guest memory is identical on both sides
 #     (no GPU-written page lost);
+#   - QEMU's count of device-dirty pages (its vfio_get_dirty_bitmap trace)
+#     equals the pages gmig's DMA logging reported (stats);
 #   - after `cont` the destination runs, gmig restored the vGPU (remapping
 #     when needed), and a workload started there completes without fault.
 # Prints QEMU's downtime and gmig's stats. Runs inside the test VM.
@@ -47,7 +49,8 @@ echo $U1 >$types/gmig-small/create || fail "create $U1"
 echo $U2 >$types/gmig-small/create || fail "create $U2"
 
 . "$HERE/lib.sh"
-vfio_qemu "$T" $U1 src
+# The source traces every dirty bitmap it pulls from the device's log.
+vfio_qemu "$T" $U1 src -trace enable=vfio_get_dirty_bitmap,file=$T/src.trace
 vfio_qemu "$T" $U2 dst -incoming unix:$T/mig.sock -S
 # Start the workload once the source guest runs (QEMU resets the device
 # while it starts, and a reset stops any workload).
@@ -74,6 +77,15 @@ $QMP cmd $T/dst.qmp pmemsave "{\"val\": $win, \"size\": $len, \"filename\": \"$T
 s1=$(sha256sum <$T/src.mem | cut -c1-16); s2=$(sha256sum <$T/dst.mem | cut -c1-16)
 echo "window sha256: source $s1 destination $s2"
 [ "$s1" = "$s2" ] || { cmp $T/src.mem $T/dst.mem | head -3; fail "guest memory differs after migration"; }
+
+# What QEMU learnt from gmig's DMA log must be what gmig says it reported.
+[ -s $T/src.trace ] || fail "QEMU wrote no vfio_get_dirty_bitmap trace (no device dirty tracking?)"
+qemu_dirty=$(grep -o 'dirty_pages=[0-9]*' $T/src.trace | awk -F= '{ s += $2 } END { print s + 0 }')
+syncs=$(grep -c 'dirty_pages=' $T/src.trace)
+gmig_dirty=$(awk '/^pages_reported_precopy:/ { a = $2 } /^pages_sent_stopcopy:/ { b = $2 }
+	END { print a + b }' $DBG/$U1/stats)
+echo "dirty pages: QEMU counted $qemu_dirty in $syncs device log reads, gmig reported $gmig_dirty"
+[ "$qemu_dirty" = "$gmig_dirty" ] || fail "QEMU's dirty page count differs from gmig's stats"
 
 $QMP cmd $T/dst.qmp cont >/dev/null || fail "cont"
 sleep 1

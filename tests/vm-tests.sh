@@ -77,6 +77,29 @@ if [ -x "$OUT/samples/gmig_submit" ]; then
 	echo 1 >/sys/bus/mdev/devices/$U/remove
 fi
 
+# mdevctl, as an operator would use it: list the types, start a transient
+# vGPU, define/start/stop/undefine a persistent one.
+mdevctl_flow() {
+	local u=5a1d0000-0000-4000-8000-0000000000d1
+	mdevctl types | grep -q gmig-small || { echo "mdevctl types: no gmig-small"; return 1; }
+	mdevctl start -u $u -p gmig -t gmig-small || return 1
+	mdevctl list | grep "$u" | grep -q gmig-small || { echo "not listed"; return 1; }
+	[ -e /sys/bus/mdev/devices/$u/vfio-dev ] || { echo "no vfio device"; return 1; }
+	mdevctl stop -u $u || return 1
+	[ ! -e /sys/bus/mdev/devices/$u ] || { echo "still present after stop"; return 1; }
+	mdevctl define -u $u -p gmig -t gmig-large || return 1
+	mdevctl list --defined | grep "$u" | grep -q gmig-large || { echo "not defined"; return 1; }
+	mdevctl start -u $u || return 1
+	grep -q '^type: gmig-large' /sys/kernel/debug/gmig/$u/stats || { echo "wrong type"; return 1; }
+	mdevctl stop -u $u && mdevctl undefine -u $u || return 1
+	[ ! -e /sys/bus/mdev/devices/$u ]
+}
+if command -v mdevctl >/dev/null; then
+	check mdevctl mdevctl_flow
+else
+	result fail mdevctl	# scripts/setup.sh installs it
+fi
+
 # End to end with QEMU 10: the gmig sim vGPU (busy) under each policy, side
 # by side, then the kernel's mtty sample as the known-good reference.
 for v in "oneshot hash" "oneshot all" "iterative hash"; do

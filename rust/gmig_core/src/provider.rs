@@ -491,6 +491,26 @@ mod tests {
     }
 
     #[test]
+    fn a_context_submitted_twice_is_remapped_once() {
+        // The synthetic workload keeps up to two submissions of the same
+        // context pending; both descriptors name one context image.
+        let mut mem = Mem(vec![0; MEM]);
+        let mut a = vgpu(64 << 20);
+        submit_store(&mut a, &mut mem, 0x600d, 700);
+        let desc = a.pending()[0];
+        a.submit(desc);
+        assert_eq!(Provider::pending_workloads(&a), 2);
+        let mut b = vgpu(192 << 20);
+        migrate(&a, &mut b, &mut mem);
+        assert!(b.resume());
+        while let Some(d) = b.take_submission() {
+            b.execute(d, &mut mem, &mut |_| {}).unwrap();
+        }
+        let off = (700 * PAGE_SIZE + 64) as usize;
+        assert_eq!(mem.0[off..off + 4], 0x600du32.to_le_bytes());
+    }
+
+    #[test]
     fn restore_refuses_foreign_images_without_change() {
         let mut mem = Mem(vec![0; MEM]);
         let mut a = vgpu(64 << 20);
