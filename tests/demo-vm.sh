@@ -1,35 +1,37 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# The guest half of `make demo`: a QEMU guest with a busy gmig vGPU is
-# live-migrated twice, with software dirty pages (dirty=hash) and with the
-# naive baseline (dirty=all), and the figures are shown side by side.
-# Usage: demo-vm.sh KDIR
+# The guest half of `make demo`: a QEMU guest whose gmig vGPU runs the
+# 3D-game-like workload is live-migrated three times, with
+#   oneshot/hash    gMig: one-shot pre-copy, software dirty pages by hashing
+#   iterative/hash  classic iterative pre-copy, software dirty pages
+#   iterative/all   the naive baseline: every GPU page dirty every round
+# Each run's log, QEMU dirty-bitmap trace and gmig stats go to
+# OUTDIR/<precopy>-<dirty>/ for scripts/demo.sh to tabulate, with the time
+# this VM takes to memcpy the tracked working set once.
+# Usage: demo-vm.sh KDIR OUTDIR
 set -u
 KDIR=$1
+OUT=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PROFILE=${GMIG_DEMO_PROFILE:-game}
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko"
 echo "\$ insmod gmig.ko"
 insmod "$ROOT/gmig.ko" || exit 1
-dmesg | grep -E 'gmig' | sed 's/^/  /'
+dmesg | grep -E 'gmig' | grep -v '^\s*#' | sed 's/^/  /' | head -5
 echo "\$ ls /sys/class/mdev_bus/gmig/mdev_supported_types/"
 ls /sys/class/mdev_bus/gmig/mdev_supported_types/ | sed 's/^/  /'
-for dirty in hash all; do
+for v in "oneshot hash" "iterative hash" "iterative all"; do
+	set -- $v
+	d=$OUT/$1-$2
+	mkdir -p "$d"
 	echo
-	echo "== live migration of a QEMU guest whose gmig vGPU runs the 'desktop' workload (precopy=oneshot dirty=$dirty)"
-	bash "$ROOT/tests/gmig-migration.sh" "$KDIR" desktop oneshot $dirty >/tmp/demo-$dirty.log 2>&1
-	rc=$?
-	grep -E '^(window|destination:|gmig-migration)' /tmp/demo-$dirty.log | sed 's/^/  /'
-	python3 - /tmp/demo-$dirty.log <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    if line.startswith("migrate "):
-        r = json.loads(line[len("migrate "):])
-        print(f"  QEMU: status {r['status']}, downtime {r.get('downtime')} ms, "
-              f"total {r.get('total-time')} ms, vfio state {r['vfio']['transferred']} bytes")
-PY
-	awk '/^--- source stats/ { s = 1; next } /^---/ { s = 0 }
-		s && /^(pages_tracked|pages_hashed|pages_dirty_stopcopy|pages_sent_stopcopy|downtime_us|stopcopy_bytes):/ { printf "  gmig: %s\n", $0 }' /tmp/demo-$dirty.log
-	[ $rc = 0 ] || echo "  (failed: see /tmp/demo-$dirty.log)"
+	echo "== live migration, '$PROFILE' workload, precopy=$1 dirty=$2"
+	bash "$ROOT/tests/gmig-migration.sh" "$KDIR" "$PROFILE" "$1" "$2" >"$d/run.log" 2>&1
+	echo "rc: $?" >>"$d/run.log"
+	cp /tmp/gmig-e2e-$1-$2/src.trace "$d/" 2>/dev/null
+	grep -E '^(window|dirty pages|destination:|gmig-migration)' "$d/run.log" | sed 's/^/  /'
+	tracked=$(awk '/^--- source stats/ { s = 1 } s && /^pages_tracked:/ { print $2; exit }' "$d/run.log")
+	[ "${tracked:-0}" -gt 0 ] && "$OUT/memcpy-bench" $((tracked * 4096)) >"$d/memcpy.txt"
 done
 rmmod gmig

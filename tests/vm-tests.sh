@@ -110,6 +110,10 @@ for v in "oneshot hash" "oneshot all" "iterative hash"; do
 		src && /^(pages_tracked|pages_dirty_stopcopy|pages_sent_stopcopy|downtime_us):/ { s = s " " $0 }
 		END { print "    figures " v ":" s }' "$OUT/e2e-gmig-qemu-migration-$1-$2.log"
 done
+# The other paths QEMU takes through the uAPI (tests/qemu-paths.sh).
+for p in autostart iommufd file cancel dst-killed src-killed multifd no-devlog reset back; do
+	check "e2e-qemu-path-$p" bash "$ROOT/tests/qemu-paths.sh" "$KDIR" "$p"
+done
 check e2e-mtty-qemu-migration bash "$ROOT/tests/mtty-migration.sh" "$KDIR"
 
 check module-unload rmmod gmig
