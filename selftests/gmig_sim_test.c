@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -237,18 +238,6 @@ static void *remove_thread(void *arg)
 	return NULL;
 }
 
-static int write_str(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : -EIO;
-}
-
 /*
  * Removing a vGPU that a VFIO user has open and keeps busy (synthetic
  * workload plus its own submissions): the kernel asks the user to release
@@ -260,8 +249,6 @@ TEST_F(sim, remove_while_busy)
 {
 	struct sim *s = &self->s;
 	uint32_t cmd[] = { SDI_GGTT(sim_gaddr(s, SIM_PAGE_DATA), 0x5eed) };
-	char set_buf[sizeof(struct vfio_irq_set) + sizeof(int)];
-	struct vfio_irq_set *set = (struct vfio_irq_set *)set_buf;
 	char path[128];
 	struct pollfd pfd;
 	struct stat st;
@@ -271,16 +258,10 @@ TEST_F(sim, remove_while_busy)
 
 	req = eventfd(0, EFD_CLOEXEC);
 	ASSERT_LE(0, req);
-	set->argsz = sizeof(set_buf);
-	set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-	set->index = VFIO_PCI_REQ_IRQ_INDEX;
-	set->start = 0;
-	set->count = 1;
-	memcpy(set->data, &req, sizeof(int));
-	ASSERT_EQ(0, ioctl(s->v.device, VFIO_DEVICE_SET_IRQS, set));
+	ASSERT_EQ(0, gvfio_set_eventfd(&s->v, VFIO_PCI_REQ_IRQ_INDEX, req));
 
 	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", UUID);
-	ASSERT_EQ(0, write_str(path, "start game base=0x1400000 size=0x200000"));
+	ASSERT_EQ(0, sim_write_sysfs(path, "start game base=0x1400000 size=0x200000"));
 	ASSERT_EQ(0, sim_submit(s, cmd, 4, 3));
 
 	ASSERT_EQ(0, pthread_create(&t, NULL, remove_thread, &rc));
@@ -305,6 +286,130 @@ TEST_F(sim, remove_while_busy)
 	ASSERT_EQ(0, sim_submit(s, cmd, 4, 4));
 	ASSERT_EQ(0, sim_wait(s));
 	ASSERT_EQ(0xfaceu, ((uint32_t *)sim_ptr(s, SIM_PAGE_DATA))[0]);
+}
+
+/*
+ * A context whose ring is malformed (the guest's ring registers overflow
+ * the ring, or describe an impossible ring) faults with "bad ring" and
+ * executes nothing: the store queued in the ring never lands.
+ */
+TEST_F(sim, bad_rings_fault_without_writes)
+{
+	static const struct {
+		const char *what;
+		uint32_t size, head, tail;
+	} bad[] = {
+		{ "tail past the end", 8192, 0, 8192 },
+		{ "tail far past the end", 8192, 0, 0x100000 },
+		{ "head past the end", 8192, 8196, 16 },
+		{ "unaligned tail", 8192, 0, 18 },
+		{ "size not a page multiple", 6000, 0, 16 },
+		{ "size zero", 0, 0, 16 },
+		{ "size over 2 MiB", 4u << 20, 0, 16 },
+	};
+	struct sim *s = &self->s;
+	uint32_t *ring = sim_ptr(s, SIM_PAGE_RING);
+	uint32_t *ctx = sim_ptr(s, SIM_PAGE_CTX);
+	uint32_t *data = sim_ptr(s, SIM_PAGE_DATA);
+	uint32_t cmd[] = { SDI_GGTT(sim_gaddr(s, SIM_PAGE_DATA), 0xbad) };
+	unsigned int i;
+
+	memcpy(ring, cmd, sizeof(cmd));
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		TH_LOG("%s", bad[i].what);
+		ctx[0] = SIM_LRC_MAGIC;
+		ctx[1] = (uint32_t)sim_gaddr(s, SIM_PAGE_RING);
+		ctx[2] = bad[i].size;
+		ctx[3] = bad[i].head;
+		ctx[4] = bad[i].tail;
+		ctx[5] = 0;
+		ctx[6] = 0;
+		ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, 0));
+		ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, 0));
+		ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, 20 + i));
+		ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP,
+					   (uint32_t)sim_gaddr(s, SIM_PAGE_CTX)));
+		ASSERT_EQ(0, sim_wait(s));
+		ASSERT_EQ(SIM_FAULT_BAD_RING, sim_reg(s, SIM_FAULT_STATUS));
+		ASSERT_EQ(0u, data[0]);
+	}
+	/* The vGPU still runs a good context afterwards. */
+	s->ring_tail = sizeof(cmd);
+	ASSERT_EQ(0, sim_submit(s, cmd, 4, 99));
+	ASSERT_EQ(0, sim_wait(s));
+	ASSERT_EQ(0xbadu, data[0]);
+}
+
+static long read_long(const char *path)
+{
+	char buf[64] = "";
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? strtol(buf, NULL, 0) : -EIO;
+}
+
+/*
+ * The vGPU types a cloud operator picks from: each says what it is, counts
+ * its free instances, and every instance gets its own GGTT partition.
+ */
+TEST(types_instances_and_partitions)
+{
+	static const char *const types[] = { "gmig-small", "gmig-large" };
+	static const char *const uuids[] = {
+		"5a1d0000-0000-4000-8000-0000000000b1",
+		"5a1d0000-0000-4000-8000-0000000000b2",
+	};
+	const char *dir = "/sys/class/mdev_bus/gmig/mdev_supported_types";
+	uint64_t base[2];
+	char path[256], buf[256];
+	struct stat st;
+	unsigned int t, i;
+
+	if (stat("/sys/class/mdev_bus/gmig", &st))
+		SKIP(return, "no gmig mdev parent (gmig.ko not loaded)");
+	for (t = 0; t < ARRAY_SIZE(types); t++) {
+		long avail, now;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s/description", dir, types[t]);
+		fd = open(path, O_RDONLY);
+		ASSERT_LE(0, fd);
+		ASSERT_LT(0, read(fd, buf, sizeof(buf)));
+		close(fd);
+		snprintf(path, sizeof(path), "%s/%s/device_api", dir, types[t]);
+		fd = open(path, O_RDONLY);
+		ASSERT_LE(0, fd);
+		memset(buf, 0, sizeof(buf));
+		ASSERT_LT(0, read(fd, buf, sizeof(buf) - 1));
+		close(fd);
+		ASSERT_EQ(0, strncmp(buf, "vfio-pci", 8));
+		snprintf(path, sizeof(path), "%s/%s/available_instances", dir, types[t]);
+		avail = read_long(path);
+		ASSERT_LE(2, avail);
+		for (i = 0; i < 2; i++) {
+			struct sim s;
+
+			sim_remove_mdev(uuids[i]);
+			ASSERT_EQ(0, sim_create_mdev(types[t], uuids[i]));
+			ASSERT_EQ(0, sim_open(&s, uuids[i], IOVA, MEM));
+			base[i] = s.gbase;
+			TH_LOG("%s #%u: partition %#llx + %#llx", types[t], i,
+			       (unsigned long long)s.gbase,
+			       (unsigned long long)s.gsize);
+			sim_close(&s);
+		}
+		now = read_long(path);
+		ASSERT_EQ(avail - 2, now);
+		ASSERT_NE(base[0], base[1]);
+		for (i = 0; i < 2; i++)
+			ASSERT_EQ(0, sim_remove_mdev(uuids[i]));
+		ASSERT_EQ(avail, read_long(path));
+	}
 }
 
 TEST_HARNESS_MAIN

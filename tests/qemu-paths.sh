@@ -23,6 +23,10 @@
 #              (QEMU 10), return-path and switchover-ack;
 #   no-devlog  x-device-dirty-page-tracking=off: QEMU gets no DMA log, the
 #              pages the GPU wrote come only through gmig's own stream;
+#   no-precopy-log  x-pre-copy-dirty-page-tracking=off: QEMU reads the
+#              device's log only at stop-copy, so no page was ever hashed;
+#   auto       enable-migration left at QEMU's default (auto, as libvirt
+#              does): QEMU must find the device migratable with its DMA log;
 #   reset      system_reset of a guest with a busy vGPU (VFIO_DEVICE_RESET),
 #              then a migration;
 #   back       A -> B, then B -> A with new QEMUs (a vGPU that was a source
@@ -66,31 +70,21 @@ cleanup() {
 }
 q() { $QMP cmd "$@"; }
 
-# wait_status QMP STATUS...: until query-status says one of them (60 s).
-wait_status() {
-	local sock=$1 st
-	shift
-	for _ in $(seq 240); do
-		st=$(q "$sock" query-status 2>/dev/null | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
-		for w in "$@"; do [ "$st" = "$w" ] && return 0; done
-		sleep 0.25
-	done
-	echo "status of $sock is '$st', not $*"
-	return 1
-}
-
-# wait_migration QMP STATUS...: until query-migrate's status is one of them.
-wait_migration() {
-	local sock=$1 st
-	shift
+# wait_for QUERY QMP STATUS...: until QUERY (query-status, query-migrate)
+# answers one of the statuses (about 4 minutes at most).
+wait_for() {
+	local query=$1 sock=$2 st
+	shift 2
 	for _ in $(seq 960); do
-		st=$(q "$sock" query-migrate 2>/dev/null | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
+		st=$(q "$sock" $query 2>/dev/null | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
 		for w in "$@"; do [ "$st" = "$w" ] && return 0; done
 		sleep 0.25
 	done
-	echo "migration status of $sock is '$st', not $*"
+	echo "$query of $sock: '$st', not $*"
 	return 1
 }
+wait_status() { wait_for query-status "$@"; }
+wait_migration() { wait_for query-migrate "$@"; }
 
 # start_workload UUID: the synthetic workload runs and executes contexts.
 start_workload() {
@@ -272,6 +266,19 @@ no-devlog)
 	src
 	dst $U2 dst
 	migrate_checked $T/src.qmp $T/dst.qmp $U1 $U2
+	;;
+no-precopy-log)
+	export VFIO_OPTS=x-pre-copy-dirty-page-tracking=off
+	src
+	dst $U2 dst
+	migrate_checked $T/src.qmp $T/dst.qmp $U1 $U2
+	;;
+auto)
+	export VFIO_MIGRATION=auto
+	src
+	dst $U2 dst
+	migrate_checked $T/src.qmp $T/dst.qmp $U1 $U2
+	grep -qi 'blocker\|not migratable' $T/src.log && fail "QEMU found the vGPU not migratable"
 	;;
 reset)
 	src

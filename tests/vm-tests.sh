@@ -111,7 +111,7 @@ for v in "oneshot hash" "oneshot all" "iterative hash"; do
 		END { print "    figures " v ":" s }' "$OUT/e2e-gmig-qemu-migration-$1-$2.log"
 done
 # The other paths QEMU takes through the uAPI (tests/qemu-paths.sh).
-for p in autostart iommufd file cancel dst-killed src-killed multifd no-devlog reset back; do
+for p in autostart iommufd file cancel dst-killed src-killed multifd no-devlog no-precopy-log auto reset back; do
 	check "e2e-qemu-path-$p" bash "$ROOT/tests/qemu-paths.sh" "$KDIR" "$p"
 done
 check e2e-mtty-qemu-migration bash "$ROOT/tests/mtty-migration.sh" "$KDIR"

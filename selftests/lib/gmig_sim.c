@@ -9,7 +9,7 @@
 
 #include "gmig_sim.h"
 
-static int write_sysfs(const char *path, const char *val)
+int sim_write_sysfs(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY);
 	ssize_t n;
@@ -18,7 +18,9 @@ static int write_sysfs(const char *path, const char *val)
 		return -errno;
 	n = write(fd, val, strlen(val));
 	close(fd);
-	return n < 0 ? -errno : 0;
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)strlen(val) ? 0 : -EIO;
 }
 
 int sim_create_mdev(const char *type, const char *uuid)
@@ -28,7 +30,7 @@ int sim_create_mdev(const char *type, const char *uuid)
 	snprintf(path, sizeof(path),
 		 "/sys/class/mdev_bus/gmig/mdev_supported_types/%s/create",
 		 type);
-	return write_sysfs(path, uuid);
+	return sim_write_sysfs(path, uuid);
 }
 
 int sim_remove_mdev(const char *uuid)
@@ -36,7 +38,7 @@ int sim_remove_mdev(const char *uuid)
 	char path[256];
 
 	snprintf(path, sizeof(path), "/sys/bus/mdev/devices/%s/remove", uuid);
-	return write_sysfs(path, "1");
+	return sim_write_sysfs(path, "1");
 }
 
 uint32_t sim_reg(struct sim *s, uint64_t off)

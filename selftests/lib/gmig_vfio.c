@@ -159,24 +159,30 @@ int gvfio_write64(struct gvfio *v, unsigned int index, uint64_t off,
 	return gvfio_region_rw(v, index, off, &val, sizeof(val), true);
 }
 
-int gvfio_enable_msi(struct gvfio *v)
+int gvfio_set_eventfd(struct gvfio *v, unsigned int index, int32_t fd)
 {
 	char buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
 	struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
+
+	set->argsz = sizeof(buf);
+	set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set->index = index;
+	set->start = 0;
+	set->count = 1;
+	memcpy(set->data, &fd, sizeof(fd));
+	return ioctl(v->device, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
+}
+
+int gvfio_enable_msi(struct gvfio *v)
+{
 	int32_t fd;
+	int ret;
 
 	fd = eventfd(0, EFD_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	set->argsz = sizeof(buf);
-	set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-	set->index = VFIO_PCI_MSI_IRQ_INDEX;
-	set->start = 0;
-	set->count = 1;
-	memcpy(set->data, &fd, sizeof(fd));
-	if (ioctl(v->device, VFIO_DEVICE_SET_IRQS, set)) {
-		int ret = -errno;
-
+	ret = gvfio_set_eventfd(v, VFIO_PCI_MSI_IRQ_INDEX, fd);
+	if (ret) {
 		close(fd);
 		return ret;
 	}

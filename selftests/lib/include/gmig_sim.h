@@ -28,6 +28,7 @@
 #define SIM_FAULT_OUTSIDE_PARTITION	2
 #define SIM_FAULT_UNMAPPED		3
 #define SIM_FAULT_GUEST_MEMORY		4
+#define SIM_FAULT_BAD_RING		5
 
 /* Page layout of the test "guest" inside the DMA-mapped memory. */
 #define SIM_PAGE_CTX	0
@@ -44,6 +45,8 @@ struct sim {
 	uint32_t completed;
 };
 
+/* Writes val to a sysfs or debugfs file: 0 or -errno (-EIO if short). */
+int sim_write_sysfs(const char *path, const char *val);
 int sim_create_mdev(const char *type, const char *uuid);
 int sim_remove_mdev(const char *uuid);
 /* Opens the mdev, maps mem_size bytes at iova, maps SIM_PAGES in the GGTT. */

@@ -37,6 +37,8 @@ int gvfio_write32(struct gvfio *v, unsigned int index, uint64_t off,
 		  uint32_t val);
 int gvfio_write64(struct gvfio *v, unsigned int index, uint64_t off,
 		  uint64_t val);
+/* Sets fd as the trigger eventfd of IRQ index (MSI, REQ, ...). */
+int gvfio_set_eventfd(struct gvfio *v, unsigned int index, int32_t fd);
 int gvfio_enable_msi(struct gvfio *v);
 /* Waits up to timeout_ms for an MSI; returns 1 if one came, 0 if not. */
 int gvfio_wait_msi(struct gvfio *v, int timeout_ms);
