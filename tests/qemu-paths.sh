@@ -258,8 +258,19 @@ src-killed)
 	;;
 multifd)
 	src
-	dst $U2 dst
+	# multifd must be on before the destination listens.
+	rm -f $T/mig.sock
+	vfio_qemu "$T" $U2 dst -incoming defer -S \
+		-trace enable=vfio_load_state_device_buffer_incoming,file=$T/dst.trace
+	wait_status $T/dst.qmp inmigrate || fail "destination not waiting"
+	caps='[{"capability": "multifd", "state": true}, {"capability": "return-path", "state": true},
+		{"capability": "switchover-ack", "state": true}, {"capability": "events", "state": true}]'
+	q $T/dst.qmp migrate-set-capabilities "{\"capabilities\": $caps}" >/dev/null || fail "destination capabilities"
+	q $T/dst.qmp migrate-incoming "{\"uri\": \"unix:$T/mig.sock\"}" >/dev/null || fail "migrate-incoming"
 	migrate_checked $T/src.qmp $T/dst.qmp $U1 $U2 --cap=multifd --cap=return-path --cap=switchover-ack
+	# The device state came through multifd channels, not the main one.
+	[ -s $T/dst.trace ] || fail "no VFIO device state buffer arrived over multifd"
+	echo "device state buffers over multifd: $(grep -c incoming $T/dst.trace)"
 	;;
 no-devlog)
 	export VFIO_OPTS=x-device-dirty-page-tracking=off
