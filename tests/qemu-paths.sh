@@ -70,12 +70,12 @@ cleanup() {
 }
 q() { $QMP cmd "$@"; }
 
-# wait_for QUERY QMP STATUS...: until QUERY (query-status, query-migrate)
-# answers one of the statuses (about 4 minutes at most).
+# wait_for QUERY QMP SECONDS STATUS...: until QUERY (query-status,
+# query-migrate) answers one of the statuses, for at most SECONDS.
 wait_for() {
-	local query=$1 sock=$2 st
-	shift 2
-	for _ in $(seq 960); do
+	local query=$1 sock=$2 end=$(($(date +%s) + $3)) st
+	shift 3
+	while [ "$(date +%s)" -le $end ]; do
 		st=$(q "$sock" $query 2>/dev/null | sed -n 's/.*"status": "\([a-z-]*\)".*/\1/p')
 		for w in "$@"; do [ "$st" = "$w" ] && return 0; done
 		sleep 0.25
@@ -83,8 +83,8 @@ wait_for() {
 	echo "$query of $sock: '$st', not $*"
 	return 1
 }
-wait_status() { wait_for query-status "$@"; }
-wait_migration() { wait_for query-migrate "$@"; }
+wait_status() { local s=$1; shift; wait_for query-status $s 90 "$@"; }
+wait_migration() { local s=$1; shift; wait_for query-migrate $s 300 "$@"; }
 
 # start_workload UUID: the synthetic workload runs and executes contexts.
 start_workload() {
