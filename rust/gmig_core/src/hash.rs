@@ -48,20 +48,41 @@ fn le64(b: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
+#[inline(always)]
+fn rd64(c: &[u8], i: usize) -> u64 {
+    le64(c.get(i..).unwrap_or(&[]))
+}
+
 /// Seeded 64-bit hash of `data` (any length; pages are 4096 bytes).
+///
+/// Four independent lanes take 16 bytes each per 64-byte block, so four
+/// multiplies are in flight at once (the old two-lane form was bound by the
+/// multiply latency). Each lane step is `s = mum(a ^ s, b ^ k)` with `k` a
+/// per-lane key derived from the seed: neither factor can be made zero by
+/// a guest that does not know the seed. (A step of the form
+/// `mum(a ^ CONSTANT, b ^ s)` can: a guest writing the public constant wipes
+/// the lane, seed included, and can then build pages that collide whatever
+/// the seed; see the test `public_constants_do_not_wipe_the_seed`.)
 pub fn page_hash(seed: u64, data: &[u8]) -> u64 {
-    let mut s0 = seed ^ P0;
-    let mut s1 = seed.rotate_left(32) ^ P1;
-    let mut chunks = data.chunks_exact(32);
-    for c in &mut chunks {
-        s0 = mum(le64(&c[0..8]) ^ P1, le64(&c[8..16]) ^ s0);
-        s1 = mum(le64(&c[16..24]) ^ P2, le64(&c[24..32]) ^ s1);
+    let k = [
+        mum(seed ^ P0, P1),
+        mum(seed ^ P1, P2),
+        mum(seed ^ P2, P3),
+        mum(seed ^ P3, P0),
+    ];
+    let mut s = [k[0] ^ P2, k[1] ^ P3, k[2] ^ P0, k[3] ^ P1];
+    let mut blocks = data.chunks_exact(64);
+    for c in &mut blocks {
+        s[0] = mum(rd64(c, 0) ^ s[0], rd64(c, 8) ^ k[0]);
+        s[1] = mum(rd64(c, 16) ^ s[1], rd64(c, 24) ^ k[1]);
+        s[2] = mum(rd64(c, 32) ^ s[2], rd64(c, 40) ^ k[2]);
+        s[3] = mum(rd64(c, 48) ^ s[3], rd64(c, 56) ^ k[3]);
     }
-    for c in chunks.remainder().chunks(16) {
-        let (a, b) = (le64(c), le64(c.get(8..).unwrap_or(&[])));
-        s0 = mum(a ^ P1, b ^ s0);
+    let mut h = mum(s[0] ^ P3, s[1] ^ k[2]) ^ mum(s[2] ^ P1, s[3] ^ k[3]);
+    for c in blocks.remainder().chunks(16) {
+        h = mum(rd64(c, 0) ^ h, rd64(c, 8) ^ k[1]);
     }
-    mum(s0 ^ P3, s1 ^ (data.len() as u64) ^ P2)
+    mum(h ^ P3, (data.len() as u64) ^ k[0])
 }
 
 /// FNV-1a 64 (the benchmark's baseline; not seeded, not collision-safe).
@@ -111,6 +132,33 @@ mod tests {
         }
         let avg = total as f64 / n as f64;
         assert!((28.0..36.0).contains(&avg), "average flipped bits {avg}");
+    }
+
+    /// Pages whose every 8-byte word is one of the public constants (the
+    /// values that zero a factor of a `mum(word ^ CONSTANT, ..)` step) still
+    /// depend on the seed and on every other byte.
+    #[test]
+    fn public_constants_do_not_wipe_the_seed() {
+        let ps = [P0, P1, P2, P3];
+        for pattern in 0..ps.len() * ps.len() {
+            let mut page = [0u8; 4096];
+            for (i, w) in page.chunks_exact_mut(8).enumerate() {
+                // Word i of each 16 bytes: two constants per pattern.
+                let c = if i % 2 == 0 {
+                    ps[pattern % 4]
+                } else {
+                    ps[pattern / 4]
+                };
+                w.copy_from_slice(&c.to_le_bytes());
+            }
+            let h = page_hash(42, &page);
+            assert_ne!(h, page_hash(43, &page), "pattern {pattern}: seed wiped");
+            for off in [8usize, 24, 1000, 2048, 4000] {
+                let mut q = page;
+                q[off] ^= 0x80;
+                assert_ne!(page_hash(42, &q), h, "pattern {pattern}, byte {off}");
+            }
+        }
     }
 
     #[test]
