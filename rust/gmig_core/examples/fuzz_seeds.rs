@@ -69,24 +69,27 @@ fn stream_seeds(dir: &Path) -> usize {
 /// Partition base the fuzz target gives the source vGPU.
 const A: u32 = 64 << 20;
 const PAGE: u32 = 4096;
+// Four pages, packed (small inputs mutate and run faster):
+// page 0: context image 0, batches 1-3; page 1: ring 0; page 2: context
+// image 1 and, after it, ring 1; page 3: the PPGTT tables (one page that
+// is PML4, PDP, PD and PT at once) and the PPGTT batch.
 const LRC0: u32 = 0;
+const BATCH1: u32 = 0x100;
+const BATCH2: u32 = 0x600;
+const BATCH3: u32 = 0xb00;
 const RING0: u32 = PAGE;
-const BATCH1: u32 = 2 * PAGE;
-const BATCH2: u32 = 3 * PAGE;
-const BATCH3: u32 = 4 * PAGE;
-const LRC1: u32 = 5 * PAGE;
-const RING1: u32 = 6 * PAGE;
-/// PPGTT tables: PML4, PDP, PD, PT.
-const PML4: u32 = 8 * PAGE;
-/// PPGTT address of the PPGTT batch (PML4/PDP index 0, PD index 128).
-const PP_BATCH: u32 = 0x1000_0000;
-/// Guest page behind `PP_BATCH`.
-const PP_BATCH_PAGE: u32 = 7 * PAGE;
-const PAGES: usize = 12;
-/// Graphics addresses that stores and blits may target: GGTT pages 16..64
-/// (mapped by the target, zero in the input).
-const TARGET_LO: u32 = 16 * PAGE;
-const TARGET_HI: u32 = 64 * PAGE;
+const LRC1: u32 = 2 * PAGE;
+const RING1: u32 = 2 * PAGE;
+const RING1_HEAD: u32 = 0x100;
+const PML4: u32 = 3 * PAGE;
+/// PPGTT address of the PPGTT batch: PML4 and PDP index 0, PD index 128,
+/// PT index 0, offset 0x800; every level is the page at `PML4`.
+const PP_BATCH: u32 = 0x1000_0800;
+const PAGES: usize = 4;
+/// Graphics addresses that stores and blits may target: GGTT pages 4..16
+/// (mapped by the target, beyond the input).
+const TARGET_LO: u32 = 4 * PAGE;
+const TARGET_HI: u32 = 16 * PAGE;
 
 struct Gen {
     rng: Rng,
@@ -106,7 +109,7 @@ impl Gen {
             1 => out.push(0x02 << 23), // MI_USER_INTERRUPT
             2 => out.extend([0x20 << 23 | 1 << 22 | 2, self.target(4), 0, v]),
             3 => out.extend([0x20 << 23 | 1 << 22 | 3, self.target(8), 0, v, !v]),
-            4 => out.extend([0x20 << 23 | 2, PP_BATCH + 0x800, 0, v]), // PPGTT store
+            4 => out.extend([0x20 << 23 | 2, PP_BATCH + 0x400, 0, v]), // PPGTT store
             5 => out.extend([0x22 << 23 | 1, 0x20a8, v]),              // LRI RCS_IMR
             6 => out.extend([0x26 << 23 | 1 << 14 | 2, self.target(8) | 4, 0, v]),
             7 => out.extend([0x7a00_0004, 1 << 14 | 1 << 24, self.target(8), 0, v, !v]),
@@ -161,13 +164,13 @@ fn cmd_seed(seed: u64) -> Vec<u8> {
     let mut g = Gen {
         rng: Rng::new(seed),
     };
-    let mut mem = vec![0u8; PAGES * PAGE as usize];
-    // PPGTT: PML4[0] -> PDP, PDP[0] -> PD, PD[128] -> PT, PT[0] -> page 7.
-    let pte = |gpa: u32| u64::from(gpa) | 3;
-    put64(&mut mem, PML4, pte(PML4 + PAGE));
-    put64(&mut mem, PML4 + PAGE, pte(PML4 + 2 * PAGE));
-    put64(&mut mem, PML4 + 2 * PAGE + 128 * 8, pte(PML4 + 3 * PAGE));
-    put64(&mut mem, PML4 + 3 * PAGE, pte(PP_BATCH_PAGE));
+    // Unused bytes are 0xff (no command): a mutated ring or batch that
+    // runs off its commands stops at once.
+    let mut mem = vec![0xffu8; PAGES * PAGE as usize];
+    // PPGTT: entries 0 and 128 of the table page point to itself.
+    let pte = u64::from(PML4) | 3;
+    put64(&mut mem, PML4, pte);
+    put64(&mut mem, PML4 + 128 * 8, pte);
 
     // Batches: batch1 calls second-level batch2, then chains to batch3.
     let shape = seed % 4;
@@ -192,7 +195,7 @@ fn cmd_seed(seed: u64) -> Vec<u8> {
     let mut pb = Vec::new();
     g.commands(4, &mut pb);
     pb.push(0x0a << 23);
-    put(&mut mem, PP_BATCH_PAGE, &pb);
+    put(&mut mem, PML4 + (PP_BATCH & 0xfff), &pb);
 
     // Ring 0: commands, the GGTT batch, maybe the PPGTT batch; wraps
     // around the ring's end in some seeds.
@@ -211,7 +214,7 @@ fn cmd_seed(seed: u64) -> Vec<u8> {
     if seed.is_multiple_of(5) {
         r1.extend([0x31 << 23 | 1, A + BATCH1, 0]);
     }
-    context(&mut mem, LRC1, RING1, 0, &r1);
+    context(&mut mem, LRC1, RING1, RING1_HEAD, &r1);
 
     // Descriptors: LRCA in bits 31:12 (the target keeps bits 17:12),
     // context id in the high half. Second: none, the other context, or the
