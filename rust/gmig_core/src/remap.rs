@@ -484,11 +484,12 @@ pub fn remap_chain<R: BatchResolver + ?Sized>(
     Ok(n)
 }
 
-/// A span of graphics (destination) addresses a walk read.
+/// A span of graphics (destination) addresses a walk read (16 bytes: the
+/// walker keeps [`MAX_SPANS`] of them on the stack).
 #[derive(Clone, Copy)]
 struct Span {
     start: u64,
-    end: u64,
+    len: u32,
     /// For a batch segment, its level (so that it is recognised when
     /// reached again: called twice, or a chain that loops); `None` for
     /// context images and rings.
@@ -508,15 +509,17 @@ impl Spans {
         if end <= start {
             return Ok(());
         }
+        let len = u32::try_from(end - start).map_err(|_| RemapError::TooLarge)?;
         for o in self.v.iter().take(self.n) {
-            if start < o.end && o.start < end {
+            let o_end = o.start.saturating_add(u64::from(o.len));
+            if start < o_end && o.start < end {
                 return Err(RemapError::OverlappingBatches {
                     addr: start.max(o.start),
                 });
             }
         }
         let slot = self.v.get_mut(self.n).ok_or(RemapError::TooManyBatches)?;
-        *slot = Span { start, end, entry };
+        *slot = Span { start, len, entry };
         self.n += 1;
         Ok(())
     }
@@ -757,7 +760,7 @@ pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             spans: Spans {
                 v: [Span {
                     start: 0,
-                    end: 0,
+                    len: 0,
                     entry: None,
                 }; MAX_SPANS],
                 n: 0,
