@@ -146,11 +146,16 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
                 if self.pml4 == 0 || gaddr >> 48 != 0 {
                     return Err(Fault::new(FaultKind::Unmapped, gaddr));
                 }
+                // The PML4 address comes from the guest's context image (64
+                // bits): adding the entry offset can overflow.
                 let mut table = self.pml4;
                 for shift in [39u32, 30, 21, 12] {
                     let idx = (gaddr >> shift) & 511;
+                    let entry = table
+                        .checked_add(idx * 8)
+                        .ok_or(Fault::new(FaultKind::GuestMemory, table))?;
                     let mut e = [0u8; 8];
-                    self.mem.read(table + idx * 8, &mut e)?;
+                    self.mem.read(entry, &mut e)?;
                     let pte = Pte::decode(u64::from_le_bytes(e))
                         .ok_or(Fault::new(FaultKind::Unmapped, gaddr))?;
                     table = pte.addr;
@@ -599,16 +604,15 @@ pub(crate) mod tests {
     impl GuestMem for VecMem {
         fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
             let s = usize::try_from(gpa).map_err(|_| MemFault { gpa })?;
-            let src = self.bytes.get(s..s + buf.len()).ok_or(MemFault { gpa })?;
+            let e = s.checked_add(buf.len()).ok_or(MemFault { gpa })?;
+            let src = self.bytes.get(s..e).ok_or(MemFault { gpa })?;
             buf.copy_from_slice(src);
             Ok(())
         }
         fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
             let s = usize::try_from(gpa).map_err(|_| MemFault { gpa })?;
-            let dst = self
-                .bytes
-                .get_mut(s..s + buf.len())
-                .ok_or(MemFault { gpa })?;
+            let e = s.checked_add(buf.len()).ok_or(MemFault { gpa })?;
+            let dst = self.bytes.get_mut(s..e).ok_or(MemFault { gpa })?;
             dst.copy_from_slice(buf);
             self.writes.push((gpa, buf.len()));
             Ok(())
@@ -754,6 +758,29 @@ pub(crate) mod tests {
         assert_eq!(get32(&mem, 0x50000), 0xaaaa_0001);
         assert_eq!(get32(&mem, 0x50004), 0xbbbb_0002);
         assert_eq!(get32(&mem, 0x50010), 0x1234);
+    }
+
+    /// Found by the cmd_exec_remap fuzz target (overflow checks on, as in
+    /// the kernel): a PML4 address near 2^64 in the context image made the
+    /// page walk's `table + idx * 8` overflow, a panic (a BUG in the
+    /// kernel) instead of a fault.
+    #[test]
+    fn ppgtt_walk_from_a_pml4_near_the_top_faults() {
+        let (mut v, mut mem) = rig();
+        for pml4 in [!0xfff, u64::MAX - 7, !0xff] {
+            // A PPGTT store to 0xffff_ffff_fff8: index 511 at every level.
+            put(&mut mem, 4096, &[(0x20 << 23) | 2, 0xffff_fff8, 0xffff, 77]);
+            let (lo, hi) = (pml4 as u32, (pml4 >> 32) as u32);
+            put(
+                &mut mem,
+                0,
+                &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 16, lo, hi],
+            );
+            v.submit(PBASE);
+            let d = v.take_submission().unwrap();
+            let f = v.execute(d, &mut mem, &mut |_| {}).unwrap_err();
+            assert_eq!(f.kind, FaultKind::GuestMemory, "pml4 {pml4:#x}");
+        }
     }
 
     #[test]
