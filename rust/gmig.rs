@@ -61,7 +61,7 @@ impl kernel::Module for Gmig {
         if module_parameters::bench.value() != 0 {
             // A figure, not a function of the module: a failure only warns.
             if let Err(e) = bench::run() {
-                pr_warn!("gmig: bench: failed: {:?}\n", e);
+                pr_warn!("bench: failed: {:?}\n", e);
             }
         }
         let debugfs = Dir::new(c"gmig");

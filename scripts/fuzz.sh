@@ -7,6 +7,7 @@
 # corpora are written fresh by examples/fuzz_seeds.rs each time.
 # Usage: fuzz.sh [seconds per target, default 20]
 #        FUZZ_RUNS=N fuzz.sh    (N executions per target instead)
+#        FUZZ_TARGETS="a b" fuzz.sh   (only these targets)
 # FUZZ_DIR (default $GMIG_CACHE/fuzz) holds build outputs, corpora, seeds
 # and each target's last log (logs/<target>.log).
 # Prints "fuzz <target>: <N> execs, 0 crashes (<S> s)" per target; exits
@@ -44,7 +45,7 @@ else
 	LIMIT=-max_total_time=$SECS
 fi
 rc=0
-for t in $("$FUZZ" list --fuzz-dir fuzz); do
+for t in ${FUZZ_TARGETS:-$("$FUZZ" list --fuzz-dir fuzz)}; do
 	corpus=$FUZZ_DIR/corpus/$t
 	log=$FUZZ_DIR/logs/$t.log
 	mkdir -p "$corpus" "$SEEDS/$t" "$FUZZ_DIR/logs"
