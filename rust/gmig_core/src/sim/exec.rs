@@ -39,6 +39,27 @@ pub const LRC_MAGIC: u32 = 0x434c_4d47;
 pub const MAX_COMMANDS: u32 = 1 << 16;
 /// Bytes written by blits per submission at most.
 pub const MAX_BLIT_BYTES: u64 = 64 << 20;
+/// Limits of one submission; [`Budget::default`] is [`MAX_COMMANDS`] and
+/// [`MAX_BLIT_BYTES`]. (The fuzz target runs with smaller ones: the same
+/// code, and far less time spent on inputs that loop until the budget
+/// ends.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Commands executed at most.
+    pub commands: u32,
+    /// Bytes written by blits at most.
+    pub blit_bytes: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            commands: MAX_COMMANDS,
+            blit_bytes: MAX_BLIT_BYTES,
+        }
+    }
+}
+
 /// Nesting of batch buffers (ring -> first level -> second level).
 pub const MAX_DEPTH: usize = 3;
 
@@ -136,6 +157,7 @@ struct Ctx<'a, S, M> {
     pml4: u64,
     stats: ExecStats,
     blit_bytes: u64,
+    budget: Budget,
 }
 
 impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
@@ -253,6 +275,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     desc: u64,
     mem: &mut M,
     touched: &mut impl FnMut(u64),
+    budget: Budget,
 ) -> Result<ExecStats, Fault> {
     let lrca = desc & 0xffff_f000;
     let mut image = [0u8; 28];
@@ -263,6 +286,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             pml4: 0,
             stats: ExecStats::default(),
             blit_bytes: 0,
+            budget,
         };
         c.read(Space::Ggtt, lrca, &mut image)?;
         let dw = |i: usize| {
@@ -320,7 +344,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             return Ok(());
         }
         c.stats.commands += 1;
-        if c.stats.commands > MAX_COMMANDS {
+        if c.stats.commands > c.budget.commands {
             return Err(Fault::new(FaultKind::Budget, cur.addr(0)));
         }
         let at = |f: Fault| Fault {
@@ -548,7 +572,7 @@ fn blit<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
         return Err(Fault::new(FaultKind::BadCommand, u64::from(br13)));
     }
     c.blit_bytes += row * (y2 - y1);
-    if c.blit_bytes > MAX_BLIT_BYTES {
+    if c.blit_bytes > c.budget.blit_bytes {
         return Err(Fault::new(FaultKind::Budget, dst));
     }
     let mut buf = [0u8; 256];
