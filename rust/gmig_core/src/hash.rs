@@ -2,29 +2,35 @@
 
 //! Seeded 64-bit page hashes for software dirty-page detection.
 //!
-//! [`page_hash`] is a wyhash-style multiply-fold hash: two 64-bit lanes of
-//! input are XORed with secret-derived keys, multiplied into a 128-bit
-//! product whose halves are folded (the "mum" step), and chained. It needs
-//! no SIMD and no FPU (a 64x64->128 multiply is one `mul` on x86-64), reads
-//! each byte once, and mixes every input bit into every output bit.
+//! [`page_hash`] is a wyhash-style multiply-fold hash: four 64-bit lanes
+//! each take 16 bytes per 64-byte block, XOR them with the lane's state and
+//! a seed-derived key, multiply them into a 128-bit product whose halves
+//! are folded (the "mum" step); the lanes are folded together at the end.
+//! It needs no SIMD and no FPU (a 64x64->128 multiply is one `mul` on
+//! x86-64), reads each byte once, and mixes every input bit into every
+//! output bit.
 //!
 //! Chance of a missed change: the seed is fresh and secret per migration
-//! (from the kernel's RNG), so a guest cannot precompute colliding contents;
-//! for a changed page the stored and new hash then agree with probability
-//! about 2^-64 per comparison (a tracked 64 MiB working set compared at
-//! stop-copy misses a changed page with probability below 2^-50).
-//! The tracker maps hash values 0 and 1 to 2 and 3 (they mark untracked and
-//! not-yet-hashed slots), which doubles the collision chance for those two
-//! values only.
+//! (from the kernel's RNG), and every multiply has a factor that depends on
+//! it, so a guest cannot precompute colliding contents; for a changed page
+//! the stored and new hash then agree with probability about 2^-64 per
+//! comparison (a tracked 64 MiB working set compared at stop-copy misses a
+//! changed page with probability below 2^-50). The tracker maps hash
+//! values 0 and 1 to 2 and 3 (they mark untracked and not-yet-hashed
+//! slots), which doubles the collision chance for those two values only.
 //!
-//! Why this one: `cargo bench --bench hash` (benches/hash.rs) hashes 64 MiB
-//! of random pages with three candidates in one run; measured on this
-//! project's CI machine (2 vCPUs, x86-64): `page_hash` 8.1 GiB/s,
-//! SipHash-1-3 2.6 GiB/s (keyed, the conservative choice, 3.1x slower),
-//! FNV-1a 0.46 GiB/s (byte-serial and unkeyed, 17.8x slower). `page_hash`
-//! is keyed like SipHash (so a guest cannot aim collisions without the
-//! seed), passes the avalanche and single-bit-flip tests below, and makes
-//! the stop-copy re-hash of a 64 MiB working set take about 11 ms.
+//! Why this one: `make bench` (benches/figures.rs) hashes 64 MiB of random
+//! pages with three candidates and copies the same pages, in one run, on
+//! one core. Measured on this project's machine (2 vCPUs, x86-64, shared
+//! with other jobs): `page_hash` 8.5-10.3 GB/s, about 170-185 % of a
+//! page-to-page memcpy (5.1-5.6 GB/s) and 85-95 % of a copy into one 4 KiB
+//! buffer (reads only); SipHash-1-3 2.0-2.8 GB/s (keyed, the conservative
+//! choice, 3-4.6x slower); FNV-1a 0.4-0.6 GB/s (byte-serial and unkeyed,
+//! 14-24x slower). `page_hash` is keyed like SipHash, passes the avalanche,
+//! single-bit-flip and public-constant tests below, and is as fast as
+//! reading the memory: the tracker's re-hash is bound by memory bandwidth,
+//! not by the hash. (The two-lane form it replaced ran at half the speed
+//! from cache and let a guest wipe the seed, see [`page_hash`].)
 //!
 //! [`fnv1a64`] (byte-serial, unseeded) is kept as the baseline the
 //! benchmark compares against.
