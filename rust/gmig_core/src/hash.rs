@@ -22,10 +22,11 @@
 //! Why this one: `make bench` (benches/figures.rs) hashes 64 MiB of random
 //! pages with three candidates and copies the same pages, in one run, on
 //! one core. Measured on this project's machine (2 vCPUs, x86-64, shared
-//! with other jobs): `page_hash` 8.5-10.3 GB/s, about 170-185 % of a
-//! page-to-page memcpy (5.1-5.6 GB/s) and 85-95 % of a copy into one 4 KiB
-//! buffer (reads only); SipHash-1-3 2.0-2.8 GB/s (keyed, the conservative
-//! choice, 3-4.6x slower); FNV-1a 0.4-0.6 GB/s (byte-serial and unkeyed,
+//! with other jobs, so absolute figures varied up to 2x, ratios less):
+//! `page_hash` 5.7-10.3 GB/s, 166-195 % of a page-to-page memcpy
+//! (2.9-5.6 GB/s) and 85-95 % of a copy into one 4 KiB buffer (reads
+//! only); SipHash-1-3 1.6-2.8 GB/s (keyed, the conservative choice,
+//! 3.0-4.6x slower); FNV-1a 0.34-0.61 GB/s (byte-serial and unkeyed,
 //! 14-24x slower). `page_hash` is keyed like SipHash, passes the avalanche,
 //! single-bit-flip and public-constant tests below, and is as fast as
 //! reading the memory: the tracker's re-hash is bound by memory bandwidth,
