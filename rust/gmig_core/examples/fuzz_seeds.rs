@@ -233,9 +233,10 @@ fn cmd_seed(seed: u64) -> Vec<u8> {
 }
 
 fn main() {
-    let dir = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "fuzz/seeds".to_string());
+    let Some(dir) = std::env::args().nth(1) else {
+        eprintln!("usage: fuzz_seeds <dir>");
+        std::process::exit(2);
+    };
     let dir = Path::new(&dir);
     let s = stream_seeds(&dir.join("stream_decode"));
     let cdir = dir.join("cmd_exec_remap");
