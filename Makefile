@@ -9,6 +9,7 @@
 #   make kernel     build (or reuse) the cached test kernel
 #   make print-kdir print the kernel build tree gmig.ko is built against
 #   make lint       CLIPPY=1 build, rustfmt and checkpatch
+#   make bench      host figures: page hash vs memcpy, tracker diff, remapper
 #
 # Variables: GMIG_CACHE (default /var/cache/gmig), FLAVOUR (kernel flavour,
 # default base), DEBUG=1 (debug kernel: KASAN, lockdep, kmemleak), LONG=1.
@@ -31,7 +32,7 @@ KDIR = $(shell FLAVOUR=$(FLAVOUR) scripts/kernel.sh --print-kdir)
 # LLVM for the debug flavour); the module must be built with the same ones.
 KMAKE = source scripts/env.sh && $(MAKE) -C $(KDIR) M=$(CURDIR) $$(cat $(KDIR)/.gmig-make-vars)
 
-.PHONY: all modules setup kernel check demo print-kdir lint clean host-test fuzz
+.PHONY: all modules setup kernel check demo print-kdir lint clean host-test fuzz bench
 
 all: modules
 
@@ -53,6 +54,11 @@ host-test:
 
 fuzz:
 	@scripts/fuzz.sh
+
+# Figures with ratios against baselines measured in the same run, checked
+# against the design's targets (benches/figures.rs); not pass/fail.
+bench:
+	@cd rust/gmig_core && cargo bench -q --bench figures
 
 lint: kernel
 	@$(KMAKE) CLIPPY=1 W=1 modules

@@ -18,6 +18,7 @@ use kernel::{
 #[path = "gmig_core/src/lib.rs"]
 pub mod gmig_core;
 
+mod bench;
 mod ffi;
 mod kunit;
 mod migration;
@@ -29,6 +30,12 @@ module! {
     authors: ["gmig developers"],
     description: "Live migration for mediated vGPUs (software dirty pages, one-shot pre-copy, address remapping)",
     license: "GPL",
+    params: {
+        bench: u32 {
+            default: 0,
+            description: "1: at load, time page_hash against memcpy of 16 MiB and print one line",
+        },
+    },
 }
 
 /// gmig's version, as printed at load and in debugfs `gmig/version`.
@@ -51,6 +58,12 @@ struct Gmig {
 
 impl kernel::Module for Gmig {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        if module_parameters::bench.value() != 0 {
+            // A figure, not a function of the module: a failure only warns.
+            if let Err(e) = bench::run() {
+                pr_warn!("bench: failed: {:?}\n", e);
+            }
+        }
         let debugfs = Dir::new(c"gmig");
         let version = KBox::pin_init(debugfs.read_only_file(c"version", Version), GFP_KERNEL)?;
         vgpu::init(&debugfs);

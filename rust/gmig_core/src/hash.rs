@@ -2,29 +2,36 @@
 
 //! Seeded 64-bit page hashes for software dirty-page detection.
 //!
-//! [`page_hash`] is a wyhash-style multiply-fold hash: two 64-bit lanes of
-//! input are XORed with secret-derived keys, multiplied into a 128-bit
-//! product whose halves are folded (the "mum" step), and chained. It needs
-//! no SIMD and no FPU (a 64x64->128 multiply is one `mul` on x86-64), reads
-//! each byte once, and mixes every input bit into every output bit.
+//! [`page_hash`] is a wyhash-style multiply-fold hash: four 64-bit lanes
+//! each take 16 bytes per 64-byte block, XOR them with the lane's state and
+//! a seed-derived key, multiply them into a 128-bit product whose halves
+//! are folded (the "mum" step); the lanes are folded together at the end.
+//! It needs no SIMD and no FPU (a 64x64->128 multiply is one `mul` on
+//! x86-64), reads each byte once, and mixes every input bit into every
+//! output bit.
 //!
 //! Chance of a missed change: the seed is fresh and secret per migration
-//! (from the kernel's RNG), so a guest cannot precompute colliding contents;
-//! for a changed page the stored and new hash then agree with probability
-//! about 2^-64 per comparison (a tracked 64 MiB working set compared at
-//! stop-copy misses a changed page with probability below 2^-50).
-//! The tracker maps hash values 0 and 1 to 2 and 3 (they mark untracked and
-//! not-yet-hashed slots), which doubles the collision chance for those two
-//! values only.
+//! (from the kernel's RNG), and every multiply has a factor that depends on
+//! it, so a guest cannot precompute colliding contents; for a changed page
+//! the stored and new hash then agree with probability about 2^-64 per
+//! comparison (a tracked 64 MiB working set compared at stop-copy misses a
+//! changed page with probability below 2^-50). The tracker maps hash
+//! values 0 and 1 to 2 and 3 (they mark untracked and not-yet-hashed
+//! slots), which doubles the collision chance for those two values only.
 //!
-//! Why this one: `cargo bench --bench hash` (benches/hash.rs) hashes 64 MiB
-//! of random pages with three candidates in one run; measured on this
-//! project's CI machine (2 vCPUs, x86-64): `page_hash` 8.1 GiB/s,
-//! SipHash-1-3 2.6 GiB/s (keyed, the conservative choice, 3.1x slower),
-//! FNV-1a 0.46 GiB/s (byte-serial and unkeyed, 17.8x slower). `page_hash`
-//! is keyed like SipHash (so a guest cannot aim collisions without the
-//! seed), passes the avalanche and single-bit-flip tests below, and makes
-//! the stop-copy re-hash of a 64 MiB working set take about 11 ms.
+//! Why this one: `make bench` (benches/figures.rs) hashes 64 MiB of random
+//! pages with three candidates and copies the same pages, in one run, on
+//! one core. Measured on this project's machine (2 vCPUs, x86-64, shared
+//! with other jobs, so absolute figures varied up to 2x, ratios less):
+//! `page_hash` 5.7-10.3 GB/s, 166-195 % of a page-to-page memcpy
+//! (2.9-5.6 GB/s) and 85-95 % of a copy into one 4 KiB buffer (reads
+//! only); SipHash-1-3 1.6-2.8 GB/s (keyed, the conservative choice,
+//! 3.0-4.6x slower); FNV-1a 0.34-0.61 GB/s (byte-serial and unkeyed,
+//! 14-24x slower). `page_hash` is keyed like SipHash, passes the avalanche,
+//! single-bit-flip and public-constant tests below, and is as fast as
+//! reading the memory: the tracker's re-hash is bound by memory bandwidth,
+//! not by the hash. (The two-lane form it replaced ran at half the speed
+//! from cache and let a guest wipe the seed, see [`page_hash`].)
 //!
 //! [`fnv1a64`] (byte-serial, unseeded) is kept as the baseline the
 //! benchmark compares against.
@@ -48,20 +55,41 @@ fn le64(b: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
+#[inline(always)]
+fn rd64(c: &[u8], i: usize) -> u64 {
+    le64(c.get(i..).unwrap_or(&[]))
+}
+
 /// Seeded 64-bit hash of `data` (any length; pages are 4096 bytes).
+///
+/// Four independent lanes take 16 bytes each per 64-byte block, so four
+/// multiplies are in flight at once (the old two-lane form was bound by the
+/// multiply latency). Each lane step is `s = mum(a ^ s, b ^ k)` with `k` a
+/// per-lane key derived from the seed: neither factor can be made zero by
+/// a guest that does not know the seed. (A step of the form
+/// `mum(a ^ CONSTANT, b ^ s)` can: a guest writing the public constant wipes
+/// the lane, seed included, and can then build pages that collide whatever
+/// the seed; see the test `public_constants_do_not_wipe_the_seed`.)
 pub fn page_hash(seed: u64, data: &[u8]) -> u64 {
-    let mut s0 = seed ^ P0;
-    let mut s1 = seed.rotate_left(32) ^ P1;
-    let mut chunks = data.chunks_exact(32);
-    for c in &mut chunks {
-        s0 = mum(le64(&c[0..8]) ^ P1, le64(&c[8..16]) ^ s0);
-        s1 = mum(le64(&c[16..24]) ^ P2, le64(&c[24..32]) ^ s1);
+    let k = [
+        mum(seed ^ P0, P1),
+        mum(seed ^ P1, P2),
+        mum(seed ^ P2, P3),
+        mum(seed ^ P3, P0),
+    ];
+    let mut s = [k[0] ^ P2, k[1] ^ P3, k[2] ^ P0, k[3] ^ P1];
+    let mut blocks = data.chunks_exact(64);
+    for c in &mut blocks {
+        s[0] = mum(rd64(c, 0) ^ s[0], rd64(c, 8) ^ k[0]);
+        s[1] = mum(rd64(c, 16) ^ s[1], rd64(c, 24) ^ k[1]);
+        s[2] = mum(rd64(c, 32) ^ s[2], rd64(c, 40) ^ k[2]);
+        s[3] = mum(rd64(c, 48) ^ s[3], rd64(c, 56) ^ k[3]);
     }
-    for c in chunks.remainder().chunks(16) {
-        let (a, b) = (le64(c), le64(c.get(8..).unwrap_or(&[])));
-        s0 = mum(a ^ P1, b ^ s0);
+    let mut h = mum(s[0] ^ P3, s[1] ^ k[2]) ^ mum(s[2] ^ P1, s[3] ^ k[3]);
+    for c in blocks.remainder().chunks(16) {
+        h = mum(rd64(c, 0) ^ h, rd64(c, 8) ^ k[1]);
     }
-    mum(s0 ^ P3, s1 ^ (data.len() as u64) ^ P2)
+    mum(h ^ P3, (data.len() as u64) ^ k[0])
 }
 
 /// FNV-1a 64 (the benchmark's baseline; not seeded, not collision-safe).
@@ -111,6 +139,33 @@ mod tests {
         }
         let avg = total as f64 / n as f64;
         assert!((28.0..36.0).contains(&avg), "average flipped bits {avg}");
+    }
+
+    /// Pages whose every 8-byte word is one of the public constants (the
+    /// values that zero a factor of a `mum(word ^ CONSTANT, ..)` step) still
+    /// depend on the seed and on every other byte.
+    #[test]
+    fn public_constants_do_not_wipe_the_seed() {
+        let ps = [P0, P1, P2, P3];
+        for pattern in 0..ps.len() * ps.len() {
+            let mut page = [0u8; 4096];
+            for (i, w) in page.chunks_exact_mut(8).enumerate() {
+                // Word i of each 16 bytes: two constants per pattern.
+                let c = if i % 2 == 0 {
+                    ps[pattern % 4]
+                } else {
+                    ps[pattern / 4]
+                };
+                w.copy_from_slice(&c.to_le_bytes());
+            }
+            let h = page_hash(42, &page);
+            assert_ne!(h, page_hash(43, &page), "pattern {pattern}: seed wiped");
+            for off in [8usize, 24, 1000, 2048, 4000] {
+                let mut q = page;
+                q[off] ^= 0x80;
+                assert_ne!(page_hash(42, &q), h, "pattern {pattern}, byte {off}");
+            }
+        }
     }
 
     #[test]

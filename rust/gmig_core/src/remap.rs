@@ -41,6 +41,18 @@
 //!   and not walked again; two batches whose walked dwords overlap are an
 //!   error ([`RemapError::OverlappingBatches`]), since patching one would
 //!   corrupt the other.
+//! - [`remap_pending`] applies the same rule to everything it reads in
+//!   guest memory: each pending context image, the ring between head and
+//!   tail, every batch segment. Two descriptors naming one context image
+//!   (a context submitted twice) and a batch reached again at the same
+//!   level (called twice, or a chain that loops) are remapped once and not
+//!   walked again; any other overlap between them is an error. So no dword
+//!   is read after the patching pass changed it, and the patching pass
+//!   takes exactly the path the validation pass took.
+//!   // TODO: overlaps are checked by graphics address; two GGTT pages
+//!   // mapping one guest page (aliasing) are not detected, and then the
+//!   // patching pass can fail after writing (it can never move an
+//!   // address twice: a moved address is outside the source partition).
 
 use super::cmd::{
     AddrRef, CmdError, Command, Cursor, Kind, Level, Mode, Space, MAX_ADDR_CMD_DWORDS,
@@ -53,8 +65,12 @@ use super::sim::vgpu::SimVgpu;
 pub const MAX_BATCHES: usize = 32;
 /// Dwords walked per pending context at most ([`remap_pending`]).
 pub const MAX_DWORDS: u32 = 1 << 16;
-/// Batch buffers entered per pending context at most ([`remap_pending`]).
+/// Batch buffers (chained segments included) entered in all pending
+/// contexts together at most ([`remap_pending`]).
 pub const MAX_PENDING_BATCHES: u32 = 64;
+/// Spans [`remap_pending`] keeps: a context image and two ring pieces per
+/// pending context, and the batches.
+const MAX_SPANS: usize = 3 * super::sim::vgpu::QUEUE_LEN + MAX_PENDING_BATCHES as usize;
 
 /// Where an error was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -468,6 +484,62 @@ pub fn remap_chain<R: BatchResolver + ?Sized>(
     Ok(n)
 }
 
+/// A span of graphics (destination) addresses a walk read (16 bytes: the
+/// walker keeps [`MAX_SPANS`] of them on the stack).
+#[derive(Clone, Copy)]
+struct Span {
+    start: u64,
+    len: u32,
+    /// For a batch segment, its level (so that it is recognised when
+    /// reached again: called twice, or a chain that loops); `None` for
+    /// context images and rings.
+    entry: Option<Level>,
+}
+
+/// Everything a [`remap_pending`] pass read so far.
+struct Spans {
+    v: [Span; MAX_SPANS],
+    n: usize,
+}
+
+impl Spans {
+    /// Records `[start, end)`; an overlap with a recorded span is an
+    /// error.
+    fn add(&mut self, start: u64, end: u64, entry: Option<Level>) -> Result<(), RemapError> {
+        if end <= start {
+            return Ok(());
+        }
+        let len = u32::try_from(end - start).map_err(|_| RemapError::TooLarge)?;
+        for o in self.v.iter().take(self.n) {
+            let o_end = o.start.saturating_add(u64::from(o.len));
+            if start < o_end && o.start < end {
+                return Err(RemapError::OverlappingBatches {
+                    addr: start.max(o.start),
+                });
+            }
+        }
+        let slot = self.v.get_mut(self.n).ok_or(RemapError::TooManyBatches)?;
+        *slot = Span { start, len, entry };
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Whether a batch at `start` entered at `level` was walked already
+    /// (then it is not walked again); reaching it at another level is an
+    /// error.
+    fn walked(&self, start: u64, level: Level) -> Result<bool, RemapError> {
+        for o in self.v.iter().take(self.n) {
+            if o.start == start {
+                return match o.entry {
+                    Some(l) if l == level => Ok(true),
+                    _ => Err(RemapError::OverlappingBatches { addr: start }),
+                };
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// The pending-context walker of [`remap_pending`].
 struct Walk<'a, S, M> {
     vgpu: &'a SimVgpu<S>,
@@ -477,6 +549,7 @@ struct Walk<'a, S, M> {
     dwords: u32,
     batches: u32,
     patched: u64,
+    spans: Spans,
 }
 
 /// A buffer in guest memory: a ring (wraps at `size`, stops at `tail`) or
@@ -525,13 +598,33 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Walk<'_, S, M> {
             .ok_or(RemapError::OutsidePartition { at, addr })
     }
 
+    /// Records the ring span walked from `head` over `walked` bytes.
+    fn ring_walked(&mut self, b: Buf, head: u64, walked: u64) -> Result<(), RemapError> {
+        // Around the ring more than once: the same dwords twice.
+        if walked >= b.size {
+            return Err(RemapError::OverlappingBatches { addr: b.start });
+        }
+        let first = walked.min(b.size - head);
+        let at = |off: u64| b.start.checked_add(off).ok_or(RemapError::TooLarge);
+        self.spans.add(at(head)?, at(head + first)?, None)?;
+        self.spans.add(b.start, at(walked - first)?, None)
+    }
+
+    /// Records the batch segment of `b` walked up to byte `end`.
+    fn segment_walked(&mut self, b: Buf, end: u64, level: Level) -> Result<(), RemapError> {
+        let stop = b.start.checked_add(end).ok_or(RemapError::TooLarge)?;
+        self.spans.add(b.start, stop, Some(level))
+    }
+
     /// Walks the commands of `b` from byte offset `pos` at `level`.
     fn run(&mut self, b: Buf, mut pos: u64, level: Level, depth: u32) -> Result<(), RemapError> {
         let mode = Mode::EXECLIST;
         let mut b = b;
+        let head = pos;
+        let mut walked = 0u64;
         loop {
             if level == Level::Ring && pos == b.tail {
-                return Ok(());
+                return self.ring_walked(b, head, walked);
             }
             self.dwords += 1;
             if self.dwords > MAX_DWORDS {
@@ -588,13 +681,14 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Walk<'_, S, M> {
                 target = Some(new);
             }
             let len = u64::try_from(cmd.len).map_err(|_| RemapError::TooLarge)?;
+            let bytes = len.checked_mul(4).ok_or(RemapError::TooLarge)?;
+            let end = pos.checked_add(bytes).ok_or(RemapError::TooLarge)?;
             match cmd.kind {
                 Kind::MiBatchBufferEnd => {
-                    return if level == Level::Ring {
-                        Err(nest)
-                    } else {
-                        Ok(())
-                    };
+                    if level == Level::Ring {
+                        return Err(nest);
+                    }
+                    return self.segment_walked(b, end, level);
                 }
                 Kind::MiBatchBufferStart { space, .. } => {
                     let next = cmd.target_level(level).ok_or(nest)?;
@@ -610,20 +704,28 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Walk<'_, S, M> {
                             tail: 0,
                         };
                         if level == Level::Batch && next == Level::Batch {
-                            // Chained: the batch continues there.
+                            // Chained: the batch continues there (unless
+                            // it was walked already: a loop).
+                            self.segment_walked(b, end, level)?;
+                            if self.spans.walked(t, next)? {
+                                return Ok(());
+                            }
                             b = batch;
                             pos = 0;
                             continue;
                         }
-                        self.run(batch, 0, next, depth + 1)?;
+                        if !self.spans.walked(t, next)? {
+                            self.run(batch, 0, next, depth + 1)?;
+                        }
                     } else if level == Level::Batch && next == Level::Batch {
                         // Chained into a PPGTT batch: not followed.
-                        return Ok(());
+                        return self.segment_walked(b, end, level);
                     }
                 }
                 _ => {}
             }
-            pos = pos.checked_add(4 * len).ok_or(RemapError::TooLarge)?;
+            walked = walked.checked_add(bytes).ok_or(RemapError::TooLarge)?;
+            pos = end;
             if b.size != 0 {
                 pos %= b.size;
             }
@@ -655,9 +757,18 @@ pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             dwords: 0,
             batches: 0,
             patched: 0,
+            spans: Spans {
+                v: [Span {
+                    start: 0,
+                    len: 0,
+                    entry: None,
+                }; MAX_SPANS],
+                n: 0,
+            },
         };
         let vg = w.vgpu;
-        for (i, &desc) in vg.pending().iter().enumerate() {
+        let pending = vg.pending();
+        for (i, &desc) in pending.iter().enumerate() {
             let lrca_src = desc & 0xffff_f000;
             let at = Loc {
                 buf: None,
@@ -665,6 +776,26 @@ pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             };
             let lrca = w.moved(lrca_src, at)?;
             let new_desc = (desc & !0xffff_f000) | lrca;
+            if let Some(d) = new_descs.get_mut(i) {
+                *d = new_desc;
+            }
+            // The same context submitted again: its image, ring and
+            // batches are remapped once.
+            let again = pending
+                .get(..i)
+                .is_some_and(|p| p.iter().any(|&e| e & 0xffff_f000 == lrca_src));
+            if again {
+                if patch {
+                    w.patched += 1; // the descriptor
+                }
+                continue;
+            }
+            // Dwords 0-4 are read, dword 1 is rewritten.
+            w.spans.add(
+                lrca,
+                lrca.checked_add(20).ok_or(RemapError::TooLarge)?,
+                None,
+            )?;
             if w.rd(lrca)? != LRC_MAGIC {
                 return Err(RemapError::BadContext(lrca));
             }
@@ -694,12 +825,8 @@ pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                 w.patched += 2; // descriptor and ring start
             }
             w.dwords = 0;
-            w.batches = 0;
             let ring = Buf { start, size, tail };
             w.run(ring, head, Level::Ring, 0)?;
-            if let Some(d) = new_descs.get_mut(i) {
-                *d = new_desc;
-            }
         }
         patched = w.patched;
     }
@@ -1241,19 +1368,131 @@ mod tests {
         assert_eq!(w.pending()[0], A | (3 << 32), "queue untouched");
     }
 
+    /// Remaps `v`'s pending contexts from A to B and back: the result of
+    /// the first remap, and memory must be as before after the second.
+    fn remap_round_trip(v: &SimVgpu<Vec<u64>>, mem: &mut VecMem) -> Result<u64, RemapError> {
+        let before = mem.bytes.clone();
+        let mut w = vgpu_at(B);
+        for &d in v.pending() {
+            w.submit(d);
+        }
+        let (pa, pb) = (v.partition(), w.partition());
+        let r = remap_pending(&mut w, pa, pb, mem);
+        if r.is_err() {
+            assert_eq!(mem.bytes, before, "an error wrote memory");
+            assert_eq!(w.pending(), v.pending(), "an error changed the queue");
+            return r;
+        }
+        let mut back = vgpu_at(A);
+        for &d in w.pending() {
+            back.submit(d);
+        }
+        remap_pending(&mut back, pb, pa, mem).unwrap();
+        assert_eq!(mem.bytes, before, "remap and back is not the identity");
+        assert_eq!(back.pending(), v.pending());
+        r
+    }
+
     #[test]
-    fn pending_batch_loops_and_garbage_are_errors() {
+    fn pending_shared_batches_and_loops_are_remapped_once() {
+        // A second context (image at 0x8000, ring at 0x9000) calls the
+        // first context's batch too.
         let mut mem = VecMem::new(1 << 20);
         let mut v = vgpu_at(A);
         setup(&mut mem, &mut v);
-        put(&mut mem, 0x10000, &[BB_START, A as u32 + 0x10000, 0]);
+        let g = A as u32;
+        put(
+            &mut mem,
+            0x8000,
+            &[LRC_MAGIC, g + 0x9000, 4096, 0, 16, 0, 0],
+        );
+        put(&mut mem, 0x9000, &[BB_START, g + 0x10000, 0, 0]);
+        v.submit(A + 0x8000);
+        // descriptor + ring start + SDI + BB_START + blit + pipe control,
+        // then descriptor + ring start + BB_START: the batch once.
+        assert_eq!(remap_round_trip(&v, &mut mem), Ok(9));
+        // The first context twice as well.
+        v.submit(A | (3 << 32));
+        assert_eq!(remap_round_trip(&v, &mut mem), Ok(10));
+
+        // A batch that chains to itself (a loop): remapped once.
+        let mut mem = VecMem::new(1 << 20);
+        let mut v = vgpu_at(A);
+        setup(&mut mem, &mut v);
+        put(&mut mem, 0x10000, &[BB_START, g + 0x10000, 0]);
+        assert_eq!(remap_round_trip(&v, &mut mem), Ok(5));
+    }
+
+    #[test]
+    fn pending_overlaps_are_errors_without_writes() {
+        let g = A as u32;
+        let sdi = (0x20 << 23) | (1 << 22) | 2;
+        let fresh = || {
+            let mut mem = VecMem::new(1 << 20);
+            let mut v = vgpu_at(A);
+            setup(&mut mem, &mut v);
+            (mem, v)
+        };
+        let overlap = |r: Result<u64, RemapError>| {
+            assert!(
+                matches!(r, Err(RemapError::OverlappingBatches { .. })),
+                "{r:?}"
+            );
+        };
+        // The ring also calls the batch's tail (its PIPE_CONTROL on) as a
+        // batch of its own: those address dwords would be patched twice.
+        let (mut mem, v) = fresh();
+        put(&mut mem, 4096 + 28, &[BB_START, g + 0x10000 + 28, 0]);
+        put(&mut mem, 0, &[LRC_MAGIC, g + 4096, 8192, 0, 40, 0, 0]);
+        overlap(remap_round_trip(&v, &mut mem));
+        // A batch chained into the middle of itself.
+        let (mut mem, v) = fresh();
+        put(&mut mem, 0x10000 + 68, &[BB_START, g + 0x10010, 0]);
+        overlap(remap_round_trip(&v, &mut mem));
+        // A batch inside the ring.
+        let (mut mem, v) = fresh();
+        put(&mut mem, 4096 + 20, &[g + 4096]);
+        overlap(remap_round_trip(&v, &mut mem));
+        // A batch over the context image.
+        let (mut mem, v) = fresh();
+        put(&mut mem, 4096 + 20, &[g]);
+        put(&mut mem, 0, &[LRC_MAGIC, g + 4096, 8192, 0, 32, 0, 0]);
+        overlap(remap_round_trip(&v, &mut mem));
+        // A second context whose ring is the first one's.
+        let (mut mem, mut v) = fresh();
+        put(&mut mem, 0x8000, &[LRC_MAGIC, g + 4096, 8192, 0, 16, 0, 0]);
+        v.submit(A + 0x8000);
+        overlap(remap_round_trip(&v, &mut mem));
+        // A ring walked around more than once: its last command crosses
+        // the tail, so the walk goes around and meets the tail on the
+        // next lap.
+        let (mut mem, v) = fresh();
+        put(&mut mem, 0, &[LRC_MAGIC, g + 4096, 4096, 0, 8, 0, 0]);
+        put(&mut mem, 4096, &[sdi, g + 0x20000, 0, 7]);
+        for off in (16..4096).step_by(4) {
+            put(&mut mem, 4096 + off, &[0]);
+        }
+        assert!(remap_round_trip(&v, &mut mem).is_err());
+        // Chains of more distinct batches than the limit.
+        let (mut mem, v) = fresh();
+        for i in 0..=MAX_PENDING_BATCHES {
+            let at = 0x10000 + 16 * i;
+            put(&mut mem, at as u64, &[BB_START, g + at + 16, 0]);
+        }
+        assert_eq!(
+            remap_round_trip(&v, &mut mem),
+            Err(RemapError::TooManyBatches)
+        );
+    }
+
+    #[test]
+    fn pending_garbage_is_an_error() {
+        let mut mem = VecMem::new(1 << 20);
+        let mut v = vgpu_at(A);
+        setup(&mut mem, &mut v);
         let mut w = vgpu_at(B);
         w.submit(v.pending()[0]);
         let (pa, pb) = (v.partition(), w.partition());
-        assert_eq!(
-            remap_pending(&mut w, pa, pb, &mut mem),
-            Err(RemapError::TooManyBatches)
-        );
         put(&mut mem, 0x10000, &[0xffff_ffff]);
         assert!(matches!(
             remap_pending(&mut w, pa, pb, &mut mem),

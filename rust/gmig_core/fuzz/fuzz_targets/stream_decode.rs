@@ -1,19 +1,128 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Fuzz target: the migration stream decoder must reject or accept any
-//! byte string without panicking, and what it accepts must iterate cleanly.
+//! byte string without panicking; what it accepts must iterate cleanly, in
+//! increasing section order ending with the end marker, and re-encode
+//! byte for byte with [`Writer`].
+//!
+//! Input: a mode byte, then the image. Mode bit 0 re-seals the image
+//! before decoding (header checksum, and every section checksum the length
+//! fields reach), bit 1 also sets the header's total length to the image
+//! length: mutations then get past the checksums and exercise the section
+//! rules (order, duplicates, limits, end marker, mandatory flags) instead
+//! of stopping at the first checksum. `examples/fuzz_seeds.rs` writes valid
+//! images in both modes.
 #![no_main]
 
-use gmig_core::stream::{sections_unchecked, validate, Limits};
+use std::cell::RefCell;
+
+use gmig_core::stream::{
+    crc32c, crc32c_update, sections_unchecked, validate, Limits, Section, Writer, HEADER_LEN,
+    SECTION_HEADER_LEN,
+};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let limits = Limits {
-        max_total: 1 << 20,
-        max_section: 1 << 19,
-    };
-    if validate(data, &limits).is_ok() {
-        for s in sections_unchecked(data) {
-            assert!(s.is_ok(), "a validated image has a bad section");
-        }
+const LIMITS: Limits = Limits {
+    max_total: 1 << 20,
+    max_section: 1 << 19,
+};
+
+thread_local! {
+    static BUF: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+fn rd32(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+}
+
+fn seal_header(img: &mut [u8]) {
+    if img.len() >= HEADER_LEN {
+        let c = crc32c(&img[..24]);
+        img[24..28].copy_from_slice(&c.to_le_bytes());
     }
+}
+
+/// Recomputes the checksums the image's own length fields lead to.
+fn reseal(img: &mut [u8], fix_total: bool) {
+    if img.len() < HEADER_LEN {
+        return;
+    }
+    if fix_total {
+        let n = u32::try_from(img.len()).unwrap_or(u32::MAX);
+        img[20..24].copy_from_slice(&n.to_le_bytes());
+    }
+    seal_header(img);
+    let mut off = HEADER_LEN;
+    while let Some(len) = rd32(img, off + 4) {
+        let start = off + SECTION_HEADER_LEN;
+        let Some(end) = usize::try_from(len).ok().and_then(|l| start.checked_add(l)) else {
+            break;
+        };
+        if end > img.len() {
+            break;
+        }
+        let c = crc32c_update(crc32c(&img[off..off + 8]), &img[start..end]);
+        img[off + 8..off + 12].copy_from_slice(&c.to_le_bytes());
+        off = end;
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, raw)) = data.split_first() else {
+        return;
+    };
+    BUF.with_borrow_mut(|(img, out)| {
+        img.clear();
+        img.extend_from_slice(raw);
+        if mode & 1 != 0 {
+            reseal(img, mode & 2 != 0);
+        }
+        let Ok(hdr) = validate(img, &LIMITS) else {
+            return;
+        };
+        assert_eq!(hdr.total as usize, img.len(), "accepted with a wrong total");
+
+        // Accepted: sections iterate cleanly, in order, end marker last.
+        out.clear();
+        out.resize(img.len(), 0);
+        let mut w = Writer::new(out, hdr.provider, hdr.vgpu_type).unwrap();
+        let mut last = 0u32;
+        let mut ended = false;
+        for s in sections_unchecked(img) {
+            let (ty, flags, payload) = s.expect("a validated image has a bad section");
+            assert!(!ended, "a section after the end marker");
+            assert!(u32::from(ty) > last, "sections out of order");
+            assert!(
+                payload.len() <= LIMITS.max_section,
+                "section over the limit"
+            );
+            last = u32::from(ty);
+            if ty == Section::End as u16 {
+                assert!(payload.is_empty(), "end marker with a payload");
+                ended = true;
+                continue;
+            }
+            w.section(ty, flags, payload.len(), |p| p.copy_from_slice(payload))
+                .expect("re-encoding an accepted section failed");
+        }
+        assert!(ended, "accepted without an end marker");
+        // The end marker's flags are the writer's (mandatory); an image
+        // whose end marker has other flags re-encodes with those.
+        let n = w.finish().expect("re-encoding an accepted image failed");
+        assert_eq!(n, img.len(), "re-encoded length differs");
+        // Minor version and header flags are the writer's own: take the
+        // input's, then re-seal, and the images must be identical.
+        out[10..12].copy_from_slice(&img[10..12]);
+        out[16..20].copy_from_slice(&img[16..20]);
+        let end_at = n - SECTION_HEADER_LEN;
+        if out[end_at + 2..end_at + 4] != img[end_at + 2..end_at + 4] {
+            out[end_at + 2..end_at + 4].copy_from_slice(&img[end_at + 2..end_at + 4]);
+            let c = crc32c(&out[end_at..end_at + 8]);
+            out[end_at + 8..end_at + 12].copy_from_slice(&c.to_le_bytes());
+        }
+        seal_header(out);
+        assert!(
+            out[..] == img[..],
+            "accepted image does not re-encode identically"
+        );
+    });
 });

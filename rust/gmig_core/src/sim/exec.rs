@@ -39,6 +39,27 @@ pub const LRC_MAGIC: u32 = 0x434c_4d47;
 pub const MAX_COMMANDS: u32 = 1 << 16;
 /// Bytes written by blits per submission at most.
 pub const MAX_BLIT_BYTES: u64 = 64 << 20;
+/// Limits of one submission; [`Budget::default`] is [`MAX_COMMANDS`] and
+/// [`MAX_BLIT_BYTES`]. (The fuzz target runs with smaller ones: the same
+/// code, and far less time spent on inputs that loop until the budget
+/// ends.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Commands executed at most.
+    pub commands: u32,
+    /// Bytes written by blits at most.
+    pub blit_bytes: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            commands: MAX_COMMANDS,
+            blit_bytes: MAX_BLIT_BYTES,
+        }
+    }
+}
+
 /// Nesting of batch buffers (ring -> first level -> second level).
 pub const MAX_DEPTH: usize = 3;
 
@@ -136,6 +157,7 @@ struct Ctx<'a, S, M> {
     pml4: u64,
     stats: ExecStats,
     blit_bytes: u64,
+    budget: Budget,
 }
 
 impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
@@ -146,11 +168,16 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
                 if self.pml4 == 0 || gaddr >> 48 != 0 {
                     return Err(Fault::new(FaultKind::Unmapped, gaddr));
                 }
+                // The PML4 address comes from the guest's context image (64
+                // bits): adding the entry offset can overflow.
                 let mut table = self.pml4;
                 for shift in [39u32, 30, 21, 12] {
                     let idx = (gaddr >> shift) & 511;
+                    let entry = table
+                        .checked_add(idx * 8)
+                        .ok_or(Fault::new(FaultKind::GuestMemory, table))?;
                     let mut e = [0u8; 8];
-                    self.mem.read(table + idx * 8, &mut e)?;
+                    self.mem.read(entry, &mut e)?;
                     let pte = Pte::decode(u64::from_le_bytes(e))
                         .ok_or(Fault::new(FaultKind::Unmapped, gaddr))?;
                     table = pte.addr;
@@ -248,6 +275,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     desc: u64,
     mem: &mut M,
     touched: &mut impl FnMut(u64),
+    budget: Budget,
 ) -> Result<ExecStats, Fault> {
     let lrca = desc & 0xffff_f000;
     let mut image = [0u8; 28];
@@ -258,6 +286,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             pml4: 0,
             stats: ExecStats::default(),
             blit_bytes: 0,
+            budget,
         };
         c.read(Space::Ggtt, lrca, &mut image)?;
         let dw = |i: usize| {
@@ -315,7 +344,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             return Ok(());
         }
         c.stats.commands += 1;
-        if c.stats.commands > MAX_COMMANDS {
+        if c.stats.commands > c.budget.commands {
             return Err(Fault::new(FaultKind::Budget, cur.addr(0)));
         }
         let at = |f: Fault| Fault {
@@ -543,7 +572,7 @@ fn blit<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
         return Err(Fault::new(FaultKind::BadCommand, u64::from(br13)));
     }
     c.blit_bytes += row * (y2 - y1);
-    if c.blit_bytes > MAX_BLIT_BYTES {
+    if c.blit_bytes > c.budget.blit_bytes {
         return Err(Fault::new(FaultKind::Budget, dst));
     }
     let mut buf = [0u8; 256];
@@ -599,16 +628,15 @@ pub(crate) mod tests {
     impl GuestMem for VecMem {
         fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
             let s = usize::try_from(gpa).map_err(|_| MemFault { gpa })?;
-            let src = self.bytes.get(s..s + buf.len()).ok_or(MemFault { gpa })?;
+            let e = s.checked_add(buf.len()).ok_or(MemFault { gpa })?;
+            let src = self.bytes.get(s..e).ok_or(MemFault { gpa })?;
             buf.copy_from_slice(src);
             Ok(())
         }
         fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
             let s = usize::try_from(gpa).map_err(|_| MemFault { gpa })?;
-            let dst = self
-                .bytes
-                .get_mut(s..s + buf.len())
-                .ok_or(MemFault { gpa })?;
+            let e = s.checked_add(buf.len()).ok_or(MemFault { gpa })?;
+            let dst = self.bytes.get_mut(s..e).ok_or(MemFault { gpa })?;
             dst.copy_from_slice(buf);
             self.writes.push((gpa, buf.len()));
             Ok(())
@@ -754,6 +782,29 @@ pub(crate) mod tests {
         assert_eq!(get32(&mem, 0x50000), 0xaaaa_0001);
         assert_eq!(get32(&mem, 0x50004), 0xbbbb_0002);
         assert_eq!(get32(&mem, 0x50010), 0x1234);
+    }
+
+    /// Found by the cmd_exec_remap fuzz target (overflow checks on, as in
+    /// the kernel): a PML4 address near 2^64 in the context image made the
+    /// page walk's `table + idx * 8` overflow, a panic (a BUG in the
+    /// kernel) instead of a fault.
+    #[test]
+    fn ppgtt_walk_from_a_pml4_near_the_top_faults() {
+        let (mut v, mut mem) = rig();
+        for pml4 in [!0xfff, u64::MAX - 7, !0xff] {
+            // A PPGTT store to 0xffff_ffff_fff8: index 511 at every level.
+            put(&mut mem, 4096, &[(0x20 << 23) | 2, 0xffff_fff8, 0xffff, 77]);
+            let (lo, hi) = (pml4 as u32, (pml4 >> 32) as u32);
+            put(
+                &mut mem,
+                0,
+                &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 16, lo, hi],
+            );
+            v.submit(PBASE);
+            let d = v.take_submission().unwrap();
+            let f = v.execute(d, &mut mem, &mut |_| {}).unwrap_err();
+            assert_eq!(f.kind, FaultKind::GuestMemory, "pml4 {pml4:#x}");
+        }
     }
 
     #[test]

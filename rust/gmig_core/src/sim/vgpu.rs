@@ -411,7 +411,18 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         mem: &mut impl GuestMem,
         touched: &mut impl FnMut(u64),
     ) -> Result<ExecStats, Fault> {
-        let res = exec::run(self, desc, mem, touched);
+        self.execute_within(desc, mem, touched, exec::Budget::default())
+    }
+
+    /// [`SimVgpu::execute`] with other limits than the default ones.
+    pub fn execute_within(
+        &mut self,
+        desc: u64,
+        mem: &mut impl GuestMem,
+        touched: &mut impl FnMut(u64),
+        budget: exec::Budget,
+    ) -> Result<ExecStats, Fault> {
+        let res = exec::run(self, desc, mem, touched, budget);
         let ctx_id = (desc >> 32) as u32;
         let status = match &res {
             Ok(_) => 0x10,

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Writes seed corpora for the fuzz targets in `fuzz/`:
+//!
+//! - `<dir>/stream_decode/`: valid stream images (known sections, optional
+//!   unknown ones, empty and large payloads), each once as is (mode byte 0)
+//!   and once for the re-sealing mode (mode byte 3);
+//! - `<dir>/cmd_exec_remap/`: two context descriptors and guest memory
+//!   holding valid context images, rings and first-level, second-level,
+//!   chained and PPGTT batches whose commands (stores, flushes, pipe
+//!   controls, blits, register loads, 3D state) the sim streamer runs and
+//!   the remapper moves.
+//!
+//!   cargo run --release --example fuzz_seeds -- <dir>
+
+use std::{fs, path::Path};
+
+use gmig_core::{
+    sim::exec::LRC_MAGIC,
+    sim::vgpu::REGS_BYTES,
+    stream::{Section, Writer, FLAG_MANDATORY},
+    testutil::Rng,
+};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn stream_seeds(dir: &Path) -> usize {
+    fs::create_dir_all(dir).unwrap();
+    let mut rng = Rng::new(1);
+    let mut n = 0;
+    // (type, flags, length) lists: the sim's own sections, optional extras.
+    let shapes: &[&[(u16, u16, usize)]] = &[
+        &[],
+        &[(Section::Config as u16, FLAG_MANDATORY, 256)],
+        &[
+            (Section::Config as u16, FLAG_MANDATORY, 256),
+            (Section::Regs as u16, FLAG_MANDATORY, REGS_BYTES),
+            (Section::Ggtt as u16, FLAG_MANDATORY, 16 + 8 * 64),
+        ],
+        &[
+            (Section::Config as u16, FLAG_MANDATORY, 256),
+            (Section::Regs as u16, FLAG_MANDATORY, REGS_BYTES),
+            (Section::Ggtt as u16, FLAG_MANDATORY, 16 + 8 * 16),
+            (Section::SourceStats as u16, 0, 64),
+            (0x200, 0, 8),
+        ],
+        &[(Section::Regs as u16, FLAG_MANDATORY, 0), (0x7fff, 0, 3)],
+        &[(0x10, 0, 1), (0x11, 0, 4096)],
+    ];
+    for (i, shape) in shapes.iter().enumerate() {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut w = Writer::new(&mut buf, 1, (i % 2) as u16).unwrap();
+        for &(ty, flags, len) in *shape {
+            w.section(ty, flags, len, |p| rng.fill(p)).unwrap();
+        }
+        let len = w.finish().unwrap();
+        for mode in [0u8, 3] {
+            let mut seed = vec![mode];
+            seed.extend_from_slice(&buf[..len]);
+            write(dir, &format!("image-{i}-mode{mode}"), &seed);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Partition base the fuzz target gives the source vGPU.
+const A: u32 = 64 << 20;
+const PAGE: u32 = 4096;
+// Four pages, packed (small inputs mutate and run faster):
+// page 0: context image 0, batches 1-3; page 1: ring 0; page 2: context
+// image 1 and, after it, ring 1; page 3: the PPGTT tables (one page that
+// is PML4, PDP, PD and PT at once) and the PPGTT batch.
+const LRC0: u32 = 0;
+const BATCH1: u32 = 0x100;
+const BATCH2: u32 = 0x600;
+const BATCH3: u32 = 0xb00;
+const RING0: u32 = PAGE;
+const LRC1: u32 = 2 * PAGE;
+const RING1: u32 = 2 * PAGE;
+const RING1_HEAD: u32 = 0x100;
+const PML4: u32 = 3 * PAGE;
+/// PPGTT address of the PPGTT batch: PML4 and PDP index 0, PD index 128,
+/// PT index 0, offset 0x800; every level is the page at `PML4`.
+const PP_BATCH: u32 = 0x1000_0800;
+const PAGES: usize = 4;
+/// Graphics addresses that stores and blits may target: GGTT pages 4..16
+/// (mapped by the target, beyond the input).
+const TARGET_LO: u32 = 4 * PAGE;
+const TARGET_HI: u32 = 16 * PAGE;
+
+struct Gen {
+    rng: Rng,
+}
+
+impl Gen {
+    fn target(&mut self, align: u32) -> u32 {
+        let off = TARGET_LO + self.rng.below(u64::from(TARGET_HI - TARGET_LO - 64)) as u32;
+        (A + off) & !(align - 1)
+    }
+
+    /// One command the streamer executes and the remapper understands.
+    fn command(&mut self, out: &mut Vec<u32>) {
+        let v = self.rng.next_u64() as u32;
+        match self.rng.below(13) {
+            0 => out.push(0),          // MI_NOOP
+            1 => out.push(0x02 << 23), // MI_USER_INTERRUPT
+            2 => out.extend([0x20 << 23 | 1 << 22 | 2, self.target(4), 0, v]),
+            3 => out.extend([0x20 << 23 | 1 << 22 | 3, self.target(8), 0, v, !v]),
+            4 => out.extend([0x20 << 23 | 2, PP_BATCH + 0x400, 0, v]), // PPGTT store
+            5 => out.extend([0x22 << 23 | 1, 0x20a8, v]),              // LRI RCS_IMR
+            6 => out.extend([0x26 << 23 | 1 << 14 | 2, self.target(8) | 4, 0, v]),
+            7 => out.extend([0x7a00_0004, 1 << 14 | 1 << 24, self.target(8), 0, v, !v]),
+            8 => {
+                // XY_COLOR_BLT: 16x4 pixels, pitch 256.
+                let br13 = 3 << 24 | 0xf0 << 16 | 256;
+                out.extend([2 << 29 | 0x50 << 22 | 5, br13, 0, 4 << 16 | 16]);
+                out.extend([self.target(4096), 0, v]);
+            }
+            9 => {
+                // XY_SRC_COPY_BLT: 8x2 pixels between two target pages.
+                let br13 = 3 << 24 | 0xcc << 16 | 128;
+                out.extend([2 << 29 | 0x53 << 22 | 8, br13, 0, 2 << 16 | 8]);
+                out.extend([self.target(4096), 0, 0, 128, self.target(4096), 0]);
+            }
+            10 => out.extend([0x7810_0007, 0, 0, 0, 0, 0, 0, 0, 0]), // 3DSTATE_VS
+            11 => out.extend([0x7b00_0005, 0x10f, 3, 0, 1, 0, 0]),   // 3DPRIMITIVE
+            _ => out.extend([0x7a00_0004, 1 << 20, 0, 0, 0, 0]),     // PIPE_CONTROL, no write
+        }
+    }
+
+    fn commands(&mut self, max: u64, out: &mut Vec<u32>) {
+        for _ in 0..self.rng.below(max) + 1 {
+            self.command(out);
+        }
+    }
+}
+
+fn put(mem: &mut [u8], gpa: u32, dws: &[u32]) {
+    for (i, d) in dws.iter().enumerate() {
+        let o = gpa as usize + 4 * i;
+        mem[o..o + 4].copy_from_slice(&d.to_le_bytes());
+    }
+}
+
+fn put64(mem: &mut [u8], gpa: u32, v: u64) {
+    mem[gpa as usize..gpa as usize + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// A context image at `lrc` whose ring at `ring` holds `cmds`.
+fn context(mem: &mut [u8], lrc: u32, ring: u32, head: u32, cmds: &[u32]) {
+    let size = PAGE;
+    let mut at = head;
+    for &c in cmds {
+        put(mem, ring + at, &[c]);
+        at = (at + 4) % size;
+    }
+    put(mem, lrc, &[LRC_MAGIC, A + ring, size, head, at, PML4, 0]);
+}
+
+fn cmd_seed(seed: u64) -> Vec<u8> {
+    let mut g = Gen {
+        rng: Rng::new(seed),
+    };
+    // Unused bytes are 0xff (no command): a mutated ring or batch that
+    // runs off its commands stops at once.
+    let mut mem = vec![0xffu8; PAGES * PAGE as usize];
+    // PPGTT: entries 0 and 128 of the table page point to itself.
+    let pte = u64::from(PML4) | 3;
+    put64(&mut mem, PML4, pte);
+    put64(&mut mem, PML4 + 128 * 8, pte);
+
+    // Batches: batch1 calls second-level batch2, then chains to batch3.
+    let shape = seed % 4;
+    let mut b1 = Vec::new();
+    g.commands(6, &mut b1);
+    b1.extend([0x31 << 23 | 1 << 22 | 1, A + BATCH2, 0]);
+    g.commands(4, &mut b1);
+    if shape & 1 != 0 {
+        b1.extend([0x31 << 23 | 1, A + BATCH3, 0]); // chained
+    } else {
+        b1.push(0x0a << 23);
+    }
+    put(&mut mem, BATCH1, &b1);
+    let mut b2 = Vec::new();
+    g.commands(6, &mut b2);
+    b2.push(0x0a << 23);
+    put(&mut mem, BATCH2, &b2);
+    let mut b3 = Vec::new();
+    g.commands(6, &mut b3);
+    b3.push(0x0a << 23);
+    put(&mut mem, BATCH3, &b3);
+    let mut pb = Vec::new();
+    g.commands(4, &mut pb);
+    pb.push(0x0a << 23);
+    put(&mut mem, PML4 + (PP_BATCH & 0xfff), &pb);
+
+    // Ring 0: commands, the GGTT batch, maybe the PPGTT batch; wraps
+    // around the ring's end in some seeds.
+    let mut r0 = Vec::new();
+    g.commands(5, &mut r0);
+    r0.extend([0x31 << 23 | 1, A + BATCH1, 0]);
+    if shape & 2 != 0 {
+        r0.extend([0x31 << 23 | 1 << 8 | 1, PP_BATCH, 0]);
+    }
+    g.commands(3, &mut r0);
+    let head = if seed.is_multiple_of(3) { PAGE - 16 } else { 0 };
+    context(&mut mem, LRC0, RING0, head, &r0);
+    // Ring 1: a second context, calling batch1 too in some seeds.
+    let mut r1 = Vec::new();
+    g.commands(4, &mut r1);
+    if seed.is_multiple_of(5) {
+        r1.extend([0x31 << 23 | 1, A + BATCH1, 0]);
+    }
+    context(&mut mem, LRC1, RING1, RING1_HEAD, &r1);
+
+    // Descriptors: LRCA in bits 31:12 (the target keeps bits 17:12),
+    // context id in the high half. Second: none, the other context, or the
+    // same one again.
+    let d0 = u64::from(A + LRC0) | 1 << 32 | 1;
+    let d1 = match seed % 3 {
+        0 => 0,
+        1 => u64::from(A + LRC1) | 2 << 32 | 1,
+        _ => d0,
+    };
+    let mut out = Vec::with_capacity(16 + mem.len());
+    out.extend(d0.to_le_bytes());
+    out.extend(d1.to_le_bytes());
+    out.extend(mem);
+    out
+}
+
+fn main() {
+    let Some(dir) = std::env::args().nth(1) else {
+        eprintln!("usage: fuzz_seeds <dir>");
+        std::process::exit(2);
+    };
+    let dir = Path::new(&dir);
+    let s = stream_seeds(&dir.join("stream_decode"));
+    let cdir = dir.join("cmd_exec_remap");
+    fs::create_dir_all(&cdir).unwrap();
+    let c = 48;
+    for seed in 0..c {
+        write(&cdir, &format!("ctx-{seed}"), &cmd_seed(seed));
+    }
+    println!(
+        "{s} stream_decode seeds, {c} cmd_exec_remap seeds in {}",
+        dir.display()
+    );
+}
