@@ -12,6 +12,7 @@
 //! [`SimVgpu::execute`].
 
 use super::super::gtt::{Partition, Pte, PAGE_SIZE};
+use super::super::writeset::WriteSink;
 use super::{
     config::{ConfigError, ConfigSpace, CONFIG_SIZE},
     exec::{self, ExecStats, Fault, GuestMem},
@@ -402,16 +403,17 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         self.regs.fault_offset = offset;
     }
 
-    /// Executes one submitted context (see [`exec`]). `touched` is told
-    /// every guest page the context writes. On completion or fault a CSB
+    /// Executes one submitted context (see [`exec`]). `sink` is told,
+    /// before each command runs, every guest page it may write (its write
+    /// set, from the command's fields), or that its write set is unknown. On completion or fault a CSB
     /// entry is written and the context-switch interrupt raised.
     pub fn execute(
         &mut self,
         desc: u64,
         mem: &mut impl GuestMem,
-        touched: &mut impl FnMut(u64),
+        sink: &mut impl WriteSink,
     ) -> Result<ExecStats, Fault> {
-        let res = exec::run(self, desc, mem, touched);
+        let res = exec::run(self, desc, mem, sink);
         let ctx_id = (desc >> 32) as u32;
         let status = match &res {
             Ok(_) => 0x10,
