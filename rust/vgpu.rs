@@ -30,6 +30,7 @@ use crate::{
             workload::{Command as WorkloadCommand, Params as WorkloadParams, Workload},
         },
         slots::Slots,
+        writeset::{FrameLog, RecordingMem},
     },
     migration::Migration,
 };
@@ -217,9 +218,9 @@ impl Shared {
         let mut mem = DmaMem::new(self);
         let Inner { sim, mig, .. } = &mut *guard;
         while let Some(desc) = sim.take_submission() {
-            let res = sim.execute(desc, &mut mem, &mut |gfn| {
-                mig.shadow_event(ShadowEvent::GpuWrote { gfn })
-            });
+            // The streamer tells the migration each command's write set
+            // before running it.
+            let res = sim.execute(desc, &mut mem, mig);
             self.stats.contexts.fetch_add(1, Ordering::Relaxed);
             if let Err(fault) = res {
                 self.faults.fetch_add(1, Ordering::Relaxed);
@@ -318,9 +319,17 @@ impl Shared {
         let Some((params, scratch)) = inner.workload_start.take() else {
             return;
         };
-        let mut mem = DmaMem::new(self);
+        let mut dma = DmaMem::new(self);
         let Inner { sim, mig, .. } = inner;
-        match Workload::setup(params, sim, &mut mem, &mut |ev| {
+        // The context image it writes is device-model work the VMM cannot
+        // see: recorded like a command's write set (logged here, handed to
+        // the migration below, as `mig` takes the GGTT updates meanwhile).
+        let mut log = FrameLog::<4>::default();
+        let mut mem = RecordingMem {
+            mem: &mut dma,
+            sink: &mut log,
+        };
+        let res = Workload::setup(params, sim, &mut mem, &mut |ev| {
             if let Event::GgttUpdate { index, old, new } = ev {
                 mig.shadow_event(ShadowEvent::GgttWrite {
                     index: index as u64,
@@ -328,7 +337,9 @@ impl Shared {
                     new,
                 });
             }
-        }) {
+        });
+        log.replay(mig);
+        match res {
             Ok(wl) => {
                 dev_info!(
                     self.dev,
@@ -352,9 +363,18 @@ impl Shared {
         }
         self.workload_setup(&mut guard);
         let quiesced = guard.sim.is_quiesced();
-        let mut mem = DmaMem::new(self);
-        let Inner { sim, workload, .. } = &mut *guard;
+        let mut dma = DmaMem::new(self);
+        let Inner {
+            sim, workload, mig, ..
+        } = &mut *guard;
         let (wl, scratch) = workload.as_mut()?;
+        // The ring, batch and context image the stand-in guest driver
+        // writes go through the device (VFIO DMA), unseen by the VMM:
+        // recorded in the write set like the commands' own writes.
+        let mut mem = RecordingMem {
+            mem: &mut dma,
+            sink: mig,
+        };
         if !quiesced {
             match wl.submit_frame(sim, &mut mem, scratch) {
                 Ok(()) => self.vdev.kick_exec(),

@@ -273,6 +273,56 @@ impl<B: core::ops::DerefMut<Target = [u64]>> WriteSink for WriteSet<B> {
     }
 }
 
+/// A small fixed-size log of frames, for code that cannot hand its
+/// [`WriteSink`] down while the sink is borrowed elsewhere: replayed into
+/// the real sink afterwards; more than `N` frames make it unbounded.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameLog<const N: usize> {
+    frames: [u64; N],
+    n: usize,
+    overflow: bool,
+}
+
+impl<const N: usize> Default for FrameLog<N> {
+    fn default() -> Self {
+        Self {
+            frames: [0; N],
+            n: 0,
+            overflow: false,
+        }
+    }
+}
+
+impl<const N: usize> FrameLog<N> {
+    /// Tells `sink` what was logged.
+    pub fn replay(&self, sink: &mut impl WriteSink) {
+        for &g in self.frames.get(..self.n).unwrap_or(&[]) {
+            sink.may_write(g);
+        }
+        if self.overflow {
+            sink.unbounded();
+        }
+    }
+}
+
+impl<const N: usize> WriteSink for FrameLog<N> {
+    fn may_write(&mut self, gfn: u64) {
+        if self.frames.get(..self.n).is_some_and(|f| f.contains(&gfn)) {
+            return;
+        }
+        match self.frames.get_mut(self.n) {
+            Some(f) => {
+                *f = gfn;
+                self.n += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+    fn unbounded(&mut self) {
+        self.overflow = true;
+    }
+}
+
 /// Guest memory whose writes are recorded in a [`WriteSink`]: for the
 /// device model's own writes to guest memory (the synthetic workload's
 /// rings, batch buffers and context images), which no command describes.
@@ -336,6 +386,20 @@ mod tests {
         assert!(d.is_empty() && !d.is_unbounded() && d.iter().next().is_none());
         let mut other = WriteSet::new(0, 200, vec![0u64; 4]).unwrap();
         assert!(!d.drain_into(&mut other), "windows differ");
+    }
+
+    #[test]
+    fn frame_log_replays_and_overflows() {
+        let mut log = FrameLog::<2>::default();
+        log.may_write(5);
+        log.may_write(5);
+        log.may_write(6);
+        let mut s = WriteSet::new(0, 10, vec![0u64; 1]).unwrap();
+        log.replay(&mut s);
+        assert_eq!((s.len(), s.is_unbounded()), (2, false));
+        log.may_write(7);
+        log.replay(&mut s);
+        assert!(s.is_unbounded(), "a third frame overflows");
     }
 
     #[test]
