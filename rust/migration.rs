@@ -419,7 +419,17 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
 
 fn arc(s: &Shared, cur: u32, next: u32) -> Result {
     let entered = Instant::<Monotonic>::now();
+    // Arcs that quiesce: the streamer stops after its running context
+    // instead of running the queued ones first.
+    let quiescing = matches!((cur, next), (RUNNING_P2P, STOP) | (PRE_COPY_P2P, STOP_COPY));
+    if quiescing {
+        s.stopping
+            .store(true, core::sync::atomic::Ordering::Release);
+    }
     let mut guard = s.inner.lock();
+    // Quiesced (or not an arc that quiesces) before the lock is dropped.
+    s.stopping
+        .store(false, core::sync::atomic::Ordering::Release);
     let inner = &mut *guard;
     let mig = &mut inner.mig;
     match (cur, next) {

@@ -8,7 +8,7 @@
 //! `vfio_dma_rw()` (which takes the IOMMU's lock; its `dma_unmap` callback
 //! is made with that lock dropped) and `gmig_raise_irq()` (a spinlock).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::{
     debugfs::{Dir, File},
@@ -194,6 +194,10 @@ pub(crate) struct Shared {
     pub(crate) type_index: usize,
     pub(crate) stats: Stats,
     pub(crate) faults: AtomicU64,
+    /// A migration arc waits for `inner` to quiesce the vGPU: the command
+    /// streamer finishes the running context and leaves the queued ones
+    /// (they migrate as pending submissions).
+    pub(crate) stopping: AtomicBool,
     #[pin]
     pub(crate) inner: Mutex<Inner>,
 }
@@ -217,7 +221,10 @@ impl Shared {
         }
         let mut mem = DmaMem::new(self);
         let Inner { sim, mig, .. } = &mut *guard;
-        while let Some(desc) = sim.take_submission() {
+        while !self.stopping.load(Ordering::Acquire) {
+            let Some(desc) = sim.take_submission() else {
+                break;
+            };
             // The streamer tells the migration each command's write set
             // before running it.
             let res = sim.execute(desc, &mut mem, mig);
@@ -430,6 +437,7 @@ fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
                 type_index,
                 stats: Stats::new(),
                 faults: AtomicU64::new(0),
+                stopping: AtomicBool::new(false),
                 inner <- kernel::new_mutex!(Inner {
                     sim,
                     open: false,
