@@ -49,6 +49,8 @@
 #define PAGE 4096ull
 /* Context image, ring and batch pages the workload puts before its set. */
 #define META_BYTES (19 * PAGE)
+/* Largest window: gmig-xl's 1 GiB partition less the bottom MiB. */
+#define XL_WINDOW (1023ull << 20)
 
 struct variant {
 	const char *name, *label, *precopy, *dirty, *rehash;
@@ -61,7 +63,7 @@ static const struct variant variants[] = {
 };
 
 struct result {
-	unsigned long long ws_mib;
+	unsigned long long ws_mib, ws_bytes;
 	const char *profile;
 	const struct variant *v;
 	long long tracked, stop_pages, precopy_pages, skipped, rehashed;
@@ -191,7 +193,7 @@ static int run_one(struct result *r, const char *type, int rounds,
 		   int warmup_ms, int round_ms)
 {
 	size_t ws = r->ws_mib << 20;
-	size_t win = ws + META_BYTES;
+	size_t win = ws + META_BYTES > XL_WINDOW ? XL_WINDOW : ws + META_BYTES;
 	size_t mem = win + (1 << 20);
 	size_t pages = mem / PAGE, words = (pages + 63) / 64;
 	struct gvfio s = { .container = -1 }, d = { .container = -1 };
@@ -203,6 +205,8 @@ static int run_one(struct result *r, const char *type, int rounds,
 	int fd = -1, dfd = -1, i;
 	long long n;
 
+	ws = win - META_BYTES;
+	r->ws_bytes = ws;
 	r->ok = 0;
 	r->lost = -1;
 	sim_remove_mdev(US);
@@ -316,12 +320,14 @@ out:
 	return r->ok ? 0 : -1;
 }
 
+/*
+ * The workload's window is its partition less the bottom MiB: gmig-large
+ * (128 MiB) holds working sets up to 127 MiB, gmig-xl (1 GiB, the largest
+ * Gen9-style GGTT partition the sim has) up to 1023 MiB.
+ */
 static const char *type_for(unsigned long long mib)
 {
-	/* The workload's window is at most half of the partition. */
-	if (mib < 64)
-		return "gmig-large";
-	return mib <= 1023 / 2 ? "gmig-xl" : "gmig-huge";
+	return mib < 127 ? "gmig-large" : "gmig-xl";
 }
 
 int main(int argc, char **argv)
@@ -385,8 +391,8 @@ int main(int argc, char **argv)
 				if (run_one(&r, type_for(r.ws_mib), rounds, warmup_ms,
 					    round_ms))
 					bad++;
-				printf("%-6llu %-8s %-22s %8lld %9lld %8lld %9.2f %9.2f %9.2f %9.2f %7.2f%% %8lld %5lld%s\n",
-				       r.ws_mib, r.profile, r.v->label, r.tracked,
+				printf("%-6.1f %-8s %-22s %8lld %9lld %8lld %9.2f %9.2f %9.2f %9.2f %7.2f%% %8lld %5lld%s\n",
+				       r.ws_bytes / 1048576.0, r.profile, r.v->label, r.tracked,
 				       r.stop_pages, r.skipped, r.downtime_ms,
 				       r.k_downtime_us / 1e3, r.k_rehash_us / 1e3,
 				       r.memcpy_ms,
@@ -394,9 +400,9 @@ int main(int argc, char **argv)
 				       r.precopy_pages, r.lost, r.ok ? "" : "  FAILED");
 				fflush(stdout);
 				if (jf)
-					fprintf(jf, "%s  {\"ws_mib\": %llu, \"profile\": \"%s\", \"variant\": \"%s\", \"precopy\": \"%s\", \"dirty\": \"%s\", \"rehash\": \"%s\", \"pages_tracked\": %lld, \"stopcopy_pages\": %lld, \"rehash_skipped\": %lld, \"rehashed_stopcopy\": %lld, \"downtime_ms\": %.3f, \"kernel_downtime_us\": %lld, \"rehash_stopcopy_us\": %lld, \"memcpy_ms\": %.3f, \"precopy_pages\": %lld, \"contexts\": %lld, \"faults\": %lld, \"lost_pages\": %lld, \"ok\": %s}",
+					fprintf(jf, "%s  {\"ws_mib\": %llu, \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"%s\", \"precopy\": \"%s\", \"dirty\": \"%s\", \"rehash\": \"%s\", \"pages_tracked\": %lld, \"stopcopy_pages\": %lld, \"rehash_skipped\": %lld, \"rehashed_stopcopy\": %lld, \"downtime_ms\": %.3f, \"kernel_downtime_us\": %lld, \"rehash_stopcopy_us\": %lld, \"memcpy_ms\": %.3f, \"precopy_pages\": %lld, \"contexts\": %lld, \"faults\": %lld, \"lost_pages\": %lld, \"ok\": %s}",
 						ftell(jf) > 2 ? ",\n" : "",
-						r.ws_mib, r.profile, r.v->name, r.v->precopy,
+						r.ws_mib, r.ws_bytes, r.profile, r.v->name, r.v->precopy,
 						r.v->dirty, r.v->rehash, r.tracked, r.stop_pages,
 						r.skipped, r.rehashed, r.downtime_ms,
 						r.k_downtime_us, r.k_rehash_us, r.memcpy_ms,

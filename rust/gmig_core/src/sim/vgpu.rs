@@ -53,6 +53,12 @@ pub const TYPES: &[VgpuType] = &[
         max_instances: 3,
         description: "gmig sim Gen9 vGPU, 128 MiB graphics memory partition, up to 3 instances",
     },
+    VgpuType {
+        name: "gmig-xl",
+        ggtt_size: 1 << 30,
+        max_instances: 3,
+        description: "gmig sim Gen9 vGPU, 1 GiB graphics memory partition, up to 3 instances",
+    },
 ];
 
 /// What the glue must do after a register write.

@@ -263,7 +263,8 @@ impl Workload {
         } else {
             params.profile.working_set + META_PAGES * PAGE_SIZE
         };
-        let max = p.size / 2;
+        // The bottom MiB of the partition stays the guest's.
+        let max = p.size.saturating_sub(1 << 20);
         let size = want.min(max);
         if !params.base.is_multiple_of(PAGE_SIZE)
             || size % PAGE_SIZE != 0
