@@ -8,13 +8,18 @@
 //! instead and, at stop-copy, re-hashes only the frames the executed work
 //! could have written. That set is derived from the commands the provider
 //! parsed, before they run: MI_STORE_DATA_IMM, MI_FLUSH_DW and PIPE_CONTROL
-//! post-sync writes, XY_COLOR_BLT / XY_SRC_COPY_BLT / XY_FAST_COPY_BLT
-//! destination rectangles, the context image the engine writes back, and
+//! post-sync writes, XY_COLOR_BLT / XY_SRC_COPY_BLT destination
+//! rectangles (the sim's streamer runs no other blit; it faults on
+//! unknown opcodes), the context image the engine writes back, and
 //! the pages the device model itself writes on the guest driver's behalf
 //! (ring, batch buffers and context images of the synthetic workload). A
 //! command whose write set the parser cannot bound (a 3D draw, a GPGPU
-//! walker, MI_ATOMIC, MI_COPY_MEM_MEM, MI_STORE_REGISTER_MEM, ...) makes
-//! the set [`WriteSet::is_unbounded`]: then every writable frame counts.
+//! walker, media objects: state the streamer does not follow) makes the
+//! set [`WriteSet::is_unbounded`]: then every tracked frame counts (a
+//! superset of what the active address spaces map writable). A provider
+//! whose parser meets MI_ATOMIC, MI_COPY_MEM_MEM or MI_STORE_REGISTER_MEM
+//! (the sim faults on those) records their destinations or goes unbounded
+//! the same way.
 //!
 //! The set is a bitmap over the tracker's window (one bit per frame, 1/64
 //! of the tracker's own memory), given by the caller, so recording never
