@@ -419,18 +419,29 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
 
 fn arc(s: &Shared, cur: u32, next: u32) -> Result {
     let entered = Instant::<Monotonic>::now();
-    // Arcs that quiesce: the streamer stops after its running context
-    // instead of running the queued ones first.
-    let quiescing = matches!((cur, next), (RUNNING_P2P, STOP) | (PRE_COPY_P2P, STOP_COPY));
-    if quiescing {
-        s.stopping
-            .store(true, core::sync::atomic::Ordering::Release);
-    }
+    // The streamer yields after its running context instead of running
+    // the queued ones first; it is kicked again below if the vGPU still
+    // runs (an arc that quiesces leaves them queued: they migrate).
+    s.stopping
+        .store(true, core::sync::atomic::Ordering::Release);
     let mut guard = s.inner.lock();
-    // Quiesced (or not an arc that quiesces) before the lock is dropped.
     s.stopping
         .store(false, core::sync::atomic::Ordering::Release);
-    let inner = &mut *guard;
+    let res = arc_locked(s, &mut guard, cur, next, entered);
+    if guard.open && !guard.sim.is_quiesced() && Provider::pending_workloads(&guard.sim) > 0 {
+        s.vdev.kick_exec();
+    }
+    res
+}
+
+/// [`arc`] with the vGPU lock held.
+fn arc_locked(
+    s: &Shared,
+    inner: &mut Inner,
+    cur: u32,
+    next: u32,
+    entered: Instant<Monotonic>,
+) -> Result {
     let mig = &mut inner.mig;
     match (cur, next) {
         (RUNNING, PRE_COPY) | (RUNNING_P2P, PRE_COPY_P2P) => {

@@ -15,12 +15,12 @@
 //! | `desktop` | 8 MiB | ~3 % (a few rectangles) | 30 | high: a moving window over a framebuffer |
 //! | `game` | 16 MiB | ~20 % in large runs + scattered stores | 30 | render targets rewritten whole, plus random small writes |
 //!
-//! A frame whose blits exceed [`PIECE_BYTES`] goes out as several
+//! A frame whose blits exceed [`PIECE_BYTES`] (256 KiB) goes out as several
 //! submissions spread over the frame interval (as a driver splits a frame
 //! into batches), so no single context runs long: quiescing the vGPU waits
 //! for one piece at most. Submissions are at least 1 ms apart, so a frame of
 //! more pieces than its interval has milliseconds (game, working sets above
-//! ~170 MiB) runs at a lower frame rate than the table's.
+//! ~40 MiB) runs at a lower frame rate than the table's.
 //!
 //! The working set is clamped to what the partition and the guest window can
 //! hold. By default the window starts at guest physical 16 MiB (clear of
@@ -38,7 +38,7 @@ const BATCH_SIZE: u64 = 16 * PAGE_SIZE;
 /// Pitch of the working set seen as a 32 bpp surface: one page per row.
 const PITCH: u64 = PAGE_SIZE;
 /// Most bytes of blits one submission carries (a frame may take several).
-pub const PIECE_BYTES: u64 = 1 << 20;
+pub const PIECE_BYTES: u64 = 256 << 10;
 
 /// Writes `words` little-endian into `out` (as many as fit).
 ///
@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn large_frames_go_out_in_pieces_of_bounded_size() {
         let game = &PROFILES[2];
-        for (ws_pages, want) in [(4096u64, 4u64), (16384, 13), (262_144, 205), (64, 1)] {
+        for (ws_pages, want) in [(4096u64, 13u64), (16384, 52), (262_144, 820), (64, 1)] {
             let mut w = Workload {
                 profile: game,
                 base: 0,
