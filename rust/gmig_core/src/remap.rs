@@ -665,6 +665,19 @@ pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             };
             let lrca = w.moved(lrca_src, at)?;
             let new_desc = (desc & !0xffff_f000) | lrca;
+            // The same context queued again (the workload keeps up to two
+            // submissions of one context): its image and ring are moved
+            // once, by the first descriptor that names it.
+            let again = vg
+                .pending()
+                .get(..i)
+                .is_some_and(|prev| prev.iter().any(|&d| d & 0xffff_f000 == lrca_src));
+            if again {
+                if let Some(d) = new_descs.get_mut(i) {
+                    *d = new_desc;
+                }
+                continue;
+            }
             if w.rd(lrca)? != LRC_MAGIC {
                 return Err(RemapError::BadContext(lrca));
             }
