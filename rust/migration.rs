@@ -110,6 +110,10 @@ struct MigStats {
     rehash_stopcopy_us: i64,
     /// Reports whose write set was unbounded (every tracked page read).
     writeset_unbounded: u64,
+    /// STOP_COPY entered -> vGPU lock taken (the running context ends).
+    quiesce_wait_us: i64,
+    /// Building the final state image.
+    image_us: i64,
 }
 
 struct Tracking {
@@ -198,6 +202,8 @@ impl Migration {
         writeln!(f, "pages_rehashed_precopy: {}", s.pages_rehashed_precopy)?;
         writeln!(f, "rehash_stopcopy_us: {}", s.rehash_stopcopy_us)?;
         writeln!(f, "writeset_unbounded: {}", s.writeset_unbounded)?;
+        writeln!(f, "quiesce_wait_us: {}", s.quiesce_wait_us)?;
+        writeln!(f, "image_us: {}", s.image_us)?;
         writeln!(f, "downtime_us: {}", s.downtime_us)?;
         writeln!(f, "resume_us: {}", s.resume_us)?;
         writeln!(f, "remap_patched: {}", s.remap_patched)?;
@@ -474,6 +480,7 @@ fn arc_locked(
         }
         (PRE_COPY_P2P, STOP_COPY) | (STOP, STOP_COPY) => {
             mig.stopped_at = Some(entered);
+            mig.stats.quiesce_wait_us = entered.elapsed().as_micros_ceil();
             if cur == PRE_COPY_P2P {
                 inner.sim.quiesce();
                 mig.stop_scan(s.vdev);
@@ -486,8 +493,10 @@ fn arc_locked(
             let unread = mig.image.len() - mig.pos;
             mig.stats.stopcopy_bytes = 0;
             let before = mig.image.len();
+            let t = Instant::<Monotonic>::now();
             build_image(&inner.sim, &mut inner.mig.image)?;
             let mig = &mut inner.mig;
+            mig.stats.image_us = t.elapsed().as_micros_ceil();
             mig.stats.stopcopy_bytes = (mig.image.len() - before + unread) as u64;
         }
         (STOP, RESUMING) => {

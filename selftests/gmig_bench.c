@@ -67,7 +67,7 @@ struct result {
 	const char *profile;
 	const struct variant *v;
 	long long tracked, stop_pages, precopy_pages, skipped, rehashed;
-	long long k_downtime_us, k_rehash_us, contexts, faults;
+	long long k_downtime_us, k_rehash_us, k_wait_us, k_image_us, contexts, faults;
 	double downtime_ms, memcpy_ms;
 	long long lost;
 	int ok;
@@ -279,6 +279,8 @@ static int run_one(struct result *r, const char *type, int rounds,
 	r->rehashed = stat_of(US, "pages_rehashed_stopcopy");
 	r->k_downtime_us = stat_of(US, "downtime_us");
 	r->k_rehash_us = stat_of(US, "rehash_stopcopy_us");
+	r->k_wait_us = stat_of(US, "quiesce_wait_us");
+	r->k_image_us = stat_of(US, "image_us");
 	r->contexts = stat_of(US, "contexts");
 	r->faults = stat_of(US, "faults");
 	n = stat_of(US, "pages_sent_stopcopy");
@@ -366,10 +368,10 @@ int main(int argc, char **argv)
 		}
 		fprintf(jf, "[\n");
 	}
-	printf("%-6s %-8s %-22s %8s %9s %8s %9s %9s %9s %9s %8s %8s %5s\n",
+	printf("%-6s %-8s %-22s %8s %9s %8s %9s %9s %8s %9s %7s %9s %8s %8s %5s\n",
 	       "ws_MiB", "profile", "variant", "tracked", "stop_pgs", "skipped",
-	       "down_ms", "k_down_ms", "rehash_ms", "memcpy_ms", "down/cp",
-	       "pre_pgs", "lost");
+	       "down_ms", "k_down_ms", "wait_ms", "rehash_ms", "img_ms",
+	       "memcpy_ms", "down/cp", "pre_pgs", "lost");
 	sl = strdup(sizes);
 	for (tok = strtok_r(sl, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		pl = strdup(profiles);
@@ -391,21 +393,23 @@ int main(int argc, char **argv)
 				if (run_one(&r, type_for(r.ws_mib), rounds, warmup_ms,
 					    round_ms))
 					bad++;
-				printf("%-6.1f %-8s %-22s %8lld %9lld %8lld %9.2f %9.2f %9.2f %9.2f %7.2f%% %8lld %5lld%s\n",
+				printf("%-6.1f %-8s %-22s %8lld %9lld %8lld %9.2f %9.2f %8.2f %9.2f %7.2f %9.2f %7.1f%% %8lld %5lld%s\n",
 				       r.ws_bytes / 1048576.0, r.profile, r.v->label, r.tracked,
 				       r.stop_pages, r.skipped, r.downtime_ms,
-				       r.k_downtime_us / 1e3, r.k_rehash_us / 1e3,
+				       r.k_downtime_us / 1e3, r.k_wait_us / 1e3,
+				       r.k_rehash_us / 1e3, r.k_image_us / 1e3,
 				       r.memcpy_ms,
 				       r.memcpy_ms > 0 ? 100 * r.downtime_ms / r.memcpy_ms : 0,
 				       r.precopy_pages, r.lost, r.ok ? "" : "  FAILED");
 				fflush(stdout);
 				if (jf)
-					fprintf(jf, "%s  {\"ws_mib\": %llu, \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"%s\", \"precopy\": \"%s\", \"dirty\": \"%s\", \"rehash\": \"%s\", \"pages_tracked\": %lld, \"stopcopy_pages\": %lld, \"rehash_skipped\": %lld, \"rehashed_stopcopy\": %lld, \"downtime_ms\": %.3f, \"kernel_downtime_us\": %lld, \"rehash_stopcopy_us\": %lld, \"memcpy_ms\": %.3f, \"precopy_pages\": %lld, \"contexts\": %lld, \"faults\": %lld, \"lost_pages\": %lld, \"ok\": %s}",
+					fprintf(jf, "%s  {\"ws_mib\": %llu, \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"%s\", \"precopy\": \"%s\", \"dirty\": \"%s\", \"rehash\": \"%s\", \"pages_tracked\": %lld, \"stopcopy_pages\": %lld, \"rehash_skipped\": %lld, \"rehashed_stopcopy\": %lld, \"downtime_ms\": %.3f, \"kernel_downtime_us\": %lld, \"rehash_stopcopy_us\": %lld, \"quiesce_wait_us\": %lld, \"image_us\": %lld, \"memcpy_ms\": %.3f, \"precopy_pages\": %lld, \"contexts\": %lld, \"faults\": %lld, \"lost_pages\": %lld, \"ok\": %s}",
 						ftell(jf) > 2 ? ",\n" : "",
 						r.ws_mib, r.ws_bytes, r.profile, r.v->name, r.v->precopy,
 						r.v->dirty, r.v->rehash, r.tracked, r.stop_pages,
 						r.skipped, r.rehashed, r.downtime_ms,
-						r.k_downtime_us, r.k_rehash_us, r.memcpy_ms,
+						r.k_downtime_us, r.k_rehash_us, r.k_wait_us,
+						r.k_image_us, r.memcpy_ms,
 						r.precopy_pages, r.contexts, r.faults, r.lost,
 						r.ok ? "true" : "false");
 			}
