@@ -10,7 +10,7 @@
  *   pre-copy image, copy all of guest RAM once (the VMM's first pass)
  *   while the vGPU keeps writing, then R pre-copy rounds (report, copy
  *   the reported pages); then
- *   t0 -> PRE_COPY_P2P -> STOP_COPY -> final report -> copy the reported
+ *   PRE_COPY_P2P, t0 -> STOP_COPY -> final report -> copy the reported
  *   pages -> read the device data to EOF -> t1
  *
  * Device downtime is t1 - t0: from entering STOP_COPY to the last byte of
@@ -256,10 +256,11 @@ static int run_one(struct result *r, const char *type, int rounds,
 		r->precopy_pages += copy_reported(bm, pages, d.mem, s.mem);
 	}
 
-	/* Stop: the device downtime. */
+	/* Stop (as QEMU: P2P first): the device downtime starts at STOP_COPY. */
+	if (gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL))
+		FAIL("PRE_COPY_P2P\n");
 	t0 = now_ms();
-	if (gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL) ||
-	    gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_STOP_COPY, NULL))
+	if (gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_STOP_COPY, NULL))
 		FAIL("STOP_COPY\n");
 	memset(bm, 0, words * 8);
 	if (gvfio_log_report(&s, IOVA, mem, bm))

@@ -15,7 +15,7 @@ grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko"
 grep -q '^gmig ' /proc/modules || insmod "$ROOT/gmig.ko" || { echo "insmod gmig failed"; echo GMIG-BENCH-DONE; exit 1; }
 {
 	echo "machine: $(nproc) vCPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), QEMU TCG), $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), kernel $(uname -r)"
-	echo "down_ms: device downtime measured by this program, PRE_COPY_P2P/STOP_COPY requested -> stop-copy report read and its pages copied -> last byte of device data read; k_down_ms: gmig's downtime_us (STOP_COPY entered -> last byte read), of which wait_ms (running context ends), rehash_ms (stop-copy re-hash), img_ms (final state image); down/cp = down_ms / one memcpy of the working set (memcpy_ms); pre_pgs: pages re-sent in pre-copy rounds; lost: pages that differ after migration"
+	echo "down_ms: device downtime measured by this program, STOP_COPY requested -> stop-copy report read and its pages copied -> last byte of device data read; k_down_ms: gmig's downtime_us (STOP_COPY entered -> last byte read), of which wait_ms (running context ends), rehash_ms (stop-copy re-hash), img_ms (final state image); down/cp = down_ms / one memcpy of the working set (memcpy_ms); pre_pgs: pages re-sent in pre-copy rounds; lost: pages that differ after migration"
 	nice -n 5 "$OUT/bin/gmig_bench" -j "$OUT/results.json" "$@"
 	echo "rc: $?"
 } 2>&1 | tee "$OUT/results.raw"
