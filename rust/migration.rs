@@ -490,6 +490,12 @@ fn arc_locked(
                 mig.pos = 0;
             }
             // Unread pre-copy bytes still go out first: images are whole.
+            // A fully read pre-copy image is dropped (its buffer is reused:
+            // no reallocation and copy inside the downtime).
+            if mig.pos == mig.image.len() {
+                mig.image.clear();
+                mig.pos = 0;
+            }
             let unread = mig.image.len() - mig.pos;
             mig.stats.stopcopy_bytes = 0;
             let before = mig.image.len();
