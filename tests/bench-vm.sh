@@ -32,7 +32,7 @@ for (ws, prof), v in sorted(by.items()):
     w, n = v.get("writeset"), v.get("naive")
     if not w:
         continue
-    line = f"  {ws} MiB {prof}:"
+    line = f"  {w['ws_bytes'] / 2**20:.1f} MiB {prof}:"
     if n and n["stopcopy_pages"]:
         red = 100.0 * (1 - w["stopcopy_pages"] / n["stopcopy_pages"])
         line += f" stop-copy pages {red:.1f}% fewer ({'met' if red >= 97 else 'MISSED by %.1f points' % (97 - red)});"
