@@ -20,7 +20,8 @@ mod tests {
         },
         slots::{Slots, SLOT_SIZE},
         stream::{self, crc32c},
-        tracker::HashTracker,
+        tracker::{HashTracker, Unhashed},
+        writeset::{words_for, WriteSet},
     };
 
     /// Guest memory of a few pages in a kernel vector.
@@ -46,6 +47,12 @@ mod tests {
             mem.write(gpa + 4 * i as u64, &d.to_le_bytes())
                 .map_err(|_| EINVAL)?;
         }
+        Ok(())
+    }
+
+    fn read_page(mem: &KMem, g: u64, b: &mut [u8; 4096]) -> Result {
+        let s = usize::try_from(g * 4096)?;
+        b.copy_from_slice(mem.0.get(s..s + 4096).ok_or(EINVAL)?);
         Ok(())
     }
 
@@ -102,6 +109,55 @@ mod tests {
         page[100] = 1;
         assert!(t.check(3, &page, true).map_err(|_| EINVAL)?);
         assert_ne!(page_hash(1, &page), page_hash(2, &page));
+        Ok(())
+    }
+
+    #[test]
+    fn streamer_write_set_bounds_the_rehash() -> Result {
+        // A store runs through the streamer with a write set recording:
+        // the candidate re-hash finds the stored page and the context
+        // image (head write-back) and reads no other tracked page.
+        let a = 64u64 << 20;
+        let mut mem = KMem(KVVec::from_elem(0u8, 64 * 4096, GFP_KERNEL)?);
+        let ga = a as u32;
+        put(&mut mem, 0, &[LRC_MAGIC, ga + 4096, 8192, 0, 16, 0, 0])?;
+        put(
+            &mut mem,
+            4096,
+            &[(0x20 << 23) | (1 << 22) | 2, ga + 0x8000, 0, 0x5eed],
+        )?;
+        let mut t = HashTracker::new(0, 7, KVVec::from_elem(0u64, 64, GFP_KERNEL)?);
+        for g in 0..64 {
+            t.track(g).map_err(|_| EINVAL)?;
+        }
+        let mut scratch = [0u8; 4096];
+        t.scan_new(&mut scratch, |g, b| read_page(&mem, g, b));
+        let bits = KVVec::from_elem(0u64, words_for(64), GFP_KERNEL)?;
+        let mut ws = WriteSet::new(0, 64, bits).ok_or(EINVAL)?;
+        let mut v = vgpu_at(a)?;
+        v.submit(a);
+        let d = v.take_submission().ok_or(EINVAL)?;
+        v.execute(d, &mut mem, &mut ws).map_err(|_| EINVAL)?;
+        assert!(ws.contains(8) && ws.contains(0) && !ws.is_unbounded());
+        let mut changed = [u64::MAX; 4];
+        let mut n = 0usize;
+        let st = t.scan_candidates(
+            &ws,
+            0..64,
+            Unhashed::Report,
+            &mut scratch,
+            |g, b| read_page(&mem, g, b),
+            |g| {
+                if let Some(c) = changed.get_mut(n) {
+                    *c = g;
+                }
+                n += 1;
+            },
+        );
+        assert_eq!(n, 2);
+        assert_eq!(changed[..2], [0, 8]);
+        assert_eq!(st.rehashed, 2);
+        assert_eq!(st.skipped, 62);
         Ok(())
     }
 

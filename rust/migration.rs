@@ -13,6 +13,14 @@
 //! image it receives and applies the last one. If it sits at another GGTT
 //! partition, pending contexts are remapped ([`remap`]).
 //!
+//! With `rehash=writeset` (the default) the tracker re-hashes only what the
+//! executed commands could have written ([`WriteSet`], fed by the command
+//! streamer's write sets and the device model's own writes through
+//! [`Migration`]'s [`WriteSink`]): pre-copy reports keep the hashes current
+//! and report what changed, and the stop-copy re-hash, done when STOP_COPY
+//! is entered, reads only the pages written since the last report.
+//! `rehash=all` is gMig's full re-hash.
+//!
 //! Everything here reaches the vGPU through the [`Provider`] trait (state
 //! image, quiesce/resume, writable pages, restore with remapping), so the
 //! sim and GVT-g backends migrate the same way.
@@ -29,10 +37,11 @@ use crate::{
     ffi::{from_result, set_dirty, IovaBitmap},
     gmig_core::{
         gtt::PAGE_SIZE,
-        planner::{self, Action, DirtySource, Phase, Policy},
+        planner::{self, Action, DirtySource, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent},
         stream,
-        tracker::HashTracker,
+        tracker::{HashTracker, Unhashed},
+        writeset::{words_for, WriteSet, WriteSink},
     },
     vgpu::{vgpu_ref, DmaMem, Inner, Shared},
 };
@@ -56,6 +65,7 @@ extern "C" {
     fn get_random_u64() -> u64;
     fn gmig_param_precopy() -> *const kernel::ffi::c_char;
     fn gmig_param_dirty() -> *const kernel::ffi::c_char;
+    fn gmig_param_rehash() -> *const kernel::ffi::c_char;
 }
 
 fn param(f: unsafe extern "C" fn() -> *const kernel::ffi::c_char) -> &'static str {
@@ -67,10 +77,11 @@ fn param(f: unsafe extern "C" fn() -> *const kernel::ffi::c_char) -> &'static st
 }
 
 /// The policies of this migration, from the module parameters.
-fn policies() -> (Policy, DirtySource) {
+fn policies() -> (Policy, DirtySource, Rehash) {
     let p = Policy::parse(param(gmig_param_precopy)).unwrap_or(Policy::Oneshot);
     let d = DirtySource::parse(param(gmig_param_dirty)).unwrap_or(DirtySource::Hash);
-    (p, d)
+    let r = Rehash::parse(param(gmig_param_rehash)).unwrap_or(Rehash::WriteSet);
+    (p, d, r)
 }
 
 /// Per-migration statistics (debugfs `stats`), reset when one starts.
@@ -89,6 +100,20 @@ struct MigStats {
     images_applied: u64,
     reports: [u64; 2],
     read_errors: u64,
+    /// Tracked pages the stop-copy re-hash did not read (hash kept).
+    pages_rehash_skipped: u64,
+    /// Pages the stop-copy re-hash read.
+    pages_rehashed_stopcopy: u64,
+    /// Pages pre-copy reports re-hashed.
+    pages_rehashed_precopy: u64,
+    /// Time of the stop-copy re-hash.
+    rehash_stopcopy_us: i64,
+    /// Reports whose write set was unbounded (every tracked page read).
+    writeset_unbounded: u64,
+    /// STOP_COPY entered -> vGPU lock taken (the running context ends).
+    quiesce_wait_us: i64,
+    /// Building the final state image.
+    image_us: i64,
 }
 
 struct Tracking {
@@ -96,6 +121,13 @@ struct Tracking {
     scratch: KBox<[u8; 4096]>,
     /// GPU-writable pages outside the window (always reported).
     outside: u64,
+    /// Frames the GPU may have written since their last hash.
+    written: WriteSet<KVVec<u64>>,
+    /// Frames found changed and not reported yet (the stop-copy re-hash
+    /// puts its result here; reports hand it out by range).
+    pending: WriteSet<KVVec<u64>>,
+    /// The stop-copy re-hash ran (reset when the vGPU runs again).
+    stop_scanned: bool,
 }
 
 /// Migration state of one vGPU.
@@ -103,6 +135,7 @@ pub(crate) struct Migration {
     state: u32,
     policy: Policy,
     source: DirtySource,
+    rehash: Rehash,
     stats: MigStats,
     tracking: Option<Tracking>,
     /// Save side: bytes to hand out and how many were read.
@@ -110,6 +143,8 @@ pub(crate) struct Migration {
     pos: usize,
     /// Resume side: bytes written so far.
     incoming: KVVec<u8>,
+    /// When STOP_COPY was entered (device downtime runs until the last
+    /// byte of the final image is read).
     stopped_at: Option<Instant<Monotonic>>,
 }
 
@@ -128,11 +163,12 @@ fn state_name(s: u32) -> &'static str {
 
 impl Migration {
     pub(crate) fn new() -> Self {
-        let (policy, source) = policies();
+        let (policy, source, rehash) = policies();
         Self {
             state: RUNNING,
             policy,
             source,
+            rehash,
             stats: MigStats::default(),
             tracking: None,
             image: KVVec::new(),
@@ -151,6 +187,7 @@ impl Migration {
         writeln!(f, "state: {}", state_name(self.state))?;
         writeln!(f, "precopy: {}", self.policy.name())?;
         writeln!(f, "dirty: {}", self.source.name())?;
+        writeln!(f, "rehash: {}", self.rehash.name())?;
         writeln!(f, "precopy_rounds: {}", s.precopy_rounds)?;
         writeln!(f, "precopy_bytes: {}", s.precopy_bytes)?;
         writeln!(f, "stopcopy_bytes: {}", s.stopcopy_bytes)?;
@@ -160,6 +197,13 @@ impl Migration {
         writeln!(f, "pages_reported_precopy: {}", s.pages_reported_precopy)?;
         writeln!(f, "pages_dirty_stopcopy: {}", s.pages_dirty_stopcopy)?;
         writeln!(f, "pages_sent_stopcopy: {}", s.pages_sent_stopcopy)?;
+        writeln!(f, "pages_rehash_skipped: {}", s.pages_rehash_skipped)?;
+        writeln!(f, "pages_rehashed_stopcopy: {}", s.pages_rehashed_stopcopy)?;
+        writeln!(f, "pages_rehashed_precopy: {}", s.pages_rehashed_precopy)?;
+        writeln!(f, "rehash_stopcopy_us: {}", s.rehash_stopcopy_us)?;
+        writeln!(f, "writeset_unbounded: {}", s.writeset_unbounded)?;
+        writeln!(f, "quiesce_wait_us: {}", s.quiesce_wait_us)?;
+        writeln!(f, "image_us: {}", s.image_us)?;
         writeln!(f, "downtime_us: {}", s.downtime_us)?;
         writeln!(f, "resume_us: {}", s.resume_us)?;
         writeln!(f, "remap_patched: {}", s.remap_patched)?;
@@ -193,10 +237,82 @@ impl Migration {
     pub(crate) fn dma_unmap(&mut self, _iova: u64, _length: u64) {}
 
     fn reset_stats(&mut self) {
-        let (p, d) = policies();
+        let (p, d, r) = policies();
         self.policy = p;
         self.source = d;
+        self.rehash = r;
         self.stats = MigStats::default();
+    }
+
+    /// The stop-copy re-hash, when the vGPU has just been quiesced: its
+    /// result waits in `pending` for the final report(s), so its cost
+    /// falls inside the device downtime it belongs to.
+    fn stop_scan(&mut self, vdev: crate::ffi::Vdev) {
+        let action = planner::decide_rehash(self.policy, self.source, self.rehash, Phase::StopCopy);
+        let Some(t) = self.tracking.as_mut() else {
+            return;
+        };
+        if t.stop_scanned {
+            return;
+        }
+        let start = Instant::<Monotonic>::now();
+        let Tracking {
+            tracker,
+            scratch,
+            written,
+            pending,
+            ..
+        } = t;
+        let mut errors = 0u64;
+        let mut read = |gfn: u64, buf: &mut [u8; 4096]| {
+            let r = vdev.dma_read(gfn * PAGE_SIZE, &mut buf[..]);
+            errors += u64::from(r.is_err());
+            r
+        };
+        let before = tracker.hashed();
+        let mut dirty = 0u64;
+        match action {
+            Action::Nothing | Action::Snapshot | Action::Refresh => {}
+            Action::All => {
+                for gfn in tracker.tracked_frames() {
+                    pending.record(gfn);
+                    dirty += 1;
+                }
+            }
+            Action::Changed => {
+                dirty = tracker.scan_changed(scratch, &mut read, |g| pending.record(g));
+            }
+            Action::Candidates => {
+                if written.is_unbounded() {
+                    self.stats.writeset_unbounded += 1;
+                }
+                let window = written.base()..written.base() + written.window();
+                let st = tracker.scan_candidates(
+                    written,
+                    window,
+                    Unhashed::Report,
+                    scratch,
+                    &mut read,
+                    |g| pending.record(g),
+                );
+                written.clear();
+                dirty = st.changed;
+                self.stats.pages_rehash_skipped = st.skipped;
+            }
+        }
+        self.stats.pages_rehashed_stopcopy = tracker.hashed() - before;
+        self.stats.pages_dirty_stopcopy = dirty;
+        self.stats.read_errors += errors;
+        self.stats.rehash_stopcopy_us = start.elapsed().as_micros_ceil();
+        t.stop_scanned = true;
+    }
+
+    /// The vGPU runs again: a later stop re-hashes again. Pages found
+    /// changed and not reported stay pending (their hashes are current).
+    fn stop_unscan(&mut self) {
+        if let Some(t) = self.tracking.as_mut() {
+            t.stop_scanned = false;
+        }
     }
 
     /// A save starts: reset the counters unless dirty logging already
@@ -204,6 +320,27 @@ impl Migration {
     fn start_save(&mut self) {
         if self.tracking.is_none() {
             self.reset_stats();
+        }
+    }
+}
+
+/// The command streamer's write sets and the device model's own writes:
+/// the frames join the tracker (as [`ShadowEvent::GpuWrote`] did) and the
+/// write set of the migration, if dirty logging runs.
+impl WriteSink for Migration {
+    fn may_write(&mut self, gfn: u64) {
+        let Some(t) = self.tracking.as_mut() else {
+            return;
+        };
+        if !t.tracker.is_tracked(gfn) && t.tracker.track(gfn).is_err() {
+            t.outside += 1;
+        }
+        t.written.record(gfn);
+    }
+
+    fn unbounded(&mut self) {
+        if let Some(t) = self.tracking.as_mut() {
+            t.written.set_unbounded();
         }
     }
 }
@@ -287,8 +424,30 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
 }
 
 fn arc(s: &Shared, cur: u32, next: u32) -> Result {
+    let entered = Instant::<Monotonic>::now();
+    // The streamer yields after its running context instead of running
+    // the queued ones first; it is kicked again below if the vGPU still
+    // runs (an arc that quiesces leaves them queued: they migrate).
+    s.stopping
+        .store(true, core::sync::atomic::Ordering::Release);
     let mut guard = s.inner.lock();
-    let inner = &mut *guard;
+    s.stopping
+        .store(false, core::sync::atomic::Ordering::Release);
+    let res = arc_locked(s, &mut guard, cur, next, entered);
+    if guard.open && !guard.sim.is_quiesced() && Provider::pending_workloads(&guard.sim) > 0 {
+        s.vdev.kick_exec();
+    }
+    res
+}
+
+/// [`arc`] with the vGPU lock held.
+fn arc_locked(
+    s: &Shared,
+    inner: &mut Inner,
+    cur: u32,
+    next: u32,
+    entered: Instant<Monotonic>,
+) -> Result {
     let mig = &mut inner.mig;
     match (cur, next) {
         (RUNNING, PRE_COPY) | (RUNNING_P2P, PRE_COPY_P2P) => {
@@ -300,6 +459,8 @@ fn arc(s: &Shared, cur: u32, next: u32) -> Result {
         (PRE_COPY, RUNNING) | (PRE_COPY_P2P, RUNNING_P2P) | (STOP_COPY, STOP) => {
             mig.image.clear();
             mig.pos = 0;
+            // A client that left STOP_COPY before reading the last byte:
+            // the downtime ends here.
             if let Some(t) = mig.stopped_at.take() {
                 if cur == STOP_COPY {
                     mig.stats.downtime_us = t.elapsed().as_micros_ceil();
@@ -308,29 +469,40 @@ fn arc(s: &Shared, cur: u32, next: u32) -> Result {
         }
         (RUNNING_P2P, STOP) => {
             inner.sim.quiesce();
-            mig.stopped_at = Some(Instant::now());
+            mig.stop_scan(s.vdev);
         }
         (STOP, RUNNING_P2P) => {
             mig.stopped_at = None;
+            mig.stop_unscan();
             if inner.sim.resume() {
                 s.vdev.kick_exec();
             }
         }
         (PRE_COPY_P2P, STOP_COPY) | (STOP, STOP_COPY) => {
+            mig.stopped_at = Some(entered);
+            mig.stats.quiesce_wait_us = entered.elapsed().as_micros_ceil();
             if cur == PRE_COPY_P2P {
                 inner.sim.quiesce();
-                mig.stopped_at = Some(Instant::now());
+                mig.stop_scan(s.vdev);
             } else {
                 mig.start_save();
                 mig.image.clear();
                 mig.pos = 0;
             }
             // Unread pre-copy bytes still go out first: images are whole.
+            // A fully read pre-copy image is dropped (its buffer is reused:
+            // no reallocation and copy inside the downtime).
+            if mig.pos == mig.image.len() {
+                mig.image.clear();
+                mig.pos = 0;
+            }
             let unread = mig.image.len() - mig.pos;
             mig.stats.stopcopy_bytes = 0;
             let before = mig.image.len();
+            let t = Instant::<Monotonic>::now();
             build_image(&inner.sim, &mut inner.mig.image)?;
             let mig = &mut inner.mig;
+            mig.stats.image_us = t.elapsed().as_micros_ceil();
             mig.stats.stopcopy_bytes = (mig.image.len() - before + unread) as u64;
         }
         (STOP, RESUMING) => {
@@ -390,6 +562,12 @@ unsafe extern "C" fn gmig_rs_mig_read(vgpu: *mut c_void, buf: *mut c_void, len: 
         mig.stats.precopy_bytes += n as u64;
         if mig.pos == mig.image.len() {
             mig.stats.precopy_rounds += 1;
+        }
+    }
+    if n > 0 && mig.state == STOP_COPY && mig.pos == mig.image.len() {
+        // The last byte of device data: STOP_COPY entered -> here.
+        if let Some(t) = mig.stopped_at.take() {
+            mig.stats.downtime_us = t.elapsed().as_micros_ceil();
         }
     }
     isize::try_from(n).unwrap_or(isize::MAX)
@@ -478,6 +656,7 @@ extern "C" fn gmig_rs_mig_abort(vgpu: *mut c_void) {
     mig.incoming = KVVec::new();
     mig.pos = 0;
     mig.stopped_at = None;
+    mig.stop_unscan();
 }
 
 fn log_start(s: &Shared, ranges: &[u64]) -> Result {
@@ -496,6 +675,11 @@ fn log_start(s: &Shared, ranges: &[u64]) -> Result {
     // SAFETY: `get_random_u64()` has no preconditions.
     let seed = unsafe { get_random_u64() };
     let mut tracker = HashTracker::new(start, seed, slots);
+    let words = words_for(pages);
+    let written =
+        WriteSet::new(start, pages, KVVec::from_elem(0u64, words, GFP_KERNEL)?).ok_or(EINVAL)?;
+    let pending =
+        WriteSet::new(start, pages, KVVec::from_elem(0u64, words, GFP_KERNEL)?).ok_or(EINVAL)?;
     let mut guard = s.inner.lock();
     let inner = &mut *guard;
     let mut outside = 0;
@@ -509,10 +693,13 @@ fn log_start(s: &Shared, ranges: &[u64]) -> Result {
         tracker,
         scratch,
         outside,
+        written,
+        pending,
+        stop_scanned: false,
     });
     dev_info!(
         s.dev,
-        "dirty logging on frames {:#x}..{:#x}: {} GPU pages tracked (precopy={} dirty={})\n",
+        "dirty logging on frames {:#x}..{:#x}: {} GPU pages tracked (precopy={} dirty={} rehash={})\n",
         start,
         start + pages,
         inner
@@ -521,7 +708,8 @@ fn log_start(s: &Shared, ranges: &[u64]) -> Result {
             .as_ref()
             .map_or(0, |t| t.tracker.tracked()),
         inner.mig.policy.name(),
-        inner.mig.source.name()
+        inner.mig.source.name(),
+        inner.mig.rehash.name()
     );
     Ok(())
 }
@@ -552,25 +740,45 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
     let inner = &mut *guard;
     let stopped = inner.sim.is_quiesced() || !inner.open;
     let mig = &mut inner.mig;
-    let (policy, source) = (mig.policy, mig.source);
-    let Some(t) = mig.tracking.as_mut() else {
+    let (policy, source, rehash) = (mig.policy, mig.source, mig.rehash);
+    if mig.tracking.is_none() {
         return Err(EINVAL);
-    };
+    }
     let phase = if stopped {
         Phase::StopCopy
     } else {
         Phase::PreCopy
     };
+    if phase == Phase::StopCopy {
+        // Normally done when STOP_COPY was entered.
+        mig.stop_scan(s.vdev);
+    }
+    let Some(t) = mig.tracking.as_mut() else {
+        return Err(EINVAL);
+    };
     let first = iova / PAGE_SIZE;
     let last = iova.saturating_add(length) / PAGE_SIZE;
-    let action = planner::decide(policy, source, phase);
     let mut reported = 0u64;
-    let mut changed = 0u64;
     let mut read_errors = 0u64;
+    let mut rehashed = 0u64;
+    let mut unbounded = 0u64;
     let mark = |gfn: u64| {
         // SAFETY: `dirty` is the bitmap of this report (caller contract).
         unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
     };
+    // Pages found changed by an earlier scan and not reported yet (the
+    // stop-copy re-hash's result), in this report's range.
+    for gfn in t.pending.iter_range(first..last) {
+        mark(gfn);
+        reported += 1;
+    }
+    t.pending.clear_range(first..last);
+    let action = match phase {
+        // The stop-copy scan has run; its result went out above.
+        Phase::StopCopy => Action::Nothing,
+        Phase::PreCopy => planner::decide_rehash(policy, source, rehash, phase),
+    };
+    let vdev = s.vdev;
     match action {
         Action::Nothing => {}
         Action::All => {
@@ -583,8 +791,47 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
                 reported += 1;
             }
         }
+        Action::Refresh | Action::Candidates => {
+            let Tracking {
+                tracker,
+                scratch,
+                written,
+                ..
+            } = t;
+            if written.take_unbounded() {
+                // Unknown write set: every tracked page is a candidate
+                // (a superset of the frames the active address spaces map
+                // writable, and of every frame they mapped since logging
+                // started). Materialised so that reports by range work.
+                unbounded += 1;
+                for gfn in tracker.tracked_frames() {
+                    written.record(gfn);
+                }
+            }
+            let unhashed = if action == Action::Refresh {
+                Unhashed::Snapshot
+            } else {
+                Unhashed::Report
+            };
+            let st = tracker.scan_candidates(
+                written,
+                first..last,
+                unhashed,
+                scratch,
+                |gfn, buf| {
+                    let r = vdev.dma_read(gfn * PAGE_SIZE, &mut buf[..]);
+                    read_errors += u64::from(r.is_err());
+                    r
+                },
+                |gfn| {
+                    mark(gfn);
+                    reported += 1;
+                },
+            );
+            written.clear_range(first..last);
+            rehashed += st.rehashed;
+        }
         Action::Snapshot | Action::Changed => {
-            let vdev = s.vdev;
             let base = t.tracker.base();
             let window = t.tracker.window();
             let lo = first.max(base);
@@ -598,6 +845,7 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
                 if wanted {
                     let ok = vdev.dma_read(gfn * PAGE_SIZE, &mut t.scratch[..]).is_ok();
                     read_errors += u64::from(!ok);
+                    rehashed += 1;
                     let c = if ok {
                         t.tracker.check(gfn, &t.scratch[..], true).unwrap_or(true)
                     } else {
@@ -606,7 +854,6 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
                     if c && action == Action::Changed {
                         mark(gfn);
                         reported += 1;
-                        changed += 1;
                     }
                 }
                 gfn += 1;
@@ -615,6 +862,7 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
     }
     let mig_stats = &mut inner.mig.stats;
     mig_stats.read_errors += read_errors;
+    mig_stats.writeset_unbounded += unbounded;
     let slot = match phase {
         Phase::PreCopy => 0,
         Phase::StopCopy => 1,
@@ -623,15 +871,11 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
         *r += 1;
     }
     match phase {
-        Phase::StopCopy => {
-            mig_stats.pages_dirty_stopcopy += if action == Action::All {
-                reported
-            } else {
-                changed
-            };
-            mig_stats.pages_sent_stopcopy += reported;
+        Phase::StopCopy => mig_stats.pages_sent_stopcopy += reported,
+        Phase::PreCopy => {
+            mig_stats.pages_reported_precopy += reported;
+            mig_stats.pages_rehashed_precopy += rehashed;
         }
-        _ => mig_stats.pages_reported_precopy += reported,
     }
     Ok(())
 }

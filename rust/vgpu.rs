@@ -8,7 +8,7 @@
 //! `vfio_dma_rw()` (which takes the IOMMU's lock; its `dma_unmap` callback
 //! is made with that lock dropped) and `gmig_raise_irq()` (a spinlock).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::{
     debugfs::{Dir, File},
@@ -30,6 +30,7 @@ use crate::{
             workload::{Command as WorkloadCommand, Params as WorkloadParams, Workload},
         },
         slots::Slots,
+        writeset::{FrameLog, RecordingMem},
     },
     migration::Migration,
 };
@@ -193,6 +194,10 @@ pub(crate) struct Shared {
     pub(crate) type_index: usize,
     pub(crate) stats: Stats,
     pub(crate) faults: AtomicU64,
+    /// A migration arc waits for `inner` to quiesce the vGPU: the command
+    /// streamer finishes the running context and leaves the queued ones
+    /// (they migrate as pending submissions).
+    pub(crate) stopping: AtomicBool,
     #[pin]
     pub(crate) inner: Mutex<Inner>,
 }
@@ -216,10 +221,13 @@ impl Shared {
         }
         let mut mem = DmaMem::new(self);
         let Inner { sim, mig, .. } = &mut *guard;
-        while let Some(desc) = sim.take_submission() {
-            let res = sim.execute(desc, &mut mem, &mut |gfn| {
-                mig.shadow_event(ShadowEvent::GpuWrote { gfn })
-            });
+        while !self.stopping.load(Ordering::Acquire) {
+            let Some(desc) = sim.take_submission() else {
+                break;
+            };
+            // The streamer tells the migration each command's write set
+            // before running it.
+            let res = sim.execute(desc, &mut mem, mig);
             self.stats.contexts.fetch_add(1, Ordering::Relaxed);
             if let Err(fault) = res {
                 self.faults.fetch_add(1, Ordering::Relaxed);
@@ -318,9 +326,17 @@ impl Shared {
         let Some((params, scratch)) = inner.workload_start.take() else {
             return;
         };
-        let mut mem = DmaMem::new(self);
+        let mut dma = DmaMem::new(self);
         let Inner { sim, mig, .. } = inner;
-        match Workload::setup(params, sim, &mut mem, &mut |ev| {
+        // The context image it writes is device-model work the VMM cannot
+        // see: recorded like a command's write set (logged here, handed to
+        // the migration below, as `mig` takes the GGTT updates meanwhile).
+        let mut log = FrameLog::<4>::default();
+        let mut mem = RecordingMem {
+            mem: &mut dma,
+            sink: &mut log,
+        };
+        let res = Workload::setup(params, sim, &mut mem, &mut |ev| {
             if let Event::GgttUpdate { index, old, new } = ev {
                 mig.shadow_event(ShadowEvent::GgttWrite {
                     index: index as u64,
@@ -328,7 +344,9 @@ impl Shared {
                     new,
                 });
             }
-        }) {
+        });
+        log.replay(mig);
+        match res {
             Ok(wl) => {
                 dev_info!(
                     self.dev,
@@ -352,9 +370,18 @@ impl Shared {
         }
         self.workload_setup(&mut guard);
         let quiesced = guard.sim.is_quiesced();
-        let mut mem = DmaMem::new(self);
-        let Inner { sim, workload, .. } = &mut *guard;
+        let mut dma = DmaMem::new(self);
+        let Inner {
+            sim, workload, mig, ..
+        } = &mut *guard;
         let (wl, scratch) = workload.as_mut()?;
+        // The ring, batch and context image the stand-in guest driver
+        // writes go through the device (VFIO DMA), unseen by the VMM:
+        // recorded in the write set like the commands' own writes.
+        let mut mem = RecordingMem {
+            mem: &mut dma,
+            sink: mig,
+        };
         if !quiesced {
             match wl.submit_frame(sim, &mut mem, scratch) {
                 Ok(()) => self.vdev.kick_exec(),
@@ -410,6 +437,7 @@ fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
                 type_index,
                 stats: Stats::new(),
                 faults: AtomicU64::new(0),
+                stopping: AtomicBool::new(false),
                 inner <- kernel::new_mutex!(Inner {
                     sim,
                     open: false,

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -378,6 +379,42 @@ static unsigned int count_bits(const uint64_t *bm, size_t words, int *first)
 	return n;
 }
 
+/* Writes a gmig module parameter; returns 0 or -errno. */
+static int set_param(const char *name, const char *val)
+{
+	char path[128];
+	FILE *f;
+	int ret;
+
+	snprintf(path, sizeof(path), "/sys/module/gmig/parameters/%s", name);
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	ret = fputs(val, f) < 0 ? -EIO : 0;
+	if (fclose(f))
+		ret = -errno;
+	return ret;
+}
+
+/* The value of `key` in the vGPU's debugfs stats, or -1. */
+static long long stat_of(const char *uuid, const char *key)
+{
+	char path[128], line[160];
+	size_t klen = strlen(key);
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/stats", uuid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':')
+			v = atoll(line + klen + 1);
+	fclose(f);
+	return v;
+}
+
 TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
 {
 	struct sim *a = &self->a;
@@ -390,7 +427,10 @@ TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
 	int first, fd;
 
 	ASSERT_NE(NULL, bm);
+	/* gMig's behaviour: every tracked page re-hashed at stop-copy. */
+	ASSERT_EQ(0, set_param("rehash", "all"));
 	ASSERT_EQ(0, gvfio_log_start(&a->v, IOVA, MEM));
+	ASSERT_EQ(0, set_param("rehash", "writeset"));
 	/* One-shot: reports while running name nothing (and hash the pages). */
 	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
 	ASSERT_EQ(0u, count_bits(bm, words, &first));
@@ -408,6 +448,72 @@ TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
 	ASSERT_TRUE(bm[0] & (1ull << SIM_PAGE_CTX));
 	ASSERT_TRUE(bm[0] & (1ull << SIM_PAGE_RING));
 	ASSERT_TRUE(bm[(SIM_PAGE_DATA + 5) / 64] & (1ull << ((SIM_PAGE_DATA + 5) % 64)));
+	ASSERT_EQ(0, stat_of(UA, "pages_rehash_skipped"));
+	ASSERT_EQ(stat_of(UA, "pages_tracked"), stat_of(UA, "pages_rehashed_stopcopy"));
+	close(fd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, gvfio_log_stop(&a->v));
+	free(bm);
+}
+
+static int bit(const uint64_t *bm, unsigned int page)
+{
+	return !!(bm[page / 64] & (1ull << (page % 64)));
+}
+
+/*
+ * rehash=writeset: reports re-hash only what the executed commands could
+ * write (the store's page and the context image the engine writes back),
+ * pre-copy reports keep the hashes current, and stop-copy reads only the
+ * pages written since the last report. The ring, written by this process
+ * (the guest CPU, which the VMM tracks itself), is not the device's.
+ */
+TEST_F(mig, writeset_rehash_reads_only_what_commands_wrote)
+{
+	struct sim *a = &self->a;
+	size_t words = MEM / 4096 / 64;
+	uint64_t *bm = calloc(words, 8);
+	unsigned int p1 = SIM_PAGE_DATA + 5, p2 = SIM_PAGE_DATA + 9;
+	uint32_t cmd[] = {
+		(0x20u << 23) | (1u << 22) | 2,
+		(uint32_t)sim_gaddr(a, p1), 0, 0x12345678,
+	};
+	long long tracked;
+	int first, fd;
+
+	ASSERT_NE(NULL, bm);
+	ASSERT_EQ(0, set_param("rehash", "writeset"));
+	ASSERT_EQ(0, gvfio_log_start(&a->v, IOVA, MEM));
+	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	ASSERT_EQ(0u, count_bits(bm, words, &first));
+	ASSERT_EQ(0, sim_submit(a, cmd, 4, 5));
+	ASSERT_EQ(0, sim_wait(a));
+	/* Pre-copy: the written pages are reported (and re-hashed) now. */
+	memset(bm, 0, words * 8);
+	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	ASSERT_EQ(2u, count_bits(bm, words, &first));
+	ASSERT_TRUE(bit(bm, SIM_PAGE_CTX));
+	ASSERT_TRUE(bit(bm, p1));
+	/* One more store, then stop: only its pages are read again. */
+	cmd[1] = (uint32_t)sim_gaddr(a, p2);
+	ASSERT_EQ(0, sim_submit(a, cmd, 4, 6));
+	ASSERT_EQ(0, sim_wait(a));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	memset(bm, 0, words * 8);
+	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	ASSERT_EQ(2u, count_bits(bm, words, &first));
+	ASSERT_TRUE(bit(bm, SIM_PAGE_CTX));
+	ASSERT_TRUE(bit(bm, p2));
+	tracked = stat_of(UA, "pages_tracked");
+	ASSERT_LE(SIM_PAGES, tracked);
+	ASSERT_EQ(2, stat_of(UA, "pages_rehashed_stopcopy"));
+	ASSERT_EQ(tracked - 2, stat_of(UA, "pages_rehash_skipped"));
+	ASSERT_EQ(2, stat_of(UA, "pages_dirty_stopcopy"));
+	ASSERT_EQ(2, stat_of(UA, "pages_sent_stopcopy"));
+	/* A second stop-copy report has nothing left to say. */
+	memset(bm, 0, words * 8);
+	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	ASSERT_EQ(0u, count_bits(bm, words, &first));
 	close(fd);
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, gvfio_log_stop(&a->v));

@@ -190,8 +190,9 @@ TEST_F(sim, bad_region_accesses_are_refused)
 	struct sim *s = &self->s;
 	uint8_t b[8];
 
-	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, 2 << 20, b, 4, false));
-	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, (2 << 20) - 2, b, 4, false));
+	ASSERT_EQ(SIM_BAR0_SIZE, s->v.region[VFIO_PCI_BAR0_REGION_INDEX].size);
+	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, SIM_BAR0_SIZE, b, 4, false));
+	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, SIM_BAR0_SIZE - 2, b, 4, false));
 	/* Registers are written as dwords (unaligned accesses are split). */
 	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, SIM_RCS_IMR, b, 2, true));
 	ASSERT_GT(0, gvfio_region_rw(&s->v, 0, 0x2030, b, 3, true));

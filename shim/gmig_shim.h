@@ -64,5 +64,6 @@ struct device *gmig_vdev_device(struct gmig_vdev *gv);
 void gmig_log_set_dirty(struct iova_bitmap *dirty, u64 iova, u64 length);
 const char *gmig_param_precopy(void);
 const char *gmig_param_dirty(void);
+const char *gmig_param_rehash(void);
 
 #endif /* GMIG_SHIM_H */

@@ -46,6 +46,7 @@ static const struct vfio_device_ops gmig_dev_ops;
 /* Module parameters: migration policy, read when a migration starts. */
 static char gmig_precopy[16] = "oneshot";
 static char gmig_dirty[16] = "hash";
+static char gmig_rehash[16] = "writeset";
 
 static int gmig_param_set(const char *val, const struct kernel_param *kp,
 			  const char *const *allowed)
@@ -72,6 +73,13 @@ static int gmig_dirty_set(const char *val, const struct kernel_param *kp)
 	return gmig_param_set(val, kp, allowed);
 }
 
+static int gmig_rehash_set(const char *val, const struct kernel_param *kp)
+{
+	static const char *const allowed[] = { "writeset", "all", NULL };
+
+	return gmig_param_set(val, kp, allowed);
+}
+
 static const struct kernel_param_ops gmig_precopy_ops = {
 	.set = gmig_precopy_set,
 	.get = param_get_string,
@@ -79,6 +87,11 @@ static const struct kernel_param_ops gmig_precopy_ops = {
 
 static const struct kernel_param_ops gmig_dirty_ops = {
 	.set = gmig_dirty_set,
+	.get = param_get_string,
+};
+
+static const struct kernel_param_ops gmig_rehash_ops = {
+	.set = gmig_rehash_set,
 	.get = param_get_string,
 };
 
@@ -90,10 +103,16 @@ static struct kparam_string gmig_dirty_kps = {
 	.maxlen = sizeof(gmig_dirty), .string = gmig_dirty,
 };
 
+static struct kparam_string gmig_rehash_kps = {
+	.maxlen = sizeof(gmig_rehash), .string = gmig_rehash,
+};
+
 module_param_cb(precopy, &gmig_precopy_ops, &gmig_precopy_kps, 0644);
 MODULE_PARM_DESC(precopy, "GPU page pre-copy policy: oneshot (default), iterative, off");
 module_param_cb(dirty, &gmig_dirty_ops, &gmig_dirty_kps, 0644);
 MODULE_PARM_DESC(dirty, "dirty GPU pages: hash (software dirty pages, default) or all");
+module_param_cb(rehash, &gmig_rehash_ops, &gmig_rehash_kps, 0644);
+MODULE_PARM_DESC(rehash, "pages a hashing report re-hashes: writeset (what executed commands could write, default) or all (gMig)");
 
 const char *gmig_param_precopy(void)
 {
@@ -103,6 +122,11 @@ const char *gmig_param_precopy(void)
 const char *gmig_param_dirty(void)
 {
 	return gmig_dirty;
+}
+
+const char *gmig_param_rehash(void)
+{
+	return gmig_rehash;
 }
 
 /* Helpers for Rust. */

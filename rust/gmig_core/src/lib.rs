@@ -34,3 +34,5 @@ pub mod stream;
 pub mod testutil;
 /// The software dirty-page tracker.
 pub mod tracker;
+/// The write-set recorder (frames executed commands may have written).
+pub mod writeset;

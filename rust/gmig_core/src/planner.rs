@@ -36,6 +36,38 @@ pub enum DirtySource {
     All,
 }
 
+/// Which tracked pages a hashing report re-hashes (module parameter
+/// `rehash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rehash {
+    /// gMig: every tracked page, every hashing report (the stop-copy one
+    /// included, inside the downtime).
+    All,
+    /// Only the pages the executed work could have written since their
+    /// last hash ([`super::writeset`]); pre-copy reports keep the hashes
+    /// current, so stop-copy re-hashes little.
+    WriteSet,
+}
+
+impl Rehash {
+    /// Parses `writeset|all`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "writeset" => Some(Self::WriteSet),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+
+    /// The parameter spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WriteSet => "writeset",
+            Self::All => "all",
+        }
+    }
+}
+
 /// Phase of the migration a report belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -58,6 +90,13 @@ pub enum Action {
     Changed,
     /// Report every tracked page.
     All,
+    /// [`Action::Snapshot`] for pages not written since logging started,
+    /// and re-hash the recorded write set, reporting the pages that
+    /// changed (so the VMM resends them before the downtime).
+    Refresh,
+    /// Re-hash the recorded write set and the never-hashed pages, report
+    /// the pages that changed; every other tracked page keeps its hash.
+    Candidates,
 }
 
 impl Policy {
@@ -110,6 +149,16 @@ pub fn decide(policy: Policy, source: DirtySource, phase: Phase) -> Action {
         (Y::Oneshot, D::Hash, P::PreCopy) => Action::Snapshot,
         (Y::Oneshot | Y::Off, _, P::PreCopy) => Action::Nothing,
         (Y::Iterative, D::Hash, _) | (Y::Oneshot, D::Hash, P::StopCopy) => Action::Changed,
+    }
+}
+
+/// The decision for one report with re-hash policy `rehash`: `writeset`
+/// turns every hashing action into its write-set form.
+pub fn decide_rehash(policy: Policy, source: DirtySource, rehash: Rehash, phase: Phase) -> Action {
+    match (decide(policy, source, phase), rehash) {
+        (Action::Snapshot, Rehash::WriteSet) => Action::Refresh,
+        (Action::Changed, Rehash::WriteSet) => Action::Candidates,
+        (a, _) => a,
     }
 }
 
@@ -185,6 +234,9 @@ mod tests {
                                 },
                                 |g| out.push(g),
                             );
+                        }
+                        Action::Refresh | Action::Candidates => {
+                            unreachable!("decide() never asks for write sets")
                         }
                     }
                     out

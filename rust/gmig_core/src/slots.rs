@@ -12,8 +12,9 @@
 //!
 //! The allocator is a plain bitmap: no allocation, `O(slots)` per call.
 
-/// Size of the whole global graphics address space of the sim parent.
-pub const GGTT_SIZE: u64 = 512 << 20;
+/// Size of the whole global graphics address space of the sim parent
+/// (Gen9's GGTT is 4 GiB; graphics addresses stay 32-bit).
+pub const GGTT_SIZE: u64 = 4 << 30;
 /// Granule of partition allocation.
 pub const SLOT_SIZE: u64 = 64 << 20;
 /// Number of slots, slot 0 being the host's.
@@ -22,7 +23,7 @@ pub const NR_SLOTS: u32 = (GGTT_SIZE / SLOT_SIZE) as u32;
 /// Bitmap of used slots; bit `i` set means slot `i` is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slots {
-    used: u32,
+    used: u64,
 }
 
 impl Default for Slots {
@@ -46,9 +47,9 @@ impl Slots {
         u32::try_from(size / SLOT_SIZE).ok()
     }
 
-    fn mask(first: u32, n: u32) -> u32 {
-        // n <= NR_SLOTS - 1 < 32 and first + n <= NR_SLOTS.
-        ((1u32 << n) - 1) << first
+    fn mask(first: u32, n: u32) -> u64 {
+        // n <= NR_SLOTS - 1 < 64 and first + n <= NR_SLOTS.
+        ((1u64 << n) - 1) << first
     }
 
     fn candidates(size: u64) -> impl Iterator<Item = (u32, u32)> {
@@ -122,7 +123,8 @@ mod tests {
     fn capacity_and_free() {
         let mut s = Slots::new();
         assert_eq!(s.available(SLOT_SIZE), NR_SLOTS - 1);
-        assert_eq!(s.available(2 * SLOT_SIZE), 3);
+        assert_eq!(s.available(2 * SLOT_SIZE), NR_SLOTS / 2 - 1);
+        assert_eq!(s.available(16 * SLOT_SIZE), 3, "1 GiB partitions");
         let mut bases = std::vec::Vec::new();
         while let Some(b) = s.alloc(SLOT_SIZE) {
             bases.push(b);

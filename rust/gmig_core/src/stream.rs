@@ -101,37 +101,62 @@ pub struct Limits {
     pub max_section: usize,
 }
 
-/// CRC32C (Castagnoli), bitwise with a 16-entry nibble table.
+/// CRC32C (Castagnoli), slicing-by-8 (eight 256-entry tables, 8 KiB of
+/// rodata): about eight times the nibble-table loop's speed, which matters
+/// for the final image built inside the downtime (its GGTT section is 8
+/// bytes per partition page).
 pub fn crc32c(data: &[u8]) -> u32 {
     crc32c_update(0, data)
 }
 
-/// Continues a CRC32C: `crc32c_update(crc32c(a), b) == crc32c(a ++ b)`.
-pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
-    const T: [u32; 16] = {
-        let mut t = [0u32; 16];
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut t = [[0u32; 256]; 8];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82f6_3b78
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[0][i] = c;
+        i += 1;
+    }
+    let mut j = 1;
+    while j < 8 {
         let mut i = 0;
-        while i < 16 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 4 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0x82f6_3b78
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            t[i] = c;
+        while i < 256 {
+            let prev = t[j - 1][i];
+            t[j][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
             i += 1;
         }
-        t
-    };
+        j += 1;
+    }
+    t
+};
+
+/// Continues a CRC32C: `crc32c_update(crc32c(a), b) == crc32c(a ++ b)`.
+pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
+    let t = &CRC_TABLES;
     let mut crc = !crc;
-    for &b in data {
-        crc ^= u32::from(b);
-        crc = (crc >> 4) ^ T[(crc & 15) as usize];
-        crc = (crc >> 4) ^ T[(crc & 15) as usize];
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        crc = t[7][(lo & 0xff) as usize]
+            ^ t[6][((lo >> 8) & 0xff) as usize]
+            ^ t[5][((lo >> 16) & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][c[4] as usize]
+            ^ t[2][c[5] as usize]
+            ^ t[1][c[6] as usize]
+            ^ t[0][c[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = (crc >> 8) ^ t[0][((crc ^ u32::from(b)) & 0xff) as usize];
     }
     !crc
 }
@@ -365,6 +390,32 @@ mod tests {
     #[test]
     fn crc32c_known_answer() {
         assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        // 32 bytes of zeros and of 0xff (RFC 3720, B.4).
+        assert_eq!(crc32c(&[0u8; 32]), 0x8a91_36aa);
+        assert_eq!(crc32c(&[0xffu8; 32]), 0x62a8_ab43);
+        // Every split point agrees with the bytewise definition.
+        let data: std::vec::Vec<u8> = (0..100u32).map(|i| (i * 37 + 5) as u8).collect();
+        let bitwise = |d: &[u8]| {
+            let mut c = !0u32;
+            for &b in d {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        (c >> 1) ^ 0x82f6_3b78
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        };
+        for n in 0..data.len() {
+            assert_eq!(crc32c(&data[..n]), bitwise(&data[..n]), "{n}");
+            assert_eq!(
+                crc32c_update(crc32c(&data[..n]), &data[n..]),
+                bitwise(&data)
+            );
+        }
         assert_eq!(crc32c(b""), 0);
         assert_eq!(crc32c_update(crc32c(b"1234"), b"56789"), 0xe306_9283);
     }

@@ -12,6 +12,7 @@
 //! buffer.
 
 use super::hash::page_hash;
+use super::writeset::WriteSet;
 
 /// Page size the tracker hashes.
 pub const PAGE: usize = 4096;
@@ -29,6 +30,39 @@ pub struct HashTracker<S> {
     slots: S,
     tracked: u64,
     hashed: u64,
+    /// Tracked pages with no snapshot (slot [`NOT_HASHED`]).
+    unhashed: u64,
+}
+
+/// What a candidate re-hash ([`HashTracker::scan_candidates`]) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RehashStats {
+    /// Tracked pages hashed.
+    pub rehashed: u64,
+    /// Tracked pages whose hash was kept without reading them.
+    pub skipped: u64,
+    /// Pages reported changed.
+    pub changed: u64,
+}
+
+/// What [`HashTracker::scan_candidates`] does with tracked pages that are
+/// not candidates and have no snapshot yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unhashed {
+    /// Snapshot them without reporting (pre-copy: the VMM's pass sends
+    /// them, and the GPU did not write them since logging started).
+    Snapshot,
+    /// Report them changed (stop-copy: nothing is known about them).
+    Report,
+}
+
+/// Keeps the count of unhashed slots across a slot change.
+fn account(unhashed: &mut u64, old: u64, new: u64) {
+    if old == NOT_HASHED && new != NOT_HASHED {
+        *unhashed -= 1;
+    } else if old != NOT_HASHED && new == NOT_HASHED {
+        *unhashed += 1;
+    }
 }
 
 fn stored(h: u64) -> u64 {
@@ -51,6 +85,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
             slots,
             tracked: 0,
             hashed: 0,
+            unhashed: 0,
         }
     }
 
@@ -65,6 +100,14 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         self.base
     }
 
+    /// Slot indices of the frames of `range`, clamped to the window.
+    fn indices(&self, range: &core::ops::Range<u64>) -> (usize, usize) {
+        let n = self.slots.len() as u64;
+        let lo = range.start.saturating_sub(self.base).min(n);
+        let hi = range.end.saturating_sub(self.base).min(n);
+        (lo as usize, hi.max(lo) as usize)
+    }
+
     /// Frames in the window.
     pub fn window(&self) -> u64 {
         self.slots.len() as u64
@@ -76,6 +119,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         if *s == UNTRACKED {
             *s = NOT_HASHED;
             self.tracked += 1;
+            self.unhashed += 1;
         }
         Ok(())
     }
@@ -84,8 +128,10 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
     pub fn untrack(&mut self, gfn: u64) -> Result<(), OutOfWindow> {
         let s = self.slot(gfn)?;
         if *s != UNTRACKED {
+            let was_unhashed = *s == NOT_HASHED;
             *s = UNTRACKED;
             self.tracked -= 1;
+            self.unhashed -= u64::from(was_unhashed);
         }
         Ok(())
     }
@@ -108,6 +154,11 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         self.hashed
     }
 
+    /// Tracked pages with no snapshot yet.
+    pub fn unhashed(&self) -> u64 {
+        self.unhashed
+    }
+
     /// Hashes `page` and reports whether it differs from the snapshot (a
     /// never-hashed page counts as changed); stores the new hash if
     /// `update`. Untracked pages are never changed.
@@ -119,9 +170,11 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         }
         let h = stored(page_hash(seed, page));
         let changed = *s != h;
+        let was_unhashed = *s == NOT_HASHED;
         if update {
             *s = h;
         }
+        self.unhashed -= u64::from(update && was_unhashed);
         self.hashed += 1;
         Ok(changed)
     }
@@ -151,6 +204,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
             if read(base + i as u64, scratch).is_ok() {
                 *s = stored(page_hash(seed, scratch));
                 self.hashed += 1;
+                self.unhashed -= 1;
                 n += 1;
             }
         }
@@ -190,10 +244,12 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
                     self.hashed += 1;
                     let h = stored(page_hash(seed, scratch));
                     let c = *s != h;
+                    account(&mut self.unhashed, *s, h);
                     *s = h;
                     c
                 }
                 Err(_) => {
+                    account(&mut self.unhashed, *s, NOT_HASHED);
                     *s = NOT_HASHED;
                     true
                 }
@@ -204,6 +260,139 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
             }
         }
         n
+    }
+
+    /// Re-hashes, among the frames in `range`, only the tracked pages in
+    /// `candidates` (every tracked page if the set is unbounded) and the
+    /// tracked pages with no snapshot yet; every other tracked page keeps
+    /// its hash, unread (`skipped` counts those of the whole window).
+    /// Calls `out` for each changed page (a never-hashed candidate, or an
+    /// unreadable one, counts as changed; never-hashed non-candidates as
+    /// `unhashed` says). `candidates` must cover this tracker's window.
+    /// Allocates nothing; the work is proportional to the candidates,
+    /// plus one pass over the slots when some page has no snapshot.
+    pub fn scan_candidates<B, E>(
+        &mut self,
+        candidates: &WriteSet<B>,
+        range: core::ops::Range<u64>,
+        unhashed: Unhashed,
+        scratch: &mut [u8; PAGE],
+        mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        mut out: impl FnMut(u64),
+    ) -> RehashStats
+    where
+        B: core::ops::DerefMut<Target = [u64]>,
+    {
+        let same_window = candidates.base() == self.base && candidates.window() == self.window();
+        if candidates.is_unbounded() || !same_window {
+            // Unknown write set (or a set of another window): every
+            // tracked page is a candidate; a never-hashed one is reported
+            // if recorded, or if `unhashed` says so.
+            let before = self.hashed;
+            let mut changed = 0;
+            let base = self.base;
+            let seed = self.seed;
+            let (lo, hi) = self.indices(&range);
+            for (i, s) in self
+                .slots
+                .get_mut(lo..hi)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .enumerate()
+            {
+                if *s == UNTRACKED {
+                    continue;
+                }
+                let gfn = base + (lo + i) as u64;
+                let was = *s;
+                let (c, new) = match read(gfn, scratch) {
+                    Ok(()) => {
+                        self.hashed += 1;
+                        let h = stored(page_hash(seed, scratch));
+                        let report_new = unhashed == Unhashed::Report
+                            || !same_window
+                            || candidates.contains(gfn);
+                        let c = was != h && (was != NOT_HASHED || report_new);
+                        (c, h)
+                    }
+                    Err(_) => (true, NOT_HASHED),
+                };
+                account(&mut self.unhashed, was, new);
+                *s = new;
+                if c {
+                    changed += 1;
+                    out(gfn);
+                }
+            }
+            let rehashed = self.hashed - before;
+            return RehashStats {
+                rehashed,
+                skipped: self.tracked.saturating_sub(rehashed),
+                changed,
+            };
+        }
+        let before = self.hashed;
+        let mut changed = 0;
+        let base = self.base;
+        let seed = self.seed;
+        if self.unhashed > 0 {
+            let (lo, hi) = self.indices(&range);
+            for (i, s) in self
+                .slots
+                .get_mut(lo..hi)
+                .unwrap_or(&mut [])
+                .iter_mut()
+                .enumerate()
+            {
+                let gfn = base + (lo + i) as u64;
+                if *s != NOT_HASHED || candidates.contains(gfn) {
+                    continue;
+                }
+                let ok = read(gfn, scratch).is_ok();
+                if ok {
+                    self.hashed += 1;
+                    *s = stored(page_hash(seed, scratch));
+                    self.unhashed -= 1;
+                }
+                if !ok || unhashed == Unhashed::Report {
+                    changed += 1;
+                    out(gfn);
+                }
+            }
+        }
+        for gfn in candidates.iter_range(range) {
+            let Some(s) = gfn
+                .checked_sub(base)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| self.slots.get_mut(i))
+            else {
+                continue;
+            };
+            if *s == UNTRACKED {
+                continue;
+            }
+            let was = *s;
+            let (c, new) = match read(gfn, scratch) {
+                Ok(()) => {
+                    self.hashed += 1;
+                    let h = stored(page_hash(seed, scratch));
+                    (was != h, h)
+                }
+                Err(_) => (true, NOT_HASHED),
+            };
+            account(&mut self.unhashed, was, new);
+            *s = new;
+            if c {
+                changed += 1;
+                out(gfn);
+            }
+        }
+        let rehashed = self.hashed - before;
+        RehashStats {
+            rehashed,
+            skipped: self.tracked.saturating_sub(rehashed),
+            changed,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 #include "gmig_vfio.h"
 
+#define SIM_BAR0_SIZE		(16ull << 20)
 #define SIM_GGTT_OFFSET		0x100000ull
 #define SIM_ELSP		0x2230
 #define SIM_STATUS_LO		0x2234

@@ -30,6 +30,7 @@
 //! [`Fault`].
 
 use super::super::gtt::{Pte, PAGE_SIZE};
+use super::super::writeset::WriteSink;
 use super::regs::{RCS_IMR, RING_CTL};
 use super::vgpu::SimVgpu;
 
@@ -201,13 +202,9 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
         Ok(())
     }
 
-    fn write(
-        &mut self,
-        space: Space,
-        gaddr: u64,
-        buf: &[u8],
-        touched: &mut impl FnMut(u64),
-    ) -> Result<(), Fault> {
+    /// Writes `buf` at `gaddr`. The caller has told the write sink about
+    /// the destination first ([`Ctx::record`]).
+    fn write(&mut self, space: Space, gaddr: u64, buf: &[u8]) -> Result<(), Fault> {
         let mut done = 0usize;
         while done < buf.len() {
             let a = gaddr
@@ -216,11 +213,28 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
             let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(buf.len() - done);
             let gpa = self.translate(space, a)?;
             self.mem.write(gpa, &buf[done..done + n])?;
-            touched(gpa / PAGE_SIZE);
             self.stats.bytes_written += n as u64;
             done += n;
         }
         Ok(())
+    }
+
+    /// Tells `sink` the guest frames behind `len` bytes at graphics
+    /// address `gaddr`: the write set of a command, derived from its
+    /// fields before it runs. Stops at the first page that does not
+    /// translate (the write faults there, nothing beyond it is written).
+    fn record(&mut self, space: Space, gaddr: u64, len: u64, sink: &mut impl WriteSink) {
+        let Some(end) = gaddr.checked_add(len) else {
+            return;
+        };
+        let mut a = gaddr;
+        while a < end {
+            match self.translate(space, a) {
+                Ok(gpa) => sink.may_write(gpa / PAGE_SIZE),
+                Err(_) => return,
+            }
+            a = (a / PAGE_SIZE + 1) * PAGE_SIZE;
+        }
     }
 
     fn read32(&mut self, space: Space, gaddr: u64) -> Result<u32, Fault> {
@@ -274,7 +288,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     vgpu: &mut SimVgpu<S>,
     desc: u64,
     mem: &mut M,
-    touched: &mut impl FnMut(u64),
+    sink: &mut impl WriteSink,
     budget: Budget,
 ) -> Result<ExecStats, Fault> {
     let lrca = desc & 0xffff_f000;
@@ -321,9 +335,10 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             pos: u64::from(head),
             tail: u64::from(tail),
         };
-        run_cursor(&mut c, ring, touched)?;
-        // Write back head = tail.
-        c.write(Space::Ggtt, lrca + 12, &tail.to_le_bytes(), &mut |_| {})?;
+        run_cursor(&mut c, ring, sink)?;
+        // Write back head = tail (the engine saves the context image).
+        c.record(Space::Ggtt, lrca + 12, 4, sink);
+        c.write(Space::Ggtt, lrca + 12, &tail.to_le_bytes())?;
         (c.stats, (start, tail, size))
     };
     let (start, tail, size) = head_tail;
@@ -334,7 +349,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
 fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     c: &mut Ctx<'_, S, M>,
     ring: Cursor,
-    touched: &mut impl FnMut(u64),
+    sink: &mut impl WriteSink,
 ) -> Result<(), Fault> {
     let mut stack = [ring; MAX_DEPTH];
     let mut depth = 0usize;
@@ -385,7 +400,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                             Space::Ppgtt
                         };
                         let addr = addr48(fetch(c, 1)?, fetch(c, 2)?);
-                        store_imm(c, space, addr, len, &fetch, touched).map_err(at)?;
+                        store_imm(c, space, addr, len, &fetch, sink).map_err(at)?;
                     }
                     0x22 => {
                         // MI_LOAD_REGISTER_IMM: (offset, value) pairs.
@@ -414,7 +429,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                                 Space::Ppgtt
                             };
                             let addr = addr48(lo & !7, fetch(c, 2)?);
-                            store_imm(c, space, addr, len, &fetch, touched).map_err(at)?;
+                            store_imm(c, space, addr, len, &fetch, sink).map_err(at)?;
                         }
                     }
                     0x31 => {
@@ -462,7 +477,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         let (y1x1, y2x2) = (fetch(c, 2)?, fetch(c, 3)?);
                         let dst = addr48(fetch(c, 4)?, fetch(c, 5)?);
                         let color = fetch(c, 6)?;
-                        blit(c, br13, y1x1, y2x2, dst, None, color, touched).map_err(at)?;
+                        blit(c, br13, y1x1, y2x2, dst, None, color, sink).map_err(at)?;
                     }
                     (0x53, 10) => {
                         // XY_SRC_COPY_BLT
@@ -480,7 +495,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                             dst,
                             Some((sy1x1, spitch, src)),
                             0,
-                            touched,
+                            sink,
                         )
                         .map_err(at)?;
                     }
@@ -505,8 +520,14 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         let mut data = [0u8; 8];
                         data[..4].copy_from_slice(&fetch(c, 4)?.to_le_bytes());
                         data[4..].copy_from_slice(&fetch(c, 5)?.to_le_bytes());
-                        c.write(space, addr, &data, touched).map_err(at)?;
+                        c.record(space, addr, 8, sink);
+                        c.write(space, addr, &data).map_err(at)?;
                     }
+                } else if draws(dw0) {
+                    // A real GPU writes the bound render targets, UAVs or
+                    // media surfaces here: state this streamer does not
+                    // follow, so the command's write set is unknown.
+                    sink.unbounded();
                 }
                 // Other GFXPIPE state commands have no effect on memory here.
             }
@@ -527,6 +548,16 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     }
 }
 
+/// GFXPIPE commands that make a real GPU write memory through state
+/// (render targets, UAVs, media surfaces): 3DPRIMITIVE, GPGPU_WALKER,
+/// MEDIA_OBJECT, MEDIA_OBJECT_PRT and MEDIA_OBJECT_WALKER.
+fn draws(dw0: u32) -> bool {
+    matches!(
+        dw0 & 0xffff_0000,
+        0x7b00_0000 | 0x7105_0000 | 0x7100_0000 | 0x7102_0000 | 0x7103_0000
+    )
+}
+
 /// The immediate-data write of MI_STORE_DATA_IMM and MI_FLUSH_DW: the
 /// command's `len - 3` data dwords (one or two, from dword 3 on) go to
 /// `addr`.
@@ -536,14 +567,15 @@ fn store_imm<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     addr: u64,
     len: u64,
     fetch: &impl Fn(&mut Ctx<'_, S, M>, u64) -> Result<u32, Fault>,
-    touched: &mut impl FnMut(u64),
+    sink: &mut impl WriteSink,
 ) -> Result<(), Fault> {
     let mut data = [0u8; 8];
     let n = usize::try_from(len.saturating_sub(3)).unwrap_or(0).min(2);
     for i in 0..n {
         data[4 * i..4 * i + 4].copy_from_slice(&fetch(c, 3 + i as u64)?.to_le_bytes());
     }
-    c.write(space, addr, &data[..4 * n], touched)
+    c.record(space, addr, 4 * n as u64, sink);
+    c.write(space, addr, &data[..4 * n])
 }
 
 /// A 32 bpp blit: fill (`src` None) or copy, rows of `x2 - x1` pixels.
@@ -556,7 +588,7 @@ fn blit<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     dst: u64,
     src: Option<(u32, u32, u64)>,
     color: u32,
-    touched: &mut impl FnMut(u64),
+    sink: &mut impl WriteSink,
 ) -> Result<(), Fault> {
     if (br13 >> 24) & 3 != 3 {
         return Err(Fault::new(FaultKind::BadCommand, u64::from(br13)));
@@ -574,6 +606,9 @@ fn blit<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     c.blit_bytes += row * (y2 - y1);
     if c.blit_bytes > c.budget.blit_bytes {
         return Err(Fault::new(FaultKind::Budget, dst));
+    }
+    for y in y1..y2 {
+        c.record(Space::Ggtt, dst + y * pitch + x1 * 4, row, sink);
     }
     let mut buf = [0u8; 256];
     for y in y1..y2 {
@@ -595,7 +630,7 @@ fn blit<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                 }
             }
             let a = dst + y * pitch + x1 * 4 + done;
-            c.write(Space::Ggtt, a, chunk, touched)?;
+            c.write(Space::Ggtt, a, chunk)?;
             done += n as u64;
         }
     }
@@ -839,7 +874,60 @@ pub(crate) mod tests {
         let mut pages = Vec::new();
         v.execute(d, &mut mem, &mut |p| pages.push(p)).unwrap();
         assert_eq!(get32(&mem, 0x60008), 77);
-        assert_eq!(pages, vec![0x60]);
+        // The store's page, then the context image the engine writes back.
+        assert_eq!(pages, vec![0x60, 0]);
+    }
+
+    #[test]
+    fn write_sets_cover_every_write_and_draws_are_unbounded() {
+        struct Sink(Vec<u64>, bool);
+        impl WriteSink for Sink {
+            fn may_write(&mut self, gfn: u64) {
+                self.0.push(gfn)
+            }
+            fn unbounded(&mut self) {
+                self.1 = true
+            }
+        }
+        let (mut v, mut mem) = rig();
+        let ring = [
+            // XY_COLOR_BLT 3 rows of a pitch-4096 surface at 0x30000.
+            (2 << 29) | (0x50 << 22) | 5,
+            (3 << 24) | 4096,
+            8,
+            (3 << 16) | 16,
+            G + 0x30000,
+            0,
+            1,
+            // 3DPRIMITIVE.
+            0x7b00_0005,
+            0,
+            3,
+            0,
+            1,
+            0,
+            0,
+            0,
+        ];
+        put(&mut mem, 4096, &ring);
+        let tail = (ring.len() * 4) as u32;
+        put(
+            &mut mem,
+            0,
+            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, tail, 0, 0],
+        );
+        v.submit(PBASE);
+        let d = v.take_submission().unwrap();
+        mem.writes.clear();
+        let mut sink = Sink(Vec::new(), false);
+        v.execute(d, &mut mem, &mut sink).unwrap();
+        assert!(sink.1, "3DPRIMITIVE makes the write set unbounded");
+        assert_eq!(sink.0, vec![0x30, 0x31, 0x32, 0]);
+        for &(gpa, len) in &mem.writes {
+            for g in gpa / PAGE_SIZE..=(gpa + len as u64 - 1) / PAGE_SIZE {
+                assert!(sink.0.contains(&g), "write to {g:#x} not in the write set");
+            }
+        }
     }
 
     #[test]

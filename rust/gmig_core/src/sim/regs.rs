@@ -11,8 +11,9 @@
 //!
 //! Render-engine registers use the Gen9 RCS offsets (`RING_*` at 0x2000).
 
-/// Size of BAR0.
-pub const BAR0_SIZE: u64 = 2 << 20;
+/// Size of BAR0 (registers, then a GGTT of 7.5 GiB of entries, of which
+/// the parent uses the first 4 GiB, as on Gen9).
+pub const BAR0_SIZE: u64 = 16 << 20;
 /// Start of the GGTT in BAR0.
 pub const GGTT_OFFSET: u64 = 1 << 20;
 /// Size of the global graphics address space the GGTT maps.

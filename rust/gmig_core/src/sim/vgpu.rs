@@ -12,6 +12,7 @@
 //! [`SimVgpu::execute`].
 
 use super::super::gtt::{Partition, Pte, PAGE_SIZE};
+use super::super::writeset::WriteSink;
 use super::{
     config::{ConfigError, ConfigSpace, CONFIG_SIZE},
     exec::{self, ExecStats, Fault, GuestMem},
@@ -51,6 +52,12 @@ pub const TYPES: &[VgpuType] = &[
         ggtt_size: 128 << 20,
         max_instances: 3,
         description: "gmig sim Gen9 vGPU, 128 MiB graphics memory partition, up to 3 instances",
+    },
+    VgpuType {
+        name: "gmig-xl",
+        ggtt_size: 1 << 30,
+        max_instances: 3,
+        description: "gmig sim Gen9 vGPU, 1 GiB graphics memory partition, up to 3 instances",
     },
 ];
 
@@ -402,16 +409,17 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         self.regs.fault_offset = offset;
     }
 
-    /// Executes one submitted context (see [`exec`]). `touched` is told
-    /// every guest page the context writes. On completion or fault a CSB
+    /// Executes one submitted context (see [`exec`]). `sink` is told,
+    /// before each command runs, every guest page it may write (its write
+    /// set, from the command's fields), or that its write set is unknown. On completion or fault a CSB
     /// entry is written and the context-switch interrupt raised.
     pub fn execute(
         &mut self,
         desc: u64,
         mem: &mut impl GuestMem,
-        touched: &mut impl FnMut(u64),
+        sink: &mut impl WriteSink,
     ) -> Result<ExecStats, Fault> {
-        self.execute_within(desc, mem, touched, exec::Budget::default())
+        self.execute_within(desc, mem, sink, exec::Budget::default())
     }
 
     /// [`SimVgpu::execute`] with other limits than the default ones.
@@ -419,10 +427,10 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         &mut self,
         desc: u64,
         mem: &mut impl GuestMem,
-        touched: &mut impl FnMut(u64),
+        sink: &mut impl WriteSink,
         budget: exec::Budget,
     ) -> Result<ExecStats, Fault> {
-        let res = exec::run(self, desc, mem, touched, budget);
+        let res = exec::run(self, desc, mem, sink, budget);
         let ctx_id = (desc >> 32) as u32;
         let status = match &res {
             Ok(_) => 0x10,

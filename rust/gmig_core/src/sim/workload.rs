@@ -15,6 +15,13 @@
 //! | `desktop` | 8 MiB | ~3 % (a few rectangles) | 30 | high: a moving window over a framebuffer |
 //! | `game` | 16 MiB | ~20 % in large runs + scattered stores | 30 | render targets rewritten whole, plus random small writes |
 //!
+//! A frame whose blits exceed [`PIECE_BYTES`] (256 KiB) goes out as several
+//! submissions spread over the frame interval (as a driver splits a frame
+//! into batches), so no single context runs long: quiescing the vGPU waits
+//! for one piece at most. Submissions are at least 1 ms apart, so a frame of
+//! more pieces than its interval has milliseconds (game, working sets above
+//! ~40 MiB) runs at a lower frame rate than the table's.
+//!
 //! The working set is clamped to what the partition and the guest window can
 //! hold. By default the window starts at guest physical 16 MiB (clear of
 //! firmware and boot code); `base=` and `size=` choose another one.
@@ -30,6 +37,8 @@ const RING_SIZE: u64 = 2 * PAGE_SIZE;
 const BATCH_SIZE: u64 = 16 * PAGE_SIZE;
 /// Pitch of the working set seen as a 32 bpp surface: one page per row.
 const PITCH: u64 = PAGE_SIZE;
+/// Most bytes of blits one submission carries (a frame may take several).
+pub const PIECE_BYTES: u64 = 256 << 10;
 
 /// Writes `words` little-endian into `out` (as many as fit).
 ///
@@ -179,7 +188,10 @@ pub struct Workload {
     gbase: u64,
     /// Pages of working set.
     ws_pages: u64,
+    /// Submissions built so far (pieces of frames).
     frame: u64,
+    /// Submissions per frame.
+    pieces: u64,
     rng: u64,
     tail: u32,
 }
@@ -210,9 +222,20 @@ impl Workload {
         self.profile.name
     }
 
-    /// Milliseconds between frames.
+    /// Milliseconds between submissions (frame interval / pieces).
     pub fn frame_interval_ms(&self) -> u32 {
-        1000 / self.profile.fps.max(1)
+        let frame = 1000 / self.profile.fps.max(1);
+        (frame / u32::try_from(self.pieces).unwrap_or(1).max(1)).max(1)
+    }
+
+    /// Submissions per frame.
+    pub fn pieces(&self) -> u64 {
+        self.pieces
+    }
+
+    /// Rows (pages) the frame's blits rewrite.
+    fn frame_run(profile: &Profile, rows: u64) -> u64 {
+        (rows * u64::from(profile.rewrite_permille) / 1000).max(1)
     }
 
     /// Graphics address of the window (in the vGPU's partition).
@@ -240,7 +263,8 @@ impl Workload {
         } else {
             params.profile.working_set + META_PAGES * PAGE_SIZE
         };
-        let max = p.size / 2;
+        // The bottom MiB of the partition stays the guest's.
+        let max = p.size.saturating_sub(1 << 20);
         let size = want.min(max);
         if !params.base.is_multiple_of(PAGE_SIZE)
             || size % PAGE_SIZE != 0
@@ -263,12 +287,16 @@ impl Workload {
                 .map_err(|_| WorkloadError::BadWindow)?;
             on_event(ev);
         }
+        let ws_pages = size / PAGE_SIZE - META_PAGES;
+        let run_bytes = Self::frame_run(params.profile, ws_pages) * PITCH;
+        let pieces = run_bytes.div_ceil(PIECE_BYTES).max(1);
         let w = Self {
             profile: params.profile,
             base: params.base,
             gbase,
-            ws_pages: size / PAGE_SIZE - META_PAGES,
+            ws_pages,
             frame: 0,
+            pieces,
             rng: 0x9e37_79b9_7f4a_7c15 ^ params.base,
             tail: 0,
         };
@@ -293,7 +321,8 @@ impl Workload {
         z ^ (z >> 31)
     }
 
-    /// Builds one frame's batch into `out` (dwords); returns its length.
+    /// Builds the batch of one submission (a frame, or a piece of one)
+    /// into `out` (dwords); returns its length.
     pub fn build_frame(&mut self, out: &mut [u32]) -> usize {
         let mut n = 0usize;
         let mut push = |out: &mut [u32], dws: &[u32]| {
@@ -310,8 +339,10 @@ impl Workload {
         self.frame += 1;
         if rows > 0 {
             // Rewrite a run of whole rows (pages), starting where the
-            // profile's locality puts it.
-            let run = (rows * u64::from(self.profile.rewrite_permille) / 1000).max(1);
+            // profile's locality puts it: this submission's share of the
+            // frame's run.
+            let pieces = self.pieces.max(1);
+            let run = Self::frame_run(self.profile, rows).div_ceil(pieces);
             let start = if self.profile.rewrite_permille >= 200 {
                 (frame * run) % rows
             } else {
@@ -338,7 +369,8 @@ impl Workload {
                 left -= h;
                 y = (y + h) % rows;
             }
-            for _ in 0..self.profile.scattered {
+            let scattered = u64::from(self.profile.scattered).div_ceil(pieces);
+            for _ in 0..scattered {
                 let page = self.next_rand() % rows;
                 let off = (self.next_rand() % (PAGE_SIZE / 8)) * 8;
                 let a = ws_g + page * PAGE_SIZE + off;
@@ -407,6 +439,55 @@ impl Workload {
         match vgpu.submit(self.gbase | (0xfeed_u64 << 32)) {
             Event::Submit => Ok(()),
             _ => Err(WorkloadError::Busy),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_frames_go_out_in_pieces_of_bounded_size() {
+        let game = &PROFILES[2];
+        for (ws_pages, want) in [(4096u64, 13u64), (16384, 52), (262_144, 820), (64, 1)] {
+            let mut w = Workload {
+                profile: game,
+                base: 0,
+                gbase: 0,
+                ws_pages,
+                frame: 0,
+                pieces: 1,
+                rng: 1,
+                tail: 0,
+            };
+            let run_bytes = Workload::frame_run(game, ws_pages) * PITCH;
+            w.pieces = run_bytes.div_ceil(PIECE_BYTES).max(1);
+            assert_eq!(w.pieces, want, "{ws_pages}");
+            let mut out = std::vec![0u32; 4096];
+            let mut blitted = 0u64;
+            for _ in 0..w.pieces {
+                let n = w.build_frame(&mut out);
+                // XY_COLOR_BLT rows: dword 3 has y2, dword 2 y1.
+                let mut i = 0;
+                while i < n {
+                    if out[i] >> 22 == (2 << 7) | 0x50 {
+                        let rows = u64::from(out[i + 3] >> 16) - u64::from(out[i + 2] >> 16);
+                        assert!(rows * PITCH <= PIECE_BYTES + PITCH);
+                        blitted += rows;
+                        i += 7;
+                    } else {
+                        i += if out[i] >> 23 == 0x20 { 4 } else { 1 };
+                    }
+                }
+            }
+            // One frame's worth of rewrite, whatever the split.
+            let run = Workload::frame_run(game, ws_pages);
+            assert!(
+                blitted >= run && blitted <= run + w.pieces,
+                "{blitted} vs {run}"
+            );
+            assert!(w.frame_interval_ms() >= 1);
         }
     }
 }
