@@ -226,9 +226,18 @@ impl Migration {
             return;
         };
         for gfn in r.first..r.first.saturating_add(r.count) {
-            if !t.tracker.is_tracked(gfn) && t.tracker.track(gfn).is_err() {
-                t.outside += 1;
+            if t.tracker.is_tracked(gfn) {
+                continue;
             }
+            if t.tracker.track(gfn).is_err() {
+                t.outside += 1;
+                continue;
+            }
+            // The VMM may have sent this page before it became reachable,
+            // and the GPU may write it before its first hash: report it at
+            // the next report, whose hash is then the content the VMM sends
+            // after it (otherwise such a write would never be seen).
+            t.pending.record(gfn);
         }
     }
 

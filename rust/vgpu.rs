@@ -35,7 +35,8 @@ use crate::{
     migration::Migration,
 };
 
-/// Counters of a vGPU outside any migration.
+/// Counters of a vGPU outside any migration, for its current VFIO user
+/// (cleared when a VM opens the vGPU).
 pub(crate) struct Stats {
     /// Bytes the command streamer wrote to guest memory.
     pub(crate) gpu_bytes_written: AtomicU64,
@@ -54,6 +55,18 @@ impl Stats {
             bad_accesses: AtomicU64::new(0),
             contexts: AtomicU64::new(0),
             dma_retries: AtomicU64::new(0),
+        }
+    }
+
+    /// Zeroes every counter (a new VFIO user).
+    fn clear(&self) {
+        for c in [
+            &self.gpu_bytes_written,
+            &self.bad_accesses,
+            &self.contexts,
+            &self.dma_retries,
+        ] {
+            c.store(0, Ordering::Relaxed);
         }
     }
 
@@ -611,6 +624,10 @@ extern "C" fn gmig_rs_vgpu_open(vgpu: *mut c_void) {
     let mut inner = s.inner.lock();
     inner.sim.reset();
     inner.open = true;
+    // A new VM: what the last user's vGPU did (faults while its memory
+    // went away under a killed QEMU, say) is not this one's.
+    s.stats.clear();
+    s.faults.store(0, Ordering::Relaxed);
 }
 
 /// The VFIO user closed the device: stop the workload and the streamer; the

@@ -54,6 +54,9 @@ PROFILE=desktop
 fail() {
 	echo "qemu-paths($SCENARIO): FAIL: $*"
 	for f in "$T"/*.log; do [ -e "$f" ] && { echo "--- $f"; tail -5 "$f"; }; done
+	for u in $U1 $U2; do
+		[ -r $DBG/$u/stats ] && { echo "--- $u"; grep -E '^(state|workload|contexts|faults|images_applied|stream_errors):' $DBG/$u/stats; }
+	done
 	dmesg | grep -i gmig | tail -10
 	cleanup
 	exit 1
@@ -160,15 +163,26 @@ dst() {
 	rm -f $T/mig.sock
 	vfio_qemu "$T" $u $n -incoming unix:$T/mig.sock -S "$@"
 }
-# slow QMP: keep the migration in pre-copy (32 KiB/s).
+# slow QMP: keep the migration in pre-copy: at 32 KiB/s and a 1 ms
+# downtime limit it can never switch over (the vGPU's stop-copy data alone
+# is far more than 32 bytes).
 slow() {
-	q $1 migrate-set-parameters '{"max-bandwidth": 32768}' >/dev/null || fail "max-bandwidth"
+	q $1 migrate-set-parameters '{"max-bandwidth": 32768, "downtime-limit": 1}' >/dev/null ||
+		fail "max-bandwidth"
 	q $1 migrate-set-capabilities '{"capabilities": [{"capability": "events", "state": true}]}' >/dev/null
 	q $1 migrate "{\"uri\": \"unix:$T/mig.sock\"}" >/dev/null || fail "migrate"
-	sleep 3
+	# Until the device is in pre-copy with DMA logging on (the set-up
+	# takes a while under TCG).
+	for _ in $(seq 120); do
+		grep -q '^state: pre_copy' $DBG/$U1/stats && break
+		sleep 0.5
+	done
+	grep -q '^state: pre_copy' $DBG/$U1/stats || fail "device not in PRE_COPY"
 	q $1 query-migrate | grep -q '"status": "active"' || fail "migration not in pre-copy"
 }
-fast() { q $1 migrate-set-parameters '{"max-bandwidth": 1073741824}' >/dev/null; }
+fast() {
+	q $1 migrate-set-parameters '{"max-bandwidth": 1073741824, "downtime-limit": 300}' >/dev/null
+}
 
 case $SCENARIO in
 autostart)
