@@ -28,6 +28,7 @@
 //! [`decode_image`] checks every section against the destination vGPU
 //! before anything is applied.
 
+use super::cmd::{CmdError, Command, Mode, Space};
 use super::gtt::{Partition, PAGE_SIZE};
 use super::provider::{RestoreError, ShadowEvent, PROVIDER_GVT};
 use super::stream::{self, Section, StreamError, Writer, FLAG_MANDATORY};
@@ -46,33 +47,25 @@ pub struct GvtLayout {
     pub aperture: Partition,
     /// High graphics memory (hidden).
     pub hidden: Partition,
-    /// First fence register.
-    pub fence_base: u32,
     /// Number of fence registers.
     pub fences: u32,
 }
 
 impl GvtLayout {
     /// A layout, if both slices are valid partitions that do not overlap
-    /// and the fence range is within [`MAX_FENCES`].
-    pub fn new(
-        aperture: (u64, u64),
-        hidden: (u64, u64),
-        fence_base: u32,
-        fences: u32,
-    ) -> Option<Self> {
+    /// and there are at most [`MAX_FENCES`] fence registers.
+    pub fn new(aperture: (u64, u64), hidden: (u64, u64), fences: u32) -> Option<Self> {
         let aperture = Partition::new(aperture.0, aperture.1)?;
         let hidden = Partition::new(hidden.0, hidden.1)?;
         if aperture.base < hidden.end() && hidden.base < aperture.end() {
             return None;
         }
-        if fence_base.checked_add(fences)? > MAX_FENCES {
+        if fences > MAX_FENCES {
             return None;
         }
         Some(Self {
             aperture,
             hidden,
-            fence_base,
             fences,
         })
     }
@@ -195,6 +188,55 @@ impl AuditMap {
             .rebase(gma, len, &self.host)
             .ok_or(AuditError::OutOfRange { gma })
     }
+}
+
+/// Why [`patch_command`] refused a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchError {
+    /// The command could not be parsed (unknown, bad length, cut off).
+    Command(CmdError),
+    /// The command carries GGTT addresses the parser cannot locate.
+    Opaque,
+    /// An address is outside the guest's graphics memory.
+    Audit(AuditError),
+    /// A translated address does not fit the command's field.
+    Overflow,
+}
+
+/// kvmgt's command scanner hook: rewrites, in GVT's shadow copy of one
+/// command (`cmd` starts with it and holds at least the whole command),
+/// every GGTT graphics address from the guest's to the vGPU's graphics
+/// memory. PPGTT addresses are left alone. Returns the number of addresses
+/// rewritten; on error `cmd` is unchanged and the scan must fail. With an
+/// identity map nothing is parsed (GVT's own audit does the checking).
+///
+/// Once addresses move, a command the parser does not know is refused
+/// rather than passed through: it might hold a GGTT address.
+pub fn patch_command(cmd: &mut [u32], mode: Mode, map: &AuditMap) -> Result<usize, PatchError> {
+    if map.is_identity() {
+        return Ok(0);
+    }
+    let c = Command::decode(cmd, 0, mode).map_err(PatchError::Command)?;
+    if c.opaque == Some(Space::Ggtt) {
+        return Err(PatchError::Opaque);
+    }
+    let ggtt = || c.addrs().iter().filter(|a| a.space == Space::Ggtt);
+    // Validate every field first, then write.
+    for a in ggtt() {
+        let addr = a.read(cmd).ok_or(PatchError::Overflow)?;
+        let new = map.translate(addr, 1).map_err(PatchError::Audit)?;
+        if !a.fits(new) {
+            return Err(PatchError::Overflow);
+        }
+    }
+    let mut n = 0;
+    for a in ggtt() {
+        let addr = a.read(cmd).ok_or(PatchError::Overflow)?;
+        let new = map.translate(addr, 1).map_err(PatchError::Audit)?;
+        a.write(cmd, new).ok_or(PatchError::Overflow)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The [`ShadowEvent`] of kvmgt's GGTT write hook for global entry
@@ -344,7 +386,7 @@ pub struct GvtImage<'a> {
     pub config: &'a [u8],
     /// Virtual MMIO registers.
     pub vregs: &'a [u8],
-    /// The source's layout (fence base and count from the fence section).
+    /// The source's layout.
     pub src: GvtLayout,
     /// Guest GGTT entries, little-endian u64s in image order.
     entries: &'a [u8],
@@ -429,7 +471,7 @@ pub fn decode_image<'a>(
             t if t == Section::GvtGgtt as u16 => {
                 let ap = (le64(p, 0).ok_or(bad)?, le64(p, 8).ok_or(bad)?);
                 let hi = (le64(p, 16).ok_or(bad)?, le64(p, 24).ok_or(bad)?);
-                let src = GvtLayout::new(ap, hi, 0, dst.fences).ok_or(bad)?;
+                let src = GvtLayout::new(ap, hi, dst.fences).ok_or(bad)?;
                 if src.aperture.size != dst.aperture.size || src.hidden.size != dst.hidden.size {
                     return Err(RestoreError::PartitionMismatch {
                         size: src.aperture.size.saturating_add(src.hidden.size),
@@ -486,7 +528,6 @@ mod tests {
         GvtLayout::new(
             (32 * MIB + slot * 64 * MIB, 64 * MIB),
             (512 * MIB + slot * 384 * MIB, 384 * MIB),
-            (4 * slot) as u32,
             4,
         )
         .unwrap()
@@ -571,10 +612,10 @@ mod tests {
 
     #[test]
     fn layout_rejects_overlap_and_bad_fences() {
-        assert!(GvtLayout::new((0, 64 * MIB), (32 * MIB, 64 * MIB), 0, 4).is_none());
-        assert!(GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 30, 4).is_none());
-        assert!(GvtLayout::new((0, 64 * MIB + 1), (64 * MIB, 64 * MIB), 0, 4).is_none());
-        assert!(GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 28, 4).is_some());
+        assert!(GvtLayout::new((0, 64 * MIB), (32 * MIB, 64 * MIB), 4).is_none());
+        assert!(GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 33).is_none());
+        assert!(GvtLayout::new((0, 64 * MIB + 1), (64 * MIB, 64 * MIB), 4).is_none());
+        assert!(GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 32).is_some());
     }
 
     #[test]
@@ -665,13 +706,60 @@ mod tests {
         );
         // A range that straddles the aperture and hidden slices is refused
         // even when they are adjacent.
-        let adj = GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 0, 4).unwrap();
-        let adj2 = GvtLayout::new((128 * MIB, 64 * MIB), (192 * MIB, 64 * MIB), 4, 4).unwrap();
+        let adj = GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 4).unwrap();
+        let adj2 = GvtLayout::new((128 * MIB, 64 * MIB), (192 * MIB, 64 * MIB), 4).unwrap();
         let m = AuditMap::migrated(adj, adj2).unwrap();
         assert!(m.translate(64 * MIB - 4, 8).is_err());
         let mut big = dst;
         big.hidden.size *= 2;
         assert!(AuditMap::migrated(src, big).is_none(), "incompatible");
+    }
+
+    #[test]
+    fn scanner_hook_patches_ggtt_addresses_only() {
+        let (src, dst) = (layout(0), layout(2));
+        let m = AuditMap::migrated(src, dst).unwrap();
+        let gma = src.hidden.base + 0x1230;
+        // MI_STORE_DATA_IMM, GGTT (bit 22), one dword of data.
+        let sdi = [
+            (0x20 << 23) | (1 << 22) | 2,
+            gma as u32,
+            (gma >> 32) as u32,
+            0xcafe,
+        ];
+        let mut c = sdi;
+        assert_eq!(patch_command(&mut c, Mode::EXECLIST, &m), Ok(1));
+        let new = dst.hidden.base + 0x1230;
+        assert_eq!((c[1], c[2], c[3]), (new as u32, (new >> 32) as u32, 0xcafe));
+        // The identity map parses nothing and changes nothing.
+        let mut c = sdi;
+        assert_eq!(
+            patch_command(&mut c, Mode::EXECLIST, &AuditMap::identity(src)),
+            Ok(0)
+        );
+        assert_eq!(c, sdi);
+        // A PPGTT store (bit 22 clear) keeps its address.
+        let mut c = sdi;
+        c[0] &= !(1 << 22);
+        let before = c;
+        assert_eq!(patch_command(&mut c, Mode::EXECLIST, &m), Ok(0));
+        assert_eq!(c, before);
+        // An address the guest never owned: refused, nothing written.
+        let mut c = sdi;
+        c[1] = 0x1000;
+        c[2] = 0;
+        let before = c;
+        assert!(matches!(
+            patch_command(&mut c, Mode::EXECLIST, &m),
+            Err(PatchError::Audit(_))
+        ));
+        assert_eq!(c, before);
+        // Unknown commands are refused once addresses move.
+        let mut c = [0x7fff_ffffu32, 0, 0, 0];
+        assert!(matches!(
+            patch_command(&mut c, Mode::EXECLIST, &m),
+            Err(PatchError::Command(_))
+        ));
     }
 
     #[test]
