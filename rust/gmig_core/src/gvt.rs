@@ -17,7 +17,6 @@
 //! State image (a [`super::stream`] image, provider [`PROVIDER_GVT`]):
 //!
 //! ```text
-//! Config       PCI configuration space as kvmgt emulates it
 //! GvtVregs     virtual MMIO registers (GVT's vreg page image)
 //! GvtGgtt      aperture base u64 | size u64 | hidden base u64 | size u64 |
 //!              guest GGTT entries u64: aperture pages, then hidden pages
@@ -25,8 +24,10 @@
 //! GvtExeclist  kvmgt's execlist image (opaque, versioned by kvmgt)
 //! ```
 //!
-//! [`decode_image`] checks every section against the destination vGPU
-//! before anything is applied.
+//! The PCI configuration space is not in the image: the VMM migrates it
+//! itself (QEMU's vfio-pci saves and reloads it through the config
+//! region). [`decode_image`] checks every section against the
+//! destination vGPU before anything is applied.
 
 use super::cmd::{CmdError, Command, Mode, Space};
 use super::gtt::{Partition, PAGE_SIZE};
@@ -277,8 +278,6 @@ pub fn fence_section_len(layout: &GvtLayout) -> usize {
 /// Sizes of the opaque sections, as kvmgt reports them for a vGPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateSizes {
-    /// PCI configuration space bytes.
-    pub config: usize,
     /// Virtual MMIO register bytes.
     pub vregs: usize,
     /// Execlist image bytes.
@@ -287,9 +286,8 @@ pub struct StateSizes {
 
 /// Bytes of a whole GVT state image (header, sections, end marker).
 pub fn image_len(layout: &GvtLayout, sizes: &StateSizes) -> Option<usize> {
-    let mut n = stream::HEADER_LEN + 6 * stream::SECTION_HEADER_LEN;
+    let mut n = stream::HEADER_LEN + 5 * stream::SECTION_HEADER_LEN;
     for s in [
-        sizes.config,
         sizes.vregs,
         ggtt_section_len(layout)?,
         fence_section_len(layout),
@@ -304,8 +302,6 @@ pub fn image_len(layout: &GvtLayout, sizes: &StateSizes) -> Option<usize> {
 /// the module, a test's arrays on the host). Each call fills `out`
 /// entirely or fails.
 pub trait StateSource {
-    /// PCI configuration space.
-    fn config(&self, out: &mut [u8]) -> bool;
     /// Virtual MMIO registers.
     fn vregs(&self, out: &mut [u8]) -> bool;
     /// Guest GGTT entry at position `i` of the image's entry list.
@@ -334,9 +330,6 @@ pub fn write_image<S: StateSource>(
     }
     let mut ok = true;
     let mut w = Writer::new(out, PROVIDER_GVT, vgpu_type)?;
-    w.section(Section::Config as u16, FLAG_MANDATORY, sizes.config, |p| {
-        ok &= src.config(p)
-    })?;
     w.section(Section::GvtVregs as u16, FLAG_MANDATORY, sizes.vregs, |p| {
         ok &= src.vregs(p)
     })?;
@@ -382,8 +375,6 @@ pub fn write_image<S: StateSource>(
 /// A GVT state image checked against a destination vGPU, ready to apply.
 #[derive(Debug, Clone, Copy)]
 pub struct GvtImage<'a> {
-    /// PCI configuration space.
-    pub config: &'a [u8],
     /// Virtual MMIO registers.
     pub vregs: &'a [u8],
     /// The source's layout.
@@ -454,16 +445,11 @@ pub fn decode_image<'a>(
             vgpu_type: hdr.vgpu_type,
         });
     }
-    let (mut config, mut vregs, mut ggtt, mut fences, mut execlist) =
-        (None, None, None, None, None);
+    let (mut vregs, mut ggtt, mut fences, mut execlist) = (None, None, None, None);
     for sec in stream::sections_unchecked(image) {
         let (ty, _, p) = sec?;
         let bad = RestoreError::BadSection(ty);
         match ty {
-            t if t == Section::Config as u16 => {
-                (p.len() == sizes.config).then_some(()).ok_or(bad)?;
-                config = Some(p);
-            }
             t if t == Section::GvtVregs as u16 => {
                 (p.len() == sizes.vregs).then_some(()).ok_or(bad)?;
                 vregs = Some(p);
@@ -503,7 +489,6 @@ pub fn decode_image<'a>(
     let missing = |s: Section| RestoreError::MissingSection(s as u16);
     let (src, entries) = ggtt.ok_or(missing(Section::GvtGgtt))?;
     Ok(GvtImage {
-        config: config.ok_or(missing(Section::Config))?,
         vregs: vregs.ok_or(missing(Section::GvtVregs))?,
         src,
         entries,
@@ -534,7 +519,6 @@ mod tests {
     }
 
     struct Arrays {
-        config: Vec<u8>,
         vregs: Vec<u8>,
         ggtt: Vec<u64>,
         fences: Vec<u64>,
@@ -542,12 +526,6 @@ mod tests {
     }
 
     impl StateSource for Arrays {
-        fn config(&self, out: &mut [u8]) -> bool {
-            out.len() == self.config.len() && {
-                out.copy_from_slice(&self.config);
-                true
-            }
-        }
         fn vregs(&self, out: &mut [u8]) -> bool {
             out.len() == self.vregs.len() && {
                 out.copy_from_slice(&self.vregs);
@@ -576,13 +554,11 @@ mod tests {
 
     fn arrays(l: &GvtLayout, rng: &mut Rng) -> (Arrays, StateSizes) {
         let sizes = StateSizes {
-            config: 256,
             vregs: 2 * MIB as usize,
             execlist: 3 * 128,
         };
         let mut bytes = |n: usize| (0..n).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>();
         let a = Arrays {
-            config: bytes(sizes.config),
             vregs: bytes(sizes.vregs),
             execlist: bytes(sizes.execlist),
             ggtt: Vec::new(),
@@ -770,7 +746,6 @@ mod tests {
         let img = save(&src, &a, &sizes);
         let hdr = stream::validate(&img, &limits()).unwrap();
         let d = decode_image(&hdr, &img, 0, &dst, &sizes).unwrap();
-        assert_eq!(d.config, &a.config[..]);
         assert_eq!(d.vregs, &a.vregs[..]);
         assert_eq!(d.execlist, &a.execlist[..]);
         assert_eq!(d.src.aperture, src.aperture);
