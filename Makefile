@@ -7,6 +7,8 @@
 #   make demo       boot the test kernel and show gmig at work
 #   make setup      install build dependencies and fetch the kernel source
 #   make kernel     build (or reuse) the cached test kernel
+#   make gvt-kernel the GVT-g flavour (i915, kvmgt, patches/gvt applied)
+#   make gvt-check  gmig's gvt provider against that kernel's kvmgt
 #   make print-kdir print the kernel build tree gmig.ko is built against
 #   make lint       CLIPPY=1 build, rustfmt and checkpatch
 #
@@ -31,7 +33,7 @@ KDIR = $(shell FLAVOUR=$(FLAVOUR) scripts/kernel.sh --print-kdir)
 # LLVM for the debug flavour); the module must be built with the same ones.
 KMAKE = source scripts/env.sh && $(MAKE) -C $(KDIR) M=$(CURDIR) $$(cat $(KDIR)/.gmig-make-vars)
 
-.PHONY: all modules setup kernel check demo print-kdir lint clean host-test fuzz
+.PHONY: all modules setup kernel gvt-kernel gvt-check check demo print-kdir lint clean host-test fuzz
 
 all: modules
 
@@ -40,6 +42,12 @@ setup:
 
 kernel: setup
 	@scripts/kernel.sh
+
+gvt-kernel: setup
+	@FLAVOUR=gvt scripts/kernel.sh
+
+gvt-check: gvt-kernel
+	@scripts/gvt-check.sh
 
 modules: kernel
 	@$(KMAKE) W=1 modules
