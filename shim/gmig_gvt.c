@@ -19,7 +19,7 @@
 #include <linux/module.h>
 #include <linux/vfio.h>
 
-#if __has_include(<drm/intel/intel_gvt_companion.h>)
+#ifdef GMIG_TREE_HAS_GVT_COMPANION	/* set by Kbuild */
 #include <drm/intel/intel_gvt_companion.h>
 #else
 #include "gmig_gvt_companion.h"
@@ -32,12 +32,12 @@
 #endif
 
 static struct {
-	typeof(&intel_gvt_register_companion) reg;
-	typeof(&intel_gvt_unregister_companion) unreg;
-	typeof(&intel_gvt_companion_stop_schedule) stop;
-	typeof(&intel_gvt_companion_start_schedule) start;
-	typeof(&intel_gvt_companion_save_state) save;
-	typeof(&intel_gvt_companion_restore_state) restore;
+	typeof(intel_gvt_register_companion) *reg;
+	typeof(intel_gvt_unregister_companion) *unreg;
+	typeof(intel_gvt_companion_stop_schedule) *stop;
+	typeof(intel_gvt_companion_start_schedule) *start;
+	typeof(intel_gvt_companion_save_state) *save;
+	typeof(intel_gvt_companion_restore_state) *restore;
 } gvt;
 
 static void *gmig_gvt_vgpu_create(struct intel_vgpu *vgpu,
