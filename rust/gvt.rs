@@ -343,3 +343,47 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
         }
     }
 }
+
+#[kunit_tests(gmig_gvt)]
+mod tests {
+    use super::*;
+    use crate::gmig_core::{gtt::Pte, provider::TrackRange};
+
+    const MIB: u64 = 1 << 20;
+
+    fn layouts() -> Result<(GvtLayout, GvtLayout)> {
+        let a = GvtLayout::new((32 * MIB, 64 * MIB), (512 * MIB, 384 * MIB), 4).ok_or(EINVAL)?;
+        let b = GvtLayout::new((96 * MIB, 64 * MIB), (896 * MIB, 384 * MIB), 4).ok_or(EINVAL)?;
+        Ok((a, b))
+    }
+
+    #[test]
+    fn ggtt_hook_becomes_a_tracker_update() -> Result {
+        let (l, _) = layouts()?;
+        let pte = Pte::new(0x4242_0000, 0).ok_or(EINVAL)?.encode();
+        let ev = gvt::ggtt_write_event(&l, l.hidden.base / 4096, 0, pte).ok_or(EINVAL)?;
+        assert_eq!(
+            tracker_update(&ev),
+            Some(TrackRange {
+                first: 0x42420,
+                count: 1
+            })
+        );
+        assert!(gvt::ggtt_write_event(&l, 0, 0, pte).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn scanner_hook_moves_a_store_to_the_destination() -> Result {
+        let (src, dst) = layouts()?;
+        let map = AuditMap::migrated(src, dst).ok_or(EINVAL)?;
+        let gma = src.aperture.base + 0x40;
+        let mut cmd = [(0x20 << 23) | (1 << 22) | 2, u32::try_from(gma)?, 0, 7];
+        assert_eq!(gvt::patch_command(&mut cmd, Mode::EXECLIST, &map), Ok(1));
+        assert_eq!(u64::from(cmd[1]), dst.aperture.base + 0x40);
+        cmd[1] = 0x1000;
+        assert!(gvt::patch_command(&mut cmd, Mode::EXECLIST, &map).is_err());
+        assert_eq!(cmd[1], 0x1000, "refused command unchanged");
+        Ok(())
+    }
+}
