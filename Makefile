@@ -7,9 +7,13 @@
 #   make demo       boot the test kernel and show gmig at work
 #   make setup      install build dependencies and fetch the kernel source
 #   make kernel     build (or reuse) the cached test kernel
+#   make gvt-kernel the GVT-g flavour (i915, kvmgt, patches/gvt applied)
+#   make gvt-check  gmig's gvt provider against that kernel's kvmgt
 #   make print-kdir print the kernel build tree gmig.ko is built against
 #   make lint       CLIPPY=1 build, rustfmt and checkpatch
-#   make bench      host figures: page hash vs memcpy, tracker diff, remapper
+#   make bench      host figures (page hash vs memcpy, tracker diff, remapper),
+#                   then the kernel benchmark in the VM (scripts/bench.sh)
+#   make bench-host the host figures only
 #
 # Variables: GMIG_CACHE (default /var/cache/gmig), FLAVOUR (kernel flavour,
 # default base), DEBUG=1 (debug kernel: KASAN, lockdep, kmemleak), LONG=1.
@@ -32,7 +36,7 @@ KDIR = $(shell FLAVOUR=$(FLAVOUR) scripts/kernel.sh --print-kdir)
 # LLVM for the debug flavour); the module must be built with the same ones.
 KMAKE = source scripts/env.sh && $(MAKE) -C $(KDIR) M=$(CURDIR) $$(cat $(KDIR)/.gmig-make-vars)
 
-.PHONY: all modules setup kernel check demo print-kdir lint clean host-test fuzz bench
+.PHONY: all modules setup kernel gvt-kernel gvt-check check demo print-kdir lint clean host-test fuzz bench bench-host
 
 all: modules
 
@@ -41,6 +45,12 @@ setup:
 
 kernel: setup
 	@scripts/kernel.sh
+
+gvt-kernel: setup
+	@FLAVOUR=gvt scripts/kernel.sh
+
+gvt-check: gvt-kernel
+	@scripts/gvt-check.sh
 
 modules: kernel
 	@$(KMAKE) W=1 modules
@@ -57,8 +67,13 @@ fuzz:
 
 # Figures with ratios against baselines measured in the same run, checked
 # against the design's targets (benches/figures.rs); not pass/fail.
-bench:
+bench-host:
 	@cd rust/gmig_core && cargo bench -q --bench figures
+
+# The kernel part: working sets of 64 MiB to 1 GiB, desktop and game,
+# writeset vs gMig vs naive, in the test VM (about 15 minutes under TCG).
+bench: setup bench-host
+	@scripts/bench.sh
 
 lint: kernel
 	@$(KMAKE) CLIPPY=1 W=1 modules

@@ -20,6 +20,7 @@ pub mod gmig_core;
 
 mod bench;
 mod ffi;
+mod gvt;
 mod kunit;
 mod migration;
 mod vgpu;
@@ -51,7 +52,10 @@ impl core::fmt::Debug for Version {
 }
 
 struct Gmig {
-    // Dropped in declaration order: files before their directory.
+    // Dropped in declaration order: the kvmgt registration first, files
+    // before their directory.
+    _gvt: gvt::Registration,
+    _gvt_status: Pin<KBox<File<gvt::Status>>>,
     _version: Pin<KBox<File<Version>>>,
     _debugfs: Dir,
 }
@@ -66,6 +70,7 @@ impl kernel::Module for Gmig {
         }
         let debugfs = Dir::new(c"gmig");
         let version = KBox::pin_init(debugfs.read_only_file(c"version", Version), GFP_KERNEL)?;
+        let gvt_status = KBox::pin_init(debugfs.read_only_file(c"gvt", gvt::Status), GFP_KERNEL)?;
         vgpu::init(&debugfs);
         // SAFETY: called once, after `vgpu::init()` prepared what the
         // shim's callbacks use; undone in `drop()`.
@@ -73,6 +78,8 @@ impl kernel::Module for Gmig {
             .inspect_err(|e| pr_err!("gmig: registering the sim mdev parent failed: {:?}\n", e))?;
         pr_info!("gmig {VERSION} loaded: sim provider, mdev parent \"gmig\"\n");
         Ok(Gmig {
+            _gvt: gvt::Registration::new(),
+            _gvt_status: gvt_status,
             _version: version,
             _debugfs: debugfs,
         })

@@ -105,6 +105,25 @@ if ! grep -q '^GMIG-VM-DONE' "$vmlog"; then
 fi
 t_vm=$(date +%s)
 
+# gvt provider against a patched kvmgt (scripts/gvt-check.sh), only where
+# the gvt kernel flavour has been built.
+step "gvt: gmig's gvt provider with kvmgt (patches/gvt)"
+if [ -f "$(FLAVOUR=gvt scripts/kernel.sh --print-kdir)/.gmig-built" ]; then
+	GMIG_OUT=$OUT scripts/gvt-check.sh >"$OUT/gvt-check.log" 2>&1
+	gvtrc=$?
+	grep -E '^GMIG-RESULT|^    |^gvt: ' "$OUT/gvt-check.log"
+	gvtbad=0
+	while read -r _ status name; do
+		if [ "$status" = pass ]; then pass 1; else fail 1 "$name"; gvtbad=1; fi
+	done < <(grep -E '^GMIG-RESULT ' "$OUT/gvt-check.log")
+	if [ "$gvtrc" != 0 ] && [ "$gvtbad" = 0 ]; then
+		tail -20 "$OUT/gvt-check.log"
+		fail 1 "gvt-check (rc=$gvtrc)"
+	fi
+else
+	echo "skipped: gvt kernel not built (make kernel FLAVOUR=gvt)"
+fi
+
 step "summary"
 echo "time: host $((t_host - t0)) s, kernel $((t_kernel - t_host)) s, module+vm $((t_vm - t_kernel)) s"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done

@@ -15,6 +15,8 @@
 
 struct gmig_vdev;	/* C: one per mdev (embeds the vfio_device) */
 struct gmig_vgpu;	/* Rust: the vGPU behind it */
+struct gmig_gvt_vgpu;	/* Rust: gvt provider state of a GVT-g vGPU */
+struct intel_vgpu;	/* kvmgt's vGPU (opaque) */
 struct iova_bitmap;
 
 #define GMIG_TYPE_NAME_LEN 32
@@ -50,6 +52,40 @@ int gmig_rs_log_start(struct gmig_vgpu *vgpu, const u64 *ranges, u32 n);
 void gmig_rs_log_stop(struct gmig_vgpu *vgpu);
 int gmig_rs_log_report(struct gmig_vgpu *vgpu, u64 iova, u64 length,
 		       struct iova_bitmap *dirty);
+
+/* gvt provider (rust/gvt.rs): kvmgt companion callbacks. */
+enum gmig_gvt_event {
+	GMIG_GVT_WORKLOAD_QUEUED = 1,	/* engine, lrca */
+	GMIG_GVT_WORKLOAD_COMPLETED,	/* engine, lrca, status */
+	GMIG_GVT_SCHED_STOPPED,
+	GMIG_GVT_SCHED_STARTED,
+	GMIG_GVT_GGTT_WRITE,		/* index, old, new */
+	GMIG_GVT_PPGTT_CREATED,		/* root */
+	GMIG_GVT_PPGTT_DESTROYED,	/* root */
+	GMIG_GVT_PAGES_PINNED,		/* gfn, size */
+	GMIG_GVT_PAGES_UNPINNED,	/* gfn, size */
+};
+
+struct gmig_gvt_vgpu *gmig_rs_gvt_vgpu_create(struct intel_vgpu *vgpu,
+					      u64 aperture_base,
+					      u64 aperture_size,
+					      u64 hidden_base, u64 hidden_size,
+					      u32 fences, u32 id);
+void gmig_rs_gvt_vgpu_destroy(struct gmig_gvt_vgpu *gg);
+void gmig_rs_gvt_event(struct gmig_gvt_vgpu *gg, u32 event, u64 a, u64 b,
+		       u64 c);
+int gmig_rs_gvt_scan_cmd(struct gmig_gvt_vgpu *gg, u32 *cmd, u32 len,
+			 bool ggtt);
+
+/* C side of the gvt provider (shim/gmig_gvt.c), called from Rust. */
+int gmig_gvt_register(void);
+void gmig_gvt_unregister(void);
+void gmig_gvt_stop_schedule(struct intel_vgpu *vgpu);
+void gmig_gvt_start_schedule(struct intel_vgpu *vgpu);
+ssize_t gmig_gvt_save_state(struct intel_vgpu *vgpu, u32 part, void *buf,
+			    size_t size);
+int gmig_gvt_restore_state(struct intel_vgpu *vgpu, u32 part,
+			   const void *buf, size_t size);
 
 /* C side (shim/gmig_vfio.c), called from Rust. */
 int gmig_vfio_register(void);

@@ -16,6 +16,8 @@ extern crate std;
 pub mod cmd;
 /// Gen8/9 GTT entries and GGTT partitions.
 pub mod gtt;
+/// The GVT-g provider's pure parts (layout, hook events, state image).
+pub mod gvt;
 /// Seeded page hashes.
 pub mod hash;
 /// Pre-copy policies and per-report decisions.

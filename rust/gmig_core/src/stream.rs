@@ -43,6 +43,14 @@ pub enum Section {
     Regs = 2,
     /// GGTT: partition base u64, size u64, then one u64 entry per page.
     Ggtt = 3,
+    /// GVT-g: virtual MMIO registers (see [`super::gvt`]).
+    GvtVregs = 0x10,
+    /// GVT-g: the vGPU's GGTT slices and their guest entries.
+    GvtGgtt = 0x11,
+    /// GVT-g: fence registers.
+    GvtFences = 0x12,
+    /// GVT-g: execlist state (kvmgt's image).
+    GvtExeclist = 0x13,
     /// Statistics of the source (optional, informational).
     SourceStats = 0x100,
     /// End marker.
@@ -55,6 +63,10 @@ impl Section {
             1 => Self::Config,
             2 => Self::Regs,
             3 => Self::Ggtt,
+            0x10 => Self::GvtVregs,
+            0x11 => Self::GvtGgtt,
+            0x12 => Self::GvtFences,
+            0x13 => Self::GvtExeclist,
             0x100 => Self::SourceStats,
             0xffff => Self::End,
             _ => return None,

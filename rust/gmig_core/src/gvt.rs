@@ -1,0 +1,827 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The GVT-g provider's pure parts: a vGPU's graphics memory layout, the
+//! kvmgt companion hooks' events as [`ShadowEvent`]s, the state image
+//! layout, and the graphics address translation the command scanner's
+//! audit hook applies to resubmitted workloads.
+//!
+//! A GVT-g vGPU owns two slices of the global GGTT: low graphics memory in
+//! the CPU-mappable aperture and high graphics memory above it (GVT's
+//! `vgpu_aperture_gmadr_base()` / `vgpu_hidden_gmadr_base()`), plus a range
+//! of fence registers. A vGPU restored on a host where these slices sit
+//! elsewhere keeps using the source's graphics addresses (the guest driver
+//! ballooned the rest of the GGTT away at boot), so every address it hands
+//! the GPU afterwards is moved from the source slice to the same offset of
+//! the destination slice ([`GvtLayout::rebase`]).
+//!
+//! State image (a [`super::stream`] image, provider [`PROVIDER_GVT`]):
+//!
+//! ```text
+//! GvtVregs     virtual MMIO registers (GVT's vreg page image)
+//! GvtGgtt      aperture base u64 | size u64 | hidden base u64 | size u64 |
+//!              guest GGTT entries u64: aperture pages, then hidden pages
+//! GvtFences    count u32 | 0 u32 | count fence values u64
+//! GvtExeclist  kvmgt's execlist image (opaque, versioned by kvmgt)
+//! ```
+//!
+//! The PCI configuration space is not in the image: the VMM migrates it
+//! itself (QEMU's vfio-pci saves and reloads it through the config
+//! region). [`decode_image`] checks every section against the
+//! destination vGPU before anything is applied.
+
+use super::cmd::{CmdError, Command, Mode, Space};
+use super::gtt::{Partition, PAGE_SIZE};
+use super::provider::{RestoreError, ShadowEvent, PROVIDER_GVT};
+use super::stream::{self, Section, StreamError, Writer, FLAG_MANDATORY};
+
+/// Version of the companion interface gmig speaks
+/// (`INTEL_GVT_COMPANION_VERSION` in the kvmgt patch series).
+pub const COMPANION_VERSION: u32 = 1;
+
+/// Most fence registers a vGPU may have (Gen8/9 have 32 in all).
+pub const MAX_FENCES: u32 = 32;
+
+/// A GVT-g vGPU's graphics memory and fences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GvtLayout {
+    /// Low graphics memory (CPU-mappable aperture).
+    pub aperture: Partition,
+    /// High graphics memory (hidden).
+    pub hidden: Partition,
+    /// Number of fence registers.
+    pub fences: u32,
+}
+
+impl GvtLayout {
+    /// A layout, if both slices are valid partitions that do not overlap
+    /// and there are at most [`MAX_FENCES`] fence registers.
+    pub fn new(aperture: (u64, u64), hidden: (u64, u64), fences: u32) -> Option<Self> {
+        let aperture = Partition::new(aperture.0, aperture.1)?;
+        let hidden = Partition::new(hidden.0, hidden.1)?;
+        if aperture.base < hidden.end() && hidden.base < aperture.end() {
+            return None;
+        }
+        if fences > MAX_FENCES {
+            return None;
+        }
+        Some(Self {
+            aperture,
+            hidden,
+            fences,
+        })
+    }
+
+    /// GGTT entries the vGPU owns (aperture and hidden pages).
+    pub fn entries(&self) -> u64 {
+        self.aperture.entries() + self.hidden.entries()
+    }
+
+    /// Whether a vGPU of layout `other` can take this one's state: same
+    /// slice sizes and fence count (bases may differ).
+    pub fn compatible(&self, other: &GvtLayout) -> bool {
+        self.aperture.size == other.aperture.size
+            && self.hidden.size == other.hidden.size
+            && self.fences == other.fences
+    }
+
+    /// Position in the image's entry list of global GGTT entry `index`,
+    /// or `None` if the vGPU does not own it.
+    pub fn image_index(&self, index: u64) -> Option<u64> {
+        let ap = self.aperture.base / PAGE_SIZE;
+        let hi = self.hidden.base / PAGE_SIZE;
+        if index >= ap && index - ap < self.aperture.entries() {
+            Some(index - ap)
+        } else if index >= hi && index - hi < self.hidden.entries() {
+            Some(self.aperture.entries() + (index - hi))
+        } else {
+            None
+        }
+    }
+
+    /// Global GGTT entry of position `i` of the image's entry list.
+    pub fn ggtt_index(&self, i: u64) -> Option<u64> {
+        let ap = self.aperture.entries();
+        if i < ap {
+            Some(self.aperture.base / PAGE_SIZE + i)
+        } else if i - ap < self.hidden.entries() {
+            Some(self.hidden.base / PAGE_SIZE + (i - ap))
+        } else {
+            None
+        }
+    }
+
+    /// Whether `[gma, gma + len)` lies inside one of the vGPU's slices.
+    pub fn contains_range(&self, gma: u64, len: u64) -> bool {
+        self.aperture.contains_range(gma, len) || self.hidden.contains_range(gma, len)
+    }
+
+    /// Moves the range `[gma, gma + len)` from this layout to the same
+    /// offset in `to`'s slice of the same kind. `None` if the range is not
+    /// wholly inside one slice of this layout or does not fit in `to`.
+    pub fn rebase(&self, gma: u64, len: u64, to: &GvtLayout) -> Option<u64> {
+        let (from, dst) = if self.aperture.contains_range(gma, len) {
+            (&self.aperture, &to.aperture)
+        } else if self.hidden.contains_range(gma, len) {
+            (&self.hidden, &to.hidden)
+        } else {
+            return None;
+        };
+        let new = from.rebase(gma, dst)?;
+        dst.contains_range(new, len).then_some(new)
+    }
+}
+
+/// Why the command scanner's audit hook refused an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditError {
+    /// The range is not inside the guest's (source) graphics memory.
+    OutOfRange {
+        /// The refused address.
+        gma: u64,
+    },
+}
+
+/// The audit hook's address translation for one vGPU: the identity until
+/// the vGPU is restored from a source whose slices sit elsewhere, then the
+/// source-to-destination move of every graphics address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditMap {
+    guest: GvtLayout,
+    host: GvtLayout,
+}
+
+impl AuditMap {
+    /// No translation: the guest's graphics memory is the vGPU's own.
+    pub fn identity(layout: GvtLayout) -> Self {
+        Self {
+            guest: layout,
+            host: layout,
+        }
+    }
+
+    /// After a restore: the guest keeps `src`'s addresses, the vGPU owns
+    /// `dst`. `None` if the layouts are not [`GvtLayout::compatible`].
+    pub fn migrated(src: GvtLayout, dst: GvtLayout) -> Option<Self> {
+        src.compatible(&dst).then_some(Self {
+            guest: src,
+            host: dst,
+        })
+    }
+
+    /// Whether addresses move.
+    pub fn is_identity(&self) -> bool {
+        self.guest.aperture.base == self.host.aperture.base
+            && self.guest.hidden.base == self.host.hidden.base
+    }
+
+    /// The host graphics address of the guest's `[gma, gma + len)`
+    /// (`len` at least 1). The scanner then audits and uses the result.
+    pub fn translate(&self, gma: u64, len: u64) -> Result<u64, AuditError> {
+        let len = len.max(1);
+        if self.is_identity() {
+            return if self.host.contains_range(gma, len) {
+                Ok(gma)
+            } else {
+                Err(AuditError::OutOfRange { gma })
+            };
+        }
+        self.guest
+            .rebase(gma, len, &self.host)
+            .ok_or(AuditError::OutOfRange { gma })
+    }
+}
+
+/// Why [`patch_command`] refused a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchError {
+    /// The command could not be parsed (unknown, bad length, cut off).
+    Command(CmdError),
+    /// The command carries GGTT addresses the parser cannot locate.
+    Opaque,
+    /// An address is outside the guest's graphics memory.
+    Audit(AuditError),
+    /// A translated address does not fit the command's field.
+    Overflow,
+}
+
+/// kvmgt's command scanner hook: rewrites, in GVT's shadow copy of one
+/// command (`cmd` starts with it and holds at least the whole command),
+/// every GGTT graphics address from the guest's to the vGPU's graphics
+/// memory. PPGTT addresses are left alone. Returns the number of addresses
+/// rewritten; on error `cmd` is unchanged and the scan must fail. With an
+/// identity map nothing is parsed (GVT's own audit does the checking).
+///
+/// Once addresses move, a command the parser does not know is refused
+/// rather than passed through: it might hold a GGTT address.
+pub fn patch_command(cmd: &mut [u32], mode: Mode, map: &AuditMap) -> Result<usize, PatchError> {
+    if map.is_identity() {
+        return Ok(0);
+    }
+    let c = Command::decode(cmd, 0, mode).map_err(PatchError::Command)?;
+    if c.opaque == Some(Space::Ggtt) {
+        return Err(PatchError::Opaque);
+    }
+    let ggtt = || c.addrs().iter().filter(|a| a.space == Space::Ggtt);
+    // Validate every field first, then write.
+    for a in ggtt() {
+        let addr = a.read(cmd).ok_or(PatchError::Overflow)?;
+        let new = map.translate(addr, 1).map_err(PatchError::Audit)?;
+        if !a.fits(new) {
+            return Err(PatchError::Overflow);
+        }
+    }
+    let mut n = 0;
+    for a in ggtt() {
+        let addr = a.read(cmd).ok_or(PatchError::Overflow)?;
+        let new = map.translate(addr, 1).map_err(PatchError::Audit)?;
+        a.write(cmd, new).ok_or(PatchError::Overflow)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The [`ShadowEvent`] of kvmgt's GGTT write hook for global entry
+/// `index`, or `None` if the vGPU does not own that entry (the hook is
+/// then ignored: a GVT bug or another vGPU's entry).
+pub fn ggtt_write_event(layout: &GvtLayout, index: u64, old: u64, new: u64) -> Option<ShadowEvent> {
+    layout
+        .image_index(index)
+        .map(|index| ShadowEvent::GgttWrite { index, old, new })
+}
+
+/// The [`ShadowEvent`] of kvmgt's pin (`pinned`) or unpin hook for `size`
+/// bytes at guest frame `gfn` (GVT pins 4 KiB pages and 2 MiB huge pages;
+/// a partial page counts as a whole one). `None` for an empty range.
+pub fn pin_event(gfn: u64, size: u64, pinned: bool) -> Option<ShadowEvent> {
+    let pages = size.div_ceil(PAGE_SIZE);
+    if pages == 0 {
+        return None;
+    }
+    Some(if pinned {
+        ShadowEvent::Pinned { gfn, pages }
+    } else {
+        ShadowEvent::Unpinned { gfn, pages }
+    })
+}
+
+/// Payload bytes of the GGTT section of `layout`.
+pub fn ggtt_section_len(layout: &GvtLayout) -> Option<usize> {
+    let n = usize::try_from(layout.entries()).ok()?;
+    n.checked_mul(8)?.checked_add(32)
+}
+
+/// Payload bytes of the fence section of `layout`.
+pub fn fence_section_len(layout: &GvtLayout) -> usize {
+    8 + 8 * layout.fences as usize
+}
+
+/// Sizes of the opaque sections, as kvmgt reports them for a vGPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateSizes {
+    /// Virtual MMIO register bytes.
+    pub vregs: usize,
+    /// Execlist image bytes.
+    pub execlist: usize,
+}
+
+/// Bytes of a whole GVT state image (header, sections, end marker).
+pub fn image_len(layout: &GvtLayout, sizes: &StateSizes) -> Option<usize> {
+    let mut n = stream::HEADER_LEN + 5 * stream::SECTION_HEADER_LEN;
+    for s in [
+        sizes.vregs,
+        ggtt_section_len(layout)?,
+        fence_section_len(layout),
+        sizes.execlist,
+    ] {
+        n = n.checked_add(s)?;
+    }
+    Some(n)
+}
+
+/// Where a [`write_image`] section's bytes come from (kvmgt's save hook in
+/// the module, a test's arrays on the host). Each call fills `out`
+/// entirely or fails.
+pub trait StateSource {
+    /// Virtual MMIO registers.
+    fn vregs(&self, out: &mut [u8]) -> bool;
+    /// Guest GGTT entry at position `i` of the image's entry list.
+    fn ggtt_entries(&self, out: &mut [u64]) -> bool;
+    /// Fence register values.
+    fn fences(&self, out: &mut [u64]) -> bool;
+    /// Execlist image.
+    fn execlist(&self, out: &mut [u8]) -> bool;
+}
+
+/// Writes the state image of a vGPU of `layout` into `out`; returns its
+/// length. Entries and fences go through `scratch` (at least as many
+/// `u64`s as the larger of [`GvtLayout::entries`] and the fence count).
+pub fn write_image<S: StateSource>(
+    out: &mut [u8],
+    vgpu_type: u16,
+    layout: &GvtLayout,
+    sizes: &StateSizes,
+    src: &S,
+    scratch: &mut [u64],
+) -> Result<usize, StreamError> {
+    let entries = usize::try_from(layout.entries()).map_err(|_| StreamError::TooLarge)?;
+    let fences = layout.fences as usize;
+    if scratch.len() < entries.max(fences) {
+        return Err(StreamError::NoSpace);
+    }
+    let mut ok = true;
+    let mut w = Writer::new(out, PROVIDER_GVT, vgpu_type)?;
+    w.section(Section::GvtVregs as u16, FLAG_MANDATORY, sizes.vregs, |p| {
+        ok &= src.vregs(p)
+    })?;
+    let glen = ggtt_section_len(layout).ok_or(StreamError::TooLarge)?;
+    let ents = &mut scratch[..entries];
+    ok &= src.ggtt_entries(ents);
+    w.section(Section::GvtGgtt as u16, FLAG_MANDATORY, glen, |p| {
+        let (h, body) = p.split_at_mut(32);
+        h[0..8].copy_from_slice(&layout.aperture.base.to_le_bytes());
+        h[8..16].copy_from_slice(&layout.aperture.size.to_le_bytes());
+        h[16..24].copy_from_slice(&layout.hidden.base.to_le_bytes());
+        h[24..32].copy_from_slice(&layout.hidden.size.to_le_bytes());
+        for (c, e) in body.chunks_exact_mut(8).zip(ents.iter()) {
+            c.copy_from_slice(&e.to_le_bytes());
+        }
+    })?;
+    let fen = &mut scratch[..fences];
+    ok &= src.fences(fen);
+    w.section(
+        Section::GvtFences as u16,
+        FLAG_MANDATORY,
+        fence_section_len(layout),
+        |p| {
+            p[0..4].copy_from_slice(&layout.fences.to_le_bytes());
+            p[4..8].copy_from_slice(&0u32.to_le_bytes());
+            for (c, f) in p[8..].chunks_exact_mut(8).zip(fen.iter()) {
+                c.copy_from_slice(&f.to_le_bytes());
+            }
+        },
+    )?;
+    w.section(
+        Section::GvtExeclist as u16,
+        FLAG_MANDATORY,
+        sizes.execlist,
+        |p| ok &= src.execlist(p),
+    )?;
+    if !ok {
+        return Err(StreamError::BadSection(0));
+    }
+    w.finish()
+}
+
+/// A GVT state image checked against a destination vGPU, ready to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct GvtImage<'a> {
+    /// Virtual MMIO registers.
+    pub vregs: &'a [u8],
+    /// The source's layout.
+    pub src: GvtLayout,
+    /// Guest GGTT entries, little-endian u64s in image order.
+    entries: &'a [u8],
+    /// Fence values, little-endian u64s.
+    fences: &'a [u8],
+    /// Execlist image.
+    pub execlist: &'a [u8],
+}
+
+fn le64(b: &[u8], off: usize) -> Option<u64> {
+    let s = b.get(off..off.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}
+
+fn le32(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    let mut a = [0u8; 4];
+    a.copy_from_slice(s);
+    Some(u32::from_le_bytes(a))
+}
+
+impl GvtImage<'_> {
+    /// Number of GGTT entries.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len() / 8
+    }
+
+    /// Guest GGTT entry `i` (image order).
+    pub fn entry(&self, i: usize) -> Option<u64> {
+        le64(self.entries, i.checked_mul(8)?)
+    }
+
+    /// Fence register `i`'s value.
+    pub fn fence(&self, i: usize) -> Option<u64> {
+        le64(self.fences, 8 + i.checked_mul(8)?)
+    }
+
+    /// Calls `f(index, entry)` for every saved entry with the global GGTT
+    /// index it takes in the destination layout `dst` (a layout the image
+    /// was decoded against, so every position maps).
+    pub fn for_each_entry(&self, dst: &GvtLayout, mut f: impl FnMut(u64, u64)) {
+        for i in 0..self.entry_count() {
+            if let (Some(idx), Some(e)) = (dst.ggtt_index(i as u64), self.entry(i)) {
+                f(idx, e);
+            }
+        }
+    }
+}
+
+/// Decodes a validated image (see [`stream::validate`]) for a destination
+/// vGPU of type `vgpu_type`, layout `dst` and section `sizes`; checks every
+/// section before returning, so a caller that gets `Ok` can apply it all.
+pub fn decode_image<'a>(
+    hdr: &stream::Header,
+    image: &'a [u8],
+    vgpu_type: u16,
+    dst: &GvtLayout,
+    sizes: &StateSizes,
+) -> Result<GvtImage<'a>, RestoreError> {
+    if hdr.provider != PROVIDER_GVT || hdr.vgpu_type != vgpu_type {
+        return Err(RestoreError::WrongDevice {
+            provider: hdr.provider,
+            vgpu_type: hdr.vgpu_type,
+        });
+    }
+    let (mut vregs, mut ggtt, mut fences, mut execlist) = (None, None, None, None);
+    for sec in stream::sections_unchecked(image) {
+        let (ty, _, p) = sec?;
+        let bad = RestoreError::BadSection(ty);
+        match ty {
+            t if t == Section::GvtVregs as u16 => {
+                (p.len() == sizes.vregs).then_some(()).ok_or(bad)?;
+                vregs = Some(p);
+            }
+            t if t == Section::GvtGgtt as u16 => {
+                let ap = (le64(p, 0).ok_or(bad)?, le64(p, 8).ok_or(bad)?);
+                let hi = (le64(p, 16).ok_or(bad)?, le64(p, 24).ok_or(bad)?);
+                let src = GvtLayout::new(ap, hi, dst.fences).ok_or(bad)?;
+                if src.aperture.size != dst.aperture.size || src.hidden.size != dst.hidden.size {
+                    return Err(RestoreError::PartitionMismatch {
+                        size: src.aperture.size.saturating_add(src.hidden.size),
+                    });
+                }
+                let body = p.get(32..).ok_or(bad)?;
+                (Some(body.len())
+                    == usize::try_from(src.entries())
+                        .ok()
+                        .and_then(|n| n.checked_mul(8)))
+                .then_some(())
+                .ok_or(bad)?;
+                ggtt = Some((src, body));
+            }
+            t if t == Section::GvtFences as u16 => {
+                let n = le32(p, 0).ok_or(bad)?;
+                if n != dst.fences || p.len() != fence_section_len(dst) {
+                    return Err(bad);
+                }
+                fences = Some(p);
+            }
+            t if t == Section::GvtExeclist as u16 => {
+                (p.len() == sizes.execlist).then_some(()).ok_or(bad)?;
+                execlist = Some(p);
+            }
+            _ => {} // end marker, optional sections
+        }
+    }
+    let missing = |s: Section| RestoreError::MissingSection(s as u16);
+    let (src, entries) = ggtt.ok_or(missing(Section::GvtGgtt))?;
+    Ok(GvtImage {
+        vregs: vregs.ok_or(missing(Section::GvtVregs))?,
+        src,
+        entries,
+        fences: fences.ok_or(missing(Section::GvtFences))?,
+        execlist: execlist.ok_or(missing(Section::GvtExeclist))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gtt::Pte;
+    use crate::provider::{tracker_update, TrackRange};
+    use crate::testutil::Rng;
+    use std::vec;
+    use std::vec::Vec;
+
+    const MIB: u64 = 1 << 20;
+
+    /// GVT's default small type: 64 MiB aperture, 384 MiB hidden, 4 fences.
+    fn layout(slot: u64) -> GvtLayout {
+        GvtLayout::new(
+            (32 * MIB + slot * 64 * MIB, 64 * MIB),
+            (512 * MIB + slot * 384 * MIB, 384 * MIB),
+            4,
+        )
+        .unwrap()
+    }
+
+    struct Arrays {
+        vregs: Vec<u8>,
+        ggtt: Vec<u64>,
+        fences: Vec<u64>,
+        execlist: Vec<u8>,
+    }
+
+    impl StateSource for Arrays {
+        fn vregs(&self, out: &mut [u8]) -> bool {
+            out.len() == self.vregs.len() && {
+                out.copy_from_slice(&self.vregs);
+                true
+            }
+        }
+        fn ggtt_entries(&self, out: &mut [u64]) -> bool {
+            out.len() == self.ggtt.len() && {
+                out.copy_from_slice(&self.ggtt);
+                true
+            }
+        }
+        fn fences(&self, out: &mut [u64]) -> bool {
+            out.len() == self.fences.len() && {
+                out.copy_from_slice(&self.fences);
+                true
+            }
+        }
+        fn execlist(&self, out: &mut [u8]) -> bool {
+            out.len() == self.execlist.len() && {
+                out.copy_from_slice(&self.execlist);
+                true
+            }
+        }
+    }
+
+    fn arrays(l: &GvtLayout, rng: &mut Rng) -> (Arrays, StateSizes) {
+        let sizes = StateSizes {
+            vregs: 2 * MIB as usize,
+            execlist: 3 * 128,
+        };
+        let mut bytes = |n: usize| (0..n).map(|_| rng.next_u64() as u8).collect::<Vec<u8>>();
+        let a = Arrays {
+            vregs: bytes(sizes.vregs),
+            execlist: bytes(sizes.execlist),
+            ggtt: Vec::new(),
+            fences: Vec::new(),
+        };
+        let ggtt = (0..l.entries())
+            .map(|i| if i % 3 == 0 { 0 } else { (i << 12) | 1 })
+            .collect();
+        let fences = (0..u64::from(l.fences)).map(|i| 0xf000 + i).collect();
+        (Arrays { ggtt, fences, ..a }, sizes)
+    }
+
+    fn save(l: &GvtLayout, a: &Arrays, sizes: &StateSizes) -> Vec<u8> {
+        let mut img = vec![0u8; image_len(l, sizes).unwrap()];
+        let mut scratch = vec![0u64; l.entries() as usize];
+        let n = write_image(&mut img, 0, l, sizes, a, &mut scratch).unwrap();
+        assert_eq!(n, img.len(), "image_len is exact");
+        img
+    }
+
+    fn limits() -> stream::Limits {
+        stream::Limits {
+            max_total: 1 << 26,
+            max_section: 1 << 25,
+        }
+    }
+
+    #[test]
+    fn layout_rejects_overlap_and_bad_fences() {
+        assert!(GvtLayout::new((0, 64 * MIB), (32 * MIB, 64 * MIB), 4).is_none());
+        assert!(GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 33).is_none());
+        assert!(GvtLayout::new((0, 64 * MIB + 1), (64 * MIB, 64 * MIB), 4).is_none());
+        assert!(GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 32).is_some());
+    }
+
+    #[test]
+    fn ggtt_indices_round_trip_and_stay_inside() {
+        let l = layout(1);
+        for i in 0..l.entries() {
+            let g = l.ggtt_index(i).unwrap();
+            assert_eq!(l.image_index(g), Some(i));
+        }
+        assert_eq!(l.ggtt_index(l.entries()), None);
+        assert_eq!(l.image_index(l.aperture.base / PAGE_SIZE - 1), None);
+        assert_eq!(l.image_index(l.hidden.end() / PAGE_SIZE), None);
+        assert_eq!(l.image_index(0), None, "another vGPU's entry");
+    }
+
+    #[test]
+    fn hook_events_become_tracker_updates() {
+        let l = layout(2);
+        let pte = Pte::new(0x4242_0000, 0).unwrap().encode();
+        let first_hidden = l.hidden.base / PAGE_SIZE;
+        let ev = ggtt_write_event(&l, first_hidden, 0, pte).unwrap();
+        assert_eq!(
+            ev,
+            ShadowEvent::GgttWrite {
+                index: l.aperture.entries(),
+                old: 0,
+                new: pte
+            }
+        );
+        assert_eq!(
+            tracker_update(&ev),
+            Some(TrackRange {
+                first: 0x42420,
+                count: 1
+            })
+        );
+        assert_eq!(ggtt_write_event(&l, 5, 0, pte), None, "not ours");
+        let huge = pin_event(0x800, 2 * MIB, true).unwrap();
+        assert_eq!(
+            tracker_update(&huge),
+            Some(TrackRange {
+                first: 0x800,
+                count: 512
+            })
+        );
+        assert_eq!(
+            pin_event(7, 1, true),
+            Some(ShadowEvent::Pinned { gfn: 7, pages: 1 })
+        );
+        assert_eq!(pin_event(7, 0, true), None);
+        let un = pin_event(7, PAGE_SIZE, false).unwrap();
+        assert_eq!(tracker_update(&un), None, "an unpin keeps tracking");
+    }
+
+    #[test]
+    fn audit_translates_source_addresses_to_the_destination() {
+        let (src, dst) = (layout(0), layout(3));
+        let id = AuditMap::identity(src);
+        assert!(id.is_identity());
+        assert_eq!(
+            id.translate(src.aperture.base + 8, 4),
+            Ok(src.aperture.base + 8)
+        );
+        assert!(
+            id.translate(src.aperture.end() - 4, 8).is_err(),
+            "crosses the end"
+        );
+        let m = AuditMap::migrated(src, dst).unwrap();
+        assert!(!m.is_identity());
+        let mut rng = Rng::new(7);
+        for _ in 0..1000 {
+            let (s, d) = if rng.below(2) == 0 {
+                (src.aperture, dst.aperture)
+            } else {
+                (src.hidden, dst.hidden)
+            };
+            let off = rng.below(s.size - 64);
+            let got = m.translate(s.base + off, 64).unwrap();
+            assert_eq!(got, d.base + off);
+            assert!(dst.contains_range(got, 64));
+        }
+        // An address of the destination slice that the guest never owned.
+        assert_eq!(
+            m.translate(dst.hidden.end() - 8, 8),
+            Err(AuditError::OutOfRange {
+                gma: dst.hidden.end() - 8
+            })
+        );
+        // A range that straddles the aperture and hidden slices is refused
+        // even when they are adjacent.
+        let adj = GvtLayout::new((0, 64 * MIB), (64 * MIB, 64 * MIB), 4).unwrap();
+        let adj2 = GvtLayout::new((128 * MIB, 64 * MIB), (192 * MIB, 64 * MIB), 4).unwrap();
+        let m = AuditMap::migrated(adj, adj2).unwrap();
+        assert!(m.translate(64 * MIB - 4, 8).is_err());
+        let mut big = dst;
+        big.hidden.size *= 2;
+        assert!(AuditMap::migrated(src, big).is_none(), "incompatible");
+    }
+
+    #[test]
+    fn scanner_hook_patches_ggtt_addresses_only() {
+        let (src, dst) = (layout(0), layout(2));
+        let m = AuditMap::migrated(src, dst).unwrap();
+        let gma = src.hidden.base + 0x1230;
+        // MI_STORE_DATA_IMM, GGTT (bit 22), one dword of data.
+        let sdi = [
+            (0x20 << 23) | (1 << 22) | 2,
+            gma as u32,
+            (gma >> 32) as u32,
+            0xcafe,
+        ];
+        let mut c = sdi;
+        assert_eq!(patch_command(&mut c, Mode::EXECLIST, &m), Ok(1));
+        let new = dst.hidden.base + 0x1230;
+        assert_eq!((c[1], c[2], c[3]), (new as u32, (new >> 32) as u32, 0xcafe));
+        // The identity map parses nothing and changes nothing.
+        let mut c = sdi;
+        assert_eq!(
+            patch_command(&mut c, Mode::EXECLIST, &AuditMap::identity(src)),
+            Ok(0)
+        );
+        assert_eq!(c, sdi);
+        // A PPGTT store (bit 22 clear) keeps its address.
+        let mut c = sdi;
+        c[0] &= !(1 << 22);
+        let before = c;
+        assert_eq!(patch_command(&mut c, Mode::EXECLIST, &m), Ok(0));
+        assert_eq!(c, before);
+        // An address the guest never owned: refused, nothing written.
+        let mut c = sdi;
+        c[1] = 0x1000;
+        c[2] = 0;
+        let before = c;
+        assert!(matches!(
+            patch_command(&mut c, Mode::EXECLIST, &m),
+            Err(PatchError::Audit(_))
+        ));
+        assert_eq!(c, before);
+        // Unknown commands are refused once addresses move.
+        let mut c = [0x7fff_ffffu32, 0, 0, 0];
+        assert!(matches!(
+            patch_command(&mut c, Mode::EXECLIST, &m),
+            Err(PatchError::Command(_))
+        ));
+    }
+
+    #[test]
+    fn image_round_trips_to_another_layout() {
+        let mut rng = Rng::new(11);
+        let (src, dst) = (layout(0), layout(1));
+        let (a, sizes) = arrays(&src, &mut rng);
+        let img = save(&src, &a, &sizes);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        let d = decode_image(&hdr, &img, 0, &dst, &sizes).unwrap();
+        assert_eq!(d.vregs, &a.vregs[..]);
+        assert_eq!(d.execlist, &a.execlist[..]);
+        assert_eq!(d.src.aperture, src.aperture);
+        assert_eq!(d.src.hidden, src.hidden);
+        for i in 0..4 {
+            assert_eq!(d.fence(i), Some(a.fences[i]));
+        }
+        assert_eq!(d.fence(4), None);
+        let mut seen = 0u64;
+        d.for_each_entry(&dst, |idx, e| {
+            let i = dst.image_index(idx).unwrap();
+            assert_eq!(e, a.ggtt[i as usize], "entry {i} lands at its offset");
+            seen += 1;
+        });
+        assert_eq!(seen, dst.entries());
+    }
+
+    #[test]
+    fn decode_refuses_what_does_not_fit_the_destination() {
+        let mut rng = Rng::new(3);
+        let src = layout(0);
+        let (a, sizes) = arrays(&src, &mut rng);
+        let img = save(&src, &a, &sizes);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        let mut small = src;
+        small.hidden.size /= 2;
+        assert!(matches!(
+            decode_image(&hdr, &img, 0, &small, &sizes),
+            Err(RestoreError::PartitionMismatch { .. })
+        ));
+        let mut fewer = src;
+        fewer.fences = 2;
+        assert_eq!(
+            decode_image(&hdr, &img, 0, &fewer, &sizes).err(),
+            Some(RestoreError::BadSection(Section::GvtFences as u16))
+        );
+        let other = StateSizes {
+            vregs: sizes.vregs - 4,
+            ..sizes
+        };
+        assert_eq!(
+            decode_image(&hdr, &img, 0, &src, &other).err(),
+            Some(RestoreError::BadSection(Section::GvtVregs as u16))
+        );
+        assert!(matches!(
+            decode_image(&hdr, &img, 1, &src, &sizes),
+            Err(RestoreError::WrongDevice { .. })
+        ));
+        // A sim image is not a GVT image.
+        let mut h = hdr;
+        h.provider = crate::provider::PROVIDER_SIM;
+        assert!(matches!(
+            decode_image(&h, &img, 0, &src, &sizes),
+            Err(RestoreError::WrongDevice { .. })
+        ));
+        // A corrupted entry is caught by the section checksum.
+        let mut bad = img.clone();
+        let off = bad.len() - 500_000;
+        bad[off] ^= 1;
+        assert!(stream::validate(&bad, &limits()).is_err());
+    }
+
+    #[test]
+    fn a_failing_source_fails_the_save() {
+        let src = layout(0);
+        let mut rng = Rng::new(1);
+        let (mut a, sizes) = arrays(&src, &mut rng);
+        a.fences.pop();
+        let mut img = vec![0u8; image_len(&src, &sizes).unwrap()];
+        let mut scratch = vec![0u64; src.entries() as usize];
+        assert!(write_image(&mut img, 0, &src, &sizes, &a, &mut scratch).is_err());
+        let mut short = vec![0u64; 3];
+        a.fences.push(0);
+        assert_eq!(
+            write_image(&mut img, 0, &src, &sizes, &a, &mut short),
+            Err(StreamError::NoSpace)
+        );
+    }
+}

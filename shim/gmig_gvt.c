@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * gmig's gvt provider, C half: kvmgt's companion interface (patches/gvt).
+ *
+ * At load, gmig looks the interface up with symbol_get(), so gmig.ko loads
+ * on kernels without the patch series or without kvmgt loaded (then only
+ * the sim provider runs). If it is there, gmig registers its companion ops;
+ * the symbol references it holds until unload keep kvmgt loaded meanwhile
+ * (rmmod kvmgt fails while gmig is loaded). Every callback is forwarded to
+ * Rust (rust/gvt.rs), which decides what to do; this file only adapts
+ * types.
+ *
+ * The interface's header comes from the kernel tree when it has the series
+ * applied, and from gmig's copy otherwise (gmig_gvt_companion.h, identical
+ * to the series' include/drm/intel/intel_gvt_companion.h; CI checks that).
+ * kvmgt refuses ops of another interface version or size at registration.
+ */
+#include <linux/err.h>
+#include <linux/module.h>
+#include <linux/vfio.h>
+
+#ifdef GMIG_TREE_HAS_GVT_COMPANION	/* set by Kbuild */
+#include <drm/intel/intel_gvt_companion.h>
+#else
+#include "gmig_gvt_companion.h"
+#endif
+
+#include "gmig_shim.h"
+
+#if INTEL_GVT_COMPANION_VERSION != 1
+#error "gmig implements version 1 of the GVT-g companion interface"
+#endif
+
+static struct {
+	typeof(intel_gvt_register_companion) *reg;
+	typeof(intel_gvt_unregister_companion) *unreg;
+	typeof(intel_gvt_companion_stop_schedule) *stop;
+	typeof(intel_gvt_companion_start_schedule) *start;
+	typeof(intel_gvt_companion_save_state) *save;
+	typeof(intel_gvt_companion_restore_state) *restore;
+} gvt;
+
+static void *gmig_gvt_vgpu_create(struct intel_vgpu *vgpu,
+				  struct vfio_device *vfio_dev,
+				  const struct intel_gvt_vgpu_layout *l)
+{
+	struct gmig_gvt_vgpu *gg;
+
+	/*
+	 * TODO: set vfio_dev->mig_ops and ->log_ops here once the migration
+	 * layer drives GVT-g vGPUs (rust/migration.rs is sim-only today).
+	 */
+	gg = gmig_rs_gvt_vgpu_create(vgpu, l->aperture_base, l->aperture_size,
+				     l->hidden_base, l->hidden_size,
+				     l->fence_count, l->id);
+	return gg ? (void *)gg : ERR_PTR(-EINVAL);
+}
+
+static void gmig_gvt_vgpu_destroy(void *priv)
+{
+	gmig_rs_gvt_vgpu_destroy(priv);
+}
+
+static void gmig_gvt_workload_queued(void *priv, unsigned int engine,
+				     u64 lrca)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_WORKLOAD_QUEUED, engine, lrca, 0);
+}
+
+static void gmig_gvt_workload_completed(void *priv, unsigned int engine,
+					u64 lrca, int status)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_WORKLOAD_COMPLETED, engine, lrca,
+			  (u64)(s64)status);
+}
+
+static void gmig_gvt_sched_stopped(void *priv)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_SCHED_STOPPED, 0, 0, 0);
+}
+
+static void gmig_gvt_sched_started(void *priv)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_SCHED_STARTED, 0, 0, 0);
+}
+
+static void gmig_gvt_ggtt_write(void *priv, u64 index, u64 old, u64 val)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_GGTT_WRITE, index, old, val);
+}
+
+static void gmig_gvt_ppgtt_created(void *priv, u64 root)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_PPGTT_CREATED, root, 0, 0);
+}
+
+static void gmig_gvt_ppgtt_destroyed(void *priv, u64 root)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_PPGTT_DESTROYED, root, 0, 0);
+}
+
+static void gmig_gvt_pages_pinned(void *priv, u64 gfn, u64 size)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_PAGES_PINNED, gfn, size, 0);
+}
+
+static void gmig_gvt_pages_unpinned(void *priv, u64 gfn, u64 size)
+{
+	gmig_rs_gvt_event(priv, GMIG_GVT_PAGES_UNPINNED, gfn, size, 0);
+}
+
+static int gmig_gvt_scan_cmd(void *priv, u32 *cmd, u32 len, bool ggtt)
+{
+	return gmig_rs_gvt_scan_cmd(priv, cmd, len, ggtt);
+}
+
+static const struct intel_gvt_companion_ops gmig_gvt_ops = {
+	.version = INTEL_GVT_COMPANION_VERSION,
+	.size = sizeof(struct intel_gvt_companion_ops),
+	.owner = THIS_MODULE,
+	.vgpu_create = gmig_gvt_vgpu_create,
+	.vgpu_destroy = gmig_gvt_vgpu_destroy,
+	.workload_queued = gmig_gvt_workload_queued,
+	.workload_completed = gmig_gvt_workload_completed,
+	.sched_stopped = gmig_gvt_sched_stopped,
+	.sched_started = gmig_gvt_sched_started,
+	.ggtt_write = gmig_gvt_ggtt_write,
+	.ppgtt_created = gmig_gvt_ppgtt_created,
+	.ppgtt_destroyed = gmig_gvt_ppgtt_destroyed,
+	.pages_pinned = gmig_gvt_pages_pinned,
+	.pages_unpinned = gmig_gvt_pages_unpinned,
+	.scan_cmd = gmig_gvt_scan_cmd,
+};
+
+static void gmig_gvt_put_symbols(void)
+{
+	if (gvt.reg)
+		symbol_put(intel_gvt_register_companion);
+	if (gvt.unreg)
+		symbol_put(intel_gvt_unregister_companion);
+	if (gvt.stop)
+		symbol_put(intel_gvt_companion_stop_schedule);
+	if (gvt.start)
+		symbol_put(intel_gvt_companion_start_schedule);
+	if (gvt.save)
+		symbol_put(intel_gvt_companion_save_state);
+	if (gvt.restore)
+		symbol_put(intel_gvt_companion_restore_state);
+	memset(&gvt, 0, sizeof(gvt));
+}
+
+/*
+ * Returns 0 if registered with kvmgt, -ENOENT if kvmgt (with the companion
+ * interface) is not loaded, another error if kvmgt refused the ops.
+ */
+int gmig_gvt_register(void)
+{
+	int ret;
+
+	gvt.reg = symbol_get(intel_gvt_register_companion);
+	if (!gvt.reg)
+		return -ENOENT;
+	gvt.unreg = symbol_get(intel_gvt_unregister_companion);
+	gvt.stop = symbol_get(intel_gvt_companion_stop_schedule);
+	gvt.start = symbol_get(intel_gvt_companion_start_schedule);
+	gvt.save = symbol_get(intel_gvt_companion_save_state);
+	gvt.restore = symbol_get(intel_gvt_companion_restore_state);
+	if (!gvt.unreg || !gvt.stop || !gvt.start || !gvt.save ||
+	    !gvt.restore) {
+		ret = -ENOENT;
+		goto err;
+	}
+	ret = gvt.reg(&gmig_gvt_ops);
+	if (ret)
+		goto err;
+	return 0;
+err:
+	gmig_gvt_put_symbols();
+	return ret;
+}
+
+/* Undoes a successful gmig_gvt_register(). */
+void gmig_gvt_unregister(void)
+{
+	if (!gvt.unreg)
+		return;
+	gvt.unreg(&gmig_gvt_ops);
+	gmig_gvt_put_symbols();
+}
+
+/* The services kvmgt offers the companion, for rust/gvt.rs. */
+void gmig_gvt_stop_schedule(struct intel_vgpu *vgpu)
+{
+	gvt.stop(vgpu);
+}
+
+void gmig_gvt_start_schedule(struct intel_vgpu *vgpu)
+{
+	gvt.start(vgpu);
+}
+
+ssize_t gmig_gvt_save_state(struct intel_vgpu *vgpu, u32 part, void *buf,
+			    size_t size)
+{
+	return gvt.save(vgpu, part, buf, size);
+}
+
+int gmig_gvt_restore_state(struct intel_vgpu *vgpu, u32 part,
+			   const void *buf, size_t size)
+{
+	return gvt.restore(vgpu, part, buf, size);
+}

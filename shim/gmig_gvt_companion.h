@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Copyright © 2026 The gmig developers
+ *
+ * Interface between GVT-g (kvmgt) and one companion module that extends
+ * its vGPUs, e.g. with live migration.
+ */
+
+#ifndef _INTEL_GVT_COMPANION_H_
+#define _INTEL_GVT_COMPANION_H_
+
+#include <linux/types.h>
+
+struct intel_vgpu;
+struct module;
+struct vfio_device;
+
+#define INTEL_GVT_COMPANION_VERSION 1
+
+/**
+ * struct intel_gvt_vgpu_layout - graphics memory and fences of a vGPU
+ * @aperture_base: first graphics address of the vGPU's low (mappable) GM
+ * @aperture_size: size of the low GM in bytes
+ * @hidden_base: first graphics address of the vGPU's high (hidden) GM
+ * @hidden_size: size of the high GM in bytes
+ * @fence_count: number of fence registers
+ * @id: vGPU id
+ */
+struct intel_gvt_vgpu_layout {
+	u64 aperture_base;
+	u64 aperture_size;
+	u64 hidden_base;
+	u64 hidden_size;
+	u32 fence_count;
+	u32 id;
+};
+
+/**
+ * enum intel_gvt_state - parts of a vGPU's state
+ * @INTEL_GVT_STATE_VREGS: virtual MMIO registers (the vreg image)
+ * @INTEL_GVT_STATE_GGTT: the guest's GGTT entries of the vGPU's graphics
+ *	memory, u64 each: the low (aperture) GM's, then the high GM's
+ * @INTEL_GVT_STATE_FENCES: the fence registers' values, u64 each
+ * @INTEL_GVT_STATE_EXECLIST: execlist state of every engine (layout
+ *	private to GVT-g, fixed for a given %INTEL_GVT_COMPANION_VERSION)
+ */
+enum intel_gvt_state {
+	INTEL_GVT_STATE_VREGS,
+	INTEL_GVT_STATE_GGTT,
+	INTEL_GVT_STATE_FENCES,
+	INTEL_GVT_STATE_EXECLIST,
+};
+
+/**
+ * struct intel_gvt_companion_ops - callbacks of a GVT-g companion module
+ * @version: must be %INTEL_GVT_COMPANION_VERSION
+ * @size: must be sizeof(struct intel_gvt_companion_ops)
+ * @owner: the companion module; each vGPU it is attached to holds a
+ *	reference on it
+ * @vgpu_create: a vGPU was created; called before its vfio_device is
+ *	registered, so the companion may set its mig_ops and log_ops. Returns
+ *	the companion's per-vGPU data, passed to every other callback, or an
+ *	ERR_PTR() to fail the vGPU's creation.
+ * @vgpu_destroy: the vGPU is being destroyed (its vfio_device is already
+ *	unregistered)
+ * @workload_queued: a workload of the guest context whose image is at
+ *	graphics address @lrca was scanned, shadowed and queued on @engine
+ * @workload_completed: that workload completed with @status (zero, or a
+ *	negative error code if it failed or the engine was reset)
+ * @sched_stopped: GVT-g stopped scheduling the vGPU's workloads
+ * @sched_started: GVT-g (re)started scheduling the vGPU's workloads
+ * @ggtt_write: the guest changed GGTT entry @index (an index into the
+ *	whole GGTT) from @old to @val (guest entries, i.e. guest frames)
+ * @ppgtt_created: a shadow of the guest PPGTT whose root is at guest
+ *	physical address @root was created
+ * @ppgtt_destroyed: that shadow was destroyed
+ * @pages_pinned: @size bytes of guest memory from guest frame @gfn were
+ *	pinned, because a shadow GGTT or PPGTT entry maps them
+ * @pages_unpinned: those pages were unpinned
+ * @scan_cmd: the command scanner is about to audit the command at @cmd,
+ *	@len dwords in GVT-g's shadow copy of a ring or batch buffer that is
+ *	in the GGTT (@ggtt) or a PPGTT. The companion may rewrite graphics
+ *	addresses in it, e.g. of a workload resubmitted after migration to
+ *	a vGPU whose graphics memory sits elsewhere; the scanner then audits
+ *	the rewritten command. A negative return fails the scan.
+ *
+ * Every callback but @vgpu_create and @vgpu_destroy is optional. They are
+ * called in process context and may sleep, some with the vGPU's lock held:
+ * they must not call back into GVT-g.
+ */
+struct intel_gvt_companion_ops {
+	u32 version;
+	u32 size;
+	struct module *owner;
+
+	void *(*vgpu_create)(struct intel_vgpu *vgpu,
+			     struct vfio_device *vfio_dev,
+			     const struct intel_gvt_vgpu_layout *layout);
+	void (*vgpu_destroy)(void *priv);
+
+	void (*workload_queued)(void *priv, unsigned int engine, u64 lrca);
+	void (*workload_completed)(void *priv, unsigned int engine, u64 lrca,
+				   int status);
+
+	void (*sched_stopped)(void *priv);
+	void (*sched_started)(void *priv);
+
+	void (*ggtt_write)(void *priv, u64 index, u64 old, u64 val);
+	void (*ppgtt_created)(void *priv, u64 root);
+	void (*ppgtt_destroyed)(void *priv, u64 root);
+	void (*pages_pinned)(void *priv, u64 gfn, u64 size);
+	void (*pages_unpinned)(void *priv, u64 gfn, u64 size);
+
+	int (*scan_cmd)(void *priv, u32 *cmd, u32 len, bool ggtt);
+};
+
+int intel_gvt_register_companion(const struct intel_gvt_companion_ops *ops);
+void intel_gvt_unregister_companion(const struct intel_gvt_companion_ops *ops);
+
+void intel_gvt_companion_stop_schedule(struct intel_vgpu *vgpu);
+void intel_gvt_companion_start_schedule(struct intel_vgpu *vgpu);
+ssize_t intel_gvt_companion_save_state(struct intel_vgpu *vgpu,
+				       enum intel_gvt_state part,
+				       void *buf, size_t size);
+int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
+				      enum intel_gvt_state part,
+				      const void *buf, size_t size);
+
+#endif /* _INTEL_GVT_COMPANION_H_ */
