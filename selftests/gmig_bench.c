@@ -81,42 +81,12 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n < 0 ? -errno : 0;
-}
-
 static int set_param(const char *name, const char *val)
 {
 	char path[128];
 
 	snprintf(path, sizeof(path), "/sys/module/gmig/parameters/%s", name);
-	return write_file(path, val);
-}
-
-static long long stat_of(const char *uuid, const char *key)
-{
-	char path[128], line[256];
-	size_t klen = strlen(key);
-	long long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/stats", uuid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen) && line[klen] == ':')
-			v = atoll(line + klen + 1);
-	fclose(f);
-	return v;
+	return sim_write_sysfs(path, val);
 }
 
 /* Reads the data fd until it returns 0; appends to *buf. */
@@ -176,11 +146,11 @@ static double time_memcpy(char *dst, const char *src, size_t len)
 
 static int wait_contexts(const char *uuid, long long more, int timeout_ms)
 {
-	long long start = stat_of(uuid, "contexts");
+	long long start = sim_stat(uuid, "contexts");
 	double end = now_ms() + timeout_ms;
 
 	while (now_ms() < end) {
-		if (stat_of(uuid, "contexts") >= start + more)
+		if (sim_stat(uuid, "contexts") >= start + more)
 			return 0;
 		usleep(10 * 1000);
 	}
@@ -228,7 +198,7 @@ static int run_one(struct result *r, const char *type, int rounds,
 	snprintf(cmd, sizeof(cmd), "start %s base=%llu size=%zu", r->profile,
 		 IOVA, win);
 	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
-	if (write_file(path, cmd))
+	if (sim_write_sysfs(path, cmd))
 		FAIL("cannot start the workload (%s)\n", cmd);
 	if (wait_contexts(US, 2, 60000))
 		FAIL("the workload runs no context\n");
@@ -275,16 +245,16 @@ static int run_one(struct result *r, const char *type, int rounds,
 	for (off = 0; off < mem; off += PAGE)
 		r->lost += !!memcmp((char *)s.mem + off, (char *)d.mem + off, PAGE);
 
-	r->tracked = stat_of(US, "pages_tracked");
-	r->skipped = stat_of(US, "pages_rehash_skipped");
-	r->rehashed = stat_of(US, "pages_rehashed_stopcopy");
-	r->k_downtime_us = stat_of(US, "downtime_us");
-	r->k_rehash_us = stat_of(US, "rehash_stopcopy_us");
-	r->k_wait_us = stat_of(US, "quiesce_wait_us");
-	r->k_image_us = stat_of(US, "image_us");
-	r->contexts = stat_of(US, "contexts");
-	r->faults = stat_of(US, "faults");
-	n = stat_of(US, "pages_sent_stopcopy");
+	r->tracked = sim_stat(US, "pages_tracked");
+	r->skipped = sim_stat(US, "pages_rehash_skipped");
+	r->rehashed = sim_stat(US, "pages_rehashed_stopcopy");
+	r->k_downtime_us = sim_stat(US, "downtime_us");
+	r->k_rehash_us = sim_stat(US, "rehash_stopcopy_us");
+	r->k_wait_us = sim_stat(US, "quiesce_wait_us");
+	r->k_image_us = sim_stat(US, "image_us");
+	r->contexts = sim_stat(US, "contexts");
+	r->faults = sim_stat(US, "faults");
+	n = sim_stat(US, "pages_sent_stopcopy");
 	if (n != r->stop_pages)
 		FAIL("stats say %lld stop-copy pages, the report had %lld\n", n,
 		     r->stop_pages);
@@ -311,7 +281,7 @@ out:
 		gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_RUNNING, NULL);
 		gvfio_log_stop(&s);
 		snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
-		write_file(path, "stop");
+		sim_write_sysfs(path, "stop");
 		gvfio_close(&s);
 	}
 	if (d.container >= 0)

@@ -396,25 +396,6 @@ static int set_param(const char *name, const char *val)
 	return ret;
 }
 
-/* The value of `key` in the vGPU's debugfs stats, or -1. */
-static long long stat_of(const char *uuid, const char *key)
-{
-	char path[128], line[160];
-	size_t klen = strlen(key);
-	long long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/stats", uuid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen) && line[klen] == ':')
-			v = atoll(line + klen + 1);
-	fclose(f);
-	return v;
-}
-
 TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
 {
 	struct sim *a = &self->a;
@@ -448,8 +429,8 @@ TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
 	ASSERT_TRUE(bm[0] & (1ull << SIM_PAGE_CTX));
 	ASSERT_TRUE(bm[0] & (1ull << SIM_PAGE_RING));
 	ASSERT_TRUE(bm[(SIM_PAGE_DATA + 5) / 64] & (1ull << ((SIM_PAGE_DATA + 5) % 64)));
-	ASSERT_EQ(0, stat_of(UA, "pages_rehash_skipped"));
-	ASSERT_EQ(stat_of(UA, "pages_tracked"), stat_of(UA, "pages_rehashed_stopcopy"));
+	ASSERT_EQ(0, sim_stat(UA, "pages_rehash_skipped"));
+	ASSERT_EQ(sim_stat(UA, "pages_tracked"), sim_stat(UA, "pages_rehashed_stopcopy"));
 	close(fd);
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, gvfio_log_stop(&a->v));
@@ -504,12 +485,12 @@ TEST_F(mig, writeset_rehash_reads_only_what_commands_wrote)
 	ASSERT_EQ(2u, count_bits(bm, words, &first));
 	ASSERT_TRUE(bit(bm, SIM_PAGE_CTX));
 	ASSERT_TRUE(bit(bm, p2));
-	tracked = stat_of(UA, "pages_tracked");
+	tracked = sim_stat(UA, "pages_tracked");
 	ASSERT_LE(SIM_PAGES, tracked);
-	ASSERT_EQ(2, stat_of(UA, "pages_rehashed_stopcopy"));
-	ASSERT_EQ(tracked - 2, stat_of(UA, "pages_rehash_skipped"));
-	ASSERT_EQ(2, stat_of(UA, "pages_dirty_stopcopy"));
-	ASSERT_EQ(2, stat_of(UA, "pages_sent_stopcopy"));
+	ASSERT_EQ(2, sim_stat(UA, "pages_rehashed_stopcopy"));
+	ASSERT_EQ(tracked - 2, sim_stat(UA, "pages_rehash_skipped"));
+	ASSERT_EQ(2, sim_stat(UA, "pages_dirty_stopcopy"));
+	ASSERT_EQ(2, sim_stat(UA, "pages_sent_stopcopy"));
 	/* A second stop-copy report has nothing left to say. */
 	memset(bm, 0, words * 8);
 	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));

@@ -360,7 +360,7 @@ static long read_long(const char *path)
  */
 TEST(types_instances_and_partitions)
 {
-	static const char *const types[] = { "gmig-small", "gmig-large" };
+	static const char *const types[] = { "gmig-small", "gmig-large", "gmig-xl" };
 	static const char *const uuids[] = {
 		"5a1d0000-0000-4000-8000-0000000000b1",
 		"5a1d0000-0000-4000-8000-0000000000b2",

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,24 @@ int sim_write_sysfs(const char *path, const char *val)
 	if (n < 0)
 		return -errno;
 	return n == (ssize_t)strlen(val) ? 0 : -EIO;
+}
+
+long long sim_stat(const char *uuid, const char *key)
+{
+	char path[128], line[256];
+	size_t klen = strlen(key);
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/stats", uuid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, klen) && line[klen] == ':')
+			v = atoll(line + klen + 1);
+	fclose(f);
+	return v;
 }
 
 int sim_create_mdev(const char *type, const char *uuid)

@@ -48,6 +48,8 @@ struct sim {
 
 /* Writes val to a sysfs or debugfs file: 0 or -errno (-EIO if short). */
 int sim_write_sysfs(const char *path, const char *val);
+/* The value of `key` in the vGPU's debugfs stats, or -1. */
+long long sim_stat(const char *uuid, const char *key);
 int sim_create_mdev(const char *type, const char *uuid);
 int sim_remove_mdev(const char *uuid);
 /* Opens the mdev, maps mem_size bytes at iova, maps SIM_PAGES in the GGTT. */
