@@ -37,6 +37,7 @@ cleanup() {
 	for u in $U1 $U2; do
 		[ -e /sys/bus/mdev/devices/$u ] && echo 1 >/sys/bus/mdev/devices/$u/remove
 	done
+	rm -f "$T"/*.mem	# 80 MiB of RAM-backed /tmp in the VM
 }
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug

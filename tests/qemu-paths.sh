@@ -70,6 +70,7 @@ cleanup() {
 	for u in $U1 $U2; do
 		[ -e /sys/bus/mdev/devices/$u ] && echo 1 >/sys/bus/mdev/devices/$u/remove
 	done
+	rm -f "$T"/*.mem "$T"/state.bin
 }
 q() { $QMP cmd "$@"; }
 
@@ -116,7 +117,8 @@ same_window() {
 	s1=$(sha256sum <$T/a.mem | cut -c1-16)
 	s2=$(sha256sum <$T/b.mem | cut -c1-16)
 	echo "window sha256: source $s1 destination $s2"
-	[ "$s1" = "$s2" ] || { cmp $T/a.mem $T/b.mem | head -3; fail "guest memory differs"; }
+	[ "$s1" = "$s2" ] || { cmp $T/a.mem $T/b.mem | head -3; rm -f $T/*.mem; fail "guest memory differs"; }
+	rm -f $T/a.mem $T/b.mem	# the VM's /tmp is RAM
 }
 
 # applied UUID: the destination vGPU took the image without stream errors.
