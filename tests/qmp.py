@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 """Minimal QMP client used by gmig's end-to-end tests.
 
-  qmp.py migrate SRC.qmp DST.qmp URI [--timeout S]
+  qmp.py migrate SRC.qmp DST.qmp URI [--cap=C...] [--paused-dst]
+                 [--converge-after=S]
       live-migrate, print one JSON line per step, exit 0 when QEMU reports
-      "completed" and the destination is running.
+      "completed" and the destination is running (or paused, with
+      --paused-dst). --converge-after: raise the downtime limit after S
+      seconds of pre-copy so that a migration that does not converge ends.
   qmp.py cmd SOCK COMMAND [JSON-ARGS]
       run one command, print its return value as JSON.
 """
@@ -44,7 +47,7 @@ class Qmp:
                 return r["return"]
 
 
-def migrate(src_path, dst_path, uri, timeout=240, caps=(), paused_dst=False):
+def migrate(src_path, dst_path, uri, timeout=240, caps=(), paused_dst=False, converge=None):
     src, dst = Qmp(src_path), Qmp(dst_path)
     print("src-status", json.dumps(src.cmd("query-status")))
     capabilities = [{"capability": c, "state": True} for c in ("events",) + tuple(caps)]
@@ -56,12 +59,20 @@ def migrate(src_path, dst_path, uri, timeout=240, caps=(), paused_dst=False):
         if not set(caps) <= have:
             dst.cmd("migrate-set-capabilities", capabilities=capabilities)
     src.cmd("migrate", uri=uri)
-    deadline = time.time() + timeout
+    start = time.time()
+    deadline = start + timeout
+    forced = False
     r = {}
     while time.time() < deadline:
         r = src.cmd("query-migrate")
         if r.get("status") in ("completed", "failed", "cancelled"):
             break
+        # What an operator does when pre-copy does not converge: allow a
+        # longer downtime, so that QEMU switches over.
+        if converge is not None and not forced and time.time() - start > converge:
+            src.cmd("migrate-set-parameters", **{"downtime-limit": 100000})
+            print("forced switchover after", converge, "s of pre-copy")
+            forced = True
         time.sleep(0.25)
     print("migrate", json.dumps(r))
     # The destination switches to running right after the last chunk
@@ -81,7 +92,9 @@ def migrate(src_path, dst_path, uri, timeout=240, caps=(), paused_dst=False):
 def main(argv):
     if len(argv) >= 4 and argv[0] == "migrate":
         caps = tuple(a[len("--cap="):] for a in argv[4:] if a.startswith("--cap="))
-        return migrate(argv[1], argv[2], argv[3], caps=caps, paused_dst="--paused-dst" in argv)
+        conv = [float(a[len("--converge-after="):]) for a in argv[4:] if a.startswith("--converge-after=")]
+        return migrate(argv[1], argv[2], argv[3], caps=caps, paused_dst="--paused-dst" in argv,
+                       converge=conv[0] if conv else None)
     if len(argv) >= 2 and argv[0] == "cmd":
         args = json.loads(argv[3]) if len(argv) > 3 else {}
         if argv[2] == "pmemsave":
