@@ -371,28 +371,13 @@ impl<S: core::ops::DerefMut<Target = [u64]>> Provider for SimVgpu<S> {
 mod tests {
     use super::*;
     use crate::gtt::PAGE_SIZE;
-    use crate::sim::exec::{MemFault, LRC_MAGIC};
+    use crate::sim::exec::LRC_MAGIC;
     use crate::sim::vgpu::{REGION_BAR0, TYPES};
     use crate::testutil::Rng;
     use std::vec;
     use std::vec::Vec;
 
-    struct Mem(Vec<u8>);
-
-    impl GuestMem for Mem {
-        fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
-            let s = gpa as usize;
-            let src = self.0.get(s..s + buf.len()).ok_or(MemFault { gpa })?;
-            buf.copy_from_slice(src);
-            Ok(())
-        }
-        fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
-            let s = gpa as usize;
-            let dst = self.0.get_mut(s..s + buf.len()).ok_or(MemFault { gpa })?;
-            dst.copy_from_slice(buf);
-            Ok(())
-        }
-    }
+    use crate::testutil::VecMem as Mem;
 
     const MEM: usize = 8 << 20;
 

@@ -43,6 +43,33 @@ impl Rng {
     }
 }
 
+/// Guest memory backed by a vector, for host tests of the streamer and
+/// the providers (a fault past its end).
+#[cfg(all(test, not(CONFIG_RUST)))]
+pub(crate) struct VecMem(pub std::vec::Vec<u8>);
+
+#[cfg(all(test, not(CONFIG_RUST)))]
+impl super::sim::exec::GuestMem for VecMem {
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), super::sim::exec::MemFault> {
+        let s = gpa as usize;
+        let src = self
+            .0
+            .get(s..s + buf.len())
+            .ok_or(super::sim::exec::MemFault { gpa })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), super::sim::exec::MemFault> {
+        let s = gpa as usize;
+        let dst = self
+            .0
+            .get_mut(s..s + buf.len())
+            .ok_or(super::sim::exec::MemFault { gpa })?;
+        dst.copy_from_slice(buf);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -463,7 +463,7 @@ mod property {
     use super::*;
     use crate::gtt::{Partition, Pte};
     use crate::planner::{decide_rehash, Action, DirtySource, Phase, Policy, Rehash};
-    use crate::sim::exec::{GuestMem, MemFault, LRC_MAGIC};
+    use crate::sim::exec::{GuestMem, LRC_MAGIC};
     use crate::sim::vgpu::{SimVgpu, TYPES};
     use crate::sim::workload::{Command, Workload};
     use crate::testutil::Rng;
@@ -485,22 +485,7 @@ mod property {
     const BATCH: u64 = 16;
     const SURF: u64 = 32;
 
-    struct Mem(Vec<u8>);
-
-    impl GuestMem for Mem {
-        fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
-            let s = gpa as usize;
-            let src = self.0.get(s..s + buf.len()).ok_or(MemFault { gpa })?;
-            buf.copy_from_slice(src);
-            Ok(())
-        }
-        fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
-            let s = gpa as usize;
-            let dst = self.0.get_mut(s..s + buf.len()).ok_or(MemFault { gpa })?;
-            dst.copy_from_slice(buf);
-            Ok(())
-        }
-    }
+    use crate::testutil::VecMem as Mem;
 
     /// Which path bypasses the recorder (the test must then fail).
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
