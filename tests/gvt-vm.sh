@@ -12,16 +12,7 @@ OUT=$1
 KO=$OUT/gmig.ko
 STATUS=/sys/kernel/debug/gmig/gvt
 
-result() { echo "GMIG-RESULT $1 $2"; }
-check() {	# check NAME COMMAND...
-	local name=$1; shift
-	if "$@" >"$OUT/$name.log" 2>&1; then
-		result pass "$name"
-	else
-		result fail "$name"
-		sed 's/^/    /' "$OUT/$name.log" | tail -30
-	fi
-}
+. "$(dirname "$0")/lib.sh"	# result, check
 loaded() { grep -q "^$1 " /proc/modules; }
 # mark NAME: puts a marker in the kernel log; said PATTERN: a line after the
 # last marker matches.

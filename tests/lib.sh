@@ -12,3 +12,17 @@ vfio_qemu() {
 		-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid,enable-migration=${VFIO_MIGRATION:-on}${VFIO_OPTS:+,$VFIO_OPTS} \
 		-qmp unix:$dir/$name.qmp,server=on,wait=off "$@" >$dir/$name.log 2>&1 &
 }
+
+# result pass|fail|skip NAME: the line the host side counts.
+result() { echo "GMIG-RESULT $1 $2"; }
+# check NAME COMMAND...: runs COMMAND with its output in $OUT/NAME.log and
+# reports it; on failure the log's tail follows, indented.
+check() {
+	local name=$1; shift
+	if "$@" >"$OUT/$name.log" 2>&1; then
+		result pass "$name"
+	else
+		result fail "$name"
+		sed 's/^/    /' "$OUT/$name.log" | tail -40
+	fi
+}

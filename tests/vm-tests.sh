@@ -13,16 +13,7 @@ KDIR=$1
 OUT=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-result() { echo "GMIG-RESULT $1 $2"; }
-check() {	# check NAME COMMAND...
-	local name=$1; shift
-	if "$@" >"$OUT/$name.log" 2>&1; then
-		result pass "$name"
-	else
-		result fail "$name"
-		sed 's/^/    /' "$OUT/$name.log" | tail -40
-	fi
-}
+. "$ROOT/tests/lib.sh"	# result, check
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 dmesg -C
