@@ -63,6 +63,9 @@ enum intel_gvt_state {
  *	ERR_PTR() to fail the vGPU's creation.
  * @vgpu_destroy: the vGPU is being destroyed (its vfio_device is already
  *	unregistered)
+ * @vgpu_reset: the VFIO user reset the vGPU (VFIO_DEVICE_RESET) or closed
+ *	its vfio_device; a migration in progress is over, and the companion
+ *	restarts the vGPU's scheduling if it stopped it
  * @workload_queued: a workload of the guest context whose image is at
  *	graphics address @lrca was scanned, shadowed and queued on @engine
  * @workload_completed: that workload completed with @status (zero, or a
@@ -97,6 +100,7 @@ struct intel_gvt_companion_ops {
 			     struct vfio_device *vfio_dev,
 			     const struct intel_gvt_vgpu_layout *layout);
 	void (*vgpu_destroy)(void *priv);
+	void (*vgpu_reset)(void *priv);
 
 	void (*workload_queued)(void *priv, unsigned int engine, u64 lrca);
 	void (*workload_completed)(void *priv, unsigned int engine, u64 lrca,
@@ -125,5 +129,7 @@ ssize_t intel_gvt_companion_save_state(struct intel_vgpu *vgpu,
 int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
 				      enum intel_gvt_state part,
 				      const void *buf, size_t size);
+int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
+			       size_t len, bool write);
 
 #endif /* _INTEL_GVT_COMPANION_H_ */
