@@ -31,7 +31,10 @@
 
 use super::cmd::{CmdError, Command, Mode, Space};
 use super::gtt::{Partition, PAGE_SIZE};
-use super::provider::{RestoreError, ShadowEvent, PROVIDER_GVT};
+use super::provider::{
+    Provider, RestoreError, Restored, ShadowEvent, MAX_EVENT_PAGES, PROVIDER_GVT,
+};
+use super::sim::exec::GuestMem;
 use super::stream::{self, Section, StreamError, Writer, FLAG_MANDATORY};
 
 /// Version of the companion interface gmig speaks
@@ -298,56 +301,58 @@ pub fn image_len(layout: &GvtLayout, sizes: &StateSizes) -> Option<usize> {
     Some(n)
 }
 
+/// A part of a vGPU's state as kvmgt saves and restores it
+/// (`enum intel_gvt_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Part {
+    /// Virtual MMIO registers (GVT's vreg image).
+    Vregs = 0,
+    /// The guest GGTT entries of the vGPU's graphics memory, u64 each:
+    /// the aperture's, then the hidden GM's.
+    Ggtt = 1,
+    /// Fence register values, u64 each.
+    Fences = 2,
+    /// Execlist state of every engine (opaque).
+    Execlist = 3,
+}
+
+impl Part {
+    /// Every part, in the order kvmgt restores them.
+    pub const ALL: [Part; 4] = [Part::Vregs, Part::Ggtt, Part::Fences, Part::Execlist];
+}
+
 /// Where a [`write_image`] section's bytes come from (kvmgt's save hook in
-/// the module, a test's arrays on the host). Each call fills `out`
-/// entirely or fails.
+/// the module, a test's arrays on the host).
 pub trait StateSource {
-    /// Virtual MMIO registers.
-    fn vregs(&self, out: &mut [u8]) -> bool;
-    /// Guest GGTT entry at position `i` of the image's entry list.
-    fn ggtt_entries(&self, out: &mut [u64]) -> bool;
-    /// Fence register values.
-    fn fences(&self, out: &mut [u64]) -> bool;
-    /// Execlist image.
-    fn execlist(&self, out: &mut [u8]) -> bool;
+    /// Fills `out` (exactly the part's size) with `part`; u64 values
+    /// (GGTT entries, fences) as little-endian. `false` if it failed.
+    fn save(&self, part: Part, out: &mut [u8]) -> bool;
 }
 
 /// Writes the state image of a vGPU of `layout` into `out`; returns its
-/// length. Entries and fences go through `scratch` (at least as many
-/// `u64`s as the larger of [`GvtLayout::entries`] and the fence count).
+/// length.
 pub fn write_image<S: StateSource>(
     out: &mut [u8],
     vgpu_type: u16,
     layout: &GvtLayout,
     sizes: &StateSizes,
     src: &S,
-    scratch: &mut [u64],
 ) -> Result<usize, StreamError> {
-    let entries = usize::try_from(layout.entries()).map_err(|_| StreamError::TooLarge)?;
-    let fences = layout.fences as usize;
-    if scratch.len() < entries.max(fences) {
-        return Err(StreamError::NoSpace);
-    }
     let mut ok = true;
     let mut w = Writer::new(out, PROVIDER_GVT, vgpu_type)?;
     w.section(Section::GvtVregs as u16, FLAG_MANDATORY, sizes.vregs, |p| {
-        ok &= src.vregs(p)
+        ok &= src.save(Part::Vregs, p)
     })?;
     let glen = ggtt_section_len(layout).ok_or(StreamError::TooLarge)?;
-    let ents = &mut scratch[..entries];
-    ok &= src.ggtt_entries(ents);
     w.section(Section::GvtGgtt as u16, FLAG_MANDATORY, glen, |p| {
         let (h, body) = p.split_at_mut(32);
         h[0..8].copy_from_slice(&layout.aperture.base.to_le_bytes());
         h[8..16].copy_from_slice(&layout.aperture.size.to_le_bytes());
         h[16..24].copy_from_slice(&layout.hidden.base.to_le_bytes());
         h[24..32].copy_from_slice(&layout.hidden.size.to_le_bytes());
-        for (c, e) in body.chunks_exact_mut(8).zip(ents.iter()) {
-            c.copy_from_slice(&e.to_le_bytes());
-        }
+        ok &= src.save(Part::Ggtt, body);
     })?;
-    let fen = &mut scratch[..fences];
-    ok &= src.fences(fen);
     w.section(
         Section::GvtFences as u16,
         FLAG_MANDATORY,
@@ -355,16 +360,14 @@ pub fn write_image<S: StateSource>(
         |p| {
             p[0..4].copy_from_slice(&layout.fences.to_le_bytes());
             p[4..8].copy_from_slice(&0u32.to_le_bytes());
-            for (c, f) in p[8..].chunks_exact_mut(8).zip(fen.iter()) {
-                c.copy_from_slice(&f.to_le_bytes());
-            }
+            ok &= src.save(Part::Fences, &mut p[8..]);
         },
     )?;
     w.section(
         Section::GvtExeclist as u16,
         FLAG_MANDATORY,
         sizes.execlist,
-        |p| ok &= src.execlist(p),
+        |p| ok &= src.save(Part::Execlist, p),
     )?;
     if !ok {
         return Err(StreamError::BadSection(0));
@@ -415,6 +418,18 @@ impl GvtImage<'_> {
     /// Fence register `i`'s value.
     pub fn fence(&self, i: usize) -> Option<u64> {
         le64(self.fences, 8 + i.checked_mul(8)?)
+    }
+
+    /// The guest GGTT entries as little-endian u64s in image order (what
+    /// kvmgt's GGTT restore takes).
+    pub fn entries_le(&self) -> &[u8] {
+        self.entries
+    }
+
+    /// The fence values as little-endian u64s (what kvmgt's fence restore
+    /// takes).
+    pub fn fences_le(&self) -> &[u8] {
+        self.fences.get(8..).unwrap_or(&[])
     }
 
     /// Calls `f(index, entry)` for every saved entry with the global GGTT
@@ -497,6 +512,158 @@ pub fn decode_image<'a>(
     })
 }
 
+/// What the gvt provider needs from its environment: kvmgt's companion
+/// services and the pin hooks' record (the module: the kvmgt exports and
+/// its per-vGPU hook state; host tests: a fake).
+pub trait GvtHost: StateSource {
+    /// Stops the vGPU's scheduling; the workloads on the hardware complete
+    /// first (`intel_gvt_companion_stop_schedule()`).
+    fn stop_schedule(&mut self);
+    /// Restarts it (`intel_gvt_companion_start_schedule()`).
+    fn start_schedule(&mut self);
+    /// Applies `data` (the bytes [`StateSource::save`] gave on the source)
+    /// to `part`; `false` if kvmgt refused it.
+    fn restore(&mut self, part: Part, data: &[u8]) -> bool;
+    /// Calls `f(gfn, pages)` for every range of guest frames pinned now
+    /// for the GPU (a shadow GGTT or PPGTT entry maps them).
+    fn for_each_pinned(&self, f: &mut dyn FnMut(u64, u64));
+    /// The command scanner hook must translate addresses with `map` from
+    /// now on.
+    fn set_audit(&mut self, map: AuditMap);
+}
+
+/// A GVT-g vGPU as the migration layer sees it ([`Provider`]).
+///
+/// The GPU's writes are not visible to gmig on GVT-g (no command streamer
+/// of its own), so the migration layer treats every workload as writing
+/// anything reachable; the reachable set comes from the pin hooks.
+pub struct GvtVgpu<H> {
+    /// kvmgt's services and the hook state.
+    pub host: H,
+    layout: GvtLayout,
+    sizes: StateSizes,
+    vgpu_type: u16,
+    quiesced: bool,
+}
+
+impl<H: GvtHost> GvtVgpu<H> {
+    /// A vGPU of `layout` whose opaque parts have `sizes` (as kvmgt
+    /// reports them); `None` if its image would not fit a stream.
+    pub fn new(host: H, layout: GvtLayout, sizes: StateSizes, vgpu_type: u16) -> Option<Self> {
+        image_len(&layout, &sizes)?;
+        Some(Self {
+            host,
+            layout,
+            sizes,
+            vgpu_type,
+            quiesced: false,
+        })
+    }
+
+    /// The vGPU's graphics memory and fences.
+    pub fn layout(&self) -> &GvtLayout {
+        &self.layout
+    }
+}
+
+impl<H: GvtHost> Provider for GvtVgpu<H> {
+    fn id(&self) -> u16 {
+        PROVIDER_GVT
+    }
+
+    fn type_index(&self) -> u16 {
+        self.vgpu_type
+    }
+
+    fn type_name(&self) -> &'static str {
+        "gvt-g"
+    }
+
+    fn partition(&self) -> Partition {
+        self.layout.aperture
+    }
+
+    fn quiesce(&mut self) {
+        if !self.quiesced {
+            self.host.stop_schedule();
+            self.quiesced = true;
+        }
+    }
+
+    fn resume(&mut self) -> bool {
+        if self.quiesced {
+            self.host.start_schedule();
+            self.quiesced = false;
+        }
+        // kvmgt's scheduler runs what is queued; nothing to kick.
+        false
+    }
+
+    fn is_quiesced(&self) -> bool {
+        self.quiesced
+    }
+
+    fn for_each_writable_frame(&self, f: &mut dyn FnMut(u64)) {
+        self.host.for_each_pinned(&mut |gfn, pages| {
+            for p in 0..pages.min(MAX_EVENT_PAGES) {
+                f(gfn.saturating_add(p));
+            }
+        });
+    }
+
+    fn state_len(&self) -> usize {
+        image_len(&self.layout, &self.sizes).unwrap_or(0)
+    }
+
+    fn save_state(&self, out: &mut [u8]) -> Result<usize, StreamError> {
+        write_image(out, self.vgpu_type, &self.layout, &self.sizes, &self.host)
+    }
+
+    /// Checks the whole image first, then stops the vGPU (kvmgt restores
+    /// only a stopped vGPU; the migration layer's STOP -> RUNNING_P2P arc
+    /// restarts it) and applies the parts in kvmgt's order. The command
+    /// scanner hook then moves the source's graphics addresses to this
+    /// vGPU's slices: workloads are remapped when GVT-g scans them on
+    /// resubmission, not in guest memory (`mem` is not used).
+    fn restore_state<M: GuestMem>(
+        &mut self,
+        hdr: &stream::Header,
+        image: &[u8],
+        _mem: &mut M,
+    ) -> Result<Restored, RestoreError> {
+        let d = decode_image(hdr, image, self.vgpu_type, &self.layout, &self.sizes)?;
+        let map = if d.src == self.layout {
+            AuditMap::identity(self.layout)
+        } else {
+            AuditMap::migrated(d.src, self.layout).ok_or(RestoreError::PartitionMismatch {
+                size: d.src.aperture.size.saturating_add(d.src.hidden.size),
+            })?
+        };
+        self.quiesce();
+        let parts: [(Part, &[u8], Section); 4] = [
+            (Part::Vregs, d.vregs, Section::GvtVregs),
+            (Part::Ggtt, d.entries_le(), Section::GvtGgtt),
+            (Part::Fences, d.fences_le(), Section::GvtFences),
+            (Part::Execlist, d.execlist, Section::GvtExeclist),
+        ];
+        for (part, data, sec) in parts {
+            if !self.host.restore(part, data) {
+                return Err(RestoreError::Refused(sec as u16));
+            }
+        }
+        self.host.set_audit(map);
+        Ok(Restored {
+            src: Some(d.src.aperture),
+            remapped: 0,
+        })
+    }
+
+    fn pending_workloads(&self) -> usize {
+        // Queued workloads are kvmgt's (in the execlist state it saves).
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,28 +692,26 @@ mod tests {
         execlist: Vec<u8>,
     }
 
+    fn le(v: &[u64]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    impl Arrays {
+        fn part(&self, part: Part) -> Vec<u8> {
+            match part {
+                Part::Vregs => self.vregs.clone(),
+                Part::Ggtt => le(&self.ggtt),
+                Part::Fences => le(&self.fences),
+                Part::Execlist => self.execlist.clone(),
+            }
+        }
+    }
+
     impl StateSource for Arrays {
-        fn vregs(&self, out: &mut [u8]) -> bool {
-            out.len() == self.vregs.len() && {
-                out.copy_from_slice(&self.vregs);
-                true
-            }
-        }
-        fn ggtt_entries(&self, out: &mut [u64]) -> bool {
-            out.len() == self.ggtt.len() && {
-                out.copy_from_slice(&self.ggtt);
-                true
-            }
-        }
-        fn fences(&self, out: &mut [u64]) -> bool {
-            out.len() == self.fences.len() && {
-                out.copy_from_slice(&self.fences);
-                true
-            }
-        }
-        fn execlist(&self, out: &mut [u8]) -> bool {
-            out.len() == self.execlist.len() && {
-                out.copy_from_slice(&self.execlist);
+        fn save(&self, part: Part, out: &mut [u8]) -> bool {
+            let b = self.part(part);
+            out.len() == b.len() && {
+                out.copy_from_slice(&b);
                 true
             }
         }
@@ -573,8 +738,7 @@ mod tests {
 
     fn save(l: &GvtLayout, a: &Arrays, sizes: &StateSizes) -> Vec<u8> {
         let mut img = vec![0u8; image_len(l, sizes).unwrap()];
-        let mut scratch = vec![0u64; l.entries() as usize];
-        let n = write_image(&mut img, 0, l, sizes, a, &mut scratch).unwrap();
+        let n = write_image(&mut img, 0, l, sizes, a).unwrap();
         assert_eq!(n, img.len(), "image_len is exact");
         img
     }
@@ -815,13 +979,148 @@ mod tests {
         let (mut a, sizes) = arrays(&src, &mut rng);
         a.fences.pop();
         let mut img = vec![0u8; image_len(&src, &sizes).unwrap()];
-        let mut scratch = vec![0u64; src.entries() as usize];
-        assert!(write_image(&mut img, 0, &src, &sizes, &a, &mut scratch).is_err());
-        let mut short = vec![0u64; 3];
+        assert!(write_image(&mut img, 0, &src, &sizes, &a).is_err());
         a.fences.push(0);
+        assert!(write_image(&mut img, 0, &src, &sizes, &a).is_ok());
+        let mut short = vec![0u8; img.len() - 1];
+        assert!(write_image(&mut short, 0, &src, &sizes, &a).is_err());
+    }
+
+    /// kvmgt and the hooks' pin record, faked: what the provider asked.
+    struct FakeHost {
+        state: Arrays,
+        calls: Vec<&'static str>,
+        restored: Vec<(Part, Vec<u8>)>,
+        refuse: Option<Part>,
+        pins: Vec<(u64, u64)>,
+        audit: Option<AuditMap>,
+    }
+
+    impl StateSource for FakeHost {
+        fn save(&self, part: Part, out: &mut [u8]) -> bool {
+            self.state.save(part, out)
+        }
+    }
+
+    impl GvtHost for FakeHost {
+        fn stop_schedule(&mut self) {
+            self.calls.push("stop");
+        }
+        fn start_schedule(&mut self) {
+            self.calls.push("start");
+        }
+        fn restore(&mut self, part: Part, data: &[u8]) -> bool {
+            if self.refuse == Some(part) {
+                return false;
+            }
+            self.restored.push((part, data.to_vec()));
+            true
+        }
+        fn for_each_pinned(&self, f: &mut dyn FnMut(u64, u64)) {
+            for &(g, n) in &self.pins {
+                f(g, n);
+            }
+        }
+        fn set_audit(&mut self, map: AuditMap) {
+            self.audit = Some(map);
+        }
+    }
+
+    fn fake(l: &GvtLayout, seed: u64) -> (GvtVgpu<FakeHost>, StateSizes) {
+        let mut rng = Rng::new(seed);
+        let (state, sizes) = arrays(l, &mut rng);
+        let host = FakeHost {
+            state,
+            calls: Vec::new(),
+            restored: Vec::new(),
+            refuse: None,
+            pins: Vec::new(),
+            audit: None,
+        };
+        (GvtVgpu::new(host, *l, sizes, 0).unwrap(), sizes)
+    }
+
+    fn provider_image(p: &GvtVgpu<FakeHost>) -> Vec<u8> {
+        let mut img = vec![0u8; p.state_len()];
+        let n = p.save_state(&mut img).unwrap();
+        assert_eq!(n, img.len());
+        img
+    }
+
+    struct NoMem;
+    impl GuestMem for NoMem {
+        fn read(&mut self, gpa: u64, _: &mut [u8]) -> Result<(), crate::sim::exec::MemFault> {
+            Err(crate::sim::exec::MemFault { gpa })
+        }
+        fn write(&mut self, gpa: u64, _: &[u8]) -> Result<(), crate::sim::exec::MemFault> {
+            Err(crate::sim::exec::MemFault { gpa })
+        }
+    }
+
+    #[test]
+    fn provider_migrates_to_another_layout() {
+        let (src_l, dst_l) = (layout(0), layout(2));
+        let (mut src, _) = fake(&src_l, 5);
+        let (mut dst, _) = fake(&dst_l, 6);
+        src.quiesce();
+        src.quiesce();
+        assert!(src.is_quiesced());
+        let img = provider_image(&src);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        let done = dst.restore_state(&hdr, &img, &mut NoMem).unwrap();
+        assert_eq!(done.src, Some(src_l.aperture));
+        assert!(dst.is_quiesced(), "kvmgt restores a stopped vGPU");
+        let order: Vec<Part> = dst.host.restored.iter().map(|r| r.0).collect();
+        assert_eq!(order, Part::ALL.to_vec(), "kvmgt's order");
+        for (part, data) in &dst.host.restored {
+            assert_eq!(*data, src.host.state.part(*part), "{part:?} as saved");
+        }
+        let map = dst.host.audit.unwrap();
         assert_eq!(
-            write_image(&mut img, 0, &src, &sizes, &a, &mut short),
-            Err(StreamError::NoSpace)
+            map.translate(src_l.hidden.base + 0x40, 4),
+            Ok(dst_l.hidden.base + 0x40)
         );
+        assert!(!dst.resume(), "nothing to kick");
+        assert!(!src.resume());
+        assert!(!src.is_quiesced());
+        assert_eq!(src.host.calls, ["stop", "start"], "one stop, one start");
+        assert_eq!(dst.host.calls, ["stop", "start"]);
+        // The same layout keeps the identity map.
+        let (mut again, _) = fake(&src_l, 7);
+        again.restore_state(&hdr, &img, &mut NoMem).unwrap();
+        assert!(again.host.audit.unwrap().is_identity());
+    }
+
+    #[test]
+    fn provider_refuses_before_touching_kvmgt() {
+        let (src, _) = fake(&layout(0), 1);
+        let img = provider_image(&src);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        // Another size of vGPU: nothing restored, not even stopped.
+        let mut big_l = layout(1);
+        big_l.hidden.size *= 2;
+        let (mut big, _) = fake(&big_l, 2);
+        assert!(big.restore_state(&hdr, &img, &mut NoMem).is_err());
+        assert!(big.host.restored.is_empty() && big.host.calls.is_empty());
+        assert!(big.host.audit.is_none());
+        // kvmgt refusing a part is reported with its section.
+        let (mut dst, _) = fake(&layout(1), 3);
+        dst.host.refuse = Some(Part::Fences);
+        assert_eq!(
+            dst.restore_state(&hdr, &img, &mut NoMem),
+            Err(RestoreError::Refused(Section::GvtFences as u16))
+        );
+        assert!(dst.host.audit.is_none(), "no remapping after a failure");
+    }
+
+    #[test]
+    fn writable_frames_come_from_the_pins() {
+        let (mut p, _) = fake(&layout(0), 9);
+        p.host.pins = vec![(10, 2), (0x800, 512), (1 << 40, 1 << 30)];
+        let mut got = Vec::new();
+        p.for_each_writable_frame(&mut |g| got.push(g));
+        assert_eq!(got.len(), 2 + 512 + 512, "huge ranges are clamped");
+        assert_eq!(&got[..2], &[10, 11]);
+        assert!(got.contains(&(0x800 + 511)));
     }
 }

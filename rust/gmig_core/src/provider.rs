@@ -58,6 +58,10 @@ pub enum RestoreError {
     Stream(StreamError),
     /// Remapping the pending workloads to the new partition failed.
     Remap(RemapError),
+    /// The backend refused to apply a checked section (GVT-g: kvmgt's
+    /// restore failed); the parts before it were applied, so the vGPU must
+    /// be reset before it runs.
+    Refused(u16),
 }
 
 impl From<StreamError> for RestoreError {
