@@ -3,44 +3,86 @@
 //! The gvt provider: gmig as kvmgt's companion module (patches/gvt).
 //!
 //! `shim/gmig_gvt.c` finds kvmgt's companion interface at load time and
-//! registers gmig's ops with it; each callback lands here. What is wired:
+//! registers gmig's ops with it; each callback lands here. Every GVT-g
+//! vGPU created while gmig is loaded becomes a [`GvtDev`]: kvmgt's
+//! vfio_device gets gmig's VFIO migration and DMA logging ops (the shim's
+//! `gmig_mig.c`, the same as the sim's), which [`crate::migration`] runs
+//! through [`MigDevice`] on a [`GvtVgpu`] provider:
 //!
-//! - every GVT-g vGPU created while gmig is loaded gets a [`GvtVgpu`]
-//!   with its graphics memory layout ([`GvtLayout`]);
-//! - shadow GGTT/PPGTT changes and page pins become [`ShadowEvent`]s
-//!   ([`gvt::ggtt_write_event`], [`gvt::pin_event`]) and tracker updates
-//!   ([`tracker_update`]), counted in debugfs `gmig/gvt`;
-//! - the command scanner hook rewrites GGTT addresses with the vGPU's
-//!   [`AuditMap`] ([`gvt::patch_command`]).
+//! - quiesce/resume: kvmgt's `intel_gvt_companion_{stop,start}_schedule()`;
+//! - the state image ([`gvt::write_image`] / [`gvt::decode_image`]):
+//!   `intel_gvt_companion_{save,restore}_state()`;
+//! - guest pages to hash: `intel_gvt_companion_rw_gpa()`;
+//! - writable pages: the pin hooks' record ([`Hooks::pinned`]); pins and
+//!   GGTT writes during dirty logging join the tracker (reported at the
+//!   next report); since gmig cannot see the GPU's writes on GVT-g, a
+//!   workload queued, running or completed since the last report makes
+//!   every tracked page a re-hash candidate, and an idle vGPU costs none;
+//! - after a restore from a source whose graphics memory sat elsewhere,
+//!   the command scanner hook moves graphics addresses of resubmitted
+//!   workloads to this vGPU's slices ([`AuditMap`],
+//!   [`gvt::patch_command`]).
 //!
-//! TODO: not wired yet, because the migration layer (`migration.rs`)
-//! drives the sim vGPU only: VFIO migration and DMA logging ops on GVT-g's
-//! vfio_device, a hash tracker fed by these events, quiesce/resume through
-//! kvmgt's `intel_gvt_companion_{stop,start}_schedule()`, the state image
-//! ([`gvt::write_image`] / [`gvt::decode_image`]) through
-//! `intel_gvt_companion_{save,restore}_state()`, and switching the
-//! [`AuditMap`] to the source's layout after a restore. None of it can be
-//! run without an Intel GPU (Broadwell to Comet Lake).
+//! Lock order: [`GvtDev::inner`] (the migration's vGPU lock), then kvmgt's
+//! `vgpu_lock` (taken by its services), then [`GvtDev::hooks`]. kvmgt calls
+//! the hooks with its `vgpu_lock` held, so they take `hooks` only.
+//!
+//! None of it can run without an Intel GPU (Broadwell to Comet Lake);
+//! `tests/gvt-mock` drives all of it through a mock kvmgt.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::{
+    bindings,
+    device::Device,
     ffi::{c_int, c_void},
-    prelude::*, //
+    new_mutex,
+    prelude::*,
+    rbtree::RBTree,
+    sync::{aref::ARef, Arc, Mutex}, //
 };
 
 use crate::{
     ffi::to_result,
     gmig_core::{
         cmd::Mode,
-        gvt::{self, AuditMap, GvtLayout, COMPANION_VERSION},
+        gvt::{
+            self, AuditMap, GvtHost, GvtLayout, GvtVgpu, Part, StateSizes, StateSource,
+            COMPANION_VERSION,
+        },
         provider::{tracker_update, ShadowEvent},
+        sim::exec::{GuestMem, MemFault},
+        writeset::WriteSink,
     },
+    migration::{Locked, MigDevice, Migration},
 };
+
+/// kvmgt's `struct intel_vgpu` (opaque).
+#[repr(C)]
+pub(crate) struct IntelVgpu {
+    _private: [u8; 0],
+}
 
 extern "C" {
     fn gmig_gvt_register() -> c_int;
     fn gmig_gvt_unregister();
+    fn gmig_gvt_stop_schedule(vgpu: *mut IntelVgpu);
+    fn gmig_gvt_start_schedule(vgpu: *mut IntelVgpu);
+    fn gmig_gvt_save_state(vgpu: *mut IntelVgpu, part: u32, buf: *mut c_void, size: usize)
+        -> isize;
+    fn gmig_gvt_restore_state(
+        vgpu: *mut IntelVgpu,
+        part: u32,
+        buf: *const c_void,
+        size: usize,
+    ) -> c_int;
+    fn gmig_gvt_rw_gpa(
+        vgpu: *mut IntelVgpu,
+        gpa: u64,
+        buf: *mut c_void,
+        len: usize,
+        write: bool,
+    ) -> c_int;
 }
 
 // Event kinds of `gmig_rs_gvt_event()` (`enum gmig_gvt_event` in
@@ -71,6 +113,7 @@ struct Counters {
     pages_reported: AtomicU64,
     addrs_patched: AtomicU64,
     cmds_refused: AtomicU64,
+    pins_untracked: AtomicU64,
 }
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
@@ -90,6 +133,7 @@ static COUNTERS: Counters = Counters {
     pages_reported: AtomicU64::new(0),
     addrs_patched: AtomicU64::new(0),
     cmds_refused: AtomicU64::new(0),
+    pins_untracked: AtomicU64::new(0),
 };
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -123,7 +167,8 @@ impl core::fmt::Debug for Status {
         writeln!(f, "unpins: {}", r(&c.unpins))?;
         writeln!(f, "pages_reported: {}", r(&c.pages_reported))?;
         writeln!(f, "addrs_patched: {}", r(&c.addrs_patched))?;
-        writeln!(f, "cmds_refused: {}", r(&c.cmds_refused))
+        writeln!(f, "cmds_refused: {}", r(&c.cmds_refused))?;
+        writeln!(f, "pins_untracked: {}", r(&c.pins_untracked))
     }
 }
 
@@ -172,99 +217,434 @@ impl Drop for Registration {
     }
 }
 
-/// gmig's state for one GVT-g vGPU (the companion's `priv`).
-struct GvtVgpu {
-    /// The vGPU's graphics memory and fences.
-    layout: GvtLayout,
-    /// Address translation of the command scanner hook.
-    audit: AuditMap,
-    /// kvmgt's vGPU id, for messages.
-    id: u32,
+/// kvmgt's vGPU, as the provider calls kvmgt's services on it.
+///
+/// # Invariants
+///
+/// The pointee is a live vGPU attached to gmig: kvmgt destroys it only
+/// after `vgpu_destroy()`, which drops the [`GvtDev`] holding this.
+#[derive(Clone, Copy)]
+struct VgpuPtr(*mut IntelVgpu);
+
+// SAFETY: kvmgt's services take the vGPU's own locks; the pointer is only
+// passed to them.
+unsafe impl Send for VgpuPtr {}
+// SAFETY: see `Send`.
+unsafe impl Sync for VgpuPtr {}
+
+/// Whether the u64 values of `part` travel as little-endian (the others
+/// are byte images).
+fn u64_part(part: Part) -> bool {
+    matches!(part, Part::Ggtt | Part::Fences)
 }
 
-impl GvtVgpu {
-    fn track(&self, ev: ShadowEvent) {
-        if let Some(r) = tracker_update(&ev) {
-            bump(&COUNTERS.pages_reported, r.count);
+impl VgpuPtr {
+    fn stop_schedule(self) {
+        // SAFETY: live vGPU (type invariant).
+        unsafe { gmig_gvt_stop_schedule(self.0) }
+    }
+
+    fn start_schedule(self) {
+        // SAFETY: live vGPU (type invariant).
+        unsafe { gmig_gvt_start_schedule(self.0) }
+    }
+
+    /// kvmgt saves into an aligned buffer of u64s; `out` gets its bytes.
+    fn save(self, part: Part, out: &mut [u8]) -> Result {
+        let mut tmp = KVVec::from_elem(0u64, out.len().div_ceil(8), GFP_KERNEL)?;
+        // SAFETY: live vGPU (type invariant); `tmp` holds at least
+        // `out.len()` writable bytes.
+        let n =
+            unsafe { gmig_gvt_save_state(self.0, part as u32, tmp.as_mut_ptr().cast(), out.len()) };
+        if usize::try_from(n).ok() != Some(out.len()) {
+            return Err(EIO);
+        }
+        for (c, v) in out.chunks_mut(8).zip(tmp.iter()) {
+            let b = if u64_part(part) {
+                v.to_le_bytes()
+            } else {
+                v.to_ne_bytes()
+            };
+            c.copy_from_slice(&b[..c.len()]);
+        }
+        Ok(())
+    }
+
+    fn restore(self, part: Part, data: &[u8]) -> Result {
+        let mut tmp = KVVec::from_elem(0u64, data.len().div_ceil(8), GFP_KERNEL)?;
+        for (v, c) in tmp.iter_mut().zip(data.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            *v = if u64_part(part) {
+                u64::from_le_bytes(b)
+            } else {
+                u64::from_ne_bytes(b)
+            };
+        }
+        // SAFETY: live vGPU (type invariant); `tmp` holds `data.len()`
+        // readable bytes.
+        to_result(unsafe {
+            gmig_gvt_restore_state(self.0, part as u32, tmp.as_ptr().cast(), data.len())
+        })
+    }
+
+    fn rw_gpa(self, gpa: u64, buf: *mut u8, len: usize, write: bool) -> Result {
+        // SAFETY: live vGPU (type invariant); the callers pass a buffer
+        // valid for `len` bytes (read only when `write`).
+        to_result(unsafe { gmig_gvt_rw_gpa(self.0, gpa, buf.cast(), len, write) })
+    }
+}
+
+/// What the kvmgt hooks record for one vGPU (their own lock).
+struct Hooks {
+    /// Guest frame ranges pinned for the GPU now: first frame -> pages.
+    pinned: RBTree<u64, u64>,
+    /// Address translation of the command scanner hook.
+    audit: AuditMap,
+    /// Dirty logging runs: frames that become reachable are queued.
+    logging: bool,
+    /// Frame ranges that became GPU-reachable since the last sync.
+    reachable: KVVec<(u64, u64)>,
+    /// `reachable` could not grow: the next sync re-reports every pin.
+    overflow: bool,
+    /// A workload was queued or completed since the last sync.
+    gpu_ran: bool,
+    /// Workloads queued and not completed.
+    in_flight: u64,
+}
+
+impl Hooks {
+    fn reached(&mut self, first: u64, count: u64) {
+        if self.logging
+            && !self.overflow
+            && self.reachable.push((first, count), GFP_KERNEL).is_err()
+        {
+            self.overflow = true;
+        }
+    }
+}
+
+/// kvmgt's services and the hooks' record: what [`GvtVgpu`] runs on.
+pub(crate) struct Host {
+    vgpu: VgpuPtr,
+    hooks: Arc<Mutex<Hooks>>,
+}
+
+impl StateSource for Host {
+    fn save(&self, part: Part, out: &mut [u8]) -> bool {
+        self.vgpu.save(part, out).is_ok()
+    }
+}
+
+impl GvtHost for Host {
+    fn stop_schedule(&mut self) {
+        self.vgpu.stop_schedule();
+    }
+
+    fn start_schedule(&mut self) {
+        self.vgpu.start_schedule();
+    }
+
+    fn restore(&mut self, part: Part, data: &[u8]) -> bool {
+        self.vgpu.restore(part, data).is_ok()
+    }
+
+    fn for_each_pinned(&self, f: &mut dyn FnMut(u64, u64)) {
+        for (gfn, pages) in self.hooks.lock().pinned.iter() {
+            f(*gfn, *pages);
         }
     }
 
+    fn set_audit(&mut self, map: AuditMap) {
+        self.hooks.lock().audit = map;
+    }
+}
+
+/// Guest memory of a GVT-g vGPU (kvmgt's VFIO DMA path).
+pub(crate) struct GvtMem(VgpuPtr);
+
+impl GuestMem for GvtMem {
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        self.0
+            .rw_gpa(gpa, buf.as_mut_ptr(), buf.len(), false)
+            .map_err(|_| MemFault { gpa })
+    }
+
+    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
+        self.0
+            .rw_gpa(gpa, buf.as_ptr().cast_mut(), buf.len(), true)
+            .map_err(|_| MemFault { gpa })
+    }
+}
+
+/// What [`GvtDev::inner`] protects.
+struct GvtInner {
+    prov: GvtVgpu<Host>,
+    mig: Migration,
+}
+
+/// gmig's object for one GVT-g vGPU (`struct gmig_gvt_vgpu` in the shim).
+pub(crate) struct GvtDev {
+    vgpu: VgpuPtr,
+    dev: ARef<Device>,
+    /// kvmgt's vGPU id, for messages.
+    id: u32,
+    layout: GvtLayout,
+    /// The migration's vGPU lock.
+    inner: Arc<Mutex<GvtInner>>,
+    /// The hooks' record.
+    hooks: Arc<Mutex<Hooks>>,
+    /// Commands the scanner hook refused (logged at powers of two: the
+    /// guest controls how many).
+    refused: AtomicU64,
+}
+
+/// The [`GvtDev`] behind a pointer the shim passes.
+pub(crate) fn device_ref<'a>(rs: *mut c_void) -> &'a GvtDev {
+    // SAFETY: the shim only passes pointers returned by
+    // `gmig_rs_gvt_vgpu_create()` and not yet given to
+    // `gmig_rs_gvt_vgpu_destroy()`.
+    unsafe { &*rs.cast::<GvtDev>() }
+}
+
+impl MigDevice for GvtDev {
+    type Prov = GvtVgpu<Host>;
+    type Mem<'a> = GvtMem;
+
+    fn dev(&self) -> &Device {
+        &self.dev
+    }
+
+    fn with_locked<R>(&self, f: impl FnOnce(&mut Locked<'_, Self::Prov>) -> R) -> R {
+        let mut guard = self.inner.lock();
+        let GvtInner { prov, mig } = &mut *guard;
+        // kvmgt's vfio_device is open whenever its ops are called.
+        f(&mut Locked {
+            prov,
+            mig,
+            open: true,
+        })
+    }
+
+    fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result {
+        self.vgpu.rw_gpa(gpa, buf.as_mut_ptr(), buf.len(), false)
+    }
+
+    fn mem(&self) -> GvtMem {
+        GvtMem(self.vgpu)
+    }
+
+    fn sync(&self, mig: &mut Migration) {
+        let mut h = self.hooks.lock();
+        for &(gfn, pages) in h.reachable.iter() {
+            mig.shadow_event(ShadowEvent::Pinned { gfn, pages });
+        }
+        h.reachable.clear();
+        if core::mem::take(&mut h.overflow) {
+            for (gfn, pages) in h.pinned.iter() {
+                mig.shadow_event(ShadowEvent::Pinned {
+                    gfn: *gfn,
+                    pages: *pages,
+                });
+            }
+        }
+        // The GPU's writes are not visible on GVT-g: after any workload,
+        // every tracked page is a candidate.
+        if core::mem::take(&mut h.gpu_ran) || h.in_flight > 0 {
+            mig.unbounded();
+        }
+    }
+
+    fn logging(&self, on: bool) {
+        let mut h = self.hooks.lock();
+        h.logging = on;
+        h.reachable.clear();
+        h.overflow = false;
+        h.gpu_ran = false;
+    }
+}
+
+impl GvtDev {
     fn event(&self, kind: u32, a: u64, b: u64, c: u64) {
         let n = &COUNTERS;
+        let mut h = self.hooks.lock();
         match kind {
-            WORKLOAD_QUEUED => bump(&n.workloads_queued, 1),
+            WORKLOAD_QUEUED => {
+                bump(&n.workloads_queued, 1);
+                h.in_flight += 1;
+                h.gpu_ran = true;
+            }
             WORKLOAD_COMPLETED => {
                 bump(&n.workloads_completed, 1);
                 // `c` is the C int status, sign-extended.
                 if c != 0 {
                     bump(&n.workloads_failed, 1);
                 }
+                h.in_flight = h.in_flight.saturating_sub(1);
+                h.gpu_ran = true;
             }
             SCHED_STOPPED => bump(&n.sched_stops, 1),
             SCHED_STARTED => bump(&n.sched_starts, 1),
             GGTT_WRITE => {
                 bump(&n.ggtt_writes, 1);
                 match gvt::ggtt_write_event(&self.layout, a, b, c) {
-                    Some(ev) => self.track(ev),
+                    Some(ev) => {
+                        if let Some(r) = tracker_update(&ev) {
+                            bump(&n.pages_reported, r.count);
+                            h.reached(r.first, r.count);
+                        }
+                    }
                     None => bump(&n.ggtt_foreign, 1),
                 }
             }
-            PPGTT_CREATED => {
-                bump(&n.ppgtt_shadows, 1);
-                self.track(ShadowEvent::PpgttCreate { root: a });
-            }
+            PPGTT_CREATED => bump(&n.ppgtt_shadows, 1),
             PPGTT_DESTROYED => {
                 n.ppgtt_shadows
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
                     .ok();
-                self.track(ShadowEvent::PpgttDestroy { root: a });
             }
-            PAGES_PINNED | PAGES_UNPINNED => {
-                let pinned = kind == PAGES_PINNED;
-                bump(if pinned { &n.pins } else { &n.unpins }, 1);
-                if let Some(ev) = gvt::pin_event(a, b, pinned) {
-                    self.track(ev);
+            PAGES_PINNED => {
+                bump(&n.pins, 1);
+                let Some(ev) = gvt::pin_event(a, b, true) else {
+                    return;
+                };
+                let Some(r) = tracker_update(&ev) else {
+                    return;
+                };
+                bump(&n.pages_reported, r.count);
+                if h.pinned
+                    .try_create_and_insert(r.first, r.count, GFP_KERNEL)
+                    .is_err()
+                {
+                    bump(&n.pins_untracked, 1);
+                    dev_warn!(
+                        self.dev,
+                        "gvt: vGPU {}: no memory to record pin of frame {:#x}\n",
+                        self.id,
+                        r.first
+                    );
                 }
+                h.reached(r.first, r.count);
             }
-            _ => pr_warn!("gvt: vGPU {}: unknown event {}\n", self.id, kind),
+            PAGES_UNPINNED => {
+                bump(&n.unpins, 1);
+                // A page that stops being reachable stays tracked while
+                // logging (its last content is compared at stop-copy).
+                h.pinned.remove(&(a));
+            }
+            _ => dev_warn!(self.dev, "gvt: vGPU {}: unknown event {}\n", self.id, kind),
         }
     }
 }
 
-/// kvmgt created a vGPU: returns gmig's state for it, or NULL (kvmgt then
+/// kvmgt created a vGPU: returns gmig's object for it, or NULL (kvmgt then
 /// fails the creation) if its layout is invalid or memory is short.
 #[no_mangle]
 extern "C" fn gmig_rs_gvt_vgpu_create(
-    _vgpu: *mut c_void,
+    vgpu: *mut IntelVgpu,
+    dev: *mut bindings::device,
     aperture_base: u64,
     aperture_size: u64,
     hidden_base: u64,
     hidden_size: u64,
     fences: u32,
     id: u32,
+    vregs_size: usize,
+    execlist_size: usize,
 ) -> *mut c_void {
-    let Some(layout) = GvtLayout::new(
+    match create(
+        vgpu,
+        dev,
         (aperture_base, aperture_size),
         (hidden_base, hidden_size),
         fences,
-    ) else {
-        pr_warn!(
-            "gvt: vGPU {id}: invalid layout (aperture {aperture_base:#x}+{aperture_size:#x}, hidden {hidden_base:#x}+{hidden_size:#x}, {fences} fences)\n"
-        );
-        return core::ptr::null_mut();
-    };
-    let g = GvtVgpu {
-        layout,
-        audit: AuditMap::identity(layout),
         id,
-    };
-    match KBox::new(g, GFP_KERNEL) {
+        StateSizes {
+            vregs: vregs_size,
+            execlist: execlist_size,
+        },
+    ) {
         Ok(b) => {
             bump(&COUNTERS.vgpus, 1);
             KBox::into_raw(b).cast()
         }
-        Err(_) => core::ptr::null_mut(),
+        Err(e) => {
+            pr_warn!("gvt: vGPU {id}: not made migratable: {e:?}\n");
+            core::ptr::null_mut()
+        }
     }
+}
+
+fn create(
+    vgpu: *mut IntelVgpu,
+    dev: *mut bindings::device,
+    aperture: (u64, u64),
+    hidden: (u64, u64),
+    fences: u32,
+    id: u32,
+    sizes: StateSizes,
+) -> Result<KBox<GvtDev>> {
+    if vgpu.is_null() || dev.is_null() {
+        return Err(EINVAL);
+    }
+    let Some(layout) = GvtLayout::new(aperture, hidden, fences) else {
+        pr_warn!(
+            "gvt: vGPU {id}: invalid layout (aperture {:#x}+{:#x}, hidden {:#x}+{:#x}, {fences} fences)\n",
+            aperture.0,
+            aperture.1,
+            hidden.0,
+            hidden.1
+        );
+        return Err(EINVAL);
+    };
+    // SAFETY: `dev` is the vfio_device's parent device, which kvmgt keeps
+    // alive while the vGPU exists; `get_device()` takes a reference.
+    let dev = unsafe { Device::get_device(dev) };
+    let vgpu = VgpuPtr(vgpu);
+    let hooks = Arc::pin_init(
+        new_mutex!(Hooks {
+            pinned: RBTree::new(),
+            audit: AuditMap::identity(layout),
+            logging: false,
+            reachable: KVVec::new(),
+            overflow: false,
+            gpu_ran: false,
+            in_flight: 0,
+        }),
+        GFP_KERNEL,
+    )?;
+    let host = Host {
+        vgpu,
+        hooks: hooks.clone(),
+    };
+    let prov = GvtVgpu::new(host, layout, sizes, 0).ok_or(EINVAL)?;
+    let inner = Arc::pin_init(
+        new_mutex!(GvtInner {
+            prov,
+            mig: Migration::new(),
+        }),
+        GFP_KERNEL,
+    )?;
+    dev_info!(
+        dev,
+        "gvt: vGPU {id} is migratable (aperture {:#x}+{:#x}, hidden {:#x}+{:#x}, {fences} fences)\n",
+        layout.aperture.base,
+        layout.aperture.size,
+        layout.hidden.base,
+        layout.hidden.size
+    );
+    Ok(KBox::new(
+        GvtDev {
+            vgpu,
+            dev,
+            id,
+            layout,
+            inner,
+            hooks,
+            refused: AtomicU64::new(0),
+        },
+        GFP_KERNEL,
+    )?)
 }
 
 /// kvmgt destroys a vGPU.
@@ -280,7 +660,7 @@ unsafe extern "C" fn gmig_rs_gvt_vgpu_destroy(gg: *mut c_void) {
     // SAFETY: `gg` came from `KBox::into_raw()` in
     // `gmig_rs_gvt_vgpu_create()`; ownership returns here once (caller
     // contract).
-    drop(unsafe { KBox::from_raw(gg.cast::<GvtVgpu>()) });
+    drop(unsafe { KBox::from_raw(gg.cast::<GvtDev>()) });
     COUNTERS
         .vgpus
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
@@ -294,10 +674,7 @@ unsafe extern "C" fn gmig_rs_gvt_vgpu_destroy(gg: *mut c_void) {
 /// `gg` came from `gmig_rs_gvt_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_gvt_event(gg: *mut c_void, kind: u32, a: u64, b: u64, c: u64) {
-    // SAFETY: live and only read through a shared reference (caller
-    // contract; `GvtVgpu` has no interior mutability but its counters).
-    let g = unsafe { &*gg.cast::<GvtVgpu>() };
-    g.event(kind, a, b, c);
+    device_ref(gg).event(kind, a, b, c);
 }
 
 /// The command scanner hook: rewrites GGTT addresses of the command at
@@ -316,8 +693,7 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
     len: u32,
     _ggtt: bool,
 ) -> c_int {
-    // SAFETY: live (caller contract).
-    let g = unsafe { &*gg.cast::<GvtVgpu>() };
+    let g = device_ref(gg);
     let Ok(n) = usize::try_from(len) else {
         return EFAULT.to_errno();
     };
@@ -327,9 +703,10 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
     // SAFETY: `cmd` is non-null and valid for `n` dwords of exclusive
     // access for the duration of the call (caller contract).
     let buf = unsafe { core::slice::from_raw_parts_mut(cmd, n) };
+    let audit = g.hooks.lock().audit;
     // Under execlists, blits go through the GGTT and 3D state through the
     // context's PPGTT; commands with an explicit bit use it.
-    match gvt::patch_command(buf, Mode::EXECLIST, &g.audit) {
+    match gvt::patch_command(buf, Mode::EXECLIST, &audit) {
         Ok(k) => {
             bump(
                 &COUNTERS.addrs_patched,
@@ -337,8 +714,19 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
             );
             0
         }
-        Err(_) => {
+        Err(e) => {
             bump(&COUNTERS.cmds_refused, 1);
+            let k = g.refused.fetch_add(1, Ordering::Relaxed) + 1;
+            if k.is_power_of_two() {
+                dev_warn!(
+                    g.dev,
+                    "gvt: vGPU {}: command {:#x} refused after migration: {:?} ({} so far)\n",
+                    g.id,
+                    buf[0],
+                    e,
+                    k
+                );
+            }
             EFAULT.to_errno()
         }
     }

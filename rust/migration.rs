@@ -21,13 +21,16 @@
 //! is entered, reads only the pages written since the last report.
 //! `rehash=all` is gMig's full re-hash.
 //!
-//! Everything here reaches the vGPU through the [`Provider`] trait (state
-//! image, quiesce/resume, writable pages, restore with remapping), so the
-//! sim and GVT-g backends migrate the same way.
+//! Everything here reaches the vGPU through [`MigDevice`] (its lock, guest
+//! memory, messages) and the [`Provider`] trait (state image,
+//! quiesce/resume, writable pages, restore with remapping), so the sim
+//! ([`Shared`]) and GVT-g ([`crate::gvt`]) vGPUs migrate the same way; the
+//! shim's entry points name the provider of the object they pass.
 //!
 //! Arcs run with the shim's `state_mutex` held and take the vGPU lock.
 
 use kernel::{
+    device::Device,
     ffi::{c_int, c_void},
     prelude::*,
     time::{Instant, Monotonic}, //
@@ -38,13 +41,55 @@ use crate::{
     gmig_core::{
         gtt::PAGE_SIZE,
         planner::{self, Action, DirtySource, Phase, Policy, Rehash},
-        provider::{tracker_update, Provider, RestoreError, ShadowEvent},
+        provider::{tracker_update, Provider, RestoreError, ShadowEvent, PROVIDER_GVT},
+        sim::exec::GuestMem,
         stream,
         tracker::{HashTracker, Unhashed},
         writeset::{words_for, WriteSet, WriteSink},
     },
-    vgpu::{vgpu_ref, DmaMem, Inner, Shared},
+    vgpu::{vgpu_ref, Shared},
 };
+
+/// What the vGPU lock protects, as the migration layer sees it.
+pub(crate) struct Locked<'a, P> {
+    /// The vGPU backend.
+    pub(crate) prov: &'a mut P,
+    /// Its migration state.
+    pub(crate) mig: &'a mut Migration,
+    /// A VFIO user has the device open (guest memory is reachable).
+    pub(crate) open: bool,
+}
+
+/// A vGPU the migration layer drives: the object behind one vfio_device.
+pub(crate) trait MigDevice {
+    /// Its backend.
+    type Prov: Provider;
+    /// Guest memory for a restore's remapping.
+    type Mem<'a>: GuestMem
+    where
+        Self: 'a;
+
+    /// The device messages are logged for.
+    fn dev(&self) -> &Device;
+    /// Runs `f` with the vGPU lock held.
+    fn with_locked<R>(&self, f: impl FnOnce(&mut Locked<'_, Self::Prov>) -> R) -> R;
+    /// Reads guest memory (a page to hash).
+    fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result;
+    /// Guest memory for [`Provider::restore_state`].
+    fn mem(&self) -> Self::Mem<'_>;
+    /// An arc is about to take the vGPU lock (sim: the command streamer
+    /// yields after its running context).
+    fn arc_begin(&self) {}
+    /// An arc ran, with the vGPU lock still held (sim: kick the streamer
+    /// if the vGPU still runs and has work).
+    fn arc_end(&self, _l: &Locked<'_, Self::Prov>) {}
+    /// Hands the migration what the backend learnt outside the vGPU lock
+    /// (GVT-g's hooks); called before the tracker is used.
+    fn sync(&self, _mig: &mut Migration) {}
+    /// Dirty logging starts (`true`, before the writable frames are
+    /// enumerated) or stops.
+    fn logging(&self, _on: bool) {}
+}
 
 // VFIO migration states (include/uapi/linux/vfio.h).
 const STOP: u32 = 1;
@@ -256,7 +301,7 @@ impl Migration {
     /// The stop-copy re-hash, when the vGPU has just been quiesced: its
     /// result waits in `pending` for the final report(s), so its cost
     /// falls inside the device downtime it belongs to.
-    fn stop_scan(&mut self, vdev: crate::ffi::Vdev) {
+    fn stop_scan(&mut self, d: &impl MigDevice) {
         let action = planner::decide_rehash(self.policy, self.source, self.rehash, Phase::StopCopy);
         let Some(t) = self.tracking.as_mut() else {
             return;
@@ -274,7 +319,7 @@ impl Migration {
         } = t;
         let mut errors = 0u64;
         let mut read = |gfn: u64, buf: &mut [u8; 4096]| {
-            let r = vdev.dma_read(gfn * PAGE_SIZE, &mut buf[..]);
+            let r = d.read_guest(gfn * PAGE_SIZE, &mut buf[..]);
             errors += u64::from(r.is_err());
             r
         };
@@ -364,7 +409,7 @@ fn build_image(p: &impl Provider, out: &mut KVVec<u8>) -> Result {
 }
 
 /// Validates every image in `data` and applies the last one.
-fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
+fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -> Result {
     let limits = stream::Limits {
         max_total: MAX_RESUME_BYTES,
         max_section: MAX_RESUME_BYTES,
@@ -380,17 +425,17 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
         let image = rest.get(..total.min(rest.len())).ok_or(EINVAL)?;
         let hdr = stream::validate(image, &limits).map_err(|e| {
             dev_err!(
-                s.dev,
+                d.dev(),
                 "migration stream rejected at byte {}: {:?}\n",
                 off,
                 e
             );
             EINVAL
         })?;
-        let p = &inner.sim;
+        let p = &*l.prov;
         if hdr.provider != p.id() || hdr.vgpu_type != p.type_index() {
             dev_err!(
-                s.dev,
+                d.dev(),
                 "migration stream is for provider {} type {}, this vGPU is provider {} type {} ({})\n",
                 hdr.provider,
                 hdr.vgpu_type,
@@ -404,66 +449,64 @@ fn apply_images(s: &Shared, inner: &mut Inner, data: &[u8]) -> Result {
         off += image.len();
     }
     let (hdr, image) = last.ok_or_else(|| {
-        dev_err!(s.dev, "migration stream is empty\n");
+        dev_err!(d.dev(), "migration stream is empty\n");
         EINVAL
     })?;
-    let mut mem = DmaMem::new(s);
-    let dst = inner.sim.partition();
-    let done = Provider::restore_state(&mut inner.sim, &hdr, image, &mut mem).map_err(|e| {
+    let mut mem = d.mem();
+    let dst = l.prov.partition();
+    let done = l.prov.restore_state(&hdr, image, &mut mem).map_err(|e| {
         match e {
             RestoreError::Remap(r) => {
-                dev_err!(s.dev, "remapping pending workloads failed: {:?}\n", r)
+                dev_err!(d.dev(), "remapping pending workloads failed: {:?}\n", r)
             }
-            e => dev_err!(s.dev, "migration stream does not fit this vGPU: {:?}\n", e),
+            e => dev_err!(
+                d.dev(),
+                "migration stream does not fit this vGPU: {:?}\n",
+                e
+            ),
         }
         EINVAL
     })?;
     if let Some(src) = done.src.filter(|src| src.base != dst.base) {
-        inner.mig.stats.remap_patched = done.remapped;
+        l.mig.stats.remap_patched = done.remapped;
         dev_info!(
-            s.dev,
+            d.dev(),
             "restored from GGTT base {:#x} at {:#x}: {} graphics addresses remapped\n",
             src.base,
             dst.base,
             done.remapped
         );
     }
-    inner.mig.stats.images_applied += 1;
+    l.mig.stats.images_applied += 1;
     Ok(())
 }
 
-fn arc(s: &Shared, cur: u32, next: u32) -> Result {
+fn arc<D: MigDevice>(d: &D, cur: u32, next: u32) -> Result {
     let entered = Instant::<Monotonic>::now();
-    // The streamer yields after its running context instead of running
-    // the queued ones first; it is kicked again below if the vGPU still
-    // runs (an arc that quiesces leaves them queued: they migrate).
-    s.stopping
-        .store(true, core::sync::atomic::Ordering::Release);
-    let mut guard = s.inner.lock();
-    s.stopping
-        .store(false, core::sync::atomic::Ordering::Release);
-    let res = arc_locked(s, &mut guard, cur, next, entered);
-    if guard.open && !guard.sim.is_quiesced() && Provider::pending_workloads(&guard.sim) > 0 {
-        s.vdev.kick_exec();
-    }
-    res
+    d.arc_begin();
+    d.with_locked(|l| {
+        let res = arc_locked(d, l, cur, next, entered);
+        d.arc_end(l);
+        res
+    })
 }
 
 /// [`arc`] with the vGPU lock held.
-fn arc_locked(
-    s: &Shared,
-    inner: &mut Inner,
+fn arc_locked<D: MigDevice>(
+    d: &D,
+    l: &mut Locked<'_, D::Prov>,
     cur: u32,
     next: u32,
     entered: Instant<Monotonic>,
 ) -> Result {
-    let mig = &mut inner.mig;
+    d.sync(l.mig);
+    let mig = &mut *l.mig;
     match (cur, next) {
         (RUNNING, PRE_COPY) | (RUNNING_P2P, PRE_COPY_P2P) => {
             mig.start_save();
             mig.image.clear();
             mig.pos = 0;
-            build_image(&inner.sim, &mut inner.mig.image)?;
+            build_image(&*l.prov, &mut mig.image)?;
         }
         (PRE_COPY, RUNNING) | (PRE_COPY_P2P, RUNNING_P2P) | (STOP_COPY, STOP) => {
             mig.image.clear();
@@ -477,22 +520,23 @@ fn arc_locked(
             }
         }
         (RUNNING_P2P, STOP) => {
-            inner.sim.quiesce();
-            mig.stop_scan(s.vdev);
+            l.prov.quiesce();
+            d.sync(mig);
+            mig.stop_scan(d);
         }
         (STOP, RUNNING_P2P) => {
             mig.stopped_at = None;
             mig.stop_unscan();
-            if inner.sim.resume() {
-                s.vdev.kick_exec();
-            }
+            // `arc_end()` kicks what waits.
+            l.prov.resume();
         }
         (PRE_COPY_P2P, STOP_COPY) | (STOP, STOP_COPY) => {
             mig.stopped_at = Some(entered);
             mig.stats.quiesce_wait_us = entered.elapsed().as_micros_ceil();
             if cur == PRE_COPY_P2P {
-                inner.sim.quiesce();
-                mig.stop_scan(s.vdev);
+                l.prov.quiesce();
+                d.sync(mig);
+                mig.stop_scan(d);
             } else {
                 mig.start_save();
                 mig.image.clear();
@@ -509,8 +553,7 @@ fn arc_locked(
             mig.stats.stopcopy_bytes = 0;
             let before = mig.image.len();
             let t = Instant::<Monotonic>::now();
-            build_image(&inner.sim, &mut inner.mig.image)?;
-            let mig = &mut inner.mig;
+            build_image(&*l.prov, &mut mig.image)?;
             mig.stats.image_us = t.elapsed().as_micros_ceil();
             mig.stats.stopcopy_bytes = (mig.image.len() - before + unread) as u64;
         }
@@ -520,12 +563,12 @@ fn arc_locked(
         }
         (RESUMING, STOP) => {
             let start = Instant::<Monotonic>::now();
-            let data = core::mem::take(&mut inner.mig.incoming);
-            let res = apply_images(s, inner, &data);
-            inner.mig.stats.resume_us = start.elapsed().as_micros_ceil();
+            let data = core::mem::take(&mut mig.incoming);
+            let res = apply_images(d, l, &data);
+            l.mig.stats.resume_us = start.elapsed().as_micros_ceil();
             if res.is_err() {
-                inner.mig.stats.stream_errors += 1;
-                inner.mig.incoming = data;
+                l.mig.stats.stream_errors += 1;
+                l.mig.incoming = data;
             }
             res?;
         }
@@ -534,18 +577,60 @@ fn arc_locked(
         | (PRE_COPY, PRE_COPY_P2P)
         | (PRE_COPY_P2P, PRE_COPY) => {}
         _ => {
-            dev_err!(s.dev, "unexpected migration arc {} -> {}\n", cur, next);
+            dev_err!(d.dev(), "unexpected migration arc {} -> {}\n", cur, next);
             return Err(EINVAL);
         }
     }
-    inner.mig.state = next;
+    l.mig.state = next;
     Ok(())
+}
+
+/// Runs `$body` with `$d` bound to the [`MigDevice`] behind `$rs`, an
+/// object of provider `$provider` (`GMIG_PROVIDER_*` in the shim, the
+/// stream's provider ids): the shim only passes objects it got from
+/// `gmig_rs_vgpu_create()` (sim) or `gmig_rs_gvt_vgpu_create()` (GVT-g)
+/// and has not destroyed yet.
+macro_rules! on_device {
+    ($provider:expr, $rs:expr, |$d:ident| $body:expr) => {
+        if $provider == u32::from(PROVIDER_GVT) {
+            let $d = crate::gvt::device_ref($rs);
+            $body
+        } else {
+            let $d: &Shared = &vgpu_ref($rs).shared;
+            $body
+        }
+    };
 }
 
 /// One arc of the migration state machine.
 #[no_mangle]
-extern "C" fn gmig_rs_mig_arc(vgpu: *mut c_void, cur: u32, next: u32) -> c_int {
-    from_result(arc(&vgpu_ref(vgpu).shared, cur, next))
+extern "C" fn gmig_rs_mig_arc(provider: u32, rs: *mut c_void, cur: u32, next: u32) -> c_int {
+    on_device!(provider, rs, |d| from_result(arc(d, cur, next)))
+}
+
+fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
+    d.with_locked(|l| {
+        let mig = &mut *l.mig;
+        let Some(avail) = mig.image.get(mig.pos..) else {
+            return EINVAL.to_errno() as isize;
+        };
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        mig.pos += n;
+        if n > 0 && matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
+            mig.stats.precopy_bytes += n as u64;
+            if mig.pos == mig.image.len() {
+                mig.stats.precopy_rounds += 1;
+            }
+        }
+        if n > 0 && mig.state == STOP_COPY && mig.pos == mig.image.len() {
+            // The last byte of device data: STOP_COPY entered -> here.
+            if let Some(t) = mig.stopped_at.take() {
+                mig.stats.downtime_us = t.elapsed().as_micros_ceil();
+            }
+        }
+        isize::try_from(n).unwrap_or(isize::MAX)
+    })
 }
 
 /// read() of the saving data fd: 0 means "nothing now" in PRE_COPY and
@@ -553,33 +638,38 @@ extern "C" fn gmig_rs_mig_arc(vgpu: *mut c_void, cur: u32, next: u32) -> c_int {
 ///
 /// # Safety
 ///
-/// `buf` is valid for `len` bytes of writes.
+/// `buf` is valid for `len` bytes of writes and not otherwise accessed
+/// during the call.
 #[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_read(vgpu: *mut c_void, buf: *mut c_void, len: usize) -> isize {
-    let s = &vgpu_ref(vgpu).shared;
-    let mut inner = s.inner.lock();
-    let mig = &mut inner.mig;
-    let Some(avail) = mig.image.get(mig.pos..) else {
-        return EINVAL.to_errno() as isize;
-    };
-    let n = avail.len().min(len);
-    // SAFETY: `buf` is valid for `len >= n` bytes (caller contract) and does
-    // not overlap the image.
-    unsafe { core::ptr::copy_nonoverlapping(avail.as_ptr(), buf.cast::<u8>(), n) };
-    mig.pos += n;
-    if n > 0 && matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
-        mig.stats.precopy_bytes += n as u64;
-        if mig.pos == mig.image.len() {
-            mig.stats.precopy_rounds += 1;
+unsafe extern "C" fn gmig_rs_mig_read(
+    provider: u32,
+    rs: *mut c_void,
+    buf: *mut c_void,
+    len: usize,
+) -> isize {
+    // SAFETY: `buf` is valid for `len` bytes of writes, exclusively
+    // (caller contract).
+    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    on_device!(provider, rs, |d| mig_read(d, out))
+}
+
+fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
+    d.with_locked(|l| {
+        let mig = &mut *l.mig;
+        if mig.incoming.len().saturating_add(data.len()) > MAX_RESUME_BYTES {
+            mig.stats.stream_errors += 1;
+            dev_err!(
+                d.dev(),
+                "migration stream larger than {} bytes\n",
+                MAX_RESUME_BYTES
+            );
+            return EFBIG.to_errno() as isize;
         }
-    }
-    if n > 0 && mig.state == STOP_COPY && mig.pos == mig.image.len() {
-        // The last byte of device data: STOP_COPY entered -> here.
-        if let Some(t) = mig.stopped_at.take() {
-            mig.stats.downtime_us = t.elapsed().as_micros_ceil();
+        match mig.incoming.extend_from_slice(data, GFP_KERNEL) {
+            Ok(()) => isize::try_from(data.len()).unwrap_or(isize::MAX),
+            Err(_) => ENOMEM.to_errno() as isize,
         }
-    }
-    isize::try_from(n).unwrap_or(isize::MAX)
+    })
 }
 
 /// write() of the resuming data fd.
@@ -588,25 +678,25 @@ unsafe extern "C" fn gmig_rs_mig_read(vgpu: *mut c_void, buf: *mut c_void, len: 
 ///
 /// `buf` is valid for `len` bytes of reads.
 #[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_write(vgpu: *mut c_void, buf: *const c_void, len: usize) -> isize {
-    let s = &vgpu_ref(vgpu).shared;
+unsafe extern "C" fn gmig_rs_mig_write(
+    provider: u32,
+    rs: *mut c_void,
+    buf: *const c_void,
+    len: usize,
+) -> isize {
     // SAFETY: `buf` is valid for `len` bytes (caller contract).
     let data = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
-    let mut inner = s.inner.lock();
-    let mig = &mut inner.mig;
-    if mig.incoming.len().saturating_add(len) > MAX_RESUME_BYTES {
-        mig.stats.stream_errors += 1;
-        dev_err!(
-            s.dev,
-            "migration stream larger than {} bytes\n",
-            MAX_RESUME_BYTES
-        );
-        return EFBIG.to_errno() as isize;
-    }
-    match mig.incoming.extend_from_slice(data, GFP_KERNEL) {
-        Ok(()) => isize::try_from(len).unwrap_or(isize::MAX),
-        Err(_) => ENOMEM.to_errno() as isize,
-    }
+    on_device!(provider, rs, |d| mig_write(d, data))
+}
+
+fn precopy_info<D: MigDevice>(d: &D) -> Result<u64> {
+    d.with_locked(|l| {
+        let mig = &*l.mig;
+        if !matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
+            return Err(EINVAL);
+        }
+        Ok((mig.image.len() - mig.pos) as u64)
+    })
 }
 
 /// VFIO_MIG_GET_PRECOPY_INFO: unread bytes of the current image.
@@ -616,23 +706,22 @@ unsafe extern "C" fn gmig_rs_mig_write(vgpu: *mut c_void, buf: *const c_void, le
 /// Both pointers are valid for writes.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_precopy_info(
-    vgpu: *mut c_void,
+    provider: u32,
+    rs: *mut c_void,
     initial: *mut u64,
     dirty: *mut u64,
 ) -> c_int {
-    let s = &vgpu_ref(vgpu).shared;
-    let inner = s.inner.lock();
-    let mig = &inner.mig;
-    if !matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
-        return EINVAL.to_errno();
+    match on_device!(provider, rs, |d| precopy_info(d)) {
+        Ok(left) => {
+            // SAFETY: valid for writes (caller contract).
+            unsafe {
+                *initial = left;
+                *dirty = 0;
+            }
+            0
+        }
+        Err(e) => e.to_errno(),
     }
-    let left = (mig.image.len() - mig.pos) as u64;
-    // SAFETY: valid for writes (caller contract).
-    unsafe {
-        *initial = left;
-        *dirty = 0;
-    }
-    0
 }
 
 /// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: size of a stop-copy image.
@@ -641,34 +730,39 @@ unsafe extern "C" fn gmig_rs_precopy_info(
 ///
 /// `size` is valid for writes.
 #[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_data_size(vgpu: *mut c_void, size: *mut u64) -> c_int {
-    let s = &vgpu_ref(vgpu).shared;
-    let inner = s.inner.lock();
-    let n = inner.sim.state_len() as u64;
+unsafe extern "C" fn gmig_rs_mig_data_size(
+    provider: u32,
+    rs: *mut c_void,
+    size: *mut u64,
+) -> c_int {
+    let n = on_device!(provider, rs, |d| d.with_locked(|l| l.prov.state_len()));
     // SAFETY: valid for writes (caller contract).
-    unsafe { *size = n };
+    unsafe { *size = n as u64 };
     0
+}
+
+fn abort<D: MigDevice>(d: &D) {
+    d.with_locked(|l| {
+        l.prov.resume();
+        let mig = &mut *l.mig;
+        mig.state = RUNNING;
+        mig.image = KVVec::new();
+        mig.incoming = KVVec::new();
+        mig.pos = 0;
+        mig.stopped_at = None;
+        mig.stop_unscan();
+        d.arc_end(l);
+    })
 }
 
 /// The migration ended abnormally (close, reset): drop its buffers and
 /// resume scheduling.
 #[no_mangle]
-extern "C" fn gmig_rs_mig_abort(vgpu: *mut c_void) {
-    let s = &vgpu_ref(vgpu).shared;
-    let mut inner = s.inner.lock();
-    if inner.sim.resume() {
-        s.vdev.kick_exec();
-    }
-    let mig = &mut inner.mig;
-    mig.state = RUNNING;
-    mig.image = KVVec::new();
-    mig.incoming = KVVec::new();
-    mig.pos = 0;
-    mig.stopped_at = None;
-    mig.stop_unscan();
+extern "C" fn gmig_rs_mig_abort(provider: u32, rs: *mut c_void) {
+    on_device!(provider, rs, |d| abort(d))
 }
 
-fn log_start(s: &Shared, ranges: &[u64]) -> Result {
+fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
     let mut end = 0u64;
     let mut start = u64::MAX;
     for r in ranges.chunks_exact(2) {
@@ -689,37 +783,37 @@ fn log_start(s: &Shared, ranges: &[u64]) -> Result {
         WriteSet::new(start, pages, KVVec::from_elem(0u64, words, GFP_KERNEL)?).ok_or(EINVAL)?;
     let pending =
         WriteSet::new(start, pages, KVVec::from_elem(0u64, words, GFP_KERNEL)?).ok_or(EINVAL)?;
-    let mut guard = s.inner.lock();
-    let inner = &mut *guard;
-    let mut outside = 0;
-    inner.sim.for_each_writable_frame(&mut |gfn| {
-        if tracker.track(gfn).is_err() {
-            outside += 1;
-        }
+    d.with_locked(|l| {
+        // Frames that become writable from here on reach `sync()`.
+        d.logging(true);
+        let mut outside = 0;
+        l.prov.for_each_writable_frame(&mut |gfn| {
+            if tracker.track(gfn).is_err() {
+                outside += 1;
+            }
+        });
+        let mig = &mut *l.mig;
+        mig.reset_stats();
+        let tracked = tracker.tracked();
+        mig.tracking = Some(Tracking {
+            tracker,
+            scratch,
+            outside,
+            written,
+            pending,
+            stop_scanned: false,
+        });
+        dev_info!(
+            d.dev(),
+            "dirty logging on frames {:#x}..{:#x}: {} GPU pages tracked (precopy={} dirty={} rehash={})\n",
+            start,
+            start + pages,
+            tracked,
+            mig.policy.name(),
+            mig.source.name(),
+            mig.rehash.name()
+        );
     });
-    inner.mig.reset_stats();
-    inner.mig.tracking = Some(Tracking {
-        tracker,
-        scratch,
-        outside,
-        written,
-        pending,
-        stop_scanned: false,
-    });
-    dev_info!(
-        s.dev,
-        "dirty logging on frames {:#x}..{:#x}: {} GPU pages tracked (precopy={} dirty={} rehash={})\n",
-        start,
-        start + pages,
-        inner
-            .mig
-            .tracking
-            .as_ref()
-            .map_or(0, |t| t.tracker.tracked()),
-        inner.mig.policy.name(),
-        inner.mig.source.name(),
-        inner.mig.rehash.name()
-    );
     Ok(())
 }
 
@@ -729,26 +823,47 @@ fn log_start(s: &Shared, ranges: &[u64]) -> Result {
 ///
 /// `ranges` is valid for `2 * n` reads.
 #[no_mangle]
-unsafe extern "C" fn gmig_rs_log_start(vgpu: *mut c_void, ranges: *const u64, n: u32) -> c_int {
+unsafe extern "C" fn gmig_rs_log_start(
+    provider: u32,
+    rs: *mut c_void,
+    ranges: *const u64,
+    n: u32,
+) -> c_int {
     let Ok(n) = usize::try_from(n) else {
         return EINVAL.to_errno();
     };
     // SAFETY: valid for `2 * n` reads (caller contract).
     let r = unsafe { core::slice::from_raw_parts(ranges, 2 * n) };
-    from_result(log_start(&vgpu_ref(vgpu).shared, r))
+    on_device!(provider, rs, |d| from_result(log_start(d, r)))
+}
+
+fn log_stop<D: MigDevice>(d: &D) {
+    d.with_locked(|l| {
+        l.mig.tracking = None;
+        d.logging(false);
+    })
 }
 
 /// DMA_LOGGING_STOP.
 #[no_mangle]
-extern "C" fn gmig_rs_log_stop(vgpu: *mut c_void) {
-    vgpu_ref(vgpu).shared.inner.lock().mig.tracking = None;
+extern "C" fn gmig_rs_log_stop(provider: u32, rs: *mut c_void) {
+    on_device!(provider, rs, |d| log_stop(d))
 }
 
-fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Result {
-    let mut guard = s.inner.lock();
-    let inner = &mut *guard;
-    let stopped = inner.sim.is_quiesced() || !inner.open;
-    let mig = &mut inner.mig;
+fn log_report<D: MigDevice>(d: &D, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Result {
+    d.with_locked(|l| log_report_locked(d, l, iova, length, dirty))
+}
+
+fn log_report_locked<D: MigDevice>(
+    d: &D,
+    l: &mut Locked<'_, D::Prov>,
+    iova: u64,
+    length: u64,
+    dirty: *mut IovaBitmap,
+) -> Result {
+    d.sync(l.mig);
+    let stopped = l.prov.is_quiesced() || !l.open;
+    let mig = &mut *l.mig;
     let (policy, source, rehash) = (mig.policy, mig.source, mig.rehash);
     if mig.tracking.is_none() {
         return Err(EINVAL);
@@ -760,7 +875,7 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
     };
     if phase == Phase::StopCopy {
         // Normally done when STOP_COPY was entered.
-        mig.stop_scan(s.vdev);
+        mig.stop_scan(d);
     }
     let Some(t) = mig.tracking.as_mut() else {
         return Err(EINVAL);
@@ -787,7 +902,6 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
         Phase::StopCopy => Action::Nothing,
         Phase::PreCopy => planner::decide_rehash(policy, source, rehash, phase),
     };
-    let vdev = s.vdev;
     match action {
         Action::Nothing => {}
         Action::All => {
@@ -828,7 +942,7 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
                 unhashed,
                 scratch,
                 |gfn, buf| {
-                    let r = vdev.dma_read(gfn * PAGE_SIZE, &mut buf[..]);
+                    let r = d.read_guest(gfn * PAGE_SIZE, &mut buf[..]);
                     read_errors += u64::from(r.is_err());
                     r
                 },
@@ -852,7 +966,7 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
                     _ => t.tracker.is_tracked(gfn),
                 };
                 if wanted {
-                    let ok = vdev.dma_read(gfn * PAGE_SIZE, &mut t.scratch[..]).is_ok();
+                    let ok = d.read_guest(gfn * PAGE_SIZE, &mut t.scratch[..]).is_ok();
                     read_errors += u64::from(!ok);
                     rehashed += 1;
                     let c = if ok {
@@ -869,7 +983,7 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
             }
         }
     }
-    let mig_stats = &mut inner.mig.stats;
+    let mig_stats = &mut l.mig.stats;
     mig_stats.read_errors += read_errors;
     mig_stats.writeset_unbounded += unbounded;
     let slot = match phase {
@@ -892,10 +1006,13 @@ fn log_report(s: &Shared, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Res
 /// DMA_LOGGING_REPORT for `[iova, iova + length)`.
 #[no_mangle]
 extern "C" fn gmig_rs_log_report(
-    vgpu: *mut c_void,
+    provider: u32,
+    rs: *mut c_void,
     iova: u64,
     length: u64,
     dirty: *mut IovaBitmap,
 ) -> c_int {
-    from_result(log_report(&vgpu_ref(vgpu).shared, iova, length, dirty))
+    on_device!(provider, rs, |d| from_result(log_report(
+        d, iova, length, dirty
+    )))
 }

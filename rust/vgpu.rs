@@ -23,7 +23,7 @@ use crate::{
     ffi::{from_result, GmigVdev, Vdev},
     gmig_core::{
         gtt::Partition,
-        provider::ShadowEvent,
+        provider::{Provider, ShadowEvent},
         sim::{
             exec::{GuestMem, MemFault},
             vgpu::{Event, SimVgpu, TYPES},
@@ -32,7 +32,7 @@ use crate::{
         slots::Slots,
         writeset::{FrameLog, RecordingMem},
     },
-    migration::Migration,
+    migration::{Locked, MigDevice, Migration},
 };
 
 /// Counters of a vGPU outside any migration, for its current VFIO user
@@ -402,6 +402,49 @@ impl Shared {
             }
         }
         Some(wl.frame_interval_ms())
+    }
+}
+
+/// The sim vGPU as the migration layer drives it.
+impl MigDevice for Shared {
+    type Prov = SimVgpu<KVVec<u64>>;
+    type Mem<'a> = DmaMem<'a>;
+
+    fn dev(&self) -> &kernel::device::Device {
+        &self.dev
+    }
+
+    fn with_locked<R>(&self, f: impl FnOnce(&mut Locked<'_, Self::Prov>) -> R) -> R {
+        let mut guard = self.inner.lock();
+        let Inner { sim, mig, open, .. } = &mut *guard;
+        f(&mut Locked {
+            prov: sim,
+            mig,
+            open: *open,
+        })
+    }
+
+    fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result {
+        self.vdev.dma_read(gpa, buf)
+    }
+
+    fn mem(&self) -> DmaMem<'_> {
+        DmaMem::new(self)
+    }
+
+    /// The streamer yields after its running context instead of running
+    /// the queued ones first; [`MigDevice::arc_end`] kicks it again if the
+    /// vGPU still runs (an arc that quiesces leaves them queued: they
+    /// migrate).
+    fn arc_begin(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    fn arc_end(&self, l: &Locked<'_, Self::Prov>) {
+        self.stopping.store(false, Ordering::Release);
+        if l.open && !l.prov.is_quiesced() && Provider::pending_workloads(&*l.prov) > 0 {
+            self.vdev.kick_exec();
+        }
     }
 }
 

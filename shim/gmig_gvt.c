@@ -8,7 +8,9 @@
  * the symbol references it holds until unload keep kvmgt loaded meanwhile
  * (rmmod kvmgt fails while gmig is loaded). Every callback is forwarded to
  * Rust (rust/gvt.rs), which decides what to do; this file only adapts
- * types.
+ * types, and gives each GVT-g vGPU gmig's VFIO migration and DMA logging
+ * ops (gmig_mig.c) when kvmgt creates it: a struct gmig_gvt_dev per vGPU,
+ * found from kvmgt's vfio_device through an xarray.
  *
  * The interface's header comes from the kernel tree when it has the series
  * applied, and from gmig's copy otherwise (gmig_gvt_companion.h, identical
@@ -17,7 +19,9 @@
  */
 #include <linux/err.h>
 #include <linux/module.h>
+#include <linux/slab.h>
 #include <linux/vfio.h>
+#include <linux/xarray.h>
 
 #ifdef GMIG_TREE_HAS_GVT_COMPANION	/* set by Kbuild */
 #include <drm/intel/intel_gvt_companion.h>
@@ -25,7 +29,7 @@
 #include "gmig_gvt_companion.h"
 #endif
 
-#include "gmig_shim.h"
+#include "gmig_internal.h"
 
 #if INTEL_GVT_COMPANION_VERSION != 1
 #error "gmig implements version 1 of the GVT-g companion interface"
@@ -38,80 +42,138 @@ static struct {
 	typeof(intel_gvt_companion_start_schedule) *start;
 	typeof(intel_gvt_companion_save_state) *save;
 	typeof(intel_gvt_companion_restore_state) *restore;
+	typeof(intel_gvt_companion_rw_gpa) *rw_gpa;
 } gvt;
+
+/* gmig's side of one GVT-g vGPU: the companion's priv. */
+struct gmig_gvt_dev {
+	struct gmig_mig mig;	/* .rs: the Rust struct gmig_gvt_vgpu */
+	struct intel_vgpu *vgpu;
+};
+
+/* vfio_device -> gmig_gvt_dev, for the migration and logging ops. */
+static DEFINE_XARRAY(gmig_gvt_devs);
+
+struct gmig_mig *gmig_gvt_mig(struct vfio_device *vdev)
+{
+	struct gmig_gvt_dev *gd = xa_load(&gmig_gvt_devs, (unsigned long)vdev);
+
+	return gd ? &gd->mig : NULL;
+}
+
+static struct gmig_gvt_vgpu *rs(void *priv)
+{
+	return ((struct gmig_gvt_dev *)priv)->mig.rs;
+}
 
 static void *gmig_gvt_vgpu_create(struct intel_vgpu *vgpu,
 				  struct vfio_device *vfio_dev,
 				  const struct intel_gvt_vgpu_layout *l)
 {
-	struct gmig_gvt_vgpu *gg;
+	ssize_t vregs = gvt.save(vgpu, INTEL_GVT_STATE_VREGS, NULL, 0);
+	ssize_t execlist = gvt.save(vgpu, INTEL_GVT_STATE_EXECLIST, NULL, 0);
+	struct gmig_gvt_dev *gd;
+	int ret;
 
-	/*
-	 * TODO: set vfio_dev->mig_ops and ->log_ops here once the migration
-	 * layer drives GVT-g vGPUs (rust/migration.rs is sim-only today).
-	 */
-	gg = gmig_rs_gvt_vgpu_create(vgpu, l->aperture_base, l->aperture_size,
-				     l->hidden_base, l->hidden_size,
-				     l->fence_count, l->id);
-	return gg ? (void *)gg : ERR_PTR(-EINVAL);
+	if (vregs < 0 || execlist < 0)
+		return ERR_PTR(vregs < 0 ? vregs : execlist);
+	gd = kzalloc_obj(*gd, GFP_KERNEL);
+	if (!gd)
+		return ERR_PTR(-ENOMEM);
+	gd->vgpu = vgpu;
+	gmig_mig_init(&gd->mig, vfio_dev, GMIG_PROVIDER_GVT);
+	gd->mig.rs = gmig_rs_gvt_vgpu_create(vgpu, vfio_dev->dev,
+					     l->aperture_base, l->aperture_size,
+					     l->hidden_base, l->hidden_size,
+					     l->fence_count, l->id, vregs,
+					     execlist);
+	if (!gd->mig.rs) {
+		ret = -EINVAL;
+		goto err;
+	}
+	ret = xa_insert(&gmig_gvt_devs, (unsigned long)vfio_dev, gd,
+			GFP_KERNEL);
+	if (ret)
+		goto err_rs;
+	return gd;
+err_rs:
+	gmig_rs_gvt_vgpu_destroy(gd->mig.rs);
+err:
+	vfio_dev->mig_ops = NULL;
+	vfio_dev->log_ops = NULL;
+	vfio_dev->migration_flags = 0;
+	gmig_mig_destroy(&gd->mig);
+	kfree(gd);
+	return ERR_PTR(ret);
 }
 
+/* The vfio_device is unregistered already: no op can run any more. */
 static void gmig_gvt_vgpu_destroy(void *priv)
 {
-	gmig_rs_gvt_vgpu_destroy(priv);
+	struct gmig_gvt_dev *gd = priv;
+
+	xa_erase(&gmig_gvt_devs, (unsigned long)gd->mig.vdev);
+	gmig_mig_destroy(&gd->mig);
+	gmig_rs_gvt_vgpu_destroy(gd->mig.rs);
+	kfree(gd);
+}
+
+static void gmig_gvt_vgpu_reset(void *priv)
+{
+	gmig_mig_reset(&((struct gmig_gvt_dev *)priv)->mig);
 }
 
 static void gmig_gvt_workload_queued(void *priv, unsigned int engine,
 				     u64 lrca)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_WORKLOAD_QUEUED, engine, lrca, 0);
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_WORKLOAD_QUEUED, engine, lrca, 0);
 }
 
 static void gmig_gvt_workload_completed(void *priv, unsigned int engine,
 					u64 lrca, int status)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_WORKLOAD_COMPLETED, engine, lrca,
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_WORKLOAD_COMPLETED, engine, lrca,
 			  (u64)(s64)status);
 }
 
 static void gmig_gvt_sched_stopped(void *priv)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_SCHED_STOPPED, 0, 0, 0);
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_SCHED_STOPPED, 0, 0, 0);
 }
 
 static void gmig_gvt_sched_started(void *priv)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_SCHED_STARTED, 0, 0, 0);
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_SCHED_STARTED, 0, 0, 0);
 }
 
 static void gmig_gvt_ggtt_write(void *priv, u64 index, u64 old, u64 val)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_GGTT_WRITE, index, old, val);
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_GGTT_WRITE, index, old, val);
 }
 
 static void gmig_gvt_ppgtt_created(void *priv, u64 root)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_PPGTT_CREATED, root, 0, 0);
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_PPGTT_CREATED, root, 0, 0);
 }
 
 static void gmig_gvt_ppgtt_destroyed(void *priv, u64 root)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_PPGTT_DESTROYED, root, 0, 0);
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_PPGTT_DESTROYED, root, 0, 0);
 }
 
 static void gmig_gvt_pages_pinned(void *priv, u64 gfn, u64 size)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_PAGES_PINNED, gfn, size, 0);
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_PAGES_PINNED, gfn, size, 0);
 }
 
 static void gmig_gvt_pages_unpinned(void *priv, u64 gfn, u64 size)
 {
-	gmig_rs_gvt_event(priv, GMIG_GVT_PAGES_UNPINNED, gfn, size, 0);
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_PAGES_UNPINNED, gfn, size, 0);
 }
 
 static int gmig_gvt_scan_cmd(void *priv, u32 *cmd, u32 len, bool ggtt)
 {
-	return gmig_rs_gvt_scan_cmd(priv, cmd, len, ggtt);
+	return gmig_rs_gvt_scan_cmd(rs(priv), cmd, len, ggtt);
 }
 
 static const struct intel_gvt_companion_ops gmig_gvt_ops = {
@@ -120,6 +182,7 @@ static const struct intel_gvt_companion_ops gmig_gvt_ops = {
 	.owner = THIS_MODULE,
 	.vgpu_create = gmig_gvt_vgpu_create,
 	.vgpu_destroy = gmig_gvt_vgpu_destroy,
+	.vgpu_reset = gmig_gvt_vgpu_reset,
 	.workload_queued = gmig_gvt_workload_queued,
 	.workload_completed = gmig_gvt_workload_completed,
 	.sched_stopped = gmig_gvt_sched_stopped,
@@ -146,6 +209,8 @@ static void gmig_gvt_put_symbols(void)
 		symbol_put(intel_gvt_companion_save_state);
 	if (gvt.restore)
 		symbol_put(intel_gvt_companion_restore_state);
+	if (gvt.rw_gpa)
+		symbol_put(intel_gvt_companion_rw_gpa);
 	memset(&gvt, 0, sizeof(gvt));
 }
 
@@ -165,8 +230,9 @@ int gmig_gvt_register(void)
 	gvt.start = symbol_get(intel_gvt_companion_start_schedule);
 	gvt.save = symbol_get(intel_gvt_companion_save_state);
 	gvt.restore = symbol_get(intel_gvt_companion_restore_state);
+	gvt.rw_gpa = symbol_get(intel_gvt_companion_rw_gpa);
 	if (!gvt.unreg || !gvt.stop || !gvt.start || !gvt.save ||
-	    !gvt.restore) {
+	    !gvt.restore || !gvt.rw_gpa) {
 		ret = -ENOENT;
 		goto err;
 	}
@@ -209,4 +275,10 @@ int gmig_gvt_restore_state(struct intel_vgpu *vgpu, u32 part,
 			   const void *buf, size_t size)
 {
 	return gvt.restore(vgpu, part, buf, size);
+}
+
+int gmig_gvt_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf, size_t len,
+		    bool write)
+{
+	return gvt.rw_gpa(vgpu, gpa, buf, len, write);
 }

@@ -7,20 +7,23 @@
  * are dirty is decided in Rust (rust/migration.rs); this file owns the file
  * objects and their life cycle:
  *
- * - a migration file holds a pointer to its gmig_vdev only while it is
+ * - a migration file holds a pointer to its gmig_mig only while it is
  *   enabled. close_device(), reset and the arcs that end a migration disable
  *   it under its lock, so a data fd that outlives the device (a client that
  *   closes the device mid-migration and opens it again) only ever returns
  *   -ENODEV.
- * - lock order: gv->state_mutex, then migf->lock, then the Rust vGPU lock.
+ * - lock order: m->state_mutex, then migf->lock, then the Rust vGPU lock.
  *   read()/write() take migf->lock only.
+ *
+ * The same ops serve the sim's mdevs and GVT-g's vGPUs (whose vfio_device
+ * is kvmgt's): gmig_mig_of() finds the struct gmig_mig of either.
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/interval_tree.h>
 #include <linux/iova_bitmap.h>
 #include <linux/slab.h>
-#include <linux/uaccess.h>
+#include <linux/uio.h>
 #include <linux/vfio.h>
 
 #include "gmig_internal.h"
@@ -31,8 +34,8 @@ MODULE_IMPORT_NS("IOMMUFD");
 
 struct gmig_migf {
 	struct file *filp;
-	struct mutex lock;		/* protects gv and disabled */
-	struct gmig_vdev *gv;
+	struct mutex lock;		/* protects mig and disabled */
+	struct gmig_mig *mig;
 	bool disabled;
 	bool saving;
 };
@@ -41,14 +44,24 @@ static void gmig_migf_disable(struct gmig_migf *migf)
 {
 	mutex_lock(&migf->lock);
 	migf->disabled = true;
-	migf->gv = NULL;
+	migf->mig = NULL;
 	mutex_unlock(&migf->lock);
 }
 
-/* Called with gv->state_mutex held. */
-void gmig_mig_disable_files(struct gmig_vdev *gv)
+static const struct vfio_migration_ops gmig_migration_ops;
+static const struct vfio_log_ops gmig_log_ops;
+
+static struct gmig_mig *gmig_mig_of(struct vfio_device *vdev)
 {
-	struct gmig_migf **slots[] = { &gv->saving_migf, &gv->resuming_migf };
+	struct gmig_mig *m = gmig_vfio_mig(vdev);
+
+	return m ? m : gmig_gvt_mig(vdev);
+}
+
+/* Called with m->state_mutex held. */
+static void gmig_mig_disable_files(struct gmig_mig *m)
+{
+	struct gmig_migf **slots[] = { &m->saving_migf, &m->resuming_migf };
 	int i;
 
 	for (i = 0; i < ARRAY_SIZE(slots); i++) {
@@ -73,40 +86,43 @@ static int gmig_migf_release(struct inode *inode, struct file *filp)
 }
 
 /*
- * read() of the saving fd and write() of the resuming fd: the data goes
- * through a kernel bounce buffer in chunks, Rust produces or consumes it.
- * A short read ends the loop (nothing more now, or the end of the stream).
+ * read() of the saving fd and write() of the resuming fd (also kernel_read()
+ * and kernel_write()): the data goes through a kernel bounce buffer in
+ * chunks, Rust produces or consumes it. A short read ends the loop (nothing
+ * more now, or the end of the stream). The files are streams: pread() and
+ * pwrite() fail with -ESPIPE (stream_open()).
  */
-static ssize_t gmig_migf_xfer(struct file *filp, char __user *ubuf,
-			      size_t len, loff_t *pos, bool write)
+static ssize_t gmig_migf_xfer(struct gmig_migf *migf, struct iov_iter *iter,
+			      bool write)
 {
-	struct gmig_migf *migf = filp->private_data;
+	size_t len = iov_iter_count(iter);
 	ssize_t done = 0, ret = 0;
 	void *buf;
 
-	if (pos)
-		return -ESPIPE;
+	if (!len)
+		return 0;
 	buf = kvmalloc(min_t(size_t, len, GMIG_MIG_CHUNK), GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
 	mutex_lock(&migf->lock);
 	while (done < len) {
 		size_t n = min_t(size_t, len - done, GMIG_MIG_CHUNK);
+		struct gmig_mig *m = migf->mig;
 
-		if (migf->disabled) {
+		if (migf->disabled || !m) {
 			ret = -ENODEV;
 			break;
 		}
 		if (write) {
-			if (copy_from_user(buf, ubuf + done, n)) {
+			if (!copy_from_iter_full(buf, n, iter)) {
 				ret = -EFAULT;
 				break;
 			}
-			ret = gmig_rs_mig_write(migf->gv->vgpu, buf, n);
+			ret = gmig_rs_mig_write(m->provider, m->rs, buf, n);
 		} else {
-			ret = gmig_rs_mig_read(migf->gv->vgpu, buf, n);
+			ret = gmig_rs_mig_read(m->provider, m->rs, buf, n);
 			/* Bytes read are consumed: a fault breaks the stream. */
-			if (ret > 0 && copy_to_user(ubuf + done, buf, ret))
+			if (ret > 0 && copy_to_iter(buf, ret, iter) != ret)
 				ret = -EFAULT;
 		}
 		if (ret <= 0)
@@ -120,16 +136,14 @@ static ssize_t gmig_migf_xfer(struct file *filp, char __user *ubuf,
 	return done ? done : ret;
 }
 
-static ssize_t gmig_migf_read(struct file *filp, char __user *ubuf,
-			      size_t len, loff_t *pos)
+static ssize_t gmig_migf_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
-	return gmig_migf_xfer(filp, ubuf, len, pos, false);
+	return gmig_migf_xfer(iocb->ki_filp->private_data, to, false);
 }
 
-static ssize_t gmig_migf_write(struct file *filp, const char __user *ubuf,
-			       size_t len, loff_t *pos)
+static ssize_t gmig_migf_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
-	return gmig_migf_xfer(filp, (char __user *)ubuf, len, pos, true);
+	return gmig_migf_xfer(iocb->ki_filp->private_data, from, true);
 }
 
 static long gmig_migf_ioctl(struct file *filp, unsigned int cmd,
@@ -137,18 +151,19 @@ static long gmig_migf_ioctl(struct file *filp, unsigned int cmd,
 {
 	struct gmig_migf *migf = filp->private_data;
 	struct vfio_precopy_info info = {};
-	struct gmig_vdev *gv;
+	struct gmig_mig *m;
 	int ret;
 
 	mutex_lock(&migf->lock);
-	gv = migf->gv;
-	if (migf->disabled || !gv) {
+	m = migf->mig;
+	if (migf->disabled || !m) {
 		mutex_unlock(&migf->lock);
 		return -ENODEV;
 	}
-	ret = vfio_check_precopy_ioctl(&gv->vdev, cmd, arg, &info);
+	ret = vfio_check_precopy_ioctl(m->vdev, cmd, arg, &info);
 	if (!ret)
-		ret = gmig_rs_precopy_info(gv->vgpu, &info.initial_bytes,
+		ret = gmig_rs_precopy_info(m->provider, m->rs,
+					   &info.initial_bytes,
 					   &info.dirty_bytes);
 	mutex_unlock(&migf->lock);
 	if (ret)
@@ -160,7 +175,7 @@ static long gmig_migf_ioctl(struct file *filp, unsigned int cmd,
 
 static const struct file_operations gmig_save_fops = {
 	.owner = THIS_MODULE,
-	.read = gmig_migf_read,
+	.read_iter = gmig_migf_read_iter,
 	.unlocked_ioctl = gmig_migf_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.release = gmig_migf_release,
@@ -168,11 +183,11 @@ static const struct file_operations gmig_save_fops = {
 
 static const struct file_operations gmig_resume_fops = {
 	.owner = THIS_MODULE,
-	.write = gmig_migf_write,
+	.write_iter = gmig_migf_write_iter,
 	.release = gmig_migf_release,
 };
 
-static struct gmig_migf *gmig_migf_new(struct gmig_vdev *gv, bool saving)
+static struct gmig_migf *gmig_migf_new(struct gmig_mig *m, bool saving)
 {
 	struct gmig_migf *migf;
 	struct file *filp;
@@ -190,7 +205,7 @@ static struct gmig_migf *gmig_migf_new(struct gmig_vdev *gv, bool saving)
 	stream_open(filp->f_inode, filp);
 	mutex_init(&migf->lock);
 	migf->filp = filp;
-	migf->gv = gv;
+	migf->mig = m;
 	migf->saving = saving;
 	return migf;
 }
@@ -199,10 +214,10 @@ static struct gmig_migf *gmig_migf_new(struct gmig_vdev *gv, bool saving)
  * One arc of the VFIO migration state machine. Rust does the device side;
  * this returns the new data fd for the arcs that open one.
  */
-static struct file *gmig_step_state(struct gmig_vdev *gv,
+static struct file *gmig_step_state(struct gmig_mig *m,
 				    enum vfio_device_mig_state next)
 {
-	enum vfio_device_mig_state cur = gv->mig_state;
+	enum vfio_device_mig_state cur = m->mig_state;
 	bool new_save = (cur == VFIO_DEVICE_STATE_RUNNING &&
 			 next == VFIO_DEVICE_STATE_PRE_COPY) ||
 			(cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
@@ -215,12 +230,12 @@ static struct file *gmig_step_state(struct gmig_vdev *gv,
 	int ret;
 
 	if (new_save || new_resume) {
-		migf = gmig_migf_new(gv, new_save);
+		migf = gmig_migf_new(m, new_save);
 		if (IS_ERR(migf))
 			return ERR_CAST(migf);
 	}
 
-	ret = gmig_rs_mig_arc(gv->vgpu, cur, next);
+	ret = gmig_rs_mig_arc(m->provider, m->rs, cur, next);
 	if (ret) {
 		if (migf)
 			fput(migf->filp);
@@ -236,14 +251,14 @@ static struct file *gmig_step_state(struct gmig_vdev *gv,
 	     next == VFIO_DEVICE_STATE_STOP) ||
 	    (cur == VFIO_DEVICE_STATE_RESUMING &&
 	     next == VFIO_DEVICE_STATE_STOP))
-		gmig_mig_disable_files(gv);
+		gmig_mig_disable_files(m);
 
 	if (!migf)
 		return NULL;
 	if (new_save)
-		gv->saving_migf = migf;
+		m->saving_migf = migf;
 	else
-		gv->resuming_migf = migf;
+		m->resuming_migf = migf;
 	get_file(migf->filp);
 	return migf->filp;
 }
@@ -251,23 +266,25 @@ static struct file *gmig_step_state(struct gmig_vdev *gv,
 static struct file *gmig_set_state(struct vfio_device *vdev,
 				   enum vfio_device_mig_state new_state)
 {
-	struct gmig_vdev *gv = gmig_to_gv(vdev);
+	struct gmig_mig *m = gmig_mig_of(vdev);
 	struct file *res = NULL;
 
-	mutex_lock(&gv->state_mutex);
-	while (gv->mig_state != new_state) {
+	if (!m)
+		return ERR_PTR(-ENODEV);
+	mutex_lock(&m->state_mutex);
+	while (m->mig_state != new_state) {
 		enum vfio_device_mig_state next;
-		int ret = vfio_mig_get_next_state(vdev, gv->mig_state,
+		int ret = vfio_mig_get_next_state(vdev, m->mig_state,
 						  new_state, &next);
 
 		if (ret) {
 			res = ERR_PTR(ret);
 			break;
 		}
-		res = gmig_step_state(gv, next);
+		res = gmig_step_state(m, next);
 		if (IS_ERR(res))
 			break;
-		gv->mig_state = next;
+		m->mig_state = next;
 		/* Only the last arc of a walk may open a data fd. */
 		if (res && next != new_state) {
 			fput(res);
@@ -275,49 +292,85 @@ static struct file *gmig_set_state(struct vfio_device *vdev,
 			break;
 		}
 	}
-	mutex_unlock(&gv->state_mutex);
+	mutex_unlock(&m->state_mutex);
 	if (IS_ERR(res))
 		dev_err(vdev->dev, "migration state %d -> %d failed: %ld\n",
-			gv->mig_state, new_state, PTR_ERR(res));
+			m->mig_state, new_state, PTR_ERR(res));
 	return res;
 }
 
 static int gmig_get_state(struct vfio_device *vdev,
 			  enum vfio_device_mig_state *state)
 {
-	struct gmig_vdev *gv = gmig_to_gv(vdev);
+	struct gmig_mig *m = gmig_mig_of(vdev);
 
-	mutex_lock(&gv->state_mutex);
-	*state = gv->mig_state;
-	mutex_unlock(&gv->state_mutex);
+	if (!m)
+		return -ENODEV;
+	mutex_lock(&m->state_mutex);
+	*state = m->mig_state;
+	mutex_unlock(&m->state_mutex);
 	return 0;
 }
 
 static int gmig_get_data_size(struct vfio_device *vdev,
 			      unsigned long *stop_copy_length)
 {
-	struct gmig_vdev *gv = gmig_to_gv(vdev);
+	struct gmig_mig *m = gmig_mig_of(vdev);
 	u64 size = 0;
 	int ret;
 
-	ret = gmig_rs_mig_data_size(gv->vgpu, &size);
+	if (!m)
+		return -ENODEV;
+	ret = gmig_rs_mig_data_size(m->provider, m->rs, &size);
 	*stop_copy_length = size;
 	return ret;
 }
 
-/* Called with gv->state_mutex held (close_device, reset). */
-void gmig_mig_reset(struct gmig_vdev *gv)
+/*
+ * The VFIO user closed or reset the device: a migration in progress ends,
+ * so that the next open finds a RUNNING device and stale data fds only get
+ * -ENODEV; Rust resumes the vGPU.
+ */
+void gmig_mig_reset(struct gmig_mig *m)
 {
-	gmig_mig_disable_files(gv);
-	gv->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	gmig_rs_mig_abort(gv->vgpu);
+	mutex_lock(&m->state_mutex);
+	gmig_mig_disable_files(m);
+	m->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	gmig_rs_mig_abort(m->provider, m->rs);
+	mutex_unlock(&m->state_mutex);
 }
 
-const struct vfio_migration_ops gmig_migration_ops = {
+static const struct vfio_migration_ops gmig_migration_ops = {
 	.migration_set_state = gmig_set_state,
 	.migration_get_state = gmig_get_state,
 	.migration_get_data_size = gmig_get_data_size,
 };
+
+/*
+ * Makes @vdev migratable by gmig (called before the vfio_device is
+ * registered); @m->rs is set by the caller once the Rust side exists.
+ */
+void gmig_mig_init(struct gmig_mig *m, struct vfio_device *vdev,
+		   u32 provider)
+{
+	m->vdev = vdev;
+	m->provider = provider;
+	mutex_init(&m->state_mutex);
+	m->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+				VFIO_MIGRATION_PRE_COPY;
+	vdev->mig_ops = &gmig_migration_ops;
+	vdev->log_ops = &gmig_log_ops;
+}
+
+/* The vfio_device is gone: no op runs any more; data fds get -ENODEV. */
+void gmig_mig_destroy(struct gmig_mig *m)
+{
+	mutex_lock(&m->state_mutex);
+	gmig_mig_disable_files(m);
+	mutex_unlock(&m->state_mutex);
+	mutex_destroy(&m->state_mutex);
+}
 
 /* DMA logging: the ranges QEMU wants reported, answered by the tracker. */
 
@@ -325,12 +378,14 @@ static int gmig_log_start(struct vfio_device *vdev,
 			  struct rb_root_cached *ranges, u32 nnodes,
 			  u64 *page_size)
 {
-	struct gmig_vdev *gv = gmig_to_gv(vdev);
+	struct gmig_mig *m = gmig_mig_of(vdev);
 	struct interval_tree_node *node;
 	u64 *r;
 	u32 i = 0;
 	int ret;
 
+	if (!m)
+		return -ENODEV;
 	if (!nnodes || nnodes > GMIG_MAX_LOG_RANGES)
 		return -E2BIG;
 	r = kcalloc(2 * nnodes, sizeof(*r), GFP_KERNEL);
@@ -343,14 +398,18 @@ static int gmig_log_start(struct vfio_device *vdev,
 		r[2 * i + 1] = node->last;
 	}
 	*page_size = PAGE_SIZE;
-	ret = gmig_rs_log_start(gv->vgpu, r, i);
+	ret = gmig_rs_log_start(m->provider, m->rs, r, i);
 	kfree(r);
 	return ret;
 }
 
 static int gmig_log_stop(struct vfio_device *vdev)
 {
-	gmig_rs_log_stop(gmig_to_gv(vdev)->vgpu);
+	struct gmig_mig *m = gmig_mig_of(vdev);
+
+	if (!m)
+		return -ENODEV;
+	gmig_rs_log_stop(m->provider, m->rs);
 	return 0;
 }
 
@@ -358,7 +417,11 @@ static int gmig_log_read_and_clear(struct vfio_device *vdev,
 				   unsigned long iova, unsigned long length,
 				   struct iova_bitmap *dirty)
 {
-	return gmig_rs_log_report(gmig_to_gv(vdev)->vgpu, iova, length, dirty);
+	struct gmig_mig *m = gmig_mig_of(vdev);
+
+	if (!m)
+		return -ENODEV;
+	return gmig_rs_log_report(m->provider, m->rs, iova, length, dirty);
 }
 
 void gmig_log_set_dirty(struct iova_bitmap *dirty, u64 iova, u64 length)
@@ -366,7 +429,7 @@ void gmig_log_set_dirty(struct iova_bitmap *dirty, u64 iova, u64 length)
 	iova_bitmap_set(dirty, iova, length);
 }
 
-const struct vfio_log_ops gmig_log_ops = {
+static const struct vfio_log_ops gmig_log_ops = {
 	.log_start = gmig_log_start,
 	.log_stop = gmig_log_stop,
 	.log_read_and_clear = gmig_log_read_and_clear,

@@ -39,18 +39,24 @@ void gmig_rs_exec(struct gmig_vgpu *vgpu);
 long gmig_rs_workload_tick(struct gmig_vgpu *vgpu);
 void gmig_rs_dma_unmap(struct gmig_vgpu *vgpu, u64 iova, u64 length);
 
-/* Migration (rust/migration.rs). */
-int gmig_rs_mig_arc(struct gmig_vgpu *vgpu, u32 cur, u32 next);
-ssize_t gmig_rs_mig_read(struct gmig_vgpu *vgpu, void *buf, size_t len);
-ssize_t gmig_rs_mig_write(struct gmig_vgpu *vgpu, const void *buf,
+/*
+ * Migration (rust/migration.rs), of the Rust object @rs of provider
+ * @provider: a struct gmig_vgpu (sim) or a struct gmig_gvt_vgpu (GVT-g).
+ */
+#define GMIG_PROVIDER_SIM 1
+#define GMIG_PROVIDER_GVT 2
+
+int gmig_rs_mig_arc(u32 provider, void *rs, u32 cur, u32 next);
+ssize_t gmig_rs_mig_read(u32 provider, void *rs, void *buf, size_t len);
+ssize_t gmig_rs_mig_write(u32 provider, void *rs, const void *buf,
 			  size_t len);
-int gmig_rs_precopy_info(struct gmig_vgpu *vgpu, u64 *initial_bytes,
+int gmig_rs_precopy_info(u32 provider, void *rs, u64 *initial_bytes,
 			 u64 *dirty_bytes);
-int gmig_rs_mig_data_size(struct gmig_vgpu *vgpu, u64 *size);
-void gmig_rs_mig_abort(struct gmig_vgpu *vgpu);
-int gmig_rs_log_start(struct gmig_vgpu *vgpu, const u64 *ranges, u32 n);
-void gmig_rs_log_stop(struct gmig_vgpu *vgpu);
-int gmig_rs_log_report(struct gmig_vgpu *vgpu, u64 iova, u64 length,
+int gmig_rs_mig_data_size(u32 provider, void *rs, u64 *size);
+void gmig_rs_mig_abort(u32 provider, void *rs);
+int gmig_rs_log_start(u32 provider, void *rs, const u64 *ranges, u32 n);
+void gmig_rs_log_stop(u32 provider, void *rs);
+int gmig_rs_log_report(u32 provider, void *rs, u64 iova, u64 length,
 		       struct iova_bitmap *dirty);
 
 /* gvt provider (rust/gvt.rs): kvmgt companion callbacks. */
@@ -67,10 +73,13 @@ enum gmig_gvt_event {
 };
 
 struct gmig_gvt_vgpu *gmig_rs_gvt_vgpu_create(struct intel_vgpu *vgpu,
+					      struct device *dev,
 					      u64 aperture_base,
 					      u64 aperture_size,
 					      u64 hidden_base, u64 hidden_size,
-					      u32 fences, u32 id);
+					      u32 fences, u32 id,
+					      size_t vregs_size,
+					      size_t execlist_size);
 void gmig_rs_gvt_vgpu_destroy(struct gmig_gvt_vgpu *gg);
 void gmig_rs_gvt_event(struct gmig_gvt_vgpu *gg, u32 event, u64 a, u64 b,
 		       u64 c);
@@ -86,6 +95,8 @@ ssize_t gmig_gvt_save_state(struct intel_vgpu *vgpu, u32 part, void *buf,
 			    size_t size);
 int gmig_gvt_restore_state(struct intel_vgpu *vgpu, u32 part,
 			   const void *buf, size_t size);
+int gmig_gvt_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf, size_t len,
+		    bool write);
 
 /* C side (shim/gmig_vfio.c), called from Rust. */
 int gmig_vfio_register(void);

@@ -417,9 +417,7 @@ static long gmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		return ret;
 	}
 	case VFIO_DEVICE_RESET:
-		mutex_lock(&gv->state_mutex);
-		gmig_mig_reset(gv);
-		mutex_unlock(&gv->state_mutex);
+		gmig_mig_reset(&gv->mig);
 		return gmig_rs_reset(gv->vgpu);
 	}
 	return -ENOTTY;
@@ -437,14 +435,12 @@ static int gmig_init_dev(struct vfio_device *vdev)
 	spin_lock_init(&gv->irq_lock);
 	INIT_WORK(&gv->exec_work, gmig_exec_work);
 	INIT_DELAYED_WORK(&gv->workload_work, gmig_workload_work);
-	mutex_init(&gv->state_mutex);
-	gv->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
-				VFIO_MIGRATION_PRE_COPY;
-	vdev->mig_ops = &gmig_migration_ops;
-	vdev->log_ops = &gmig_log_ops;
+	gmig_mig_init(&gv->mig, vdev, GMIG_PROVIDER_SIM);
 	gv->vgpu = gmig_rs_vgpu_create(gv, gv->type, dev_name(&mdev->dev),
 				       &err);
+	gv->mig.rs = gv->vgpu;
+	if (!gv->vgpu)
+		gmig_mig_destroy(&gv->mig);
 	return gv->vgpu ? 0 : err;
 }
 
@@ -452,9 +448,9 @@ static void gmig_release_dev(struct vfio_device *vdev)
 {
 	struct gmig_vdev *gv = gmig_to_gv(vdev);
 
+	gmig_mig_destroy(&gv->mig);
 	gmig_rs_vgpu_destroy(gv->vgpu);
 	gv->vgpu = NULL;
-	mutex_destroy(&gv->state_mutex);
 }
 
 static int gmig_open_device(struct vfio_device *vdev)
@@ -472,9 +468,7 @@ static void gmig_close_device(struct vfio_device *vdev)
 	 * so that the next open finds a RUNNING device and stale data fds
 	 * only get -ENODEV. Rust then stops the workload and the streamer.
 	 */
-	mutex_lock(&gv->state_mutex);
-	gmig_mig_reset(gv);
-	mutex_unlock(&gv->state_mutex);
+	gmig_mig_reset(&gv->mig);
 	gmig_rs_vgpu_close(gv->vgpu);
 	cancel_delayed_work_sync(&gv->workload_work);
 	cancel_work_sync(&gv->exec_work);
@@ -527,6 +521,12 @@ static const struct vfio_device_ops gmig_dev_ops = {
 	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
 	.detach_ioas = vfio_iommufd_emulated_detach_ioas,
 };
+
+/* The migration state of @vdev if it is one of gmig's sim mdevs. */
+struct gmig_mig *gmig_vfio_mig(struct vfio_device *vdev)
+{
+	return vdev->ops == &gmig_dev_ops ? &gmig_to_gv(vdev)->mig : NULL;
+}
 
 /* mdev driver and parent. */
 
