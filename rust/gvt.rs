@@ -34,11 +34,13 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kernel::{
     bindings,
+    debugfs::{Dir, File},
     device::Device,
     ffi::{c_int, c_void},
     new_mutex,
     prelude::*,
     rbtree::RBTree,
+    str::CString,
     sync::{aref::ARef, Arc, Mutex}, //
 };
 
@@ -50,7 +52,7 @@ use crate::{
             self, AuditMap, GvtHost, GvtLayout, GvtVgpu, Part, StateSizes, StateSource,
             COMPANION_VERSION,
         },
-        provider::{tracker_update, ShadowEvent},
+        provider::{tracker_update, Provider, ShadowEvent},
         sim::exec::{GuestMem, MemFault},
         writeset::WriteSink,
     },
@@ -377,21 +379,42 @@ impl GuestMem for GvtMem {
     }
 }
 
+/// The vGPU lock of a GVT-g vGPU and what it protects.
+type InnerLock = Arc<Mutex<GvtInner>>;
+
 /// What [`GvtDev::inner`] protects.
 struct GvtInner {
     prov: GvtVgpu<Host>,
     mig: Migration,
 }
 
+impl GvtInner {
+    /// debugfs `gmig/gvt-vgpu<id>/stats`: one `key: value` per line.
+    fn show_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let l = self.prov.layout();
+        writeln!(f, "type: gvt-g")?;
+        writeln!(f, "aperture_base: {:#x}", l.aperture.base)?;
+        writeln!(f, "aperture_size: {:#x}", l.aperture.size)?;
+        writeln!(f, "hidden_base: {:#x}", l.hidden.base)?;
+        writeln!(f, "hidden_size: {:#x}", l.hidden.size)?;
+        writeln!(f, "fences: {}", l.fences)?;
+        writeln!(f, "quiesced: {}", u8::from(self.prov.is_quiesced()))?;
+        self.mig.show_stats(f)
+    }
+}
+
 /// gmig's object for one GVT-g vGPU (`struct gmig_gvt_vgpu` in the shim).
 pub(crate) struct GvtDev {
+    // Dropped in declaration order: the file before its directory.
+    _stats: Option<Pin<KBox<File<InnerLock>>>>,
+    _dir: Option<Dir>,
     vgpu: VgpuPtr,
     dev: ARef<Device>,
     /// kvmgt's vGPU id, for messages.
     id: u32,
     layout: GvtLayout,
     /// The migration's vGPU lock.
-    inner: Arc<Mutex<GvtInner>>,
+    inner: InnerLock,
     /// The hooks' record.
     hooks: Arc<Mutex<Hooks>>,
     /// Commands the scanner hook refused (logged at powers of two: the
@@ -625,6 +648,19 @@ fn create(
         }),
         GFP_KERNEL,
     )?;
+    // Statistics like a sim vGPU's; a vGPU without them still migrates.
+    let dir = CString::try_from_fmt(fmt!("gvt-vgpu{id}"))
+        .ok()
+        .and_then(|name| Some(crate::vgpu::debugfs_root()?.subdir(&name)));
+    let stats = dir.as_ref().and_then(|d| {
+        KBox::pin_init(
+            d.read_callback_file(c"stats", inner.clone(), &|s: &InnerLock, f| {
+                s.lock().show_stats(f)
+            }),
+            GFP_KERNEL,
+        )
+        .ok()
+    });
     dev_info!(
         dev,
         "gvt: vGPU {id} is migratable (aperture {:#x}+{:#x}, hidden {:#x}+{:#x}, {fences} fences)\n",
@@ -635,6 +671,8 @@ fn create(
     );
     Ok(KBox::new(
         GvtDev {
+            _stats: stats,
+            _dir: dir,
             vgpu,
             dev,
             id,

@@ -125,6 +125,11 @@ pub(crate) fn init(root: &Dir) {
 
 /// Drops the globals' debugfs reference; called at module exit after the
 /// parent is unregistered.
+/// The debugfs root (`/sys/kernel/debug/gmig`), once [`init`] ran.
+pub(crate) fn debugfs_root() -> Option<Dir> {
+    GLOBAL.lock().root.clone()
+}
+
 pub(crate) fn exit() {
     GLOBAL.lock().root = None;
 }
