@@ -13,12 +13,13 @@
 # loaded again at the end, so later tests find it as before.
 # Usage: gvt-mock.sh KDIR OUTDIR
 #   gvt_mock.ko is taken from $GVT_MOCK_KO, default OUTDIR/gvt-mock/ (where
-#   scripts/check.sh builds it); gmig.ko from the repository root.
+#   scripts/check.sh builds it); gmig.ko from $GMIG_KO, default the
+#   repository root.
 set -u
 KDIR=$1
 OUT=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-KO=$ROOT/gmig.ko
+KO=${GMIG_KO:-$ROOT/gmig.ko}
 MOCK=${GVT_MOCK_KO:-$OUT/gvt-mock/gvt_mock.ko}
 RUN=/sys/kernel/debug/gvt_mock/run
 
