@@ -79,7 +79,7 @@ lint: kernel
 	@$(KMAKE) CLIPPY=1 W=1 modules
 	@cd rust/gmig_core && cargo fmt --check && cargo clippy --all-targets -- -D warnings
 	@rustfmt --check --edition 2021 rust/gmig.rs
-	@source scripts/env.sh && perl $$KSRC/scripts/checkpatch.pl --no-tree --strict --terse -q -f shim/*.c shim/*.h
+	@source scripts/env.sh && perl $$KSRC/scripts/checkpatch.pl --no-tree --strict --terse -q -f shim/*.c shim/*.h tests/gvt-mock/*.c
 
 check: setup
 	@scripts/check.sh

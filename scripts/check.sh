@@ -3,7 +3,8 @@
 #
 # `make check`: every test gmig has, from a fresh Debian 12 machine.
 #   1. host: cargo test of the core crate, and a short fuzz run
-#   2. build: cached kernel, gmig.ko (warnings are errors), samples, selftests
+#   2. build: cached kernel, gmig.ko (warnings are errors), samples, selftests,
+#      the mock kvmgt (tests/gvt-mock)
 #   3. VM: boot the kernel with virtme-ng, load gmig (KUnit runs), kselftests,
 #      end-to-end QEMU migrations, dmesg free of splats
 # Ends with "N passed, N failed" counting every test (host + KUnit +
@@ -53,7 +54,7 @@ if [ -x scripts/fuzz.sh ]; then
 fi
 t_host=$(date +%s)
 
-step "build: kernel (cached), gmig.ko, selftests, samples"
+step "build: kernel (cached), gmig.ko, selftests, samples, gvt mock"
 if ! scripts/kernel.sh; then
 	fail 1 "kernel build"
 	echo "$passed passed, $failed failed"
@@ -82,6 +83,15 @@ if [ -d samples ]; then
 		cat "$OUT/samples-build.log"
 		fail 1 "samples build"
 	fi
+fi
+# The mock kvmgt the VM tests run gmig's gvt provider against (tests/gvt-mock).
+if make -s -C "$KDIR" M="$GMIG_ROOT/tests/gvt-mock" MO="$OUT/gvt-mock" \
+	$(cat "$KDIR/.gmig-make-vars") W=1 modules >"$OUT/gvt-mock-build.log" 2>&1 &&
+	[ -f "$OUT/gvt-mock/gvt_mock.ko" ]; then
+	pass 1
+else
+	cat "$OUT/gvt-mock-build.log"
+	fail 1 "gvt-mock build"
 fi
 
 step "vm: boot $KDIR under virtme-ng (TCG) and run the in-kernel tests"

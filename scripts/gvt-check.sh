@@ -32,6 +32,12 @@ finish() {
 	exit
 }
 
+# A series changed since the cached build: re-apply it and rebuild what it
+# touches (incremental; kernel.sh restores and touches only those files).
+if [ -f "$KDIR/.gmig-built" ]; then
+	FLAVOUR=gvt scripts/kernel.sh >"$OUT/kernel.log" 2>&1 ||
+		{ tail -20 "$OUT/kernel.log"; result fail gvt-kernel-built; finish; }
+fi
 if [ ! -f "$KDIR/.gmig-built" ]; then
 	echo "gvt kernel not built ($KDIR): make gvt-kernel"
 	result fail gvt-kernel-built

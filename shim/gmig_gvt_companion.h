@@ -65,7 +65,8 @@ enum intel_gvt_state {
  *	unregistered)
  * @vgpu_reset: the VFIO user reset the vGPU (VFIO_DEVICE_RESET) or closed
  *	its vfio_device; a migration in progress is over, and the companion
- *	restarts the vGPU's scheduling if it stopped it
+ *	restarts the vGPU's scheduling if it stopped it. Called without the
+ *	vGPU's lock held, so it may call intel_gvt_companion_start_schedule().
  * @workload_queued: a workload of the guest context whose image is at
  *	graphics address @lrca was scanned, shadowed and queued on @engine
  * @workload_completed: that workload completed with @status (zero, or a
@@ -89,7 +90,7 @@ enum intel_gvt_state {
  *
  * Every callback but @vgpu_create and @vgpu_destroy is optional. They are
  * called in process context and may sleep, some with the vGPU's lock held:
- * they must not call back into GVT-g.
+ * but for @vgpu_reset, they must not call back into GVT-g.
  */
 struct intel_gvt_companion_ops {
 	u32 version;

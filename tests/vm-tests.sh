@@ -107,14 +107,19 @@ for p in autostart iommufd file cancel dst-killed src-killed multifd no-devlog n
 done
 check e2e-mtty-qemu-migration bash "$ROOT/tests/mtty-migration.sh" "$KDIR"
 
+# gmig's gvt provider against a mock kvmgt (tests/gvt-mock): unloads gmig,
+# loads the mock and gmig, migrates between two mock vGPUs, unloads both and
+# loads gmig again.
+bash "$ROOT/tests/gvt-mock.sh" "$KDIR" "$OUT"
+
 check module-unload rmmod gmig
 
 # Debug kernels: ask kmemleak now (its own scan may not have run yet) and
-# fail on any leak whose backtrace goes through gmig, vfio or mdev.
+# fail on any leak whose backtrace goes through gmig, gvt_mock, vfio or mdev.
 if [ -w /sys/kernel/debug/kmemleak ]; then
 	echo scan >/sys/kernel/debug/kmemleak
 	cat /sys/kernel/debug/kmemleak >"$OUT/kmemleak.log"
-	if grep -qE 'gmig|vfio|mdev' "$OUT/kmemleak.log"; then
+	if grep -qE 'gmig|gvt_mock|vfio|mdev' "$OUT/kmemleak.log"; then
 		result fail kmemleak-clean
 		head -60 "$OUT/kmemleak.log"
 	else

@@ -1,0 +1,133 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the virtme-ng VM booted from the base test kernel (no i915,
+# no kvmgt, no Intel GPU): gmig's gvt provider against gvt_mock.ko
+# (tests/gvt-mock), a mock of kvmgt's companion interface. gmig registers
+# with the mock as it would with kvmgt; the mock's debugfs "run" file then
+# drives a whole migration between two mock vGPUs through gmig. Reports
+# "GMIG-RESULT pass|fail|skip gvt-mock:<step>" for every step the mock
+# logs, and the load/unload checks around them.
+#
+# If gmig is loaded on entry (tests/vm-tests.sh), it is unloaded first and
+# loaded again at the end, so later tests find it as before.
+# Usage: gvt-mock.sh KDIR OUTDIR
+#   gvt_mock.ko is taken from $GVT_MOCK_KO, default OUTDIR/gvt-mock/ (where
+#   scripts/check.sh builds it); gmig.ko from $GMIG_KO, default the
+#   repository root.
+set -u
+KDIR=$1
+OUT=$2
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KO=${GMIG_KO:-$ROOT/gmig.ko}
+MOCK=${GVT_MOCK_KO:-$OUT/gvt-mock/gvt_mock.ko}
+RUN=/sys/kernel/debug/gvt_mock/run
+
+. "$ROOT/tests/lib.sh"	# result
+loaded() { grep -q "^$1 " /proc/modules; }
+# mark NAME: puts a marker in the kernel log; since NAME: the log after it.
+mark() { echo "gmig-gvt-mock: mark $1" >/dev/kmsg; }
+since() { dmesg | sed -n "/gmig-gvt-mock: mark $1\$/,\$p"; }
+# mcheck STEP COMMAND...: check, as gvt-mock:STEP (log gvt-mock-STEP.log).
+mcheck() {
+	local name=$1; shift
+	if "$@" >"$OUT/gvt-mock-$name.log" 2>&1; then
+		result pass "gvt-mock:$name"
+	else
+		result fail "gvt-mock:$name"
+		sed 's/^/    /' "$OUT/gvt-mock-$name.log" | tail -40
+	fi
+}
+
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko"
+mark start
+
+reload=
+if loaded gmig; then
+	reload=1
+	mcheck rmmod-gmig rmmod gmig
+fi
+
+if [ ! -f "$MOCK" ]; then
+	result fail gvt-mock:load
+	echo "    $MOCK not built"
+	exit 0
+fi
+mcheck load insmod "$MOCK"
+
+register() {
+	mark register
+	insmod "$KO" || return 1
+	since register | grep -q 'gmig: gvt provider registered with kvmgt' ||
+		{ since register; return 1; }
+	since register | grep -q 'gvt_mock: companion registered' ||
+		{ since register; return 1; }
+}
+mcheck gmig-registers register
+
+# The scenario runs in the writer's context; the write fails (EIO) if a
+# step failed. A companion that deadlocks would hang it: bounded.
+if loaded gmig && loaded gvt_mock; then
+	mark run
+	timeout 300 bash -c "echo 1 >$RUN" 2>"$OUT/gvt-mock-run.err"
+	rc=$?
+	since run >"$OUT/gvt-mock-run.log"
+	steps=0 bad=0
+	while IFS= read -r line; do
+		case "$line" in
+		*"gvt_mock: ok "*)
+			result pass "gvt-mock:${line##*gvt_mock: ok }"
+			steps=$((steps + 1)) ;;
+		*"gvt_mock: skip "*)
+			result skip "gvt-mock:${line##*gvt_mock: skip }"
+			steps=$((steps + 1)) ;;
+		*"gvt_mock: FAIL "*)
+			step=${line##*gvt_mock: FAIL }
+			result fail "gvt-mock:${step%%:*}"
+			echo "    ${step#*: }"
+			steps=$((steps + 1)) bad=1 ;;
+		esac
+	done < <(sed -E 's/^\[[^]]*\] ?//' "$OUT/gvt-mock-run.log")
+	if [ "$steps" = 0 ]; then
+		result fail gvt-mock:ran
+		sed 's/^/    /' "$OUT/gvt-mock-run.err" "$OUT/gvt-mock-run.log" | tail -40
+	elif [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
+		result fail gvt-mock:run-status
+		echo "    write of $RUN: rc $rc, but no step failed"
+	elif [ "$rc" = 0 ] && [ "$bad" = 1 ]; then
+		result fail gvt-mock:run-status
+		echo "    write of $RUN succeeded, but a step failed"
+	fi
+	# What gmig and the mock said besides the steps (why gmig refused
+	# something, the dirty reports, the counts).
+	grep -E 'gmig|gvt_mock' "$OUT/gvt-mock-run.log" |
+		grep -vE 'gmig-gvt-mock: mark|gvt_mock: (ok|skip|FAIL) ' |
+		cut -c1-200 | tail -40 | sed 's/^/    /'
+else
+	result fail gvt-mock:ran
+	echo "    gmig or gvt_mock is not loaded"
+fi
+
+unload() {
+	mark unload
+	rmmod gmig || return 1
+	since unload | grep -q 'gvt_mock: companion unregistered' ||
+		{ since unload; return 1; }
+	rmmod gvt_mock || return 1
+	! loaded gvt_mock
+}
+mcheck unload unload
+
+if [ -n "$reload" ]; then
+	mcheck gmig-reloaded insmod "$KO"
+fi
+
+since start >"$OUT/gvt-mock-dmesg.log"
+if grep -E 'BUG:|WARNING:|Oops|general protection|KASAN:|UBSAN:|possible (recursive|circular) locking|Call Trace:|kernel panic|rust_panic' \
+	"$OUT/gvt-mock-dmesg.log" >"$OUT/gvt-mock-splats.log"; then
+	result fail gvt-mock:dmesg-clean
+	sed 's/^/    /' "$OUT/gvt-mock-splats.log" | head -40
+else
+	result pass gvt-mock:dmesg-clean
+fi

@@ -1,0 +1,1175 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * gvt_mock - a stand-in for kvmgt's companion interface (patches/gvt), so
+ * that gmig's gvt provider runs in the base test kernel, which has no i915,
+ * no kvmgt and no Intel GPU.
+ *
+ * The module exports the seven functions of the interface
+ * (shim/gmig_gvt_companion.h) with the semantics of the patch series.
+ * gmig, loaded after it, finds them with symbol_get() and registers as the
+ * companion. Writing "1" to /sys/kernel/debug/gvt_mock/run then creates two
+ * mock vGPUs and drives gmig through a whole migration between them, in the
+ * writer's context, the way the VFIO core and QEMU would: mig_ops and
+ * log_ops on the vfio_device gmig was given, the kvmgt hooks as GVT-g calls
+ * them, and the save/restore and scheduling calls back into the mock. Each
+ * step logs "gvt_mock: ok <step>" or "gvt_mock: FAIL <step>: <why>"; the
+ * write fails with -EIO if a step failed.
+ *
+ * A mock vGPU's vfio_device is never registered with VFIO (there is no mdev
+ * parent); its ->dev is a root device of the mock. Its guest memory is a
+ * vmalloc'ed buffer that intel_gvt_companion_rw_gpa() accesses.
+ *
+ * Like GVT-g, the mock calls the companion's callbacks as if with the
+ * vGPU's lock held (all but vgpu_reset): a companion that calls back into
+ * GVT-g from one of them (which would deadlock on kvmgt) is reported.
+ */
+
+#define pr_fmt(fmt) "gvt_mock: " fmt
+
+#include <linux/debugfs.h>
+#include <linux/device.h>
+#include <linux/err.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/interval_tree.h>
+#include <linux/iova_bitmap.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/random.h>
+#include <linux/sched.h>
+#include <linux/sizes.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vfio.h>
+#include <linux/vmalloc.h>
+
+#include "../../shim/gmig_gvt_companion.h"
+
+#define MOCK_PAGE		SZ_4K
+#define MOCK_MEM_PAGES		256
+#define MOCK_MEM_SIZE		(MOCK_MEM_PAGES * MOCK_PAGE)
+#define MOCK_VREGS_SIZE		SZ_64K
+#define MOCK_ENGINES		3
+#define MOCK_EXECLIST_SIZE	(MOCK_ENGINES * 64)
+#define MOCK_FENCES		4
+#define MOCK_MAX_RESTORES	16
+#define MOCK_MAX_FILES		8
+#define MOCK_STREAM_MAX		SZ_8M
+#define MOCK_MAGIC		0x6776746dU
+
+/* GGTT entries the source's guest has set: frames 1..8. */
+#define MOCK_GGTT_SET		4	/* per GM part */
+#define MOCK_PTE(gfn)		(((u64)(gfn) << 12) | 1)
+
+struct mock_vgpu {
+	struct vfio_device vdev;	/* zeroed, never registered */
+	u32 magic;
+	const char *name;
+	struct intel_gvt_vgpu_layout layout;
+	const struct intel_gvt_companion_ops *ops;
+	void *priv;
+
+	/* guest memory, under mem_lock */
+	struct mutex mem_lock;
+	u8 *mem;
+
+	/* state, and what the companion did with it, under lock */
+	struct mutex lock;
+	u8 *vregs;
+	u64 *ggtt;
+	size_t ggtt_entries;
+	u64 *fences;
+	u8 *execlist;
+	bool stopped;
+	unsigned int stops, starts, saves, restores;
+	unsigned int running_saves, stopped_saves, bad_restores;
+	enum intel_gvt_state restored[MOCK_MAX_RESTORES];
+
+	/* set while a callback runs as if under the vGPU's lock */
+	struct task_struct *cb_task;
+	atomic_t reentered, rw_calls, bad_vgpu;
+};
+
+static DEFINE_MUTEX(companion_lock);
+static const struct intel_gvt_companion_ops *companion;
+static DEFINE_MUTEX(run_lock);
+static struct device *mock_dev;
+static struct dentry *mock_dir;
+static atomic_t bad_vgpu_ptr;
+
+static struct mock_vgpu *to_mock(struct intel_vgpu *vgpu)
+{
+	struct mock_vgpu *m = (struct mock_vgpu *)vgpu;
+
+	if (!m || m->magic != MOCK_MAGIC) {
+		atomic_inc(&bad_vgpu_ptr);
+		pr_err("companion passed a vGPU that is not the mock's\n");
+		return NULL;
+	}
+	return m;
+}
+
+static struct intel_vgpu *to_vgpu(struct mock_vgpu *m)
+{
+	return (struct intel_vgpu *)m;
+}
+
+/* A call into GVT-g from a callback made under the vGPU's lock? */
+static bool reentered(struct mock_vgpu *m, const char *what)
+{
+	if (READ_ONCE(m->cb_task) != current)
+		return false;
+	atomic_inc(&m->reentered);
+	pr_err("%s: %s called from a companion callback (deadlock on kvmgt)\n",
+	       m->name, what);
+	return true;
+}
+
+static void cb_begin(struct mock_vgpu *m)
+{
+	WRITE_ONCE(m->cb_task, current);
+}
+
+static void cb_end(struct mock_vgpu *m)
+{
+	WRITE_ONCE(m->cb_task, NULL);
+}
+
+/* The interface, as patches 0001-0008 implement it in kvmgt. */
+
+int intel_gvt_register_companion(const struct intel_gvt_companion_ops *ops)
+{
+	if (!ops || ops->version != INTEL_GVT_COMPANION_VERSION ||
+	    ops->size != sizeof(*ops) || !ops->vgpu_create ||
+	    !ops->vgpu_destroy)
+		return -EINVAL;
+
+	guard(mutex)(&companion_lock);
+	if (companion)
+		return -EBUSY;
+	companion = ops;
+	pr_info("companion registered\n");
+	return 0;
+}
+EXPORT_SYMBOL_GPL(intel_gvt_register_companion);
+
+void intel_gvt_unregister_companion(const struct intel_gvt_companion_ops *ops)
+{
+	guard(mutex)(&companion_lock);
+	if (WARN_ON(companion != ops))
+		return;
+	companion = NULL;
+	pr_info("companion unregistered\n");
+}
+EXPORT_SYMBOL_GPL(intel_gvt_unregister_companion);
+
+void intel_gvt_companion_stop_schedule(struct intel_vgpu *vgpu)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+
+	if (!m || reentered(m, "stop_schedule"))
+		return;
+	guard(mutex)(&m->lock);
+	m->stops++;
+	if (m->stopped)
+		return;
+	m->stopped = true;
+	if (m->ops->sched_stopped) {
+		cb_begin(m);
+		m->ops->sched_stopped(m->priv);
+		cb_end(m);
+	}
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_stop_schedule);
+
+void intel_gvt_companion_start_schedule(struct intel_vgpu *vgpu)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+
+	if (!m || reentered(m, "start_schedule"))
+		return;
+	guard(mutex)(&m->lock);
+	m->starts++;
+	if (!m->stopped)
+		return;
+	m->stopped = false;
+	if (m->ops->sched_started) {
+		cb_begin(m);
+		m->ops->sched_started(m->priv);
+		cb_end(m);
+	}
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_start_schedule);
+
+static size_t state_size(struct mock_vgpu *m, enum intel_gvt_state part)
+{
+	switch (part) {
+	case INTEL_GVT_STATE_VREGS:
+		return MOCK_VREGS_SIZE;
+	case INTEL_GVT_STATE_GGTT:
+		return m->ggtt_entries * sizeof(u64);
+	case INTEL_GVT_STATE_FENCES:
+		return m->layout.fence_count * sizeof(u64);
+	case INTEL_GVT_STATE_EXECLIST:
+		return MOCK_EXECLIST_SIZE;
+	}
+	return 0;
+}
+
+static void *state_ptr(struct mock_vgpu *m, enum intel_gvt_state part)
+{
+	switch (part) {
+	case INTEL_GVT_STATE_VREGS:
+		return m->vregs;
+	case INTEL_GVT_STATE_GGTT:
+		return m->ggtt;
+	case INTEL_GVT_STATE_FENCES:
+		return m->fences;
+	case INTEL_GVT_STATE_EXECLIST:
+		return m->execlist;
+	}
+	return NULL;
+}
+
+ssize_t intel_gvt_companion_save_state(struct intel_vgpu *vgpu,
+				       enum intel_gvt_state part,
+				       void *buf, size_t size)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+	size_t len;
+
+	if (!m)
+		return -EINVAL;
+	len = state_size(m, part);
+	if (!len)
+		return -EINVAL;
+	if (!buf)
+		return len;
+	if (size < len)
+		return -ENOSPC;
+	if (reentered(m, "save_state"))
+		return -EDEADLK;
+
+	guard(mutex)(&m->lock);
+	m->saves++;
+	/* A running vGPU's part is a snapshot (patch 0005): pre-copy. */
+	if (m->stopped)
+		m->stopped_saves++;
+	else
+		m->running_saves++;
+	memcpy(buf, state_ptr(m, part), len);
+	return len;
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_save_state);
+
+int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
+				      enum intel_gvt_state part,
+				      const void *buf, size_t size)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+	size_t len;
+
+	if (!m)
+		return -EINVAL;
+	len = state_size(m, part);
+	if (!len || size != len)
+		return -EINVAL;
+	if (reentered(m, "restore_state"))
+		return -EDEADLK;
+
+	guard(mutex)(&m->lock);
+	if (m->restores < MOCK_MAX_RESTORES)
+		m->restored[m->restores] = part;
+	m->restores++;
+	if (!m->stopped) {
+		m->bad_restores++;
+		pr_err("%s: state part %d restored while scheduled\n",
+		       m->name, part);
+	}
+	memcpy(state_ptr(m, part), buf, len);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_restore_state);
+
+int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
+			       size_t len, bool write)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+
+	if (!m)
+		return -EINVAL;
+	atomic_inc(&m->rw_calls);
+	if (len > MOCK_MEM_SIZE || gpa > MOCK_MEM_SIZE - len)
+		return -EFAULT;
+
+	guard(mutex)(&m->mem_lock);
+	if (write)
+		memcpy(m->mem + gpa, buf, len);
+	else
+		memcpy(buf, m->mem + gpa, len);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_rw_gpa);
+
+/* Mock vGPUs: what kvmgt's init and release of a vfio_device do. */
+
+static void mock_free(struct mock_vgpu *m)
+{
+	if (!m)
+		return;
+	if (m->priv) {
+		/* kvmgt: close_device(), then the vfio_device's release */
+		if (m->ops->vgpu_reset)
+			m->ops->vgpu_reset(m->priv);
+		m->ops->vgpu_destroy(m->priv);
+		module_put(m->ops->owner);
+	}
+	vfree(m->mem);
+	kvfree(m->vregs);
+	kvfree(m->ggtt);
+	kfree(m->fences);
+	kfree(m->execlist);
+	m->magic = 0;
+	kfree(m);
+}
+
+static struct mock_vgpu *mock_create(const char *name,
+				     const struct intel_gvt_vgpu_layout *l,
+				     char *why, size_t why_len)
+{
+	const struct intel_gvt_companion_ops *ops;
+	struct mock_vgpu *m;
+	void *priv;
+
+	m = kzalloc_obj(*m);
+	if (!m)
+		return ERR_PTR(-ENOMEM);
+	m->magic = MOCK_MAGIC;
+	m->name = name;
+	m->layout = *l;
+	m->vdev.dev = mock_dev;
+	mutex_init(&m->lock);
+	mutex_init(&m->mem_lock);
+	m->ggtt_entries = (l->aperture_size + l->hidden_size) / MOCK_PAGE;
+	m->mem = vzalloc(MOCK_MEM_SIZE);
+	m->vregs = kvzalloc(MOCK_VREGS_SIZE, GFP_KERNEL);
+	m->ggtt = kvcalloc(m->ggtt_entries, sizeof(u64), GFP_KERNEL);
+	m->fences = kcalloc(l->fence_count, sizeof(u64), GFP_KERNEL);
+	m->execlist = kzalloc(MOCK_EXECLIST_SIZE, GFP_KERNEL);
+	if (!m->mem || !m->vregs || !m->ggtt || !m->fences || !m->execlist) {
+		mock_free(m);
+		return ERR_PTR(-ENOMEM);
+	}
+
+	guard(mutex)(&companion_lock);
+	ops = companion;
+	if (!ops || !try_module_get(ops->owner)) {
+		snprintf(why, why_len, "no companion registered (is gmig loaded?)");
+		mock_free(m);
+		return ERR_PTR(-ENOENT);
+	}
+	cb_begin(m);
+	priv = ops->vgpu_create(to_vgpu(m), &m->vdev, l);
+	cb_end(m);
+	if (IS_ERR_OR_NULL(priv)) {
+		module_put(ops->owner);
+		snprintf(why, why_len, "%s: vgpu_create returned %ld", name,
+			 priv ? PTR_ERR(priv) : 0L);
+		mock_free(m);
+		return ERR_PTR(-EINVAL);
+	}
+	m->ops = ops;
+	m->priv = priv;
+	return m;
+}
+
+/* The scenario. */
+
+struct scenario {
+	struct mock_vgpu *src, *dst;
+	unsigned long ubuf;		/* the writer's: dirty bitmaps */
+	struct file *files[MOCK_MAX_FILES];
+	int nfiles;
+	struct file *src_data, *dst_data;
+	u8 *stream;
+	size_t stream_len;
+	DECLARE_BITMAP(dirty, MOCK_MEM_PAGES);
+	unsigned int restores_before;
+	char why[192];
+};
+
+static __printf(2, 3) int fail(struct scenario *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static const struct vfio_migration_ops *mig(struct mock_vgpu *m)
+{
+	return m->vdev.mig_ops;
+}
+
+/* The file a set_state() returned is the caller's: fput at teardown. */
+static void keep_file(struct scenario *s, struct file *f)
+{
+	if (!IS_ERR_OR_NULL(f) && !WARN_ON(s->nfiles == MOCK_MAX_FILES))
+		s->files[s->nfiles++] = f;
+}
+
+static struct file *set_state(struct scenario *s, struct mock_vgpu *m,
+			      enum vfio_device_mig_state state)
+{
+	struct file *f = mig(m)->migration_set_state(&m->vdev, state);
+
+	keep_file(s, f);
+	return f;
+}
+
+static int get_state(struct mock_vgpu *m)
+{
+	enum vfio_device_mig_state st;
+	int ret = mig(m)->migration_get_state(&m->vdev, &st);
+
+	return ret ? ret : st;
+}
+
+/* set_state() to a state that opens no data fd. */
+static int to_state(struct scenario *s, struct mock_vgpu *m,
+		    enum vfio_device_mig_state state)
+{
+	struct file *f = set_state(s, m, state);
+
+	if (IS_ERR(f))
+		return fail(s, "%s: set_state(%d) from %d: %ld", m->name,
+			    state, get_state(m), PTR_ERR(f));
+	if (f)
+		return fail(s, "%s: set_state(%d) returned a data fd",
+			    m->name, state);
+	if (get_state(m) != state)
+		return fail(s, "%s: get_state %d after set_state(%d)",
+			    m->name, get_state(m), state);
+	return 0;
+}
+
+/* Reads @f until a read returns 0, appending to the stream. */
+static int read_all(struct scenario *s, struct file *f, size_t *got)
+{
+	ssize_t n;
+
+	*got = 0;
+	for (;;) {
+		size_t room = MOCK_STREAM_MAX - s->stream_len;
+
+		if (!room)
+			return fail(s, "stream longer than %u bytes",
+				    MOCK_STREAM_MAX);
+		n = kernel_read(f, s->stream + s->stream_len,
+				min_t(size_t, room, SZ_64K), NULL);
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			return fail(s, "read of the data fd: %zd%s", n,
+				    f->f_op->read_iter ? "" :
+				    " (the fd has no read_iter)");
+		s->stream_len += n;
+		*got += n;
+	}
+}
+
+static int write_all(struct scenario *s, struct file *f, const u8 *buf,
+		     size_t len)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = kernel_write(f, buf + done, len - done, NULL);
+		if (n <= 0)
+			return n ? n : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
+static int report_one(struct iova_bitmap *bm, unsigned long iova,
+		      size_t length, void *opaque)
+{
+	struct vfio_device *vdev = opaque;
+
+	return vdev->log_ops->log_read_and_clear(vdev, iova, length, bm);
+}
+
+/* A DMA logging report of the whole guest memory into s->dirty. */
+static int report(struct scenario *s, struct mock_vgpu *m)
+{
+	void __user *ubuf = (void __user *)s->ubuf;
+	struct iova_bitmap *bm;
+	int ret;
+
+	if (clear_user(ubuf, sizeof(s->dirty)))
+		return fail(s, "clear_user of the bitmap");
+	bm = iova_bitmap_alloc(0, MOCK_MEM_SIZE, MOCK_PAGE, ubuf);
+	if (IS_ERR(bm))
+		return fail(s, "iova_bitmap_alloc: %ld", PTR_ERR(bm));
+	ret = iova_bitmap_for_each(bm, &m->vdev, report_one);
+	iova_bitmap_free(bm);
+	if (ret)
+		return fail(s, "%s: log_read_and_clear: %d", m->name, ret);
+	if (copy_from_user(s->dirty, ubuf, sizeof(s->dirty)))
+		return fail(s, "copy_from_user of the bitmap");
+	pr_info("%s: dirty log: %u pages: %*pbl\n", m->name,
+		bitmap_weight(s->dirty, MOCK_MEM_PAGES), MOCK_MEM_PAGES,
+		s->dirty);
+	return 0;
+}
+
+static void touch_frame(struct mock_vgpu *m, unsigned long gfn)
+{
+	guard(mutex)(&m->mem_lock);
+	m->mem[gfn * MOCK_PAGE + 123] ^= 0xa5;
+}
+
+static void pin(struct mock_vgpu *m, u64 gfn)
+{
+	if (!m->ops->pages_pinned)
+		return;
+	cb_begin(m);
+	m->ops->pages_pinned(m->priv, gfn, MOCK_PAGE);
+	cb_end(m);
+}
+
+static const struct intel_gvt_vgpu_layout src_layout = {
+	.aperture_base = SZ_32M, .aperture_size = SZ_32M,
+	.hidden_base = SZ_512M, .hidden_size = SZ_64M,
+	.fence_count = MOCK_FENCES, .id = 1,
+};
+
+static const struct intel_gvt_vgpu_layout dst_layout = {
+	.aperture_base = SZ_64M, .aperture_size = SZ_32M,
+	.hidden_base = SZ_512M + SZ_64M, .hidden_size = SZ_64M,
+	.fence_count = MOCK_FENCES, .id = 2,
+};
+
+static int step_register(struct scenario *s)
+{
+	guard(mutex)(&companion_lock);
+	if (!companion)
+		return fail(s, "no companion registered (is gmig loaded?)");
+	return 0;
+}
+
+static int check_vdev(struct scenario *s, struct mock_vgpu *m)
+{
+	const u32 flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+			  VFIO_MIGRATION_PRE_COPY;
+	const struct vfio_migration_ops *mo = m->vdev.mig_ops;
+	const struct vfio_log_ops *lo = m->vdev.log_ops;
+
+	if (m->vdev.migration_flags != flags)
+		return fail(s, "%s: migration_flags %#x, not %#x", m->name,
+			    m->vdev.migration_flags, flags);
+	if (!mo || !mo->migration_set_state || !mo->migration_get_state)
+		return fail(s, "%s: no mig_ops", m->name);
+	if (!lo || !lo->log_start || !lo->log_stop || !lo->log_read_and_clear)
+		return fail(s, "%s: no log_ops", m->name);
+	if (get_state(m) != VFIO_DEVICE_STATE_RUNNING)
+		return fail(s, "%s: initial state %d", m->name, get_state(m));
+	return 0;
+}
+
+static int step_create(struct scenario *s)
+{
+	struct mock_vgpu *m;
+
+	m = mock_create("src", &src_layout, s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->src = m;
+	m = mock_create("dst", &dst_layout, s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->dst = m;
+	return check_vdev(s, s->src) ?: check_vdev(s, s->dst);
+}
+
+/* a) and b): the source's state and guest memory, and what GVT-g saw. */
+static int step_guest_setup(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	const struct intel_gvt_vgpu_layout *l = &m->layout;
+	u64 ap = l->aperture_size / MOCK_PAGE;
+	u64 gfn;
+	int i;
+
+	for (i = 0; i < MOCK_VREGS_SIZE; i++)
+		m->vregs[i] = (u8)(i * 7 + 0x5a);
+	for (i = 0; i < l->fence_count; i++)
+		m->fences[i] = 0xfe0000000000ull | (i << 12) | 1;
+	for (i = 0; i < MOCK_EXECLIST_SIZE; i++)
+		m->execlist[i] = (u8)(0xe0 + i);
+	get_random_bytes(m->mem, MOCK_MEM_SIZE);
+
+	for (gfn = 1; gfn <= 16; gfn++)
+		pin(m, gfn);
+	for (i = 0; i < 2 * MOCK_GGTT_SET; i++) {
+		/* entries 0..3 of the aperture, then of the hidden GM */
+		u64 idx = i < MOCK_GGTT_SET ? i : ap + i - MOCK_GGTT_SET;
+		u64 base = i < MOCK_GGTT_SET ? l->aperture_base :
+			   l->hidden_base - l->aperture_size;
+		u64 pte = MOCK_PTE(i + 1);
+
+		m->ggtt[idx] = pte;
+		if (m->ops->ggtt_write) {
+			cb_begin(m);
+			m->ops->ggtt_write(m->priv, base / MOCK_PAGE + idx, 0,
+					   pte);
+			cb_end(m);
+		}
+	}
+	return 0;
+}
+
+/* c) */
+static int step_log_start(struct scenario *s)
+{
+	struct interval_tree_node node = { .start = 0,
+					   .last = MOCK_MEM_SIZE - 1 };
+	struct rb_root_cached root = RB_ROOT_CACHED;
+	struct vfio_device *vdev = &s->src->vdev;
+	u64 page_size = MOCK_PAGE;
+	int ret;
+
+	interval_tree_insert(&node, &root);
+	ret = vdev->log_ops->log_start(vdev, &root, 1, &page_size);
+	if (ret)
+		return fail(s, "log_start: %d", ret);
+	if (page_size != MOCK_PAGE)
+		return fail(s, "log_start: page size %llu", page_size);
+	return 0;
+}
+
+/* d) */
+static int step_pre_copy(struct scenario *s)
+{
+	struct file *f;
+	size_t got;
+	int ret;
+
+	f = set_state(s, s->src, VFIO_DEVICE_STATE_PRE_COPY);
+	if (IS_ERR_OR_NULL(f))
+		return fail(s, "set_state(PRE_COPY): %ld", PTR_ERR(f));
+	s->src_data = f;
+	if (get_state(s->src) != VFIO_DEVICE_STATE_PRE_COPY)
+		return fail(s, "get_state %d", get_state(s->src));
+	ret = read_all(s, f, &got);
+	if (ret)
+		return ret;
+	pr_info("src: %zu pre-copy bytes\n", got);
+	if (s->src->stops)
+		return fail(s, "stop_schedule called in PRE_COPY");
+	return 0;
+}
+
+static int step_pre_copy_report(struct scenario *s)
+{
+	return report(s, s->src);
+}
+
+/* e) */
+static int step_gpu_work(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	u64 lrca = m->layout.aperture_base + 0x10000;
+
+	cb_begin(m);
+	if (m->ops->workload_queued)
+		m->ops->workload_queued(m->priv, 0, lrca);
+	cb_end(m);
+	touch_frame(m, 3);
+	touch_frame(m, 12);
+	touch_frame(m, 100);
+	cb_begin(m);
+	if (m->ops->workload_completed)
+		m->ops->workload_completed(m->priv, 0, lrca, 0);
+	cb_end(m);
+	pin(m, 40);
+	return 0;
+}
+
+/* f) */
+static int step_stop_copy(struct scenario *s)
+{
+	struct file *f;
+	size_t got;
+	int ret;
+
+	f = set_state(s, s->src, VFIO_DEVICE_STATE_STOP_COPY);
+	if (IS_ERR(f))
+		return fail(s, "set_state(STOP_COPY): %ld", PTR_ERR(f));
+	/* Unless a new fd came, the data follows on the pre-copy fd. */
+	if (f)
+		s->src_data = f;
+	if (get_state(s->src) != VFIO_DEVICE_STATE_STOP_COPY)
+		return fail(s, "get_state %d", get_state(s->src));
+	if (s->src->stops != 1)
+		return fail(s, "stop_schedule called %u times, not once",
+			    s->src->stops);
+	ret = read_all(s, s->src_data, &got);
+	if (ret)
+		return ret;
+	pr_info("src: %zu stop-copy bytes (%s fd), stream %zu bytes\n", got,
+		f ? "a new" : "the pre-copy", s->stream_len);
+	if (!s->stream_len)
+		return fail(s, "empty stream");
+	return 0;
+}
+
+static int step_stop_copy_report(struct scenario *s)
+{
+	static const unsigned int set[] = { 3, 12, 40 };
+	static const unsigned int clear[] = { 5, 100 };
+	int i, ret;
+
+	ret = report(s, s->src);
+	if (ret)
+		return ret;
+	for (i = 0; i < ARRAY_SIZE(set); i++)
+		if (!test_bit(set[i], s->dirty))
+			return fail(s, "page %u not reported", set[i]);
+	for (i = 0; i < ARRAY_SIZE(clear); i++)
+		if (test_bit(clear[i], s->dirty))
+			return fail(s, "page %u reported", clear[i]);
+	return 0;
+}
+
+static int step_src_stop(struct scenario *s)
+{
+	return to_state(s, s->src, VFIO_DEVICE_STATE_STOP);
+}
+
+/* g) and i): a migration of the stream into dst, up to STOP. */
+static int resume(struct scenario *s, const u8 *stream, int *werr)
+{
+	struct mock_vgpu *m = s->dst;
+	struct file *f;
+	int ret;
+
+	ret = to_state(s, m, VFIO_DEVICE_STATE_STOP);
+	if (ret)
+		return ret;
+	f = set_state(s, m, VFIO_DEVICE_STATE_RESUMING);
+	if (IS_ERR_OR_NULL(f))
+		return fail(s, "set_state(RESUMING): %ld", PTR_ERR(f));
+	s->dst_data = f;
+	s->restores_before = m->restores;
+	*werr = write_all(s, f, stream, s->stream_len);
+	return 0;
+}
+
+static int step_resume(struct scenario *s)
+{
+	int werr, ret;
+
+	ret = resume(s, s->stream, &werr);
+	if (ret)
+		return ret;
+	if (werr)
+		return fail(s, "write of the stream: %d", werr);
+	return to_state(s, s->dst, VFIO_DEVICE_STATE_STOP);
+}
+
+static int check_restored(struct scenario *s)
+{
+	static const char * const names[] = { "vregs", "ggtt", "fences",
+					      "execlist" };
+	struct mock_vgpu *d = s->dst;
+	enum intel_gvt_state p;
+	unsigned int n = d->restores - s->restores_before;
+
+	if (n != 4)
+		return fail(s, "restore_state called %u times, not 4", n);
+	for (p = INTEL_GVT_STATE_VREGS; p <= INTEL_GVT_STATE_EXECLIST; p++) {
+		unsigned int i = s->restores_before + p;
+
+		if (i < MOCK_MAX_RESTORES && d->restored[i] != p)
+			return fail(s, "restore %u was part %d, not %d", p,
+				    d->restored[i], p);
+		if (memcmp(state_ptr(d, p), state_ptr(s->src, p),
+			   state_size(d, p)))
+			return fail(s, "restored %s differ from src's",
+				    names[p]);
+	}
+	return 0;
+}
+
+static int step_resume_running(struct scenario *s)
+{
+	unsigned int starts = s->dst->starts;
+	int ret = to_state(s, s->dst, VFIO_DEVICE_STATE_RUNNING);
+
+	if (ret)
+		return ret;
+	if (s->dst->starts == starts)
+		return fail(s, "start_schedule not called on dst");
+	if (s->dst->stopped)
+		return fail(s, "dst still stopped");
+	return 0;
+}
+
+/* h) */
+static int scan(struct scenario *s, struct mock_vgpu *m, u64 addr,
+		u64 *out)
+{
+	u32 cmd[4] = { (0x20 << 23) | (1 << 22) | 2, lower_32_bits(addr),
+		       upper_32_bits(addr), 0xcafe };
+	int ret;
+
+	cb_begin(m);
+	ret = m->ops->scan_cmd ? m->ops->scan_cmd(m->priv, cmd, 4, true) :
+				 -EOPNOTSUPP;
+	cb_end(m);
+	*out = ((u64)cmd[2] << 32) | cmd[1];
+	if (cmd[0] != ((0x20 << 23) | (1 << 22) | 2) || cmd[3] != 0xcafe)
+		return fail(s, "scan_cmd changed the header or the data");
+	return ret;
+}
+
+static int step_scan_translate(struct scenario *s)
+{
+	u64 from = s->src->layout.aperture_base + 0x40;
+	u64 to = s->dst->layout.aperture_base + 0x40, got;
+	int ret = scan(s, s->dst, from, &got);
+
+	if (ret)
+		return s->why[0] ? ret : fail(s, "scan_cmd: %d", ret);
+	if (got != to)
+		return fail(s, "address %#llx became %#llx, not %#llx", from,
+			    got, to);
+	return 0;
+}
+
+static int step_scan_foreign(struct scenario *s)
+{
+	u64 got;
+	int ret = scan(s, s->dst, 0x1000, &got);
+
+	if (s->why[0])
+		return ret;
+	if (ret >= 0)
+		return fail(s, "scan_cmd of address 0x1000 returned %d", ret);
+	if (got != 0x1000)
+		return fail(s, "address 0x1000 became %#llx", got);
+	return 0;
+}
+
+static int step_scan_src(struct scenario *s)
+{
+	u64 addr = s->src->layout.aperture_base + 0x40, got;
+	int ret = scan(s, s->src, addr, &got);
+
+	if (ret)
+		return s->why[0] ? ret : fail(s, "scan_cmd: %d", ret);
+	if (got != addr)
+		return fail(s, "address %#llx became %#llx", addr, got);
+	return 0;
+}
+
+/* i) */
+static int step_corrupt_stream(struct scenario *s)
+{
+	struct file *f;
+	int werr, ret;
+	u8 *bad;
+
+	bad = kvmemdup(s->stream, s->stream_len, GFP_KERNEL);
+	if (!bad)
+		return fail(s, "out of memory");
+	/* in the payload: the middle may fall on a header */
+	bad[s->stream_len / 2 + s->stream_len / 4] ^= 0x10;
+	ret = resume(s, bad, &werr);
+	kvfree(bad);
+	if (ret)
+		return ret;
+	if (werr)
+		pr_info("dst: write of the corrupt stream: %d\n", werr);
+	f = set_state(s, s->dst, VFIO_DEVICE_STATE_STOP);
+	if (!IS_ERR(f))
+		return fail(s, "set_state(STOP) accepted a corrupt stream");
+	if (s->dst->restores != s->restores_before)
+		return fail(s, "restore_state called for a corrupt stream");
+	return 0;
+}
+
+static int step_reset_after_refusal(struct scenario *s)
+{
+	struct mock_vgpu *m = s->dst;
+
+	if (m->ops->vgpu_reset)
+		m->ops->vgpu_reset(m->priv);
+	if (get_state(m) != VFIO_DEVICE_STATE_RUNNING)
+		return fail(s, "get_state %d after vgpu_reset", get_state(m));
+	return 0;
+}
+
+static int step_resume_again(struct scenario *s)
+{
+	memset(s->dst->vregs, 0, MOCK_VREGS_SIZE);
+	return step_resume(s) ?: check_restored(s) ?: step_resume_running(s);
+}
+
+/* j) */
+static int step_reset_mid_migration(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	unsigned int stops, starts;
+	struct file *f, *data;
+	ssize_t n;
+	size_t len = s->stream_len, got;
+	u8 byte;
+	int ret;
+
+	ret = to_state(s, m, VFIO_DEVICE_STATE_RUNNING);
+	if (ret)
+		return ret;
+	if (m->stopped)
+		return fail(s, "src stopped in RUNNING");
+	f = set_state(s, m, VFIO_DEVICE_STATE_PRE_COPY);
+	if (IS_ERR_OR_NULL(f))
+		return fail(s, "set_state(PRE_COPY): %ld", PTR_ERR(f));
+	data = f;
+	ret = read_all(s, f, &got);
+	s->stream_len = len;
+	if (ret)
+		return ret;
+	stops = m->stops;
+	f = set_state(s, m, VFIO_DEVICE_STATE_STOP_COPY);
+	if (IS_ERR(f))
+		return fail(s, "set_state(STOP_COPY): %ld", PTR_ERR(f));
+	if (f)
+		data = f;
+	if (m->stops != stops + 1)
+		return fail(s, "stop_schedule not called");
+	starts = m->starts;
+	if (m->ops->vgpu_reset)
+		m->ops->vgpu_reset(m->priv);
+	if (m->starts == starts || m->stopped)
+		return fail(s, "start_schedule not called by vgpu_reset");
+	if (get_state(m) != VFIO_DEVICE_STATE_RUNNING)
+		return fail(s, "get_state %d after vgpu_reset", get_state(m));
+	n = kernel_read(data, &byte, 1, NULL);
+	if (n != 0 && n != -ENODEV)
+		return fail(s, "read of the stale data fd: %zd", n);
+	return 0;
+}
+
+static int step_log_stop(struct scenario *s)
+{
+	int ret = s->src->vdev.log_ops->log_stop(&s->src->vdev);
+
+	return ret ? fail(s, "log_stop: %d", ret) : 0;
+}
+
+/* k) */
+static int step_bad_state(struct scenario *s)
+{
+	int before = get_state(s->src);
+	struct file *f = set_state(s, s->src, 99);
+
+	if (!IS_ERR(f))
+		return fail(s, "set_state(99) returned %p", f);
+	if (get_state(s->src) != before)
+		return fail(s, "state %d after set_state(99), was %d",
+			    get_state(s->src), before);
+	return 0;
+}
+
+/*
+ * The interface's rules over the whole run: every call was for a mock
+ * vGPU, and none into GVT-g came from a callback GVT-g makes under the
+ * vGPU's lock (it would deadlock on kvmgt).
+ */
+static int step_no_reentry(struct scenario *s)
+{
+	struct mock_vgpu *v[] = { s->src, s->dst };
+	int i;
+
+	pr_info("src: %u stops, %u starts, %u saves, %d rw_gpa\n",
+		s->src->stops, s->src->starts, s->src->saves,
+		atomic_read(&s->src->rw_calls));
+	pr_info("dst: %u stops, %u starts, %u restores, %d rw_gpa\n",
+		s->dst->stops, s->dst->starts, s->dst->restores,
+		atomic_read(&s->dst->rw_calls));
+	if (atomic_read(&bad_vgpu_ptr))
+		return fail(s, "%d calls with a foreign vGPU pointer",
+			    atomic_read(&bad_vgpu_ptr));
+	for (i = 0; i < ARRAY_SIZE(v); i++)
+		if (atomic_read(&v[i]->reentered))
+			return fail(s, "%s: %d calls into GVT-g from callbacks",
+				    v[i]->name, atomic_read(&v[i]->reentered));
+	return 0;
+}
+
+/*
+ * A part saved while the vGPU runs is only a snapshot (patch 0005): the
+ * stop-copy image, which the destination applies, must be saved after
+ * intel_gvt_companion_stop_schedule(), all four parts of it (twice: the
+ * reset-mid-migration step takes a second one). _restore_state() wants a
+ * stopped vGPU.
+ */
+static int step_save_stopped(struct scenario *s)
+{
+	pr_info("src: %u saves while scheduled (pre-copy), %u stopped\n",
+		s->src->running_saves, s->src->stopped_saves);
+	if (s->src->stopped_saves < 2 * 4)
+		return fail(s, "src: only %u of %u saves while stopped",
+			    s->src->stopped_saves, s->src->saves);
+	return 0;
+}
+
+static int step_restore_stopped(struct scenario *s)
+{
+	if (s->dst->bad_restores)
+		return fail(s, "dst: %u of %u restores while scheduled",
+			    s->dst->bad_restores, s->dst->restores);
+	return 0;
+}
+
+struct step {
+	const char *name;
+	int (*fn)(struct scenario *s);
+	bool fatal;	/* the steps after it need it */
+};
+
+static const struct step steps[] = {
+	{ "register", step_register, true },
+	{ "create", step_create, true },
+	{ "guest-setup", step_guest_setup, true },
+	{ "log-start", step_log_start, true },
+	{ "pre-copy", step_pre_copy, true },
+	{ "pre-copy-report", step_pre_copy_report, false },
+	{ "gpu-work", step_gpu_work, false },
+	{ "stop-copy", step_stop_copy, true },
+	{ "stop-copy-report", step_stop_copy_report, false },
+	{ "src-stop", step_src_stop, false },
+	{ "resume", step_resume, false },
+	{ "resume-state", check_restored, false },
+	{ "resume-running", step_resume_running, false },
+	{ "scan-cmd-translate", step_scan_translate, false },
+	{ "scan-cmd-foreign", step_scan_foreign, false },
+	{ "scan-cmd-src", step_scan_src, false },
+	{ "corrupt-stream", step_corrupt_stream, false },
+	{ "reset-after-refusal", step_reset_after_refusal, false },
+	{ "resume-again", step_resume_again, false },
+	{ "reset-mid-migration", step_reset_mid_migration, false },
+	{ "log-stop", step_log_stop, false },
+	{ "bad-state", step_bad_state, false },
+	{ "no-reentry", step_no_reentry, false },
+	{ "save-only-stopped", step_save_stopped, false },
+	{ "restore-only-stopped", step_restore_stopped, false },
+};
+
+static int mock_run(void)
+{
+	struct scenario *s;
+	bool failed = false, aborted = false;
+	int i;
+
+	s = kzalloc_obj(*s);
+	if (!s)
+		return -ENOMEM;
+	s->stream = kvmalloc(MOCK_STREAM_MAX, GFP_KERNEL);
+	s->ubuf = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	if (!s->stream || IS_ERR_VALUE(s->ubuf)) {
+		pr_err("FAIL setup: out of memory\n");
+		if (!IS_ERR_VALUE(s->ubuf))
+			vm_munmap(s->ubuf, PAGE_SIZE);
+		kvfree(s->stream);
+		kfree(s);
+		return -EIO;
+	}
+
+	atomic_set(&bad_vgpu_ptr, 0);
+	for (i = 0; i < ARRAY_SIZE(steps); i++) {
+		const struct step *st = &steps[i];
+		int ret;
+
+		if (aborted) {
+			pr_info("skip %s\n", st->name);
+			continue;
+		}
+		s->why[0] = 0;
+		ret = st->fn(s);
+		if (!ret) {
+			pr_info("ok %s\n", st->name);
+			continue;
+		}
+		failed = true;
+		pr_err("FAIL %s: %s\n", st->name,
+		       s->why[0] ? s->why : "error");
+		aborted = st->fatal;
+	}
+
+	/* l) the fds first, then the vGPUs (a fd may outlive its vGPU) */
+	while (s->nfiles)
+		fput(s->files[--s->nfiles]);
+	mock_free(s->src);
+	mock_free(s->dst);
+	vm_munmap(s->ubuf, PAGE_SIZE);
+	kvfree(s->stream);
+	kfree(s);
+	pr_info("ok teardown\n");
+	pr_info("%s\n", failed ? "scenario failed" : "scenario passed");
+	return failed ? -EIO : 0;
+}
+
+static ssize_t run_write(struct file *file, const char __user *ubuf,
+			 size_t count, loff_t *ppos)
+{
+	bool go;
+	int ret;
+
+	ret = kstrtobool_from_user(ubuf, count, &go);
+	if (ret)
+		return ret;
+	if (!go)
+		return count;
+	guard(mutex)(&run_lock);
+	ret = mock_run();
+	return ret ? ret : count;
+}
+
+static const struct file_operations run_fops = {
+	.owner = THIS_MODULE,
+	.write = run_write,
+};
+
+static int __init gvt_mock_init(void)
+{
+	mock_dev = root_device_register("gvt_mock");
+	if (IS_ERR(mock_dev))
+		return PTR_ERR(mock_dev);
+	mock_dir = debugfs_create_dir("gvt_mock", NULL);
+	debugfs_create_file("run", 0200, mock_dir, NULL, &run_fops);
+	pr_info("loaded\n");
+	return 0;
+}
+
+static void __exit gvt_mock_exit(void)
+{
+	debugfs_remove_recursive(mock_dir);
+	root_device_unregister(mock_dev);
+}
+
+module_init(gvt_mock_init);
+module_exit(gvt_mock_exit);
+
+MODULE_DESCRIPTION("Mock of kvmgt's companion interface, for gmig's tests");
+MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS("IOMMUFD");
