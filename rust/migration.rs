@@ -469,13 +469,22 @@ fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -
     })?;
     if let Some(src) = done.src.filter(|src| src.base != dst.base) {
         l.mig.stats.remap_patched = done.remapped;
-        dev_info!(
-            d.dev(),
-            "restored from GGTT base {:#x} at {:#x}: {} graphics addresses remapped\n",
-            src.base,
-            dst.base,
-            done.remapped
-        );
+        if l.prov.id() == PROVIDER_GVT {
+            dev_info!(
+                d.dev(),
+                "restored from GGTT base {:#x} at {:#x}: GVT-g's command scanner moves the graphics addresses of resubmitted workloads\n",
+                src.base,
+                dst.base
+            );
+        } else {
+            dev_info!(
+                d.dev(),
+                "restored from GGTT base {:#x} at {:#x}: {} graphics addresses remapped\n",
+                src.base,
+                dst.base,
+                done.remapped
+            );
+        }
     }
     l.mig.stats.images_applied += 1;
     Ok(())
