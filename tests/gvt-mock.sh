@@ -28,16 +28,8 @@ loaded() { grep -q "^$1 " /proc/modules; }
 # mark NAME: puts a marker in the kernel log; since NAME: the log after it.
 mark() { echo "gmig-gvt-mock: mark $1" >/dev/kmsg; }
 since() { dmesg | sed -n "/gmig-gvt-mock: mark $1\$/,\$p"; }
-# mcheck STEP COMMAND...: check, as gvt-mock:STEP (log gvt-mock-STEP.log).
-mcheck() {
-	local name=$1; shift
-	if "$@" >"$OUT/gvt-mock-$name.log" 2>&1; then
-		result pass "gvt-mock:$name"
-	else
-		result fail "gvt-mock:$name"
-		sed 's/^/    /' "$OUT/gvt-mock-$name.log" | tail -40
-	fi
-}
+# mcheck STEP COMMAND...: check, as gvt-mock:STEP.
+mcheck() { local step=$1; shift; check "gvt-mock:$step" "$@"; }
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko"
