@@ -75,7 +75,7 @@ impl kernel::Module for Gmig {
         // SAFETY: called once, after `vgpu::init()` prepared what the
         // shim's callbacks use; undone in `drop()`.
         ffi::to_result(unsafe { ffi::gmig_vfio_register() })
-            .inspect_err(|e| pr_err!("gmig: registering the sim mdev parent failed: {:?}\n", e))?;
+            .inspect_err(|e| pr_err!("registering the sim mdev parent failed: {:?}\n", e))?;
         pr_info!("gmig {VERSION} loaded: sim provider, mdev parent \"gmig\"\n");
         Ok(Gmig {
             _gvt: gvt::Registration::new(),
