@@ -553,7 +553,7 @@ impl GvtDev {
                 bump(&n.unpins, 1);
                 // A page that stops being reachable stays tracked while
                 // logging (its last content is compared at stop-copy).
-                h.pinned.remove(&(a));
+                h.pinned.remove(&a);
             }
             _ => dev_warn!(self.dev, "gvt: vGPU {}: unknown event {}\n", self.id, kind),
         }

@@ -508,7 +508,8 @@ fn arc_locked<D: MigDevice>(
     next: u32,
     entered: Instant<Monotonic>,
 ) -> Result {
-    d.sync(l.mig);
+    // Hook events reach the tracker where it is used: after the quiesce
+    // of the stop arcs below, and at each report.
     let mig = &mut *l.mig;
     match (cur, next) {
         (RUNNING, PRE_COPY) | (RUNNING_P2P, PRE_COPY_P2P) => {
