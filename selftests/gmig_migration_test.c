@@ -151,7 +151,7 @@ TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 		(uint32_t)sim_gaddr(a, SIM_PAGE_DATA) + 8, 0, 0xabcd0001,
 	};
 	uint32_t *ring_b = sim_ptr(b, SIM_PAGE_RING);
-	char *pre = NULL, *fin = NULL, *img;
+	char *pre = NULL, *fin = NULL, *img, byte;
 	ssize_t npre, nfin;
 	int fd, rfd;
 
@@ -167,12 +167,8 @@ TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 	ASSERT_EQ(0, gvfio_precopy_info(fd, &initial, &dirty));
 	ASSERT_EQ(0, initial);
 	/* The end of the data for now is -ENOMSG in PRE_COPY, not EOF. */
-	{
-		char c;
-
-		ASSERT_EQ(-1, read(fd, &c, 1));
-		ASSERT_EQ(ENOMSG, errno);
-	}
+	ASSERT_EQ(-1, read(fd, &byte, 1));
+	ASSERT_EQ(ENOMSG, errno);
 
 	/* Stop, then queue a workload: it stays pending in the saved state. */
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL));
