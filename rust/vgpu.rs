@@ -330,10 +330,11 @@ impl Shared {
                     return Err(ENODEV);
                 }
                 inner.workload = None;
-                inner.workload_start = None;
                 inner.workload_start = Some((params, scratch));
-                drop(inner);
+                // Queued under the lock: close and release, which cancel
+                // the work, cannot run between the check above and here.
                 self.vdev.schedule_workload(0);
+                drop(inner);
             }
         }
         Ok(())
@@ -386,8 +387,17 @@ impl Shared {
         if !guard.open {
             return None;
         }
-        self.workload_setup(&mut guard);
         let quiesced = guard.sim.is_quiesced();
+        if quiesced {
+            // No guest write while quiesced: the stop-copy re-hash has
+            // read the pages already, a write now would be lost. A set-up
+            // waits until the vGPU runs again.
+            return match &guard.workload {
+                Some((wl, _)) => Some(wl.frame_interval_ms()),
+                None => guard.workload_start.as_ref().map(|_| 10),
+            };
+        }
+        self.workload_setup(&mut guard);
         let mut dma = DmaMem::new(self);
         let Inner {
             sim, workload, mig, ..
@@ -400,11 +410,9 @@ impl Shared {
             mem: &mut dma,
             sink: mig,
         };
-        if !quiesced {
-            match wl.submit_frame(sim, &mut mem, scratch) {
-                Ok(()) => self.vdev.kick_exec(),
-                Err(e) => dev_dbg!(self.dev, "workload: frame skipped: {:?}\n", e),
-            }
+        match wl.submit_frame(sim, &mut mem, scratch) {
+            Ok(()) => self.vdev.kick_exec(),
+            Err(e) => dev_dbg!(self.dev, "workload: frame skipped: {:?}\n", e),
         }
         Some(wl.frame_interval_ms())
     }

@@ -596,6 +596,34 @@ TEST_F(mig, close_and_reset_stop_dirty_logging)
 	free(bm);
 }
 
+/*
+ * A workload started (debugfs) while the vGPU is stopped writes nothing
+ * into guest memory until it runs again: the stop-copy re-hash has read the
+ * pages already, so a write then would never reach the destination.
+ */
+TEST_F(mig, no_guest_write_while_stopped)
+{
+	struct sim *a = &self->a;
+	char *before = malloc(MEM), path[128];
+	int i, changed = 0;
+
+	ASSERT_NE(NULL, before);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+	memcpy(before, a->v.mem, MEM);
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", UA);
+	ASSERT_EQ(0, sim_write_sysfs(path, "start game base=0x1400000 size=0x200000"));
+	usleep(300 * 1000);
+	ASSERT_EQ(0, memcmp(before, a->v.mem, MEM));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	for (i = 0; i < 200 && !changed; i++) {
+		usleep(10 * 1000);
+		changed = memcmp(before, a->v.mem, MEM) != 0;
+	}
+	ASSERT_TRUE(changed);
+	ASSERT_EQ(0, sim_write_sysfs(path, "stop"));
+	free(before);
+}
+
 static void *remove_thread(void *uuid)
 {
 	return (void *)(intptr_t)sim_remove_mdev(uuid);

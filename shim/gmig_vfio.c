@@ -448,6 +448,12 @@ static void gmig_release_dev(struct vfio_device *vdev)
 {
 	struct gmig_vdev *gv = gmig_to_gv(vdev);
 
+	/*
+	 * A debugfs "start" on a device that was never opened, or queued just
+	 * before close: no work item may run on the freed vGPU.
+	 */
+	cancel_delayed_work_sync(&gv->workload_work);
+	cancel_work_sync(&gv->exec_work);
 	gmig_mig_destroy(&gv->mig);
 	gmig_rs_vgpu_destroy(gv->vgpu);
 	gv->vgpu = NULL;
