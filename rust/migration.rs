@@ -291,10 +291,6 @@ impl Migration {
         }
     }
 
-    /// A DMA mapping went away; nothing is pinned, and reads of pages in it
-    /// fail and count as changed at the next report.
-    pub(crate) fn dma_unmap(&mut self, _iova: u64, _length: u64) {}
-
     fn reset_stats(&mut self) {
         let (p, d, r) = policies();
         self.policy = p;

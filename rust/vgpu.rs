@@ -44,7 +44,7 @@ pub(crate) struct Stats {
     pub(crate) bad_accesses: AtomicU64,
     /// Contexts executed.
     pub(crate) contexts: AtomicU64,
-    /// DMA accesses that failed once and were tried again.
+    /// DMA accesses that failed (logged by the shim, not retried).
     pub(crate) dma_retries: AtomicU64,
 }
 
@@ -149,21 +149,15 @@ impl<'a> DmaMem<'a> {
     }
 }
 
-/// Attempts of one DMA access. QEMU briefly unmaps and maps again ranges
-/// of guest memory when the guest reprograms its memory map; an access
-/// that lands in such a window fails once and works a moment later.
-const DMA_TRIES: u32 = 3;
-
+/// One DMA access, tried once: the vGPU lock is held, so no sleeping
+/// retry (it would stretch the stop arc). The shim logs the errno and IOVA
+/// of a failure (ratelimited); a failed read counts as a changed page, a
+/// failed write as a GPU fault.
 impl DmaMem<'_> {
-    fn retry(&self, mut op: impl FnMut() -> Result) -> Result {
-        let mut res = op();
-        for _ in 1..DMA_TRIES {
-            if res.is_ok() {
-                break;
-            }
+    fn retry(&self, op: impl FnOnce() -> Result) -> Result {
+        let res = op();
+        if res.is_err() {
             self.stats.dma_retries.fetch_add(1, Ordering::Relaxed);
-            kernel::time::delay::fsleep(kernel::time::Delta::from_micros(200));
-            res = op();
         }
         res
     }
@@ -780,6 +774,10 @@ extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
 /// sim reaches guest memory only through `vfio_dma_rw()`, nothing is pinned).
 #[no_mangle]
 extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64) {
-    let s = &vgpu_ref(vgpu).shared;
-    s.inner.lock().mig.dma_unmap(iova, length);
+    // Nothing is pinned, so there is nothing to drop, and the vGPU lock is
+    // not taken: type1 calls this with its device list lock held, and the
+    // streamer holds the vGPU lock across vfio_dma_rw(), which takes
+    // type1's iommu lock (a three-lock cycle). Reads of pages in the range
+    // fail from now on and count as changed at the next report.
+    let _ = (vgpu, iova, length);
 }

@@ -134,7 +134,14 @@ const char *gmig_param_rehash(void)
 int gmig_dma_rw(struct gmig_vdev *gv, u64 iova, void *data, size_t len,
 		bool write)
 {
-	return vfio_dma_rw(&gv->vdev, iova, data, len, write);
+	int ret = vfio_dma_rw(&gv->vdev, iova, data, len, write);
+
+	/* A read that fails counts as changed, a write as a GPU fault. */
+	if (ret)
+		dev_notice_ratelimited(gv->vdev.dev,
+				       "vfio_dma_rw %s of %zu bytes at IOVA %#llx: %d\n",
+				       write ? "write" : "read", len, iova, ret);
+	return ret;
 }
 
 void gmig_raise_irq(struct gmig_vdev *gv)
