@@ -44,7 +44,7 @@ pub(crate) struct Stats {
     pub(crate) bad_accesses: AtomicU64,
     /// Contexts executed.
     pub(crate) contexts: AtomicU64,
-    /// DMA accesses that failed (logged by the shim, not retried).
+    /// DMA accesses that failed once and were tried again.
     pub(crate) dma_retries: AtomicU64,
 }
 
@@ -149,15 +149,24 @@ impl<'a> DmaMem<'a> {
     }
 }
 
-/// One DMA access, tried once: the vGPU lock is held, so no sleeping
-/// retry (it would stretch the stop arc). The shim logs the errno and IOVA
-/// of a failure (ratelimited); a failed read counts as a changed page, a
-/// failed write as a GPU fault.
+/// Attempts of one DMA access. QEMU briefly unmaps and maps again ranges
+/// of guest memory when the guest reprograms its memory map; an access
+/// that lands in such a window fails once and works a moment later (the
+/// shim logs the errno and IOVA of every failed attempt, ratelimited: the
+/// e2e runs show -EINVAL writes while the guest boots). The retry still
+/// sleeps under the vGPU lock: moving it out of the lock is open work.
+const DMA_TRIES: u32 = 3;
+
 impl DmaMem<'_> {
-    fn retry(&self, op: impl FnOnce() -> Result) -> Result {
-        let res = op();
-        if res.is_err() {
+    fn retry(&self, mut op: impl FnMut() -> Result) -> Result {
+        let mut res = op();
+        for _ in 1..DMA_TRIES {
+            if res.is_ok() {
+                break;
+            }
             self.stats.dma_retries.fetch_add(1, Ordering::Relaxed);
+            kernel::time::delay::fsleep(kernel::time::Delta::from_micros(200));
+            res = op();
         }
         res
     }
