@@ -297,6 +297,9 @@ impl VgpuPtr {
     }
 }
 
+/// Most ranges queued between two syncs ([`Hooks::reached`]).
+const MAX_REACHABLE: usize = 4096;
+
 /// What the kvmgt hooks record for one vGPU (their own lock).
 struct Hooks {
     /// Guest frame ranges pinned for the GPU now: first frame -> pages.
@@ -316,12 +319,19 @@ struct Hooks {
 }
 
 impl Hooks {
+    /// Queues a range that became GPU-reachable while logging. The queue
+    /// is bounded (a guest rewriting its GGTT between two reports must not
+    /// grow kernel memory): past [`MAX_REACHABLE`] entries the next sync
+    /// re-reports every pin instead, which covers every queued range.
     fn reached(&mut self, first: u64, count: u64) {
-        if self.logging
-            && !self.overflow
-            && self.reachable.push((first, count), GFP_KERNEL).is_err()
+        if !self.logging || self.overflow {
+            return;
+        }
+        if self.reachable.len() >= MAX_REACHABLE
+            || self.reachable.push((first, count), GFP_KERNEL).is_err()
         {
             self.overflow = true;
+            self.reachable.clear();
         }
     }
 }

@@ -39,6 +39,7 @@ use kernel::{
 use crate::{
     ffi::{from_result, set_dirty, IovaBitmap},
     gmig_core::{
+        farframes::{note_frame, FarFrames, Noted},
         gtt::PAGE_SIZE,
         planner::{self, Action, DirtySource, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent, PROVIDER_GVT},
@@ -103,8 +104,12 @@ const PRE_COPY_P2P: u32 = 7;
 /// The most a destination accepts in one migration.
 const MAX_RESUME_BYTES: usize = 8 << 20;
 /// The tracker's window is capped (8 bytes per page: 32 MiB for 16 GiB);
-/// GPU-writable pages above it are always reported dirty.
+/// GPU-writable pages above it are kept in [`Tracking::far`] and reported
+/// dirty in every report.
 const MAX_WINDOW_PAGES: u64 = (16u64 << 30) / PAGE_SIZE;
+/// Most GPU-writable frames kept outside the window (8 bytes each). One
+/// more fails every report: the migration fails, no write goes unreported.
+const MAX_FAR_FRAMES: usize = 1 << 16;
 
 extern "C" {
     fn get_random_u64() -> u64;
@@ -161,11 +166,22 @@ struct MigStats {
     image_us: i64,
 }
 
+impl Tracking {
+    /// Enters a frame the GPU may write into the log ([`note_frame`]). A
+    /// frame that could not be kept ([`Noted::Lost`]) fails every later
+    /// report ([`FarFrames::lost`]).
+    fn note(&mut self, gfn: u64) {
+        let _: Noted = note_frame(&mut self.tracker, &mut self.pending, &mut self.far, gfn);
+    }
+}
+
 struct Tracking {
     tracker: HashTracker<KVVec<u64>>,
     scratch: KBox<[u8; 4096]>,
-    /// GPU-writable pages outside the window (always reported).
-    outside: u64,
+    /// GPU-writable frames outside the window (reported in every report).
+    far: FarFrames<KVVec<u64>>,
+    /// The incomplete log was reported in dmesg.
+    lost_said: bool,
     /// Frames the GPU may have written since their last hash.
     written: WriteSet<KVVec<u64>>,
     /// Frames found changed and not reported yet (the stop-copy re-hash
@@ -227,7 +243,7 @@ impl Migration {
     pub(crate) fn show_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let s = &self.stats;
         let (tracked, hashed, outside) = self.tracking.as_ref().map_or((0, 0, 0), |t| {
-            (t.tracker.tracked(), t.tracker.hashed(), t.outside)
+            (t.tracker.tracked(), t.tracker.hashed(), t.far.len())
         });
         writeln!(f, "state: {}", state_name(self.state))?;
         writeln!(f, "precopy: {}", self.policy.name())?;
@@ -271,24 +287,9 @@ impl Migration {
             return;
         };
         for gfn in r.first..r.first.saturating_add(r.count) {
-            if t.tracker.is_tracked(gfn) {
-                continue;
-            }
-            if t.tracker.track(gfn).is_err() {
-                t.outside += 1;
-                continue;
-            }
-            // The VMM may have sent this page before it became reachable,
-            // and the GPU may write it before its first hash: report it at
-            // the next report, whose hash is then the content the VMM sends
-            // after it (otherwise such a write would never be seen).
-            t.pending.record(gfn);
+            t.note(gfn);
         }
     }
-
-    /// A DMA mapping went away; nothing is pinned, and reads of pages in it
-    /// fail and count as changed at the next report.
-    pub(crate) fn dma_unmap(&mut self, _iova: u64, _length: u64) {}
 
     fn reset_stats(&mut self) {
         let (p, d, r) = policies();
@@ -386,9 +387,9 @@ impl WriteSink for Migration {
         let Some(t) = self.tracking.as_mut() else {
             return;
         };
-        if !t.tracker.is_tracked(gfn) && t.tracker.track(gfn).is_err() {
-            t.outside += 1;
-        }
+        // A frame first seen here (a PPGTT-only page) is pending like one
+        // a shadow event brings.
+        t.note(gfn);
         t.written.record(gfn);
     }
 
@@ -625,6 +626,11 @@ fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
             return EINVAL.to_errno() as isize;
         };
         let n = avail.len().min(out.len());
+        if n == 0 && !out.is_empty() && matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
+            // The end of the data available now (more may come): the
+            // uAPI's -ENOMSG; 0 would mean the end of the stream.
+            return ENOMSG.to_errno() as isize;
+        }
         out[..n].copy_from_slice(&avail[..n]);
         mig.pos += n;
         if n > 0 && matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
@@ -643,8 +649,8 @@ fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
     })
 }
 
-/// read() of the saving data fd: 0 means "nothing now" in PRE_COPY and
-/// "end of stream" in STOP_COPY.
+/// read() of the saving data fd: -ENOMSG means "nothing now" in PRE_COPY,
+/// 0 "end of stream" in STOP_COPY.
 ///
 /// # Safety
 ///
@@ -785,6 +791,7 @@ fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
     let pages = (end - start).min(MAX_WINDOW_PAGES);
     let slots = KVVec::from_elem(0u64, usize::try_from(pages)?, GFP_KERNEL)?;
     let scratch = KBox::new([0u8; 4096], GFP_KERNEL)?;
+    let mut far = FarFrames::new(KVVec::from_elem(0u64, MAX_FAR_FRAMES, GFP_KERNEL)?);
     // SAFETY: `get_random_u64()` has no preconditions.
     let seed = unsafe { get_random_u64() };
     let mut tracker = HashTracker::new(start, seed, slots);
@@ -796,10 +803,9 @@ fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
     d.with_locked(|l| {
         // Frames that become writable from here on reach `sync()`.
         d.logging(true);
-        let mut outside = 0;
         l.prov.for_each_writable_frame(&mut |gfn| {
             if tracker.track(gfn).is_err() {
-                outside += 1;
+                far.insert(gfn);
             }
         });
         let mig = &mut *l.mig;
@@ -808,7 +814,8 @@ fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
         mig.tracking = Some(Tracking {
             tracker,
             scratch,
-            outside,
+            far,
+            lost_said: false,
             written,
             pending,
             stop_scanned: false,
@@ -890,6 +897,18 @@ fn log_report_locked<D: MigDevice>(
     let Some(t) = mig.tracking.as_mut() else {
         return Err(EINVAL);
     };
+    if t.far.lost() {
+        // A GPU-writable frame is neither hashed nor kept: this report
+        // cannot be complete, so the migration must fail. Said once.
+        if !core::mem::replace(&mut t.lost_said, true) {
+            dev_err!(
+                d.dev(),
+                "more than {} GPU-writable frames outside the tracked window: dirty log incomplete, failing the migration\n",
+                MAX_FAR_FRAMES
+            );
+        }
+        return Err(ENOSPC);
+    }
     let first = iova / PAGE_SIZE;
     let last = iova.saturating_add(length) / PAGE_SIZE;
     let mut reported = 0u64;
@@ -907,6 +926,11 @@ fn log_report_locked<D: MigDevice>(
         reported += 1;
     }
     t.pending.clear_range(first..last);
+    // Frames outside the window cannot be hashed: dirty in every report.
+    for gfn in t.far.iter_range(first..last) {
+        mark(gfn);
+        reported += 1;
+    }
     let action = match phase {
         // The stop-copy scan has run; its result went out above.
         Phase::StopCopy => Action::Nothing,

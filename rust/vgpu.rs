@@ -151,7 +151,10 @@ impl<'a> DmaMem<'a> {
 
 /// Attempts of one DMA access. QEMU briefly unmaps and maps again ranges
 /// of guest memory when the guest reprograms its memory map; an access
-/// that lands in such a window fails once and works a moment later.
+/// that lands in such a window fails once and works a moment later (the
+/// shim logs the errno and IOVA of every failed attempt, ratelimited: the
+/// e2e runs show -EINVAL writes while the guest boots). The retry still
+/// sleeps under the vGPU lock: moving it out of the lock is open work.
 const DMA_TRIES: u32 = 3;
 
 impl DmaMem<'_> {
@@ -330,10 +333,11 @@ impl Shared {
                     return Err(ENODEV);
                 }
                 inner.workload = None;
-                inner.workload_start = None;
                 inner.workload_start = Some((params, scratch));
-                drop(inner);
+                // Queued under the lock: close and release, which cancel
+                // the work, cannot run between the check above and here.
                 self.vdev.schedule_workload(0);
+                drop(inner);
             }
         }
         Ok(())
@@ -386,8 +390,17 @@ impl Shared {
         if !guard.open {
             return None;
         }
-        self.workload_setup(&mut guard);
         let quiesced = guard.sim.is_quiesced();
+        if quiesced {
+            // No guest write while quiesced: the stop-copy re-hash has
+            // read the pages already, a write now would be lost. A set-up
+            // waits until the vGPU runs again.
+            return match &guard.workload {
+                Some((wl, _)) => Some(wl.frame_interval_ms()),
+                None => guard.workload_start.as_ref().map(|_| 10),
+            };
+        }
+        self.workload_setup(&mut guard);
         let mut dma = DmaMem::new(self);
         let Inner {
             sim, workload, mig, ..
@@ -400,11 +413,9 @@ impl Shared {
             mem: &mut dma,
             sink: mig,
         };
-        if !quiesced {
-            match wl.submit_frame(sim, &mut mem, scratch) {
-                Ok(()) => self.vdev.kick_exec(),
-                Err(e) => dev_dbg!(self.dev, "workload: frame skipped: {:?}\n", e),
-            }
+        match wl.submit_frame(sim, &mut mem, scratch) {
+            Ok(()) => self.vdev.kick_exec(),
+            Err(e) => dev_dbg!(self.dev, "workload: frame skipped: {:?}\n", e),
         }
         Some(wl.frame_interval_ms())
     }
@@ -772,6 +783,10 @@ extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
 /// sim reaches guest memory only through `vfio_dma_rw()`, nothing is pinned).
 #[no_mangle]
 extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64) {
-    let s = &vgpu_ref(vgpu).shared;
-    s.inner.lock().mig.dma_unmap(iova, length);
+    // Nothing is pinned, so there is nothing to drop, and the vGPU lock is
+    // not taken: type1 calls this with its device list lock held, and the
+    // streamer holds the vGPU lock across vfio_dma_rw(), which takes
+    // type1's iommu lock (a three-lock cycle). Reads of pages in the range
+    // fail from now on and count as changed at the next report.
+    let _ = (vgpu, iova, length);
 }

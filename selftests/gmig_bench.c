@@ -104,6 +104,8 @@ static int drain(int fd, char **buf, size_t *len, size_t *cap)
 			*cap += 4 << 20;
 		}
 		n = read(fd, *buf + *len, 1 << 20);
+		if (n < 0 && errno == ENOMSG)
+			return 0;	/* PRE_COPY: all there is for now */
 		if (n < 0)
 			return -errno;
 		if (n == 0)

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +41,9 @@ static ssize_t read_all(int fd, char **out)
 				break;
 		}
 		n = read(fd, buf + len, cap - len);
+		/* PRE_COPY: the end of the data there is now. */
+		if (n < 0 && errno == ENOMSG)
+			break;
 		if (n < 0) {
 			free(buf);
 			return -errno;
@@ -146,7 +151,7 @@ TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 		(uint32_t)sim_gaddr(a, SIM_PAGE_DATA) + 8, 0, 0xabcd0001,
 	};
 	uint32_t *ring_b = sim_ptr(b, SIM_PAGE_RING);
-	char *pre = NULL, *fin = NULL, *img;
+	char *pre = NULL, *fin = NULL, *img, byte;
 	ssize_t npre, nfin;
 	int fd, rfd;
 
@@ -161,6 +166,9 @@ TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 	ASSERT_EQ((ssize_t)initial, npre);
 	ASSERT_EQ(0, gvfio_precopy_info(fd, &initial, &dirty));
 	ASSERT_EQ(0, initial);
+	/* The end of the data for now is -ENOMSG in PRE_COPY, not EOF. */
+	ASSERT_EQ(-1, read(fd, &byte, 1));
+	ASSERT_EQ(ENOMSG, errno);
 
 	/* Stop, then queue a workload: it stays pending in the saved state. */
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL));
@@ -499,6 +507,121 @@ TEST_F(mig, writeset_rehash_reads_only_what_commands_wrote)
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, gvfio_log_stop(&a->v));
 	free(bm);
+}
+
+/*
+ * A guest with a hole in its RAM (q35 with >= 14 GiB: [0, 2G) and
+ * [4G, 20G)): the tracker's window starts at frame 0 and holds 16 GiB, so a
+ * GPU-writable frame at 18 GiB is outside it. It must be in every report,
+ * stop-copy's included.
+ */
+TEST_F(mig, frame_above_the_tracker_window_is_reported)
+{
+	const uint64_t far = 18ull << 30, hi = 4ull << 30, hi_len = 16ull << 30;
+	struct vfio_device_feature_dma_logging_range r[] = {
+		{ .iova = 0, .length = 2ull << 30 },
+		{ .iova = hi, .length = hi_len },
+	};
+	struct sim *a = &self->a;
+	size_t words = hi_len / 4096 / 64;
+	uint64_t *bm = calloc(words, 8);
+	unsigned int gpage = 2000, fbit = (far - hi) / 4096;
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof(map),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.iova = far, .size = 4096,
+	};
+	uint32_t cmd[] = {
+		(0x20u << 23) | (1u << 22) | 2,
+		(uint32_t)sim_gaddr(a, gpage), 0, 0x5eed0018,
+	};
+	uint32_t *page;
+	int fd;
+
+	ASSERT_NE(NULL, bm);
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ASSERT_NE(MAP_FAILED, page);
+	map.vaddr = (uintptr_t)page;
+	ASSERT_EQ(0, ioctl(a->v.container, VFIO_IOMMU_MAP_DMA, &map));
+	ASSERT_EQ(0, gvfio_write64(&a->v, VFIO_PCI_BAR0_REGION_INDEX,
+				   SIM_GGTT_OFFSET + sim_gaddr(a, gpage) / 4096 * 8,
+				   far | 1));
+	ASSERT_EQ(0, set_param("rehash", "writeset"));
+	ASSERT_EQ(0, gvfio_log_start_ranges(&a->v, r, 2));
+	ASSERT_EQ(1, sim_stat(UA, "pages_untrackable"));
+	/* Pre-copy: the frame cannot be hashed, so it is reported. */
+	ASSERT_EQ(0, gvfio_log_report(&a->v, hi, hi_len, bm));
+	ASSERT_EQ(1, bit(bm, fbit));
+	ASSERT_EQ(0, sim_submit(a, cmd, 4, 7));
+	ASSERT_EQ(0, sim_wait(a));
+	ASSERT_EQ(0x5eed0018u, page[0]);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	memset(bm, 0, words * 8);
+	ASSERT_EQ(0, gvfio_log_report(&a->v, hi, hi_len, bm));
+	ASSERT_EQ(1, bit(bm, fbit));
+	close(fd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, gvfio_log_stop(&a->v));
+	free(bm);
+}
+
+/*
+ * A VMM killed mid-migration (close) or a reset ends dirty logging: the
+ * next VM's GGTT writes feed no log, and its reports are refused until it
+ * starts logging itself.
+ */
+TEST_F(mig, close_and_reset_stop_dirty_logging)
+{
+	struct sim *a = &self->a;
+	size_t words = MEM / 4096 / 64;
+	uint64_t *bm = calloc(words, 8);
+	int fd;
+
+	ASSERT_NE(NULL, bm);
+	ASSERT_EQ(0, gvfio_log_start(&a->v, IOVA, MEM));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	close(fd);
+	sim_close(a);
+	ASSERT_EQ(0, sim_open(a, UA, IOVA, MEM));
+	ASSERT_EQ(0, sim_stat(UA, "pages_tracked"));
+	ASSERT_EQ(-EINVAL, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	/* Logging again works, and a reset ends it too. */
+	ASSERT_EQ(0, gvfio_log_start(&a->v, IOVA, MEM));
+	ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	ASSERT_EQ(0, gvfio_reset(&a->v));
+	ASSERT_EQ(0, sim_map_ggtt(a));
+	ASSERT_EQ(0, sim_stat(UA, "pages_tracked"));
+	ASSERT_EQ(-EINVAL, gvfio_log_report(&a->v, IOVA, MEM, bm));
+	free(bm);
+}
+
+/*
+ * A workload started (debugfs) while the vGPU is stopped writes nothing
+ * into guest memory until it runs again: the stop-copy re-hash has read the
+ * pages already, so a write then would never reach the destination.
+ */
+TEST_F(mig, no_guest_write_while_stopped)
+{
+	struct sim *a = &self->a;
+	char *before = malloc(MEM), path[128];
+	int i, changed = 0;
+
+	ASSERT_NE(NULL, before);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+	memcpy(before, a->v.mem, MEM);
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", UA);
+	ASSERT_EQ(0, sim_write_sysfs(path, "start game base=0x1400000 size=0x200000"));
+	usleep(300 * 1000);
+	ASSERT_EQ(0, memcmp(before, a->v.mem, MEM));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	for (i = 0; i < 200 && !changed; i++) {
+		usleep(10 * 1000);
+		changed = memcmp(before, a->v.mem, MEM) != 0;
+	}
+	ASSERT_TRUE(changed);
+	ASSERT_EQ(0, sim_write_sysfs(path, "stop"));
+	free(before);
 }
 
 static void *remove_thread(void *uuid)

@@ -329,7 +329,10 @@ static int gmig_get_data_size(struct vfio_device *vdev,
 /*
  * The VFIO user closed or reset the device: a migration in progress ends,
  * so that the next open finds a RUNNING device and stale data fds only get
- * -ENODEV; Rust resumes the vGPU.
+ * -ENODEV; Rust resumes the vGPU. Dirty logging stops too: the next VM's
+ * GGTT writes and pins must not feed a log nobody reads (a VMM that goes
+ * on migrating after a reset gets -EINVAL from its next report, and the
+ * migration fails rather than missing a page).
  */
 void gmig_mig_reset(struct gmig_mig *m)
 {
@@ -337,6 +340,7 @@ void gmig_mig_reset(struct gmig_mig *m)
 	gmig_mig_disable_files(m);
 	m->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	gmig_rs_mig_abort(m->provider, m->rs);
+	gmig_rs_log_stop(m->provider, m->rs);
 	mutex_unlock(&m->state_mutex);
 }
 

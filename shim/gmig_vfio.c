@@ -134,7 +134,14 @@ const char *gmig_param_rehash(void)
 int gmig_dma_rw(struct gmig_vdev *gv, u64 iova, void *data, size_t len,
 		bool write)
 {
-	return vfio_dma_rw(&gv->vdev, iova, data, len, write);
+	int ret = vfio_dma_rw(&gv->vdev, iova, data, len, write);
+
+	/* A read that fails counts as changed, a write as a GPU fault. */
+	if (ret)
+		dev_notice_ratelimited(gv->vdev.dev,
+				       "vfio_dma_rw %s of %zu bytes at IOVA %#llx: %d\n",
+				       write ? "write" : "read", len, iova, ret);
+	return ret;
 }
 
 void gmig_raise_irq(struct gmig_vdev *gv)
@@ -448,6 +455,12 @@ static void gmig_release_dev(struct vfio_device *vdev)
 {
 	struct gmig_vdev *gv = gmig_to_gv(vdev);
 
+	/*
+	 * A debugfs "start" on a device that was never opened, or queued just
+	 * before close: no work item may run on the freed vGPU.
+	 */
+	cancel_delayed_work_sync(&gv->workload_work);
+	cancel_work_sync(&gv->exec_work);
 	gmig_mig_destroy(&gv->mig);
 	gmig_rs_vgpu_destroy(gv->vgpu);
 	gv->vgpu = NULL;

@@ -280,18 +280,26 @@ int gvfio_precopy_info(int data_fd, uint64_t *initial, uint64_t *dirty)
 	return 0;
 }
 
+int gvfio_log_start_ranges(struct gvfio *v,
+			   const struct vfio_device_feature_dma_logging_range *r,
+			   unsigned int n)
+{
+	struct vfio_device_feature_dma_logging_control ctl = {
+		.page_size = 4096, .num_ranges = n,
+		.ranges = (uintptr_t)r,
+	};
+
+	return feature(v, VFIO_DEVICE_FEATURE_SET |
+		       VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &ctl, sizeof(ctl));
+}
+
 int gvfio_log_start(struct gvfio *v, uint64_t iova, uint64_t length)
 {
 	struct vfio_device_feature_dma_logging_range range = {
 		.iova = iova, .length = length,
 	};
-	struct vfio_device_feature_dma_logging_control ctl = {
-		.page_size = 4096, .num_ranges = 1,
-		.ranges = (uintptr_t)&range,
-	};
 
-	return feature(v, VFIO_DEVICE_FEATURE_SET |
-		       VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &ctl, sizeof(ctl));
+	return gvfio_log_start_ranges(v, &range, 1);
 }
 
 int gvfio_log_stop(struct gvfio *v)

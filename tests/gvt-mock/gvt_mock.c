@@ -471,7 +471,8 @@ static int read_all(struct scenario *s, struct file *f, size_t *got)
 				    MOCK_STREAM_MAX);
 		n = kernel_read(f, s->stream + s->stream_len,
 				min_t(size_t, room, SZ_64K), NULL);
-		if (n == 0)
+		/* -ENOMSG: the end of the PRE_COPY data there is now. */
+		if (n == 0 || n == -ENOMSG)
 			return 0;
 		if (n < 0)
 			return fail(s, "read of the data fd: %zd%s", n,

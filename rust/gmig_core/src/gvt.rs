@@ -541,6 +541,10 @@ pub struct GvtVgpu<H> {
     /// kvmgt's services and the hook state.
     pub host: H,
     layout: GvtLayout,
+    /// The layout the guest believes it is at: `layout` until restored
+    /// from another, then the original source's (carried through chained
+    /// migrations and saved as the image's source layout).
+    guest: GvtLayout,
     sizes: StateSizes,
     vgpu_type: u16,
     quiesced: bool,
@@ -554,10 +558,18 @@ impl<H: GvtHost> GvtVgpu<H> {
         Some(Self {
             host,
             layout,
+            guest: layout,
             sizes,
             vgpu_type,
             quiesced: false,
         })
+    }
+
+    /// On a vGPU reset or close: the guest starts over at this vGPU's own
+    /// layout, so the audit map goes back to the identity.
+    pub fn reset(&mut self) {
+        self.guest = self.layout;
+        self.host.set_audit(AuditMap::identity(self.layout));
     }
 
     /// The vGPU's graphics memory and fences.
@@ -616,7 +628,7 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
     }
 
     fn save_state(&self, out: &mut [u8]) -> Result<usize, StreamError> {
-        write_image(out, self.vgpu_type, &self.layout, &self.sizes, &self.host)
+        write_image(out, self.vgpu_type, &self.guest, &self.sizes, &self.host)
     }
 
     /// Checks the whole image first, then stops the vGPU (kvmgt restores
@@ -652,6 +664,7 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
             }
         }
         self.host.set_audit(map);
+        self.guest = d.src;
         Ok(Restored {
             src: Some(d.src.aperture),
             remapped: 0,
@@ -1111,6 +1124,66 @@ mod tests {
             Err(RestoreError::Refused(Section::GvtFences as u16))
         );
         assert!(dst.host.audit.is_none(), "no remapping after a failure");
+    }
+
+    /// Saves `from` and restores the image on `to`; returns `to`'s map.
+    fn hop(from: &GvtVgpu<FakeHost>, to: &mut GvtVgpu<FakeHost>) -> AuditMap {
+        let img = provider_image(from);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        to.restore_state(&hdr, &img, &mut NoMem).unwrap();
+        to.host.audit.unwrap()
+    }
+
+    #[test]
+    fn chained_migrations_keep_the_guests_view() {
+        let (la, lb, lc) = (layout(0), layout(1), layout(2));
+        let (a, _) = fake(&la, 11);
+        let (mut b, _) = fake(&lb, 12);
+        let (mut c, _) = fake(&lc, 13);
+        let ab = hop(&a, &mut b);
+        let off = 0x40;
+        assert_eq!(
+            ab.translate(la.hidden.base + off, 4),
+            Ok(lb.hidden.base + off)
+        );
+        // A -> B -> C: the guest still uses A's addresses.
+        let bc = hop(&b, &mut c);
+        assert_eq!(
+            bc.translate(la.hidden.base + off, 4),
+            Ok(lc.hidden.base + off)
+        );
+        assert_eq!(
+            bc.translate(la.aperture.base + off, 4),
+            Ok(lc.aperture.base + off)
+        );
+        assert!(
+            bc.translate(lb.hidden.base + off, 4).is_err(),
+            "B's view is not the guest's"
+        );
+        // A -> B -> A: back home, no translation.
+        let (mut a2, _) = fake(&la, 14);
+        let ba = hop(&b, &mut a2);
+        assert!(ba.is_identity());
+        assert_eq!(
+            ba.translate(la.hidden.base + off, 4),
+            Ok(la.hidden.base + off)
+        );
+    }
+
+    #[test]
+    fn reset_makes_the_map_identity() {
+        let (la, lb, lc) = (layout(0), layout(1), layout(2));
+        let (a, _) = fake(&la, 21);
+        let (mut b, _) = fake(&lb, 22);
+        let (mut c, _) = fake(&lc, 23);
+        assert!(!hop(&a, &mut b).is_identity());
+        b.reset();
+        let m = b.host.audit.unwrap();
+        assert!(m.is_identity());
+        assert_eq!(m.translate(lb.hidden.base, 4), Ok(lb.hidden.base));
+        // After the reset the guest is at B's own layout.
+        let bc = hop(&b, &mut c);
+        assert_eq!(bc.translate(lb.hidden.base, 4), Ok(lc.hidden.base));
     }
 
     #[test]

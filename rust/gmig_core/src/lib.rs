@@ -14,6 +14,8 @@
 extern crate std;
 /// Gen8/9 command-buffer parser.
 pub mod cmd;
+/// GPU-writable frames outside the tracker's window.
+pub mod farframes;
 /// Gen8/9 GTT entries and GGTT partitions.
 pub mod gtt;
 /// The GVT-g provider's pure parts (layout, hook events, state image).

@@ -52,6 +52,10 @@ int gvfio_mig_get_state(struct gvfio *v, uint32_t *state);
 int gvfio_mig_data_size(struct gvfio *v, uint64_t *size);
 int gvfio_precopy_info(int data_fd, uint64_t *initial, uint64_t *dirty);
 int gvfio_log_start(struct gvfio *v, uint64_t iova, uint64_t length);
+/* DMA logging over n ranges (as QEMU starts it for a guest with holes). */
+int gvfio_log_start_ranges(struct gvfio *v,
+			   const struct vfio_device_feature_dma_logging_range *r,
+			   unsigned int n);
 int gvfio_log_stop(struct gvfio *v);
 /* Reads the dirty bitmap (one bit per 4 KiB page) of [iova, iova+length). */
 int gvfio_log_report(struct gvfio *v, uint64_t iova, uint64_t length,
