@@ -203,7 +203,9 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
     }
 
     /// Writes `buf` at `gaddr`. The caller has told the write sink about
-    /// the destination first ([`Ctx::record`]).
+    /// the destination first ([`Ctx::record`]); for GGTT addresses only
+    /// (the blits), whose entries are the vGPU's and cannot change while
+    /// it executes. PPGTT writes use [`Ctx::write_recorded`].
     fn write(&mut self, space: Space, gaddr: u64, buf: &[u8]) -> Result<(), Fault> {
         let mut done = 0usize;
         while done < buf.len() {
@@ -212,6 +214,34 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
                 .ok_or(Fault::new(FaultKind::BadCommand, gaddr))?;
             let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(buf.len() - done);
             let gpa = self.translate(space, a)?;
+            self.mem.write(gpa, &buf[done..done + n])?;
+            self.stats.bytes_written += n as u64;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` at `gaddr` and tells `sink` each destination frame
+    /// just before writing to it, from the same translation: the PPGTT
+    /// lives in guest memory, so a vCPU can change a PTE between two
+    /// walks, and a separate walk for the write set could record a frame
+    /// other than the one written. Stops at the first page that does not
+    /// translate (nothing at or beyond it is recorded or written).
+    fn write_recorded(
+        &mut self,
+        space: Space,
+        gaddr: u64,
+        buf: &[u8],
+        sink: &mut impl WriteSink,
+    ) -> Result<(), Fault> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = gaddr
+                .checked_add(done as u64)
+                .ok_or(Fault::new(FaultKind::BadCommand, gaddr))?;
+            let n = ((PAGE_SIZE - a % PAGE_SIZE) as usize).min(buf.len() - done);
+            let gpa = self.translate(space, a)?;
+            sink.may_write(gpa / PAGE_SIZE);
             self.mem.write(gpa, &buf[done..done + n])?;
             self.stats.bytes_written += n as u64;
             done += n;
@@ -337,8 +367,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
         };
         run_cursor(&mut c, ring, sink)?;
         // Write back head = tail (the engine saves the context image).
-        c.record(Space::Ggtt, lrca + 12, 4, sink);
-        c.write(Space::Ggtt, lrca + 12, &tail.to_le_bytes())?;
+        c.write_recorded(Space::Ggtt, lrca + 12, &tail.to_le_bytes(), sink)?;
         (c.stats, (start, tail, size))
     };
     let (start, tail, size) = head_tail;
@@ -520,8 +549,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         let mut data = [0u8; 8];
                         data[..4].copy_from_slice(&fetch(c, 4)?.to_le_bytes());
                         data[4..].copy_from_slice(&fetch(c, 5)?.to_le_bytes());
-                        c.record(space, addr, 8, sink);
-                        c.write(space, addr, &data).map_err(at)?;
+                        c.write_recorded(space, addr, &data, sink).map_err(at)?;
                     }
                 } else if draws(dw0) {
                     // A real GPU writes the bound render targets, UAVs or
@@ -574,8 +602,7 @@ fn store_imm<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     for i in 0..n {
         data[4 * i..4 * i + 4].copy_from_slice(&fetch(c, 3 + i as u64)?.to_le_bytes());
     }
-    c.record(space, addr, 4 * n as u64, sink);
-    c.write(space, addr, &data[..4 * n])
+    c.write_recorded(space, addr, &data[..4 * n], sink)
 }
 
 /// A 32 bpp blit: fill (`src` None) or copy, rows of `x2 - x1` pixels.
@@ -876,6 +903,76 @@ pub(crate) mod tests {
         assert_eq!(get32(&mem, 0x60008), 77);
         // The store's page, then the context image the engine writes back.
         assert_eq!(pages, vec![0x60, 0]);
+    }
+
+    #[test]
+    fn ppgtt_write_lands_on_the_recorded_frame() {
+        /// Guest memory whose leaf PTE at `pte` maps 0x60000 on the first
+        /// read and 0x70000 on every later one: a vCPU rewriting the PPGTT
+        /// while the command runs.
+        struct Racy {
+            mem: VecMem,
+            pte: u64,
+            reads: u32,
+        }
+        impl GuestMem for Racy {
+            fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+                self.mem.read(gpa, buf)?;
+                if gpa == self.pte {
+                    self.reads += 1;
+                    if self.reads > 1 {
+                        buf.copy_from_slice(&(0x70000u64 | 3).to_le_bytes());
+                    }
+                }
+                Ok(())
+            }
+            fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
+                self.mem.write(gpa, buf)
+            }
+        }
+        let (mut v, mut mem) = rig();
+        let ga: u64 = 0x7f_0000_1000;
+        let lv = [0x100000u64, 0x101000, 0x102000, 0x103000];
+        let idx = [
+            (ga >> 39) & 511,
+            (ga >> 30) & 511,
+            (ga >> 21) & 511,
+            (ga >> 12) & 511,
+        ];
+        for l in 0..4 {
+            let next = if l < 3 { lv[l + 1] } else { 0x60000 };
+            mem.write(lv[l] + idx[l] * 8, &(next | 3).to_le_bytes())
+                .unwrap();
+        }
+        put(
+            &mut mem,
+            4096,
+            &[(0x20 << 23) | 2, ga as u32 + 8, (ga >> 32) as u32, 77],
+        );
+        put(
+            &mut mem,
+            0,
+            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 16, 0x100000, 0],
+        );
+        mem.writes.clear();
+        let mut racy = Racy {
+            mem,
+            pte: lv[3] + idx[3] * 8,
+            reads: 0,
+        };
+        v.submit(PBASE);
+        let d = v.take_submission().unwrap();
+        let mut pages = Vec::new();
+        v.execute(d, &mut racy, &mut |p| pages.push(p)).unwrap();
+        assert!(racy.reads >= 1, "the store walked the PPGTT");
+        for &(gpa, len) in &racy.mem.writes {
+            for g in gpa / PAGE_SIZE..=(gpa + len as u64 - 1) / PAGE_SIZE {
+                assert!(
+                    pages.contains(&g),
+                    "write to frame {g:#x} not in the write set {pages:x?}"
+                );
+            }
+        }
     }
 
     #[test]
