@@ -10,7 +10,9 @@
 #   make gvt-kernel the GVT-g flavour (i915, kvmgt, patches/gvt applied)
 #   make gvt-check  gmig's gvt provider against that kernel's kvmgt
 #   make print-kdir print the kernel build tree gmig.ko is built against
-#   make lint       CLIPPY=1 build, rustfmt and checkpatch
+#   make lint       CLIPPY=1 build, rustfmt and checkpatch; patches/gvt applies,
+#                   is checkpatch clean and its hooks sit where they must
+#                   (tests/gvt-series-check.sh, no GVT kernel needed)
 #   make bench      host figures (page hash vs memcpy, tracker diff, remapper),
 #                   then the kernel benchmark in the VM (scripts/bench.sh)
 #   make bench-host the host figures only
@@ -80,6 +82,7 @@ lint: kernel
 	@cd rust/gmig_core && cargo fmt --check && cargo clippy --all-targets -- -D warnings
 	@rustfmt --check --edition 2021 rust/gmig.rs
 	@source scripts/env.sh && perl $$KSRC/scripts/checkpatch.pl --no-tree --strict --terse -q -f shim/*.c shim/*.h tests/gvt-mock/*.c
+	@tests/gvt-series-check.sh
 
 check: setup
 	@scripts/check.sh
