@@ -869,10 +869,11 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn ppgtt_store() {
-        let (mut v, mut mem) = rig();
-        // 4-level tables at 0x100000.. mapping gaddr 0x7f_0000_1000 -> 0x60000.
+    /// 4-level PPGTT tables at 0x100000.. mapping gaddr 0x7f_0000_1000 to
+    /// frame 0x60, a ring holding an MI_STORE_DATA_IMM of 77 at gaddr + 8
+    /// through them and the context image at 0; returns the address of
+    /// the leaf PTE.
+    fn ppgtt_store_rig(mem: &mut VecMem) -> u64 {
         let ga: u64 = 0x7f_0000_1000;
         let lv = [0x100000u64, 0x101000, 0x102000, 0x103000];
         let idx = [
@@ -887,15 +888,22 @@ pub(crate) mod tests {
                 .unwrap();
         }
         put(
-            &mut mem,
+            mem,
             4096,
             &[(0x20 << 23) | 2, ga as u32 + 8, (ga >> 32) as u32, 77],
         );
         put(
-            &mut mem,
+            mem,
             0,
             &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 16, 0x100000, 0],
         );
+        lv[3] + idx[3] * 8
+    }
+
+    #[test]
+    fn ppgtt_store() {
+        let (mut v, mut mem) = rig();
+        ppgtt_store_rig(&mut mem);
         v.submit(PBASE);
         let d = v.take_submission().unwrap();
         let mut pages = Vec::new();
@@ -931,35 +939,9 @@ pub(crate) mod tests {
             }
         }
         let (mut v, mut mem) = rig();
-        let ga: u64 = 0x7f_0000_1000;
-        let lv = [0x100000u64, 0x101000, 0x102000, 0x103000];
-        let idx = [
-            (ga >> 39) & 511,
-            (ga >> 30) & 511,
-            (ga >> 21) & 511,
-            (ga >> 12) & 511,
-        ];
-        for l in 0..4 {
-            let next = if l < 3 { lv[l + 1] } else { 0x60000 };
-            mem.write(lv[l] + idx[l] * 8, &(next | 3).to_le_bytes())
-                .unwrap();
-        }
-        put(
-            &mut mem,
-            4096,
-            &[(0x20 << 23) | 2, ga as u32 + 8, (ga >> 32) as u32, 77],
-        );
-        put(
-            &mut mem,
-            0,
-            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, 16, 0x100000, 0],
-        );
+        let pte = ppgtt_store_rig(&mut mem);
         mem.writes.clear();
-        let mut racy = Racy {
-            mem,
-            pte: lv[3] + idx[3] * 8,
-            reads: 0,
-        };
+        let mut racy = Racy { mem, pte, reads: 0 };
         v.submit(PBASE);
         let d = v.take_submission().unwrap();
         let mut pages = Vec::new();
