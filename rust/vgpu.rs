@@ -390,8 +390,7 @@ impl Shared {
         if !guard.open {
             return None;
         }
-        let quiesced = guard.sim.is_quiesced();
-        if quiesced {
+        if guard.sim.is_quiesced() {
             // No guest write while quiesced: the stop-copy re-hash has
             // read the pages already, a write now would be lost. A set-up
             // waits until the vGPU runs again.
