@@ -21,7 +21,7 @@
 //! - [`Provider::pending_workloads`]: what will be resubmitted on the
 //!   destination.
 
-use super::gtt::{Partition, Pte};
+use super::gtt::{Partition, Pte, PAGE_SIZE};
 use super::remap::{self, RemapError};
 use super::sim::config::CONFIG_SIZE;
 use super::sim::exec::GuestMem;
@@ -212,6 +212,26 @@ pub const fn sim_image_len(entries: usize) -> usize {
         + 8 * entries
 }
 
+/// A sim image's registers and GGTT, seen as the vGPU they describe once
+/// restored at `at`: what the remap reads before the vGPU is changed.
+struct ImageView<'a> {
+    regs: &'a Regs,
+    entries: &'a [u8],
+    at: Partition,
+}
+
+impl remap::PendingSource for ImageView<'_> {
+    fn pending(&self) -> &[u64] {
+        self.regs.pending()
+    }
+
+    fn translate_ggtt(&self, gaddr: u64) -> Option<u64> {
+        let index = self.at.index(gaddr)?;
+        let raw = le64(self.entries, 8 * index)?;
+        Some(Pte::decode(raw)?.addr + gaddr % PAGE_SIZE)
+    }
+}
+
 fn le64(b: &[u8], off: usize) -> Option<u64> {
     let s = b.get(off..off + 8)?;
     Some(u64::from_le_bytes([
@@ -344,23 +364,31 @@ impl<S: core::ops::DerefMut<Target = [u64]>> Provider for SimVgpu<S> {
         let config = config.ok_or(RestoreError::MissingSection(Section::Config as u16))?;
         let regs = regs.ok_or(RestoreError::MissingSection(Section::Regs as u16))?;
         let (src, entries) = ggtt.ok_or(RestoreError::MissingSection(Section::Ggtt as u16))?;
-        let saved = (*self.regs(), *self.config().bytes());
-        self.restore_state(regs, config);
-        self.restore_ggtt_with(|i| le64(entries, 8 * i).unwrap_or(0));
         let mut done = Restored {
             src: Some(src),
             remapped: 0,
         };
+        // Dynamic graphics address remapping of the pending contexts, read
+        // through the incoming image: it validates before it writes guest
+        // memory, so on error the vGPU (registers, config, GGTT) and guest
+        // memory are as they were.
+        let mut descs = None;
         if src.base != dst.base {
-            // Dynamic graphics address remapping of the pending contexts;
-            // it validates before it writes, so on error only the
-            // registers need to go back.
-            match remap::remap_pending(self, src, dst, mem) {
-                Ok(n) => done.remapped = n,
-                Err(e) => {
-                    self.restore_state(saved.0, &saved.1);
-                    return Err(RestoreError::Remap(e));
-                }
+            let image = ImageView {
+                regs: &regs,
+                entries,
+                at: dst,
+            };
+            let (n, d) =
+                remap::remap_pending_of(&image, src, dst, mem).map_err(RestoreError::Remap)?;
+            done.remapped = n;
+            descs = Some(d);
+        }
+        self.restore_state(regs, config);
+        self.restore_ggtt_with(|i| le64(entries, 8 * i).unwrap_or(0));
+        if let Some(d) = descs {
+            for (p, n) in self.pending_mut().iter_mut().zip(d) {
+                *p = n;
             }
         }
         Ok(done)
@@ -528,6 +556,7 @@ mod tests {
             Err(RestoreError::Remap(_))
         ));
         assert_eq!(*b.regs(), before.0, "registers rolled back");
+        assert!(b.ggtt() == &before.1[..], "GGTT rolled back");
         assert!(mem.0 == snapshot, "guest memory untouched");
     }
 

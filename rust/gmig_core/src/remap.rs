@@ -541,8 +541,8 @@ impl Spans {
 }
 
 /// The pending-context walker of [`remap_pending`].
-struct Walk<'a, S, M> {
-    vgpu: &'a SimVgpu<S>,
+struct Walk<'a, V, M> {
+    vgpu: &'a V,
     mem: &'a mut M,
     map: Remap,
     patch: bool,
@@ -570,22 +570,16 @@ impl Buf {
     }
 }
 
-impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Walk<'_, S, M> {
+impl<V: PendingSource, M: GuestMem> Walk<'_, V, M> {
     fn rd(&mut self, g: u64) -> Result<u32, RemapError> {
-        let gpa = self
-            .vgpu
-            .translate_ggtt(g)
-            .map_err(|_| RemapError::Unmapped(g))?;
+        let gpa = self.vgpu.translate_ggtt(g).ok_or(RemapError::Unmapped(g))?;
         let mut b = [0u8; 4];
         self.mem.read(gpa, &mut b)?;
         Ok(u32::from_le_bytes(b))
     }
 
     fn wr(&mut self, g: u64, v: u32) -> Result<(), RemapError> {
-        let gpa = self
-            .vgpu
-            .translate_ggtt(g)
-            .map_err(|_| RemapError::Unmapped(g))?;
+        let gpa = self.vgpu.translate_ggtt(g).ok_or(RemapError::Unmapped(g))?;
         self.mem.write(gpa, &v.to_le_bytes())?;
         Ok(())
     }
@@ -745,12 +739,49 @@ pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     dst: Partition,
     mem: &mut M,
 ) -> Result<u64, RemapError> {
+    let (patched, new_descs) = remap_pending_of(&*vgpu, src, dst, mem)?;
+    for (d, n) in vgpu.pending_mut().iter_mut().zip(new_descs) {
+        *d = n;
+    }
+    Ok(patched)
+}
+
+/// What [`remap_pending_of`] reads of a restored vGPU: its pending
+/// descriptors and its GGTT. A restore implements it over the incoming
+/// image, so that the remap is validated before the vGPU changes.
+pub trait PendingSource {
+    /// Pending context descriptors, oldest first.
+    fn pending(&self) -> &[u64];
+    /// Guest physical address of GGTT graphics address `gaddr`.
+    fn translate_ggtt(&self, gaddr: u64) -> Option<u64>;
+}
+
+impl<S: core::ops::DerefMut<Target = [u64]>> PendingSource for SimVgpu<S> {
+    fn pending(&self) -> &[u64] {
+        SimVgpu::pending(self)
+    }
+
+    fn translate_ggtt(&self, gaddr: u64) -> Option<u64> {
+        SimVgpu::translate_ggtt(self, gaddr).ok()
+    }
+}
+
+/// [`remap_pending`] over any [`PendingSource`]: patches guest memory
+/// (after validating everything) and returns the number of addresses
+/// rewritten and the remapped descriptors, in pending order, for the caller
+/// to install.
+pub fn remap_pending_of<V: PendingSource, M: GuestMem>(
+    vgpu: &V,
+    src: Partition,
+    dst: Partition,
+    mem: &mut M,
+) -> Result<(u64, [u64; super::sim::vgpu::QUEUE_LEN]), RemapError> {
     let map = Remap::new(src, dst)?;
     let mut new_descs = [0u64; super::sim::vgpu::QUEUE_LEN];
     let mut patched = 0;
     for patch in [false, true] {
         let mut w = Walk {
-            vgpu: &*vgpu,
+            vgpu,
             mem: &mut *mem,
             map,
             patch,
@@ -830,10 +861,7 @@ pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
         }
         patched = w.patched;
     }
-    for (d, n) in vgpu.pending_mut().iter_mut().zip(new_descs) {
-        *d = n;
-    }
-    Ok(patched)
+    Ok((patched, new_descs))
 }
 
 #[cfg(test)]

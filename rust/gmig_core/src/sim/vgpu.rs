@@ -118,6 +118,11 @@ pub const REGS_BYTES: usize =
     4 * (4 + 1 + 2 * QUEUE_LEN + 1 + 2 + 2 * CSB_ENTRIES + 1 + 3 + 1 + 2 + 1 + 4);
 
 impl Regs {
+    /// Submissions waiting, oldest first.
+    pub fn pending(&self) -> &[u64] {
+        self.queue.get(..self.queue_len as usize).unwrap_or(&[])
+    }
+
     fn words(&self) -> impl Iterator<Item = u32> + '_ {
         let q = self
             .queue
@@ -386,10 +391,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
     /// Submissions waiting (for migration: they are resubmitted on the
     /// destination).
     pub fn pending(&self) -> &[u64] {
-        self.regs
-            .queue
-            .get(..self.regs.queue_len as usize)
-            .unwrap_or(&[])
+        self.regs.pending()
     }
 
     /// Rewrites a pending descriptor (address remapping after migration).
