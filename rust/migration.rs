@@ -101,8 +101,6 @@ const RUNNING_P2P: u32 = 5;
 const PRE_COPY: u32 = 6;
 const PRE_COPY_P2P: u32 = 7;
 
-/// The most a destination accepts in one migration.
-const MAX_RESUME_BYTES: usize = 8 << 20;
 /// The tracker's window is capped (8 bytes per page: 32 MiB for 16 GiB);
 /// GPU-writable pages above it are kept in [`Tracking::far`] and reported
 /// dirty in every report.
@@ -411,10 +409,7 @@ fn build_image(p: &impl Provider, out: &mut KVVec<u8>) -> Result {
 
 /// Validates every image in `data` and applies the last one.
 fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -> Result {
-    let limits = stream::Limits {
-        max_total: MAX_RESUME_BYTES,
-        max_section: MAX_RESUME_BYTES,
-    };
+    let limits = stream::Limits::for_state_len(l.prov.state_len());
     let mut off = 0usize;
     let mut last = None;
     while off < data.len() {
@@ -671,14 +666,22 @@ unsafe extern "C" fn gmig_rs_mig_read(
 
 fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
     d.with_locked(|l| {
+        // Sized from this vGPU's type: a real GVT-g type's images are
+        // several MiB (2 MiB of vregs and 8 bytes per GM page).
+        let budget = stream::Limits::for_state_len(l.prov.state_len()).resume_budget();
         let mig = &mut *l.mig;
-        if mig.incoming.len().saturating_add(data.len()) > MAX_RESUME_BYTES {
+        if mig.incoming.len().saturating_add(data.len()) > budget {
+            // One line per resume (the counter restarts at STOP -> RESUMING),
+            // however often a client retries.
+            if mig.stats.stream_errors == 0 {
+                dev_err!(
+                    d.dev(),
+                    "migration stream larger than {} bytes ({} images of this vGPU type)\n",
+                    budget,
+                    stream::IMAGES_PER_MIGRATION
+                );
+            }
             mig.stats.stream_errors += 1;
-            dev_err!(
-                d.dev(),
-                "migration stream larger than {} bytes\n",
-                MAX_RESUME_BYTES
-            );
             return EFBIG.to_errno() as isize;
         }
         match mig.incoming.extend_from_slice(data, GFP_KERNEL) {

@@ -58,13 +58,16 @@ register() {
 }
 mcheck gmig-registers register
 
-# The scenario runs in the writer's context; the write fails (EIO) if a
-# step failed. A companion that deadlocks would hang it: bounded.
-if loaded gmig && loaded gvt_mock; then
-	mark run
-	timeout 300 bash -c "echo 1 >$RUN" 2>"$OUT/gvt-mock-run.err"
+# run_type TYPE [LABEL]: the scenario between two mock vGPUs of TYPE (the
+# mock's "1", or "v5_1": GVT-g's largest type, 7 MiB images). It runs in
+# the writer's context; the write fails (EIO) if a step failed. A
+# companion that deadlocks would hang it: bounded.
+run_type() {
+	local type=$1 label=gvt-mock${2:+:$2} log=$OUT/gvt-mock-run${2:+-$2}
+	mark "run-$type"
+	timeout 300 bash -c "echo $type >$RUN" 2>"$log.err"
 	rc=$?
-	since run >"$OUT/gvt-mock-run.log"
+	since "run-$type" >"$log.log"
 	steps=0 bad=0
 	while IFS= read -r line; do
 		case "$line" in
@@ -76,26 +79,31 @@ if loaded gmig && loaded gvt_mock; then
 			steps=$((steps + 1)) ;;
 		*"gvt_mock: FAIL "*)
 			step=${line##*gvt_mock: FAIL }
-			result fail "gvt-mock:${step%%:*}"
+			result fail "gvt-mock:${step%%: *}"
 			echo "    ${step#*: }"
 			steps=$((steps + 1)) bad=1 ;;
 		esac
-	done < <(sed -E 's/^\[[^]]*\] ?//' "$OUT/gvt-mock-run.log")
+	done < <(sed -E 's/^\[[^]]*\] ?//' "$log.log")
 	if [ "$steps" = 0 ]; then
-		result fail gvt-mock:ran
-		sed 's/^/    /' "$OUT/gvt-mock-run.err" "$OUT/gvt-mock-run.log" | tail -40
+		result fail "$label:ran"
+		sed 's/^/    /' "$log.err" "$log.log" | tail -40
 	elif [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
-		result fail gvt-mock:run-status
+		result fail "$label:run-status"
 		echo "    write of $RUN: rc $rc, but no step failed"
 	elif [ "$rc" = 0 ] && [ "$bad" = 1 ]; then
-		result fail gvt-mock:run-status
+		result fail "$label:run-status"
 		echo "    write of $RUN succeeded, but a step failed"
 	fi
 	# What gmig and the mock said besides the steps (why gmig refused
 	# something, the dirty reports, the counts).
-	grep -E 'gmig|gvt_mock' "$OUT/gvt-mock-run.log" |
+	grep -E 'gmig|gvt_mock' "$log.log" |
 		grep -vE 'gmig-gvt-mock: mark|gvt_mock: (ok|skip|FAIL) ' |
 		cut -c1-200 | tail -40 | sed 's/^/    /'
+}
+
+if loaded gmig && loaded gvt_mock; then
+	run_type 1
+	run_type v5_1 v5_1
 else
 	result fail gvt-mock:ran
 	echo "    gmig or gvt_mock is not loaded"

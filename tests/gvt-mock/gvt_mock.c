@@ -7,8 +7,9 @@
  * The module exports the seven functions of the interface
  * (shim/gmig_gvt_companion.h) with the semantics of the patch series.
  * gmig, loaded after it, finds them with symbol_get() and registers as the
- * companion. Writing "1" to /sys/kernel/debug/gvt_mock/run then creates two
- * mock vGPUs and drives gmig through a whole migration between them, in the
+ * companion. Writing "1" (the mock's small type) or "v5_1" (GVT-g's largest
+ * type's sizes) to /sys/kernel/debug/gvt_mock/run then creates two
+ * mock vGPUs of that type and drives gmig through a whole migration between them, in the
  * writer's context, the way the VFIO core and QEMU would: mig_ops and
  * log_ops on the vfio_device gmig was given, the kvmgt hooks as GVT-g calls
  * them, and the save/restore and scheduling calls back into the mock. Each
@@ -50,13 +51,12 @@
 #define MOCK_PAGE		SZ_4K
 #define MOCK_MEM_PAGES		256
 #define MOCK_MEM_SIZE		(MOCK_MEM_PAGES * MOCK_PAGE)
-#define MOCK_VREGS_SIZE		SZ_64K
 #define MOCK_ENGINES		3
 #define MOCK_EXECLIST_SIZE	(MOCK_ENGINES * 64)
 #define MOCK_FENCES		4
 #define MOCK_MAX_RESTORES	16
 #define MOCK_MAX_FILES		8
-#define MOCK_STREAM_MAX		SZ_8M
+#define MOCK_STREAM_MAX		SZ_32M
 #define MOCK_MAGIC		0x6776746dU
 
 /* GGTT entries the source's guest has set: frames 1..8. */
@@ -78,6 +78,7 @@ struct mock_vgpu {
 	/* state, and what the companion did with it, under lock */
 	struct mutex lock;
 	u8 *vregs;
+	size_t vregs_size;
 	u64 *ggtt;
 	size_t ggtt_entries;
 	u64 *fences;
@@ -207,7 +208,7 @@ static size_t state_size(struct mock_vgpu *m, enum intel_gvt_state part)
 {
 	switch (part) {
 	case INTEL_GVT_STATE_VREGS:
-		return MOCK_VREGS_SIZE;
+		return m->vregs_size;
 	case INTEL_GVT_STATE_GGTT:
 		return m->ggtt_entries * sizeof(u64);
 	case INTEL_GVT_STATE_FENCES:
@@ -337,7 +338,8 @@ static void mock_free(struct mock_vgpu *m)
 
 static struct mock_vgpu *mock_create(const char *name,
 				     const struct intel_gvt_vgpu_layout *l,
-				     char *why, size_t why_len)
+				     size_t vregs_size, char *why,
+				     size_t why_len)
 {
 	const struct intel_gvt_companion_ops *ops;
 	struct mock_vgpu *m;
@@ -354,7 +356,8 @@ static struct mock_vgpu *mock_create(const char *name,
 	mutex_init(&m->mem_lock);
 	m->ggtt_entries = (l->aperture_size + l->hidden_size) / MOCK_PAGE;
 	m->mem = vzalloc(MOCK_MEM_SIZE);
-	m->vregs = kvzalloc(MOCK_VREGS_SIZE, GFP_KERNEL);
+	m->vregs_size = vregs_size;
+	m->vregs = kvzalloc(vregs_size, GFP_KERNEL);
 	m->ggtt = kvcalloc(m->ggtt_entries, sizeof(u64), GFP_KERNEL);
 	m->fences = kcalloc(l->fence_count, sizeof(u64), GFP_KERNEL);
 	m->execlist = kzalloc(MOCK_EXECLIST_SIZE, GFP_KERNEL);
@@ -388,6 +391,7 @@ static struct mock_vgpu *mock_create(const char *name,
 /* The scenario. */
 
 struct scenario {
+	const struct mock_type *type;
 	struct mock_vgpu *src, *dst;
 	unsigned long ubuf;		/* the writer's: dirty bitmaps */
 	struct file *files[MOCK_MAX_FILES];
@@ -545,16 +549,39 @@ static void pin(struct mock_vgpu *m, u64 gfn)
 	cb_end(m);
 }
 
-static const struct intel_gvt_vgpu_layout src_layout = {
-	.aperture_base = SZ_32M, .aperture_size = SZ_32M,
-	.hidden_base = SZ_512M, .hidden_size = SZ_64M,
-	.fence_count = MOCK_FENCES, .id = 1,
+/*
+ * The vGPU types a run migrates between: "1" the mock's own (small, so the
+ * scenario is quick), "v5_1" the largest type of GVT-g
+ * (drivers/gpu/drm/i915/gvt/vgpu.c: GVTg_V5_1 has 512 MiB of low and
+ * 2 GiB of high GM, 4 fences; Gen9's mmio_size is 2 MiB), whose images are
+ * 7 MiB each: a destination must buffer two of them.
+ */
+struct mock_type {
+	const char *name;
+	struct intel_gvt_vgpu_layout src, dst;
+	size_t vregs_size;
 };
 
-static const struct intel_gvt_vgpu_layout dst_layout = {
-	.aperture_base = SZ_64M, .aperture_size = SZ_32M,
-	.hidden_base = SZ_512M + SZ_64M, .hidden_size = SZ_64M,
-	.fence_count = MOCK_FENCES, .id = 2,
+static const struct mock_type mock_types[] = {
+	{
+		.name = "1",
+		.src = { .aperture_base = SZ_32M, .aperture_size = SZ_32M,
+			 .hidden_base = SZ_512M, .hidden_size = SZ_64M,
+			 .fence_count = MOCK_FENCES, .id = 1 },
+		.dst = { .aperture_base = SZ_64M, .aperture_size = SZ_32M,
+			 .hidden_base = SZ_512M + SZ_64M, .hidden_size = SZ_64M,
+			 .fence_count = MOCK_FENCES, .id = 2 },
+		.vregs_size = SZ_64K,
+	}, {
+		.name = "v5_1",
+		.src = { .aperture_base = SZ_64M, .aperture_size = SZ_512M,
+			 .hidden_base = SZ_1G, .hidden_size = SZ_2G,
+			 .fence_count = MOCK_FENCES, .id = 1 },
+		.dst = { .aperture_base = SZ_128M, .aperture_size = SZ_512M,
+			 .hidden_base = SZ_1G + SZ_512M, .hidden_size = SZ_2G,
+			 .fence_count = MOCK_FENCES, .id = 2 },
+		.vregs_size = SZ_2M,
+	},
 };
 
 static int step_register(struct scenario *s)
@@ -588,11 +615,13 @@ static int step_create(struct scenario *s)
 {
 	struct mock_vgpu *m;
 
-	m = mock_create("src", &src_layout, s->why, sizeof(s->why));
+	m = mock_create("src", &s->type->src, s->type->vregs_size, s->why,
+			sizeof(s->why));
 	if (IS_ERR(m))
 		return PTR_ERR(m);
 	s->src = m;
-	m = mock_create("dst", &dst_layout, s->why, sizeof(s->why));
+	m = mock_create("dst", &s->type->dst, s->type->vregs_size, s->why,
+			sizeof(s->why));
 	if (IS_ERR(m))
 		return PTR_ERR(m);
 	s->dst = m;
@@ -606,10 +635,11 @@ static int step_guest_setup(struct scenario *s)
 	const struct intel_gvt_vgpu_layout *l = &m->layout;
 	u64 ap = l->aperture_size / MOCK_PAGE;
 	u64 gfn;
+	size_t b;
 	int i;
 
-	for (i = 0; i < MOCK_VREGS_SIZE; i++)
-		m->vregs[i] = (u8)(i * 7 + 0x5a);
+	for (b = 0; b < m->vregs_size; b++)
+		m->vregs[b] = (u8)(b * 7 + 0x5a);
 	for (i = 0; i < l->fence_count; i++)
 		m->fences[i] = 0xfe0000000000ull | (i << 12) | 1;
 	for (i = 0; i < MOCK_EXECLIST_SIZE; i++)
@@ -920,7 +950,7 @@ static int step_reset_after_refusal(struct scenario *s)
 
 static int step_resume_again(struct scenario *s)
 {
-	memset(s->dst->vregs, 0, MOCK_VREGS_SIZE);
+	memset(s->dst->vregs, 0, s->dst->vregs_size);
 	return step_resume(s) ?: check_restored(s) ?: step_resume_running(s);
 }
 
@@ -1075,8 +1105,11 @@ static const struct step steps[] = {
 	{ "restore-only-stopped", step_restore_stopped, false },
 };
 
-static int mock_run(void)
+static int mock_run(const struct mock_type *type)
 {
+	/* step names of the mock's own type unprefixed, "v5_1:<step>" else */
+	const char *pfx = type == &mock_types[0] ? "" : type->name;
+	const char *sep = *pfx ? ":" : "";
 	struct scenario *s;
 	bool failed = false, aborted = false;
 	int i;
@@ -1084,6 +1117,7 @@ static int mock_run(void)
 	s = kzalloc_obj(*s);
 	if (!s)
 		return -ENOMEM;
+	s->type = type;
 	s->stream = kvmalloc(MOCK_STREAM_MAX, GFP_KERNEL);
 	s->ubuf = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
 			  MAP_ANONYMOUS | MAP_PRIVATE, 0);
@@ -1102,17 +1136,17 @@ static int mock_run(void)
 		int ret;
 
 		if (aborted) {
-			pr_info("skip %s\n", st->name);
+			pr_info("skip %s%s%s\n", pfx, sep, st->name);
 			continue;
 		}
 		s->why[0] = 0;
 		ret = st->fn(s);
 		if (!ret) {
-			pr_info("ok %s\n", st->name);
+			pr_info("ok %s%s%s\n", pfx, sep, st->name);
 			continue;
 		}
 		failed = true;
-		pr_err("FAIL %s: %s\n", st->name,
+		pr_err("FAIL %s%s%s: %s\n", pfx, sep, st->name,
 		       s->why[0] ? s->why : "error");
 		aborted = st->fatal;
 	}
@@ -1125,7 +1159,7 @@ static int mock_run(void)
 	vm_munmap(s->ubuf, PAGE_SIZE);
 	kvfree(s->stream);
 	kfree(s);
-	pr_info("ok teardown\n");
+	pr_info("ok %s%steardown\n", pfx, sep);
 	pr_info("%s\n", failed ? "scenario failed" : "scenario passed");
 	return failed ? -EIO : 0;
 }
@@ -1133,17 +1167,22 @@ static int mock_run(void)
 static ssize_t run_write(struct file *file, const char __user *ubuf,
 			 size_t count, loff_t *ppos)
 {
-	bool go;
-	int ret;
+	char buf[8];
+	int i, ret;
 
-	ret = kstrtobool_from_user(ubuf, count, &go);
-	if (ret)
-		return ret;
-	if (!go)
-		return count;
-	guard(mutex)(&run_lock);
-	ret = mock_run();
-	return ret ? ret : count;
+	if (count >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	buf[count] = 0;
+	for (i = 0; i < ARRAY_SIZE(mock_types); i++) {
+		if (!sysfs_streq(buf, mock_types[i].name))
+			continue;
+		guard(mutex)(&run_lock);
+		ret = mock_run(&mock_types[i]);
+		return ret ? ret : count;
+	}
+	return -EINVAL;
 }
 
 static const struct file_operations run_fops = {

@@ -763,6 +763,34 @@ mod tests {
         }
     }
 
+    /// A destination of the largest GVT-g type (GVTg_V5_1 in
+    /// drivers/gpu/drm/i915/gvt/vgpu.c: 512 MiB low GM, 2 GiB high GM, 4
+    /// fences; 2 MiB of vregs, Gen9's mmio_size) accepts a whole migration
+    /// of that type: a pre-copy image and a stop-copy image, each
+    /// validated under the limits the kernel derives from `state_len`.
+    /// The destination used to accept 8 MiB in all (two 7 MiB images do
+    /// not fit).
+    #[test]
+    fn largest_real_type_fits_the_resume_budget() {
+        let l = GvtLayout::new((64 * MIB, 512 * MIB), (2048 * MIB, 2048 * MIB), 4).unwrap();
+        let (p, _) = fake(&l, 5);
+        let limits = stream::Limits::for_state_len(p.state_len());
+        let img = provider_image(&p);
+        assert!(img.len() > 7 * MIB as usize, "{} bytes", img.len());
+        let mut incoming = img.clone();
+        incoming.extend_from_slice(&img);
+        assert!(incoming.len() <= limits.resume_budget());
+        assert!(incoming.len() > 8 * MIB as usize);
+        for i in incoming.chunks(img.len()) {
+            stream::validate(i, &limits).unwrap();
+        }
+        // One byte more than a migration of this type is refused.
+        let mut big = img.clone();
+        big.push(0);
+        assert_eq!(stream::validate(&big, &limits), Err(StreamError::TooLarge));
+        assert!(limits.resume_budget() < incoming.len() + img.len());
+    }
+
     #[test]
     fn layout_rejects_overlap_and_bad_fences() {
         assert!(GvtLayout::new((0, 64 * MIB), (32 * MIB, 64 * MIB), 4).is_none());

@@ -113,6 +113,30 @@ pub struct Limits {
     pub max_section: usize,
 }
 
+/// Images a source sends in one migration at most: the pre-copy image
+/// (built on entering PRE_COPY, sent whole even if the switch-over comes
+/// before it was read) and the stop-copy image.
+pub const IMAGES_PER_MIGRATION: usize = 2;
+
+impl Limits {
+    /// What a destination accepts for a vGPU whose images are at most
+    /// `state_len` bytes ([`crate::provider::Provider::state_len`]): the
+    /// source is of the same type, so no image of its is longer.
+    pub fn for_state_len(state_len: usize) -> Self {
+        Self {
+            max_total: state_len,
+            max_section: state_len,
+        }
+    }
+
+    /// Bytes a destination buffers during one resume: every image of one
+    /// migration, each at most [`Limits::max_total`]. A stream longer than
+    /// this is refused as it arrives.
+    pub fn resume_budget(&self) -> usize {
+        self.max_total.saturating_mul(IMAGES_PER_MIGRATION)
+    }
+}
+
 /// CRC32C (Castagnoli), slicing-by-8 (eight 256-entry tables, 8 KiB of
 /// rodata): about eight times the nibble-table loop's speed, which matters
 /// for the final image built inside the downtime (its GGTT section is 8
