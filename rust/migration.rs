@@ -762,6 +762,7 @@ unsafe extern "C" fn gmig_rs_mig_data_size(
 
 fn abort<D: MigDevice>(d: &D) {
     d.with_locked(|l| {
+        l.prov.reset();
         l.prov.resume();
         let mig = &mut *l.mig;
         mig.state = RUNNING;
@@ -774,8 +775,9 @@ fn abort<D: MigDevice>(d: &D) {
     })
 }
 
-/// The migration ended abnormally (close, reset): drop its buffers and
-/// resume scheduling.
+/// The migration ended abnormally (close, reset): drop its buffers, let the
+/// provider forget what a restore set up ([`Provider::reset`]) and resume
+/// scheduling.
 #[no_mangle]
 extern "C" fn gmig_rs_mig_abort(provider: u32, rs: *mut c_void) {
     on_device!(provider, rs, |d| abort(d))

@@ -948,6 +948,23 @@ static int step_reset_after_refusal(struct scenario *s)
 	return 0;
 }
 
+/*
+ * After vgpu_reset the guest starts over at the destination's own layout:
+ * its own addresses pass unchanged (the source's translation is gone).
+ */
+static int step_scan_after_reset(struct scenario *s)
+{
+	u64 addr = s->dst->layout.aperture_base + 0x40, got;
+	int ret = scan(s, s->dst, addr, &got);
+
+	if (ret)
+		return s->why[0] ? ret : fail(s, "scan_cmd after reset: %d", ret);
+	if (got != addr)
+		return fail(s, "address %#llx became %#llx after reset", addr,
+			    got);
+	return 0;
+}
+
 static int step_resume_again(struct scenario *s)
 {
 	memset(s->dst->vregs, 0, s->dst->vregs_size);
@@ -1096,6 +1113,7 @@ static const struct step steps[] = {
 	{ "scan-cmd-src", step_scan_src, false },
 	{ "corrupt-stream", step_corrupt_stream, false },
 	{ "reset-after-refusal", step_reset_after_refusal, false },
+	{ "scan-after-reset", step_scan_after_reset, false },
 	{ "resume-again", step_resume_again, false },
 	{ "reset-mid-migration", step_reset_mid_migration, false },
 	{ "log-stop", step_log_stop, false },

@@ -565,13 +565,6 @@ impl<H: GvtHost> GvtVgpu<H> {
         })
     }
 
-    /// On a vGPU reset or close: the guest starts over at this vGPU's own
-    /// layout, so the audit map goes back to the identity.
-    pub fn reset(&mut self) {
-        self.guest = self.layout;
-        self.host.set_audit(AuditMap::identity(self.layout));
-    }
-
     /// The vGPU's graphics memory and fences.
     pub fn layout(&self) -> &GvtLayout {
         &self.layout
@@ -613,6 +606,13 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
 
     fn is_quiesced(&self) -> bool {
         self.quiesced
+    }
+
+    /// On a vGPU reset or close: the guest starts over at this vGPU's own
+    /// layout, so the audit map goes back to the identity.
+    fn reset(&mut self) {
+        self.guest = self.layout;
+        self.host.set_audit(AuditMap::identity(self.layout));
     }
 
     fn for_each_writable_frame(&self, f: &mut dyn FnMut(u64)) {

@@ -119,6 +119,10 @@ pub trait Provider {
     ) -> Result<Restored, RestoreError>;
     /// Workloads submitted and not yet run (resubmitted after restore).
     fn pending_workloads(&self) -> usize;
+    /// The vGPU was reset or its device closed (the migration layer's
+    /// abort): the guest starts over and sees this vGPU's own layout, so
+    /// nothing a restore set up to present the source's view may remain.
+    fn reset(&mut self);
 }
 
 /// A change of what a vGPU can reach, reported by a provider's shadow page
@@ -396,6 +400,11 @@ impl<S: core::ops::DerefMut<Target = [u64]>> Provider for SimVgpu<S> {
 
     fn pending_workloads(&self) -> usize {
         self.pending().len()
+    }
+
+    fn reset(&mut self) {
+        // The sim rewrites pending work in guest memory at restore time;
+        // no translation outlives it.
     }
 }
 
