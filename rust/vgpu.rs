@@ -44,8 +44,9 @@ pub(crate) struct Stats {
     pub(crate) bad_accesses: AtomicU64,
     /// Contexts executed.
     pub(crate) contexts: AtomicU64,
-    /// DMA accesses that failed once and were tried again.
-    pub(crate) dma_retries: AtomicU64,
+    /// DMA accesses that failed (each is tried once; the shim logs its
+    /// errno and IOVA).
+    pub(crate) dma_errors: AtomicU64,
 }
 
 impl Stats {
@@ -54,7 +55,7 @@ impl Stats {
             gpu_bytes_written: AtomicU64::new(0),
             bad_accesses: AtomicU64::new(0),
             contexts: AtomicU64::new(0),
-            dma_retries: AtomicU64::new(0),
+            dma_errors: AtomicU64::new(0),
         }
     }
 
@@ -64,7 +65,7 @@ impl Stats {
             &self.gpu_bytes_written,
             &self.bad_accesses,
             &self.contexts,
-            &self.dma_retries,
+            &self.dma_errors,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -84,8 +85,8 @@ impl Stats {
         )?;
         writeln!(
             f,
-            "dma_retries: {}",
-            self.dma_retries.load(Ordering::Relaxed)
+            "dma_errors: {}",
+            self.dma_errors.load(Ordering::Relaxed)
         )
     }
 }
@@ -149,24 +150,17 @@ impl<'a> DmaMem<'a> {
     }
 }
 
-/// Attempts of one DMA access. QEMU briefly unmaps and maps again ranges
-/// of guest memory when the guest reprograms its memory map; an access
-/// that lands in such a window fails once and works a moment later (the
-/// shim logs the errno and IOVA of every failed attempt, ratelimited: the
-/// e2e runs show -EINVAL writes while the guest boots). The retry still
-/// sleeps under the vGPU lock: moving it out of the lock is open work.
-const DMA_TRIES: u32 = 3;
-
+/// One DMA access, tried once: the vGPU lock is held, so there is no
+/// sleeping retry (it would stretch the stop arc). An access fails when the
+/// guest's memory map has no mapping there, e.g. while its firmware
+/// reprograms PAM and SMRAM and QEMU unmaps and maps guest RAM again; on a
+/// real GPU the IOMMU would fault it. The shim logs errno and IOVA of every
+/// failure (ratelimited); a failed read counts as a changed page, a failed
+/// write as a GPU fault.
 impl DmaMem<'_> {
-    fn retry(&self, mut op: impl FnMut() -> Result) -> Result {
-        let mut res = op();
-        for _ in 1..DMA_TRIES {
-            if res.is_ok() {
-                break;
-            }
-            self.stats.dma_retries.fetch_add(1, Ordering::Relaxed);
-            kernel::time::delay::fsleep(kernel::time::Delta::from_micros(200));
-            res = op();
+    fn counted(&self, res: Result) -> Result {
+        if res.is_err() {
+            self.stats.dma_errors.fetch_add(1, Ordering::Relaxed);
         }
         res
     }
@@ -174,14 +168,12 @@ impl DmaMem<'_> {
 
 impl GuestMem for DmaMem<'_> {
     fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
-        let vdev = self.vdev;
-        self.retry(|| vdev.dma_read(gpa, buf))
+        self.counted(self.vdev.dma_read(gpa, buf))
             .map_err(|_| MemFault { gpa })
     }
 
     fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
-        let vdev = self.vdev;
-        self.retry(|| vdev.dma_write(gpa, buf))
+        self.counted(self.vdev.dma_write(gpa, buf))
             .map_err(|_| MemFault { gpa })?;
         self.stats
             .gpu_bytes_written

@@ -218,6 +218,12 @@ TEST_F(sim, dma_unmapped_under_the_gpu_faults)
 	ASSERT_EQ(0, gvfio_write32(&s->v, 0, SIM_ELSP, (uint32_t)sim_gaddr(s, SIM_PAGE_CTX)));
 	ASSERT_EQ(0, sim_wait(s));
 	ASSERT_EQ(SIM_FAULT_GUEST_MEMORY, sim_reg(s, SIM_FAULT_STATUS));
+	/*
+	 * The context's first read failed: tried once (no sleeping retry
+	 * under the vGPU lock), counted, and the context faulted.
+	 */
+	ASSERT_EQ(1, sim_stat(UUID, "dma_errors"));
+	ASSERT_EQ(1, sim_stat(UUID, "faults"));
 }
 
 /* Waits up to 10 s for a dword of guest memory to become val. */

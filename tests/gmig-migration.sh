@@ -54,11 +54,13 @@ echo $U2 >$types/gmig-small/create || fail "create $U2"
 vfio_qemu "$T" $U1 src -trace enable=vfio_get_dirty_bitmap,file=$T/src.trace
 vfio_qemu "$T" $U2 dst -incoming unix:$T/mig.sock -S
 # Start the workload once the source guest runs (QEMU resets the device
-# while it starts, and a reset stops any workload).
+# while it starts, and a reset stops any workload) and its firmware has
+# set the memory map up.
 for _ in $(seq 120); do
 	$QMP cmd $T/src.qmp query-status 2>/dev/null | grep -q '"running"' && break
 	sleep 0.5
 done
+wait_firmware "$T" src || fail "source firmware"
 echo "start $PROFILE" >$DBG/$U1/workload || fail "workload start"
 sleep 3
 grep -q "^workload: $PROFILE" $DBG/$U1/stats || fail "workload not running on the source"

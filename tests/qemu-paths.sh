@@ -156,6 +156,7 @@ echo $U2 >$types/gmig-small/create || fail "create $U2"
 src() {
 	vfio_qemu "$T" $U1 src "$@"
 	wait_status $T/src.qmp running || fail "source does not run"
+	wait_firmware "$T" src || fail "source firmware"
 	start_workload $U1
 }
 # dst UUID NAME [ARGS]: a paused destination listening on $T/mig.sock.
@@ -310,7 +311,7 @@ auto)
 reset)
 	src
 	q $T/src.qmp system_reset >/dev/null || fail "system_reset"
-	sleep 2
+	wait_firmware "$T" src 2 || fail "source firmware after the reset"
 	start_workload $U1
 	dst $U2 dst
 	migrate_checked $T/src.qmp $T/dst.qmp $U1 $U2
