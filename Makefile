@@ -18,7 +18,9 @@
 #   make bench-host the host figures only
 #
 # Variables: GMIG_CACHE (default /var/cache/gmig), FLAVOUR (kernel flavour,
-# default base), DEBUG=1 (debug kernel: KASAN, lockdep, kmemleak), LONG=1.
+# default base), DEBUG=1 (debug kernel: KASAN, lockdep, kmemleak), LONG=1,
+# HOSTILE_SECS=S (each provider's randomized hostile client runs S s, default
+# 20), HOSTILE_SEED=N (replays a hostile run).
 
 ifneq ($(KERNELRELEASE),)
 include $(src)/Kbuild

@@ -22,6 +22,7 @@ mod bench;
 mod ffi;
 mod gvt;
 mod kunit;
+mod log;
 mod migration;
 mod vgpu;
 

@@ -32,6 +32,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::log::dev_ratelimited;
 use kernel::{
     bindings,
     debugfs::{Dir, File},
@@ -565,7 +566,13 @@ impl GvtDev {
                 // logging (its last content is compared at stop-copy).
                 h.pinned.remove(&a);
             }
-            _ => dev_warn!(self.dev, "gvt: vGPU {}: unknown event {}\n", self.id, kind),
+            _ => dev_ratelimited!(
+                dev_warn,
+                &self.dev,
+                "gvt: vGPU {}: unknown event {}\n",
+                self.id,
+                kind
+            ),
         }
     }
 }

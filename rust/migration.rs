@@ -29,6 +29,7 @@
 //!
 //! Arcs run with the shim's `state_mutex` held and take the vGPU lock.
 
+use crate::log::dev_ratelimited;
 use kernel::{
     device::Device,
     ffi::{c_int, c_void},
@@ -420,7 +421,8 @@ fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -
             .unwrap_or(usize::MAX);
         let image = rest.get(..total.min(rest.len())).ok_or(EINVAL)?;
         let hdr = stream::validate(image, &limits).map_err(|e| {
-            dev_err!(
+            dev_ratelimited!(
+                dev_err,
                 d.dev(),
                 "migration stream rejected at byte {}: {:?}\n",
                 off,
@@ -430,7 +432,8 @@ fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -
         })?;
         let p = &*l.prov;
         if hdr.provider != p.id() || hdr.vgpu_type != p.type_index() {
-            dev_err!(
+            dev_ratelimited!(
+                dev_err,
                 d.dev(),
                 "migration stream is for provider {} type {}, this vGPU is provider {} type {} ({})\n",
                 hdr.provider,
@@ -445,7 +448,7 @@ fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -
         off += image.len();
     }
     let (hdr, image) = last.ok_or_else(|| {
-        dev_err!(d.dev(), "migration stream is empty\n");
+        dev_ratelimited!(dev_err, d.dev(), "migration stream is empty\n");
         EINVAL
     })?;
     let mut mem = d.mem();
@@ -453,9 +456,15 @@ fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -
     let done = l.prov.restore_state(&hdr, image, &mut mem).map_err(|e| {
         match e {
             RestoreError::Remap(r) => {
-                dev_err!(d.dev(), "remapping pending workloads failed: {:?}\n", r)
+                dev_ratelimited!(
+                    dev_err,
+                    d.dev(),
+                    "remapping pending workloads failed: {:?}\n",
+                    r
+                )
             }
-            e => dev_err!(
+            e => dev_ratelimited!(
+                dev_err,
                 d.dev(),
                 "migration stream does not fit this vGPU: {:?}\n",
                 e
@@ -466,14 +475,16 @@ fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -
     if let Some(src) = done.src.filter(|src| src.base != dst.base) {
         l.mig.stats.remap_patched = done.remapped;
         if l.prov.id() == PROVIDER_GVT {
-            dev_info!(
+            dev_ratelimited!(
+                dev_info,
                 d.dev(),
                 "restored from GGTT base {:#x} at {:#x}: GVT-g's command scanner moves the graphics addresses of resubmitted workloads\n",
                 src.base,
                 dst.base
             );
         } else {
-            dev_info!(
+            dev_ratelimited!(
+                dev_info,
                 d.dev(),
                 "restored from GGTT base {:#x} at {:#x}: {} graphics addresses remapped\n",
                 src.base,
@@ -583,7 +594,13 @@ fn arc_locked<D: MigDevice>(
         | (PRE_COPY, PRE_COPY_P2P)
         | (PRE_COPY_P2P, PRE_COPY) => {}
         _ => {
-            dev_err!(d.dev(), "unexpected migration arc {} -> {}\n", cur, next);
+            dev_ratelimited!(
+                dev_err,
+                d.dev(),
+                "unexpected migration arc {} -> {}\n",
+                cur,
+                next
+            );
             return Err(EINVAL);
         }
     }
@@ -825,7 +842,8 @@ fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
             pending,
             stop_scanned: false,
         });
-        dev_info!(
+        dev_ratelimited!(
+                dev_info,
             d.dev(),
             "dirty logging on frames {:#x}..{:#x}: {} GPU pages tracked (precopy={} dirty={} rehash={})\n",
             start,

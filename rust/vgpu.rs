@@ -10,6 +10,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::log::dev_ratelimited;
 use kernel::{
     debugfs::{Dir, File},
     ffi::{c_char, c_int, c_long, c_uint, c_void},
@@ -83,11 +84,7 @@ impl Stats {
             "bad_accesses: {}",
             self.bad_accesses.load(Ordering::Relaxed)
         )?;
-        writeln!(
-            f,
-            "dma_errors: {}",
-            self.dma_errors.load(Ordering::Relaxed)
-        )
+        writeln!(f, "dma_errors: {}", self.dma_errors.load(Ordering::Relaxed))
     }
 }
 
@@ -244,7 +241,13 @@ impl Shared {
             self.stats.contexts.fetch_add(1, Ordering::Relaxed);
             if let Err(fault) = res {
                 self.faults.fetch_add(1, Ordering::Relaxed);
-                dev_warn!(self.dev, "context {:#x} faulted: {:?}\n", desc, fault);
+                dev_ratelimited!(
+                    dev_warn,
+                    &self.dev,
+                    "context {:#x} faulted: {:?}\n",
+                    desc,
+                    fault
+                );
             }
         }
         if sim.irq_pending() {

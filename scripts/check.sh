@@ -96,9 +96,13 @@ fi
 
 step "vm: boot $KDIR under virtme-ng (TCG) and run the in-kernel tests"
 vmlog=$OUT/vm.log
-timeout "${VM_TIMEOUT:-2400}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
+# HOSTILE_SECS=S runs each provider's randomized hostile client for S s
+# (default 20; the VM's time limit grows by twice that), HOSTILE_SEED=N
+# replays one run.
+hostile=${HOSTILE_SECS:-20}
+timeout "${VM_TIMEOUT:-$((2400 + 2 * hostile))}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
 	--disable-kvm --disable-microvm --memory 2G --cpus 2 --rodir "$GMIG_CACHE" \
-	--rwdir "$OUT" --exec "${LONG:+GMIG_LONG=1} bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \
+	--rwdir "$OUT" --exec "${LONG:+GMIG_LONG=1} GMIG_HOSTILE_SECS=$hostile ${HOSTILE_SEED:+GMIG_HOSTILE_SEED=$HOSTILE_SEED} bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \
 	</dev/null >"$vmlog" 2>&1
 vmrc=$?
 grep -E '^GMIG-RESULT|^    ' "$vmlog" | grep -vE '^    (ok|#)' | head -400

@@ -294,8 +294,9 @@ static struct file *gmig_set_state(struct vfio_device *vdev,
 	}
 	mutex_unlock(&m->state_mutex);
 	if (IS_ERR(res))
-		dev_err(vdev->dev, "migration state %d -> %d failed: %ld\n",
-			m->mig_state, new_state, PTR_ERR(res));
+		dev_err_ratelimited(vdev->dev,
+				    "migration state %d -> %d failed: %ld\n",
+				    m->mig_state, new_state, PTR_ERR(res));
 	return res;
 }
 

@@ -58,16 +58,17 @@ register() {
 }
 mcheck gmig-registers register
 
-# run_type TYPE [LABEL]: the scenario between two mock vGPUs of TYPE (the
-# mock's "1", or "v5_1": GVT-g's largest type, 7 MiB images). It runs in
-# the writer's context; the write fails (EIO) if a step failed. A
-# companion that deadlocks would hang it: bounded.
+# run_type TYPE [LABEL [LIMIT]]: the scenario between two mock vGPUs of TYPE
+# (the mock's "1", or "v5_1": GVT-g's largest type, 7 MiB images), or what
+# else TYPE asks the mock ("hostile SEED SECS"). It runs in the writer's
+# context; the write fails (EIO) if a step failed. A companion that
+# deadlocks would hang it: bounded by LIMIT seconds (300).
 run_type() {
 	local type=$1 label=gvt-mock${2:+:$2} log=$OUT/gvt-mock-run${2:+-$2}
-	mark "run-$type"
-	timeout 300 bash -c "echo $type >$RUN" 2>"$log.err"
+	mark "run-${2:-$type}"
+	timeout "${3:-300}" bash -c "echo '$type' >$RUN" 2>"$log.err"
 	rc=$?
-	since "run-$type" >"$log.log"
+	since "run-${2:-$type}" >"$log.log"
 	steps=0 bad=0
 	while IFS= read -r line; do
 		case "$line" in
@@ -104,6 +105,11 @@ run_type() {
 if loaded gmig && loaded gvt_mock; then
 	run_type 1
 	run_type v5_1 v5_1
+	# The randomized hostile client (GMIG_HOSTILE_SECS, default 20;
+	# GMIG_HOSTILE_SEED replays a run).
+	secs=${GMIG_HOSTILE_SECS:-20} seed=${GMIG_HOSTILE_SEED:-$(date +%s)}
+	run_type "hostile $seed $secs" hostile $((secs + 300))
+	grep -o 'hostile: [0-9]* steps.*' "$OUT/gvt-mock-run-hostile.log" | sed 's/^/    /'
 else
 	result fail gvt-mock:ran
 	echo "    gmig or gvt_mock is not loaded"

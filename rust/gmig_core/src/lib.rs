@@ -26,6 +26,8 @@ pub mod hash;
 pub mod planner;
 /// The provider interface and shadow page table events.
 pub mod provider;
+/// Rate limits of guest-triggerable log lines.
+pub mod ratelimit;
 /// Dynamic graphics address remapping.
 pub mod remap;
 /// The sim provider's device model.
