@@ -689,9 +689,11 @@ fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
         let mig = &mut *l.mig;
         if mig.incoming.len().saturating_add(data.len()) > budget {
             // One line per resume (the counter restarts at STOP -> RESUMING),
-            // however often a client retries.
+            // however often a client retries, and a bounded number however
+            // often it resumes.
             if mig.stats.stream_errors == 0 {
-                dev_err!(
+                dev_ratelimited!(
+                    dev_err,
                     d.dev(),
                     "migration stream larger than {} bytes ({} images of this vGPU type)\n",
                     budget,

@@ -98,10 +98,12 @@ step "vm: boot $KDIR under virtme-ng (TCG) and run the in-kernel tests"
 vmlog=$OUT/vm.log
 # HOSTILE_SECS=S runs each provider's randomized hostile client for S s
 # (default 20; the VM's time limit grows by twice that), HOSTILE_SEED=N
-# replays one run.
+# replays one run. The kernel log holds 32 MiB: a long hostile run's
+# (rate-limited) lines must not push a splat out before dmesg is checked.
 hostile=${HOSTILE_SECS:-20}
 timeout "${VM_TIMEOUT:-$((2400 + 2 * hostile))}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
 	--disable-kvm --disable-microvm --memory 2G --cpus 2 --rodir "$GMIG_CACHE" \
+	--append log_buf_len=32M \
 	--rwdir "$OUT" --exec "${LONG:+GMIG_LONG=1} GMIG_HOSTILE_SECS=$hostile ${HOSTILE_SEED:+GMIG_HOSTILE_SEED=$HOSTILE_SEED} bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \
 	</dev/null >"$vmlog" 2>&1
 vmrc=$?

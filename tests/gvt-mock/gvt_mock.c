@@ -1403,7 +1403,8 @@ static int h_step(struct hostile *h)
 			h_keep(h, f);
 		break;
 	case 4 ... 5:
-		if (f) {
+		/* read(2) of a write-only fd is -EBADF before the driver */
+		if (f && (f->f_mode & FMODE_READ)) {
 			n = kernel_read(f, h->buf, h_below(h, 2) ? SZ_64K :
 					h_below(h, h->buf_len), NULL);
 			if (n > 0 && n <= MOCK_STREAM_MAX) {
@@ -1413,7 +1414,7 @@ static int h_step(struct hostile *h)
 		}
 		break;
 	case 6 ... 7:
-		if (f)
+		if (f && (f->f_mode & FMODE_WRITE))
 			kernel_write(f, h->buf, h_garbage(h), NULL);
 		break;
 	case 8:
@@ -1438,7 +1439,7 @@ static int h_step(struct hostile *h)
 			h_put(h, h_below(h, HOSTILE_FILES));
 		break;
 	default:
-		if (!h_below(h, 8))
+		if (!h_below(h, 32))
 			return h_recreate(h, m == h->s->src);
 		break;
 	}
