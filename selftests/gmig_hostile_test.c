@@ -154,6 +154,25 @@ static int open_dev(struct hostile *h)
 	return ret;
 }
 
+/*
+ * Once the device is closed, the data fds it gave are stale: no byte
+ * moves through them (-ENODEV from gmig, -EBADF from the VFS for the
+ * direction an fd was not opened for).
+ */
+static int stale_fds_dead(struct hostile *h, uint8_t *buf)
+{
+	int i;
+
+	for (i = 0; i < MAX_FDS; i++) {
+		if (h->fds[i] < 0)
+			continue;
+		if (read(h->fds[i], buf, 4096) > 0 ||
+		    write(h->fds[i], buf, 4096) > 0)
+			return -EEXIST;
+	}
+	return 0;
+}
+
 enum op {
 	OP_OPEN_CLOSE, OP_STATE, OP_READ, OP_WRITE, OP_IOCTL, OP_LOG_START,
 	OP_LOG_STOP, OP_LOG_REPORT, OP_SUBMIT, OP_WORKLOAD, OP_UNMAP, OP_RESET,
@@ -229,7 +248,7 @@ static int step(struct hostile *h, enum op op, uint8_t *buf, size_t room)
 	case OP_OPEN_CLOSE:
 		if (h->open) {
 			close_dev(h);
-			return 0;
+			return stale_fds_dead(h, buf);
 		}
 		return open_dev(h);
 	case OP_STATE:
@@ -338,6 +357,8 @@ static int step(struct hostile *h, enum op op, uint8_t *buf, size_t room)
 		break;
 	case OP_RESET:
 		ret = gvfio_reset(&h->s.v);
+		if (!ret && stale_fds_dead(h, buf))
+			return -EEXIST;
 		break;
 	case OP_REGION:
 		i = below(h, VFIO_PCI_NUM_REGIONS);
@@ -539,7 +560,7 @@ TEST_F_TIMEOUT(hostile, random_client_leaves_a_usable_vgpu, 4 * 3600)
 			enum op op = pick(h);
 
 			ASSERT_EQ(0, step(h, op, self->buf, CAPTURE_MAX))
-				TH_LOG("step %lu (%s): the vGPU did not come back",
+				TH_LOG("step %lu (%s): the vGPU did not come back or a stale fd moved data",
 				       steps, op_names[op]);
 			ASSERT_EQ(0, state_sane(h))
 				TH_LOG("step %lu (%s): no valid state",

@@ -1207,6 +1207,7 @@ struct hostile {
 	struct scenario *s;
 	u64 rng;
 	struct file *files[HOSTILE_FILES];
+	struct mock_vgpu *owner[HOSTILE_FILES];	/* NULL: its vGPU is gone */
 	u8 *buf;		/* bytes read, and garbage to write */
 	size_t buf_len;
 	unsigned long steps, episodes;
@@ -1237,12 +1238,13 @@ static void h_put(struct hostile *h, int i)
 	h->files[i] = NULL;
 }
 
-static void h_keep(struct hostile *h, struct file *f)
+static void h_keep(struct hostile *h, struct file *f, struct mock_vgpu *m)
 {
 	int i = h_below(h, HOSTILE_FILES);
 
 	h_put(h, i);
 	h->files[i] = f;
+	h->owner[i] = m;
 }
 
 static void h_log_start(struct hostile *h, struct mock_vgpu *m)
@@ -1372,13 +1374,43 @@ static size_t h_garbage(struct hostile *h)
 	return len;
 }
 
+/*
+ * vgpu_reset (a VFIO reset or close): the vGPU is scheduled again and no
+ * byte moves through the data files it gave before.
+ */
+static int h_reset(struct hostile *h, struct mock_vgpu *m)
+{
+	int i;
+
+	m->ops->vgpu_reset(m->priv);
+	if (m->stopped)
+		return fail(h->s, "%s: still stopped after vgpu_reset", m->name);
+	for (i = 0; i < HOSTILE_FILES; i++) {
+		struct file *f = h->files[i];
+
+		if (!f || h->owner[i] != m)
+			continue;
+		if (((f->f_mode & FMODE_READ) &&
+		     kernel_read(f, h->buf, 4096, NULL) > 0) ||
+		    ((f->f_mode & FMODE_WRITE) &&
+		     kernel_write(f, h->buf, 4096, NULL) > 0))
+			return fail(h->s, "%s: a data file moved data after vgpu_reset",
+				    m->name);
+	}
+	return 0;
+}
+
 /* Destroys a vGPU and creates it again; its data files stay open. */
 static int h_recreate(struct hostile *h, bool src)
 {
 	struct scenario *s = h->s;
 	struct mock_vgpu **slot = src ? &s->src : &s->dst;
 	struct mock_vgpu *m;
+	int i;
 
+	for (i = 0; i < HOSTILE_FILES; i++)
+		if (h->owner[i] == *slot)
+			h->owner[i] = NULL;
 	mock_free(*slot);
 	*slot = NULL;
 	m = mock_create(src ? "src" : "dst", src ? &s->type->src :
@@ -1400,7 +1432,7 @@ static int h_step(struct hostile *h)
 	case 0 ... 3:
 		f = mig(m)->migration_set_state(&m->vdev, h_state(h));
 		if (!IS_ERR_OR_NULL(f))
-			h_keep(h, f);
+			h_keep(h, f, m);
 		break;
 	case 4 ... 5:
 		/* read(2) of a write-only fd is -EBADF before the driver */
@@ -1434,9 +1466,8 @@ static int h_step(struct hostile *h)
 		break;
 	case 14:
 		if (h_below(h, 2) && m->ops->vgpu_reset)
-			m->ops->vgpu_reset(m->priv);
-		else
-			h_put(h, h_below(h, HOSTILE_FILES));
+			return h_reset(h, m);
+		h_put(h, h_below(h, HOSTILE_FILES));
 		break;
 	default:
 		if (!h_below(h, 32))
@@ -1463,7 +1494,9 @@ static int h_recover(struct hostile *h)
 	int i, werr, ret;
 
 	for (i = 0; i < ARRAY_SIZE(v); i++) {
-		v[i]->ops->vgpu_reset(v[i]->priv);
+		ret = h_reset(h, v[i]);
+		if (ret)
+			return ret;
 		v[i]->vdev.log_ops->log_stop(&v[i]->vdev);
 		if (get_state(v[i]) != VFIO_DEVICE_STATE_RUNNING)
 			return fail(s, "%s: state %d after vgpu_reset",
