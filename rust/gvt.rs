@@ -42,7 +42,8 @@ use kernel::{
     prelude::*,
     rbtree::RBTree,
     str::CString,
-    sync::{aref::ARef, Arc, Mutex}, //
+    sync::{aref::ARef, Arc, Mutex},
+    types::ForeignOwnable, //
 };
 
 use crate::{
@@ -433,12 +434,18 @@ pub(crate) struct GvtDev {
     refused: AtomicU64,
 }
 
-/// The [`GvtDev`] behind a pointer the shim passes.
-pub(crate) fn device_ref<'a>(rs: *mut c_void) -> &'a GvtDev {
-    // SAFETY: the shim only passes pointers returned by
-    // `gmig_rs_gvt_vgpu_create()` and not yet given to
-    // `gmig_rs_gvt_vgpu_destroy()`.
-    unsafe { &*rs.cast::<GvtDev>() }
+/// The GVT-g vGPU object behind a pointer the shim holds, borrowed for the
+/// length of one call from C.
+///
+/// # Safety
+///
+/// `rs` came from `gmig_rs_gvt_vgpu_create()`, and
+/// `gmig_rs_gvt_vgpu_destroy()` does not run before `'a` ends (kvmgt
+/// destroys a vGPU after its last callback and VFIO operation returned).
+pub(crate) unsafe fn device_ref<'a>(rs: *mut c_void) -> &'a GvtDev {
+    // SAFETY: `rs` came from `into_foreign()` in `gmig_rs_gvt_vgpu_create()`
+    // and `from_foreign()` comes after `'a` (the function's contract).
+    unsafe { <KBox<GvtDev> as ForeignOwnable>::borrow(rs) }
 }
 
 impl MigDevice for GvtDev {
@@ -579,8 +586,14 @@ impl GvtDev {
 
 /// kvmgt created a vGPU: returns gmig's object for it, or NULL (kvmgt then
 /// fails the creation) if its layout is invalid or memory is short.
+///
+/// # Safety
+///
+/// `vgpu` is NULL or kvmgt's live `struct intel_vgpu`, and `dev` NULL or its
+/// live parent device; both outlive the returned object (kvmgt calls
+/// `gmig_rs_gvt_vgpu_destroy()` before it frees them).
 #[no_mangle]
-extern "C" fn gmig_rs_gvt_vgpu_create(
+unsafe extern "C" fn gmig_rs_gvt_vgpu_create(
     vgpu: *mut IntelVgpu,
     dev: *mut bindings::device,
     aperture_base: u64,
@@ -592,21 +605,26 @@ extern "C" fn gmig_rs_gvt_vgpu_create(
     vregs_size: usize,
     execlist_size: usize,
 ) -> *mut c_void {
-    match create(
-        vgpu,
-        dev,
-        (aperture_base, aperture_size),
-        (hidden_base, hidden_size),
-        fences,
-        id,
-        StateSizes {
-            vregs: vregs_size,
-            execlist: execlist_size,
-        },
-    ) {
+    // SAFETY: the pointers are NULL or live beyond the object (the
+    // function's contract), as `create()` requires.
+    let res = unsafe {
+        create(
+            vgpu,
+            dev,
+            (aperture_base, aperture_size),
+            (hidden_base, hidden_size),
+            fences,
+            id,
+            StateSizes {
+                vregs: vregs_size,
+                execlist: execlist_size,
+            },
+        )
+    };
+    match res {
         Ok(b) => {
             bump(&COUNTERS.vgpus, 1);
-            KBox::into_raw(b).cast()
+            b.into_foreign()
         }
         Err(e) => {
             pr_warn!("gvt: vGPU {id}: not made migratable: {e:?}\n");
@@ -615,7 +633,10 @@ extern "C" fn gmig_rs_gvt_vgpu_create(
     }
 }
 
-fn create(
+/// # Safety
+///
+/// `vgpu` and `dev` are NULL or live beyond the returned object.
+unsafe fn create(
     vgpu: *mut IntelVgpu,
     dev: *mut bindings::device,
     aperture: (u64, u64),
@@ -637,8 +658,9 @@ fn create(
         );
         return Err(EINVAL);
     };
-    // SAFETY: `dev` is the vfio_device's parent device, which kvmgt keeps
-    // alive while the vGPU exists; `get_device()` takes a reference.
+    // SAFETY: `dev` is non-null, the vfio_device's parent device, which
+    // kvmgt keeps alive while the vGPU exists (the function's contract);
+    // `get_device()` takes a reference.
     let dev = unsafe { Device::get_device(dev) };
     let vgpu = VgpuPtr(vgpu);
     let hooks = Arc::pin_init(
@@ -712,10 +734,10 @@ unsafe extern "C" fn gmig_rs_gvt_vgpu_destroy(gg: *mut c_void) {
     if gg.is_null() {
         return;
     }
-    // SAFETY: `gg` came from `KBox::into_raw()` in
-    // `gmig_rs_gvt_vgpu_create()`; ownership returns here once (caller
-    // contract).
-    drop(unsafe { KBox::from_raw(gg.cast::<GvtDev>()) });
+    // SAFETY: `gg` came from `into_foreign()` in
+    // `gmig_rs_gvt_vgpu_create()`; ownership returns here once, after every
+    // borrow ended (caller contract).
+    drop(unsafe { <KBox<GvtDev> as ForeignOwnable>::from_foreign(gg) });
     COUNTERS
         .vgpus
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
@@ -729,7 +751,8 @@ unsafe extern "C" fn gmig_rs_gvt_vgpu_destroy(gg: *mut c_void) {
 /// `gg` came from `gmig_rs_gvt_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_gvt_event(gg: *mut c_void, kind: u32, a: u64, b: u64, c: u64) {
-    device_ref(gg).event(kind, a, b, c);
+    // SAFETY: `gg` is live for this call (the function's contract).
+    unsafe { device_ref(gg) }.event(kind, a, b, c);
 }
 
 /// The command scanner hook: rewrites GGTT addresses of the command at
@@ -748,7 +771,8 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
     len: u32,
     _ggtt: bool,
 ) -> c_int {
-    let g = device_ref(gg);
+    // SAFETY: `gg` is live for this call (the function's contract).
+    let g = unsafe { device_ref(gg) };
     let Ok(n) = usize::try_from(len) else {
         return EFAULT.to_errno();
     };

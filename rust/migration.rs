@@ -610,24 +610,33 @@ fn arc_locked<D: MigDevice>(
 
 /// Runs `$body` with `$d` bound to the [`MigDevice`] behind `$rs`, an
 /// object of provider `$provider` (`GMIG_PROVIDER_*` in the shim, the
-/// stream's provider ids): the shim only passes objects it got from
-/// `gmig_rs_vgpu_create()` (sim) or `gmig_rs_gvt_vgpu_create()` (GVT-g)
-/// and has not destroyed yet.
+/// stream's provider ids), borrowed for the body only. Only for entry
+/// points whose `# Safety` says that `rs` is a live object of `provider`:
+/// one the shim got from `gmig_rs_vgpu_create()` (sim) or
+/// `gmig_rs_gvt_vgpu_create()` (GVT-g) and destroys only after the call.
 macro_rules! on_device {
     ($provider:expr, $rs:expr, |$d:ident| $body:expr) => {
         if $provider == u32::from(PROVIDER_GVT) {
-            let $d = crate::gvt::device_ref($rs);
+            // SAFETY: `$rs` is a live GVT-g object for this call (the entry
+            // point's contract).
+            let $d = unsafe { crate::gvt::device_ref($rs) };
             $body
         } else {
-            let $d: &Shared = &vgpu_ref($rs).shared;
+            // SAFETY: `$rs` is a live sim vGPU for this call (the entry
+            // point's contract).
+            let $d: &Shared = &unsafe { vgpu_ref($rs) }.shared;
             $body
         }
     };
 }
 
 /// One arc of the migration state machine.
+///
+/// # Safety
+///
+/// `rs` is a live object of `provider` (see `on_device!`).
 #[no_mangle]
-extern "C" fn gmig_rs_mig_arc(provider: u32, rs: *mut c_void, cur: u32, next: u32) -> c_int {
+unsafe extern "C" fn gmig_rs_mig_arc(provider: u32, rs: *mut c_void, cur: u32, next: u32) -> c_int {
     on_device!(provider, rs, |d| from_result(arc(d, cur, next)))
 }
 
@@ -666,6 +675,7 @@ fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
 ///
 /// # Safety
 ///
+/// `rs` is a live object of `provider` (see `on_device!`).
 /// `buf` is valid for `len` bytes of writes and not otherwise accessed
 /// during the call.
 #[no_mangle]
@@ -714,6 +724,7 @@ fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
 ///
 /// # Safety
 ///
+/// `rs` is a live object of `provider` (see `on_device!`).
 /// `buf` is valid for `len` bytes of reads.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_mig_write(
@@ -741,6 +752,7 @@ fn precopy_info<D: MigDevice>(d: &D) -> Result<u64> {
 ///
 /// # Safety
 ///
+/// `rs` is a live object of `provider` (see `on_device!`).
 /// Both pointers are valid for writes.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_precopy_info(
@@ -766,6 +778,7 @@ unsafe extern "C" fn gmig_rs_precopy_info(
 ///
 /// # Safety
 ///
+/// `rs` is a live object of `provider` (see `on_device!`).
 /// `size` is valid for writes.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_mig_data_size(
@@ -797,8 +810,12 @@ fn abort<D: MigDevice>(d: &D) {
 /// The migration ended abnormally (close, reset): drop its buffers, let the
 /// provider forget what a restore set up ([`Provider::reset`]) and resume
 /// scheduling.
+///
+/// # Safety
+///
+/// `rs` is a live object of `provider` (see `on_device!`).
 #[no_mangle]
-extern "C" fn gmig_rs_mig_abort(provider: u32, rs: *mut c_void) {
+unsafe extern "C" fn gmig_rs_mig_abort(provider: u32, rs: *mut c_void) {
     on_device!(provider, rs, |d| abort(d))
 }
 
@@ -863,6 +880,7 @@ fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
 ///
 /// # Safety
 ///
+/// `rs` is a live object of `provider` (see `on_device!`).
 /// `ranges` is valid for `2 * n` reads.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_log_start(
@@ -887,16 +905,33 @@ fn log_stop<D: MigDevice>(d: &D) {
 }
 
 /// DMA_LOGGING_STOP.
+///
+/// # Safety
+///
+/// `rs` is a live object of `provider` (see `on_device!`).
 #[no_mangle]
-extern "C" fn gmig_rs_log_stop(provider: u32, rs: *mut c_void) {
+unsafe extern "C" fn gmig_rs_log_stop(provider: u32, rs: *mut c_void) {
     on_device!(provider, rs, |d| log_stop(d))
 }
 
-fn log_report<D: MigDevice>(d: &D, iova: u64, length: u64, dirty: *mut IovaBitmap) -> Result {
-    d.with_locked(|l| log_report_locked(d, l, iova, length, dirty))
+/// # Safety
+///
+/// `dirty` is the `struct iova_bitmap` of this report, valid during the
+/// call.
+unsafe fn log_report<D: MigDevice>(
+    d: &D,
+    iova: u64,
+    length: u64,
+    dirty: *mut IovaBitmap,
+) -> Result {
+    // SAFETY: `dirty` is valid during the call (the function's contract).
+    d.with_locked(|l| unsafe { log_report_locked(d, l, iova, length, dirty) })
 }
 
-fn log_report_locked<D: MigDevice>(
+/// # Safety
+///
+/// As [`log_report`].
+unsafe fn log_report_locked<D: MigDevice>(
     d: &D,
     l: &mut Locked<'_, D::Prov>,
     iova: u64,
@@ -941,7 +976,8 @@ fn log_report_locked<D: MigDevice>(
     let mut rehashed = 0u64;
     let mut unbounded = 0u64;
     let mark = |gfn: u64| {
-        // SAFETY: `dirty` is the bitmap of this report (caller contract).
+        // SAFETY: `dirty` is the bitmap of this report, valid during the
+        // call (the function's contract).
         unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
     };
     // Pages found changed by an earlier scan and not reported yet (the
@@ -1063,15 +1099,21 @@ fn log_report_locked<D: MigDevice>(
 }
 
 /// DMA_LOGGING_REPORT for `[iova, iova + length)`.
+///
+/// # Safety
+///
+/// `rs` is a live object of `provider` (see `on_device!`); `dirty` is the
+/// VFIO core's bitmap of this report, valid during the call.
 #[no_mangle]
-extern "C" fn gmig_rs_log_report(
+unsafe extern "C" fn gmig_rs_log_report(
     provider: u32,
     rs: *mut c_void,
     iova: u64,
     length: u64,
     dirty: *mut IovaBitmap,
 ) -> c_int {
-    on_device!(provider, rs, |d| from_result(log_report(
-        d, iova, length, dirty
-    )))
+    // SAFETY: `dirty` is valid during the call (the function's contract).
+    on_device!(provider, rs, |d| from_result(unsafe {
+        log_report(d, iova, length, dirty)
+    }))
 }

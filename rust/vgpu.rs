@@ -17,6 +17,7 @@ use kernel::{
     prelude::*,
     str::CStr,
     sync::{aref::ARef, Arc, Mutex},
+    types::ForeignOwnable,
     uaccess::UserSliceReader, //
 };
 
@@ -458,10 +459,19 @@ impl MigDevice for Shared {
     }
 }
 
-pub(crate) fn vgpu_ref<'a>(vgpu: *mut c_void) -> &'a Vgpu {
-    // SAFETY: the shim only passes pointers returned by
-    // `gmig_rs_vgpu_create()` and not yet given to `gmig_rs_vgpu_destroy()`.
-    unsafe { &*vgpu.cast::<Vgpu>() }
+/// The vGPU behind a pointer the shim holds, borrowed for the length of
+/// one call from C (the shim keeps it as `struct gmig_vgpu *`).
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()`, and `gmig_rs_vgpu_destroy()`
+/// does not run before `'a` ends: the shim destroys a vGPU from its release
+/// only, after every other entry point for it has returned.
+pub(crate) unsafe fn vgpu_ref<'a>(vgpu: *mut c_void) -> &'a Vgpu {
+    // SAFETY: `vgpu` came from `into_foreign()` in `gmig_rs_vgpu_create()`
+    // and `from_foreign()` (in `gmig_rs_vgpu_destroy()`) comes after `'a`
+    // (the function's contract).
+    unsafe { <KBox<Vgpu> as ForeignOwnable>::borrow(vgpu) }
 }
 
 fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
@@ -572,15 +582,24 @@ impl Drop for Vgpu {
 // Entry points of the C shim (`shim/gmig_shim.h`).
 
 /// Number of vGPU types.
+///
+/// # Safety
+///
+/// None beyond the call being made from C: it reads a constant table.
 #[no_mangle]
-extern "C" fn gmig_rs_type_count() -> c_int {
+unsafe extern "C" fn gmig_rs_type_count() -> c_int {
     c_int::try_from(TYPES.len()).unwrap_or(0)
 }
 
-fn copy_cstr(dst: *mut c_char, cap: usize, src: &str) {
+/// Copies `src`, cut to `cap - 1` bytes and NUL-terminated, to `dst`.
+///
+/// # Safety
+///
+/// `dst` is valid for writes of `cap >= 1` bytes.
+unsafe fn copy_cstr(dst: *mut c_char, cap: usize, src: &str) {
     let n = src.len().min(cap.saturating_sub(1));
-    // SAFETY: the shim passes buffers of `cap` bytes (GMIG_TYPE_NAME_LEN,
-    // GMIG_TYPE_DESC_LEN); we write `n + 1 <= cap` bytes.
+    // SAFETY: `dst` holds `cap` bytes (the function's contract); we write
+    // `n + 1 <= cap` bytes.
     unsafe {
         core::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), n);
         *dst.add(n) = 0;
@@ -602,14 +621,22 @@ unsafe extern "C" fn gmig_rs_type_info(
     let Some(ty) = usize::try_from(index).ok().and_then(|i| TYPES.get(i)) else {
         return EINVAL.to_errno();
     };
-    copy_cstr(name, 32, ty.name);
-    copy_cstr(desc, 160, ty.description);
+    // SAFETY: `name` and `desc` hold GMIG_TYPE_NAME_LEN (32) and
+    // GMIG_TYPE_DESC_LEN (160) bytes (caller contract).
+    unsafe {
+        copy_cstr(name, 32, ty.name);
+        copy_cstr(desc, 160, ty.description);
+    }
     0
 }
 
 /// `available_instances` of type `index`.
+///
+/// # Safety
+///
+/// None beyond the call being made from C: any `index` is accepted.
 #[no_mangle]
-extern "C" fn gmig_rs_type_available(index: c_uint) -> c_uint {
+unsafe extern "C" fn gmig_rs_type_available(index: c_uint) -> c_uint {
     let Some((i, ty)) = usize::try_from(index)
         .ok()
         .and_then(|i| Some((i, TYPES.get(i)?)))
@@ -646,7 +673,7 @@ unsafe extern "C" fn gmig_rs_vgpu_create(
         .map_err(|_| EINVAL)
         .and_then(|t| create(vdev, t, name));
     match res {
-        Ok(v) => KBox::into_raw(v).cast(),
+        Ok(v) => v.into_foreign(),
         Err(e) => {
             // SAFETY: `err` is valid for writes (caller contract).
             unsafe { *err = e.to_errno() };
@@ -665,15 +692,21 @@ unsafe extern "C" fn gmig_rs_vgpu_destroy(vgpu: *mut c_void) {
     if vgpu.is_null() {
         return;
     }
-    // SAFETY: `vgpu` came from `KBox::into_raw()` in `gmig_rs_vgpu_create()`
-    // and ownership returns here exactly once (caller contract).
-    drop(unsafe { KBox::from_raw(vgpu.cast::<Vgpu>()) });
+    // SAFETY: `vgpu` came from `into_foreign()` in `gmig_rs_vgpu_create()`
+    // and ownership returns here exactly once, after every borrow of the
+    // other entry points ended (caller contract).
+    drop(unsafe { <KBox<Vgpu> as ForeignOwnable>::from_foreign(vgpu) });
 }
 
 /// A VFIO user opened the device.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
-extern "C" fn gmig_rs_vgpu_open(vgpu: *mut c_void) {
-    let s = &vgpu_ref(vgpu).shared;
+unsafe extern "C" fn gmig_rs_vgpu_open(vgpu: *mut c_void) {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    let s = &unsafe { vgpu_ref(vgpu) }.shared;
     let mut inner = s.inner.lock();
     inner.sim.reset();
     inner.open = true;
@@ -685,9 +718,14 @@ extern "C" fn gmig_rs_vgpu_open(vgpu: *mut c_void) {
 
 /// The VFIO user closed the device: stop the workload and the streamer; the
 /// next user finds a freshly reset vGPU.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
-extern "C" fn gmig_rs_vgpu_close(vgpu: *mut c_void) {
-    let s = &vgpu_ref(vgpu).shared;
+unsafe extern "C" fn gmig_rs_vgpu_close(vgpu: *mut c_void) {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    let s = &unsafe { vgpu_ref(vgpu) }.shared;
     let mut inner = s.inner.lock();
     inner.open = false;
     inner.workload = None;
@@ -696,9 +734,14 @@ extern "C" fn gmig_rs_vgpu_close(vgpu: *mut c_void) {
 }
 
 /// Size of VFIO region `index` (0 if the region does not exist).
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
-extern "C" fn gmig_rs_region_size(vgpu: *mut c_void, index: c_uint) -> c_long {
-    let s = &vgpu_ref(vgpu).shared;
+unsafe extern "C" fn gmig_rs_region_size(vgpu: *mut c_void, index: c_uint) -> c_long {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    let s = &unsafe { vgpu_ref(vgpu) }.shared;
     let inner = s.inner.lock();
     inner
         .sim
@@ -721,7 +764,8 @@ unsafe extern "C" fn gmig_rs_region_rw(
     len: usize,
     write: bool,
 ) -> isize {
-    let s = &vgpu_ref(vgpu).shared;
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    let s = &unsafe { vgpu_ref(vgpu) }.shared;
     // SAFETY: `buf` is valid for `len` bytes (caller contract).
     let data = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
     let mut inner = s.inner.lock();
@@ -746,9 +790,14 @@ unsafe extern "C" fn gmig_rs_region_rw(
 }
 
 /// VFIO_DEVICE_RESET.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
-extern "C" fn gmig_rs_reset(vgpu: *mut c_void) -> c_int {
-    let s = &vgpu_ref(vgpu).shared;
+unsafe extern "C" fn gmig_rs_reset(vgpu: *mut c_void) -> c_int {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    let s = &unsafe { vgpu_ref(vgpu) }.shared;
     let mut inner = s.inner.lock();
     inner.sim.reset();
     // A reset device has no workload: its GGTT mappings are gone.
@@ -758,16 +807,26 @@ extern "C" fn gmig_rs_reset(vgpu: *mut c_void) -> c_int {
 }
 
 /// The command streamer work item.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
-extern "C" fn gmig_rs_exec(vgpu: *mut c_void) {
-    vgpu_ref(vgpu).shared.exec();
+unsafe extern "C" fn gmig_rs_exec(vgpu: *mut c_void) {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    unsafe { vgpu_ref(vgpu) }.shared.exec();
 }
 
 /// The synthetic workload's timer: returns the delay to the next tick in
 /// ms, or -1 to stop.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
-extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
-    vgpu_ref(vgpu)
+unsafe extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    unsafe { vgpu_ref(vgpu) }
         .shared
         .workload_tick()
         .map_or(-1, |ms| c_long::try_from(ms).unwrap_or(-1))
@@ -775,8 +834,12 @@ extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
 
 /// A DMA mapping went away: the streamer's next access to it faults (the
 /// sim reaches guest memory only through `vfio_dma_rw()`, nothing is pinned).
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
-extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64) {
+unsafe extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64) {
     // Nothing is pinned, so there is nothing to drop, and the vGPU lock is
     // not taken: type1 calls this with its device list lock held, and the
     // streamer holds the vGPU lock across vfio_dma_rw(), which takes
