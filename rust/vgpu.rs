@@ -122,13 +122,13 @@ pub(crate) fn init(root: &Dir) {
     GLOBAL.lock().root = Some(root.clone());
 }
 
-/// Drops the globals' debugfs reference; called at module exit after the
-/// parent is unregistered.
 /// The debugfs root (`/sys/kernel/debug/gmig`), once [`init`] ran.
 pub(crate) fn debugfs_root() -> Option<Dir> {
     GLOBAL.lock().root.clone()
 }
 
+/// Drops the globals' debugfs reference; called at module exit after the
+/// parent is unregistered.
 pub(crate) fn exit() {
     GLOBAL.lock().root = None;
 }

@@ -5,8 +5,10 @@
  * Linux 7.3 has no Rust binding for vfio or mdev, so gmig_vfio.c registers the
  * mdev parent, the vfio_device and its ops, and forwards everything that is
  * not plumbing to Rust through the gmig_rs_*() functions below (defined in
- * rust/vgpu.rs). Rust calls back into the few gmig_*() helpers for the VFIO
- * DMA path and interrupts. The Rust side never sees a struct vfio_device.
+ * rust/vgpu.rs, rust/migration.rs and rust/gvt.rs, as each section says;
+ * each is an unsafe extern "C" function whose "# Safety" states what C must
+ * pass). Rust calls back into the few gmig_*() helpers for the VFIO DMA
+ * path and interrupts. The Rust side never sees a struct vfio_device.
  */
 #ifndef GMIG_SHIM_H
 #define GMIG_SHIM_H

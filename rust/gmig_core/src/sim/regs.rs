@@ -2,9 +2,9 @@
 
 //! BAR0 layout of the sim vGPU.
 //!
-//! BAR0 is 2 MiB, as a shrunk Gen9 GTTMMADR: the lower 1 MiB holds MMIO
-//! registers, the upper 1 MiB the GGTT (131072 64-bit entries, a 512 MiB
-//! global graphics address space). A vGPU owns only the entries of its
+//! BAR0 is 16 MiB, as a Gen9 GTTMMADR: the lower 1 MiB holds MMIO
+//! registers, the upper 15 MiB the GGTT (1966080 64-bit entries, a 7.5 GiB
+//! global graphics address space, of which the parent uses the first 4 GiB). A vGPU owns only the entries of its
 //! partition; writes to other entries are dropped and counted, as GVT-g does
 //! for ballooned ranges. The PVINFO page at 0x78000 follows i915's
 //! `struct vgt_if` and tells the guest where its partition is.
