@@ -93,14 +93,10 @@ pub(crate) trait MigDevice {
     fn logging(&self, _on: bool) {}
 }
 
-// VFIO migration states (include/uapi/linux/vfio.h).
-const STOP: u32 = 1;
-const RUNNING: u32 = 2;
-const STOP_COPY: u32 = 3;
-const RESUMING: u32 = 4;
-const RUNNING_P2P: u32 = 5;
-const PRE_COPY: u32 = 6;
-const PRE_COPY_P2P: u32 = 7;
+use crate::gmig_core::vfio::DeviceState::{
+    self, PreCopy as PRE_COPY, PreCopyP2p as PRE_COPY_P2P, Resuming as RESUMING,
+    Running as RUNNING, RunningP2p as RUNNING_P2P, Stop as STOP, StopCopy as STOP_COPY,
+};
 
 /// The tracker's window is capped (8 bytes per page: 32 MiB for 16 GiB);
 /// GPU-writable pages above it are kept in [`Tracking::far`] and reported
@@ -192,7 +188,7 @@ struct Tracking {
 
 /// Migration state of one vGPU.
 pub(crate) struct Migration {
-    state: u32,
+    state: DeviceState,
     policy: Policy,
     source: DirtySource,
     rehash: Rehash,
@@ -206,19 +202,6 @@ pub(crate) struct Migration {
     /// When STOP_COPY was entered (device downtime runs until the last
     /// byte of the final image is read).
     stopped_at: Option<Instant<Monotonic>>,
-}
-
-fn state_name(s: u32) -> &'static str {
-    match s {
-        STOP => "stop",
-        RUNNING => "running",
-        STOP_COPY => "stop_copy",
-        RESUMING => "resuming",
-        RUNNING_P2P => "running_p2p",
-        PRE_COPY => "pre_copy",
-        PRE_COPY_P2P => "pre_copy_p2p",
-        _ => "error",
-    }
 }
 
 impl Migration {
@@ -244,7 +227,7 @@ impl Migration {
         let (tracked, hashed, outside) = self.tracking.as_ref().map_or((0, 0, 0), |t| {
             (t.tracker.tracked(), t.tracker.hashed(), t.far.len())
         });
-        writeln!(f, "state: {}", state_name(self.state))?;
+        writeln!(f, "state: {}", self.state.name())?;
         writeln!(f, "precopy: {}", self.policy.name())?;
         writeln!(f, "dirty: {}", self.source.name())?;
         writeln!(f, "rehash: {}", self.rehash.name())?;
@@ -498,6 +481,18 @@ fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -
 }
 
 fn arc<D: MigDevice>(d: &D, cur: u32, next: u32) -> Result {
+    // The VFIO core passes states of its own arc table; anything else is
+    // refused before the vGPU is touched.
+    let (Ok(cur), Ok(next)) = (DeviceState::try_from(cur), DeviceState::try_from(next)) else {
+        dev_ratelimited!(
+            dev_err,
+            d.dev(),
+            "migration arc {} -> {}: no such state\n",
+            cur,
+            next
+        );
+        return Err(EINVAL);
+    };
     let entered = Instant::<Monotonic>::now();
     d.arc_begin();
     d.with_locked(|l| {
@@ -511,8 +506,8 @@ fn arc<D: MigDevice>(d: &D, cur: u32, next: u32) -> Result {
 fn arc_locked<D: MigDevice>(
     d: &D,
     l: &mut Locked<'_, D::Prov>,
-    cur: u32,
-    next: u32,
+    cur: DeviceState,
+    next: DeviceState,
     entered: Instant<Monotonic>,
 ) -> Result {
     // Hook events reach the tracker where it is used: after the quiesce
@@ -598,8 +593,8 @@ fn arc_locked<D: MigDevice>(
                 dev_err,
                 d.dev(),
                 "unexpected migration arc {} -> {}\n",
-                cur,
-                next
+                cur.name(),
+                next.name()
             );
             return Err(EINVAL);
         }
@@ -647,14 +642,14 @@ fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
             return EINVAL.to_errno() as isize;
         };
         let n = avail.len().min(out.len());
-        if n == 0 && !out.is_empty() && matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
+        if n == 0 && !out.is_empty() && mig.state.is_pre_copy() {
             // The end of the data available now (more may come): the
             // uAPI's -ENOMSG; 0 would mean the end of the stream.
             return ENOMSG.to_errno() as isize;
         }
         out[..n].copy_from_slice(&avail[..n]);
         mig.pos += n;
-        if n > 0 && matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
+        if n > 0 && mig.state.is_pre_copy() {
             mig.stats.precopy_bytes += n as u64;
             if mig.pos == mig.image.len() {
                 mig.stats.precopy_rounds += 1;
@@ -741,7 +736,7 @@ unsafe extern "C" fn gmig_rs_mig_write(
 fn precopy_info<D: MigDevice>(d: &D) -> Result<u64> {
     d.with_locked(|l| {
         let mig = &*l.mig;
-        if !matches!(mig.state, PRE_COPY | PRE_COPY_P2P) {
+        if !mig.state.is_pre_copy() {
             return Err(EINVAL);
         }
         Ok((mig.image.len() - mig.pos) as u64)

@@ -40,5 +40,7 @@ pub mod stream;
 pub mod testutil;
 /// The software dirty-page tracker.
 pub mod tracker;
+/// VFIO migration uAPI values, typed.
+pub mod vfio;
 /// The write-set recorder (frames executed commands may have written).
 pub mod writeset;
