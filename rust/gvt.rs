@@ -51,7 +51,7 @@ use crate::{
     gmig_core::{
         cmd::Mode,
         gvt::{
-            self, AuditMap, GvtHost, GvtLayout, GvtVgpu, Part, StateSizes, StateSource,
+            self, AuditMap, EventKind, GvtHost, GvtLayout, GvtVgpu, Part, StateSizes, StateSource,
             COMPANION_VERSION,
         },
         provider::{tracker_update, Provider, ShadowEvent},
@@ -88,18 +88,6 @@ extern "C" {
         write: bool,
     ) -> c_int;
 }
-
-// Event kinds of `gmig_rs_gvt_event()` (`enum gmig_gvt_event` in
-// shim/gmig_shim.h).
-const WORKLOAD_QUEUED: u32 = 1;
-const WORKLOAD_COMPLETED: u32 = 2;
-const SCHED_STOPPED: u32 = 3;
-const SCHED_STARTED: u32 = 4;
-const GGTT_WRITE: u32 = 5;
-const PPGTT_CREATED: u32 = 6;
-const PPGTT_DESTROYED: u32 = 7;
-const PAGES_PINNED: u32 = 8;
-const PAGES_UNPINNED: u32 = 9;
 
 /// Counters over all GVT-g vGPUs (debugfs `gmig/gvt`).
 struct Counters {
@@ -508,14 +496,24 @@ impl MigDevice for GvtDev {
 impl GvtDev {
     fn event(&self, kind: u32, a: u64, b: u64, c: u64) {
         let n = &COUNTERS;
+        let Ok(kind) = EventKind::try_from(kind) else {
+            dev_ratelimited!(
+                dev_warn,
+                &self.dev,
+                "gvt: vGPU {}: unknown event {}\n",
+                self.id,
+                kind
+            );
+            return;
+        };
         let mut h = self.hooks.lock();
         match kind {
-            WORKLOAD_QUEUED => {
+            EventKind::WorkloadQueued => {
                 bump(&n.workloads_queued, 1);
                 h.in_flight += 1;
                 h.gpu_ran = true;
             }
-            WORKLOAD_COMPLETED => {
+            EventKind::WorkloadCompleted => {
                 bump(&n.workloads_completed, 1);
                 // `c` is the C int status, sign-extended.
                 if c != 0 {
@@ -524,9 +522,9 @@ impl GvtDev {
                 h.in_flight = h.in_flight.saturating_sub(1);
                 h.gpu_ran = true;
             }
-            SCHED_STOPPED => bump(&n.sched_stops, 1),
-            SCHED_STARTED => bump(&n.sched_starts, 1),
-            GGTT_WRITE => {
+            EventKind::SchedStopped => bump(&n.sched_stops, 1),
+            EventKind::SchedStarted => bump(&n.sched_starts, 1),
+            EventKind::GgttWrite => {
                 bump(&n.ggtt_writes, 1);
                 match gvt::ggtt_write_event(&self.layout, a, b, c) {
                     Some(ev) => {
@@ -538,13 +536,13 @@ impl GvtDev {
                     None => bump(&n.ggtt_foreign, 1),
                 }
             }
-            PPGTT_CREATED => bump(&n.ppgtt_shadows, 1),
-            PPGTT_DESTROYED => {
+            EventKind::PpgttCreated => bump(&n.ppgtt_shadows, 1),
+            EventKind::PpgttDestroyed => {
                 n.ppgtt_shadows
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
                     .ok();
             }
-            PAGES_PINNED => {
+            EventKind::PagesPinned => {
                 bump(&n.pins, 1);
                 let Some(ev) = gvt::pin_event(a, b, true) else {
                     return;
@@ -567,19 +565,12 @@ impl GvtDev {
                 }
                 h.reached(r.first, r.count);
             }
-            PAGES_UNPINNED => {
+            EventKind::PagesUnpinned => {
                 bump(&n.unpins, 1);
                 // A page that stops being reachable stays tracked while
                 // logging (its last content is compared at stop-copy).
                 h.pinned.remove(&a);
             }
-            _ => dev_ratelimited!(
-                dev_warn,
-                &self.dev,
-                "gvt: vGPU {}: unknown event {}\n",
-                self.id,
-                kind
-            ),
         }
     }
 }

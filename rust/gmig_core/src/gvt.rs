@@ -243,6 +243,50 @@ pub fn patch_command(cmd: &mut [u32], mode: Mode, map: &AuditMap) -> Result<usiz
     Ok(n)
 }
 
+/// What kvmgt reports through `gmig_rs_gvt_event()` (`enum gmig_gvt_event`
+/// in shim/gmig_shim.h; the arguments `a`, `b`, `c` after each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum EventKind {
+    /// A workload was queued (engine, LRCA).
+    WorkloadQueued = 1,
+    /// A workload completed (engine, LRCA, status).
+    WorkloadCompleted = 2,
+    /// GVT-g stopped scheduling the vGPU.
+    SchedStopped = 3,
+    /// GVT-g scheduled the vGPU again.
+    SchedStarted = 4,
+    /// The guest wrote a GGTT entry (global index, old, new).
+    GgttWrite = 5,
+    /// A PPGTT shadow was created (root).
+    PpgttCreated = 6,
+    /// A PPGTT shadow was destroyed (root).
+    PpgttDestroyed = 7,
+    /// Guest pages were pinned for DMA (gfn, size).
+    PagesPinned = 8,
+    /// Guest pages were unpinned (gfn, size).
+    PagesUnpinned = 9,
+}
+
+impl TryFrom<u32> for EventKind {
+    type Error = u32;
+
+    fn try_from(v: u32) -> Result<Self, u32> {
+        Ok(match v {
+            1 => Self::WorkloadQueued,
+            2 => Self::WorkloadCompleted,
+            3 => Self::SchedStopped,
+            4 => Self::SchedStarted,
+            5 => Self::GgttWrite,
+            6 => Self::PpgttCreated,
+            7 => Self::PpgttDestroyed,
+            8 => Self::PagesPinned,
+            9 => Self::PagesUnpinned,
+            _ => return Err(v),
+        })
+    }
+}
+
 /// The [`ShadowEvent`] of kvmgt's GGTT write hook for global entry
 /// `index`, or `None` if the vGPU does not own that entry (the hook is
 /// then ignored: a GVT bug or another vGPU's entry).
@@ -679,6 +723,16 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn event_kinds_are_the_shims_and_nothing_else() {
+        for v in 1..=9u32 {
+            assert_eq!(EventKind::try_from(v).map(|k| k as u32), Ok(v));
+        }
+        for v in [0u32, 10, u32::MAX] {
+            assert_eq!(EventKind::try_from(v), Err(v));
+        }
+    }
+
     use super::*;
     use crate::gtt::Pte;
     use crate::provider::{tracker_update, TrackRange};
