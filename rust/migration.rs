@@ -42,7 +42,7 @@ use crate::{
     gmig_core::{
         farframes::{note_frame, FarFrames, Noted},
         gtt::PAGE_SIZE,
-        planner::{self, Action, DirtySource, Phase, Policy, Rehash},
+        planner::{self, Action, DirtySource, Param, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent, PROVIDER_GVT},
         sim::exec::GuestMem,
         stream,
@@ -119,6 +119,42 @@ fn param(f: unsafe extern "C" fn() -> *const kernel::ffi::c_char) -> &'static st
     // buffer; it lives as long as the module.
     let s = unsafe { kernel::str::CStr::from_char_ptr(f()) };
     s.to_str().unwrap_or("")
+}
+
+/// A value written to module parameter `which` (`enum gmig_param`): its
+/// canonical spelling goes to `buf`, or -EINVAL if it is no value of the
+/// parameter (the buffer is then unchanged). The one parser of the values
+/// is [`Param::canonical`].
+///
+/// # Safety
+///
+/// `val` is a NUL-terminated string and `buf` is valid for writes of `cap`
+/// bytes; the caller holds the module parameter lock.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_param_set(
+    which: u32,
+    val: *const kernel::ffi::c_char,
+    buf: *mut kernel::ffi::c_char,
+    cap: usize,
+) -> c_int {
+    // SAFETY: `val` is NUL-terminated (the function's contract).
+    let val = unsafe { kernel::str::CStr::from_char_ptr(val) };
+    let Some(name) = Param::from_u32(which)
+        .zip(val.to_str().ok())
+        .and_then(|(p, v)| p.canonical(v))
+    else {
+        return EINVAL.to_errno();
+    };
+    if name.len() >= cap {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: `buf` holds `cap > name.len()` bytes (the function's
+    // contract); the name and its NUL fit.
+    unsafe {
+        core::ptr::copy_nonoverlapping(name.as_ptr(), buf.cast::<u8>(), name.len());
+        *buf.add(name.len()) = 0;
+    }
+    0
 }
 
 /// The policies of this migration, from the module parameters.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * gmig module presence: the module is loaded, says its version in debugfs,
- * and its debugfs root exists. Skips when gmig.ko is not loaded.
+ * its debugfs root exists, and its policy parameters take their values
+ * only. Skips when gmig.ko is not loaded.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +67,56 @@ TEST_F(gmig, version_file_is_read_only)
 	ASSERT_EQ(0, stat(GMIG_DEBUGFS "/version", &st));
 	ASSERT_TRUE(S_ISREG(st.st_mode));
 	ASSERT_EQ(0, st.st_mode & 0222);
+}
+
+static int write_param(const char *name, const char *val)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/module/gmig/parameters/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static const char *read_param(const char *name, char *buf, size_t len)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/gmig/parameters/%s", name);
+	if (read_file(path, buf, len) < 0)
+		return "";
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+/*
+ * A value is checked and spelt once, by the planner: "iterative\n" reads
+ * back as "iterative"; a value of another parameter is refused with
+ * -EINVAL and leaves the parameter as it was.
+ */
+TEST_F(gmig, policy_parameters_take_their_values_only)
+{
+	char buf[32];
+
+	ASSERT_EQ(0, write_param("precopy", "iterative\n"));
+	ASSERT_STREQ("iterative", read_param("precopy", buf, sizeof(buf)));
+	ASSERT_EQ(-EINVAL, write_param("precopy", "writeset"));
+	ASSERT_STREQ("iterative", read_param("precopy", buf, sizeof(buf)));
+	ASSERT_EQ(0, write_param("precopy", "oneshot"));
+	ASSERT_STREQ("oneshot", read_param("precopy", buf, sizeof(buf)));
+
+	ASSERT_EQ(-EINVAL, write_param("dirty", "oneshot"));
+	ASSERT_STREQ("hash", read_param("dirty", buf, sizeof(buf)));
+	ASSERT_EQ(-EINVAL, write_param("rehash", "hash"));
+	ASSERT_EQ(0, write_param("rehash", "all"));
+	ASSERT_STREQ("all", read_param("rehash", buf, sizeof(buf)));
+	ASSERT_EQ(0, write_param("rehash", "writeset"));
 }
 
 TEST_HARNESS_MAIN

@@ -61,6 +61,15 @@ void gmig_rs_log_stop(u32 provider, void *rs);
 int gmig_rs_log_report(u32 provider, void *rs, u64 iova, u64 length,
 		       struct iova_bitmap *dirty);
 
+/* Module parameters (rust/migration.rs): checks and canonicalises a value. */
+enum gmig_param {
+	GMIG_PARAM_PRECOPY,	/* oneshot, iterative, off */
+	GMIG_PARAM_DIRTY,	/* hash, all */
+	GMIG_PARAM_REHASH,	/* writeset, all */
+};
+
+int gmig_rs_param_set(u32 which, const char *val, char *buf, size_t cap);
+
 /* gvt provider (rust/gvt.rs): kvmgt companion callbacks. */
 enum gmig_gvt_event {
 	GMIG_GVT_WORKLOAD_QUEUED = 1,	/* engine, lrca */

@@ -48,36 +48,31 @@ static char gmig_precopy[16] = "oneshot";
 static char gmig_dirty[16] = "hash";
 static char gmig_rehash[16] = "writeset";
 
+/* The values are parsed once, by Rust (gmig_core::planner::Param). */
 static int gmig_param_set(const char *val, const struct kernel_param *kp,
-			  const char *const *allowed)
+			  enum gmig_param which)
 {
-	for (; *allowed; allowed++)
-		if (sysfs_streq(val, *allowed))
-			return param_set_copystring(*allowed, kp);
-	pr_err("gmig: %s: invalid value \"%s\"\n", kp->name, val);
-	return -EINVAL;
+	int ret = gmig_rs_param_set(which, val, kp->str->string,
+				    kp->str->maxlen);
+
+	if (ret)
+		pr_err("gmig: %s: invalid value \"%s\"\n", kp->name, val);
+	return ret;
 }
 
 static int gmig_precopy_set(const char *val, const struct kernel_param *kp)
 {
-	static const char *const allowed[] = { "oneshot", "iterative", "off",
-					       NULL };
-
-	return gmig_param_set(val, kp, allowed);
+	return gmig_param_set(val, kp, GMIG_PARAM_PRECOPY);
 }
 
 static int gmig_dirty_set(const char *val, const struct kernel_param *kp)
 {
-	static const char *const allowed[] = { "hash", "all", NULL };
-
-	return gmig_param_set(val, kp, allowed);
+	return gmig_param_set(val, kp, GMIG_PARAM_DIRTY);
 }
 
 static int gmig_rehash_set(const char *val, const struct kernel_param *kp)
 {
-	static const char *const allowed[] = { "writeset", "all", NULL };
-
-	return gmig_param_set(val, kp, allowed);
+	return gmig_param_set(val, kp, GMIG_PARAM_REHASH);
 }
 
 static const struct kernel_param_ops gmig_precopy_ops = {

@@ -68,6 +68,38 @@ impl Rehash {
     }
 }
 
+/// gmig's module parameters of the migration policy (`enum gmig_param` in
+/// shim/gmig_shim.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// `precopy`: a [`Policy`].
+    Precopy = 0,
+    /// `dirty`: a [`DirtySource`].
+    Dirty = 1,
+    /// `rehash`: a [`Rehash`].
+    Rehash = 2,
+}
+
+impl Param {
+    /// The parameter of shim value `v`.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        [Self::Precopy, Self::Dirty, Self::Rehash]
+            .into_iter()
+            .find(|p| *p as u32 == v)
+    }
+
+    /// The one parse of a value written to the parameter: its canonical
+    /// spelling (what the parameter then reads back), or `None` if it is
+    /// no value of the parameter.
+    pub fn canonical(self, s: &str) -> Option<&'static str> {
+        match self {
+            Self::Precopy => Policy::parse(s).map(Policy::name),
+            Self::Dirty => DirtySource::parse(s).map(DirtySource::name),
+            Self::Rehash => Rehash::parse(s).map(Rehash::name),
+        }
+    }
+}
+
 /// Phase of the migration a report belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -164,6 +196,18 @@ pub fn decide_rehash(policy: Policy, source: DirtySource, rehash: Rehash, phase:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parameters_take_their_values_only_and_read_back_canonical() {
+        assert_eq!(Param::Precopy.canonical("iterative\n"), Some("iterative"));
+        assert_eq!(Param::Dirty.canonical(" all "), Some("all"));
+        assert_eq!(Param::Rehash.canonical("writeset"), Some("writeset"));
+        assert_eq!(Param::Precopy.canonical("all"), None);
+        assert_eq!(Param::Dirty.canonical("writeset"), None);
+        assert_eq!(Param::Rehash.canonical(""), None);
+        assert_eq!(Param::from_u32(2), Some(Param::Rehash));
+        assert_eq!(Param::from_u32(3), None);
+    }
+
     use super::*;
     use std::collections::BTreeSet;
     use std::vec;
