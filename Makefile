@@ -10,7 +10,9 @@
 #   make gvt-kernel the GVT-g flavour (i915, kvmgt, patches/gvt applied)
 #   make gvt-check  gmig's gvt provider against that kernel's kvmgt
 #   make print-kdir print the kernel build tree gmig.ko is built against
-#   make lint       CLIPPY=1 build, rustfmt and checkpatch; patches/gvt applies,
+#   make lint       CLIPPY=1 build (an unsafe block without SAFETY: fails),
+#                   rustfmt, no import cycle between parts (scripts/deps.py)
+#                   and checkpatch; patches/gvt applies,
 #                   is checkpatch clean and its hooks sit where they must
 #                   (tests/gvt-series-check.sh, no GVT kernel needed)
 #   make bench      host figures (page hash vs memcpy, tracker diff, remapper),
@@ -83,6 +85,7 @@ lint: kernel
 	@$(KMAKE) CLIPPY=1 W=1 modules
 	@cd rust/gmig_core && cargo fmt --check && cargo clippy --all-targets -- -D warnings
 	@rustfmt --check --edition 2021 rust/gmig.rs
+	@scripts/deps.py
 	@source scripts/env.sh && perl $$KSRC/scripts/checkpatch.pl --no-tree --strict --terse -q -f shim/*.c shim/*.h tests/gvt-mock/*.c
 	@tests/gvt-series-check.sh
 

@@ -18,6 +18,7 @@ use kernel::{
 #[path = "gmig_core/src/lib.rs"]
 pub mod gmig_core;
 
+mod abi;
 mod bench;
 mod ffi;
 mod gvt;
@@ -38,6 +39,18 @@ module! {
             description: "1: at load, time page_hash against memcpy of 16 MiB and print one line",
         },
     },
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised in `Gmig::init()` before anything that reads it
+    // (the providers' vGPU creation) is registered.
+    unsafe(uninit) static DEBUGFS: Mutex<Option<Dir>> = None;
+}
+
+/// The debugfs root (`/sys/kernel/debug/gmig`) the module owns, for the
+/// providers' per-vGPU directories; `None` once the module is going away.
+pub(crate) fn debugfs_root() -> Option<Dir> {
+    DEBUGFS.lock().clone()
 }
 
 /// gmig's version, as printed at load and in debugfs `gmig/version`.
@@ -70,9 +83,12 @@ impl kernel::Module for Gmig {
             }
         }
         let debugfs = Dir::new(c"gmig");
+        // SAFETY: called once, here, before the providers are registered.
+        unsafe { DEBUGFS.init() };
+        *DEBUGFS.lock() = Some(debugfs.clone());
         let version = KBox::pin_init(debugfs.read_only_file(c"version", Version), GFP_KERNEL)?;
         let gvt_status = KBox::pin_init(debugfs.read_only_file(c"gvt", gvt::Status), GFP_KERNEL)?;
-        vgpu::init(&debugfs);
+        vgpu::init();
         // SAFETY: called once, after `vgpu::init()` prepared what the
         // shim's callbacks use; undone in `drop()`.
         ffi::to_result(unsafe { ffi::gmig_vfio_register() })
@@ -91,7 +107,7 @@ impl Drop for Gmig {
     fn drop(&mut self) {
         // SAFETY: registered in `init()`; no vGPU outlives the parent.
         unsafe { ffi::gmig_vfio_unregister() };
-        vgpu::exit();
+        *DEBUGFS.lock() = None;
         pr_info!("gmig {VERSION} unloaded\n");
     }
 }

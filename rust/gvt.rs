@@ -54,8 +54,8 @@ use crate::{
             self, AuditMap, EventKind, GvtHost, GvtLayout, GvtVgpu, Part, StateSizes, StateSource,
             COMPANION_VERSION,
         },
+        mem::{GuestMem, MemFault},
         provider::{tracker_update, Provider, ShadowEvent},
-        sim::exec::{GuestMem, MemFault},
         writeset::WriteSink,
     },
     migration::{Locked, MigDevice, Migration},
@@ -491,6 +491,17 @@ impl MigDevice for GvtDev {
         h.overflow = false;
         h.gpu_ran = false;
     }
+
+    /// GVT-g's command scanner translates (the audit map the restore set).
+    fn restored_elsewhere(&self, src: u64, dst: u64, _remapped: u64) {
+        dev_ratelimited!(
+            dev_info,
+            &self.dev,
+            "restored from GGTT base {:#x} at {:#x}: GVT-g's command scanner moves the graphics addresses of resubmitted workloads\n",
+            src,
+            dst
+        );
+    }
 }
 
 impl GvtDev {
@@ -681,7 +692,7 @@ unsafe fn create(
     // Statistics like a sim vGPU's; a vGPU without them still migrates.
     let dir = CString::try_from_fmt(fmt!("gvt-vgpu{id}"))
         .ok()
-        .and_then(|name| Some(crate::vgpu::debugfs_root()?.subdir(&name)));
+        .and_then(|name| Some(crate::debugfs_root()?.subdir(&name)));
     let stats = dir.as_ref().and_then(|d| {
         KBox::pin_init(
             d.read_callback_file(c"stats", inner.clone(), &|s: &InnerLock, f| {

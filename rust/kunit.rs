@@ -12,10 +12,11 @@ mod tests {
     use crate::gmig_core::{
         gtt::{Partition, Pte},
         hash::page_hash,
+        mem::{GuestMem, MemFault},
         planner::{decide, Action, DirtySource, Phase, Policy},
         remap::remap_pending,
         sim::{
-            exec::{GuestMem, MemFault, LRC_MAGIC},
+            exec::LRC_MAGIC,
             vgpu::{SimVgpu, TYPES},
         },
         slots::{Slots, SLOT_SIZE},

@@ -24,32 +24,31 @@
 //! Everything here reaches the vGPU through [`MigDevice`] (its lock, guest
 //! memory, messages) and the [`Provider`] trait (state image,
 //! quiesce/resume, writable pages, restore with remapping), so the sim
-//! ([`Shared`]) and GVT-g ([`crate::gvt`]) vGPUs migrate the same way; the
-//! shim's entry points name the provider of the object they pass.
+//! (`crate::vgpu::Shared`) and GVT-g (`crate::gvt::GvtDev`) vGPUs migrate
+//! the same way, and nothing here names either: the shim's entry points
+//! ([`crate::abi`]) name the provider of the object they pass.
 //!
 //! Arcs run with the shim's `state_mutex` held and take the vGPU lock.
 
 use crate::log::dev_ratelimited;
 use kernel::{
     device::Device,
-    ffi::{c_int, c_void},
     prelude::*,
     time::{Instant, Monotonic}, //
 };
 
 use crate::{
-    ffi::{from_result, set_dirty, IovaBitmap},
+    ffi::{set_dirty, IovaBitmap},
     gmig_core::{
         farframes::{note_frame, FarFrames, Noted},
         gtt::PAGE_SIZE,
-        planner::{self, Action, DirtySource, Param, Phase, Policy, Rehash},
-        provider::{tracker_update, Provider, RestoreError, ShadowEvent, PROVIDER_GVT},
-        sim::exec::GuestMem,
+        mem::GuestMem,
+        planner::{self, Action, DirtySource, Phase, Policy, Rehash},
+        provider::{tracker_update, Provider, RestoreError, ShadowEvent},
         stream,
         tracker::{HashTracker, Unhashed},
         writeset::{words_for, WriteSet, WriteSink},
     },
-    vgpu::{vgpu_ref, Shared},
 };
 
 /// What the vGPU lock protects, as the migration layer sees it.
@@ -91,6 +90,10 @@ pub(crate) trait MigDevice {
     /// Dirty logging starts (`true`, before the writable frames are
     /// enumerated) or stops.
     fn logging(&self, _on: bool) {}
+    /// A restore put the vGPU at GGTT base `dst`, the source's was `src`:
+    /// the provider says how its graphics addresses follow (`remapped`:
+    /// addresses the restore itself patched).
+    fn restored_elsewhere(&self, src: u64, dst: u64, remapped: u64);
 }
 
 use crate::gmig_core::vfio::DeviceState::{
@@ -119,42 +122,6 @@ fn param(f: unsafe extern "C" fn() -> *const kernel::ffi::c_char) -> &'static st
     // buffer; it lives as long as the module.
     let s = unsafe { kernel::str::CStr::from_char_ptr(f()) };
     s.to_str().unwrap_or("")
-}
-
-/// A value written to module parameter `which` (`enum gmig_param`): its
-/// canonical spelling goes to `buf`, or -EINVAL if it is no value of the
-/// parameter (the buffer is then unchanged). The one parser of the values
-/// is [`Param::canonical`].
-///
-/// # Safety
-///
-/// `val` is a NUL-terminated string and `buf` is valid for writes of `cap`
-/// bytes; the caller holds the module parameter lock.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_param_set(
-    which: u32,
-    val: *const kernel::ffi::c_char,
-    buf: *mut kernel::ffi::c_char,
-    cap: usize,
-) -> c_int {
-    // SAFETY: `val` is NUL-terminated (the function's contract).
-    let val = unsafe { kernel::str::CStr::from_char_ptr(val) };
-    let Some(name) = Param::from_u32(which)
-        .zip(val.to_str().ok())
-        .and_then(|(p, v)| p.canonical(v))
-    else {
-        return EINVAL.to_errno();
-    };
-    if name.len() >= cap {
-        return EINVAL.to_errno();
-    }
-    // SAFETY: `buf` holds `cap > name.len()` bytes (the function's
-    // contract); the name and its NUL fit.
-    unsafe {
-        core::ptr::copy_nonoverlapping(name.as_ptr(), buf.cast::<u8>(), name.len());
-        *buf.add(name.len()) = 0;
-    }
-    0
 }
 
 /// The policies of this migration, from the module parameters.
@@ -493,30 +460,13 @@ fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -
     })?;
     if let Some(src) = done.src.filter(|src| src.base != dst.base) {
         l.mig.stats.remap_patched = done.remapped;
-        if l.prov.id() == PROVIDER_GVT {
-            dev_ratelimited!(
-                dev_info,
-                d.dev(),
-                "restored from GGTT base {:#x} at {:#x}: GVT-g's command scanner moves the graphics addresses of resubmitted workloads\n",
-                src.base,
-                dst.base
-            );
-        } else {
-            dev_ratelimited!(
-                dev_info,
-                d.dev(),
-                "restored from GGTT base {:#x} at {:#x}: {} graphics addresses remapped\n",
-                src.base,
-                dst.base,
-                done.remapped
-            );
-        }
+        d.restored_elsewhere(src.base, dst.base, done.remapped);
     }
     l.mig.stats.images_applied += 1;
     Ok(())
 }
 
-fn arc<D: MigDevice>(d: &D, cur: u32, next: u32) -> Result {
+pub(crate) fn arc<D: MigDevice>(d: &D, cur: u32, next: u32) -> Result {
     // The VFIO core passes states of its own arc table; anything else is
     // refused before the vGPU is touched.
     let (Ok(cur), Ok(next)) = (DeviceState::try_from(cur), DeviceState::try_from(next)) else {
@@ -639,39 +589,7 @@ fn arc_locked<D: MigDevice>(
     Ok(())
 }
 
-/// Runs `$body` with `$d` bound to the [`MigDevice`] behind `$rs`, an
-/// object of provider `$provider` (`GMIG_PROVIDER_*` in the shim, the
-/// stream's provider ids), borrowed for the body only. Only for entry
-/// points whose `# Safety` says that `rs` is a live object of `provider`:
-/// one the shim got from `gmig_rs_vgpu_create()` (sim) or
-/// `gmig_rs_gvt_vgpu_create()` (GVT-g) and destroys only after the call.
-macro_rules! on_device {
-    ($provider:expr, $rs:expr, |$d:ident| $body:expr) => {
-        if $provider == u32::from(PROVIDER_GVT) {
-            // SAFETY: `$rs` is a live GVT-g object for this call (the entry
-            // point's contract).
-            let $d = unsafe { crate::gvt::device_ref($rs) };
-            $body
-        } else {
-            // SAFETY: `$rs` is a live sim vGPU for this call (the entry
-            // point's contract).
-            let $d: &Shared = &unsafe { vgpu_ref($rs) }.shared;
-            $body
-        }
-    };
-}
-
-/// One arc of the migration state machine.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_arc(provider: u32, rs: *mut c_void, cur: u32, next: u32) -> c_int {
-    on_device!(provider, rs, |d| from_result(arc(d, cur, next)))
-}
-
-fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
+pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
     d.with_locked(|l| {
         let mig = &mut *l.mig;
         let Some(avail) = mig.image.get(mig.pos..) else {
@@ -701,28 +619,7 @@ fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
     })
 }
 
-/// read() of the saving data fd: -ENOMSG means "nothing now" in PRE_COPY,
-/// 0 "end of stream" in STOP_COPY.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// `buf` is valid for `len` bytes of writes and not otherwise accessed
-/// during the call.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_read(
-    provider: u32,
-    rs: *mut c_void,
-    buf: *mut c_void,
-    len: usize,
-) -> isize {
-    // SAFETY: `buf` is valid for `len` bytes of writes, exclusively
-    // (caller contract).
-    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    on_device!(provider, rs, |d| mig_read(d, out))
-}
-
-fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
+pub(crate) fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
     d.with_locked(|l| {
         // Sized from this vGPU's type: a real GVT-g type's images are
         // several MiB (2 MiB of vregs and 8 bytes per GM page).
@@ -751,25 +648,7 @@ fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
     })
 }
 
-/// write() of the resuming data fd.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// `buf` is valid for `len` bytes of reads.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_write(
-    provider: u32,
-    rs: *mut c_void,
-    buf: *const c_void,
-    len: usize,
-) -> isize {
-    // SAFETY: `buf` is valid for `len` bytes (caller contract).
-    let data = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
-    on_device!(provider, rs, |d| mig_write(d, data))
-}
-
-fn precopy_info<D: MigDevice>(d: &D) -> Result<u64> {
+pub(crate) fn precopy_info<D: MigDevice>(d: &D) -> Result<u64> {
     d.with_locked(|l| {
         let mig = &*l.mig;
         if !mig.state.is_pre_copy() {
@@ -779,51 +658,12 @@ fn precopy_info<D: MigDevice>(d: &D) -> Result<u64> {
     })
 }
 
-/// VFIO_MIG_GET_PRECOPY_INFO: unread bytes of the current image.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// Both pointers are valid for writes.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_precopy_info(
-    provider: u32,
-    rs: *mut c_void,
-    initial: *mut u64,
-    dirty: *mut u64,
-) -> c_int {
-    match on_device!(provider, rs, |d| precopy_info(d)) {
-        Ok(left) => {
-            // SAFETY: valid for writes (caller contract).
-            unsafe {
-                *initial = left;
-                *dirty = 0;
-            }
-            0
-        }
-        Err(e) => e.to_errno(),
-    }
+/// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: bytes of a stop-copy image.
+pub(crate) fn data_size<D: MigDevice>(d: &D) -> usize {
+    d.with_locked(|l| l.prov.state_len())
 }
 
-/// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: size of a stop-copy image.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// `size` is valid for writes.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_data_size(
-    provider: u32,
-    rs: *mut c_void,
-    size: *mut u64,
-) -> c_int {
-    let n = on_device!(provider, rs, |d| d.with_locked(|l| l.prov.state_len()));
-    // SAFETY: valid for writes (caller contract).
-    unsafe { *size = n as u64 };
-    0
-}
-
-fn abort<D: MigDevice>(d: &D) {
+pub(crate) fn abort<D: MigDevice>(d: &D) {
     d.with_locked(|l| {
         l.prov.reset();
         l.prov.resume();
@@ -838,19 +678,7 @@ fn abort<D: MigDevice>(d: &D) {
     })
 }
 
-/// The migration ended abnormally (close, reset): drop its buffers, let the
-/// provider forget what a restore set up ([`Provider::reset`]) and resume
-/// scheduling.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_abort(provider: u32, rs: *mut c_void) {
-    on_device!(provider, rs, |d| abort(d))
-}
-
-fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
+pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
     let mut end = 0u64;
     let mut start = u64::MAX;
     for r in ranges.chunks_exact(2) {
@@ -907,49 +735,18 @@ fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
     Ok(())
 }
 
-/// DMA_LOGGING_START: `ranges` holds `n` (first, last) IOVA pairs.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// `ranges` is valid for `2 * n` reads.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_log_start(
-    provider: u32,
-    rs: *mut c_void,
-    ranges: *const u64,
-    n: u32,
-) -> c_int {
-    let Ok(n) = usize::try_from(n) else {
-        return EINVAL.to_errno();
-    };
-    // SAFETY: valid for `2 * n` reads (caller contract).
-    let r = unsafe { core::slice::from_raw_parts(ranges, 2 * n) };
-    on_device!(provider, rs, |d| from_result(log_start(d, r)))
-}
-
-fn log_stop<D: MigDevice>(d: &D) {
+pub(crate) fn log_stop<D: MigDevice>(d: &D) {
     d.with_locked(|l| {
         l.mig.tracking = None;
         d.logging(false);
     })
 }
 
-/// DMA_LOGGING_STOP.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_log_stop(provider: u32, rs: *mut c_void) {
-    on_device!(provider, rs, |d| log_stop(d))
-}
-
 /// # Safety
 ///
 /// `dirty` is the `struct iova_bitmap` of this report, valid during the
 /// call.
-unsafe fn log_report<D: MigDevice>(
+pub(crate) unsafe fn log_report<D: MigDevice>(
     d: &D,
     iova: u64,
     length: u64,
@@ -1127,24 +924,4 @@ unsafe fn log_report_locked<D: MigDevice>(
         }
     }
     Ok(())
-}
-
-/// DMA_LOGGING_REPORT for `[iova, iova + length)`.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`); `dirty` is the
-/// VFIO core's bitmap of this report, valid during the call.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_log_report(
-    provider: u32,
-    rs: *mut c_void,
-    iova: u64,
-    length: u64,
-    dirty: *mut IovaBitmap,
-) -> c_int {
-    // SAFETY: `dirty` is valid during the call (the function's contract).
-    on_device!(provider, rs, |d| from_result(unsafe {
-        log_report(d, iova, length, dirty)
-    }))
 }

@@ -25,9 +25,9 @@ use crate::{
     ffi::{from_result, GmigVdev, Vdev},
     gmig_core::{
         gtt::Partition,
+        mem::{GuestMem, MemFault},
         provider::{Provider, ShadowEvent},
         sim::{
-            exec::{GuestMem, MemFault},
             vgpu::{Event, SimVgpu, TYPES},
             workload::{Command as WorkloadCommand, Params as WorkloadParams, Workload},
         },
@@ -101,8 +101,6 @@ pub(crate) struct Globals {
     slots: Slots,
     /// Instances per type, for `available_instances`.
     instances: [u32; 4],
-    /// debugfs root (`/sys/kernel/debug/gmig`).
-    root: Option<Dir>,
 }
 
 impl Globals {
@@ -110,27 +108,14 @@ impl Globals {
         Self {
             slots: Slots::new(),
             instances: [0; 4],
-            root: None,
         }
     }
 }
 
 /// Prepares the globals; called once from the module initialiser.
-pub(crate) fn init(root: &Dir) {
+pub(crate) fn init() {
     // SAFETY: called exactly once, before the mdev parent is registered.
     unsafe { GLOBAL.init() };
-    GLOBAL.lock().root = Some(root.clone());
-}
-
-/// The debugfs root (`/sys/kernel/debug/gmig`), once [`init`] ran.
-pub(crate) fn debugfs_root() -> Option<Dir> {
-    GLOBAL.lock().root.clone()
-}
-
-/// Drops the globals' debugfs reference; called at module exit after the
-/// parent is unregistered.
-pub(crate) fn exit() {
-    GLOBAL.lock().root = None;
 }
 
 /// Guest memory as the sim's command streamer sees it: the VFIO DMA path.
@@ -457,6 +442,18 @@ impl MigDevice for Shared {
             self.vdev.kick_exec();
         }
     }
+
+    /// The restore patched the pending contexts' graphics addresses.
+    fn restored_elsewhere(&self, src: u64, dst: u64, remapped: u64) {
+        dev_ratelimited!(
+            dev_info,
+            &self.dev,
+            "restored from GGTT base {:#x} at {:#x}: {} graphics addresses remapped\n",
+            src,
+            dst,
+            remapped
+        );
+    }
 }
 
 /// The vGPU behind a pointer the shim holds, borrowed for the length of
@@ -489,7 +486,7 @@ fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
         base,
         size: ty.ggtt_size,
     };
-    let root = g.root.clone();
+    let root = crate::debugfs_root();
     if let Some(n) = g.instances.get_mut(type_index) {
         *n += 1;
     }

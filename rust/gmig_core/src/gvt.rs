@@ -31,10 +31,10 @@
 
 use super::cmd::{CmdError, Command, Mode, Space};
 use super::gtt::{Partition, PAGE_SIZE};
+use super::mem::GuestMem;
 use super::provider::{
     Provider, RestoreError, Restored, ShadowEvent, MAX_EVENT_PAGES, PROVIDER_GVT,
 };
-use super::sim::exec::GuestMem;
 use super::stream::{self, Section, StreamError, Writer, FLAG_MANDATORY};
 
 /// Version of the companion interface gmig speaks
@@ -1144,11 +1144,11 @@ mod tests {
 
     struct NoMem;
     impl GuestMem for NoMem {
-        fn read(&mut self, gpa: u64, _: &mut [u8]) -> Result<(), crate::sim::exec::MemFault> {
-            Err(crate::sim::exec::MemFault { gpa })
+        fn read(&mut self, gpa: u64, _: &mut [u8]) -> Result<(), crate::mem::MemFault> {
+            Err(crate::mem::MemFault { gpa })
         }
-        fn write(&mut self, gpa: u64, _: &[u8]) -> Result<(), crate::sim::exec::MemFault> {
-            Err(crate::sim::exec::MemFault { gpa })
+        fn write(&mut self, gpa: u64, _: &[u8]) -> Result<(), crate::mem::MemFault> {
+            Err(crate::mem::MemFault { gpa })
         }
     }
 

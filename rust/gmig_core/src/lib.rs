@@ -22,6 +22,8 @@ pub mod gtt;
 pub mod gvt;
 /// Seeded page hashes.
 pub mod hash;
+/// Guest memory as a vGPU reaches it.
+pub mod mem;
 /// Pre-copy policies and per-report decisions.
 pub mod planner;
 /// The provider interface and shadow page table events.

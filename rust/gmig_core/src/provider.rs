@@ -22,9 +22,9 @@
 //!   destination.
 
 use super::gtt::{Partition, Pte, PAGE_SIZE};
+use super::mem::GuestMem;
 use super::remap::{self, RemapError};
 use super::sim::config::CONFIG_SIZE;
-use super::sim::exec::GuestMem;
 use super::sim::vgpu::{Regs, SimVgpu, REGS_BYTES, TYPES};
 use super::stream::{self, Section, StreamError, Writer, FLAG_MANDATORY};
 

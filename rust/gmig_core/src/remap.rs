@@ -58,7 +58,8 @@ use super::cmd::{
     AddrRef, CmdError, Command, Cursor, Kind, Level, Mode, Space, MAX_ADDR_CMD_DWORDS,
 };
 use super::gtt::Partition;
-use super::sim::exec::{GuestMem, MemFault, LRC_MAGIC};
+use super::mem::{GuestMem, MemFault};
+use super::sim::exec::LRC_MAGIC;
 use super::sim::vgpu::SimVgpu;
 
 /// Most distinct batch buffers [`remap_chain`] follows from one root.

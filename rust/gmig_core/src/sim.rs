@@ -6,11 +6,11 @@
 //! - [`config`]: PCI configuration space.
 //! - [`vgpu`]: registers, the GGTT partition view and execlist submission.
 //! - [`exec`]: the command streamer that executes submitted contexts and
-//!   writes guest memory through a [`exec::GuestMem`].
+//!   writes guest memory through a [`super::mem::GuestMem`].
 //! - [`workload`]: the synthetic workload generator.
 //!
 //! Nothing here touches memory directly: the kernel glue implements
-//! [`exec::GuestMem`] with `vfio_dma_rw()`, tests with a `Vec`.
+//! [`super::mem::GuestMem`] with `vfio_dma_rw()`, tests with a `Vec`.
 
 pub mod config;
 pub mod exec;

@@ -49,22 +49,22 @@ impl Rng {
 pub(crate) struct VecMem(pub std::vec::Vec<u8>);
 
 #[cfg(all(test, not(CONFIG_RUST)))]
-impl super::sim::exec::GuestMem for VecMem {
-    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), super::sim::exec::MemFault> {
+impl super::mem::GuestMem for VecMem {
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), super::mem::MemFault> {
         let s = gpa as usize;
         let src = self
             .0
             .get(s..s + buf.len())
-            .ok_or(super::sim::exec::MemFault { gpa })?;
+            .ok_or(super::mem::MemFault { gpa })?;
         buf.copy_from_slice(src);
         Ok(())
     }
-    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), super::sim::exec::MemFault> {
+    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), super::mem::MemFault> {
         let s = gpa as usize;
         let dst = self
             .0
             .get_mut(s..s + buf.len())
-            .ok_or(super::sim::exec::MemFault { gpa })?;
+            .ok_or(super::mem::MemFault { gpa })?;
         dst.copy_from_slice(buf);
         Ok(())
     }

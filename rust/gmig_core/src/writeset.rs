@@ -338,14 +338,12 @@ pub struct RecordingMem<'a, M, W> {
     pub sink: &'a mut W,
 }
 
-impl<M: super::sim::exec::GuestMem, W: WriteSink> super::sim::exec::GuestMem
-    for RecordingMem<'_, M, W>
-{
-    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), super::sim::exec::MemFault> {
+impl<M: super::mem::GuestMem, W: WriteSink> super::mem::GuestMem for RecordingMem<'_, M, W> {
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), super::mem::MemFault> {
         self.mem.read(gpa, buf)
     }
 
-    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), super::sim::exec::MemFault> {
+    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), super::mem::MemFault> {
         if !buf.is_empty() {
             let first = gpa / PAGE_SIZE;
             let last = gpa.saturating_add(buf.len() as u64 - 1) / PAGE_SIZE;
@@ -462,8 +460,9 @@ mod tests {
 mod property {
     use super::*;
     use crate::gtt::{Partition, Pte};
+    use crate::mem::GuestMem;
     use crate::planner::{decide_rehash, Action, DirtySource, Phase, Policy, Rehash};
-    use crate::sim::exec::{GuestMem, LRC_MAGIC};
+    use crate::sim::exec::LRC_MAGIC;
     use crate::sim::vgpu::{SimVgpu, TYPES};
     use crate::sim::workload::{Command, Workload};
     use crate::testutil::Rng;

@@ -24,9 +24,10 @@ use std::cell::RefCell;
 
 use gmig_core::{
     gtt::{Partition, Pte},
+    mem::{GuestMem, MemFault},
     remap::remap_pending,
     sim::{
-        exec::{Budget, GuestMem, MemFault},
+        exec::Budget,
         vgpu::{SimVgpu, TYPES},
     },
 };

@@ -30,6 +30,7 @@
 //! [`Fault`].
 
 use super::super::gtt::{Pte, PAGE_SIZE};
+use super::super::mem::{GuestMem, MemFault};
 use super::super::writeset::WriteSink;
 use super::regs::{RCS_IMR, RING_CTL};
 use super::vgpu::SimVgpu;
@@ -63,21 +64,6 @@ impl Default for Budget {
 
 /// Nesting of batch buffers (ring -> first level -> second level).
 pub const MAX_DEPTH: usize = 3;
-
-/// A guest memory access failed (not mapped for DMA).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemFault {
-    /// Guest physical address of the failed access.
-    pub gpa: u64,
-}
-
-/// Guest memory as the device sees it (the VFIO DMA path in the kernel).
-pub trait GuestMem {
-    /// Reads `buf.len()` bytes at guest physical address `gpa`.
-    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault>;
-    /// Writes `buf` at guest physical address `gpa`.
-    fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault>;
-}
 
 /// Why a context faulted (the value is the FAULT_STATUS register code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,10 +12,11 @@
 //! [`SimVgpu::execute`].
 
 use super::super::gtt::{Partition, Pte, PAGE_SIZE};
+use super::super::mem::GuestMem;
 use super::super::writeset::WriteSink;
 use super::{
     config::{ConfigError, ConfigSpace, CONFIG_SIZE},
-    exec::{self, ExecStats, Fault, GuestMem},
+    exec::{self, ExecStats, Fault},
     regs::*,
 };
 

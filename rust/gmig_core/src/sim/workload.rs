@@ -27,7 +27,8 @@
 //! firmware and boot code); `base=` and `size=` choose another one.
 
 use super::super::gtt::{Pte, PAGE_SIZE};
-use super::exec::{GuestMem, MemFault, LRC_MAGIC};
+use super::super::mem::{GuestMem, MemFault};
+use super::exec::LRC_MAGIC;
 use super::regs::GGTT_OFFSET;
 use super::vgpu::{Event, SimVgpu, REGION_BAR0};
 
