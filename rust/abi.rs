@@ -5,7 +5,7 @@
 //! `gmig_rs_param_set()` of shim/gmig_shim.h. Each turns the shim's
 //! pointers into references bounded by the call and dispatches to
 //! [`crate::migration`] over the provider's [`MigDevice`]
-//! (`crate::vgpu::Shared` for the sim, `crate::gvt::GvtDev` for GVT-g).
+//! (`crate::sim::Shared` for the sim, `crate::gvt::GvtDev` for GVT-g).
 //! This is the only file that knows both providers and the migration
 //! layer: the migration layer sees the provider trait only.
 
@@ -18,7 +18,7 @@ use crate::{
     ffi::{from_result, IovaBitmap},
     gmig_core::{planner::Param, provider::PROVIDER_GVT},
     migration,
-    vgpu::{vgpu_ref, Shared},
+    sim::{vgpu_ref, Shared},
 };
 
 /// Runs `$body` with `$d` bound to the [`MigDevice`] behind `$rs`, an

@@ -25,7 +25,7 @@ mod gvt;
 mod kunit;
 mod log;
 mod migration;
-mod vgpu;
+mod sim;
 
 module! {
     type: Gmig,
@@ -88,8 +88,8 @@ impl kernel::Module for Gmig {
         *DEBUGFS.lock() = Some(debugfs.clone());
         let version = KBox::pin_init(debugfs.read_only_file(c"version", Version), GFP_KERNEL)?;
         let gvt_status = KBox::pin_init(debugfs.read_only_file(c"gvt", gvt::Status), GFP_KERNEL)?;
-        vgpu::init();
-        // SAFETY: called once, after `vgpu::init()` prepared what the
+        sim::init();
+        // SAFETY: called once, after `sim::init()` prepared what the
         // shim's callbacks use; undone in `drop()`.
         ffi::to_result(unsafe { ffi::gmig_vfio_register() })
             .inspect_err(|e| pr_err!("registering the sim mdev parent failed: {:?}\n", e))?;

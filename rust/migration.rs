@@ -24,7 +24,7 @@
 //! Everything here reaches the vGPU through [`MigDevice`] (its lock, guest
 //! memory, messages) and the [`Provider`] trait (state image,
 //! quiesce/resume, writable pages, restore with remapping), so the sim
-//! (`crate::vgpu::Shared`) and GVT-g (`crate::gvt::GvtDev`) vGPUs migrate
+//! (`crate::sim::Shared`) and GVT-g (`crate::gvt::GvtDev`) vGPUs migrate
 //! the same way, and nothing here names either: the shim's entry points
 //! ([`crate::abi`]) name the provider of the object they pass.
 //!

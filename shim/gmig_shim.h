@@ -5,7 +5,7 @@
  * Linux 7.3 has no Rust binding for vfio or mdev, so gmig_vfio.c registers the
  * mdev parent, the vfio_device and its ops, and forwards everything that is
  * not plumbing to Rust through the gmig_rs_*() functions below (defined in
- * rust/vgpu.rs, rust/migration.rs and rust/gvt.rs, as each section says;
+ * rust/sim.rs, rust/migration.rs and rust/gvt.rs, as each section says;
  * each is an unsafe extern "C" function whose "# Safety" states what C must
  * pass). Rust calls back into the few gmig_*() helpers for the VFIO DMA
  * path and interrupts. The Rust side never sees a struct vfio_device.
@@ -24,7 +24,7 @@ struct iova_bitmap;
 #define GMIG_TYPE_NAME_LEN 32
 #define GMIG_TYPE_DESC_LEN 160
 
-/* Rust side (rust/vgpu.rs). */
+/* Rust side (rust/sim.rs). */
 int gmig_rs_type_count(void);
 int gmig_rs_type_info(unsigned int type, char *name, char *desc);
 unsigned int gmig_rs_type_available(unsigned int type);

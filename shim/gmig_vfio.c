@@ -4,7 +4,7 @@
  *
  * Registers the "gmig" mdev parent with one mdev type per vGPU type the Rust
  * side defines, and for each mdev a vfio_device with an emulated IOMMU. Every
- * decision is taken in Rust (rust/vgpu.rs): this file copies user buffers,
+ * decision is taken in Rust (rust/sim.rs): this file copies user buffers,
  * manages interrupt eventfds and work items, and forwards the rest.
  *
  * Locking: gv->irq_lock protects the eventfd pointers and the INTx mask; it is

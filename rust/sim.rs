@@ -90,7 +90,7 @@ impl Stats {
 }
 
 kernel::sync::global_lock! {
-    // SAFETY: initialised in the module initialiser (`vgpu::init()`) before
+    // SAFETY: initialised in the module initialiser (`sim::init()`) before
     // the mdev parent is registered, so before any other use.
     unsafe(uninit) static GLOBAL: Mutex<Globals> = Globals::new();
 }
