@@ -40,13 +40,14 @@ use kernel::{
 use crate::{
     ffi::{set_dirty, IovaBitmap},
     gmig_core::{
-        farframes::{note_frame, FarFrames, Noted},
+        dirtylog::DirtyLog,
+        farframes::FarFrames,
         gtt::PAGE_SIZE,
         mem::GuestMem,
         planner::{self, Action, DirtySource, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent},
         stream,
-        tracker::{HashTracker, Unhashed},
+        tracker::HashTracker,
         writeset::{words_for, WriteSet, WriteSink},
     },
 };
@@ -164,29 +165,12 @@ struct MigStats {
     image_us: i64,
 }
 
-impl Tracking {
-    /// Enters a frame the GPU may write into the log ([`note_frame`]). A
-    /// frame that could not be kept ([`Noted::Lost`]) fails every later
-    /// report ([`FarFrames::lost`]).
-    fn note(&mut self, gfn: u64) {
-        let _: Noted = note_frame(&mut self.tracker, &mut self.pending, &mut self.far, gfn);
-    }
-}
-
+/// The dirty log of a migration, with what its kernel glue needs.
 struct Tracking {
-    tracker: HashTracker<KVVec<u64>>,
+    log: DirtyLog<KVVec<u64>>,
     scratch: KBox<[u8; 4096]>,
-    /// GPU-writable frames outside the window (reported in every report).
-    far: FarFrames<KVVec<u64>>,
     /// The incomplete log was reported in dmesg.
     lost_said: bool,
-    /// Frames the GPU may have written since their last hash.
-    written: WriteSet<KVVec<u64>>,
-    /// Frames found changed and not reported yet (the stop-copy re-hash
-    /// puts its result here; reports hand it out by range).
-    pending: WriteSet<KVVec<u64>>,
-    /// The stop-copy re-hash ran (reset when the vGPU runs again).
-    stop_scanned: bool,
 }
 
 /// Migration state of one vGPU.
@@ -228,7 +212,11 @@ impl Migration {
     pub(crate) fn show_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let s = &self.stats;
         let (tracked, hashed, outside) = self.tracking.as_ref().map_or((0, 0, 0), |t| {
-            (t.tracker.tracked(), t.tracker.hashed(), t.far.len())
+            (
+                t.log.tracker.tracked(),
+                t.log.tracker.hashed(),
+                t.log.far.len(),
+            )
         });
         writeln!(f, "state: {}", self.state.name())?;
         writeln!(f, "precopy: {}", self.policy.name())?;
@@ -272,7 +260,7 @@ impl Migration {
             return;
         };
         for gfn in r.first..r.first.saturating_add(r.count) {
-            t.note(gfn);
+            t.log.note(gfn);
         }
     }
 
@@ -292,66 +280,28 @@ impl Migration {
         let Some(t) = self.tracking.as_mut() else {
             return;
         };
-        if t.stop_scanned {
+        if t.log.stop_scanned {
             return;
         }
         let start = Instant::<Monotonic>::now();
-        let Tracking {
-            tracker,
-            scratch,
-            written,
-            pending,
-            ..
-        } = t;
-        let mut errors = 0u64;
-        let mut read = |gfn: u64, buf: &mut [u8; 4096]| {
-            let r = d.read_guest(gfn * PAGE_SIZE, &mut buf[..]);
-            errors += u64::from(r.is_err());
-            r
-        };
-        let before = tracker.hashed();
-        let mut dirty = 0u64;
-        match action {
-            Action::Nothing | Action::Snapshot | Action::Refresh => {}
-            Action::All => {
-                for gfn in tracker.tracked_frames() {
-                    pending.record(gfn);
-                    dirty += 1;
-                }
-            }
-            Action::Changed => {
-                dirty = tracker.scan_changed(scratch, &mut read, |g| pending.record(g));
-            }
-            Action::Candidates => {
-                if written.is_unbounded() {
-                    self.stats.writeset_unbounded += 1;
-                }
-                let window = written.base()..written.base() + written.window();
-                let st = tracker.scan_candidates(
-                    written,
-                    window,
-                    Unhashed::Report,
-                    scratch,
-                    &mut read,
-                    |g| pending.record(g),
-                );
-                written.clear();
-                dirty = st.changed;
-                self.stats.pages_rehash_skipped = st.skipped;
-            }
+        let st = t.log.stop_scan(action, &mut t.scratch, |gfn, buf| {
+            d.read_guest(gfn * PAGE_SIZE, &mut buf[..])
+        });
+        self.stats.writeset_unbounded += st.unbounded;
+        if action == Action::Candidates {
+            self.stats.pages_rehash_skipped = st.skipped;
         }
-        self.stats.pages_rehashed_stopcopy = tracker.hashed() - before;
-        self.stats.pages_dirty_stopcopy = dirty;
-        self.stats.read_errors += errors;
+        self.stats.pages_rehashed_stopcopy = st.rehashed;
+        self.stats.pages_dirty_stopcopy = st.dirty;
+        self.stats.read_errors += st.read_errors;
         self.stats.rehash_stopcopy_us = start.elapsed().as_micros_ceil();
-        t.stop_scanned = true;
     }
 
     /// The vGPU runs again: a later stop re-hashes again. Pages found
     /// changed and not reported stay pending (their hashes are current).
     fn stop_unscan(&mut self) {
         if let Some(t) = self.tracking.as_mut() {
-            t.stop_scanned = false;
+            t.log.stop_unscan();
         }
     }
 
@@ -374,13 +324,12 @@ impl WriteSink for Migration {
         };
         // A frame first seen here (a PPGTT-only page) is pending like one
         // a shadow event brings.
-        t.note(gfn);
-        t.written.record(gfn);
+        t.log.gpu_may_write(gfn);
     }
 
     fn unbounded(&mut self) {
         if let Some(t) = self.tracking.as_mut() {
-            t.written.set_unbounded();
+            t.log.written.set_unbounded();
         }
     }
 }
@@ -712,13 +661,9 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
         mig.reset_stats();
         let tracked = tracker.tracked();
         mig.tracking = Some(Tracking {
-            tracker,
+            log: DirtyLog::new(tracker, far, written, pending),
             scratch,
-            far,
             lost_said: false,
-            written,
-            pending,
-            stop_scanned: false,
         });
         dev_ratelimited!(
                 dev_info,
@@ -785,7 +730,7 @@ unsafe fn log_report_locked<D: MigDevice>(
     let Some(t) = mig.tracking.as_mut() else {
         return Err(EINVAL);
     };
-    if t.far.lost() {
+    if !t.log.complete() {
         // A GPU-writable frame is neither hashed nor kept: this report
         // cannot be complete, so the migration must fail. Said once.
         if !core::mem::replace(&mut t.lost_said, true) {
@@ -799,113 +744,24 @@ unsafe fn log_report_locked<D: MigDevice>(
     }
     let first = iova / PAGE_SIZE;
     let last = iova.saturating_add(length) / PAGE_SIZE;
-    let mut reported = 0u64;
-    let mut read_errors = 0u64;
-    let mut rehashed = 0u64;
-    let mut unbounded = 0u64;
-    let mark = |gfn: u64| {
-        // SAFETY: `dirty` is the bitmap of this report, valid during the
-        // call (the function's contract).
-        unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
-    };
-    // Pages found changed by an earlier scan and not reported yet (the
-    // stop-copy re-hash's result), in this report's range.
-    for gfn in t.pending.iter_range(first..last) {
-        mark(gfn);
-        reported += 1;
-    }
-    t.pending.clear_range(first..last);
-    // Frames outside the window cannot be hashed: dirty in every report.
-    for gfn in t.far.iter_range(first..last) {
-        mark(gfn);
-        reported += 1;
-    }
     let action = match phase {
-        // The stop-copy scan has run; its result went out above.
+        // The stop-copy scan has run; its result goes out with the pending.
         Phase::StopCopy => Action::Nothing,
         Phase::PreCopy => planner::decide_rehash(policy, source, rehash, phase),
     };
-    match action {
-        Action::Nothing => {}
-        Action::All => {
-            for gfn in t
-                .tracker
-                .tracked_frames()
-                .filter(|g| (first..last).contains(g))
-            {
-                mark(gfn);
-                reported += 1;
-            }
-        }
-        Action::Refresh | Action::Candidates => {
-            let Tracking {
-                tracker,
-                scratch,
-                written,
-                ..
-            } = t;
-            if written.take_unbounded() {
-                // Unknown write set: every tracked page is a candidate
-                // (a superset of the frames the active address spaces map
-                // writable, and of every frame they mapped since logging
-                // started). Materialised so that reports by range work.
-                unbounded += 1;
-                for gfn in tracker.tracked_frames() {
-                    written.record(gfn);
-                }
-            }
-            let unhashed = if action == Action::Refresh {
-                Unhashed::Snapshot
-            } else {
-                Unhashed::Report
-            };
-            let st = tracker.scan_candidates(
-                written,
-                first..last,
-                unhashed,
-                scratch,
-                |gfn, buf| {
-                    let r = d.read_guest(gfn * PAGE_SIZE, &mut buf[..]);
-                    read_errors += u64::from(r.is_err());
-                    r
-                },
-                |gfn| {
-                    mark(gfn);
-                    reported += 1;
-                },
-            );
-            written.clear_range(first..last);
-            rehashed += st.rehashed;
-        }
-        Action::Snapshot | Action::Changed => {
-            let base = t.tracker.base();
-            let window = t.tracker.window();
-            let lo = first.max(base);
-            let hi = last.min(base + window);
-            let mut gfn = lo;
-            while gfn < hi {
-                let wanted = match action {
-                    Action::Snapshot => t.tracker.needs_hash(gfn),
-                    _ => t.tracker.is_tracked(gfn),
-                };
-                if wanted {
-                    let ok = d.read_guest(gfn * PAGE_SIZE, &mut t.scratch[..]).is_ok();
-                    read_errors += u64::from(!ok);
-                    rehashed += 1;
-                    let c = if ok {
-                        t.tracker.check(gfn, &t.scratch[..], true).unwrap_or(true)
-                    } else {
-                        true
-                    };
-                    if c && action == Action::Changed {
-                        mark(gfn);
-                        reported += 1;
-                    }
-                }
-                gfn += 1;
-            }
-        }
-    }
+    let st = t.log.report(
+        action,
+        first..last,
+        &mut t.scratch,
+        |gfn, buf| d.read_guest(gfn * PAGE_SIZE, &mut buf[..]),
+        |gfn| {
+            // SAFETY: `dirty` is the bitmap of this report, valid during
+            // the call (the function's contract).
+            unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
+        },
+    );
+    let (reported, read_errors, rehashed, unbounded) =
+        (st.dirty, st.read_errors, st.rehashed, st.unbounded);
     let mig_stats = &mut l.mig.stats;
     mig_stats.read_errors += read_errors;
     mig_stats.writeset_unbounded += unbounded;

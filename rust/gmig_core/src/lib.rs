@@ -14,6 +14,8 @@
 extern crate std;
 /// Gen8/9 command-buffer parser.
 pub mod cmd;
+/// The dirty log of a migration: reports and the stop-copy re-hash.
+pub mod dirtylog;
 /// GPU-writable frames outside the tracker's window.
 pub mod farframes;
 /// Gen8/9 GTT entries and GGTT partitions.

@@ -459,6 +459,8 @@ mod tests {
 #[cfg(test)]
 mod property {
     use super::*;
+    use crate::dirtylog::DirtyLog;
+    use crate::farframes::FarFrames;
     use crate::gtt::{Partition, Pte};
     use crate::mem::GuestMem;
     use crate::planner::{decide_rehash, Action, DirtySource, Phase, Policy, Rehash};
@@ -880,43 +882,44 @@ mod property {
                     t.track(g).unwrap();
                 }
                 rig.ws.clear();
+                let words = words_for(PAGES);
+                // The kernel's own dirty log, fed as the kernel feeds it.
+                let mut log = DirtyLog::new(
+                    t,
+                    FarFrames::new(vec![0u64; 16]),
+                    WriteSet::new(0, PAGES, vec![0u64; words]).unwrap(),
+                    WriteSet::new(0, PAGES, vec![0u64; words]).unwrap(),
+                );
                 let mut dst = vec![0xeeu8; rig.mem.0.len()];
                 let mut scratch = [0u8; PAGE];
-                let mut report = |rig: &mut Rig, t: &mut HashTracker<Vec<u64>>, phase| {
-                    let mut out = Vec::new();
-                    match decide_rehash(policy, source, rehash, phase) {
-                        Action::Nothing => {}
-                        Action::All => out.extend(t.tracked_frames()),
-                        Action::Snapshot => {
-                            t.scan_new(&mut scratch, rig.read());
-                        }
-                        Action::Changed => {
-                            t.scan_changed(&mut scratch, rig.read(), |g| out.push(g));
-                        }
-                        Action::Refresh | Action::Candidates => {
-                            let u = if phase == Phase::PreCopy && policy == Policy::Oneshot {
-                                Unhashed::Snapshot
-                            } else {
-                                Unhashed::Report
-                            };
-                            t.scan_candidates(
-                                &rig.ws,
-                                0..PAGES,
-                                u,
-                                &mut scratch,
-                                rig.read(),
-                                |g| out.push(g),
-                            );
-                            rig.ws.clear();
-                        }
+                let mut report = |rig: &mut Rig, log: &mut DirtyLog<Vec<u64>>, phase| {
+                    // What the commands recorded reaches the log as the
+                    // migration layer's WriteSink passes it on.
+                    for g in rig.ws.iter_range(0..PAGES) {
+                        log.gpu_may_write(g);
                     }
+                    if rig.ws.take_unbounded() {
+                        log.written.set_unbounded();
+                    }
+                    rig.ws.clear();
+                    let action = decide_rehash(policy, source, rehash, phase);
+                    if phase == Phase::StopCopy {
+                        log.stop_scan(action, &mut scratch, rig.read());
+                    }
+                    let action = if phase == Phase::StopCopy {
+                        Action::Nothing
+                    } else {
+                        action
+                    };
+                    let mut out = Vec::new();
+                    log.report(action, 0..PAGES, &mut scratch, rig.read(), |g| out.push(g));
                     out
                 };
                 let copy = |rig: &Rig, dst: &mut Vec<u8>, g: u64| {
                     let s = (g * 4096) as usize;
                     dst[s..s + 4096].copy_from_slice(&rig.mem.0[s..s + 4096]);
                 };
-                report(&mut rig, &mut t, Phase::PreCopy);
+                report(&mut rig, &mut log, Phase::PreCopy);
                 for g in 0..PAGES {
                     if rig.rng.below(32) == 0 {
                         rig.frame();
@@ -927,13 +930,13 @@ mod property {
                     for _ in 0..3 {
                         rig.frame();
                     }
-                    for g in report(&mut rig, &mut t, Phase::PreCopy) {
+                    for g in report(&mut rig, &mut log, Phase::PreCopy) {
                         copy(&rig, &mut dst, g);
                     }
                 }
                 rig.frame();
                 rig.v.set_quiesced(true);
-                let sent = report(&mut rig, &mut t, Phase::StopCopy);
+                let sent = report(&mut rig, &mut log, Phase::StopCopy);
                 for &g in &sent {
                     copy(&rig, &mut dst, g);
                 }
