@@ -46,7 +46,7 @@ use crate::{
         mem::GuestMem,
         planner::{self, Action, DirtySource, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent},
-        stream,
+        stream::{self, ResumeError},
         tracker::HashTracker,
         writeset::{words_for, WriteSet, WriteSink},
     },
@@ -346,46 +346,33 @@ fn build_image(p: &impl Provider, out: &mut KVVec<u8>) -> Result {
 /// Validates every image in `data` and applies the last one.
 fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -> Result {
     let limits = stream::Limits::for_state_len(l.prov.state_len());
-    let mut off = 0usize;
-    let mut last = None;
-    while off < data.len() {
-        let rest = data.get(off..).ok_or(EINVAL)?;
-        let total = rest
-            .get(20..24)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .unwrap_or(usize::MAX);
-        let image = rest.get(..total.min(rest.len())).ok_or(EINVAL)?;
-        let hdr = stream::validate(image, &limits).map_err(|e| {
-            dev_ratelimited!(
-                dev_err,
-                d.dev(),
-                "migration stream rejected at byte {}: {:?}\n",
-                off,
-                e
-            );
+    let p = &*l.prov;
+    let (hdr, image) =
+        stream::last_image(data, &limits, p.id(), p.type_index()).map_err(|e| {
+            match e {
+                ResumeError::Image { at, err } => dev_ratelimited!(
+                    dev_err,
+                    d.dev(),
+                    "migration stream rejected at byte {}: {:?}\n",
+                    at,
+                    err
+                ),
+                ResumeError::WrongDevice { hdr, .. } => dev_ratelimited!(
+                    dev_err,
+                    d.dev(),
+                    "migration stream is for provider {} type {}, this vGPU is provider {} type {} ({})\n",
+                    hdr.provider,
+                    hdr.vgpu_type,
+                    p.id(),
+                    p.type_index(),
+                    p.type_name()
+                ),
+                ResumeError::Empty => {
+                    dev_ratelimited!(dev_err, d.dev(), "migration stream is empty\n")
+                }
+            }
             EINVAL
         })?;
-        let p = &*l.prov;
-        if hdr.provider != p.id() || hdr.vgpu_type != p.type_index() {
-            dev_ratelimited!(
-                dev_err,
-                d.dev(),
-                "migration stream is for provider {} type {}, this vGPU is provider {} type {} ({})\n",
-                hdr.provider,
-                hdr.vgpu_type,
-                p.id(),
-                p.type_index(),
-                p.type_name()
-            );
-            return Err(EINVAL);
-        }
-        last = Some((hdr, image));
-        off += image.len();
-    }
-    let (hdr, image) = last.ok_or_else(|| {
-        dev_ratelimited!(dev_err, d.dev(), "migration stream is empty\n");
-        EINVAL
-    })?;
     let mut mem = d.mem();
     let dst = l.prov.partition();
     let done = l.prov.restore_state(&hdr, image, &mut mem).map_err(|e| {

@@ -391,11 +391,90 @@ pub fn sections_unchecked(
     })
 }
 
+/// Why a resume stream as a whole was refused ([`last_image`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeError {
+    /// The image starting at byte `at` of the stream is invalid.
+    Image {
+        /// Offset of the image in the stream.
+        at: usize,
+        /// What is wrong with it.
+        err: StreamError,
+    },
+    /// The image at byte `at` is for another provider or vGPU type.
+    WrongDevice {
+        /// Offset of the image in the stream.
+        at: usize,
+        /// Its header.
+        hdr: Header,
+    },
+    /// The stream holds no image.
+    Empty,
+}
+
+/// Splits what a destination received into its images (a pre-copy image,
+/// then the stop-copy one; a VMM may send any number), validates every
+/// one of them against `limits` and the destination's `provider` and
+/// `vgpu_type`, and returns the last: the state to restore. Nothing is
+/// applied unless every image is valid.
+pub fn last_image<'a>(
+    data: &'a [u8],
+    limits: &Limits,
+    provider: u16,
+    vgpu_type: u16,
+) -> Result<(Header, &'a [u8]), ResumeError> {
+    let mut off = 0usize;
+    let mut last = None;
+    while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
+        // The header's total length, if there is one (`validate` refuses
+        // what is too short or too long).
+        let total = rest.get(20..24).map_or(usize::MAX, |b| {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+        });
+        let image = &rest[..total.min(rest.len())];
+        let hdr = validate(image, limits).map_err(|err| ResumeError::Image { at: off, err })?;
+        if hdr.provider != provider || hdr.vgpu_type != vgpu_type {
+            return Err(ResumeError::WrongDevice { at: off, hdr });
+        }
+        last = Some((hdr, image));
+        off += image.len();
+    }
+    last.ok_or(ResumeError::Empty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+
+    #[test]
+    fn the_last_of_valid_images_is_restored_and_any_bad_one_refuses_all() {
+        let a = sample(None);
+        let b = sample(Some((0x7000, 0)));
+        let mut two = a.clone();
+        two.extend_from_slice(&b);
+        let (hdr, img) = last_image(&two, &LIM, 1, 0).unwrap();
+        assert_eq!((hdr.provider, img), (1, &b[..]));
+        assert_eq!(last_image(&[], &LIM, 1, 0), Err(ResumeError::Empty));
+        assert!(matches!(
+            last_image(&two, &LIM, 2, 0),
+            Err(ResumeError::WrongDevice { at: 0, .. })
+        ));
+        // A flipped byte in the second image refuses the whole stream.
+        let mut bad = two.clone();
+        let n = bad.len();
+        bad[n - 3] ^= 1;
+        assert!(matches!(
+            last_image(&bad, &LIM, 1, 0),
+            Err(ResumeError::Image { at, .. }) if at == a.len()
+        ));
+        // A cut-off tail too.
+        assert!(matches!(
+            last_image(&two[..n - 1], &LIM, 1, 0),
+            Err(ResumeError::Image { at, err: StreamError::Truncated }) if at == a.len()
+        ));
+    }
 
     const LIM: Limits = Limits {
         max_total: 1 << 20,
