@@ -14,9 +14,9 @@ mod tests {
         hash::page_hash,
         mem::{GuestMem, MemFault},
         planner::{decide, Action, DirtySource, Phase, Policy},
-        remap::remap_pending,
         sim::{
             exec::LRC_MAGIC,
+            remap::remap_pending,
             vgpu::{SimVgpu, TYPES},
         },
         slots::{Slots, SLOT_SIZE},

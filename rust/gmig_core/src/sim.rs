@@ -8,12 +8,16 @@
 //! - [`exec`]: the command streamer that executes submitted contexts and
 //!   writes guest memory through a [`super::mem::GuestMem`].
 //! - [`workload`]: the synthetic workload generator.
+//! - [`remap`]: the pending contexts walked and remapped after a restore
+//!   elsewhere.
 //!
 //! Nothing here touches memory directly: the kernel glue implements
 //! [`super::mem::GuestMem`] with `vfio_dma_rw()`, tests with a `Vec`.
 
 pub mod config;
 pub mod exec;
+pub mod provider;
 pub mod regs;
+pub mod remap;
 pub mod vgpu;
 pub mod workload;

@@ -25,9 +25,9 @@ use std::cell::RefCell;
 use gmig_core::{
     gtt::{Partition, Pte},
     mem::{GuestMem, MemFault},
-    remap::remap_pending,
     sim::{
         exec::Budget,
+        remap::remap_pending,
         vgpu::{SimVgpu, TYPES},
     },
 };
