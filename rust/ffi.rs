@@ -2,7 +2,7 @@
 
 //! The C shim's side of the interface (`shim/gmig_shim.h`).
 //!
-//! Linux 7.3 has no Rust binding for vfio or mdev. `shim/gmig_vfio.c` and
+//! Linux 7.3 has no Rust binding for vfio or mdev. `shim/gmig_sim.c` and
 //! `shim/gmig_mig.c` own the `struct vfio_device` and everything that touches
 //! it; Rust sees an opaque [`GmigVdev`] and calls back through the functions
 //! declared here. The Rust entry points the shim calls are in `sim.rs` (the

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* gmig C shim: what gmig_vfio.c and gmig_mig.c share. */
+/* gmig C shim: what gmig_sim.c and gmig_mig.c share. */
 #ifndef GMIG_INTERNAL_H
 #define GMIG_INTERNAL_H
 

@@ -2,7 +2,7 @@
 /*
  * gmig C shim <-> Rust interface.
  *
- * Linux 7.3 has no Rust binding for vfio or mdev, so gmig_vfio.c registers the
+ * Linux 7.3 has no Rust binding for vfio or mdev, so gmig_sim.c registers the
  * mdev parent, the vfio_device and its ops, and forwards everything that is
  * not plumbing to Rust through the gmig_rs_*() functions below (defined in
  * rust/sim.rs, rust/migration.rs and rust/gvt.rs, as each section says;
@@ -109,7 +109,7 @@ int gmig_gvt_restore_state(struct intel_vgpu *vgpu, u32 part,
 int gmig_gvt_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf, size_t len,
 		    bool write);
 
-/* C side (shim/gmig_vfio.c), called from Rust. */
+/* C side (shim/gmig_sim.c), called from Rust. */
 int gmig_vfio_register(void);
 void gmig_vfio_unregister(void);
 int gmig_dma_rw(struct gmig_vdev *gv, u64 iova, void *data, size_t len,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * gmig VFIO/mdev plumbing: the parts of gmig Linux 7.3 has no Rust binding for.
+ * gmig sim provider, C side: what Linux 7.3 has no Rust binding for.
  *
  * Registers the "gmig" mdev parent with one mdev type per vGPU type the Rust
  * side defines, and for each mdev a vfio_device with an emulated IOMMU. Every
