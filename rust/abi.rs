@@ -16,7 +16,11 @@ use kernel::{
 
 use crate::{
     ffi::{from_result, IovaBitmap},
-    gmig_core::{planner::Param, provider::PROVIDER_GVT},
+    gmig_core::{
+        planner::Param,
+        provider::PROVIDER_GVT,
+        vfio::{arc_fds, ArcFds, DeviceState},
+    },
     migration,
     sim::{vgpu_ref, Shared},
 };
@@ -233,4 +237,20 @@ unsafe extern "C" fn gmig_rs_log_report(
     on_device!(provider, rs, |d| from_result(unsafe {
         migration::log_report(d, iova, length, dirty)
     }))
+}
+
+/// What arc `cur` -> `next` does with the data fds (`enum gmig_arc_fds`):
+/// the shim opens and closes them by this table, [`migration::arc`] does
+/// the device's part. A value that is no state keeps them (the arc is then
+/// refused).
+///
+/// # Safety
+///
+/// None beyond the call being made from C: any values are accepted.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_arc_fds(cur: u32, next: u32) -> u32 {
+    match (DeviceState::try_from(cur), DeviceState::try_from(next)) {
+        (Ok(c), Ok(n)) => arc_fds(c, n) as u32,
+        _ => ArcFds::Keep as u32,
+    }
 }

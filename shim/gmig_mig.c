@@ -218,14 +218,9 @@ static struct file *gmig_step_state(struct gmig_mig *m,
 				    enum vfio_device_mig_state next)
 {
 	enum vfio_device_mig_state cur = m->mig_state;
-	bool new_save = (cur == VFIO_DEVICE_STATE_RUNNING &&
-			 next == VFIO_DEVICE_STATE_PRE_COPY) ||
-			(cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
-			 next == VFIO_DEVICE_STATE_PRE_COPY_P2P) ||
-			(cur == VFIO_DEVICE_STATE_STOP &&
-			 next == VFIO_DEVICE_STATE_STOP_COPY);
-	bool new_resume = cur == VFIO_DEVICE_STATE_STOP &&
-			  next == VFIO_DEVICE_STATE_RESUMING;
+	u32 fds = gmig_rs_arc_fds(cur, next);
+	bool new_save = fds == GMIG_ARC_NEW_SAVING;
+	bool new_resume = fds == GMIG_ARC_NEW_RESUMING;
 	struct gmig_migf *migf = NULL;
 	int ret;
 
@@ -243,14 +238,7 @@ static struct file *gmig_step_state(struct gmig_mig *m,
 	}
 
 	/* Arcs that end the data phase close the device's side of the fd. */
-	if ((cur == VFIO_DEVICE_STATE_PRE_COPY &&
-	     next == VFIO_DEVICE_STATE_RUNNING) ||
-	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
-	     next == VFIO_DEVICE_STATE_RUNNING_P2P) ||
-	    (cur == VFIO_DEVICE_STATE_STOP_COPY &&
-	     next == VFIO_DEVICE_STATE_STOP) ||
-	    (cur == VFIO_DEVICE_STATE_RESUMING &&
-	     next == VFIO_DEVICE_STATE_STOP))
+	if (fds == GMIG_ARC_END_DATA)
 		gmig_mig_disable_files(m);
 
 	if (!migf)

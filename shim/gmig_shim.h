@@ -61,7 +61,17 @@ void gmig_rs_log_stop(u32 provider, void *rs);
 int gmig_rs_log_report(u32 provider, void *rs, u64 iova, u64 length,
 		       struct iova_bitmap *dirty);
 
-/* Module parameters (rust/migration.rs): checks and canonicalises a value. */
+/* What an arc does with the data fds (rust/abi.rs, gmig_core::vfio). */
+enum gmig_arc_fds {
+	GMIG_ARC_KEEP,
+	GMIG_ARC_NEW_SAVING,
+	GMIG_ARC_NEW_RESUMING,
+	GMIG_ARC_END_DATA,
+};
+
+u32 gmig_rs_arc_fds(u32 cur, u32 next);
+
+/* Module parameters (rust/abi.rs): checks and canonicalises a value. */
 enum gmig_param {
 	GMIG_PARAM_PRECOPY,	/* oneshot, iterative, off */
 	GMIG_PARAM_DIRTY,	/* hash, all */

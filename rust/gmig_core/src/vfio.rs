@@ -67,6 +67,38 @@ impl DeviceState {
     }
 }
 
+/// What an arc of the migration state machine does with the data fds
+/// (`enum gmig_arc_fds` in shim/gmig_shim.h): the one table the shim and
+/// the migration layer share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ArcFds {
+    /// The fds stay as they are.
+    Keep = 0,
+    /// A new saving fd (RUNNING -> PRE_COPY, RUNNING_P2P -> PRE_COPY_P2P,
+    /// STOP -> STOP_COPY).
+    NewSaving = 1,
+    /// A new resuming fd (STOP -> RESUMING).
+    NewResuming = 2,
+    /// The data phase ends: the device's side of every fd is closed
+    /// (PRE_COPY -> RUNNING, PRE_COPY_P2P -> RUNNING_P2P, STOP_COPY -> STOP,
+    /// RESUMING -> STOP).
+    EndData = 3,
+}
+
+/// The data fds of arc `cur` -> `next`.
+pub fn arc_fds(cur: DeviceState, next: DeviceState) -> ArcFds {
+    use DeviceState::*;
+    match (cur, next) {
+        (Running, PreCopy) | (RunningP2p, PreCopyP2p) | (Stop, StopCopy) => ArcFds::NewSaving,
+        (Stop, Resuming) => ArcFds::NewResuming,
+        (PreCopy, Running) | (PreCopyP2p, RunningP2p) | (StopCopy, Stop) | (Resuming, Stop) => {
+            ArcFds::EndData
+        }
+        _ => ArcFds::Keep,
+    }
+}
+
 #[cfg(all(test, not(CONFIG_RUST)))]
 mod tests {
     use super::*;
@@ -82,5 +114,27 @@ mod tests {
         }
         assert_eq!(DeviceState::PreCopyP2p.name(), "pre_copy_p2p");
         assert!(DeviceState::PreCopy.is_pre_copy() && !DeviceState::StopCopy.is_pre_copy());
+    }
+
+    #[test]
+    fn four_arcs_open_data_fds_and_four_end_them() {
+        use DeviceState::*;
+        let all = [
+            Error, Stop, Running, StopCopy, Resuming, RunningP2p, PreCopy, PreCopyP2p,
+        ];
+        let (mut new, mut end) = (0, 0);
+        for a in all {
+            for b in all {
+                match arc_fds(a, b) {
+                    ArcFds::NewSaving | ArcFds::NewResuming => new += 1,
+                    ArcFds::EndData => end += 1,
+                    ArcFds::Keep => {}
+                }
+            }
+        }
+        assert_eq!((new, end), (4, 4));
+        assert_eq!(arc_fds(Stop, Resuming), ArcFds::NewResuming);
+        assert_eq!(arc_fds(RunningP2p, PreCopyP2p), ArcFds::NewSaving);
+        assert_eq!(arc_fds(Resuming, Stop), ArcFds::EndData);
     }
 }
