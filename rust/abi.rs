@@ -1,28 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The C shim's entry points into the migration layer: one `unsafe extern
-//! "C"` function per `gmig_rs_mig_*()`, `gmig_rs_log_*()` and
-//! `gmig_rs_param_set()` of shim/gmig_shim.h. Each turns the shim's
-//! pointers into references bounded by the call and dispatches to
-//! [`crate::migration`] over the provider's [`MigDevice`]
+//! The C shim's entry points (shim/gmig_shim.h): one `unsafe extern "C"`
+//! function per `gmig_rs_*()` of the sim provider and of the migration
+//! layer (kvmgt's callbacks of the GVT-g provider are in `crate::gvt`).
+//! Each turns the shim's pointers into references bounded by the call and
+//! dispatches to the provider object ([`crate::sim`]) or to
+//! [`crate::migration`] over the provider's `MigDevice`
 //! (`crate::sim::Shared` for the sim, `crate::gvt::GvtDev` for GVT-g).
 //! This is the only file that knows both providers and the migration
 //! layer: the migration layer sees the provider trait only.
 
 use kernel::{
-    ffi::{c_int, c_void},
+    ffi::{c_char, c_int, c_long, c_uint, c_void},
     prelude::*,
+    str::CStr,
+    types::ForeignOwnable,
 };
 
 use crate::{
-    ffi::{from_result, IovaBitmap},
+    ffi::{from_result, GmigVdev, IovaBitmap, Vdev},
     gmig_core::{
         planner::Param,
         provider::PROVIDER_GVT,
         vfio::{arc_fds, ArcFds, DeviceState},
     },
     migration,
-    sim::{vgpu_ref, Shared},
+    sim::{self, vgpu_ref, Shared, Vgpu},
 };
 
 /// Runs `$body` with `$d` bound to the [`MigDevice`] behind `$rs`, an
@@ -253,4 +256,227 @@ unsafe extern "C" fn gmig_rs_arc_fds(cur: u32, next: u32) -> u32 {
         (Ok(c), Ok(n)) => arc_fds(c, n) as u32,
         _ => ArcFds::Keep as u32,
     }
+}
+
+// The sim provider's entry points.
+
+/// Number of vGPU types.
+///
+/// # Safety
+///
+/// None beyond the call being made from C: it reads a constant table.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_type_count() -> c_int {
+    c_int::try_from(sim::type_count()).unwrap_or(0)
+}
+
+/// Copies `src`, cut to `cap - 1` bytes and NUL-terminated, to `dst`.
+///
+/// # Safety
+///
+/// `dst` is valid for writes of `cap >= 1` bytes.
+unsafe fn copy_cstr(dst: *mut c_char, cap: usize, src: &str) {
+    let n = src.len().min(cap.saturating_sub(1));
+    // SAFETY: `dst` holds `cap` bytes (the function's contract); we write
+    // `n + 1 <= cap` bytes.
+    unsafe {
+        core::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), n);
+        *dst.add(n) = 0;
+    }
+}
+
+/// Fills in the sysfs name and description of type `index`.
+///
+/// # Safety
+///
+/// `name` and `desc` point to buffers of GMIG_TYPE_NAME_LEN and
+/// GMIG_TYPE_DESC_LEN bytes.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_type_info(
+    index: c_uint,
+    name: *mut c_char,
+    desc: *mut c_char,
+) -> c_int {
+    let Some((n, d)) = usize::try_from(index).ok().and_then(sim::type_info) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: `name` and `desc` hold GMIG_TYPE_NAME_LEN (32) and
+    // GMIG_TYPE_DESC_LEN (160) bytes (caller contract).
+    unsafe {
+        copy_cstr(name, 32, n);
+        copy_cstr(desc, 160, d);
+    }
+    0
+}
+
+/// `available_instances` of type `index`.
+///
+/// # Safety
+///
+/// None beyond the call being made from C: any `index` is accepted.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_type_available(index: c_uint) -> c_uint {
+    usize::try_from(index).map_or(0, sim::type_available)
+}
+
+/// Creates the Rust vGPU of a new mdev; on failure returns NULL and sets
+/// `*err`.
+///
+/// # Safety
+///
+/// `gv` is the shim's live `struct gmig_vdev`, which outlives the returned
+/// object (destroyed by `gmig_rs_vgpu_destroy()` from its release); `name`
+/// is a NUL-terminated string; `err` is valid for writes.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_vgpu_create(
+    gv: *mut GmigVdev,
+    type_index: c_uint,
+    name: *const c_char,
+    err: *mut c_int,
+) -> *mut c_void {
+    // SAFETY: `gv` outlives the vGPU (caller contract).
+    let vdev = unsafe { Vdev::new(gv) };
+    // SAFETY: `name` is a NUL-terminated string (caller contract).
+    let name = unsafe { CStr::from_char_ptr(name) };
+    let res = usize::try_from(type_index)
+        .map_err(|_| EINVAL)
+        .and_then(|t| sim::create(vdev, t, name));
+    match res {
+        Ok(v) => v.into_foreign(),
+        Err(e) => {
+            // SAFETY: `err` is valid for writes (caller contract).
+            unsafe { *err = e.to_errno() };
+            core::ptr::null_mut()
+        }
+    }
+}
+
+/// Destroys a vGPU made by `gmig_rs_vgpu_create()`.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not used afterwards.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_vgpu_destroy(vgpu: *mut c_void) {
+    if vgpu.is_null() {
+        return;
+    }
+    // SAFETY: `vgpu` came from `into_foreign()` in `gmig_rs_vgpu_create()`
+    // and ownership returns here exactly once, after every borrow of the
+    // other entry points ended (caller contract).
+    drop(unsafe { <KBox<Vgpu> as ForeignOwnable>::from_foreign(vgpu) });
+}
+
+/// A VFIO user opened the device.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_vgpu_open(vgpu: *mut c_void) {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    unsafe { vgpu_ref(vgpu) }.shared.open();
+}
+
+/// The VFIO user closed the device: stop the workload and the streamer; the
+/// next user finds a freshly reset vGPU.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_vgpu_close(vgpu: *mut c_void) {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    unsafe { vgpu_ref(vgpu) }.shared.close();
+}
+
+/// Size of VFIO region `index` (0 if the region does not exist).
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_region_size(vgpu: *mut c_void, index: c_uint) -> c_long {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    let size = unsafe { vgpu_ref(vgpu) }.shared.region_size(index);
+    c_long::try_from(size).unwrap_or(0)
+}
+
+/// One access of `len` (1, 2, 4 or 8) bytes to VFIO region `index`.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet;
+/// `buf` is valid for `len` bytes of reads and writes.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_region_rw(
+    vgpu: *mut c_void,
+    index: c_uint,
+    off: u64,
+    buf: *mut c_void,
+    len: usize,
+    write: bool,
+) -> isize {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    let s = &unsafe { vgpu_ref(vgpu) }.shared;
+    // SAFETY: `buf` is valid for `len` bytes (caller contract).
+    let data = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    match s.region_rw(index, off, data, write) {
+        Ok(()) => isize::try_from(len).unwrap_or(isize::MAX),
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// VFIO_DEVICE_RESET.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_reset(vgpu: *mut c_void) -> c_int {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    unsafe { vgpu_ref(vgpu) }.shared.reset();
+    from_result(Ok(()))
+}
+
+/// The command streamer work item.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_exec(vgpu: *mut c_void) {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    unsafe { vgpu_ref(vgpu) }.shared.exec();
+}
+
+/// The synthetic workload's timer: returns the delay to the next tick in
+/// ms, or -1 to stop.
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    unsafe { vgpu_ref(vgpu) }
+        .shared
+        .workload_tick()
+        .map_or(-1, |ms| c_long::try_from(ms).unwrap_or(-1))
+}
+
+/// A DMA mapping went away: the streamer's next access to it faults (the
+/// sim reaches guest memory only through `vfio_dma_rw()`, nothing is pinned).
+///
+/// # Safety
+///
+/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64) {
+    // Nothing is pinned, so there is nothing to drop, and the vGPU lock is
+    // not taken: type1 calls this with its device list lock held, and the
+    // streamer holds the vGPU lock across vfio_dma_rw(), which takes
+    // type1's iommu lock (a three-lock cycle). Reads of pages in the range
+    // fail from now on and count as changed at the next report.
+    let _ = (vgpu, iova, length);
 }

@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::log::dev_ratelimited;
 use kernel::{
     debugfs::{Dir, File},
-    ffi::{c_char, c_int, c_long, c_uint, c_void},
+    ffi::c_void,
     prelude::*,
     str::CStr,
     sync::{aref::ARef, Arc, Mutex},
@@ -22,7 +22,7 @@ use kernel::{
 };
 
 use crate::{
-    ffi::{from_result, GmigVdev, Vdev},
+    ffi::Vdev,
     gmig_core::{
         gtt::Partition,
         mem::{GuestMem, MemFault},
@@ -210,7 +210,7 @@ pub(crate) struct Vgpu {
 impl Shared {
     /// Runs pending submissions of the command streamer. Called from the
     /// shim's work item, never with `inner` held.
-    fn exec(&self) {
+    pub(crate) fn exec(&self) {
         let mut guard = self.inner.lock();
         if !guard.open || guard.sim.is_quiesced() {
             return;
@@ -366,7 +366,7 @@ impl Shared {
 
     /// One tick of the synthetic workload; returns the delay to the next
     /// tick in ms, or `None` to stop ticking.
-    fn workload_tick(&self) -> Option<u32> {
+    pub(crate) fn workload_tick(&self) -> Option<u32> {
         let mut guard = self.inner.lock();
         if !guard.open {
             return None;
@@ -471,7 +471,8 @@ pub(crate) unsafe fn vgpu_ref<'a>(vgpu: *mut c_void) -> &'a Vgpu {
     unsafe { <KBox<Vgpu> as ForeignOwnable>::borrow(vgpu) }
 }
 
-fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
+/// Creates the vGPU of a new mdev of type `type_index`.
+pub(crate) fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<Vgpu>> {
     let ty = TYPES.get(type_index).ok_or(EINVAL)?;
     let dev = vdev.device();
     let entries = usize::try_from(ty.ggtt_size / 4096).map_err(|_| EINVAL)?;
@@ -576,271 +577,81 @@ impl Drop for Vgpu {
     }
 }
 
-// Entry points of the C shim (`shim/gmig_shim.h`).
+/// The sim's side of the shim's entry points ([`crate::abi`]).
+impl Shared {
+    /// A VFIO user opened the device.
+    pub(crate) fn open(&self) {
+        let mut inner = self.inner.lock();
+        inner.sim.reset();
+        inner.open = true;
+        // A new VM: what the last user's vGPU did (faults while its memory
+        // went away under a killed QEMU, say) is not this one's.
+        self.stats.clear();
+        self.faults.store(0, Ordering::Relaxed);
+    }
+
+    /// The VFIO user closed the device: stop the workload and the
+    /// streamer; the next user finds a freshly reset vGPU.
+    pub(crate) fn close(&self) {
+        let mut inner = self.inner.lock();
+        inner.open = false;
+        inner.workload = None;
+        inner.workload_start = None;
+        inner.sim.reset();
+    }
+
+    /// Size of VFIO region `index` (0 if the region does not exist).
+    pub(crate) fn region_size(&self, index: u32) -> u64 {
+        self.inner.lock().sim.region_size(index).unwrap_or(0)
+    }
+
+    /// One access of `data.len()` (1, 2, 4 or 8) bytes to VFIO region
+    /// `index`; a refused one is counted.
+    pub(crate) fn region_rw(&self, index: u32, off: u64, data: &mut [u8], write: bool) -> Result {
+        let mut inner = self.inner.lock();
+        let res = if write {
+            inner
+                .sim
+                .region_write(index, off, data)
+                .map(|ev| self.handle_event(&mut inner, ev))
+                .map_err(|_| EINVAL)
+        } else {
+            inner.sim.region_read(index, off, data).map_err(|_| EINVAL)
+        };
+        if res.is_err() {
+            self.stats.bad_accesses.fetch_add(1, Ordering::Relaxed);
+        }
+        res
+    }
+
+    /// VFIO_DEVICE_RESET.
+    pub(crate) fn reset(&self) {
+        let mut inner = self.inner.lock();
+        inner.sim.reset();
+        // A reset device has no workload: its GGTT mappings are gone.
+        inner.workload = None;
+        inner.workload_start = None;
+    }
+}
 
 /// Number of vGPU types.
-///
-/// # Safety
-///
-/// None beyond the call being made from C: it reads a constant table.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_type_count() -> c_int {
-    c_int::try_from(TYPES.len()).unwrap_or(0)
+pub(crate) fn type_count() -> usize {
+    TYPES.len()
 }
 
-/// Copies `src`, cut to `cap - 1` bytes and NUL-terminated, to `dst`.
-///
-/// # Safety
-///
-/// `dst` is valid for writes of `cap >= 1` bytes.
-unsafe fn copy_cstr(dst: *mut c_char, cap: usize, src: &str) {
-    let n = src.len().min(cap.saturating_sub(1));
-    // SAFETY: `dst` holds `cap` bytes (the function's contract); we write
-    // `n + 1 <= cap` bytes.
-    unsafe {
-        core::ptr::copy_nonoverlapping(src.as_ptr(), dst.cast::<u8>(), n);
-        *dst.add(n) = 0;
-    }
-}
-
-/// Fills in the sysfs name and description of type `index`.
-///
-/// # Safety
-///
-/// `name` and `desc` point to buffers of GMIG_TYPE_NAME_LEN and
-/// GMIG_TYPE_DESC_LEN bytes.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_type_info(
-    index: c_uint,
-    name: *mut c_char,
-    desc: *mut c_char,
-) -> c_int {
-    let Some(ty) = usize::try_from(index).ok().and_then(|i| TYPES.get(i)) else {
-        return EINVAL.to_errno();
-    };
-    // SAFETY: `name` and `desc` hold GMIG_TYPE_NAME_LEN (32) and
-    // GMIG_TYPE_DESC_LEN (160) bytes (caller contract).
-    unsafe {
-        copy_cstr(name, 32, ty.name);
-        copy_cstr(desc, 160, ty.description);
-    }
-    0
+/// Sysfs name and description of type `index`.
+pub(crate) fn type_info(index: usize) -> Option<(&'static str, &'static str)> {
+    TYPES.get(index).map(|t| (t.name, t.description))
 }
 
 /// `available_instances` of type `index`.
-///
-/// # Safety
-///
-/// None beyond the call being made from C: any `index` is accepted.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_type_available(index: c_uint) -> c_uint {
-    let Some((i, ty)) = usize::try_from(index)
-        .ok()
-        .and_then(|i| Some((i, TYPES.get(i)?)))
-    else {
+pub(crate) fn type_available(index: usize) -> u32 {
+    let Some(ty) = TYPES.get(index) else {
         return 0;
     };
     let g = GLOBAL.lock();
     let by_count = ty
         .max_instances
-        .saturating_sub(g.instances.get(i).copied().unwrap_or(0));
+        .saturating_sub(g.instances.get(index).copied().unwrap_or(0));
     by_count.min(g.slots.available(ty.ggtt_size))
-}
-
-/// Creates the Rust vGPU of a new mdev; on failure returns NULL and sets
-/// `*err`.
-///
-/// # Safety
-///
-/// `gv` is the shim's live `struct gmig_vdev`, which outlives the returned
-/// object (destroyed by `gmig_rs_vgpu_destroy()` from its release); `name`
-/// is a NUL-terminated string; `err` is valid for writes.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_vgpu_create(
-    gv: *mut GmigVdev,
-    type_index: c_uint,
-    name: *const c_char,
-    err: *mut c_int,
-) -> *mut c_void {
-    // SAFETY: `gv` outlives the vGPU (caller contract).
-    let vdev = unsafe { Vdev::new(gv) };
-    // SAFETY: `name` is a NUL-terminated string (caller contract).
-    let name = unsafe { CStr::from_char_ptr(name) };
-    let res = usize::try_from(type_index)
-        .map_err(|_| EINVAL)
-        .and_then(|t| create(vdev, t, name));
-    match res {
-        Ok(v) => v.into_foreign(),
-        Err(e) => {
-            // SAFETY: `err` is valid for writes (caller contract).
-            unsafe { *err = e.to_errno() };
-            core::ptr::null_mut()
-        }
-    }
-}
-
-/// Destroys a vGPU made by `gmig_rs_vgpu_create()`.
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()` and is not used afterwards.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_vgpu_destroy(vgpu: *mut c_void) {
-    if vgpu.is_null() {
-        return;
-    }
-    // SAFETY: `vgpu` came from `into_foreign()` in `gmig_rs_vgpu_create()`
-    // and ownership returns here exactly once, after every borrow of the
-    // other entry points ended (caller contract).
-    drop(unsafe { <KBox<Vgpu> as ForeignOwnable>::from_foreign(vgpu) });
-}
-
-/// A VFIO user opened the device.
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_vgpu_open(vgpu: *mut c_void) {
-    // SAFETY: `vgpu` is live for this call (the function's contract).
-    let s = &unsafe { vgpu_ref(vgpu) }.shared;
-    let mut inner = s.inner.lock();
-    inner.sim.reset();
-    inner.open = true;
-    // A new VM: what the last user's vGPU did (faults while its memory
-    // went away under a killed QEMU, say) is not this one's.
-    s.stats.clear();
-    s.faults.store(0, Ordering::Relaxed);
-}
-
-/// The VFIO user closed the device: stop the workload and the streamer; the
-/// next user finds a freshly reset vGPU.
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_vgpu_close(vgpu: *mut c_void) {
-    // SAFETY: `vgpu` is live for this call (the function's contract).
-    let s = &unsafe { vgpu_ref(vgpu) }.shared;
-    let mut inner = s.inner.lock();
-    inner.open = false;
-    inner.workload = None;
-    inner.workload_start = None;
-    inner.sim.reset();
-}
-
-/// Size of VFIO region `index` (0 if the region does not exist).
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_region_size(vgpu: *mut c_void, index: c_uint) -> c_long {
-    // SAFETY: `vgpu` is live for this call (the function's contract).
-    let s = &unsafe { vgpu_ref(vgpu) }.shared;
-    let inner = s.inner.lock();
-    inner
-        .sim
-        .region_size(index)
-        .and_then(|sz| c_long::try_from(sz).ok())
-        .unwrap_or(0)
-}
-
-/// One access of `len` (1, 2, 4 or 8) bytes to VFIO region `index`.
-///
-/// # Safety
-///
-/// `buf` is valid for `len` bytes of reads and writes.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_region_rw(
-    vgpu: *mut c_void,
-    index: c_uint,
-    off: u64,
-    buf: *mut c_void,
-    len: usize,
-    write: bool,
-) -> isize {
-    // SAFETY: `vgpu` is live for this call (the function's contract).
-    let s = &unsafe { vgpu_ref(vgpu) }.shared;
-    // SAFETY: `buf` is valid for `len` bytes (caller contract).
-    let data = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    let mut inner = s.inner.lock();
-    let res = if write {
-        inner
-            .sim
-            .region_write(index, off, data)
-            .map(|ev| {
-                s.handle_event(&mut inner, ev);
-            })
-            .map_err(|_| ())
-    } else {
-        inner.sim.region_read(index, off, data).map_err(|_| ())
-    };
-    match res {
-        Ok(()) => isize::try_from(len).unwrap_or(isize::MAX),
-        Err(()) => {
-            s.stats.bad_accesses.fetch_add(1, Ordering::Relaxed);
-            EINVAL.to_errno() as isize
-        }
-    }
-}
-
-/// VFIO_DEVICE_RESET.
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_reset(vgpu: *mut c_void) -> c_int {
-    // SAFETY: `vgpu` is live for this call (the function's contract).
-    let s = &unsafe { vgpu_ref(vgpu) }.shared;
-    let mut inner = s.inner.lock();
-    inner.sim.reset();
-    // A reset device has no workload: its GGTT mappings are gone.
-    inner.workload = None;
-    inner.workload_start = None;
-    from_result(Ok(()))
-}
-
-/// The command streamer work item.
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_exec(vgpu: *mut c_void) {
-    // SAFETY: `vgpu` is live for this call (the function's contract).
-    unsafe { vgpu_ref(vgpu) }.shared.exec();
-}
-
-/// The synthetic workload's timer: returns the delay to the next tick in
-/// ms, or -1 to stop.
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
-    // SAFETY: `vgpu` is live for this call (the function's contract).
-    unsafe { vgpu_ref(vgpu) }
-        .shared
-        .workload_tick()
-        .map_or(-1, |ms| c_long::try_from(ms).unwrap_or(-1))
-}
-
-/// A DMA mapping went away: the streamer's next access to it faults (the
-/// sim reaches guest memory only through `vfio_dma_rw()`, nothing is pinned).
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64) {
-    // Nothing is pinned, so there is nothing to drop, and the vGPU lock is
-    // not taken: type1 calls this with its device list lock held, and the
-    // streamer holds the vGPU lock across vfio_dma_rw(), which takes
-    // type1's iommu lock (a three-lock cycle). Reads of pages in the range
-    // fail from now on and count as changed at the next report.
-    let _ = (vgpu, iova, length);
 }
