@@ -1125,6 +1125,39 @@ static const struct step steps[] = {
 	{ "restore-only-stopped", step_restore_stopped, false },
 };
 
+/* The two vGPUs' scenario state, the stream buffer, a user page for bitmaps. */
+static struct scenario *scenario_new(const struct mock_type *type)
+{
+	struct scenario *s = kzalloc_obj(*s);
+
+	if (!s)
+		return NULL;
+	s->type = type;
+	s->stream = kvmalloc(MOCK_STREAM_MAX, GFP_KERNEL);
+	s->ubuf = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	if (!s->stream || IS_ERR_VALUE(s->ubuf)) {
+		if (!IS_ERR_VALUE(s->ubuf))
+			vm_munmap(s->ubuf, PAGE_SIZE);
+		kvfree(s->stream);
+		kfree(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* l) the fds first, then the vGPUs (a fd may outlive its vGPU) */
+static void scenario_free(struct scenario *s)
+{
+	while (s->nfiles)
+		fput(s->files[--s->nfiles]);
+	mock_free(s->src);
+	mock_free(s->dst);
+	vm_munmap(s->ubuf, PAGE_SIZE);
+	kvfree(s->stream);
+	kfree(s);
+}
+
 static int mock_run(const struct mock_type *type)
 {
 	/* step names of the mock's own type unprefixed, "v5_1:<step>" else */
@@ -1134,19 +1167,9 @@ static int mock_run(const struct mock_type *type)
 	bool failed = false, aborted = false;
 	int i;
 
-	s = kzalloc_obj(*s);
-	if (!s)
-		return -ENOMEM;
-	s->type = type;
-	s->stream = kvmalloc(MOCK_STREAM_MAX, GFP_KERNEL);
-	s->ubuf = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
-			  MAP_ANONYMOUS | MAP_PRIVATE, 0);
-	if (!s->stream || IS_ERR_VALUE(s->ubuf)) {
+	s = scenario_new(type);
+	if (!s) {
 		pr_err("FAIL setup: out of memory\n");
-		if (!IS_ERR_VALUE(s->ubuf))
-			vm_munmap(s->ubuf, PAGE_SIZE);
-		kvfree(s->stream);
-		kfree(s);
 		return -EIO;
 	}
 
@@ -1171,14 +1194,7 @@ static int mock_run(const struct mock_type *type)
 		aborted = st->fatal;
 	}
 
-	/* l) the fds first, then the vGPUs (a fd may outlive its vGPU) */
-	while (s->nfiles)
-		fput(s->files[--s->nfiles]);
-	mock_free(s->src);
-	mock_free(s->dst);
-	vm_munmap(s->ubuf, PAGE_SIZE);
-	kvfree(s->stream);
-	kfree(s);
+	scenario_free(s);
 	pr_info("ok %s%steardown\n", pfx, sep);
 	pr_info("%s\n", failed ? "scenario failed" : "scenario passed");
 	return failed ? -EIO : 0;
@@ -1539,20 +1555,21 @@ static int mock_hostile(u64 seed, unsigned int secs)
 	struct hostile *h;
 	int i, ret;
 
-	s = kzalloc_obj(*s);
 	h = kzalloc_obj(*h);
-	if (!s || !h)
+	if (!h)
 		goto nomem;
-	h->s = s;
-	h->rng = seed | 1;
 	h->buf_len = SZ_1M;
 	h->buf = kvmalloc(h->buf_len, GFP_KERNEL);
-	s->type = &mock_types[0];
-	s->stream = kvmalloc(MOCK_STREAM_MAX, GFP_KERNEL);
-	s->ubuf = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
-			  MAP_ANONYMOUS | MAP_PRIVATE, 0);
-	if (!h->buf || !s->stream || IS_ERR_VALUE(s->ubuf))
+	s = scenario_new(&mock_types[0]);
+	if (!s || !h->buf) {
+		if (s)
+			scenario_free(s);
+		kvfree(h->buf);
+		kfree(h);
 		goto nomem;
+	}
+	h->s = s;
+	h->rng = seed | 1;
 
 	pr_info("hostile: seed %llu, %u s\n", seed, secs);
 	atomic_set(&bad_vgpu_ptr, 0);
@@ -1582,27 +1599,14 @@ static int mock_hostile(u64 seed, unsigned int secs)
 	pr_info("hostile: %lu steps, %lu episodes (seed %llu)\n", h->steps,
 		h->episodes, seed);
 
+	/* the fds first, then the vGPUs */
 	for (i = 0; i < HOSTILE_FILES; i++)
 		h_put(h, i);
-	while (s->nfiles)
-		fput(s->files[--s->nfiles]);
-	mock_free(s->src);
-	mock_free(s->dst);
-	vm_munmap(s->ubuf, PAGE_SIZE);
-	kvfree(s->stream);
+	scenario_free(s);
 	kvfree(h->buf);
 	kfree(h);
-	kfree(s);
 	return ret ? -EIO : 0;
 nomem:
-	if (s && !IS_ERR_VALUE(s->ubuf) && s->ubuf)
-		vm_munmap(s->ubuf, PAGE_SIZE);
-	if (s)
-		kvfree(s->stream);
-	if (h)
-		kvfree(h->buf);
-	kfree(h);
-	kfree(s);
 	pr_err("FAIL hostile: out of memory\n");
 	return -ENOMEM;
 }
