@@ -62,12 +62,12 @@ macro_rules! on_device {
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_param_set(
     which: u32,
-    val: *const kernel::ffi::c_char,
-    buf: *mut kernel::ffi::c_char,
+    val: *const c_char,
+    buf: *mut c_char,
     cap: usize,
 ) -> c_int {
     // SAFETY: `val` is NUL-terminated (the function's contract).
-    let val = unsafe { kernel::str::CStr::from_char_ptr(val) };
+    let val = unsafe { CStr::from_char_ptr(val) };
     let Some(name) = Param::from_u32(which)
         .zip(val.to_str().ok())
         .and_then(|(p, v)| p.canonical(v))
@@ -78,11 +78,8 @@ unsafe extern "C" fn gmig_rs_param_set(
         return EINVAL.to_errno();
     }
     // SAFETY: `buf` holds `cap > name.len()` bytes (the function's
-    // contract); the name and its NUL fit.
-    unsafe {
-        core::ptr::copy_nonoverlapping(name.as_ptr(), buf.cast::<u8>(), name.len());
-        *buf.add(name.len()) = 0;
-    }
+    // contract): the name and its NUL fit, uncut.
+    unsafe { copy_cstr(buf, cap, name) };
     0
 }
 

@@ -280,13 +280,12 @@ impl Migration {
         let Some(t) = self.tracking.as_mut() else {
             return;
         };
-        if t.log.stop_scanned {
-            return;
-        }
         let start = Instant::<Monotonic>::now();
-        let st = t.log.stop_scan(action, &mut t.scratch, |gfn, buf| {
+        let Some(st) = t.log.stop_scan(action, &mut t.scratch, |gfn, buf| {
             d.read_guest(gfn * PAGE_SIZE, &mut buf[..])
-        });
+        }) else {
+            return;
+        };
         self.stats.writeset_unbounded += st.unbounded;
         if action == Action::Candidates {
             self.stats.pages_rehash_skipped = st.skipped;
@@ -653,7 +652,7 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
             lost_said: false,
         });
         dev_ratelimited!(
-                dev_info,
+            dev_info,
             d.dev(),
             "dirty logging on frames {:#x}..{:#x}: {} GPU pages tracked (precopy={} dirty={} rehash={})\n",
             start,
@@ -747,11 +746,9 @@ unsafe fn log_report_locked<D: MigDevice>(
             unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
         },
     );
-    let (reported, read_errors, rehashed, unbounded) =
-        (st.dirty, st.read_errors, st.rehashed, st.unbounded);
     let mig_stats = &mut l.mig.stats;
-    mig_stats.read_errors += read_errors;
-    mig_stats.writeset_unbounded += unbounded;
+    mig_stats.read_errors += st.read_errors;
+    mig_stats.writeset_unbounded += st.unbounded;
     let slot = match phase {
         Phase::PreCopy => 0,
         Phase::StopCopy => 1,
@@ -760,10 +757,10 @@ unsafe fn log_report_locked<D: MigDevice>(
         *r += 1;
     }
     match phase {
-        Phase::StopCopy => mig_stats.pages_sent_stopcopy += reported,
+        Phase::StopCopy => mig_stats.pages_sent_stopcopy += st.dirty,
         Phase::PreCopy => {
-            mig_stats.pages_reported_precopy += reported;
-            mig_stats.pages_rehashed_precopy += rehashed;
+            mig_stats.pages_reported_precopy += st.dirty;
+            mig_stats.pages_rehashed_precopy += st.rehashed;
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The Rust object behind each gmig mdev: a sim vGPU, its lock, its
-//! debugfs directory, and the entry points the C shim calls for it.
+//! debugfs directory, and what the C shim's entry points ([`crate::abi`])
+//! ask of it.
 //!
 //! Lock order: the shim's `state_mutex`, then a migration file's lock, then
 //! [`Shared::inner`]. Nothing sleeps on the C side with `inner` held except

@@ -88,18 +88,18 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
     }
 
     /// The stop-copy re-hash with the vGPU quiesced: its result waits in
-    /// `pending` for the final report(s). Does nothing if it already ran
-    /// since the vGPU last ran.
+    /// `pending` for the final report(s). `None` (nothing done) if it
+    /// already ran since the vGPU last ran.
     pub fn stop_scan<E>(
         &mut self,
         action: Action,
         scratch: &mut [u8; PAGE],
         mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
-    ) -> ScanStats {
-        let mut st = ScanStats::default();
+    ) -> Option<ScanStats> {
         if self.stop_scanned {
-            return st;
+            return None;
         }
+        let mut st = ScanStats::default();
         let Self {
             tracker,
             written,
@@ -143,7 +143,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
         st.rehashed = tracker.hashed() - before;
         st.read_errors = errors;
         self.stop_scanned = true;
-        st
+        Some(st)
     }
 
     /// The vGPU runs again: a later stop re-hashes again. Pages found
@@ -212,7 +212,6 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
                     Unhashed::Report
                 };
                 let mut errors = 0u64;
-                let mut found = ScanStats::default();
                 let r = tracker.scan_candidates(
                     written,
                     first..last,
@@ -223,10 +222,9 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
                         errors += u64::from(r.is_err());
                         r
                     },
-                    |gfn| out(gfn, &mut found),
+                    |gfn| out(gfn, &mut st),
                 );
                 written.clear_range(first..last);
-                st.dirty += found.dirty;
                 st.read_errors += errors;
                 st.rehashed += r.rehashed;
                 st.skipped += r.skipped;
