@@ -12,6 +12,8 @@
 
 #[cfg(all(test, not(CONFIG_RUST)))]
 extern crate std;
+/// Named bit fields of hardware values.
+pub mod bits;
 /// Gen8/9 command-buffer parser.
 pub mod cmd;
 /// The dirty log of a migration: reports and the stop-copy re-hash.

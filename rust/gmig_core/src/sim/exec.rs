@@ -32,7 +32,7 @@
 use super::super::gtt::{Pte, PAGE_SIZE};
 use super::super::mem::{GuestMem, MemFault};
 use super::super::writeset::WriteSink;
-use super::regs::{RCS_IMR, RING_CTL};
+use super::regs::{ContextDescriptor, CTX_CONTROL, RCS_IMR, RING_CTL};
 use super::vgpu::SimVgpu;
 
 /// Magic of a gmig-sim context image, "GMLC".
@@ -307,7 +307,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     sink: &mut impl WriteSink,
     budget: Budget,
 ) -> Result<ExecStats, Fault> {
-    let lrca = desc & 0xffff_f000;
+    let lrca = ContextDescriptor(desc).lrca();
     let mut image = [0u8; 28];
     let (stats, head_tail) = {
         let mut c = Ctx {
@@ -425,7 +425,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         }
                         for i in (1..len).step_by(2) {
                             let reg = u64::from(fetch(c, i)? & 0x7f_fffc);
-                            if reg != RCS_IMR && reg != RING_CTL && reg != 0x2244 {
+                            if reg != RCS_IMR && reg != RING_CTL && reg != CTX_CONTROL {
                                 return Err(at(Fault::new(FaultKind::ForbiddenRegister, reg)));
                             }
                         }

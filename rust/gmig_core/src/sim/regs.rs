@@ -82,3 +82,69 @@ pub const PVINFO_HGM_SIZE: u64 = PVINFO + 0x4c;
 pub const PVINFO_FENCE_NUM: u64 = PVINFO + 0x50;
 /// End of the PVINFO page.
 pub const PVINFO_END: u64 = PVINFO + 0x1000;
+
+/// Render context control (i915's `RING_CONTEXT_CONTROL`, engine base +
+/// 0x244): the one register besides [`RCS_IMR`] and [`RING_CTL`] a guest
+/// batch may load with MI_LOAD_REGISTER_IMM.
+pub const CTX_CONTROL: u64 = 0x2244;
+
+crate::bitfield! {
+    /// An execlist context descriptor, as written to [`ELSP`].
+    pub struct ContextDescriptor(u64) {
+        /// Context id, reported in the CSB and [`EXECLIST_STATUS_HI`].
+        63:32 ctx_id, with_ctx_id;
+        /// GGTT page of the logical ring context image (LRCA >> 12).
+        31:12 lrca_page, with_lrca_page;
+    }
+}
+
+impl ContextDescriptor {
+    /// GGTT address of the context image (LRCA).
+    pub const fn lrca(self) -> u64 {
+        self.lrca_page() << 12
+    }
+
+    /// This descriptor pointing at the context image at `lrca`.
+    #[must_use]
+    pub const fn with_lrca(self, lrca: u64) -> Self {
+        self.with_lrca_page(lrca >> 12)
+    }
+}
+
+crate::bitfield! {
+    /// [`EXECLIST_STATUS_LO`].
+    pub struct ExeclistStatus(u32) {
+        /// Contexts are queued or running.
+        0:0 busy, with_busy;
+        /// Contexts completed (wraps at 16 bits).
+        31:16 completed, with_completed;
+    }
+}
+
+crate::bitfield! {
+    /// [`CSB_PTR`].
+    pub struct CsbPtr(u32) {
+        /// Last entry the vGPU wrote (vGPU-owned).
+        2:0 write, with_write;
+        /// Last entry the guest read (guest-owned).
+        10:8 read, with_read;
+    }
+}
+
+crate::bitfield! {
+    /// [`MASTER_IRQ`].
+    pub struct MasterIrq(u32) {
+        /// Interrupts are enabled.
+        31:31 enable, with_enable;
+    }
+}
+
+crate::bitfield! {
+    /// The status dword of a CSB entry.
+    pub struct CsbStatus(u32) {
+        /// The context completed (or stopped at a fault).
+        4:4 complete, with_complete;
+        /// gmig: the context stopped at a fault ([`FAULT_STATUS`] says which).
+        31:31 fault, with_fault;
+    }
+}

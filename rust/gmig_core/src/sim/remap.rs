@@ -10,6 +10,7 @@ use super::super::gtt::Partition;
 use super::super::mem::GuestMem;
 use super::super::remap::*;
 use super::exec::LRC_MAGIC;
+use super::regs::ContextDescriptor;
 use super::vgpu::SimVgpu;
 
 /// Dwords walked per pending context at most ([`remap_pending`]).
@@ -337,13 +338,13 @@ pub fn remap_pending_of<V: PendingSource, M: GuestMem>(
         let vg = w.vgpu;
         let pending = vg.pending();
         for (i, &desc) in pending.iter().enumerate() {
-            let lrca_src = desc & 0xffff_f000;
+            let lrca_src = ContextDescriptor(desc).lrca();
             let at = Loc {
                 buf: None,
                 dword: i,
             };
             let lrca = w.moved(lrca_src, at)?;
-            let new_desc = (desc & !0xffff_f000) | lrca;
+            let new_desc = ContextDescriptor(desc).with_lrca(lrca).0;
             if let Some(d) = new_descs.get_mut(i) {
                 *d = new_desc;
             }
@@ -351,7 +352,7 @@ pub fn remap_pending_of<V: PendingSource, M: GuestMem>(
             // batches are remapped once.
             let again = pending
                 .get(..i)
-                .is_some_and(|p| p.iter().any(|&e| e & 0xffff_f000 == lrca_src));
+                .is_some_and(|p| p.iter().any(|&e| ContextDescriptor(e).lrca() == lrca_src));
             if again {
                 if patch {
                     w.patched += 1; // the descriptor

@@ -356,7 +356,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             Some(slot) => {
                 *slot = desc;
                 self.regs.queue_len += 1;
-                self.regs.status_lo |= 1;
+                self.regs.status_lo = ExeclistStatus(self.regs.status_lo).with_busy(1).0;
                 Event::Submit
             }
             None => {
@@ -403,7 +403,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
 
     /// Whether an interrupt must be signalled now.
     pub fn irq_pending(&self) -> bool {
-        self.regs.master & (1 << 31) != 0 && self.regs.iir & !self.regs.imr != 0
+        MasterIrq(self.regs.master).enable() != 0 && self.regs.iir & !self.regs.imr != 0
     }
 
     fn set_fault(&mut self, code: u32, addr: u64, offset: u32) {
@@ -434,27 +434,26 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         budget: exec::Budget,
     ) -> Result<ExecStats, Fault> {
         let res = exec::run(self, desc, mem, sink, budget);
-        let ctx_id = (desc >> 32) as u32;
-        let status = match &res {
-            Ok(_) => 0x10,
-            Err(f) => {
-                self.set_fault(f.kind as u32, f.addr, f.offset);
-                0x10 | (1 << 31)
-            }
-        };
-        let wp = (self.regs.csb_ptr & 7) as usize;
-        let wp = (wp + 1) % CSB_ENTRIES;
+        let ctx_id = ContextDescriptor(desc).ctx_id() as u32;
+        let mut status = CsbStatus(0).with_complete(1);
+        if let Err(f) = &res {
+            self.set_fault(f.kind as u32, f.addr, f.offset);
+            status = status.with_fault(1);
+        }
+        let ptr = CsbPtr(self.regs.csb_ptr);
+        let wp = (ptr.write() as usize + 1) % CSB_ENTRIES;
         if let Some(e) = self.regs.csb.get_mut(2 * wp..2 * wp + 2) {
-            e[0] = status;
+            e[0] = status.0;
             e[1] = ctx_id;
         }
-        self.regs.csb_ptr = (self.regs.csb_ptr & !7) | wp as u32;
+        self.regs.csb_ptr = ptr.with_write(wp as u32).0;
         self.completed += 1;
         // The completion count in the register migrates with the state.
-        let done = (self.regs.status_lo >> 16).wrapping_add(1) & 0xffff;
-        self.regs.status_lo = (self.regs.status_lo & 0xffff) | (done << 16);
+        let st = ExeclistStatus(self.regs.status_lo);
+        let st = st.with_completed(st.completed().wrapping_add(1));
+        self.regs.status_lo = st.0;
         if self.regs.queue_len == 0 {
-            self.regs.status_lo &= !1;
+            self.regs.status_lo = st.with_busy(0).0;
         }
         self.regs.status_hi = ctx_id;
         self.regs.iir |= IIR_CTX_SWITCH;
@@ -633,12 +632,12 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
                 Event::None
             }
             MASTER_IRQ => {
-                self.regs.master = v & (1 << 31);
+                self.regs.master = MasterIrq(0).with_enable(MasterIrq(v).enable()).0;
                 Event::None
             }
             CSB_PTR => {
-                // The guest owns the read pointer (bits 10:8).
-                self.regs.csb_ptr = (self.regs.csb_ptr & !0x700) | (v & 0x700);
+                // The guest owns the read pointer.
+                self.regs.csb_ptr = CsbPtr(self.regs.csb_ptr).with_read(CsbPtr(v).read()).0;
                 Event::None
             }
             FAULT_STATUS => {
