@@ -52,7 +52,7 @@ EOS
 APT_PKGS=(bc flex bison libelf-dev libssl-dev cpio dwarves kmod udev
 	libclang-19-dev clang-19 lld-19 llvm-19 rustc-web rust-web-src rust-web-clippy rustfmt-web
 	make gcc python3 python3-venv xz-utils
-	busybox-static mdevctl python3-matplotlib)
+	busybox-static mdevctl python3-matplotlib iproute2 util-linux)
 
 install_apt() {
 	local missing=() p
@@ -82,6 +82,25 @@ install_qemu() {
 	apt-get "${APT_PRIVATE[@]}" update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get "${APT_PRIVATE[@]}" install -y -qq \
 		-t bookworm-backports qemu-system-x86 >/dev/null
+}
+
+# libvirt (libvirtd with its QEMU driver, and virsh) from bookworm-backports,
+# the release that matches QEMU 10 (tests/libvirt-migration.sh). No
+# recommended packages: the tests start libvirtd themselves, per test host.
+LIBVIRT_PKGS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+install_libvirt() {
+	if command -v libvirtd >/dev/null && command -v virsh >/dev/null &&
+		virsh --version | awk -F. '{ exit !($1 >= 10) }'; then
+		return
+	fi
+	log "apt: installing libvirt from bookworm-backports"
+	private_apt bookworm-backports
+	local dir=$GMIG_CACHE/apt/bookworm-backports/sources.list.d
+	cp /etc/apt/sources.list.d/debian.sources "$dir/"
+	write_suite "$dir/backports.sources" bookworm-backports
+	apt-get "${APT_PRIVATE[@]}" update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get "${APT_PRIVATE[@]}" install -y -qq \
+		--no-install-recommends -t bookworm-backports "${LIBVIRT_PKGS[@]}" >/dev/null
 }
 
 install_bindgen() {
@@ -139,6 +158,7 @@ need_root
 mkdir -p "$GMIG_CACHE"
 install_apt
 install_qemu
+install_libvirt
 install_bindgen
 install_cargo_fuzz
 install_vng
