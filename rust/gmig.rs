@@ -87,7 +87,15 @@ impl kernel::Module for Gmig {
         unsafe { DEBUGFS.init() };
         *DEBUGFS.lock() = Some(debugfs.clone());
         let version = KBox::pin_init(debugfs.read_only_file(c"version", Version), GFP_KERNEL)?;
-        let gvt_status = KBox::pin_init(debugfs.read_only_file(c"gvt", gvt::Status), GFP_KERNEL)?;
+        let gvt_status = KBox::pin_init(
+            debugfs.read_write_callback_file(
+                c"gvt",
+                gvt::Status,
+                &|s: &gvt::Status, f| write!(f, "{s:?}"),
+                &|_: &gvt::Status, r| gvt::write_control(r),
+            ),
+            GFP_KERNEL,
+        )?;
         sim::init();
         // SAFETY: called once, after `sim::init()` prepared what the
         // shim's callbacks use; undone in `drop()`.

@@ -43,7 +43,8 @@ use kernel::{
     rbtree::RBTree,
     str::CString,
     sync::{aref::ARef, Arc, Mutex},
-    types::ForeignOwnable, //
+    types::ForeignOwnable,
+    uaccess::UserSliceReader, //
 };
 
 use crate::{
@@ -109,6 +110,26 @@ struct Counters {
 }
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// Fault injection (debugfs `gmig/gvt`, `fail_pin_records N`): the next N
+/// pin records fail as if memory were short, so that tests reach the path
+/// of a pin gmig could not record.
+static FAIL_PIN_RECORDS: AtomicU64 = AtomicU64::new(0);
+
+/// debugfs `gmig/gvt` write: `fail_pin_records N`.
+pub(crate) fn write_control(reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 64];
+    let len = reader.len().min(buf.len());
+    reader.read_slice(&mut buf[..len])?;
+    let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
+    let n = text
+        .trim()
+        .strip_prefix("fail_pin_records ")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .ok_or(EINVAL)?;
+    FAIL_PIN_RECORDS.store(n, Ordering::Relaxed);
+    Ok(())
+}
 
 static COUNTERS: Counters = Counters {
     vgpus: AtomicU64::new(0),
@@ -306,6 +327,10 @@ struct Hooks {
     gpu_ran: bool,
     /// Workloads queued and not completed.
     in_flight: u64,
+    /// Pins that could not be recorded and are not unpinned yet: their
+    /// frames are missing from [`Hooks::pinned`], so no dirty logging may
+    /// start (its first report would miss them) until they are unpinned.
+    pins_lost: u64,
 }
 
 impl Hooks {
@@ -470,6 +495,10 @@ impl MigDevice for GvtDev {
         }
         h.reachable.clear();
         if core::mem::take(&mut h.overflow) {
+            if h.pins_lost > 0 {
+                // A pin queued only in the overflowed queue is lost.
+                mig.writable_frames_lost();
+            }
             for (gfn, pages) in h.pinned.iter() {
                 mig.shadow_event(ShadowEvent::Pinned {
                     gfn: *gfn,
@@ -484,12 +513,22 @@ impl MigDevice for GvtDev {
         }
     }
 
-    fn logging(&self, on: bool) {
+    fn logging(&self, on: bool) -> Result {
         let mut h = self.hooks.lock();
+        if on && h.pins_lost > 0 {
+            dev_err!(
+                self.dev,
+                "gvt: vGPU {}: {} pinned ranges have no record: dirty logging refused (it would miss their pages)\n",
+                self.id,
+                h.pins_lost
+            );
+            return Err(ENOMEM);
+        }
         h.logging = on;
         h.reachable.clear();
         h.overflow = false;
         h.gpu_ran = false;
+        Ok(())
     }
 
     /// GVT-g's command scanner translates (the audit map the restore set).
@@ -562,25 +601,39 @@ impl GvtDev {
                     return;
                 };
                 bump(&n.pages_reported, r.count);
-                if h.pinned
-                    .try_create_and_insert(r.first, r.count, GFP_KERNEL)
-                    .is_err()
+                let injected = FAIL_PIN_RECORDS
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
+                    .is_ok();
+                if injected
+                    || h.pinned
+                        .try_create_and_insert(r.first, r.count, GFP_KERNEL)
+                        .is_err()
                 {
                     bump(&n.pins_untracked, 1);
-                    dev_warn!(
-                        self.dev,
-                        "gvt: vGPU {}: no memory to record pin of frame {:#x}\n",
+                    h.pins_lost += 1;
+                    dev_ratelimited!(
+                        dev_err,
+                        &self.dev,
+                        "gvt: vGPU {}: no memory to record the pin of frame {:#x}: its migrations fail until the frame is unpinned\n",
                         self.id,
                         r.first
                     );
                 }
+                // A migration already logging has it queued (or, if the
+                // queue overflowed, fails at its next report: `sync()`).
                 h.reached(r.first, r.count);
             }
             EventKind::PagesUnpinned => {
                 bump(&n.unpins, 1);
                 // A page that stops being reachable stays tracked while
                 // logging (its last content is compared at stop-copy).
-                h.pinned.remove(&a);
+                // A pin gmig has no record of is one it could not record:
+                // kvmgt unpins what it pinned, with the same frame and size
+                // (drivers/gpu/drm/i915/gvt/kvmgt.c, __gvt_cache_remove_entry
+                // of 7.3, where the series calls the hook).
+                if h.pinned.remove(&a).is_none() {
+                    h.pins_lost = h.pins_lost.saturating_sub(1);
+                }
             }
         }
     }
@@ -674,6 +727,7 @@ unsafe fn create(
             overflow: false,
             gpu_ran: false,
             in_flight: 0,
+            pins_lost: 0,
         }),
         GFP_KERNEL,
     )?;

@@ -40,7 +40,7 @@ use kernel::{
 use crate::{
     ffi::{set_dirty, IovaBitmap},
     gmig_core::{
-        dirtylog::DirtyLog,
+        dirtylog::{DirtyLog, Loss},
         farframes::FarFrames,
         gtt::PAGE_SIZE,
         mem::GuestMem,
@@ -89,8 +89,11 @@ pub(crate) trait MigDevice {
     /// (GVT-g's hooks); called before the tracker is used.
     fn sync(&self, _mig: &mut Migration) {}
     /// Dirty logging starts (`true`, before the writable frames are
-    /// enumerated) or stops.
-    fn logging(&self, _on: bool) {}
+    /// enumerated) or stops. An error refuses the start: the provider
+    /// cannot enumerate every frame the GPU may write.
+    fn logging(&self, _on: bool) -> Result {
+        Ok(())
+    }
     /// A restore put the vGPU at GGTT base `dst`, the source's was `src`:
     /// the provider says how its graphics addresses follow (`remapped`:
     /// addresses the restore itself patched).
@@ -261,6 +264,14 @@ impl Migration {
         };
         for gfn in r.first..r.first.saturating_add(r.count) {
             t.log.note(gfn);
+        }
+    }
+
+    /// The provider lost a frame the GPU may write (it could not record
+    /// it): no report of this migration can be complete, so each fails.
+    pub(crate) fn writable_frames_lost(&mut self) {
+        if let Some(t) = self.tracking.as_mut() {
+            t.log.provider_lost();
         }
     }
 
@@ -637,7 +648,7 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
         WriteSet::new(start, pages, KVVec::from_elem(0u64, words, GFP_KERNEL)?).ok_or(EINVAL)?;
     d.with_locked(|l| {
         // Frames that become writable from here on reach `sync()`.
-        d.logging(true);
+        d.logging(true)?;
         l.prov.for_each_writable_frame(&mut |gfn| {
             if tracker.track(gfn).is_err() {
                 far.insert(gfn);
@@ -662,14 +673,15 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
             mig.source.name(),
             mig.rehash.name()
         );
-    });
-    Ok(())
+        Ok(())
+    })
 }
 
 pub(crate) fn log_stop<D: MigDevice>(d: &D) {
     d.with_locked(|l| {
         l.mig.tracking = None;
-        d.logging(false);
+        // Stopping cannot be refused.
+        let _ = d.logging(false);
     })
 }
 
@@ -716,17 +728,26 @@ unsafe fn log_report_locked<D: MigDevice>(
     let Some(t) = mig.tracking.as_mut() else {
         return Err(EINVAL);
     };
-    if !t.log.complete() {
+    if let Some(loss) = t.log.loss() {
         // A GPU-writable frame is neither hashed nor kept: this report
         // cannot be complete, so the migration must fail. Said once.
         if !core::mem::replace(&mut t.lost_said, true) {
-            dev_err!(
-                d.dev(),
-                "more than {} GPU-writable frames outside the tracked window: dirty log incomplete, failing the migration\n",
-                MAX_FAR_FRAMES
-            );
+            match loss {
+                Loss::FarFrames => dev_err!(
+                    d.dev(),
+                    "more than {} GPU-writable frames outside the tracked window: dirty log incomplete, failing the migration\n",
+                    MAX_FAR_FRAMES
+                ),
+                Loss::Provider => dev_err!(
+                    d.dev(),
+                    "a GPU-writable frame could not be recorded: dirty log incomplete, failing the migration\n"
+                ),
+            }
         }
-        return Err(ENOSPC);
+        return Err(match loss {
+            Loss::FarFrames => ENOSPC,
+            Loss::Provider => ENOMEM,
+        });
     }
     let first = iova / PAGE_SIZE;
     let last = iova.saturating_add(length) / PAGE_SIZE;

@@ -107,6 +107,11 @@ for p in autostart iommufd file cancel dst-killed src-killed multifd no-devlog n
 done
 check e2e-mtty-qemu-migration bash "$ROOT/tests/mtty-migration.sh" "$KDIR"
 
+# The operators' path: two libvirt hosts, virsh migrate --live both ways,
+# save/restore, managedsave/start, an aborted migration then a completed one
+# (tests/libvirt-migration.sh).
+bash "$ROOT/tests/libvirt-migration.sh" "$KDIR" "$OUT"
+
 # gmig's gvt provider against a mock kvmgt (tests/gvt-mock): unloads gmig,
 # loads the mock and gmig, migrates between two mock vGPUs, unloads both and
 # loads gmig again.

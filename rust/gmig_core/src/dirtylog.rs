@@ -33,6 +33,17 @@ pub struct DirtyLog<S> {
     pub pending: WriteSet<S>,
     /// The stop-copy re-hash ran (reset when the vGPU runs again).
     pub stop_scanned: bool,
+    /// The provider could not keep a GPU-writable frame.
+    provider_lost: bool,
+}
+
+/// Why a dirty log cannot be complete ([`DirtyLog::loss`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// More GPU-writable frames outside the window than can be kept.
+    FarFrames,
+    /// The provider could not record a frame ([`DirtyLog::provider_lost`]).
+    Provider,
 }
 
 /// What a report or a re-hash did.
@@ -64,6 +75,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             written,
             pending,
             stop_scanned: false,
+            provider_lost: false,
         }
     }
 
@@ -84,7 +96,24 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
     /// Whether reports can be complete: `false` once a GPU-writable frame
     /// was neither tracked nor kept (the migration must then fail).
     pub fn complete(&self) -> bool {
-        !self.far.lost()
+        self.loss().is_none()
+    }
+
+    /// Why reports cannot be complete, if they cannot.
+    pub fn loss(&self) -> Option<Loss> {
+        if self.far.lost() {
+            Some(Loss::FarFrames)
+        } else if self.provider_lost {
+            Some(Loss::Provider)
+        } else {
+            None
+        }
+    }
+
+    /// The provider lost a frame the GPU may write: [`DirtyLog::complete`]
+    /// is false for good.
+    pub fn provider_lost(&mut self) {
+        self.provider_lost = true;
     }
 
     /// The stop-copy re-hash with the vGPU quiesced: its result waits in
@@ -254,5 +283,46 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             }
         }
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writeset::words_for;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn log(far_room: usize) -> DirtyLog<Vec<u64>> {
+        let words = words_for(64);
+        DirtyLog::new(
+            HashTracker::new(0, 7, vec![0u64; 64]),
+            FarFrames::new(vec![0u64; far_room]),
+            WriteSet::new(0, 64, vec![0u64; words]).unwrap(),
+            WriteSet::new(0, 64, vec![0u64; words]).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_lost_frame_makes_the_log_incomplete_for_good() {
+        let mut l = log(4);
+        assert_eq!(l.loss(), None);
+        assert!(l.complete());
+        l.provider_lost();
+        assert_eq!(l.loss(), Some(Loss::Provider));
+        l.note(3);
+        assert!(!l.complete(), "nothing makes a lost frame found again");
+
+        let mut l = log(1);
+        l.note(1 << 40);
+        assert!(l.complete(), "one far frame fits");
+        l.note((1 << 40) + 1);
+        assert_eq!(l.loss(), Some(Loss::FarFrames));
+        l.provider_lost();
+        assert_eq!(
+            l.loss(),
+            Some(Loss::FarFrames),
+            "the first loss is the one said"
+        );
     }
 }
