@@ -22,7 +22,7 @@
 # both sides (each side's guest RAM is a shared file, see dom_xml), the
 # domain runs where it should, the workload runs on its new vGPU without
 # fault, and the vGPU left behind takes a new domain.
-# Usage: libvirt-migration.sh KDIR OUTDIR
+# Usage: libvirt-migration.sh KDIR OUTDIR (make check LIBVIRT=1 runs it)
 set -u
 KDIR=$1
 OUT=$2
@@ -30,10 +30,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 . "$HERE/lib.sh"	# result, check
 
-T=/tmp/gmig-libvirt
+# In the VM /run is a tmpfs of its own (/tmp is an overlay of the host's).
+T=/run/gmig-libvirt
 DBG=/sys/kernel/debug/gmig
 DOM=gmig-guest
-PROFILE=${LIBVIRT_PROFILE:-game}
+PROFILE=${LIBVIRT_PROFILE:-desktop}
 # Host name, address, host UUID and the persistent vGPU of each host.
 declare -A IP=([a]=10.77.0.1 [b]=10.77.0.2)
 declare -A HOSTUUID=([a]=1a000000-0000-4000-8000-00000000000a [b]=1b000000-0000-4000-8000-00000000000b)
@@ -55,6 +56,9 @@ host_up() {
 	local h=$1 r=$T/$1
 	mkdir -p "$r"/etc "$r"/run "$r"/lib "$r"/log "$r"/cache "$r"/mdevctl.d "$r"/ram
 	cp -a /etc/libvirt/. "$r/etc/"
+	# mdevctl wants its callout and notifier directories, not the host's
+	# definitions.
+	mkdir -p "$r"/mdevctl.d/scripts.d/callouts "$r"/mdevctl.d/scripts.d/notifiers
 	cat >"$r/etc/libvirtd.conf" <<-EOF
 		listen_tls = 0
 		listen_tcp = 1
@@ -62,7 +66,7 @@ host_up() {
 		auth_tcp = "none"
 		host_uuid = "${HOSTUUID[$h]}"
 		log_outputs = "1:file:/var/log/libvirt/libvirtd.log"
-		log_filters = "1:qemu.qemu_migration 1:qemu.qemu_monitor 3:*"
+		log_filters = "1:qemu.qemu_migration 3:*"
 	EOF
 	# The test VM has no users, cgroup hierarchy or security module for
 	# libvirt to manage; QEMU runs as root, its output goes to a file.
@@ -118,7 +122,8 @@ hosts_up() {
 	grep -q '^gmig ' /proc/modules || insmod "$ROOT/gmig.ko" || return 1
 	echo oneshot >/sys/module/gmig/parameters/precopy
 	echo hash >/sys/module/gmig/parameters/dirty
-	mkdir -p /run/libvirt
+	# Mount points of the hosts' own directories (/var/log is a tmpfs).
+	mkdir -p /run/libvirt /var/log/libvirt /var/lib/libvirt /var/cache/libvirt /etc/mdevctl.d || return 1
 	host_up a && host_up b || return 1
 	ip link add gmig-va type veth peer name gmig-vb || return 1
 	ip link set gmig-va netns gmig-a && ip link set gmig-vb netns gmig-b || return 1
@@ -240,7 +245,7 @@ figures() {
 	cat "$T/jobinfo.txt"
 	g=$(awk '/^(downtime_us|pages_tracked|pages_sent_stopcopy|pages_reported_precopy):/ { printf " %s %s", $1, $2 }' \
 		"$DBG/${VGPU[$1]}/stats")
-	echo "figures $3:$j gmig:$g"
+	echo "figures $2:$j gmig:$g"
 }
 
 # migrate FROM TO [VIRSH OPTIONS]: live migration with libvirt's defaults,
