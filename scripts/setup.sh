@@ -67,40 +67,38 @@ install_apt() {
 	fi
 }
 
-# QEMU 10 (VFIO v2 migration client) from bookworm-backports, via private lists
-# that hold the machine's own sources plus backports.
+# backports_install APT-OPTIONS... PACKAGES...: from bookworm-backports, via
+# private lists that hold the machine's own sources plus backports.
+backports_install() {
+	private_apt bookworm-backports
+	local dir=$GMIG_CACHE/apt/bookworm-backports/sources.list.d
+	cp /etc/apt/sources.list.d/debian.sources "$dir/"
+	write_suite "$dir/backports.sources" bookworm-backports
+	apt-get "${APT_PRIVATE[@]}" update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get "${APT_PRIVATE[@]}" install -y -qq \
+		-t bookworm-backports "$@" >/dev/null
+}
+
+# QEMU 10 (VFIO v2 migration client).
 install_qemu() {
 	if command -v qemu-system-x86_64 >/dev/null &&
 		qemu-system-x86_64 --version | awk 'NR==1 { split($4, v, "."); exit !(v[1] >= 8) }'; then
 		return
 	fi
 	log "apt: installing qemu-system-x86 from bookworm-backports"
-	private_apt bookworm-backports
-	local dir=$GMIG_CACHE/apt/bookworm-backports/sources.list.d
-	cp /etc/apt/sources.list.d/debian.sources "$dir/"
-	write_suite "$dir/backports.sources" bookworm-backports
-	apt-get "${APT_PRIVATE[@]}" update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get "${APT_PRIVATE[@]}" install -y -qq \
-		-t bookworm-backports qemu-system-x86 >/dev/null
+	backports_install qemu-system-x86
 }
 
-# libvirt (libvirtd with its QEMU driver, and virsh) from bookworm-backports,
-# the release that matches QEMU 10 (tests/libvirt-migration.sh). No
-# recommended packages: the tests start libvirtd themselves, per test host.
-LIBVIRT_PKGS=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+# libvirt (libvirtd with its QEMU driver, and virsh), the release that
+# matches QEMU 10 (tests/libvirt-migration.sh). No recommended packages: the
+# tests start libvirtd themselves, per test host.
 install_libvirt() {
 	if command -v libvirtd >/dev/null && command -v virsh >/dev/null &&
 		virsh --version | awk -F. '{ exit !($1 >= 10) }'; then
 		return
 	fi
 	log "apt: installing libvirt from bookworm-backports"
-	private_apt bookworm-backports
-	local dir=$GMIG_CACHE/apt/bookworm-backports/sources.list.d
-	cp /etc/apt/sources.list.d/debian.sources "$dir/"
-	write_suite "$dir/backports.sources" bookworm-backports
-	apt-get "${APT_PRIVATE[@]}" update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get "${APT_PRIVATE[@]}" install -y -qq \
-		--no-install-recommends -t bookworm-backports "${LIBVIRT_PKGS[@]}" >/dev/null
+	backports_install --no-install-recommends libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 }
 
 install_bindgen() {
