@@ -12,7 +12,8 @@
 
 use kernel::{
     debugfs::{Dir, File},
-    prelude::*, //
+    prelude::*,
+    uaccess::UserSliceReader, //
 };
 
 #[path = "gmig_core/src/lib.rs"]
@@ -51,6 +52,13 @@ kernel::sync::global_lock! {
 /// providers' per-vGPU directories; `None` once the module is going away.
 pub(crate) fn debugfs_root() -> Option<Dir> {
     DEBUGFS.lock().clone()
+}
+
+/// The text a debugfs write brings (at most `buf.len()` bytes of UTF-8).
+pub(crate) fn debugfs_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) -> Result<&'a str> {
+    let len = reader.len().min(buf.len());
+    reader.read_slice(&mut buf[..len])?;
+    core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)
 }
 
 /// gmig's version, as printed at load and in debugfs `gmig/version`.

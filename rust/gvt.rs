@@ -119,10 +119,7 @@ static FAIL_PIN_RECORDS: AtomicU64 = AtomicU64::new(0);
 /// debugfs `gmig/gvt` write: `fail_pin_records N`.
 pub(crate) fn write_control(reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 64];
-    let len = reader.len().min(buf.len());
-    reader.read_slice(&mut buf[..len])?;
-    let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
-    let n = text
+    let n = crate::debugfs_text(reader, &mut buf)?
         .trim()
         .strip_prefix("fail_pin_records ")
         .and_then(|n| n.trim().parse::<u64>().ok())

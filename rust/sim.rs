@@ -292,9 +292,7 @@ impl Shared {
     /// debugfs `workload` write: `start <profile> [base=..] [size=..]` or `stop`.
     fn write_workload(&self, reader: &mut UserSliceReader) -> Result {
         let mut buf = [0u8; 128];
-        let len = reader.len().min(buf.len());
-        reader.read_slice(&mut buf[..len])?;
-        let text = core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)?;
+        let text = crate::debugfs_text(reader, &mut buf)?;
         let cmd = WorkloadCommand::parse(text.trim()).map_err(|e| {
             dev_err!(self.dev, "workload: {:?} in {:?}\n", e, text.trim());
             EINVAL

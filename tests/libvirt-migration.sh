@@ -149,7 +149,9 @@ hosts_up() {
 	done
 	# Each host sees only its own definitions.
 	on a mdevctl list --defined | grep -q "${VGPU[b]}" && { echo "host a sees host b's vGPU"; return 1; }
-	echo "libvirt $(on a virsh -q version | awk '/libvirt/ { print $NF; exit }' | tr '\n' ' ')on both hosts"
+	for h in a b; do
+		echo "libvirt $(on "$h" virsh -q version | awk '/^Using library/ { print $NF }') on host $h"
+	done
 	on a virsh -q version
 }
 

@@ -1025,57 +1025,6 @@ static int step_log_stop(struct scenario *s)
 	return ret ? fail(s, "log_stop: %d", ret) : 0;
 }
 
-static int __maybe_unused gmig_control(struct scenario *s, const char *cmd)
-{
-	struct file *f = filp_open("/sys/kernel/debug/gmig/gvt", O_WRONLY, 0);
-	ssize_t n;
-
-	if (IS_ERR(f))
-		return fail(s, "open of gmig's debugfs gvt: %ld", PTR_ERR(f));
-	n = kernel_write(f, cmd, strlen(cmd), NULL);
-	fput(f);
-	return n < 0 ? fail(s, "write of '%s' to gmig/gvt: %zd", cmd, n) : 0;
-}
-
-/*
- * A pin gmig could not record (no memory: injected through gmig's debugfs)
- * is a page the GPU can write that gmig's list of pins misses: dirty
- * logging must be refused until it is unpinned, and start again after.
- */
-static int __maybe_unused step_pin_record_lost(struct scenario *s)
-{
-	struct interval_tree_node node = { .start = 0,
-					   .last = MOCK_MEM_SIZE - 1 };
-	struct rb_root_cached root = RB_ROOT_CACHED;
-	struct mock_vgpu *m = s->src;
-	struct vfio_device *vdev = &m->vdev;
-	u64 page_size = MOCK_PAGE;
-	int ret;
-
-	interval_tree_insert(&node, &root);
-	ret = gmig_control(s, "fail_pin_records 1");
-	if (ret)
-		return ret;
-	pin(m, 200);
-	ret = vdev->log_ops->log_start(vdev, &root, 1, &page_size);
-	if (!ret) {
-		vdev->log_ops->log_stop(vdev);
-		return fail(s, "log_start succeeded with a pin gmig has no record of");
-	}
-	if (ret != -ENOMEM)
-		return fail(s, "log_start with a lost pin: %d, expected -ENOMEM", ret);
-	if (m->ops->pages_unpinned) {
-		cb_begin(m);
-		m->ops->pages_unpinned(m->priv, 200, MOCK_PAGE);
-		cb_end(m);
-	}
-	ret = vdev->log_ops->log_start(vdev, &root, 1, &page_size);
-	if (ret)
-		return fail(s, "log_start after the lost pin was unpinned: %d", ret);
-	ret = vdev->log_ops->log_stop(vdev);
-	return ret ? fail(s, "log_stop: %d", ret) : 0;
-}
-
 /* k) */
 static int step_bad_state(struct scenario *s)
 {

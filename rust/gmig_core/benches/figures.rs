@@ -96,6 +96,24 @@ fn random_pages(pages: usize, seed: u64) -> Vec<u8> {
     mem
 }
 
+/// Copies `src` into `dst` page by page (what sending the pages costs).
+fn copy_pages(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst
+        .chunks_exact_mut(PAGE)
+        .zip(black_box(src).chunks_exact(PAGE))
+    {
+        d.copy_from_slice(s);
+        black_box(&mut *d);
+    }
+}
+
+/// page_hash of every page of `src`, folded into one value.
+fn hash_pages(src: &[u8]) -> u64 {
+    black_box(src)
+        .chunks_exact(PAGE)
+        .fold(0, |a, p| a ^ page_hash(7, p))
+}
+
 fn hash_vs_memcpy() {
     const PAGES: usize = 16 * 1024; // 64 MiB: far beyond any cache
     let src = random_pages(PAGES, 1);
@@ -107,11 +125,7 @@ fn hash_vs_memcpy() {
     // into a second 64 MiB buffer, and into one 4 KiB buffer (only the
     // reads go to memory: the tracker's read-into-scratch pattern).
     let (t_copy, _) = measure(5, || {
-        let src = black_box(&src);
-        for (d, s) in dst.chunks_exact_mut(PAGE).zip(src.chunks_exact(PAGE)) {
-            d.copy_from_slice(s);
-            black_box(&mut *d);
-        }
+        copy_pages(&mut dst, &src);
         u64::from(dst[bytes - 1])
     });
     assert!(dst == src, "memcpy did not copy");
@@ -124,11 +138,7 @@ fn hash_vs_memcpy() {
         }
         x
     });
-    let (t_wy, s1) = measure(5, || {
-        black_box(&src)
-            .chunks_exact(PAGE)
-            .fold(0, |a, p| a ^ page_hash(7, p))
-    });
+    let (t_wy, s1) = measure(5, || hash_pages(&src));
     let (t_sip, s2) = measure(5, || {
         black_box(&src)
             .chunks_exact(PAGE)
@@ -182,20 +192,12 @@ fn hash_vs_memcpy() {
     for r in 0..ROUNDS {
         let mut copy = || {
             let t = Instant::now();
-            for (d, s) in dst
-                .chunks_exact_mut(PAGE)
-                .zip(black_box(&src).chunks_exact(PAGE))
-            {
-                d.copy_from_slice(s);
-                black_box(&mut *d);
-            }
+            copy_pages(&mut dst, &src);
             t.elapsed().as_secs_f64()
         };
         let mut hash = || {
             let t = Instant::now();
-            sink ^= black_box(&src)
-                .chunks_exact(PAGE)
-                .fold(0, |a, p| a ^ page_hash(7, p));
+            sink ^= hash_pages(&src);
             t.elapsed().as_secs_f64()
         };
         let (tc, th) = if r % 2 == 0 {
