@@ -110,6 +110,15 @@ if loaded gmig && loaded gvt_mock; then
 	secs=${GMIG_HOSTILE_SECS:-20} seed=${GMIG_HOSTILE_SEED:-$(date +%s)}
 	run_type "hostile $seed $secs" hostile $((secs + 300))
 	grep -o 'hostile: [0-9]* steps.*' "$OUT/gvt-mock-run-hostile.log" | sed 's/^/    /'
+	# A pin gmig cannot record (its fault injection, armed from here:
+	# the mock writing gmig's debugfs from its own write would nest
+	# them) must refuse dirty logging until it is unpinned.
+	if echo "fail_pin_records 1" >/sys/kernel/debug/gmig/gvt; then
+		run_type pin-lost pin-lost
+	else
+		result fail gvt-mock:pin-record-lost
+		echo "    gmig's debugfs gvt file refused fail_pin_records"
+	fi
 else
 	result fail gvt-mock:ran
 	echo "    gmig or gvt_mock is not loaded"

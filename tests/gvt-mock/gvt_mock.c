@@ -16,7 +16,9 @@
  * step logs "gvt_mock: ok <step>" or "gvt_mock: FAIL <step>: <why>"; the
  * write fails with -EIO if a step failed. Writing "hostile SEED SECS" runs
  * a randomized hostile client instead (see mock_hostile()), reported as
- * the step "hostile".
+ * the step "hostile". Writing "pin-lost" runs the lost pin record steps
+ * (step_pin_record_lost()), after the writer has armed gmig's fault
+ * injection.
  *
  * A mock vGPU's vfio_device is never registered with VFIO (there is no mdev
  * parent); its ->dev is a root device of the mock. Its guest memory is a
@@ -1025,6 +1027,43 @@ static int step_log_stop(struct scenario *s)
 	return ret ? fail(s, "log_stop: %d", ret) : 0;
 }
 
+/*
+ * A pin gmig could not record (no memory: tests/gvt-mock.sh injects it by
+ * writing "fail_pin_records 1" to gmig's debugfs gvt file before the run)
+ * is a page the GPU can write that gmig's list of pins misses: dirty
+ * logging must be refused until it is unpinned, and start again after.
+ */
+static int step_pin_record_lost(struct scenario *s)
+{
+	struct interval_tree_node node = { .start = 0,
+					   .last = MOCK_MEM_SIZE - 1 };
+	struct rb_root_cached root = RB_ROOT_CACHED;
+	struct mock_vgpu *m = s->src;
+	struct vfio_device *vdev = &m->vdev;
+	u64 page_size = MOCK_PAGE;
+	int ret;
+
+	interval_tree_insert(&node, &root);
+	pin(m, 200);
+	ret = vdev->log_ops->log_start(vdev, &root, 1, &page_size);
+	if (!ret) {
+		vdev->log_ops->log_stop(vdev);
+		return fail(s, "log_start succeeded with a pin gmig has no record of");
+	}
+	if (ret != -ENOMEM)
+		return fail(s, "log_start with a lost pin: %d, expected -ENOMEM", ret);
+	if (m->ops->pages_unpinned) {
+		cb_begin(m);
+		m->ops->pages_unpinned(m->priv, 200, MOCK_PAGE);
+		cb_end(m);
+	}
+	ret = vdev->log_ops->log_start(vdev, &root, 1, &page_size);
+	if (ret)
+		return fail(s, "log_start after the lost pin was unpinned: %d", ret);
+	ret = vdev->log_ops->log_stop(vdev);
+	return ret ? fail(s, "log_stop: %d", ret) : 0;
+}
+
 /* k) */
 static int step_bad_state(struct scenario *s)
 {
@@ -1123,6 +1162,16 @@ static const struct step steps[] = {
 	{ "no-reentry", step_no_reentry, false },
 	{ "save-only-stopped", step_save_stopped, false },
 	{ "restore-only-stopped", step_restore_stopped, false },
+	{ NULL }
+};
+
+/* "pin-lost": the lost pin record, once gmig's fault injection is armed. */
+static const struct step pin_lost_steps[] = {
+	{ "register", step_register, true },
+	{ "create", step_create, true },
+	{ "guest-setup", step_guest_setup, true },
+	{ "pin-record-lost", step_pin_record_lost, false },
+	{ NULL }
 };
 
 /* The two vGPUs' scenario state, the stream buffer, a user page for bitmaps. */
@@ -1158,14 +1207,13 @@ static void scenario_free(struct scenario *s)
 	kfree(s);
 }
 
-static int mock_run(const struct mock_type *type)
+/* Runs the steps st; their names prefixed "<pfx>:" unless pfx is "". */
+static int mock_run(const struct mock_type *type, const struct step *st,
+		    const char *pfx)
 {
-	/* step names of the mock's own type unprefixed, "v5_1:<step>" else */
-	const char *pfx = type == &mock_types[0] ? "" : type->name;
 	const char *sep = *pfx ? ":" : "";
 	struct scenario *s;
 	bool failed = false, aborted = false;
-	int i;
 
 	s = scenario_new(type);
 	if (!s) {
@@ -1174,8 +1222,7 @@ static int mock_run(const struct mock_type *type)
 	}
 
 	atomic_set(&bad_vgpu_ptr, 0);
-	for (i = 0; i < ARRAY_SIZE(steps); i++) {
-		const struct step *st = &steps[i];
+	for (; st->name; st++) {
 		int ret;
 
 		if (aborted) {
@@ -1629,11 +1676,18 @@ static ssize_t run_write(struct file *file, const char __user *ubuf,
 		ret = mock_hostile(seed, secs);
 		return ret ? ret : count;
 	}
+	if (sysfs_streq(buf, "pin-lost")) {
+		guard(mutex)(&run_lock);
+		ret = mock_run(&mock_types[0], pin_lost_steps, "pin-lost");
+		return ret ? ret : count;
+	}
 	for (i = 0; i < ARRAY_SIZE(mock_types); i++) {
 		if (!sysfs_streq(buf, mock_types[i].name))
 			continue;
 		guard(mutex)(&run_lock);
-		ret = mock_run(&mock_types[i]);
+		/* the mock's own type unprefixed, "v5_1:<step>" else */
+		ret = mock_run(&mock_types[i], steps,
+			       i ? mock_types[i].name : "");
 		return ret ? ret : count;
 	}
 	return -EINVAL;
