@@ -119,6 +119,7 @@ daemon_up() {
 
 hosts_up() {
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko" || return 1
 	grep -q '^gmig ' /proc/modules || insmod "$ROOT/gmig.ko" || return 1
 	echo oneshot >/sys/module/gmig/parameters/precopy
 	echo hash >/sys/module/gmig/parameters/dirty
