@@ -14,7 +14,8 @@
 #                   rustfmt, no import cycle between parts (scripts/deps.py)
 #                   and checkpatch; patches/gvt applies,
 #                   is checkpatch clean and its hooks sit where they must
-#                   (tests/gvt-series-check.sh, no GVT kernel needed)
+#                   (tests/gvt-series-check.sh, no GVT kernel needed);
+#                   Documentation/*.rst parses without a docutils warning
 #   make bench      host figures (page hash vs memcpy, tracker diff, remapper),
 #                   then the kernel benchmark in the VM (scripts/bench.sh)
 #   make bench-host the host figures only
@@ -89,6 +90,7 @@ lint: kernel
 	@scripts/deps.py
 	@source scripts/env.sh && perl $$KSRC/scripts/checkpatch.pl --no-tree --strict --terse -q -f shim/*.c shim/*.h tests/gvt-mock/*.c
 	@tests/gvt-series-check.sh
+	@scripts/rst-check.py
 
 check: setup
 	@scripts/check.sh

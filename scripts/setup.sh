@@ -52,7 +52,7 @@ EOS
 APT_PKGS=(bc flex bison libelf-dev libssl-dev cpio dwarves kmod udev
 	libclang-19-dev clang-19 lld-19 llvm-19 rustc-web rust-web-src rust-web-clippy rustfmt-web
 	make gcc python3 python3-venv xz-utils
-	busybox-static mdevctl python3-matplotlib iproute2 util-linux)
+	busybox-static mdevctl python3-matplotlib python3-docutils iproute2 util-linux)
 
 install_apt() {
 	local missing=() p
