@@ -89,7 +89,10 @@ pub(crate) fn run() -> Result {
         sink ^= h;
         copy_ns = copy_ns.min(tc);
         hash_ns = hash_ns.min(th);
-        let (tc, th) = (u64::try_from(tc).unwrap_or(0), u64::try_from(th).unwrap_or(0));
+        let (tc, th) = (
+            u64::try_from(tc).unwrap_or(0),
+            u64::try_from(th).unwrap_or(0),
+        );
         *p = tc.saturating_mul(100) / th.max(1);
     }
     if dst[..] != src[..] {
