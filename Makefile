@@ -23,8 +23,9 @@
 # Variables: GMIG_CACHE (default /var/cache/gmig), FLAVOUR (kernel flavour,
 # default base), DEBUG=1 (debug kernel: KASAN, lockdep, kmemleak), LONG=1,
 # HOSTILE_SECS=S (each provider's randomized hostile client runs S s, default
-# 20), HOSTILE_SEED=N (replays a hostile run), LIBVIRT=1 (the two-host
-# libvirt stage, tests/libvirt-migration.sh; about 30 minutes more).
+# 20), HOSTILE_SEED=N (replays a hostile run), LIBVIRT=0 (skips the two-host
+# libvirt stage, tests/libvirt-migration.sh: about 3 minutes, 15-30 in the
+# debug kernel).
 
 ifneq ($(KERNELRELEASE),)
 include $(src)/Kbuild

@@ -238,17 +238,29 @@ workload_on() {
 	echo "host $1: workload $PROFILE ran $c contexts"
 }
 
-# figures HOST WHAT: libvirt's view of the finished job and
-# gmig's beside it, on one line the VM's summary prints.
+# figures FROM TO: libvirt's view of the finished job (from the
+# destination: a transient domain is gone from its source) and the source
+# vGPU's gmig stats beside it, on one line the VM's summary prints; fails
+# if gmig's DMA log reported no page (QEMU did not use it).
 figures() {
 	local j g
-	j=$(on "$1" virsh domjobinfo --completed "$DOM" 2>/dev/null | tee "$T/jobinfo.txt" |
-		awk -F': +' '/^(Time elapsed|Total downtime|Data total|Memory total|VFIO data transferred):/ {
-			printf " %s: %s;", $1, $2 }')
+	j=$(on "$2" virsh domjobinfo --completed --keep-completed "$DOM" 2>/dev/null | tee "$T/jobinfo.txt" |
+		awk -F': +' '/^(Time elapsed|Total downtime|Data total|Memory total):/ {
+			gsub(/ +/, " ", $2); printf " %s: %s;", $1, $2 }')
 	cat "$T/jobinfo.txt"
-	g=$(awk '/^(downtime_us|pages_tracked|pages_sent_stopcopy|pages_reported_precopy):/ { printf " %s %s", $1, $2 }' \
+	# The device's share (QEMU's query-migrate "vfio" "transferred"),
+	# which virsh prints only among the raw statistics.
+	on "$2" virsh domjobinfo --completed --rawstats "$DOM" 2>/dev/null | tee "$T/jobinfo-raw.txt"
+	j="$j$(awk -F'[=:] *' '/vfio_data_transferred/ { printf " VFIO data: %s bytes;", $NF }' "$T/jobinfo-raw.txt")"
+	echo "--- source vGPU stats"
+	cat "$DBG/${VGPU[$1]}/stats"
+	g=$(awk '/^(downtime_us|pages_reported_precopy|pages_sent_stopcopy|final_image_bytes):/ { printf " %s %s", $1, $2 }' \
 		"$DBG/${VGPU[$1]}/stats")
-	echo "figures $2:$j gmig:$g"
+	echo "figures $1-to-$2:$j gmig:$g"
+	grep -qE '^pages_reported_precopy: [1-9]' "$DBG/${VGPU[$1]}/stats" || {
+		echo "gmig's DMA log reported no dirty page"
+		return 1
+	}
 }
 
 # migrate FROM TO [VIRSH OPTIONS]: live migration with libvirt's defaults,
@@ -273,7 +285,7 @@ migrate() {
 	echo "domjobinfo during the migration (last of $(grep -c . "$T/jobinfo-live.log") polls):"
 	grep -v '^ *$' "$T/jobinfo-live.log" | tail -2 | sed 's/^/  /'
 	[ $rc = 0 ] || { echo "virsh migrate failed (rc=$rc)"; return 1; }
-	figures "$from" "$from-to-$to"
+	figures "$from" "$to" || return 1
 	state_is "$to" paused || return 1
 	keep_ram "$to" dst && same_window || return 1
 	on "$to" virsh resume "$DOM" >/dev/null && state_is "$to" running || return 1
