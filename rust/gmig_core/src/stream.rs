@@ -328,7 +328,9 @@ impl<'a> Writer<'a> {
         let end = pay.checked_add(max).ok_or(StreamError::NoSpace)?;
         let out = self.buf.get_mut(start..end).ok_or(StreamError::NoSpace)?;
         let (hdr, room) = out.split_at_mut(SECTION_HEADER_LEN);
-        let len = fill(room).filter(|&n| n <= max).ok_or(StreamError::NoSpace)?;
+        let len = fill(room)
+            .filter(|&n| n <= max)
+            .ok_or(StreamError::NoSpace)?;
         let plen = u32::try_from(len).map_err(|_| StreamError::TooLarge)?;
         let payload = &room[..len];
         hdr[0..2].copy_from_slice(&ty.to_le_bytes());

@@ -28,8 +28,8 @@
 //! refused by name, never applied.
 
 use super::{
-    digest, rd16, rd32, sections_unchecked, validate, Header, Limits, Section,
-    StreamError, Writer, FLAG_MANDATORY, HEADER_LEN,
+    digest, rd16, rd32, sections_unchecked, validate, Header, Limits, Section, StreamError, Writer,
+    FLAG_MANDATORY, HEADER_LEN,
 };
 use core::ops::{Deref, DerefMut, Range};
 
@@ -116,7 +116,9 @@ impl<S> ChangedEntries<S> {
 impl<S: Deref<Target = [u64]>> ChangedEntries<S> {
     /// Whether entry `i` was marked.
     fn is_marked(&self, i: usize) -> bool {
-        self.words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
     /// Calls `f` with the image bytes of every marked entry, in order.
@@ -165,7 +167,9 @@ fn candidates<S: Deref<Target = [u64]>>(
     changed: Option<&ChangedEntries<S>>,
     f: &mut impl FnMut(Range<usize>),
 ) {
-    let known = changed.filter(|c| !c.all).and_then(|c| Some((c, c.span.within(len)?)));
+    let known = changed
+        .filter(|c| !c.all)
+        .and_then(|c| Some((c, c.span.within(len)?)));
     let Some((c, span)) = known else {
         return f(0..len);
     };
@@ -319,7 +323,9 @@ fn walk_runs<'a>(
         let off = rd32(runs, at).map_err(|_| bad)? as usize;
         let len = rd32(runs, at + 4).map_err(|_| bad)? as usize;
         let data = at + RUN_HEADER_LEN;
-        let bytes = runs.get(data..data.checked_add(len).ok_or(bad)?).ok_or(bad)?;
+        let bytes = runs
+            .get(data..data.checked_add(len).ok_or(bad)?)
+            .ok_or(bad)?;
         let end = off.checked_add(len).ok_or(bad)?;
         if len == 0 || off < next || end > base_len {
             return Err(bad);
@@ -384,7 +390,12 @@ impl<'a> DeltaView<'a> {
     /// from `base`, validates it against `limits` and checks it is the
     /// source's image; returns its header. `out` holds the image to
     /// restore once this returned `Ok`.
-    pub fn apply(&self, base: &[u8], out: &mut [u8], limits: &Limits) -> Result<Header, DeltaError> {
+    pub fn apply(
+        &self,
+        base: &[u8],
+        out: &mut [u8],
+        limits: &Limits,
+    ) -> Result<Header, DeltaError> {
         self.check_base(base)?;
         if out.len() != base.len() {
             return Err(DeltaError::Result(StreamError::NoSpace));
@@ -405,5 +416,334 @@ impl<'a> DeltaView<'a> {
             return Err(DeltaError::ResultMismatch);
         }
         Ok(hdr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{resolve, Resolved, ResumeError, SECTION_HEADER_LEN};
+    use super::*;
+    use crate::testutil::Rng;
+    use std::vec;
+    use std::vec::Vec;
+
+    const LIM: Limits = Limits {
+        max_total: 1 << 22,
+        max_section: 1 << 21,
+    };
+    const ENTRIES: usize = 4096;
+    /// Where the entries sit in [`image`]'s layout.
+    const SPAN: EntrySpan = EntrySpan {
+        offset: HEADER_LEN + 2 * SECTION_HEADER_LEN + 256,
+        entries: ENTRIES,
+    };
+
+    /// A sim-like image: 256 bytes of registers, then GGTT entries.
+    fn image(regs: &[u8; 256], ggtt: &[u64]) -> Vec<u8> {
+        let mut buf = vec![0u8; 2 * SPAN.offset + 8 * ggtt.len()];
+        let mut w = Writer::new(&mut buf, 1, 0).unwrap();
+        w.section(Section::Regs as u16, FLAG_MANDATORY, 256, |p| {
+            p.copy_from_slice(regs)
+        })
+        .unwrap();
+        w.section(Section::Ggtt as u16, FLAG_MANDATORY, 8 * ggtt.len(), |p| {
+            for (c, e) in p.chunks_exact_mut(8).zip(ggtt) {
+                c.copy_from_slice(&e.to_le_bytes());
+            }
+        })
+        .unwrap();
+        let n = w.finish().unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    /// A state and the same after `writes` GGTT writes (marked) and one
+    /// register change.
+    struct Case {
+        base: Vec<u8>,
+        full: Vec<u8>,
+        changed: ChangedEntries<Vec<u64>>,
+        ggtt: Vec<u64>,
+    }
+
+    fn case(seed: u64, writes: usize) -> Case {
+        let mut rng = Rng::new(seed);
+        let mut regs = [0u8; 256];
+        regs.iter_mut().for_each(|r| *r = rng.next_u64() as u8);
+        let mut ggtt: Vec<u64> = (0..ENTRIES).map(|_| rng.next_u64()).collect();
+        let base = image(&regs, &ggtt);
+        let words = vec![0; ChangedEntries::<Vec<u64>>::words_for(ENTRIES)];
+        let mut changed = ChangedEntries::new(SPAN, words).unwrap();
+        for _ in 0..writes {
+            let i = rng.below(ENTRIES as u64);
+            ggtt[i as usize] = rng.next_u64();
+            changed.mark(i);
+        }
+        regs[rng.below(256) as usize] ^= 0x5a;
+        let full = image(&regs, &ggtt);
+        Case {
+            base,
+            full,
+            changed,
+            ggtt,
+        }
+    }
+
+    fn delta_of(c: &Case, changed: Option<&ChangedEntries<Vec<u64>>>) -> Vec<u8> {
+        let mut out = vec![0u8; c.full.len()];
+        let n = write_delta(&c.base, &c.full, changed, &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// What a destination restores from `stream`: the image it builds.
+    fn restore(stream: &[u8]) -> Result<Vec<u8>, ResumeError> {
+        match resolve(stream, &LIM, 1, 0)? {
+            Resolved::Full { image, .. } => Ok(image.to_vec()),
+            Resolved::Delta { base, delta } => {
+                let mut out = vec![0u8; delta.base_len()];
+                let at = base.len();
+                delta
+                    .apply(base, &mut out, &LIM)
+                    .map_err(|err| ResumeError::Delta { at, err })?;
+                Ok(out)
+            }
+        }
+    }
+
+    #[test]
+    fn base_and_delta_restore_the_full_image() {
+        for seed in 0..20 {
+            let c = case(seed, seed as usize * 3);
+            let marked = delta_of(&c, Some(&c.changed));
+            let compared = delta_of(&c, None);
+            assert!(
+                marked.len() <= compared.len(),
+                "the bitmap finds every change"
+            );
+            assert!(restore(&cat(&[&c.base, &compared])).unwrap() == c.full);
+            let got = restore(&cat(&[&c.base, &marked])).unwrap();
+            assert!(got == c.full, "seed {seed}: result differs");
+            let span = SPAN.within(got.len()).unwrap();
+            let entry =
+                |i: usize| u64::from_le_bytes(got[span.start + 8 * i..][..8].try_into().unwrap());
+            assert!((0..ENTRIES).all(|i| entry(i) == c.ggtt[i]));
+            // Far smaller than the image: the entries written, the
+            // changed register, the two section checksums and the header.
+            let runs = 3 + seed as usize * 3;
+            assert!(
+                marked.len() <= 100 + runs * (RUN_HEADER_LEN + 16),
+                "{}",
+                marked.len()
+            );
+        }
+    }
+
+    #[test]
+    fn an_idle_vgpu_sends_a_delta_of_a_hundred_bytes() {
+        let c = case(1, 0);
+        let d = delta_of(&c, Some(&c.changed));
+        let same = delta_of(
+            &Case {
+                full: c.base.clone(),
+                ..case(1, 0)
+            },
+            Some(&c.changed),
+        );
+        assert!(
+            d.len() < 200 && same.len() <= 80,
+            "{} {}",
+            d.len(),
+            same.len()
+        );
+        assert!(restore(&cat(&[&c.base, &same])).unwrap() == c.base);
+    }
+
+    #[test]
+    fn a_change_the_write_path_missed_is_refused() {
+        let mut c = case(2, 4);
+        // An entry changed without a mark: the delta lacks it, and the
+        // result's GGTT checksum (sent, as it changed) does not match.
+        let i = (0..ENTRIES).find(|&i| !c.changed.is_marked(i)).unwrap();
+        c.ggtt[i] ^= 1;
+        let mut regs = [0u8; 256];
+        regs.copy_from_slice(&c.full[HEADER_LEN + SECTION_HEADER_LEN..][..256]);
+        c.full = image(&regs, &c.ggtt);
+        let d = delta_of(&c, Some(&c.changed));
+        assert_eq!(
+            restore(&cat(&[&c.base, &d])),
+            Err(ResumeError::Delta {
+                at: c.base.len(),
+                err: DeltaError::Result(StreamError::ChecksumMismatch)
+            })
+        );
+        // An index outside the span marks everything: compared in full.
+        c.changed.mark(ENTRIES as u64);
+        let d = delta_of(&c, Some(&c.changed));
+        assert!(restore(&cat(&[&c.base, &d])).unwrap() == c.full);
+    }
+
+    #[test]
+    fn a_delta_over_another_or_no_base_is_refused_by_name() {
+        let c = case(3, 5);
+        let d = delta_of(&c, Some(&c.changed));
+        let other = case(4, 0).base;
+        let at = other.len();
+        let err = |at, err| Err(ResumeError::Delta { at, err });
+        assert_eq!(restore(&cat(&[&other, &d])), err(at, DeltaError::WrongBase));
+        assert_eq!(restore(&d), err(0, DeltaError::NoBase));
+        // The delta applies to the image just before it, a full one.
+        let dd = cat(&[&c.base, &d, &d]);
+        assert_eq!(restore(&dd), err(c.base.len(), DeltaError::NotLast));
+        let later = cat(&[&c.base, &d, &c.full]);
+        assert_eq!(restore(&later), err(c.base.len(), DeltaError::NotLast));
+        let two = cat(&[&c.full, &c.base, &d]);
+        assert!(
+            restore(&two).unwrap() == c.full,
+            "an older image before the base"
+        );
+        // `apply` checks its base too.
+        let v = DeltaView::parse(&d).unwrap();
+        let mut out = vec![0u8; v.base_len()];
+        assert_eq!(v.apply(&other, &mut out, &LIM), Err(DeltaError::WrongBase));
+        assert_eq!(
+            v.apply(&c.base, &mut out[1..], &LIM),
+            Err(DeltaError::Result(StreamError::NoSpace))
+        );
+    }
+
+    /// Re-seals every section checksum and the header of a delta image.
+    fn reseal(img: &mut [u8]) {
+        let mut off = HEADER_LEN;
+        while off + SECTION_HEADER_LEN <= img.len() {
+            let len = rd32(img, off + 4).unwrap() as usize;
+            let p = off + SECTION_HEADER_LEN;
+            let Some(payload) = img.get(p..p + len) else {
+                break;
+            };
+            let c = super::super::crc32c_update(super::super::crc32c(&img[off..off + 8]), payload);
+            img[off + 8..off + 12].copy_from_slice(&c.to_le_bytes());
+            off = p + len;
+        }
+        let c = super::super::crc32c(&img[..24]);
+        img[24..28].copy_from_slice(&c.to_le_bytes());
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_of_base_and_delta_is_refused() {
+        let c = case(5, 6);
+        let d = delta_of(&c, Some(&c.changed));
+        let good = cat(&[&c.base, &d]);
+        assert!(restore(&good).unwrap() == c.full);
+        // (The base alone is a stream of its own: what a VMM sends when the
+        // switch-over never came.)
+        for n in (0..good.len()).filter(|&n| n != c.base.len()) {
+            assert!(restore(&good[..n]).is_err(), "truncated at {n}");
+        }
+        for i in (0..c.base.len())
+            .step_by(97)
+            .chain(c.base.len()..good.len())
+        {
+            let mut bad = good.clone();
+            bad[i] ^= 0x10;
+            assert!(restore(&bad).is_err(), "flip at {i}");
+        }
+        // Past the checksums too: every flip of the delta, re-sealed, is
+        // refused (a run moved, cut or corrupted, another base or result),
+        // but in the minor version, the reserved header flags and the flags
+        // of known sections, which a reader does not interpret.
+        let mut flags = vec![10, 11, 16, 17, 18, 19];
+        let mut off = HEADER_LEN;
+        while off < d.len() {
+            flags.extend([off + 2, off + 3]);
+            off += SECTION_HEADER_LEN + rd32(&d, off + 4).unwrap() as usize;
+        }
+        let free = |i: usize| flags.contains(&i);
+        for i in (0..d.len()).filter(|&i| !free(i)) {
+            for bit in [0x01, 0x80] {
+                let mut bad = d.clone();
+                bad[i] ^= bit;
+                reseal(&mut bad);
+                if bad == d {
+                    continue; // a checksum, re-sealed
+                }
+                let r = restore(&cat(&[&c.base, &bad]));
+                assert!(
+                    r.is_err(),
+                    "flip {bit:#x} at {i} of the delta: {:?}",
+                    r.map(|v| v == c.full)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_deltas_are_named() {
+        let c = case(6, 2);
+        let d = delta_of(&c, Some(&c.changed));
+        let runs_at = HEADER_LEN + 2 * SECTION_HEADER_LEN + BASE_SECTION_LEN;
+        // A run reaching past the base.
+        let mut bad = d.clone();
+        let len = c.base.len() as u32;
+        bad[runs_at..runs_at + 4].copy_from_slice(&len.to_le_bytes());
+        reseal(&mut bad);
+        assert_eq!(
+            DeltaView::parse(&bad).err(),
+            Some(DeltaError::BadRun { at: 0 })
+        );
+        // A non-zero reserved word.
+        let mut bad = d.clone();
+        bad[HEADER_LEN + SECTION_HEADER_LEN + 12] = 1;
+        reseal(&mut bad);
+        let base = Section::DeltaBase as u16;
+        assert_eq!(
+            DeltaView::parse(&bad).err(),
+            Some(DeltaError::BadSection(base))
+        );
+        // The runs section missing, or another section in the delta.
+        let mut buf = vec![0u8; 256];
+        let mut w = Writer::new(&mut buf, 1, 0).unwrap();
+        w.section(base, FLAG_MANDATORY, BASE_SECTION_LEN, |p| {
+            p.copy_from_slice(&d[HEADER_LEN + SECTION_HEADER_LEN..][..16])
+        })
+        .unwrap();
+        w.section(Section::SourceStats as u16, 0, 4, |_| {})
+            .unwrap();
+        let n = w.finish().unwrap();
+        let runs = Section::DeltaRuns as u16;
+        assert_eq!(
+            DeltaView::parse(&buf[..n]).err(),
+            Some(DeltaError::BadSection(Section::SourceStats as u16))
+        );
+        let mut w = Writer::new(&mut buf, 1, 0).unwrap();
+        w.section(base, FLAG_MANDATORY, BASE_SECTION_LEN, |p| {
+            p.copy_from_slice(&d[HEADER_LEN + SECTION_HEADER_LEN..][..16])
+        })
+        .unwrap();
+        let n = w.finish().unwrap();
+        assert_eq!(
+            DeltaView::parse(&buf[..n]).err(),
+            Some(DeltaError::MissingSection(runs))
+        );
+    }
+
+    #[test]
+    fn a_delta_that_does_not_fit_is_refused_to_the_writer() {
+        let c = case(7, 200);
+        let mut out = vec![0u8; 512];
+        assert_eq!(
+            write_delta(&c.base, &c.full, Some(&c.changed), &mut out),
+            Err(StreamError::NoSpace)
+        );
+        let short = &c.full[..c.full.len() - 8];
+        assert!(write_delta(&c.base, short, Some(&c.changed), &mut out).is_err());
+        assert!(
+            ChangedEntries::new(SPAN, vec![0u64; 3]).is_none(),
+            "bitmap too small"
+        );
     }
 }
