@@ -450,7 +450,7 @@ mod tests {
     /// the full stop-copy image restores, remapped to another partition.
     #[test]
     fn stop_copy_delta_of_every_type_is_small_and_restores_the_full_state() {
-        for ty in 0..TYPES.len() {
+        for (ty, t) in TYPES.iter().enumerate() {
             let mut mem = Mem(vec![0; MEM]);
             let mut a = vgpu_of(ty, 1);
             let g = SimVgpu::partition(&a).base;
@@ -464,18 +464,18 @@ mod tests {
             let mut out = vec![0u8; a.state_len()];
             let n =
                 stream::delta::write_delta(&base, &idle_full, Some(&changed), &mut out).unwrap();
-            assert!(n <= 128, "{}: idle delta {n} bytes", TYPES[ty].name);
+            assert!(n <= 128, "{}: idle delta {n} bytes", t.name);
             for i in submit_store(&mut a, &mut mem, 0xbeef, 900) {
                 changed.mark(i);
             }
             a.quiesce();
             let full = save(&a);
             let n = stream::delta::write_delta(&base, &full, Some(&changed), &mut out).unwrap();
-            assert!(n <= KIB64, "{}: {n} bytes", TYPES[ty].name);
+            assert!(n <= KIB64, "{}: {n} bytes", t.name);
             let limits = stream::Limits::for_state_len(a.state_len());
             let stream = [&base[..], &out[..n]].concat();
             let got = resolved(&stream, &limits, Provider::type_index(&a));
-            assert!(got == full, "{}: delta result differs", TYPES[ty].name);
+            assert!(got == full, "{}: delta result differs", t.name);
             let mut b = vgpu_of(ty, 2);
             let hdr = stream::validate(&got, &limits).unwrap();
             let r = Provider::restore_state(&mut b, &hdr, &got, &mut mem).unwrap();
