@@ -16,8 +16,8 @@
 use std::cell::RefCell;
 
 use gmig_core::stream::{
-    crc32c, delta, DeltaView, crc32c_update, sections_unchecked, validate, Limits, Section, Writer, HEADER_LEN,
-    SECTION_HEADER_LEN,
+    crc32c, crc32c_update, delta, sections_unchecked, validate, DeltaView, Limits, Section, Writer,
+    HEADER_LEN, SECTION_HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
