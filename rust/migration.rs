@@ -358,8 +358,8 @@ impl Migration {
         }
     }
 
-    /// The save side's images are dropped (their buffers kept but for the
-    /// delta's).
+    /// Drops the save side's images (the image buffer is kept for reuse,
+    /// the delta's bookkeeping freed).
     fn drop_images(&mut self) {
         self.image.clear();
         self.pos = 0;
