@@ -14,13 +14,14 @@ mod tests {
         hash::page_hash,
         mem::{GuestMem, MemFault},
         planner::{decide, Action, DirtySource, Phase, Policy},
+        provider::Provider,
         sim::{
             exec::LRC_MAGIC,
             remap::remap_pending,
-            vgpu::{SimVgpu, TYPES},
+            vgpu::{Event, SimVgpu, TYPES},
         },
         slots::{Slots, SLOT_SIZE},
-        stream::{self, crc32c},
+        stream::{self, crc32c, ChangedEntries, Resolved},
         tracker::{HashTracker, Unhashed},
         writeset::{words_for, WriteSet},
     };
@@ -96,6 +97,48 @@ mod tests {
         assert!(stream::validate(&buf[..n], &lim).is_ok());
         buf[n / 2] ^= 1;
         assert!(stream::validate(&buf[..n], &lim).is_err());
+        Ok(())
+    }
+
+    fn save(v: &SimVgpu<KVVec<u64>>) -> Result<KVVec<u8>> {
+        let mut img = KVVec::from_elem(0u8, v.state_len(), GFP_KERNEL)?;
+        let n = v.save_state(&mut img).map_err(|_| EINVAL)?;
+        img.truncate(n);
+        Ok(img)
+    }
+
+    #[test]
+    fn stop_copy_delta_restores_the_full_image() -> Result {
+        let base_at = 64 << 20;
+        let mut v = vgpu_at(base_at)?;
+        let base = save(&v)?;
+        let span = v.ggtt_in_image();
+        let words = ChangedEntries::<KVVec<u64>>::words_for(span.entries);
+        let words = KVVec::from_elem(0u64, words, GFP_KERNEL)?;
+        let mut changed = ChangedEntries::new(span, words).ok_or(EINVAL)?;
+        let pte = Pte::new(0x4242_0000, 0).ok_or(EINVAL)?.encode();
+        if let Event::GgttUpdate { index, .. } = v.write_ggtt_entry(base_at + 9 * 4096, pte) {
+            changed.mark(index as u64);
+        }
+        let full = save(&v)?;
+        let mut incoming = KVVec::from_elem(0u8, base.len() + full.len(), GFP_KERNEL)?;
+        incoming[..base.len()].copy_from_slice(&base);
+        let out = &mut incoming[base.len()..];
+        let n =
+            stream::delta::write_delta(&base, &full, Some(&changed), out).map_err(|_| EINVAL)?;
+        assert!(n <= 256);
+        incoming.truncate(base.len() + n);
+        let lim = stream::Limits::for_state_len(v.state_len());
+        let Ok(Resolved::Delta { base: b, delta }) =
+            stream::resolve(&incoming, &lim, 1, v.type_index())
+        else {
+            return Err(EINVAL);
+        };
+        let mut img = KVVec::from_elem(0u8, delta.base_len(), GFP_KERNEL)?;
+        assert!(delta.apply(b, &mut img, &lim).is_ok());
+        assert!(img[..] == full[..]);
+        // Over another base (the new image itself): refused by name.
+        assert_eq!(delta.check_base(&full), Err(stream::DeltaError::WrongBase));
         Ok(())
     }
 

@@ -9,9 +9,14 @@
 //! device's data fd carries the vGPU state: configuration space, registers
 //! with pending submissions, and the GGTT partition, as a validated
 //! [`stream`] image. An image is emitted in PRE_COPY (the state while
-//! running) and a final one in STOP_COPY; the destination validates every
-//! image it receives and applies the last one. If it sits at another GGTT
-//! partition, pending contexts are remapped ([`remap`]).
+//! running) and a final one in STOP_COPY: a delta over the pre-copy image
+//! ([`stream::delta`]) when some of that went out, else a full one. The
+//! GGTT entries a delta compares are those the provider's GGTT write path
+//! reported since the pre-copy image ([`ChangedEntries`]). The destination
+//! validates every image it receives, combines a delta with its base and
+//! validates the result, and applies the state of the last image. If it
+//! sits at another GGTT partition, pending contexts are remapped
+//! ([`remap`]).
 //!
 //! With `rehash=writeset` (the default) the tracker re-hashes only what the
 //! executed commands could have written ([`WriteSet`], fed by the command
@@ -46,7 +51,7 @@ use crate::{
         mem::GuestMem,
         planner::{self, Action, DirtySource, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent},
-        stream::{self, ResumeError},
+        stream::{self, delta, ChangedEntries, Resolved, ResumeError},
         tracker::HashTracker,
         writeset::{words_for, WriteSet, WriteSink},
     },
@@ -98,6 +103,13 @@ pub(crate) trait MigDevice {
     /// the provider says how its graphics addresses follow (`remapped`:
     /// addresses the restore itself patched).
     fn restored_elsewhere(&self, src: u64, dst: u64, remapped: u64);
+    /// Whether every write of a GGTT entry of [`Provider::ggtt_in_image`]
+    /// reaches [`Migration::shadow_event`] as a [`ShadowEvent::GgttWrite`]
+    /// while the migration runs. If not, a stop-copy delta compares every
+    /// entry.
+    fn ggtt_writes_seen(&self) -> bool {
+        false
+    }
 }
 
 use crate::gmig_core::vfio::DeviceState::{
@@ -166,6 +178,10 @@ struct MigStats {
     quiesce_wait_us: i64,
     /// Building the final state image.
     image_us: i64,
+    /// The final image is a delta over the pre-copy image.
+    final_delta: bool,
+    /// Bytes of the final image.
+    final_bytes: u64,
 }
 
 /// The dirty log of a migration, with what its kernel glue needs.
@@ -187,6 +203,13 @@ pub(crate) struct Migration {
     /// Save side: bytes to hand out and how many were read.
     image: KVVec<u8>,
     pos: usize,
+    /// The first `base_len` bytes of `image` are the pre-copy image, the
+    /// base of a stop-copy delta (0: there is none).
+    base_len: usize,
+    /// GGTT entries written since the pre-copy image was built.
+    changed: Option<ChangedEntries<KVVec<u64>>>,
+    /// The full stop-copy image a delta is computed from.
+    full: KVVec<u8>,
     /// Resume side: bytes written so far.
     incoming: KVVec<u8>,
     /// When STOP_COPY was entered (device downtime runs until the last
@@ -206,6 +229,9 @@ impl Migration {
             tracking: None,
             image: KVVec::new(),
             pos: 0,
+            base_len: 0,
+            changed: None,
+            full: KVVec::new(),
             incoming: KVVec::new(),
             stopped_at: None,
         }
@@ -241,6 +267,12 @@ impl Migration {
         writeln!(f, "writeset_unbounded: {}", s.writeset_unbounded)?;
         writeln!(f, "quiesce_wait_us: {}", s.quiesce_wait_us)?;
         writeln!(f, "image_us: {}", s.image_us)?;
+        writeln!(
+            f,
+            "final_image: {}",
+            if s.final_delta { "delta" } else { "full" }
+        )?;
+        writeln!(f, "final_image_bytes: {}", s.final_bytes)?;
         writeln!(f, "downtime_us: {}", s.downtime_us)?;
         writeln!(f, "resume_us: {}", s.resume_us)?;
         writeln!(f, "remap_patched: {}", s.remap_patched)?;
@@ -259,6 +291,9 @@ impl Migration {
     /// Pages that stop being reachable stay tracked, so their last content
     /// is still compared at stop-copy.
     pub(crate) fn shadow_event(&mut self, ev: ShadowEvent) {
+        if let (ShadowEvent::GgttWrite { index, .. }, Some(c)) = (ev, self.changed.as_mut()) {
+            c.mark(index);
+        }
         let (Some(t), Some(r)) = (self.tracking.as_mut(), tracker_update(&ev)) else {
             return;
         };
@@ -322,6 +357,87 @@ impl Migration {
             self.reset_stats();
         }
     }
+
+    /// Drops the save side's images (the image buffer is kept for reuse,
+    /// the delta's bookkeeping freed).
+    fn drop_images(&mut self) {
+        self.image.clear();
+        self.pos = 0;
+        self.base_len = 0;
+        self.changed = None;
+        self.full = KVVec::new();
+    }
+
+    /// The pre-copy image is in `image`: it is the base of the stop-copy
+    /// delta, and GGTT writes are marked from now on if the device reports
+    /// them all. What the stop-copy needs is allocated here, outside the
+    /// downtime; without memory the final image is a full one.
+    fn keep_base(&mut self, p: &impl Provider, writes_seen: bool) {
+        let len = p.state_len();
+        let span = p.ggtt_in_image();
+        let words = ChangedEntries::<KVVec<u64>>::words_for(span.entries);
+        self.changed = writes_seen
+            .then(|| KVVec::from_elem(0u64, words, GFP_KERNEL).ok())
+            .flatten()
+            .and_then(|w| ChangedEntries::new(span, w));
+        let reserved = self.full.reserve(len, GFP_KERNEL).is_ok()
+            && self.image.reserve(len / 2, GFP_KERNEL).is_ok();
+        self.base_len = if reserved { self.image.len() } else { 0 };
+    }
+
+    /// Builds the stop-copy image behind what is left of the pre-copy one:
+    /// a delta when the pre-copy image is the base and some of it went out
+    /// (the destination then gets all of it), else a full image. A pre-copy
+    /// image none of which was read is dropped.
+    fn build_final(&mut self, p: &impl Provider) -> Result {
+        if self.pos == 0 {
+            self.drop_images();
+        }
+        let unread = self.image.len() - self.pos;
+        self.stats.final_delta = false;
+        if self.base_len > 0 && self.base_len == self.image.len() {
+            self.full.clear();
+            build_image(p, &mut self.full)?;
+            self.stats.final_delta = self.append_delta().is_ok();
+            if !self.stats.final_delta {
+                self.append_full()?;
+            }
+        } else {
+            build_image(p, &mut self.image)?;
+        }
+        let sent = self.image.len() - self.pos;
+        self.stats.stopcopy_bytes = sent as u64;
+        self.stats.final_bytes = (sent - unread) as u64;
+        Ok(())
+    }
+
+    /// Appends the delta from the base to `full`, if it is at most half
+    /// as long.
+    fn append_delta(&mut self) -> core::result::Result<(), stream::StreamError> {
+        let base_len = self.base_len;
+        let room = self.full.len() / 2;
+        self.image
+            .resize(base_len + room, 0, GFP_KERNEL)
+            .map_err(|_| stream::StreamError::NoSpace)?;
+        let (base, out) = self.image.split_at_mut(base_len);
+        let res = delta::write_delta(base, &self.full, self.changed.as_ref(), out);
+        let n = res.as_ref().map_or(0, |&n| n);
+        self.image.truncate(base_len + n);
+        res.map(|_| ())
+    }
+
+    /// Appends `full` (the delta was not worth it): a wholly read base
+    /// gives up its buffer.
+    fn append_full(&mut self) -> Result {
+        if self.pos == self.image.len() {
+            core::mem::swap(&mut self.image, &mut self.full);
+            self.pos = 0;
+            self.base_len = 0;
+            return Ok(());
+        }
+        self.image.extend_from_slice(&self.full, GFP_KERNEL)?;
+        Ok(())
+    }
 }
 
 /// The command streamer's write sets and the device model's own writes:
@@ -353,36 +469,79 @@ fn build_image(p: &impl Provider, out: &mut KVVec<u8>) -> Result {
     Ok(())
 }
 
-/// Validates every image in `data` and applies the last one.
+/// Finds the state in `data` ([`stream::resolve`]), saying why not.
+fn resolve_images<'a, D: MigDevice>(
+    d: &D,
+    p: &D::Prov,
+    data: &'a [u8],
+    limits: &stream::Limits,
+) -> Result<Resolved<'a>> {
+    stream::resolve(data, limits, p.id(), p.type_index()).map_err(|e| {
+        match e {
+            ResumeError::Image { at, err } => dev_ratelimited!(
+                dev_err,
+                d.dev(),
+                "migration stream rejected at byte {}: {:?}\n",
+                at,
+                err
+            ),
+            ResumeError::WrongDevice { hdr, .. } => dev_ratelimited!(
+                dev_err,
+                d.dev(),
+                "migration stream is for provider {} type {}, this vGPU is provider {} type {} ({})\n",
+                hdr.provider,
+                hdr.vgpu_type,
+                p.id(),
+                p.type_index(),
+                p.type_name()
+            ),
+            ResumeError::Delta { at, err } => dev_ratelimited!(
+                dev_err,
+                d.dev(),
+                "migration stream: the delta image at byte {} does not apply: {:?}\n",
+                at,
+                err
+            ),
+            ResumeError::Empty => {
+                dev_ratelimited!(dev_err, d.dev(), "migration stream is empty\n")
+            }
+        }
+        EINVAL
+    })
+}
+
+/// The image to restore: a full image as it came, or a delta applied to
+/// its base in `buf`, the result validated as a whole.
+fn state_image<'a, D: MigDevice>(
+    d: &D,
+    resolved: Resolved<'a>,
+    limits: &stream::Limits,
+    buf: &'a mut KVVec<u8>,
+) -> Result<(stream::Header, &'a [u8])> {
+    let (base, delta) = match resolved {
+        Resolved::Full { hdr, image } => return Ok((hdr, image)),
+        Resolved::Delta { base, delta } => (base, delta),
+    };
+    buf.resize(delta.base_len(), 0, GFP_KERNEL)?;
+    let hdr = delta.apply(base, buf, limits).map_err(|e| {
+        dev_ratelimited!(
+            dev_err,
+            d.dev(),
+            "migration stream: the delta over the pre-copy image gives no valid image: {:?}\n",
+            e
+        );
+        EINVAL
+    })?;
+    Ok((hdr, &buf[..]))
+}
+
+/// Validates every image in `data`, combines a final delta with its base,
+/// and applies the resulting state.
 fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -> Result {
     let limits = stream::Limits::for_state_len(l.prov.state_len());
-    let p = &*l.prov;
-    let (hdr, image) =
-        stream::last_image(data, &limits, p.id(), p.type_index()).map_err(|e| {
-            match e {
-                ResumeError::Image { at, err } => dev_ratelimited!(
-                    dev_err,
-                    d.dev(),
-                    "migration stream rejected at byte {}: {:?}\n",
-                    at,
-                    err
-                ),
-                ResumeError::WrongDevice { hdr, .. } => dev_ratelimited!(
-                    dev_err,
-                    d.dev(),
-                    "migration stream is for provider {} type {}, this vGPU is provider {} type {} ({})\n",
-                    hdr.provider,
-                    hdr.vgpu_type,
-                    p.id(),
-                    p.type_index(),
-                    p.type_name()
-                ),
-                ResumeError::Empty => {
-                    dev_ratelimited!(dev_err, d.dev(), "migration stream is empty\n")
-                }
-            }
-            EINVAL
-        })?;
+    let resolved = resolve_images(d, &*l.prov, data, &limits)?;
+    let mut buf = KVVec::new();
+    let (hdr, image) = state_image(d, resolved, &limits, &mut buf)?;
     let mut mem = d.mem();
     let dst = l.prov.partition();
     let done = l.prov.restore_state(&hdr, image, &mut mem).map_err(|e| {
@@ -448,13 +607,12 @@ fn arc_locked<D: MigDevice>(
     match (cur, next) {
         (RUNNING, PRE_COPY) | (RUNNING_P2P, PRE_COPY_P2P) => {
             mig.start_save();
-            mig.image.clear();
-            mig.pos = 0;
+            mig.drop_images();
             build_image(&*l.prov, &mut mig.image)?;
+            mig.keep_base(&*l.prov, d.ggtt_writes_seen());
         }
         (PRE_COPY, RUNNING) | (PRE_COPY_P2P, RUNNING_P2P) | (STOP_COPY, STOP) => {
-            mig.image.clear();
-            mig.pos = 0;
+            mig.drop_images();
             // A client that left STOP_COPY before reading the last byte:
             // the downtime ends here.
             if let Some(t) = mig.stopped_at.take() {
@@ -483,23 +641,12 @@ fn arc_locked<D: MigDevice>(
                 mig.stop_scan(d);
             } else {
                 mig.start_save();
-                mig.image.clear();
-                mig.pos = 0;
+                mig.drop_images();
             }
             // Unread pre-copy bytes still go out first: images are whole.
-            // A fully read pre-copy image is dropped (its buffer is reused:
-            // no reallocation and copy inside the downtime).
-            if mig.pos == mig.image.len() {
-                mig.image.clear();
-                mig.pos = 0;
-            }
-            let unread = mig.image.len() - mig.pos;
-            mig.stats.stopcopy_bytes = 0;
-            let before = mig.image.len();
             let t = Instant::<Monotonic>::now();
-            build_image(&*l.prov, &mut mig.image)?;
+            mig.build_final(&*l.prov)?;
             mig.stats.image_us = t.elapsed().as_micros_ceil();
-            mig.stats.stopcopy_bytes = (mig.image.len() - before + unread) as u64;
         }
         (STOP, RESUMING) => {
             mig.reset_stats();
@@ -615,9 +762,9 @@ pub(crate) fn abort<D: MigDevice>(d: &D) {
         l.prov.resume();
         let mig = &mut *l.mig;
         mig.state = RUNNING;
+        mig.drop_images();
         mig.image = KVVec::new();
         mig.incoming = KVVec::new();
-        mig.pos = 0;
         mig.stopped_at = None;
         mig.stop_unscan();
         d.arc_end(l);

@@ -405,6 +405,13 @@ impl MigDevice for Shared {
     type Prov = SimVgpu<KVVec<u64>>;
     type Mem<'a> = DmaMem<'a>;
 
+    /// Guest and workload GGTT writes reach the migration through
+    /// `handle_event()` and `workload_setup()`; a reset, which clears the
+    /// GGTT silently, ends the migration first.
+    fn ggtt_writes_seen(&self) -> bool {
+        true
+    }
+
     fn dev(&self) -> &kernel::device::Device {
         &self.dev
     }

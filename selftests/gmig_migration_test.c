@@ -316,9 +316,9 @@ TEST_F(mig, corrupt_truncated_and_foreign_streams_are_rejected)
 	img[n / 2] ^= 0x40;
 	bad_stream(_metadata, b, img, n);			/* checksum */
 	img[n / 2] ^= 0x40;
-	img[8] = 2;						/* version 2.x */
+	img[8] = 3;						/* version 3.x */
 	bad_stream(_metadata, b, img, n);
-	img[8] = 1;
+	img[8] = 2;
 	img[14] = 1;						/* gmig-large's stream */
 	bad_stream(_metadata, b, img, n);
 	img[14] = 0;
@@ -328,6 +328,49 @@ TEST_F(mig, corrupt_truncated_and_foreign_streams_are_rejected)
 	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RUNNING, NULL));
 	close(fd);
 	free(img);
+}
+
+/*
+ * A stop-copy image after a pre-copy image was read is a delta over it:
+ * at most 64 KiB whatever the partition, and the destination needs both
+ * (the delta alone has no base and is refused).
+ */
+TEST_F(mig, stop_copy_sends_a_delta_over_the_precopy_image)
+{
+	struct sim *a = &self->a, *b = &self->b;
+	char *pre = NULL, *fin = NULL, *img;
+	ssize_t npre, nfin;
+	int fd, rfd;
+
+	ASSERT_EQ(0, sim_map_ggtt(a));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	npre = read_all(fd, &pre);
+	ASSERT_LT(0, npre);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	nfin = read_all(fd, &fin);
+	close(fd);
+	ASSERT_LT(0, nfin);
+	ASSERT_GE(65536, nfin);
+	ASSERT_GT(npre, nfin);
+	ASSERT_EQ(nfin, sim_stat(UA, "final_image_bytes"));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+
+	bad_stream(_metadata, b, fin, nfin);
+	memcpy(b->v.mem, a->v.mem, MEM);
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	img = malloc(npre + nfin);
+	ASSERT_NE(NULL, img);
+	memcpy(img, pre, npre);
+	memcpy(img + npre, fin, nfin);
+	ASSERT_EQ(npre + nfin, write(rfd, img, npre + nfin));
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(rfd);
+	ASSERT_EQ(1, sim_stat(UB, "images_applied"));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	free(img);
+	free(pre);
+	free(fin);
 }
 
 TEST_F(mig, data_fd_misuse)

@@ -42,7 +42,7 @@ pub use layout::*;
 use super::gtt::Partition;
 use super::mem::GuestMem;
 use super::provider::{Provider, RestoreError, Restored, MAX_EVENT_PAGES, PROVIDER_GVT};
-use super::stream::{self, Section, StreamError};
+use super::stream::{self, EntrySpan, Section, StreamError};
 
 /// Version of the companion interface gmig speaks
 /// (`INTEL_GVT_COMPANION_VERSION` in the kvmgt patch series).
@@ -207,6 +207,13 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
         })
     }
 
+    fn ggtt_in_image(&self) -> EntrySpan {
+        EntrySpan {
+            offset: ggtt_entries_at(&self.sizes),
+            entries: usize::try_from(self.layout.entries()).unwrap_or(0),
+        }
+    }
+
     fn pending_workloads(&self) -> usize {
         // Queued workloads are kvmgt's (in the execlist state it saves).
         0
@@ -337,6 +344,82 @@ mod tests {
         big.push(0);
         assert_eq!(stream::validate(&big, &limits), Err(StreamError::TooLarge));
         assert!(limits.resume_budget() < incoming.len() + img.len());
+    }
+
+    /// GVT-g's types (drivers/gpu/drm/i915/gvt/vgpu.c): V5_8, V5_4, V5_2
+    /// and V5_1, low and high graphics memory in MiB, 4 fences each.
+    const REAL_TYPES: [(&str, u64, u64); 4] = [
+        ("V5_8", 64, 384),
+        ("V5_4", 128, 512),
+        ("V5_2", 256, 1024),
+        ("V5_1", 512, 2048),
+    ];
+
+    fn real_layout(low: u64, high: u64, slot: u64) -> GvtLayout {
+        let (lo, hi) = (low * MIB, high * MIB);
+        GvtLayout::new((64 * MIB + slot * lo, lo), (4096 * MIB + slot * hi, hi), 4).unwrap()
+    }
+
+    /// For every real type: a pre-copy image, then what an idle guest
+    /// changes (a few registers, the execlist state, some GGTT entries the
+    /// write path marks); the stop-copy delta is at most 64 KiB and base
+    /// plus delta restores what the full image restores, on a vGPU at
+    /// other slices.
+    #[test]
+    fn stop_copy_delta_of_every_real_type_is_small() {
+        for (name, low, high) in REAL_TYPES {
+            let l = real_layout(low, high, 0);
+            let (mut p, _) = fake(&l, 3);
+            let base = provider_image(&p);
+            let span = p.ggtt_in_image();
+            assert_eq!(span.entries as u64, l.entries());
+            let words = vec![0; stream::ChangedEntries::<Vec<u64>>::words_for(span.entries)];
+            let mut changed = stream::ChangedEntries::new(span, words).unwrap();
+            let st = &mut p.host.state;
+            for i in 0..16 {
+                st.vregs[i * 4096 + 0x30] ^= 0xff;
+            }
+            st.execlist.iter_mut().for_each(|b| *b = b.wrapping_add(1));
+            for i in 0..32u64 {
+                let e = i * 997 % l.entries();
+                st.ggtt[e as usize] = (e << 12) | 3;
+                changed.mark(e);
+            }
+            let full = provider_image(&p);
+            let mut out = vec![0u8; full.len()];
+            let limits = stream::Limits::for_state_len(p.state_len());
+            for hint in [Some(&changed), None] {
+                let n = stream::delta::write_delta(&base, &full, hint, &mut out).unwrap();
+                assert!(n <= 64 << 10, "{name}: {n} bytes (full {})", full.len());
+                let incoming = [&base[..], &out[..n]].concat();
+                assert!(incoming.len() <= limits.resume_budget());
+                let stream::Resolved::Delta { base: b, delta } =
+                    stream::resolve(&incoming, &limits, PROVIDER_GVT, 0).unwrap()
+                else {
+                    panic!("{name}: not a delta");
+                };
+                let mut img = vec![0u8; delta.base_len()];
+                let hdr = delta.apply(b, &mut img, &limits).unwrap();
+                assert!(img == full, "{name}: result differs");
+                let (mut dst, _) = fake(&real_layout(low, high, 1), 4);
+                dst.restore_state(&hdr, &img, &mut NoMem).unwrap();
+                for (part, data) in &dst.host.restored {
+                    assert!(*data == p.host.state.part(*part), "{name}: {part:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_image_says_where_its_ggtt_entries_are() {
+        let (p, _) = fake(&layout(1), 8);
+        let img = provider_image(&p);
+        let span = p.ggtt_in_image();
+        for i in [0, 1, span.entries - 1] {
+            let at = span.offset + 8 * i;
+            let raw = u64::from_le_bytes(img[at..at + 8].try_into().unwrap());
+            assert_eq!(raw, p.host.state.ggtt[i], "entry {i}");
+        }
     }
 
     #[test]

@@ -19,12 +19,15 @@
 //!   as sections of a [`super::stream`] image, restored into a vGPU that may
 //!   sit at another GGTT partition (pending workloads are then remapped);
 //! - [`Provider::pending_workloads`]: what will be resubmitted on the
-//!   destination.
+//!   destination;
+//! - [`Provider::ggtt_in_image`]: where the GGTT entries sit in the image,
+//!   so a stop-copy delta ([`stream::delta`]) compares only the entries
+//!   written since the pre-copy image.
 
 use super::gtt::{Partition, Pte};
 use super::mem::GuestMem;
 use super::remap::RemapError;
-use super::stream::{self, StreamError};
+use super::stream::{self, EntrySpan, StreamError};
 
 /// Provider id of the sim vGPU in stream headers.
 pub const PROVIDER_SIM: u16 = 1;
@@ -115,6 +118,10 @@ pub trait Provider {
         image: &[u8],
         mem: &mut M,
     ) -> Result<Restored, RestoreError>;
+    /// Where [`Provider::save_state`]'s image holds the GGTT entries, in
+    /// the order of the [`ShadowEvent::GgttWrite`] indices (which name the
+    /// entries written since a base image, [`stream::ChangedEntries`]).
+    fn ggtt_in_image(&self) -> EntrySpan;
     /// Workloads submitted and not yet run (resubmitted after restore).
     fn pending_workloads(&self) -> usize;
     /// The vGPU was reset or its device closed (the migration layer's

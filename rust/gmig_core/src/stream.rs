@@ -16,14 +16,33 @@
 //! decoder ([`validate`]) checks the whole image (magic, version, header
 //! checksum, total length, every section's bounds, order, checksum and size
 //! limit, the end marker, no trailing bytes) before the caller applies
-//! anything. Compatibility rule: a different major version is rejected;
-//! minor versions may only add optional sections, which older readers skip;
-//! an unknown mandatory section is rejected.
+//! anything.
+//!
+//! A migration sends a full image in pre-copy and, at stop-copy, either a
+//! full image or a delta image ([`delta`]): the changes since the pre-copy
+//! image, named by that image's [`digest`]. [`resolve`] finds the state
+//! to restore in what a destination received.
+//!
+//! Compatibility rule: readers accept majors
+//! [`MIN_VERSION_MAJOR`]`..=`[`VERSION_MAJOR`] and reject any other with
+//! [`StreamError::UnsupportedVersion`]. Version 1 images are full images
+//! in the same layout (a version 2 reader applies them as they are); the
+//! delta sections exist from version 2 on, so in a version 1 image they are
+//! unknown mandatory sections. Within a major, minor versions may only add
+//! optional sections, which older readers skip; an unknown mandatory
+//! section is rejected ([`StreamError::UnknownMandatorySection`]). A
+//! version 1 reader rejects every version 2 image by its version.
+
+pub mod delta;
+
+pub use delta::{ChangedEntries, DeltaError, DeltaView, EntrySpan};
 
 /// Stream magic.
 pub const MAGIC: [u8; 8] = *b"GMIGSTRM";
-/// Format major version (incompatible changes).
-pub const VERSION_MAJOR: u16 = 1;
+/// Format major version (incompatible changes): 2 added delta images.
+pub const VERSION_MAJOR: u16 = 2;
+/// Oldest major version readers accept (its images are full images).
+pub const MIN_VERSION_MAJOR: u16 = 1;
 /// Format minor version (optional additions).
 pub const VERSION_MINOR: u16 = 0;
 /// Header size in bytes.
@@ -51,6 +70,10 @@ pub enum Section {
     GvtFences = 0x12,
     /// GVT-g: execlist state (kvmgt's image).
     GvtExeclist = 0x13,
+    /// Delta image (version 2 on): the base it applies to (see [`delta`]).
+    DeltaBase = 0x20,
+    /// Delta image (version 2 on): the changed byte runs.
+    DeltaRuns = 0x21,
     /// Statistics of the source (optional, informational).
     SourceStats = 0x100,
     /// End marker.
@@ -58,8 +81,11 @@ pub enum Section {
 }
 
 impl Section {
-    fn from_u16(t: u16) -> Option<Self> {
+    /// The section type `t` as a reader of major version `major` knows it.
+    fn known(t: u16, major: u16) -> Option<Self> {
         Some(match t {
+            0x20 if major >= 2 => Self::DeltaBase,
+            0x21 if major >= 2 => Self::DeltaRuns,
             1 => Self::Config,
             2 => Self::Regs,
             3 => Self::Ggtt,
@@ -210,6 +236,10 @@ fn rd32(b: &[u8], o: usize) -> Result<u32, StreamError> {
 /// What the header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// Major version of the format.
+    pub major: u16,
+    /// Minor version of the format.
+    pub minor: u16,
     /// Provider id (1 = sim, 2 = gvt).
     pub provider: u16,
     /// vGPU type index.
@@ -239,6 +269,8 @@ impl<'a> Writer<'a> {
             len: HEADER_LEN,
             last: 0,
             header: Header {
+                major: VERSION_MAJOR,
+                minor: VERSION_MINOR,
                 provider,
                 vgpu_type,
                 flags: 0,
@@ -256,22 +288,57 @@ impl<'a> Writer<'a> {
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<(), StreamError> {
+        self.put(ty, flags, len, |p| {
+            fill(p);
+            Some(len)
+        })
+    }
+
+    /// Appends a section whose payload `fill` writes at the start of the
+    /// space left (what the end marker leaves), returning its length, or
+    /// `None` if it does not fit ([`StreamError::NoSpace`]).
+    pub fn section_fill(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), StreamError> {
+        let room = self
+            .buf
+            .len()
+            .checked_sub(self.len + 2 * SECTION_HEADER_LEN)
+            .ok_or(StreamError::NoSpace)?;
+        self.put(ty, flags, room, fill)
+    }
+
+    /// Appends a section of at most `max` payload bytes, `fill` says how
+    /// many it wrote.
+    fn put(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        max: usize,
+        fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), StreamError> {
         if ty <= self.last {
             return Err(StreamError::OutOfOrderSection(ty));
         }
         let start = self.len;
         let pay = start + SECTION_HEADER_LEN;
-        let end = pay.checked_add(len).ok_or(StreamError::NoSpace)?;
-        let plen = u32::try_from(len).map_err(|_| StreamError::TooLarge)?;
+        let end = pay.checked_add(max).ok_or(StreamError::NoSpace)?;
         let out = self.buf.get_mut(start..end).ok_or(StreamError::NoSpace)?;
-        let (hdr, payload) = out.split_at_mut(SECTION_HEADER_LEN);
-        fill(payload);
+        let (hdr, room) = out.split_at_mut(SECTION_HEADER_LEN);
+        let len = fill(room)
+            .filter(|&n| n <= max)
+            .ok_or(StreamError::NoSpace)?;
+        let plen = u32::try_from(len).map_err(|_| StreamError::TooLarge)?;
+        let payload = &room[..len];
         hdr[0..2].copy_from_slice(&ty.to_le_bytes());
         hdr[2..4].copy_from_slice(&flags.to_le_bytes());
         hdr[4..8].copy_from_slice(&plen.to_le_bytes());
         let crc = crc32c_update(crc32c(&hdr[0..8]), payload);
         hdr[8..12].copy_from_slice(&crc.to_le_bytes());
-        self.len = end;
+        self.len = pay + len;
         self.last = ty;
         Ok(())
     }
@@ -307,13 +374,15 @@ pub fn validate(image: &[u8], limits: &Limits) -> Result<Header, StreamError> {
         return Err(StreamError::BadMagic);
     }
     let major = rd16(image, 8)?;
-    if major != VERSION_MAJOR {
+    if !(MIN_VERSION_MAJOR..=VERSION_MAJOR).contains(&major) {
         return Err(StreamError::UnsupportedVersion(major));
     }
     if crc32c(image.get(..24).ok_or(StreamError::Truncated)?) != rd32(image, 24)? {
         return Err(StreamError::ChecksumMismatch);
     }
     let header = Header {
+        major,
+        minor: rd16(image, 10)?,
         provider: rd16(image, 12)?,
         vgpu_type: rd16(image, 14)?,
         flags: rd32(image, 16)?,
@@ -343,7 +412,7 @@ pub fn validate(image: &[u8], limits: &Limits) -> Result<Header, StreamError> {
             return Err(StreamError::OutOfOrderSection(ty));
         }
         last = ty;
-        if Section::from_u16(ty).is_none() && flags & FLAG_MANDATORY != 0 {
+        if Section::known(ty, major).is_none() && flags & FLAG_MANDATORY != 0 {
             return Err(StreamError::UnknownMandatorySection(ty));
         }
         if ty == Section::End as u16 {
@@ -391,7 +460,28 @@ pub fn sections_unchecked(
     })
 }
 
-/// Why a resume stream as a whole was refused ([`last_image`]).
+/// The digest of an image: CRC32C of its header and of every section
+/// header, which hold the checksum of their payload. It names an image
+/// without reading its payloads (a delta names its base and its result by
+/// it). Checks bounds only: use on an image of one's own or a validated
+/// one.
+pub fn digest(image: &[u8]) -> Result<u32, StreamError> {
+    let mut crc = crc32c(image.get(..HEADER_LEN).ok_or(StreamError::Truncated)?);
+    let mut off = HEADER_LEN;
+    while off < image.len() {
+        let head = image
+            .get(off..off + SECTION_HEADER_LEN)
+            .ok_or(StreamError::Truncated)?;
+        crc = crc32c_update(crc, head);
+        let len = usize::try_from(rd32(head, 4)?).map_err(|_| StreamError::TooLarge)?;
+        off = (off + SECTION_HEADER_LEN)
+            .checked_add(len)
+            .ok_or(StreamError::Truncated)?;
+    }
+    Ok(crc)
+}
+
+/// Why a resume stream as a whole was refused ([`resolve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResumeError {
     /// The image starting at byte `at` of the stream is invalid.
@@ -408,38 +498,94 @@ pub enum ResumeError {
         /// Its header.
         hdr: Header,
     },
+    /// The delta image at byte `at` cannot be applied.
+    Delta {
+        /// Offset of the image in the stream.
+        at: usize,
+        /// Why.
+        err: DeltaError,
+    },
     /// The stream holds no image.
     Empty,
 }
 
-/// Splits what a destination received into its images (a pre-copy image,
-/// then the stop-copy one; a VMM may send any number), validates every
-/// one of them against `limits` and the destination's `provider` and
-/// `vgpu_type`, and returns the last: the state to restore. Nothing is
-/// applied unless every image is valid.
-pub fn last_image<'a>(
-    data: &'a [u8],
-    limits: &Limits,
-    provider: u16,
-    vgpu_type: u16,
-) -> Result<(Header, &'a [u8]), ResumeError> {
+/// The state a resume stream describes ([`resolve`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Resolved<'a> {
+    /// A full image, validated: restore it.
+    Full {
+        /// Its header.
+        hdr: Header,
+        /// The image.
+        image: &'a [u8],
+    },
+    /// A delta over the full image before it, both validated: build the
+    /// image with [`DeltaView::apply`] (which validates the result), then
+    /// restore that.
+    Delta {
+        /// The full image the delta applies to.
+        base: &'a [u8],
+        /// The delta.
+        delta: DeltaView<'a>,
+    },
+}
+
+/// Splits a resume stream into its images, each as long as its header says
+/// (`validate` refuses what is too short or too long).
+fn images(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> + '_ {
     let mut off = 0usize;
-    let mut last = None;
-    while let Some(rest) = data.get(off..).filter(|r| !r.is_empty()) {
-        // The header's total length, if there is one (`validate` refuses
-        // what is too short or too long).
+    core::iter::from_fn(move || {
+        let rest = data.get(off..).filter(|r| !r.is_empty())?;
         let total = rest.get(20..24).map_or(usize::MAX, |b| {
             u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
         });
         let image = &rest[..total.min(rest.len())];
-        let hdr = validate(image, limits).map_err(|err| ResumeError::Image { at: off, err })?;
-        if hdr.provider != provider || hdr.vgpu_type != vgpu_type {
-            return Err(ResumeError::WrongDevice { at: off, hdr });
-        }
-        last = Some((hdr, image));
+        let at = off;
         off += image.len();
+        Some((at, image))
+    })
+}
+
+/// Finds the state to restore in what a destination received: images of
+/// one migration (a pre-copy image, then the stop-copy one; a VMM may send
+/// any number). Every image is validated against `limits` and the
+/// destination's `provider` and `vgpu_type`; a delta image must be the
+/// last and apply to the full image just before it (its length and
+/// [`digest`]). The last image gives the state. Nothing is applied unless
+/// all of this holds.
+pub fn resolve<'a>(
+    data: &'a [u8],
+    limits: &Limits,
+    provider: u16,
+    vgpu_type: u16,
+) -> Result<Resolved<'a>, ResumeError> {
+    let mut last: Option<(usize, Resolved<'a>)> = None;
+    for (at, image) in images(data) {
+        let hdr = validate(image, limits).map_err(|err| ResumeError::Image { at, err })?;
+        if hdr.provider != provider || hdr.vgpu_type != vgpu_type {
+            return Err(ResumeError::WrongDevice { at, hdr });
+        }
+        let next = match (delta::is_delta(&hdr, image), last) {
+            (_, Some((prev, Resolved::Delta { .. }))) => {
+                let err = DeltaError::NotLast;
+                return Err(ResumeError::Delta { at: prev, err });
+            }
+            (false, _) => Resolved::Full { hdr, image },
+            (true, prev) => {
+                let base = match prev {
+                    Some((_, Resolved::Full { image, .. })) => Some(image),
+                    _ => None,
+                };
+                let on = |err| ResumeError::Delta { at, err };
+                let delta = DeltaView::parse(image).map_err(on)?;
+                let base = base.ok_or(on(DeltaError::NoBase))?;
+                delta.check_base(base).map_err(on)?;
+                Resolved::Delta { base, delta }
+            }
+        };
+        last = Some((at, next));
     }
-    last.ok_or(ResumeError::Empty)
+    last.map(|(_, r)| r).ok_or(ResumeError::Empty)
 }
 
 #[cfg(test)]
@@ -448,17 +594,24 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
+    fn full(r: Result<Resolved<'_>, ResumeError>) -> (Header, &[u8]) {
+        match r {
+            Ok(Resolved::Full { hdr, image }) => (hdr, image),
+            other => panic!("not a full image: {other:?}"),
+        }
+    }
+
     #[test]
     fn the_last_of_valid_images_is_restored_and_any_bad_one_refuses_all() {
         let a = sample(None);
         let b = sample(Some((0x7000, 0)));
         let mut two = a.clone();
         two.extend_from_slice(&b);
-        let (hdr, img) = last_image(&two, &LIM, 1, 0).unwrap();
+        let (hdr, img) = full(resolve(&two, &LIM, 1, 0));
         assert_eq!((hdr.provider, img), (1, &b[..]));
-        assert_eq!(last_image(&[], &LIM, 1, 0), Err(ResumeError::Empty));
+        assert!(matches!(resolve(&[], &LIM, 1, 0), Err(ResumeError::Empty)));
         assert!(matches!(
-            last_image(&two, &LIM, 2, 0),
+            resolve(&two, &LIM, 2, 0),
             Err(ResumeError::WrongDevice { at: 0, .. })
         ));
         // A flipped byte in the second image refuses the whole stream.
@@ -466,12 +619,12 @@ mod tests {
         let n = bad.len();
         bad[n - 3] ^= 1;
         assert!(matches!(
-            last_image(&bad, &LIM, 1, 0),
+            resolve(&bad, &LIM, 1, 0),
             Err(ResumeError::Image { at, .. }) if at == a.len()
         ));
         // A cut-off tail too.
         assert!(matches!(
-            last_image(&two[..n - 1], &LIM, 1, 0),
+            resolve(&two[..n - 1], &LIM, 1, 0),
             Err(ResumeError::Image { at, err: StreamError::Truncated }) if at == a.len()
         ));
     }
@@ -550,6 +703,14 @@ mod tests {
         assert_eq!(secs[2].0, Section::End as u16);
     }
 
+    /// `img` with its major version set to `major`, re-sealed.
+    fn with_major(img: &[u8], major: u16) -> Vec<u8> {
+        let mut v = img.to_vec();
+        v[8..10].copy_from_slice(&major.to_le_bytes());
+        reseal(&mut v);
+        v
+    }
+
     #[test]
     fn compatibility_rule() {
         // Unknown optional section: skipped. Unknown mandatory: rejected.
@@ -557,6 +718,42 @@ mod tests {
         assert_eq!(
             validate(&sample(Some((0x200, FLAG_MANDATORY))), &LIM),
             Err(StreamError::UnknownMandatorySection(0x200))
+        );
+        // A version 1 stream (full images, the same layout) is accepted and
+        // restores what it says.
+        let v1 = with_major(&sample(None), 1);
+        let (hdr, img) = full(resolve(&v1, &LIM, 1, 0));
+        assert_eq!((hdr.major, hdr.minor, img), (1, 0, &v1[..]));
+        let secs: Vec<_> = sections_unchecked(&v1).map(|s| s.unwrap()).collect();
+        assert_eq!(secs[0].2, &[0x11u8; 256][..]);
+        // Version 1 has no delta sections: a mandatory one is unknown
+        // there, an optional one skipped (the image stays a full one),
+        let base = Section::DeltaBase as u16;
+        assert_eq!(
+            validate(&with_major(&sample(Some((base, FLAG_MANDATORY))), 1), &LIM),
+            Err(StreamError::UnknownMandatorySection(base))
+        );
+        let v1_opt = with_major(&sample(Some((base, 0))), 1);
+        assert!(matches!(
+            resolve(&v1_opt, &LIM, 1, 0),
+            Ok(Resolved::Full { .. })
+        ));
+        // while in version 2 the same image is a delta, and a malformed one.
+        assert_eq!(
+            resolve(&sample(Some((base, 0))), &LIM, 1, 0).err(),
+            Some(ResumeError::Delta {
+                at: 0,
+                err: DeltaError::BadSection(Section::Config as u16)
+            })
+        );
+        // Neither older nor newer majors are misread.
+        assert_eq!(MIN_VERSION_MAJOR, 1);
+        assert_eq!(
+            resolve(&with_major(&v1, 0), &LIM, 1, 0).err(),
+            Some(ResumeError::Image {
+                at: 0,
+                err: StreamError::UnsupportedVersion(0)
+            })
         );
     }
 
@@ -578,13 +775,12 @@ mod tests {
         let mut bad = good.clone();
         bad[0] = b'X';
         assert_eq!(validate(&bad, &LIM), Err(StreamError::BadMagic));
-        let mut bad = good.clone();
-        bad[8] = 2;
-        reseal(&mut bad);
-        assert_eq!(
-            validate(&bad, &LIM),
-            Err(StreamError::UnsupportedVersion(2))
-        );
+        for major in [0, VERSION_MAJOR + 1, u16::MAX] {
+            assert_eq!(
+                validate(&with_major(&good, major), &LIM),
+                Err(StreamError::UnsupportedVersion(major))
+            );
+        }
         let mut bad = good.clone();
         bad[12] = 9;
         assert_eq!(validate(&bad, &LIM), Err(StreamError::ChecksumMismatch));

@@ -16,8 +16,8 @@
 use std::cell::RefCell;
 
 use gmig_core::stream::{
-    crc32c, crc32c_update, sections_unchecked, validate, Limits, Section, Writer, HEADER_LEN,
-    SECTION_HEADER_LEN,
+    crc32c, crc32c_update, delta, sections_unchecked, validate, DeltaView, Limits, Section, Writer,
+    HEADER_LEN, SECTION_HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -80,6 +80,10 @@ fuzz_target!(|data: &[u8]| {
             return;
         };
         assert_eq!(hdr.total as usize, img.len(), "accepted with a wrong total");
+        // A delta image's own checks must not panic either.
+        if delta::is_delta(&hdr, img) {
+            let _ = DeltaView::parse(img);
+        }
 
         // Accepted: sections iterate cleanly, in order, end marker last.
         out.clear();
@@ -109,9 +113,10 @@ fuzz_target!(|data: &[u8]| {
         // whose end marker has other flags re-encodes with those.
         let n = w.finish().expect("re-encoding an accepted image failed");
         assert_eq!(n, img.len(), "re-encoded length differs");
-        // Minor version and header flags are the writer's own: take the
-        // input's, then re-seal, and the images must be identical.
-        out[10..12].copy_from_slice(&img[10..12]);
+        // Version (an accepted older major too) and header flags are the
+        // writer's own: take the input's, then re-seal, and the images
+        // must be identical.
+        out[8..12].copy_from_slice(&img[8..12]);
         out[16..20].copy_from_slice(&img[16..20]);
         let end_at = n - SECTION_HEADER_LEN;
         if out[end_at + 2..end_at + 4] != img[end_at + 2..end_at + 4] {

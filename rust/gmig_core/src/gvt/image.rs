@@ -26,6 +26,12 @@ pub struct StateSizes {
     pub execlist: usize,
 }
 
+/// Where a GVT image's GGTT entries start: after the vregs section and
+/// the GGTT section's slice bases and sizes.
+pub fn ggtt_entries_at(sizes: &StateSizes) -> usize {
+    stream::HEADER_LEN + 2 * stream::SECTION_HEADER_LEN + sizes.vregs + 32
+}
+
 /// Bytes of a whole GVT state image (header, sections, end marker).
 pub fn image_len(layout: &GvtLayout, sizes: &StateSizes) -> Option<usize> {
     let mut n = stream::HEADER_LEN + 5 * stream::SECTION_HEADER_LEN;

@@ -7,7 +7,7 @@
 use super::super::gtt::{Partition, Pte, PAGE_SIZE};
 use super::super::mem::GuestMem;
 use super::super::provider::{Provider, RestoreError, Restored, PROVIDER_SIM};
-use super::super::stream::{self, Section, StreamError, Writer, FLAG_MANDATORY};
+use super::super::stream::{self, EntrySpan, Section, StreamError, Writer, FLAG_MANDATORY};
 use super::config::CONFIG_SIZE;
 use super::remap::{self, PendingSource};
 use super::vgpu::{Regs, SimVgpu, REGS_BYTES, TYPES};
@@ -21,6 +21,11 @@ pub const fn sim_image_len(entries: usize) -> usize {
         + 16
         + 8 * entries
 }
+
+/// Where a sim image's GGTT entries start: after the config and register
+/// sections and the GGTT section's base and size.
+const GGTT_ENTRIES_AT: usize =
+    stream::HEADER_LEN + 3 * stream::SECTION_HEADER_LEN + CONFIG_SIZE + REGS_BYTES + 16;
 
 /// A sim image's registers and GGTT, seen as the vGPU they describe once
 /// restored at `at`: what the remap reads before the vGPU is changed.
@@ -204,6 +209,13 @@ impl<S: core::ops::DerefMut<Target = [u64]>> Provider for SimVgpu<S> {
         Ok(done)
     }
 
+    fn ggtt_in_image(&self) -> EntrySpan {
+        EntrySpan {
+            offset: GGTT_ENTRIES_AT,
+            entries: self.ggtt().len(),
+        }
+    }
+
     fn pending_workloads(&self) -> usize {
         self.pending().len()
     }
@@ -240,22 +252,32 @@ mod tests {
         }
     }
 
-    fn map_ggtt(v: &mut SimVgpu<Vec<u64>>, gaddr: u64, gpa: u64) {
+    /// Maps `gaddr` to `gpa`; returns the index of the entry the write
+    /// path reports.
+    fn map_ggtt(v: &mut SimVgpu<Vec<u64>>, gaddr: u64, gpa: u64) -> u64 {
         let pte = Pte::new(gpa, 0).unwrap().encode();
         let off = crate::sim::regs::GGTT_OFFSET + gaddr / PAGE_SIZE * 8;
-        v.region_write(REGION_BAR0, off, &pte.to_le_bytes())
-            .unwrap();
+        match v.region_write(REGION_BAR0, off, &pte.to_le_bytes()) {
+            Ok(crate::sim::vgpu::Event::GgttUpdate { index, .. }) => index as u64,
+            other => panic!("no GGTT update: {other:?}"),
+        }
     }
 
     /// A context at guest 1 MiB whose ring (next page) calls a GGTT batch
-    /// that stores `value` at graphics address `target`.
-    fn submit_store(v: &mut SimVgpu<Vec<u64>>, mem: &mut Mem, value: u32, target_page: u64) {
+    /// that stores `value` at graphics address `target`; returns the GGTT
+    /// entries written.
+    fn submit_store(
+        v: &mut SimVgpu<Vec<u64>>,
+        mem: &mut Mem,
+        value: u32,
+        target_page: u64,
+    ) -> Vec<u64> {
         let g = SimVgpu::partition(v).base;
         let lrc = 1 << 20;
-        for i in 0..4 {
-            map_ggtt(v, g + i * PAGE_SIZE, lrc + i * PAGE_SIZE);
-        }
-        map_ggtt(v, g + 8 * PAGE_SIZE, target_page * PAGE_SIZE);
+        let mut written: Vec<u64> = (0..4)
+            .map(|i| map_ggtt(v, g + i * PAGE_SIZE, lrc + i * PAGE_SIZE))
+            .collect();
+        written.push(map_ggtt(v, g + 8 * PAGE_SIZE, target_page * PAGE_SIZE));
         let ring = (g + PAGE_SIZE) as u32;
         let batch = g + 2 * PAGE_SIZE;
         put(mem, lrc, &[LRC_MAGIC, ring, 4096, 0, 16, 0, 0]);
@@ -277,6 +299,7 @@ mod tests {
             ],
         );
         v.submit(g | 1);
+        written
     }
 
     fn migrate(a: &SimVgpu<Vec<u64>>, b: &mut SimVgpu<Vec<u64>>, mem: &mut Mem) -> Restored {
@@ -373,6 +396,96 @@ mod tests {
         assert_eq!(*b.regs(), before.0, "registers rolled back");
         assert!(b.ggtt() == &before.1[..], "GGTT rolled back");
         assert!(mem.0 == snapshot, "guest memory untouched");
+    }
+
+    const KIB64: usize = 64 << 10;
+
+    fn vgpu_of(ty: usize, slot: u64) -> SimVgpu<Vec<u64>> {
+        let ty = &TYPES[ty];
+        let p = Partition::new(slot * ty.ggtt_size, ty.ggtt_size).unwrap();
+        SimVgpu::new(ty, p, vec![0; p.entries() as usize]).unwrap()
+    }
+
+    fn save(v: &SimVgpu<Vec<u64>>) -> Vec<u8> {
+        let mut img = vec![0u8; v.state_len()];
+        let n = v.save_state(&mut img).unwrap();
+        img.truncate(n);
+        img
+    }
+
+    /// What the destination restores from `stream`, built as the module
+    /// does (resolve, then apply a delta).
+    fn resolved(stream: &[u8], limits: &stream::Limits, ty: u16) -> Vec<u8> {
+        match stream::resolve(stream, limits, PROVIDER_SIM, ty).unwrap() {
+            stream::Resolved::Full { image, .. } => image.to_vec(),
+            stream::Resolved::Delta { base, delta } => {
+                let mut out = vec![0u8; delta.base_len()];
+                delta.apply(base, &mut out, limits).unwrap();
+                out
+            }
+        }
+    }
+
+    #[test]
+    fn the_image_says_where_its_ggtt_entries_are() {
+        let mut v = vgpu_of(1, 1);
+        let g = SimVgpu::partition(&v).base;
+        let i = map_ggtt(&mut v, g + 77 * PAGE_SIZE, 0x1234_5000);
+        let img = save(&v);
+        let span = v.ggtt_in_image();
+        assert_eq!(span.entries, v.ggtt().len());
+        let at = span.offset + 8 * i as usize;
+        let raw = u64::from_le_bytes(img[at..at + 8].try_into().unwrap());
+        assert_eq!((i, raw), (77, v.ggtt()[77]));
+        assert_eq!(
+            span.offset + 8 * span.entries + 12,
+            img.len(),
+            "then the end"
+        );
+    }
+
+    /// For every sim type: a pre-copy image, GGTT writes and a submission
+    /// while running, the stop; the stop-copy delta (entries from the write
+    /// path's marks) is at most 64 KiB, and base plus delta restores what
+    /// the full stop-copy image restores, remapped to another partition.
+    #[test]
+    fn stop_copy_delta_of_every_type_is_small_and_restores_the_full_state() {
+        for (ty, t) in TYPES.iter().enumerate() {
+            let mut mem = Mem(vec![0; MEM]);
+            let mut a = vgpu_of(ty, 1);
+            let g = SimVgpu::partition(&a).base;
+            for i in 0..64 {
+                map_ggtt(&mut a, g + (16 + i) * PAGE_SIZE, (2048 + i) * PAGE_SIZE);
+            }
+            let base = save(&a);
+            let words = vec![0; stream::ChangedEntries::<Vec<u64>>::words_for(a.ggtt().len())];
+            let mut changed = stream::ChangedEntries::new(a.ggtt_in_image(), words).unwrap();
+            let idle_full = save(&a);
+            let mut out = vec![0u8; a.state_len()];
+            let n =
+                stream::delta::write_delta(&base, &idle_full, Some(&changed), &mut out).unwrap();
+            assert!(n <= 128, "{}: idle delta {n} bytes", t.name);
+            for i in submit_store(&mut a, &mut mem, 0xbeef, 900) {
+                changed.mark(i);
+            }
+            a.quiesce();
+            let full = save(&a);
+            let n = stream::delta::write_delta(&base, &full, Some(&changed), &mut out).unwrap();
+            assert!(n <= KIB64, "{}: {n} bytes", t.name);
+            let limits = stream::Limits::for_state_len(a.state_len());
+            let stream = [&base[..], &out[..n]].concat();
+            let got = resolved(&stream, &limits, Provider::type_index(&a));
+            assert!(got == full, "{}: delta result differs", t.name);
+            let mut b = vgpu_of(ty, 2);
+            let hdr = stream::validate(&got, &limits).unwrap();
+            let r = Provider::restore_state(&mut b, &hdr, &got, &mut mem).unwrap();
+            assert!(r.remapped >= 2);
+            assert!(b.resume());
+            let desc = b.take_submission().unwrap();
+            b.execute(desc, &mut mem, &mut |_| {}).unwrap();
+            let off = (900 * PAGE_SIZE + 64) as usize;
+            assert_eq!(mem.0[off..off + 4], 0xbeefu32.to_le_bytes(), "store landed");
+        }
     }
 
     #[test]
