@@ -238,19 +238,23 @@ workload_on() {
 	echo "host $1: workload $PROFILE ran $c contexts"
 }
 
-# figures FROM TO: libvirt's view of the finished job (from the
-# destination: a transient domain is gone from its source) and the source
+# figures FROM TO: libvirt's view of the finished job and the source
 # vGPU's gmig stats beside it, on one line the VM's summary prints; fails
-# if gmig's DMA log reported no page (QEMU did not use it).
+# if gmig's DMA log reported no page (QEMU did not use it). The job is the
+# source's if libvirt still knows the domain there (a persistent domain;
+# the source's view has the device's share), else the destination's (a
+# transient domain is gone from its source once it has left).
 figures() {
-	local j g
-	j=$(on "$2" virsh domjobinfo --completed --keep-completed "$DOM" 2>/dev/null | tee "$T/jobinfo.txt" |
+	local j g h=$1
+	on "$h" virsh domjobinfo --completed --keep-completed "$DOM" >/dev/null 2>&1 || h=$2
+	echo "completed job as host $h saw it:"
+	j=$(on "$h" virsh domjobinfo --completed --keep-completed "$DOM" 2>/dev/null | tee "$T/jobinfo.txt" |
 		awk -F': +' '/^(Time elapsed|Total downtime|Data total|Memory total):/ {
 			gsub(/ +/, " ", $2); printf " %s: %s;", $1, $2 }')
 	cat "$T/jobinfo.txt"
 	# The device's share (QEMU's query-migrate "vfio" "transferred"),
 	# which virsh prints only among the raw statistics.
-	on "$2" virsh domjobinfo --completed --rawstats "$DOM" 2>/dev/null | tee "$T/jobinfo-raw.txt"
+	on "$h" virsh domjobinfo --completed --rawstats "$DOM" 2>/dev/null | tee "$T/jobinfo-raw.txt"
 	j="$j$(awk -F'[=:] *' '/vfio_data_transferred/ { printf " VFIO data: %s bytes;", $NF }' "$T/jobinfo-raw.txt")"
 	echo "--- source vGPU stats"
 	cat "$DBG/${VGPU[$1]}/stats"

@@ -1165,11 +1165,13 @@ static const struct step steps[] = {
 	{ NULL }
 };
 
-/* "pin-lost": the lost pin record, once gmig's fault injection is armed. */
+/*
+ * "pin-lost": the lost pin record, once gmig's fault injection is armed.
+ * Its step makes the first pin of the run (no guest-setup, which pins).
+ */
 static const struct step pin_lost_steps[] = {
 	{ "register", step_register, true },
 	{ "create", step_create, true },
-	{ "guest-setup", step_guest_setup, true },
 	{ "pin-record-lost", step_pin_record_lost, false },
 	{ NULL }
 };
