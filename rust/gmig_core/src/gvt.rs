@@ -33,11 +33,13 @@ pub mod audit;
 pub mod events;
 pub mod image;
 pub mod layout;
+pub mod narrow;
 
 pub use audit::*;
 pub use events::*;
 pub use image::*;
 pub use layout::*;
+pub use narrow::*;
 
 use super::gtt::Partition;
 use super::mem::GuestMem;
