@@ -244,6 +244,123 @@ pub fn status_page_writes<B: core::ops::DerefMut<Target = [u32]>>(
     }
 }
 
+/// What kvmgt's hooks learn about the GPU's and kvmgt's writes to guest
+/// memory between two dirty-log reports of one vGPU: the scanned commands'
+/// frames, the context write-backs, and when the status pages are due.
+///
+/// A frame stays recorded until no workload that could write it is left:
+/// kvmgt scans a workload either before it is queued (the first of its
+/// engine's queue) or when it dispatches it, and a report may fall between
+/// the scan and the queueing. So a report clears the record only when no
+/// workload is in flight and no command was scanned since the last
+/// workload was queued; until then every report replays it. A report with
+/// a workload in flight (queued, not completed) is unbounded.
+///
+/// GGTT entries that change while a scanned workload may still run, or
+/// after kvmgt's own writes of the last report interval, record their old
+/// and new frames: the GPU or kvmgt writes through the entry as it is
+/// when it writes.
+pub struct GvtWrites<R, M> {
+    log: super::super::writeset::RangeLog<R>,
+    /// The guest's GGTT as the hooks saw it.
+    pub mirror: GgttMirror<M>,
+    in_flight: u64,
+    scanned_since_queue: bool,
+    status_due: bool,
+}
+
+impl<R, M> GvtWrites<R, M>
+where
+    R: core::ops::DerefMut<Target = [(u64, u64)]>,
+    M: core::ops::DerefMut<Target = [u32]>,
+{
+    /// Nothing recorded; `ranges` bounds the record (past it, the next
+    /// report is unbounded).
+    pub fn new(ranges: R, mirror: GgttMirror<M>) -> Self {
+        Self {
+            log: super::super::writeset::RangeLog::new(ranges),
+            mirror,
+            in_flight: 0,
+            scanned_since_queue: false,
+            status_due: false,
+        }
+    }
+
+    /// Workloads queued and not completed.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    /// The scanner hook saw `cmd` (after its rewrite) in a buffer in the
+    /// GGTT (`ggtt`) or a PPGTT.
+    pub fn scanned(&mut self, cmd: &[u32], ggtt: bool) {
+        scan_writes(cmd, ggtt, &self.mirror, &mut self.log);
+        self.scanned_since_queue = true;
+    }
+
+    /// A workload was queued.
+    pub fn queued(&mut self) {
+        self.in_flight = self.in_flight.saturating_add(1);
+        self.scanned_since_queue = false;
+        self.status_due = true;
+    }
+
+    /// The workload of the context at GGTT address `lrca` completed:
+    /// kvmgt wrote its context image back (through the GGTT as it is now).
+    pub fn completed(&mut self, lrca: u64) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.status_due = true;
+        context_writes(lrca, &self.mirror, &mut self.log);
+    }
+
+    /// The guest set global GGTT entry `index` to `new`.
+    pub fn ggtt_write(&mut self, index: u64, new: u64) {
+        if self.in_flight > 0 || self.scanned_since_queue || self.status_due {
+            match self.mirror.translate(index.saturating_mul(PAGE_SIZE)) {
+                Ggtt::Outside => {}
+                // Translations through it were unbounded.
+                Ggtt::Unknown => self.log.record(entry_gfn(new)),
+                Ggtt::Frame(old) => {
+                    self.log.record(old);
+                    self.log.record(entry_gfn(new));
+                }
+            }
+        }
+        self.mirror.set(index, new);
+    }
+
+    /// The vGPU was reset: kvmgt reset its GGTT without reporting each
+    /// entry, and its workloads are gone (those in flight never complete).
+    /// The next report is unbounded.
+    pub fn reset(&mut self) {
+        self.mirror.forget();
+        self.in_flight = 0;
+        self.scanned_since_queue = false;
+        self.log.unbounded();
+    }
+
+    /// A restore loaded the GGTT entries `entries_le` (image order).
+    pub fn restored(&mut self, entries_le: &[u8]) {
+        self.mirror.load(entries_le);
+    }
+
+    /// At a report: tells `sink` what the GPU and kvmgt may have written
+    /// since the last one. Returns whether the status pages are due too
+    /// (a workload was queued or completed since: the caller reads the
+    /// HWS_PGA registers and calls [`status_page_writes`]).
+    pub fn sync(&mut self, sink: &mut impl WriteSink) -> bool {
+        if self.in_flight > 0 {
+            sink.unbounded();
+        } else {
+            self.log.replay(sink);
+            if !self.scanned_since_queue {
+                self.log.clear();
+            }
+        }
+        core::mem::take(&mut self.status_due)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +533,134 @@ mod tests {
         let mut s = Sink::default();
         status_page_writes(&vregs, &m, &mut s);
         assert!(s.1, "a status page behind an unknown entry");
+    }
+}
+
+#[cfg(test)]
+mod writes_tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    const MIB: u64 = 1 << 20;
+    const AP: u64 = 32 * MIB;
+
+    fn writes() -> GvtWrites<Vec<(u64, u64)>, Vec<u32>> {
+        let l = GvtLayout::new((AP, 32 * MIB), (512 * MIB, 64 * MIB), 4).unwrap();
+        let m = GgttMirror::new(l, vec![0; l.entries() as usize]).unwrap();
+        let mut w = GvtWrites::new(vec![(0, 0); 64], m);
+        for i in 0..64 {
+            w.ggtt_write(AP / PAGE_SIZE + i, (0x1000 + i) << 12);
+        }
+        w
+    }
+
+    #[derive(Default)]
+    struct Sink(Vec<u64>, bool);
+
+    impl WriteSink for Sink {
+        fn may_write(&mut self, gfn: u64) {
+            self.0.push(gfn)
+        }
+        fn unbounded(&mut self) {
+            self.1 = true
+        }
+    }
+
+    fn sdi(page: u64) -> [u32; 4] {
+        [
+            (0x20 << 23) | (1 << 22) | 2,
+            (AP + page * PAGE_SIZE) as u32,
+            0,
+            1,
+        ]
+    }
+
+    fn sync(w: &mut GvtWrites<Vec<(u64, u64)>, Vec<u32>>) -> (Vec<u64>, bool, bool) {
+        let mut s = Sink::default();
+        let due = w.sync(&mut s);
+        s.0.sort_unstable();
+        s.0.dedup();
+        (s.0, s.1, due)
+    }
+
+    const LRCA: u64 = AP + 40 * PAGE_SIZE;
+
+    fn ctx() -> Vec<u64> {
+        (0x1028..0x1028 + CONTEXT_PAGES).collect()
+    }
+
+    #[test]
+    fn a_workload_writes_its_scanned_frames_and_context() {
+        let mut w = writes();
+        assert_eq!(sync(&mut w), (vec![], false, false), "idle: nothing");
+        w.scanned(&sdi(3), true);
+        w.queued();
+        assert!(sync(&mut w).1, "in flight: unbounded");
+        w.completed(LRCA);
+        let mut want = vec![0x1003];
+        want.extend(ctx());
+        assert_eq!(sync(&mut w), (want, false, true));
+        assert_eq!(sync(&mut w), (vec![], false, false), "cleared once done");
+    }
+
+    #[test]
+    fn a_report_between_scan_and_queue_keeps_the_frames() {
+        let mut w = writes();
+        w.scanned(&sdi(5), true);
+        assert_eq!(sync(&mut w).0, vec![0x1005]);
+        w.queued();
+        w.completed(LRCA);
+        let (f, unbounded, _) = sync(&mut w);
+        assert!(!unbounded && f.contains(&0x1005), "{f:x?}");
+    }
+
+    #[test]
+    fn a_ggtt_change_under_a_scanned_workload_records_both_frames() {
+        let mut w = writes();
+        w.scanned(&sdi(6), true);
+        w.ggtt_write(AP / PAGE_SIZE + 6, 0x5000 << 12);
+        w.queued();
+        w.completed(LRCA);
+        let (f, _, _) = sync(&mut w);
+        assert!(f.contains(&0x1006) && f.contains(&0x5000), "{f:x?}");
+        // Idle: a change records nothing (later scans see the new entry).
+        w.ggtt_write(AP / PAGE_SIZE + 6, 0x6000 << 12);
+        assert_eq!(sync(&mut w).0, vec![]);
+    }
+
+    #[test]
+    fn unbounded_commands_overflow_and_resets_fall_back() {
+        let mut w = writes();
+        w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true);
+        w.queued();
+        w.completed(LRCA);
+        assert!(sync(&mut w).1, "a draw");
+        let mut w = writes();
+        for p in 0..64 {
+            w.scanned(&sdi(63 - p), true);
+        }
+        w.queued();
+        w.completed(LRCA);
+        assert!(sync(&mut w).1, "more ranges than the log holds");
+        let mut w = writes();
+        w.queued();
+        w.reset();
+        let (_, unbounded, _) = sync(&mut w);
+        assert!(unbounded);
+        w.scanned(&sdi(3), true);
+        w.queued();
+        w.completed(LRCA);
+        assert!(sync(&mut w).1, "entries unknown after a reset");
+        w.restored(&vec![0u8; 8 * 64]);
+        w.scanned(&sdi(3), true);
+        w.queued();
+        w.completed(LRCA);
+        let (f, unbounded, _) = sync(&mut w);
+        assert_eq!(
+            (f, unbounded),
+            (vec![0], false),
+            "restored entries map frame 0"
+        );
     }
 }
