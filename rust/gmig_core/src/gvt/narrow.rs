@@ -624,6 +624,16 @@ mod writes_tests {
         w.completed(LRCA);
         let (f, _, _) = sync(&mut w);
         assert!(f.contains(&0x1006) && f.contains(&0x5000), "{f:x?}");
+        // After kvmgt's own writes (a status page behind entry 7, say):
+        // the frame it wrote through is recorded.
+        w.queued();
+        w.completed(LRCA);
+        sync(&mut w);
+        w.queued();
+        w.completed(LRCA);
+        w.ggtt_write(AP / PAGE_SIZE + 7, 0x7000 << 12);
+        let (f, _, due) = sync(&mut w);
+        assert!(due && f.contains(&0x1007) && f.contains(&0x7000), "{f:x?}");
         // Idle: a change records nothing (later scans see the new entry).
         w.ggtt_write(AP / PAGE_SIZE + 6, 0x6000 << 12);
         assert_eq!(sync(&mut w).0, vec![]);
