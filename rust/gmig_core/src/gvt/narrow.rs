@@ -224,24 +224,32 @@ pub fn context_writes<B: core::ops::DerefMut<Target = [u32]>>(
 }
 
 /// Tells `sink` the frames of every engine's hardware status page that
-/// kvmgt's CSB emulation writes, from the HWS_PGA registers in `vregs`
-/// (the vGPU's register image, native-endian dwords). A register beyond
-/// the image is skipped (no such engine in that image).
+/// kvmgt's CSB emulation writes, from the HWS_PGA registers `reg(offset)`
+/// gives (the vGPU's register image; `None`: no such register in it, the
+/// engine is skipped). `last` holds the values of the previous call and
+/// gets these: a page the guest moved since is recorded too.
 pub fn status_page_writes<B: core::ops::DerefMut<Target = [u32]>>(
-    vregs: &[u8],
+    reg: &dyn Fn(usize) -> Option<u32>,
+    last: &mut [u32; HWS_PGA.len()],
     mirror: &GgttMirror<B>,
     sink: &mut impl WriteSink,
 ) {
-    for off in HWS_PGA {
-        let Some(b) = vregs
-            .get(off..off + 4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        else {
+    for (off, last) in HWS_PGA.iter().zip(last.iter_mut()) {
+        let Some(v) = reg(*off) else {
             continue;
         };
-        let v = u32::from_ne_bytes(b);
+        if *last != v {
+            kvmgt_writes(u64::from(*last), STATUS_BYTES, mirror, sink);
+            *last = v;
+        }
         kvmgt_writes(u64::from(v), STATUS_BYTES, mirror, sink);
     }
+}
+
+/// The native-endian dword at byte offset `off` of a register image.
+pub fn reg32(image: &[u8], off: usize) -> Option<u32> {
+    let b = image.get(off..off.checked_add(4)?)?;
+    Some(u32::from_ne_bytes(<[u8; 4]>::try_from(b).ok()?))
 }
 
 /// What kvmgt's hooks learn about the GPU's and kvmgt's writes to guest
@@ -267,6 +275,7 @@ pub struct GvtWrites<R, M> {
     in_flight: u64,
     scanned_since_queue: bool,
     status_due: bool,
+    hwsp: [u32; HWS_PGA.len()],
 }
 
 impl<R, M> GvtWrites<R, M>
@@ -283,7 +292,14 @@ where
             in_flight: 0,
             scanned_since_queue: false,
             status_due: false,
+            hwsp: [0; HWS_PGA.len()],
         }
+    }
+
+    /// Whether the next [`GvtWrites::sync`] wants the HWS_PGA registers
+    /// (a workload was queued or completed since the last one).
+    pub fn status_due(&self) -> bool {
+        self.status_due
     }
 
     /// Workloads queued and not completed.
@@ -345,10 +361,10 @@ where
     }
 
     /// At a report: tells `sink` what the GPU and kvmgt may have written
-    /// since the last one. Returns whether the status pages are due too
-    /// (a workload was queued or completed since: the caller reads the
-    /// HWS_PGA registers and calls [`status_page_writes`]).
-    pub fn sync(&mut self, sink: &mut impl WriteSink) -> bool {
+    /// since the last one. When [`GvtWrites::status_due`], `regs` reads
+    /// the HWS_PGA registers (see [`status_page_writes`]); without it the
+    /// status pages stay due for the next report.
+    pub fn sync(&mut self, regs: Option<&dyn Fn(usize) -> Option<u32>>, sink: &mut impl WriteSink) {
         if self.in_flight > 0 {
             sink.unbounded();
         } else {
@@ -357,7 +373,10 @@ where
                 self.log.clear();
             }
         }
-        core::mem::take(&mut self.status_due)
+        if let (true, Some(reg)) = (self.status_due, regs) {
+            status_page_writes(reg, &mut self.hwsp, &self.mirror, sink);
+            self.status_due = false;
+        }
     }
 }
 
@@ -523,15 +542,21 @@ mod tests {
         let mut vregs = vec![0u8; 2 << 20];
         vregs[0x2080..0x2084].copy_from_slice(&(AP + 7 * 4096).to_ne_bytes());
         vregs[0x22080..0x22084].copy_from_slice(&(AP + 8 * 4096 + 0xf80).to_ne_bytes());
+        let mut last = [0; HWS_PGA.len()];
         let mut s = Sink::default();
-        status_page_writes(&vregs, &m, &mut s);
+        status_page_writes(&|o| reg32(&vregs, o), &mut last, &m, &mut s);
         assert_eq!((s.0, s.1), (vec![0x1007, 0x1008, 0x1009], false));
         let mut s = Sink::default();
-        status_page_writes(&vregs[..0x10000], &m, &mut s);
+        status_page_writes(&|o| reg32(&vregs[..0x10000], o), &mut last, &m, &mut s);
         assert_eq!((s.0, s.1), (vec![0x1007], false));
+        // The guest moved the render status page: old and new recorded.
+        vregs[0x2080..0x2084].copy_from_slice(&(AP + 9 * 4096).to_ne_bytes());
+        let mut s = Sink::default();
+        status_page_writes(&|o| reg32(&vregs[..0x10000], o), &mut last, &m, &mut s);
+        assert_eq!((s.0, s.1), (vec![0x1007, 0x1009], false));
         vregs[0x2080..0x2084].copy_from_slice(&(AP + 90 * 4096).to_ne_bytes());
         let mut s = Sink::default();
-        status_page_writes(&vregs, &m, &mut s);
+        status_page_writes(&|o| reg32(&vregs, o), &mut last, &m, &mut s);
         assert!(s.1, "a status page behind an unknown entry");
     }
 }
@@ -578,7 +603,8 @@ mod writes_tests {
 
     fn sync(w: &mut GvtWrites<Vec<(u64, u64)>, Vec<u32>>) -> (Vec<u64>, bool, bool) {
         let mut s = Sink::default();
-        let due = w.sync(&mut s);
+        let due = w.status_due();
+        w.sync(Some(&|_| None), &mut s);
         s.0.sort_unstable();
         s.0.dedup();
         (s.0, s.1, due)
@@ -602,6 +628,27 @@ mod writes_tests {
         want.extend(ctx());
         assert_eq!(sync(&mut w), (want, false, true));
         assert_eq!(sync(&mut w), (vec![], false, false), "cleared once done");
+    }
+
+    #[test]
+    fn status_pages_are_recorded_when_due() {
+        let mut w = writes();
+        let rcs = |o: usize| (o == 0x2080).then_some((AP + 50 * PAGE_SIZE) as u32);
+        let mut s = Sink::default();
+        w.sync(Some(&rcs), &mut s);
+        assert!(s.0.is_empty(), "no workload: not due");
+        w.queued();
+        w.completed(LRCA);
+        assert!(w.status_due());
+        let mut s = Sink::default();
+        w.sync(None, &mut s);
+        assert!(
+            !s.0.contains(&0x1032) && w.status_due(),
+            "no registers: still due"
+        );
+        let mut s = Sink::default();
+        w.sync(Some(&rcs), &mut s);
+        assert!(s.0.contains(&0x1032) && !w.status_due());
     }
 
     #[test]
