@@ -633,7 +633,7 @@ mod writes_tests {
     #[test]
     fn status_pages_are_recorded_when_due() {
         let mut w = writes();
-        let rcs = |o: usize| (o == 0x2080).then_some((AP + 50 * PAGE_SIZE) as u32);
+        let rcs = |o: usize| (o == 0x2080).then_some((AP + 63 * PAGE_SIZE) as u32);
         let mut s = Sink::default();
         w.sync(Some(&rcs), &mut s);
         assert!(s.0.is_empty(), "no workload: not due");
@@ -643,12 +643,12 @@ mod writes_tests {
         let mut s = Sink::default();
         w.sync(None, &mut s);
         assert!(
-            !s.0.contains(&0x1032) && w.status_due(),
+            !s.0.contains(&0x103f) && w.status_due(),
             "no registers: still due"
         );
         let mut s = Sink::default();
         w.sync(Some(&rcs), &mut s);
-        assert!(s.0.contains(&0x1032) && !w.status_due());
+        assert!(s.0.contains(&0x103f) && !w.status_due());
     }
 
     #[test]
