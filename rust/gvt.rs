@@ -1027,13 +1027,11 @@ mod tests {
         w.scanned(&sdi, true);
         w.queued();
         w.completed(l.aperture.base + 32 * 4096);
+        // The render engine's HWS_PGA (byte 0x2080) at page 60.
         let mut regs = KVVec::from_elem(0u64, 0x2100 / 8, GFP_KERNEL)?;
-        regs[0x2080 / 8] = u64::from_ne_bytes(
-            [(ap + 60 * 4096).to_ne_bytes(), [0; 4]]
-                .concat()
-                .try_into()
-                .map_err(|_| EINVAL)?,
-        );
+        let mut hws = [0u8; 8];
+        hws[..4].copy_from_slice(&(ap + 60 * 4096).to_ne_bytes());
+        *regs.get_mut(0x2080 / 8).ok_or(EINVAL)? = u64::from_ne_bytes(hws);
         let reg = |off: usize| reg_at(&regs, off);
         let mut ws = WriteSet::new(0, 512, KVVec::from_elem(0u64, words_for(512), GFP_KERNEL)?)
             .ok_or(EINVAL)?;
