@@ -138,10 +138,14 @@ impl<B: core::ops::DerefMut<Target = [u32]>> GgttMirror<B> {
     /// u64s in image order, as [`super::Part::Ggtt`] is restored).
     pub fn load(&mut self, entries_le: &[u8]) {
         self.forget();
-        for (g, e) in self.gfns.iter_mut().zip(entries_le.chunks_exact(8)) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(e);
-            *g = Self::slot(entry_gfn(u64::from_le_bytes(b)));
+        for (i, g) in self.gfns.iter_mut().enumerate() {
+            let Some(e) = entries_le
+                .get(i.saturating_mul(8)..i.saturating_mul(8).saturating_add(8))
+                .and_then(|e| <[u8; 8]>::try_from(e).ok())
+            else {
+                break;
+            };
+            *g = Self::slot(entry_gfn(u64::from_le_bytes(e)));
         }
     }
 
