@@ -634,6 +634,68 @@ mod writes_tests {
         assert_eq!(sync(&mut w), (vec![], false, false), "cleared once done");
     }
 
+    /// Random interleavings of kvmgt's hooks (GGTT changes, scans, queueing
+    /// and completion of workloads, reports) around a model GPU and kvmgt
+    /// that write through the GGTT as it is when they write: every frame
+    /// written is in the first report after the write, or that report is
+    /// unbounded.
+    #[test]
+    fn every_write_is_in_the_next_report() {
+        use std::collections::{BTreeSet, VecDeque};
+        let mut rng = crate::testutil::Rng::new(17);
+        let mut bounded = 0;
+        for _ in 0..300 {
+            let mut w = writes();
+            let mut ggtt: Vec<u64> = (0..64).map(|i| 0x1000 + i).collect();
+            let hws = (AP + 63 * PAGE_SIZE) as u32;
+            let mut scanned: Vec<u64> = Vec::new();
+            let mut queue: VecDeque<Vec<u64>> = VecDeque::new();
+            let mut written = BTreeSet::new();
+            for _ in 0..60 {
+                match rng.below(6) {
+                    0 => {
+                        let e = rng.below(64);
+                        ggtt[e as usize] = 0x2000 + rng.below(64);
+                        w.ggtt_write(AP / PAGE_SIZE + e, ggtt[e as usize] << 12);
+                    }
+                    1 => {
+                        let e = rng.below(40);
+                        w.scanned(&sdi(e), true);
+                        scanned.push(e);
+                    }
+                    2 if !scanned.is_empty() => {
+                        w.queued();
+                        queue.push_back(core::mem::take(&mut scanned));
+                    }
+                    3 => {
+                        if let Some(stores) = queue.pop_front() {
+                            // The GPU runs it, kvmgt writes the context
+                            // image back and the CSB, then completes it.
+                            for e in stores {
+                                written.insert(ggtt[e as usize]);
+                            }
+                            written.insert(ggtt[41]);
+                            written.insert(ggtt[63]);
+                            w.completed(LRCA);
+                        }
+                    }
+                    _ => {
+                        let mut s = Sink::default();
+                        let reg = |o: usize| (o == 0x2080).then_some(hws);
+                        w.sync(Some(&reg), &mut s);
+                        if !s.1 {
+                            bounded += 1;
+                            let got: BTreeSet<u64> = s.0.into_iter().collect();
+                            assert!(written.is_subset(&got), "{written:x?} not in {got:x?}");
+                        }
+                        written.clear();
+                    }
+                }
+            }
+        }
+        assert!(bounded > 1000, "only {bounded} bounded reports");
+    }
+
     #[test]
     fn status_pages_are_recorded_when_due() {
         let mut w = writes();
