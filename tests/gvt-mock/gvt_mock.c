@@ -1303,7 +1303,7 @@ static int mock_run(const struct mock_type *type, const struct step *st,
  * the device downtime is STOP_COPY to the last byte of device data, as
  * the VMM sees it. The argument names gmig's rehash parameter, which the
  * caller set: "writeset" expects the candidates below, "all" every
- * tracked page. Each profile is a step "narrow-<mode>-<profile>" that
+ * tracked page. Each profile is a step "narrow-<mode>:<profile>" that
  * also checks the stop-copy report has every frame written and not an
  * untouched one, and logs "narrow <profile>: rehash=<mode> candidates=N
  * tracked=N reported=N downtime_us=N".
@@ -1522,17 +1522,17 @@ static int mock_narrow(bool all)
 		int ret;
 
 		if (!s) {
-			pr_err("FAIL narrow-%s-%s: out of memory\n", mode,
+			pr_err("FAIL narrow-%s:%s: out of memory\n", mode,
 			       p->name);
 			return -EIO;
 		}
 		ret = narrow_one(s, p, all);
 		if (ret) {
 			failed = true;
-			pr_err("FAIL narrow-%s-%s: %s\n", mode, p->name,
+			pr_err("FAIL narrow-%s:%s: %s\n", mode, p->name,
 			       s->why[0] ? s->why : "error");
 		} else {
-			pr_info("ok narrow-%s-%s\n", mode, p->name);
+			pr_info("ok narrow-%s:%s\n", mode, p->name);
 		}
 		scenario_free(s);
 	}
