@@ -275,7 +275,7 @@ pub fn reg32(image: &[u8], off: usize) -> Option<u32> {
 pub struct GvtWrites<R, M> {
     log: super::super::writeset::RangeLog<R>,
     /// The guest's GGTT as the hooks saw it.
-    pub mirror: GgttMirror<M>,
+    mirror: GgttMirror<M>,
     in_flight: u64,
     scanned_since_queue: bool,
     status_due: bool,
