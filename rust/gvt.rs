@@ -15,17 +15,25 @@
 //! - guest pages to hash: `intel_gvt_companion_rw_gpa()`;
 //! - writable pages: the pin hooks' record ([`Hooks::pinned`]); pins and
 //!   GGTT writes during dirty logging join the tracker (reported at the
-//!   next report); since gmig cannot see the GPU's writes on GVT-g, a
-//!   workload queued, running or completed since the last report makes
-//!   every tracked page a re-hash candidate, and an idle vGPU costs none;
+//!   next report);
+//! - what the GPU and kvmgt may have written ([`GvtWrites`],
+//!   [`gvt::narrow`]): the command scanner hook runs every command of
+//!   every workload through the write-set analysis the sim uses, GGTT
+//!   addresses through the guest's GGTT as the GGTT write hook reported
+//!   it; a workload's context write-back and the status pages kvmgt's CSB
+//!   emulation writes join them; at each report they are the re-hash
+//!   candidates. A workload in flight at the report, a command whose
+//!   writes cannot be bounded (PPGTT, draws, ...) make every tracked page
+//!   one; an idle vGPU costs none;
 //! - after a restore from a source whose graphics memory sat elsewhere,
 //!   the command scanner hook moves graphics addresses of resubmitted
 //!   workloads to this vGPU's slices ([`AuditMap`],
 //!   [`gvt::patch_command`]).
 //!
-//! Lock order: [`GvtDev::inner`] (the migration's vGPU lock), then kvmgt's
-//! `vgpu_lock` (taken by its services), then [`GvtDev::hooks`]. kvmgt calls
-//! the hooks with its `vgpu_lock` held, so they take `hooks` only.
+//! Lock order: [`GvtDev::inner`] (the migration's vGPU lock), then
+//! [`GvtDev::status_regs`], then kvmgt's `vgpu_lock` (taken by its
+//! services), then [`GvtDev::hooks`]. kvmgt calls the hooks with its
+//! `vgpu_lock` held, so they take `hooks` only.
 //!
 //! None of it can run without an Intel GPU (Broadwell to Comet Lake);
 //! `tests/gvt-mock` drives all of it through a mock kvmgt.
@@ -42,7 +50,7 @@ use kernel::{
     prelude::*,
     rbtree::RBTree,
     str::CString,
-    sync::{aref::ARef, Arc, Mutex},
+    sync::{aref::ARef, Arc, Mutex, MutexGuard},
     types::ForeignOwnable,
     uaccess::UserSliceReader, //
 };
@@ -52,8 +60,8 @@ use crate::{
     gmig_core::{
         cmd::Mode,
         gvt::{
-            self, AuditMap, EventKind, GvtHost, GvtLayout, GvtVgpu, Part, StateSizes, StateSource,
-            COMPANION_VERSION,
+            self, AuditMap, EventKind, GgttMirror, GvtHost, GvtLayout, GvtVgpu, GvtWrites, Part,
+            StateSizes, StateSource, COMPANION_VERSION,
         },
         mem::{GuestMem, MemFault},
         provider::{tracker_update, Provider, ShadowEvent},
@@ -298,6 +306,21 @@ impl VgpuPtr {
         })
     }
 
+    /// kvmgt saves `part`, `len` bytes, into `buf` (its u64s as kvmgt
+    /// lays them out in memory), which must hold them.
+    fn save_raw(self, part: Part, buf: &mut [u64], len: usize) -> Result {
+        if buf.len() < len.div_ceil(8) {
+            return Err(EINVAL);
+        }
+        // SAFETY: live vGPU (type invariant); `buf` holds at least `len`
+        // writable bytes (checked above).
+        let n = unsafe { gmig_gvt_save_state(self.0, part as u32, buf.as_mut_ptr().cast(), len) };
+        if usize::try_from(n).ok() != Some(len) {
+            return Err(EIO);
+        }
+        Ok(())
+    }
+
     fn rw_gpa(self, gpa: u64, buf: *mut u8, len: usize, write: bool) -> Result {
         // SAFETY: live vGPU (type invariant); the callers pass a buffer
         // valid for `len` bytes (read only when `write`).
@@ -307,6 +330,23 @@ impl VgpuPtr {
 
 /// Most ranges queued between two syncs ([`Hooks::reached`]).
 const MAX_REACHABLE: usize = 4096;
+
+/// Most frame ranges the scanned commands and kvmgt's writes record
+/// between two syncs (16 bytes each); past it, the next report re-hashes
+/// every tracked page.
+const MAX_SCAN_RANGES: usize = 1024;
+
+/// What the hooks learn of the GPU's and kvmgt's writes.
+type Writes = GvtWrites<KVVec<(u64, u64)>, KVVec<u32>>;
+
+/// The dword at byte offset `off` of a register image kvmgt saved into
+/// u64s (native byte order, as it lies in kvmgt's memory).
+fn reg_at(regs: &[u64], off: usize) -> Option<u32> {
+    let v = regs.get(off / 8)?.to_ne_bytes();
+    let i = off % 8;
+    let b = v.get(i..i.checked_add(4)?)?;
+    Some(u32::from_ne_bytes(b.try_into().ok()?))
+}
 
 /// What the kvmgt hooks record for one vGPU (their own lock).
 struct Hooks {
@@ -320,10 +360,9 @@ struct Hooks {
     reachable: KVVec<(u64, u64)>,
     /// `reachable` could not grow: the next sync re-reports every pin.
     overflow: bool,
-    /// A workload was queued or completed since the last sync.
-    gpu_ran: bool,
-    /// Workloads queued and not completed.
-    in_flight: u64,
+    /// What the scanned commands and kvmgt may have written, and the
+    /// guest's GGTT they are translated through.
+    writes: Writes,
     /// Pins that could not be recorded and are not unpinned yet: their
     /// frames are missing from [`Hooks::pinned`], so no dirty logging may
     /// start (its first report would miss them) until they are unpinned.
@@ -370,7 +409,15 @@ impl GvtHost for Host {
     }
 
     fn restore(&mut self, part: Part, data: &[u8]) -> bool {
-        self.vgpu.restore(part, data).is_ok()
+        let ok = self.vgpu.restore(part, data).is_ok();
+        if ok && part == Part::Ggtt {
+            self.hooks.lock().writes.restored(data);
+        }
+        ok
+    }
+
+    fn vgpu_reset(&mut self) {
+        self.hooks.lock().writes.reset();
     }
 
     fn for_each_pinned(&self, f: &mut dyn FnMut(u64, u64)) {
@@ -439,6 +486,11 @@ pub(crate) struct GvtDev {
     inner: InnerLock,
     /// The hooks' record.
     hooks: Arc<Mutex<Hooks>>,
+    /// The vGPU's register image, for the HWS_PGA registers at a report
+    /// (allocated while dirty logging runs).
+    status_regs: Arc<Mutex<KVVec<u64>>>,
+    /// Bytes of the register image.
+    vregs_size: usize,
     /// Commands the scanner hook refused (logged at powers of two: the
     /// guest controls how many).
     refused: AtomicU64,
@@ -503,11 +555,19 @@ impl MigDevice for GvtDev {
                 });
             }
         }
-        // The GPU's writes are not visible on GVT-g: after any workload,
-        // every tracked page is a candidate.
-        if core::mem::take(&mut h.gpu_ran) || h.in_flight > 0 {
+        // What the scanned commands and kvmgt may have written; the status
+        // pages need the registers, read without `hooks` (kvmgt takes its
+        // `vgpu_lock`), translated with it.
+        let due = h.writes.status_due();
+        drop(h);
+        let regs = if due { self.read_regs() } else { None };
+        if due && regs.is_none() {
             mig.unbounded();
         }
+        let reg = |off: usize| regs.as_deref().and_then(|r| reg_at(r, off));
+        let reg: Option<&dyn Fn(usize) -> Option<u32>> =
+            if regs.is_some() { Some(&reg) } else { None };
+        self.hooks.lock().writes.sync(reg, mig);
     }
 
     fn logging(&self, on: bool) -> Result {
@@ -524,7 +584,15 @@ impl MigDevice for GvtDev {
         h.logging = on;
         h.reachable.clear();
         h.overflow = false;
-        h.gpu_ran = false;
+        drop(h);
+        // The register image for the status pages: without it, the reports
+        // after a workload re-hash every tracked page (`sync()`).
+        let mut regs = self.status_regs.lock();
+        *regs = if on {
+            KVVec::from_elem(0u64, self.vregs_size.div_ceil(8), GFP_KERNEL).unwrap_or(KVVec::new())
+        } else {
+            KVVec::new()
+        };
         Ok(())
     }
 
@@ -548,6 +616,19 @@ impl MigDevice for GvtDev {
 }
 
 impl GvtDev {
+    /// The vGPU's register image, read into [`GvtDev::status_regs`]; `None`
+    /// if dirty logging allocated none or kvmgt refused.
+    fn read_regs(&self) -> Option<MutexGuard<'_, KVVec<u64>>> {
+        let mut regs = self.status_regs.lock();
+        if regs.is_empty() {
+            return None;
+        }
+        self.vgpu
+            .save_raw(Part::Vregs, &mut regs, self.vregs_size)
+            .ok()?;
+        Some(regs)
+    }
+
     fn event(&self, kind: u32, a: u64, b: u64, c: u64) {
         let n = &COUNTERS;
         let Ok(kind) = EventKind::try_from(kind) else {
@@ -564,8 +645,7 @@ impl GvtDev {
         match kind {
             EventKind::WorkloadQueued => {
                 bump(&n.workloads_queued, 1);
-                h.in_flight += 1;
-                h.gpu_ran = true;
+                h.writes.queued();
             }
             EventKind::WorkloadCompleted => {
                 bump(&n.workloads_completed, 1);
@@ -573,13 +653,14 @@ impl GvtDev {
                 if c != 0 {
                     bump(&n.workloads_failed, 1);
                 }
-                h.in_flight = h.in_flight.saturating_sub(1);
-                h.gpu_ran = true;
+                // `b` is the LRCA: kvmgt wrote the context image back.
+                h.writes.completed(b);
             }
             EventKind::SchedStopped => bump(&n.sched_stops, 1),
             EventKind::SchedStarted => bump(&n.sched_starts, 1),
             EventKind::GgttWrite => {
                 bump(&n.ggtt_writes, 1);
+                h.writes.ggtt_write(a, c);
                 match gvt::ggtt_write_event(&self.layout, a, b, c) {
                     Some(ev) => {
                         if let Some(r) = tracker_update(&ev) {
@@ -722,6 +803,15 @@ unsafe fn create(
     // `get_device()` takes a reference.
     let dev = unsafe { Device::get_device(dev) };
     let vgpu = VgpuPtr(vgpu);
+    let mirror = GgttMirror::new(
+        layout,
+        KVVec::from_elem(0u32, usize::try_from(layout.entries())?, GFP_KERNEL)?,
+    )
+    .ok_or(EINVAL)?;
+    let writes = GvtWrites::new(
+        KVVec::from_elem((0u64, 0u64), MAX_SCAN_RANGES, GFP_KERNEL)?,
+        mirror,
+    );
     let hooks = Arc::pin_init(
         new_mutex!(Hooks {
             pinned: RBTree::new(),
@@ -729,8 +819,7 @@ unsafe fn create(
             logging: false,
             reachable: KVVec::new(),
             overflow: false,
-            gpu_ran: false,
-            in_flight: 0,
+            writes,
             pins_lost: 0,
         }),
         GFP_KERNEL,
@@ -740,6 +829,7 @@ unsafe fn create(
         hooks: hooks.clone(),
     };
     let prov = GvtVgpu::new(host, layout, sizes, 0).ok_or(EINVAL)?;
+    let status_regs = Arc::pin_init(new_mutex!(KVVec::new()), GFP_KERNEL)?;
     let inner = Arc::pin_init(
         new_mutex!(GvtInner {
             prov,
@@ -778,6 +868,8 @@ unsafe fn create(
             layout,
             inner,
             hooks,
+            status_regs,
+            vregs_size: sizes.vregs,
             refused: AtomicU64::new(0),
         },
         GFP_KERNEL,
@@ -816,8 +908,9 @@ unsafe extern "C" fn gmig_rs_gvt_event(gg: *mut c_void, kind: u32, a: u64, b: u6
 }
 
 /// The command scanner hook: rewrites GGTT addresses of the command at
-/// `cmd` (`len` dwords of GVT-g's shadow copy) in place. Returns 0, or
-/// -EFAULT to fail the scan.
+/// `cmd` (`len` dwords of GVT-g's shadow copy, in a buffer in the GGTT if
+/// `ggtt`) in place, then records what it may write ([`GvtWrites`]).
+/// Returns 0, or -EFAULT to fail the scan.
 ///
 /// # Safety
 ///
@@ -829,7 +922,7 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
     gg: *mut c_void,
     cmd: *mut u32,
     len: u32,
-    _ggtt: bool,
+    ggtt: bool,
 ) -> c_int {
     // SAFETY: `gg` is live for this call (the function's contract).
     let g = unsafe { device_ref(gg) };
@@ -851,6 +944,9 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
                 &COUNTERS.addrs_patched,
                 u64::try_from(k).unwrap_or(u64::MAX),
             );
+            // The addresses the GPU will use, translated through this
+            // vGPU's GGTT.
+            g.hooks.lock().writes.scanned(buf, ggtt);
             0
         }
         Err(e) => {
@@ -874,7 +970,11 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
 #[kunit_tests(gmig_gvt)]
 mod tests {
     use super::*;
-    use crate::gmig_core::{gtt::Pte, provider::TrackRange};
+    use crate::gmig_core::{
+        gtt::Pte,
+        provider::TrackRange,
+        writeset::{words_for, WriteSet},
+    };
 
     const MIB: u64 = 1 << 20;
 
@@ -897,6 +997,61 @@ mod tests {
             })
         );
         assert!(gvt::ggtt_write_event(&l, 0, 0, pte).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn register_image_dwords() -> Result {
+        let regs = [u64::from_ne_bytes([1, 0, 0, 0, 2, 0, 0, 0])];
+        assert_eq!(reg_at(&regs, 0), Some(u32::from_ne_bytes([1, 0, 0, 0])));
+        assert_eq!(reg_at(&regs, 4), Some(u32::from_ne_bytes([2, 0, 0, 0])));
+        assert_eq!(reg_at(&regs, 8), None);
+        Ok(())
+    }
+
+    /// The hooks' record as `create()` allocates it, fed as the hooks feed
+    /// it: a GGTT store from the ring narrows the report to its frame,
+    /// the context image and the render engine's status page; a draw
+    /// makes it unbounded.
+    #[test]
+    fn scanned_store_narrows_the_report() -> Result {
+        let (l, _) = layouts()?;
+        let mirror = GgttMirror::new(
+            l,
+            KVVec::from_elem(0u32, usize::try_from(l.entries())?, GFP_KERNEL)?,
+        )
+        .ok_or(EINVAL)?;
+        let mut w: Writes = GvtWrites::new(
+            KVVec::from_elem((0u64, 0u64), MAX_SCAN_RANGES, GFP_KERNEL)?,
+            mirror,
+        );
+        let first = l.aperture.base / 4096;
+        for i in 0..64 {
+            w.ggtt_write(first + i, ((0x100 + i) << 12) | 1);
+        }
+        let ap = u32::try_from(l.aperture.base)?;
+        let sdi = [(0x20 << 23) | (1 << 22) | 2, ap + 3 * 4096, 0, 1];
+        w.scanned(&sdi, true);
+        w.queued();
+        w.completed(l.aperture.base + 32 * 4096);
+        // The render engine's HWS_PGA (byte 0x2080) at page 60.
+        let mut regs = KVVec::from_elem(0u64, 0x2100 / 8, GFP_KERNEL)?;
+        let mut hws = [0u8; 8];
+        hws[..4].copy_from_slice(&(ap + 60 * 4096).to_ne_bytes());
+        *regs.get_mut(0x2080 / 8).ok_or(EINVAL)? = u64::from_ne_bytes(hws);
+        let reg = |off: usize| reg_at(&regs, off);
+        let mut ws = WriteSet::new(0, 512, KVVec::from_elem(0u64, words_for(512), GFP_KERNEL)?)
+            .ok_or(EINVAL)?;
+        w.sync(Some(&reg), &mut ws);
+        assert!(!ws.is_unbounded());
+        assert!(ws.contains(0x103) && ws.contains(0x120) && ws.contains(0x13c));
+        assert_eq!(ws.len(), 1 + 22 + 1);
+        ws.clear();
+        w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true);
+        w.queued();
+        w.completed(l.aperture.base + 32 * 4096);
+        w.sync(Some(&reg), &mut ws);
+        assert!(ws.is_unbounded());
         Ok(())
     }
 

@@ -105,6 +105,19 @@ run_type() {
 if loaded gmig && loaded gvt_mock; then
 	run_type 1
 	run_type v5_1 v5_1
+	# Command-guided narrowing of the stop-copy re-hash: the same
+	# workloads (profiles store, desktop, game) with rehash=writeset and
+	# rehash=all; the figures are the mock's "narrow <profile>:" lines
+	# (re-hash candidates at stop-copy, device downtime).
+	param=/sys/module/gmig/parameters/rehash
+	rehash_was=$(cat "$param")
+	for mode in writeset all; do
+		echo "$mode" >"$param"
+		run_type "narrow $mode" "narrow-$mode"
+		grep -o 'narrow [a-z]*: rehash=.*' "$OUT/gvt-mock-run-narrow-$mode.log" |
+			sed 's/^/    /'
+	done
+	echo "$rehash_was" >"$param"
 	# The randomized hostile client (GMIG_HOSTILE_SECS, default 20;
 	# GMIG_HOSTILE_SEED replays a run).
 	secs=${GMIG_HOSTILE_SECS:-20} seed=${GMIG_HOSTILE_SEED:-$(date +%s)}

@@ -38,6 +38,7 @@
 #include <linux/fs.h>
 #include <linux/interval_tree.h>
 #include <linux/iova_bitmap.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/module.h>
@@ -95,6 +96,10 @@ struct mock_vgpu {
 	/* set while a callback runs as if under the vGPU's lock */
 	struct task_struct *cb_task;
 	atomic_t reentered, rw_calls, bad_vgpu;
+
+	/* guest frames the companion read while log_reads is set */
+	bool log_reads;
+	DECLARE_BITMAP(reads, MOCK_MEM_PAGES);
 };
 
 static DEFINE_MUTEX(companion_lock);
@@ -310,10 +315,15 @@ int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
 		return -EFAULT;
 
 	guard(mutex)(&m->mem_lock);
-	if (write)
+	if (write) {
 		memcpy(m->mem + gpa, buf, len);
-	else
+	} else {
 		memcpy(buf, m->mem + gpa, len);
+		if (m->log_reads && len)
+			bitmap_set(m->reads, gpa / MOCK_PAGE,
+				   (gpa + len - 1) / MOCK_PAGE -
+				   gpa / MOCK_PAGE + 1);
+	}
 	return 0;
 }
 EXPORT_SYMBOL_GPL(intel_gvt_companion_rw_gpa);
@@ -716,12 +726,45 @@ static int step_pre_copy_report(struct scenario *s)
 	return report(s, s->src);
 }
 
+/* The scanner hook on one command, as GVT-g's cmd_parser_exec() calls it. */
+static int scan_one(struct mock_vgpu *m, u32 *cmd, u32 len, bool ggtt)
+{
+	int ret = 0;
+
+	cb_begin(m);
+	if (m->ops->scan_cmd)
+		ret = m->ops->scan_cmd(m->priv, cmd, len, ggtt);
+	cb_end(m);
+	return ret;
+}
+
+/* MI_STORE_DATA_IMM of one dword, through the GGTT (@ggtt) or a PPGTT. */
+static int scan_store(struct mock_vgpu *m, u64 addr, bool ggtt_bit,
+		      bool ggtt_buf)
+{
+	u32 cmd[4] = { (0x20 << 23) | (ggtt_bit ? 1 << 22 : 0) | 2,
+		       lower_32_bits(addr), upper_32_bits(addr), 1 };
+
+	return scan_one(m, cmd, ARRAY_SIZE(cmd), ggtt_buf);
+}
+
 /* e) */
 static int step_gpu_work(struct scenario *s)
 {
 	struct mock_vgpu *m = s->src;
 	u64 lrca = m->layout.aperture_base + 0x10000;
+	int ret;
 
+	/*
+	 * The workload's ring stores to frame 3 (aperture entry 2, GGTT),
+	 * its batch to frame 12 through the PPGTT: the scanner hook sees
+	 * both before the "GPU" writes them.
+	 */
+	ret = scan_store(m, m->layout.aperture_base + 2 * MOCK_PAGE + 0x10,
+			 true, true) ?:
+	      scan_store(m, 0x10000c, false, false);
+	if (ret)
+		return fail(s, "scan_cmd: %d", ret);
 	cb_begin(m);
 	if (m->ops->workload_queued)
 		m->ops->workload_queued(m->priv, 0, lrca);
@@ -1250,6 +1293,255 @@ static int mock_run(const struct mock_type *type, const struct step *st,
 }
 
 /*
+ * "narrow writeset|all": command-guided narrowing of the stop-copy re-hash
+ * on GVT-g. For each profile below, one mock vGPU of the mock's type runs
+ * a migration up to its stop-copy report: its guest pins NARROW_PINNED
+ * frames and maps some in the GGTT, dirty logging starts, PRE_COPY is read
+ * and reported, then one workload goes through the hooks as kvmgt runs
+ * it (the scanner hook on each command, queued, the "GPU" writes what the
+ * commands write, kvmgt writes the context image back and the CSB into
+ * the render engine's status page, completed), then STOP_COPY. The guest
+ * frames gmig reads while STOP_COPY is entered are its re-hash candidates;
+ * the device downtime is STOP_COPY to the last byte of device data, as
+ * the VMM sees it. The argument names gmig's rehash parameter, which the
+ * caller set: "writeset" expects the candidates below, "all" every
+ * tracked page. Each profile is a step "narrow-<mode>:<profile>" that
+ * also checks the stop-copy report has every frame written and not an
+ * untouched one, and logs "narrow <profile>: rehash=<mode> candidates=N
+ * tracked=N reported=N downtime_us=N".
+ */
+#define NARROW_PINNED		250	/* frames 1..250 */
+#define NARROW_CTX_ENTRY	32	/* aperture entries 32..53: the context */
+#define NARROW_CTX_GFN		200	/* ... image, frames 200..221 */
+#define NARROW_CTX_PAGES	22
+#define NARROW_HWSP_ENTRY	60	/* aperture entry 60: the status page */
+#define NARROW_HWSP_GFN		230
+#define NARROW_HWS_PGA_RCS	0x2080
+
+struct narrow_profile {
+	const char *name;
+	/* scans the workload's commands; returns 0 or the hook's error */
+	int (*scan)(struct mock_vgpu *m);
+	/* frames the GPU writes: first, count */
+	unsigned int first, count;
+	/* with rehash=writeset, the candidates are the store's page and
+	 * kvmgt's writes (else every tracked page)
+	 */
+	bool bounded;
+};
+
+static u64 narrow_gma(struct mock_vgpu *m, unsigned int entry)
+{
+	return m->layout.aperture_base + (u64)entry * MOCK_PAGE;
+}
+
+/* A ring that stores to frame 3 (aperture entry 2): a kernel workload. */
+static int narrow_scan_store(struct mock_vgpu *m)
+{
+	return scan_store(m, narrow_gma(m, 2) + 0x40, true, true);
+}
+
+/* 2D: blits in a PPGTT batch, then the ring's breadcrumb. */
+static int narrow_scan_desktop(struct mock_vgpu *m)
+{
+	u32 fill[7] = { (2 << 29) | (0x50 << 22) | 5, (3 << 24) | 4096,
+			0, (4 << 16) | 1024, 0x9000, 0, 0xffffff };
+	u32 copy[10] = { (2 << 29) | (0x53 << 22) | 8, (3 << 24) | 4096,
+			 0, (4 << 16) | 1024, 0x9000, 0, 0, 4096, 0x20000,
+			 0 };
+	u32 pc[6] = { 0x7a000004, (1 << 24) | (1 << 14),
+		      lower_32_bits(narrow_gma(m, 1)), 0, 1, 0 };
+
+	return scan_one(m, fill, ARRAY_SIZE(fill), false) ?:
+	       scan_one(m, copy, ARRAY_SIZE(copy), false) ?:
+	       scan_one(m, pc, ARRAY_SIZE(pc), true);
+}
+
+/* 3D: vertex buffers and a draw in a PPGTT batch, the ring's breadcrumb. */
+static int narrow_scan_game(struct mock_vgpu *m)
+{
+	u32 vb[5] = { 0x78080003, (1 << 14) | 64, 0x40000, 0, 4096 };
+	u32 draw[7] = { 0x7b000005, 0, 3, 0, 1, 0, 0 };
+	u32 pc[6] = { 0x7a000004, (1 << 24) | (1 << 14),
+		      lower_32_bits(narrow_gma(m, 1)), 0, 1, 0 };
+
+	return scan_one(m, vb, ARRAY_SIZE(vb), false) ?:
+	       scan_one(m, draw, ARRAY_SIZE(draw), false) ?:
+	       scan_one(m, pc, ARRAY_SIZE(pc), true);
+}
+
+static const struct narrow_profile narrow_profiles[] = {
+	{ "store", narrow_scan_store, 3, 1, true },
+	{ "desktop", narrow_scan_desktop, 9, 4, false },
+	{ "game", narrow_scan_game, 9, 32, false },
+};
+
+static void narrow_ggtt(struct mock_vgpu *m, unsigned int entry, u64 gfn)
+{
+	u64 pte = MOCK_PTE(gfn);
+
+	m->ggtt[entry] = pte;
+	cb_begin(m);
+	if (m->ops->ggtt_write)
+		m->ops->ggtt_write(m->priv,
+				   m->layout.aperture_base / MOCK_PAGE + entry,
+				   0, pte);
+	cb_end(m);
+}
+
+/* The guest's set-up: pins, GGTT entries, the render status page. */
+static void narrow_setup(struct mock_vgpu *m)
+{
+	u32 hwsp = lower_32_bits(narrow_gma(m, NARROW_HWSP_ENTRY));
+	unsigned int i;
+
+	get_random_bytes(m->mem, MOCK_MEM_SIZE);
+	for (i = 1; i <= NARROW_PINNED; i++)
+		pin(m, i);
+	for (i = 0; i < MOCK_GGTT_SET; i++)
+		narrow_ggtt(m, i, i + 1);
+	for (i = 0; i < NARROW_CTX_PAGES; i++)
+		narrow_ggtt(m, NARROW_CTX_ENTRY + i, NARROW_CTX_GFN + i);
+	narrow_ggtt(m, NARROW_HWSP_ENTRY, NARROW_HWSP_GFN);
+	memcpy(m->vregs + NARROW_HWS_PGA_RCS, &hwsp, sizeof(hwsp));
+}
+
+/* One workload as kvmgt runs it. */
+static int narrow_workload(struct scenario *s, struct mock_vgpu *m,
+			   const struct narrow_profile *p)
+{
+	u64 lrca = narrow_gma(m, NARROW_CTX_ENTRY);
+	unsigned int i;
+	int ret = p->scan(m);
+
+	if (ret)
+		return fail(s, "scan_cmd: %d", ret);
+	cb_begin(m);
+	if (m->ops->workload_queued)
+		m->ops->workload_queued(m->priv, 0, lrca);
+	cb_end(m);
+	for (i = 0; i < p->count; i++)
+		touch_frame(m, p->first + i);
+	/* update_guest_context(), emulate_csb_update() */
+	touch_frame(m, NARROW_CTX_GFN + 1);
+	touch_frame(m, NARROW_CTX_GFN + 5);
+	touch_frame(m, NARROW_HWSP_GFN);
+	cb_begin(m);
+	if (m->ops->workload_completed)
+		m->ops->workload_completed(m->priv, 0, lrca, 0);
+	cb_end(m);
+	return 0;
+}
+
+static int narrow_check(struct scenario *s, const struct narrow_profile *p,
+			bool all, unsigned int candidates)
+{
+	struct mock_vgpu *m = s->src;
+	unsigned int i, want;
+
+	for (i = 0; i < p->count; i++)
+		if (!test_bit(p->first + i, s->dirty))
+			return fail(s, "page %u written, not reported",
+				    p->first + i);
+	if (!test_bit(NARROW_CTX_GFN + 1, s->dirty) ||
+	    !test_bit(NARROW_HWSP_GFN, s->dirty))
+		return fail(s, "kvmgt's writes not reported");
+	if (test_bit(5, s->dirty))
+		return fail(s, "page 5 reported, not written");
+	if (all || !p->bounded) {
+		if (candidates != NARROW_PINNED)
+			return fail(s, "%u candidates, not every tracked page (%u)",
+				    candidates, NARROW_PINNED);
+		return 0;
+	}
+	/* the store's page, the context image, the status page */
+	want = 1 + NARROW_CTX_PAGES + 1;
+	if (candidates != want || !test_bit(p->first, m->reads) ||
+	    !test_bit(NARROW_HWSP_GFN, m->reads))
+		return fail(s, "%u candidates (%*pbl), not %u (%u, %u-%u, %u)",
+			    candidates, MOCK_MEM_PAGES, m->reads, want,
+			    p->first, NARROW_CTX_GFN,
+			    NARROW_CTX_GFN + NARROW_CTX_PAGES - 1,
+			    NARROW_HWSP_GFN);
+	return 0;
+}
+
+static int narrow_one(struct scenario *s, const struct narrow_profile *p,
+		      bool all)
+{
+	struct mock_vgpu *m;
+	struct file *f;
+	unsigned int candidates;
+	size_t got;
+	ktime_t t0;
+	s64 downtime;
+	int ret;
+
+	m = mock_create("narrow", &mock_types[0].src, mock_types[0].vregs_size,
+			s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->src = m;
+	narrow_setup(m);
+	ret = step_log_start(s) ?: step_pre_copy(s) ?: report(s, m) ?:
+	      narrow_workload(s, m, p);
+	if (ret)
+		return ret;
+
+	bitmap_zero(m->reads, MOCK_MEM_PAGES);
+	WRITE_ONCE(m->log_reads, true);
+	t0 = ktime_get();
+	f = set_state(s, m, VFIO_DEVICE_STATE_STOP_COPY);
+	WRITE_ONCE(m->log_reads, false);
+	if (IS_ERR(f))
+		return fail(s, "set_state(STOP_COPY): %ld", PTR_ERR(f));
+	if (f)
+		s->src_data = f;
+	ret = read_all(s, s->src_data, &got);
+	downtime = ktime_us_delta(ktime_get(), t0);
+	if (ret)
+		return ret;
+	candidates = bitmap_weight(m->reads, MOCK_MEM_PAGES);
+	ret = report(s, m);
+	if (ret)
+		return ret;
+	pr_info("narrow %s: rehash=%s candidates=%u tracked=%u reported=%u downtime_us=%lld\n",
+		p->name, all ? "all" : "writeset", candidates, NARROW_PINNED,
+		bitmap_weight(s->dirty, MOCK_MEM_PAGES), downtime);
+	return narrow_check(s, p, all, candidates) ?:
+	       to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
+}
+
+static int mock_narrow(bool all)
+{
+	const char *mode = all ? "all" : "writeset";
+	bool failed = false;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(narrow_profiles); i++) {
+		const struct narrow_profile *p = &narrow_profiles[i];
+		struct scenario *s = scenario_new(&mock_types[0]);
+		int ret;
+
+		if (!s) {
+			pr_err("FAIL narrow-%s:%s: out of memory\n", mode,
+			       p->name);
+			return -EIO;
+		}
+		ret = narrow_one(s, p, all);
+		if (ret) {
+			failed = true;
+			pr_err("FAIL narrow-%s:%s: %s\n", mode, p->name,
+			       s->why[0] ? s->why : "error");
+		} else {
+			pr_info("ok narrow-%s:%s\n", mode, p->name);
+		}
+		scenario_free(s);
+	}
+	return failed ? -EIO : 0;
+}
+
+/*
  * "hostile SEED SECS": a randomized hostile client of the gvt provider,
  * seeded and bounded in time. It takes random steps out of what the VFIO
  * core, a VMM gone wrong and a guest can make gmig see on a GVT-g vGPU:
@@ -1681,6 +1973,11 @@ static ssize_t run_write(struct file *file, const char __user *ubuf,
 	if (sysfs_streq(buf, "pin-lost")) {
 		guard(mutex)(&run_lock);
 		ret = mock_run(&mock_types[0], pin_lost_steps, "pin-lost");
+		return ret ? ret : count;
+	}
+	if (sysfs_streq(buf, "narrow writeset") || sysfs_streq(buf, "narrow all")) {
+		guard(mutex)(&run_lock);
+		ret = mock_narrow(sysfs_streq(buf, "narrow all"));
 		return ret ? ret : count;
 	}
 	for (i = 0; i < ARRAY_SIZE(mock_types); i++) {

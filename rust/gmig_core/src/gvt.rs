@@ -33,11 +33,13 @@ pub mod audit;
 pub mod events;
 pub mod image;
 pub mod layout;
+pub mod narrow;
 
 pub use audit::*;
 pub use events::*;
 pub use image::*;
 pub use layout::*;
+pub use narrow::*;
 
 use super::gtt::Partition;
 use super::mem::GuestMem;
@@ -66,13 +68,17 @@ pub trait GvtHost: StateSource {
     /// The command scanner hook must translate addresses with `map` from
     /// now on.
     fn set_audit(&mut self, map: AuditMap);
+    /// The vGPU was reset or closed: kvmgt reset its GGTT and dropped its
+    /// queued workloads without reporting them (the hooks' record of
+    /// them, [`GvtWrites`], starts over).
+    fn vgpu_reset(&mut self) {}
 }
 
 /// A GVT-g vGPU as the migration layer sees it ([`Provider`]).
 ///
-/// The GPU's writes are not visible to gmig on GVT-g (no command streamer
-/// of its own), so the migration layer treats every workload as writing
-/// anything reachable; the reachable set comes from the pin hooks.
+/// gmig runs no command streamer on GVT-g: what the GPU may write comes
+/// from the command scanner hook ([`GvtWrites`], in the module glue), the
+/// reachable set from the pin hooks.
 pub struct GvtVgpu<H> {
     /// kvmgt's services and the hook state.
     pub host: H,
@@ -149,6 +155,7 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
     fn reset(&mut self) {
         self.guest = self.layout;
         self.host.set_audit(AuditMap::identity(self.layout));
+        self.host.vgpu_reset();
     }
 
     fn for_each_writable_frame(&self, f: &mut dyn FnMut(u64)) {

@@ -27,6 +27,8 @@
 
 use super::gtt::PAGE_SIZE;
 
+pub mod command;
+
 /// Where the command streamer reports what a command may write.
 pub trait WriteSink {
     /// The command about to run may write guest frame `gfn`.
@@ -328,6 +330,96 @@ impl<const N: usize> WriteSink for FrameLog<N> {
     }
 }
 
+/// Frame ranges in caller storage, for frames learnt where the real sink
+/// cannot be reached (GVT-g's command scanner hook runs under kvmgt's
+/// vGPU lock; the migration's write set is behind gmig's, which is taken
+/// first): replayed into the real sink later. A frame next to or inside
+/// the last range extends it; when the storage is full the log becomes
+/// unbounded (a superset of anything it could have held).
+pub struct RangeLog<B> {
+    ranges: B,
+    n: usize,
+    unbounded: bool,
+}
+
+impl<B: core::ops::DerefMut<Target = [(u64, u64)]>> RangeLog<B> {
+    /// An empty log in `ranges` (its capacity; the contents are ignored).
+    pub fn new(ranges: B) -> Self {
+        Self {
+            ranges,
+            n: 0,
+            unbounded: false,
+        }
+    }
+
+    /// Records `gfn`.
+    pub fn record(&mut self, gfn: u64) {
+        if self.unbounded {
+            return;
+        }
+        if let Some(last) = self.n.checked_sub(1).and_then(|i| self.ranges.get_mut(i)) {
+            let (first, count) = *last;
+            if gfn >= first && gfn - first < count {
+                return;
+            }
+            if Some(gfn) == first.checked_add(count) {
+                last.1 += 1;
+                return;
+            }
+        }
+        match self.ranges.get_mut(self.n) {
+            Some(r) => {
+                *r = (gfn, 1);
+                self.n += 1;
+            }
+            None => self.unbounded = true,
+        }
+    }
+
+    /// The recorded ranges (first frame, frames).
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        self.ranges.get(..self.n).unwrap_or(&[])
+    }
+
+    /// Whether the log stands for every frame.
+    pub fn is_unbounded(&self) -> bool {
+        self.unbounded
+    }
+
+    /// Whether nothing is recorded and the log is bounded.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0 && !self.unbounded
+    }
+
+    /// Tells `sink` what was recorded.
+    pub fn replay(&self, sink: &mut impl WriteSink) {
+        if self.unbounded {
+            sink.unbounded();
+            return;
+        }
+        for &(first, count) in self.ranges() {
+            for gfn in first..first.saturating_add(count) {
+                sink.may_write(gfn);
+            }
+        }
+    }
+
+    /// Empties the log (and its unbounded flag).
+    pub fn clear(&mut self) {
+        self.n = 0;
+        self.unbounded = false;
+    }
+}
+
+impl<B: core::ops::DerefMut<Target = [(u64, u64)]>> WriteSink for RangeLog<B> {
+    fn may_write(&mut self, gfn: u64) {
+        self.record(gfn)
+    }
+    fn unbounded(&mut self) {
+        self.unbounded = true;
+    }
+}
+
 /// Guest memory whose writes are recorded in a [`WriteSink`]: for the
 /// device model's own writes to guest memory (the synthetic workload's
 /// rings, batch buffers and context images), which no command describes.
@@ -403,6 +495,28 @@ mod tests {
         log.may_write(7);
         log.replay(&mut s);
         assert!(s.is_unbounded(), "a third frame overflows");
+    }
+
+    #[test]
+    fn range_log_coalesces_replays_and_overflows() {
+        let mut log = RangeLog::new(vec![(0u64, 0u64); 2]);
+        assert!(log.is_empty());
+        for g in [10, 11, 11, 12, 10, 20] {
+            log.may_write(g);
+        }
+        assert_eq!(log.ranges(), &[(10, 3), (20, 1)]);
+        let mut s = WriteSet::new(0, 64, vec![0u64; 1]).unwrap();
+        log.replay(&mut s);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![10, 11, 12, 20]);
+        assert!(!s.is_unbounded());
+        log.may_write(30);
+        assert!(log.is_unbounded(), "a third range overflows");
+        log.replay(&mut s);
+        assert!(s.is_unbounded());
+        log.clear();
+        assert!(log.is_empty() && log.ranges().is_empty());
+        log.unbounded();
+        assert!(log.is_unbounded() && !log.is_empty());
     }
 
     #[test]

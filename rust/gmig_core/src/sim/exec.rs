@@ -31,7 +31,7 @@
 
 use super::super::gtt::{Pte, PAGE_SIZE};
 use super::super::mem::{GuestMem, MemFault};
-use super::super::writeset::WriteSink;
+use super::super::writeset::{command::writes_through_state, WriteSink};
 use super::regs::{ContextDescriptor, CTX_CONTROL, RCS_IMR, RING_CTL};
 use super::vgpu::SimVgpu;
 
@@ -537,7 +537,7 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
                         data[4..].copy_from_slice(&fetch(c, 5)?.to_le_bytes());
                         c.write_recorded(space, addr, &data, sink).map_err(at)?;
                     }
-                } else if draws(dw0) {
+                } else if writes_through_state(dw0) {
                     // A real GPU writes the bound render targets, UAVs or
                     // media surfaces here: state this streamer does not
                     // follow, so the command's write set is unknown.
@@ -560,16 +560,6 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
         }
         cur.advance(len);
     }
-}
-
-/// GFXPIPE commands that make a real GPU write memory through state
-/// (render targets, UAVs, media surfaces): 3DPRIMITIVE, GPGPU_WALKER,
-/// MEDIA_OBJECT, MEDIA_OBJECT_PRT and MEDIA_OBJECT_WALKER.
-fn draws(dw0: u32) -> bool {
-    matches!(
-        dw0 & 0xffff_0000,
-        0x7b00_0000 | 0x7105_0000 | 0x7100_0000 | 0x7102_0000 | 0x7103_0000
-    )
 }
 
 /// The immediate-data write of MI_STORE_DATA_IMM and MI_FLUSH_DW: the
@@ -993,6 +983,99 @@ pub(crate) mod tests {
                 assert!(sink.0.contains(&g), "write to {g:#x} not in the write set");
             }
         }
+    }
+
+    /// The write-set analysis GVT-g's scanner hook applies
+    /// ([`command_write`]) bounds what this streamer writes: random rings
+    /// of GGTT commands, every guest write either in the analysis' frames
+    /// (or the context image it writes back) or in a command the analysis
+    /// calls unbounded.
+    #[test]
+    fn command_write_analysis_covers_the_streamers_writes() {
+        use crate::writeset::command::{command_write, record_write, CmdWrite};
+        let mut rng = crate::testutil::Rng::new(5);
+        let mut checked = 0;
+        for _ in 0..300 {
+            let (mut v, mut mem) = rig();
+            let mut ring = Vec::new();
+            let mut cmds = Vec::new();
+            for _ in 0..1 + rng.below(6) {
+                let a = G + 0x20000 + (rng.below(64 * 1024) as u32 & !7);
+                let c: Vec<u32> = match rng.below(6) {
+                    0 => vec![(0x20 << 23) | (1 << 22) | 2, a, 0, 1],
+                    1 => vec![(0x20 << 23) | (1 << 22) | 3, a | 4, 0, 1, 2],
+                    2 => vec![(0x26 << 23) | (1 << 14) | 2, a | 4, 0, 1],
+                    3 => vec![0x7a00_0004, (1 << 24) | (1 << 14), a, 0, 1, 2],
+                    4 => {
+                        let (y1, x1) = (rng.below(8) as u32, rng.below(512) as u32);
+                        let (y2, x2) =
+                            (y1 + 1 + rng.below(8) as u32, x1 + 1 + rng.below(512) as u32);
+                        vec![
+                            (2 << 29) | (0x50 << 22) | 5,
+                            (3 << 24) | 4096,
+                            (y1 << 16) | x1,
+                            (y2 << 16) | x2,
+                            a & !0xfff,
+                            0,
+                            7,
+                        ]
+                    }
+                    _ => {
+                        let y2 = 1 + rng.below(6) as u32;
+                        vec![
+                            (2 << 29) | (0x53 << 22) | 8,
+                            (3 << 24) | 4096,
+                            0,
+                            (y2 << 16) | 64,
+                            a & !0xfff,
+                            0,
+                            0,
+                            4096,
+                            G + 0x80000,
+                            0,
+                        ]
+                    }
+                };
+                ring.extend_from_slice(&c);
+                cmds.push(c);
+            }
+            put(&mut mem, 4096, &ring);
+            let tail = (ring.len() * 4) as u32;
+            put(
+                &mut mem,
+                0,
+                &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, tail, 0, 0],
+            );
+            v.submit(PBASE);
+            let d = v.take_submission().unwrap();
+            mem.writes.clear();
+            v.execute(d, &mut mem, &mut |_| {}).unwrap();
+            let mut frames: Vec<u64> = vec![0];
+            let mut unbounded = false;
+            let mut sink = |g: u64| frames.push(g);
+            for c in &cmds {
+                let w = command_write(c, crate::cmd::Mode::GGTT);
+                if w == CmdWrite::Unbounded {
+                    unbounded = true;
+                }
+                record_write(
+                    w,
+                    |_, a| v.translate_ggtt(a).ok().map(|gpa| gpa / PAGE_SIZE),
+                    &mut sink,
+                );
+            }
+            assert!(!unbounded);
+            for &(gpa, len) in &mem.writes {
+                for g in gpa / PAGE_SIZE..=(gpa + len as u64 - 1) / PAGE_SIZE {
+                    assert!(
+                        frames.contains(&g),
+                        "write to {g:#x} not in {frames:x?} of {cmds:x?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 300);
     }
 
     #[test]
