@@ -22,7 +22,7 @@
 # both sides (each side's guest RAM is a shared file, see dom_xml), the
 # domain runs where it should, the workload runs on its new vGPU without
 # fault, and the vGPU left behind takes a new domain.
-# Usage: libvirt-migration.sh KDIR OUTDIR (make check LIBVIRT=1 runs it)
+# Usage: libvirt-migration.sh KDIR OUTDIR (make check runs it; LIBVIRT=0 skips it)
 set -u
 KDIR=$1
 OUT=$2
