@@ -23,7 +23,7 @@ make -s -C selftests KSRC="$KSRC" KDIR="$KDIR" OUTPUT="$OUT/bin" bench \
 	>"$OUT/bench-build.log" 2>&1 || { cat "$OUT/bench-build.log"; exit 1; }
 
 echo "== booting $(basename "$KDIR") under virtme-ng (TCG, ${BENCH_CPUS:-2} vCPUs, ${BENCH_MEMORY:-4G})"
-timeout "${BENCH_TIMEOUT:-5400}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
+flock "$VM_LOCK" timeout "${BENCH_TIMEOUT:-5400}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
 	--disable-kvm --disable-microvm --memory "${BENCH_MEMORY:-4G}" --cpus "${BENCH_CPUS:-2}" \
 	--rodir "$GMIG_CACHE" --rwdir "$OUT" \
 	--exec "bash $GMIG_ROOT/tests/bench-vm.sh $KDIR $OUT $*" </dev/null >"$OUT/vm.log" 2>&1

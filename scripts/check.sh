@@ -109,7 +109,7 @@ if [ "$libvirt" = 1 ]; then
 	extra=600
 	[ "$FLAVOUR" = debug ] && extra=2400
 fi
-timeout "${VM_TIMEOUT:-$((2400 + 2 * hostile + extra))}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
+flock "$VM_LOCK" timeout "${VM_TIMEOUT:-$((2400 + 2 * hostile + extra))}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
 	--disable-kvm --disable-microvm --memory 2G --cpus 2 --rodir "$GMIG_CACHE" \
 	--append log_buf_len=32M \
 	--rwdir "$OUT" --exec "${LONG:+GMIG_LONG=1} GMIG_LIBVIRT=$libvirt GMIG_HOSTILE_SECS=$hostile ${HOSTILE_SEED:+GMIG_HOSTILE_SEED=$HOSTILE_SEED} bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \

@@ -15,7 +15,7 @@ OUT=$GMIG_ROOT/build/demo
 rm -rf "$OUT" && mkdir -p "$OUT"
 gcc -O2 -Wall -Werror -o "$OUT/memcpy-bench" tests/memcpy-bench.c
 echo "== booting $(basename "$KDIR") under virtme-ng (TCG)"
-timeout "${VM_TIMEOUT:-1800}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
+flock "$VM_LOCK" timeout "${VM_TIMEOUT:-1800}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
 	--disable-kvm --disable-microvm --memory 2G --cpus 2 --rodir "$GMIG_CACHE" \
 	--rwdir "$OUT" --exec "bash $GMIG_ROOT/tests/demo-vm.sh $KDIR $OUT" </dev/null
 echo

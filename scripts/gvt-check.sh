@@ -73,7 +73,7 @@ fi
 # 3. In the VM. --run on the build directory makes virtme-ng install the
 # tree's modules, so modprobe finds kvmgt, i915, kvm and mdev.
 vmlog=$OUT/vm.log
-timeout "${VM_TIMEOUT:-900}" "$VNG" --run "$KDIR" \
+flock "$VM_LOCK" timeout "${VM_TIMEOUT:-900}" "$VNG" --run "$KDIR" \
 	--disable-kvm --disable-microvm --memory 2G --cpus 2 --rodir "$GMIG_CACHE" \
 	--rwdir "$OUT" --exec "bash $GMIG_ROOT/tests/gvt-vm.sh $OUT" \
 	</dev/null >"$vmlog" 2>&1

@@ -14,7 +14,7 @@ cd "$GMIG_ROOT"
 KDIR=$(scripts/kernel.sh --print-kdir)
 OUT=${GMIG_OUT:-$GMIG_ROOT/out/vm}
 mkdir -p "$OUT"
-exec timeout "${VM_TIMEOUT:-1800}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
+exec flock "$VM_LOCK" timeout "${VM_TIMEOUT:-1800}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
 	--disable-kvm --disable-microvm --memory "${VM_MEMORY:-2G}" --cpus 2 \
 	${VM_APPEND:+--append "$VM_APPEND"} \
 	--rodir "$GMIG_CACHE" --rwdir "$OUT" \
