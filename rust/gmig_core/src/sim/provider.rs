@@ -406,6 +406,15 @@ mod tests {
         SimVgpu::new(ty, p, vec![0; p.entries() as usize]).unwrap()
     }
 
+    /// The stream header names the vGPU type by its index in [`TYPES`]:
+    /// a destination of another type must see another index.
+    #[test]
+    fn every_type_has_its_own_index() {
+        for i in 0..TYPES.len() {
+            assert_eq!(usize::from(Provider::type_index(&vgpu_of(i, 1))), i);
+        }
+    }
+
     fn save(v: &SimVgpu<Vec<u64>>) -> Vec<u8> {
         let mut img = vec![0u8; v.state_len()];
         let n = v.save_state(&mut img).unwrap();

@@ -40,8 +40,10 @@ pub struct VgpuType {
     pub description: &'static str,
 }
 
-/// The vGPU types of the sim parent, in the spirit of GVT-g's V5_x types.
-pub const TYPES: &[VgpuType] = &[
+/// The vGPU types of the sim parent, in the spirit of GVT-g's V5_x types. A
+/// `static`, not a `const`: the sim's `Provider::type_index` finds a vGPU's type by
+/// its address, and each use of a `const` may be another copy.
+pub static TYPES: &[VgpuType] = &[
     VgpuType {
         name: "gmig-small",
         ggtt_size: 64 << 20,
