@@ -127,24 +127,38 @@ const MAX_FAR_FRAMES: usize = 1 << 16;
 
 extern "C" {
     fn get_random_u64() -> u64;
-    fn gmig_param_precopy() -> *const kernel::ffi::c_char;
-    fn gmig_param_dirty() -> *const kernel::ffi::c_char;
-    fn gmig_param_rehash() -> *const kernel::ffi::c_char;
+    fn gmig_param_get(which: u32, buf: *mut kernel::ffi::c_char, len: usize);
 }
 
-fn param(f: unsafe extern "C" fn() -> *const kernel::ffi::c_char) -> &'static str {
-    // SAFETY: `f` is one of the shim's `gmig_param_*()` accessors (no
-    // preconditions), which return their NUL-terminated module parameter
-    // buffer; it lives as long as the module.
-    let s = unsafe { kernel::str::CStr::from_char_ptr(f()) };
-    s.to_str().unwrap_or("")
+/// A copy of a module parameter's value, taken under the parameter lock
+/// (the shim's buffers hold 16 bytes, NUL included).
+struct ParamValue([u8; 16]);
+
+impl ParamValue {
+    fn read(which: planner::Param) -> Self {
+        let mut b = [0u8; 16];
+        // SAFETY: `b` is valid for writes of `b.len()` bytes, all the shim
+        // writes (it NUL-terminates within them).
+        unsafe { gmig_param_get(which as u32, b.as_mut_ptr().cast(), b.len()) };
+        Self(b)
+    }
+
+    fn as_str(&self) -> &str {
+        let n = self.0.iter().position(|&c| c == 0).unwrap_or(self.0.len());
+        self.0
+            .get(..n)
+            .and_then(|v| core::str::from_utf8(v).ok())
+            .unwrap_or("")
+    }
 }
 
 /// The policies of this migration, from the module parameters.
 fn policies() -> (Policy, DirtySource, Rehash) {
-    let p = Policy::parse(param(gmig_param_precopy)).unwrap_or(Policy::Oneshot);
-    let d = DirtySource::parse(param(gmig_param_dirty)).unwrap_or(DirtySource::Hash);
-    let r = Rehash::parse(param(gmig_param_rehash)).unwrap_or(Rehash::WriteSet);
+    use planner::Param;
+    let v = |p| ParamValue::read(p);
+    let p = Policy::parse(v(Param::Precopy).as_str()).unwrap_or(Policy::Oneshot);
+    let d = DirtySource::parse(v(Param::Dirty).as_str()).unwrap_or(DirtySource::Hash);
+    let r = Rehash::parse(v(Param::Rehash).as_str()).unwrap_or(Rehash::WriteSet);
     (p, d, r)
 }
 

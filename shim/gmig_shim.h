@@ -130,8 +130,6 @@ void gmig_schedule_workload(struct gmig_vdev *gv, unsigned long delay_ms);
 void gmig_cancel_workload(struct gmig_vdev *gv);
 struct device *gmig_vdev_device(struct gmig_vdev *gv);
 void gmig_log_set_dirty(struct iova_bitmap *dirty, u64 iova, u64 length);
-const char *gmig_param_precopy(void);
-const char *gmig_param_dirty(void);
-const char *gmig_param_rehash(void);
+void gmig_param_get(enum gmig_param which, char *buf, size_t len);
 
 #endif /* GMIG_SHIM_H */

@@ -109,19 +109,23 @@ MODULE_PARM_DESC(dirty, "dirty GPU pages: hash (software dirty pages, default) o
 module_param_cb(rehash, &gmig_rehash_ops, &gmig_rehash_kps, 0644);
 MODULE_PARM_DESC(rehash, "pages a hashing report re-hashes: writeset (what executed commands could write, default) or all (gMig)");
 
-const char *gmig_param_precopy(void)
+/*
+ * Copies module parameter @which into @buf (@len bytes, NUL-terminated)
+ * under the parameter lock, which a write of the parameter holds: a
+ * migration starting meanwhile reads the old value or the new one, never
+ * a mix of the two.
+ */
+void gmig_param_get(enum gmig_param which, char *buf, size_t len)
 {
-	return gmig_precopy;
-}
+	static const char *const vals[] = {
+		[GMIG_PARAM_PRECOPY] = gmig_precopy,
+		[GMIG_PARAM_DIRTY] = gmig_dirty,
+		[GMIG_PARAM_REHASH] = gmig_rehash,
+	};
 
-const char *gmig_param_dirty(void)
-{
-	return gmig_dirty;
-}
-
-const char *gmig_param_rehash(void)
-{
-	return gmig_rehash;
+	kernel_param_lock(THIS_MODULE);
+	strscpy(buf, which < ARRAY_SIZE(vals) ? vals[which] : "", len);
+	kernel_param_unlock(THIS_MODULE);
 }
 
 /* Helpers for Rust. */
