@@ -70,6 +70,22 @@ impl super::mem::GuestMem for VecMem {
     }
 }
 
+/// A write sink for host tests: the frames it was told of, and whether it
+/// was told the write set is unbounded.
+#[cfg(all(test, not(CONFIG_RUST)))]
+#[derive(Default)]
+pub(crate) struct Sink(pub std::vec::Vec<u64>, pub bool);
+
+#[cfg(all(test, not(CONFIG_RUST)))]
+impl super::writeset::WriteSink for Sink {
+    fn may_write(&mut self, gfn: u64) {
+        self.0.push(gfn)
+    }
+    fn unbounded(&mut self) {
+        self.1 = true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -408,17 +408,7 @@ mod tests {
         m
     }
 
-    #[derive(Default)]
-    struct Sink(Vec<u64>, bool);
-
-    impl WriteSink for Sink {
-        fn may_write(&mut self, gfn: u64) {
-            self.0.push(gfn)
-        }
-        fn unbounded(&mut self) {
-            self.1 = true
-        }
-    }
+    use crate::testutil::Sink;
 
     const AP: u32 = (32 * MIB) as u32;
 
@@ -584,17 +574,7 @@ mod writes_tests {
         w
     }
 
-    #[derive(Default)]
-    struct Sink(Vec<u64>, bool);
-
-    impl WriteSink for Sink {
-        fn may_write(&mut self, gfn: u64) {
-            self.0.push(gfn)
-        }
-        fn unbounded(&mut self) {
-            self.1 = true
-        }
-    }
+    use crate::testutil::Sink;
 
     fn sdi(page: u64) -> [u32; 4] {
         [

@@ -717,6 +717,17 @@ pub(crate) mod tests {
         mem: &mut VecMem,
         ring: &[u32],
     ) -> Result<ExecStats, Fault> {
+        run_ring_into(v, mem, ring, &mut |_| {})
+    }
+
+    /// [`run_ring`] with the write sets going to `sink`; `mem.writes` then
+    /// holds the streamer's writes only.
+    fn run_ring_into(
+        v: &mut SimVgpu<Vec<u64>>,
+        mem: &mut VecMem,
+        ring: &[u32],
+        sink: &mut impl WriteSink,
+    ) -> Result<ExecStats, Fault> {
         put(mem, 4096, ring);
         let tail = (ring.len() * 4) as u32;
         put(
@@ -726,7 +737,8 @@ pub(crate) mod tests {
         );
         v.submit(PBASE | (5 << 32));
         let d = v.take_submission().unwrap();
-        v.execute(d, mem, &mut |_| {})
+        mem.writes.clear();
+        v.execute(d, mem, sink)
     }
 
     const G: u32 = PBASE as u32;
@@ -935,15 +947,7 @@ pub(crate) mod tests {
 
     #[test]
     fn write_sets_cover_every_write_and_draws_are_unbounded() {
-        struct Sink(Vec<u64>, bool);
-        impl WriteSink for Sink {
-            fn may_write(&mut self, gfn: u64) {
-                self.0.push(gfn)
-            }
-            fn unbounded(&mut self) {
-                self.1 = true
-            }
-        }
+        use crate::testutil::Sink;
         let (mut v, mut mem) = rig();
         let ring = [
             // XY_COLOR_BLT 3 rows of a pitch-4096 surface at 0x30000.
@@ -964,18 +968,8 @@ pub(crate) mod tests {
             0,
             0,
         ];
-        put(&mut mem, 4096, &ring);
-        let tail = (ring.len() * 4) as u32;
-        put(
-            &mut mem,
-            0,
-            &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, tail, 0, 0],
-        );
-        v.submit(PBASE);
-        let d = v.take_submission().unwrap();
-        mem.writes.clear();
         let mut sink = Sink(Vec::new(), false);
-        v.execute(d, &mut mem, &mut sink).unwrap();
+        run_ring_into(&mut v, &mut mem, &ring, &mut sink).unwrap();
         assert!(sink.1, "3DPRIMITIVE makes the write set unbounded");
         assert_eq!(sink.0, vec![0x30, 0x31, 0x32, 0]);
         for &(gpa, len) in &mem.writes {
@@ -1039,17 +1033,7 @@ pub(crate) mod tests {
                 ring.extend_from_slice(&c);
                 cmds.push(c);
             }
-            put(&mut mem, 4096, &ring);
-            let tail = (ring.len() * 4) as u32;
-            put(
-                &mut mem,
-                0,
-                &[LRC_MAGIC, (PBASE + 4096) as u32, 8192, 0, tail, 0, 0],
-            );
-            v.submit(PBASE);
-            let d = v.take_submission().unwrap();
-            mem.writes.clear();
-            v.execute(d, &mut mem, &mut |_| {}).unwrap();
+            run_ring(&mut v, &mut mem, &ring).unwrap();
             let mut frames: Vec<u64> = vec![0];
             let mut unbounded = false;
             let mut sink = |g: u64| frames.push(g);

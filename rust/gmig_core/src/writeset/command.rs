@@ -305,7 +305,6 @@ pub fn record_write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::vec::Vec;
 
     const G: u32 = 0x0400_0000;
 
@@ -474,17 +473,7 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Sink(Vec<u64>, bool);
-
-    impl WriteSink for Sink {
-        fn may_write(&mut self, gfn: u64) {
-            self.0.push(gfn)
-        }
-        fn unbounded(&mut self) {
-            self.1 = true
-        }
-    }
+    use crate::testutil::Sink;
 
     #[test]
     fn records_every_page_or_goes_unbounded() {
