@@ -23,11 +23,13 @@
 # domain runs where it should, the workload runs on its new vGPU without
 # fault, and the vGPU left behind takes a new domain.
 # Usage: libvirt-migration.sh KDIR OUTDIR (make check runs it; LIBVIRT=0 skips it)
+#   gmig.ko is taken from $GMIG_KO, default the repository root.
 set -u
 KDIR=$1
 OUT=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+KO=${GMIG_KO:-$ROOT/gmig.ko}
 . "$HERE/lib.sh"	# result, check
 
 # In the VM /run is a tmpfs of its own (/tmp is an overlay of the host's).
@@ -120,7 +122,7 @@ daemon_up() {
 hosts_up() {
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 	grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko" || return 1
-	grep -q '^gmig ' /proc/modules || insmod "$ROOT/gmig.ko" || return 1
+	grep -q '^gmig ' /proc/modules || insmod "$KO" || return 1
 	echo oneshot >/sys/module/gmig/parameters/precopy
 	echo hash >/sys/module/gmig/parameters/dirty
 	# Mount points of the hosts' own directories (/var/log is a tmpfs).
