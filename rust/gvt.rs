@@ -570,9 +570,11 @@ impl MigDevice for GvtDev {
         self.hooks.lock().writes.sync(reg, mig);
     }
 
-    fn logging(&self, on: bool) -> Result {
-        let mut h = self.hooks.lock();
-        if on && h.pins_lost > 0 {
+    fn logging_start(&self) -> Result {
+        let h = self.hooks.lock();
+        // Checked and set under one hold of `hooks`: a pin lost between the
+        // two would be missed.
+        if h.pins_lost > 0 {
             dev_err!(
                 self.dev,
                 "gvt: vGPU {}: {} pinned ranges have no record: dirty logging refused (it would miss their pages)\n",
@@ -581,19 +583,12 @@ impl MigDevice for GvtDev {
             );
             return Err(ENOMEM);
         }
-        h.logging = on;
-        h.reachable.clear();
-        h.overflow = false;
-        drop(h);
-        // The register image for the status pages: without it, the reports
-        // after a workload re-hash every tracked page (`sync()`).
-        let mut regs = self.status_regs.lock();
-        *regs = if on {
-            KVVec::from_elem(0u64, self.vregs_size.div_ceil(8), GFP_KERNEL).unwrap_or(KVVec::new())
-        } else {
-            KVVec::new()
-        };
+        self.set_logging(h, true);
         Ok(())
+    }
+
+    fn logging_stop(&self) {
+        self.set_logging(self.hooks.lock(), false);
     }
 
     // TODO: kvmgt's GGTT write hook is not called for a partial (4-byte)
@@ -616,6 +611,23 @@ impl MigDevice for GvtDev {
 }
 
 impl GvtDev {
+    /// Dirty logging on or off, with `hooks` held by the caller: what the
+    /// hooks queued for an earlier migration is dropped, and the register
+    /// image for the status pages is allocated (without it, the reports
+    /// after a workload re-hash every tracked page, `sync()`) or freed.
+    fn set_logging(&self, mut h: MutexGuard<'_, Hooks>, on: bool) {
+        h.logging = on;
+        h.reachable.clear();
+        h.overflow = false;
+        drop(h);
+        let mut regs = self.status_regs.lock();
+        *regs = if on {
+            KVVec::from_elem(0u64, self.vregs_size.div_ceil(8), GFP_KERNEL).unwrap_or(KVVec::new())
+        } else {
+            KVVec::new()
+        };
+    }
+
     /// The vGPU's register image, read into [`GvtDev::status_regs`]; `None`
     /// if dirty logging allocated none or kvmgt refused.
     fn read_regs(&self) -> Option<MutexGuard<'_, KVVec<u64>>> {

@@ -93,12 +93,14 @@ pub(crate) trait MigDevice {
     /// Hands the migration what the backend learnt outside the vGPU lock
     /// (GVT-g's hooks); called before the tracker is used.
     fn sync(&self, _mig: &mut Migration) {}
-    /// Dirty logging starts (`true`, before the writable frames are
-    /// enumerated) or stops. An error refuses the start: the provider
-    /// cannot enumerate every frame the GPU may write.
-    fn logging(&self, _on: bool) -> Result {
+    /// Dirty logging starts (before the writable frames are enumerated).
+    /// An error refuses the start: the provider cannot enumerate every
+    /// frame the GPU may write.
+    fn logging_start(&self) -> Result {
         Ok(())
     }
+    /// Dirty logging stops (which cannot be refused).
+    fn logging_stop(&self) {}
     /// A restore put the vGPU at GGTT base `dst`, the source's was `src`:
     /// the provider says how its graphics addresses follow (`remapped`:
     /// addresses the restore itself patched).
@@ -809,7 +811,7 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
         WriteSet::new(start, pages, KVVec::from_elem(0u64, words, GFP_KERNEL)?).ok_or(EINVAL)?;
     d.with_locked(|l| {
         // Frames that become writable from here on reach `sync()`.
-        d.logging(true)?;
+        d.logging_start()?;
         l.prov.for_each_writable_frame(&mut |gfn| {
             if tracker.track(gfn).is_err() {
                 far.insert(gfn);
@@ -841,8 +843,7 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
 pub(crate) fn log_stop<D: MigDevice>(d: &D) {
     d.with_locked(|l| {
         l.mig.tracking = None;
-        // Stopping cannot be refused.
-        let _ = d.logging(false);
+        d.logging_stop();
     })
 }
 
