@@ -931,7 +931,7 @@ mod tests {
         let lrca = u32::try_from(l.aperture.base).unwrap() + 0x10000 + (i % 8) * 0x20000;
         PendingWorkload {
             engine: i % 3,
-            flags: u32::from(i % 2 == 0) * WORKLOAD_SCHEDULE_IN,
+            flags: u32::from(i.is_multiple_of(2)) * WORKLOAD_SCHEDULE_IN,
             desc: [lrca | 0x19, 0x100 + i],
             elsp: [lrca | 0x19, 0x100 + i, 0, 0],
             rb_head: 0x20 * (i % 16),
