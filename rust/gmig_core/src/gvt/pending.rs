@@ -135,8 +135,10 @@ impl PendingWorkload {
             return None;
         }
         let mut w = [0u32; WORKLOAD_WORDS];
-        for (v, c) in w.iter_mut().zip(b.chunks_exact(4)) {
-            *v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        // Not `chunks_exact`: its `zip` specialisation trips objtool in the
+        // kernel build.
+        for (v, c) in w.iter_mut().zip(b.chunks(4)) {
+            *v = u32::from_le_bytes(c.try_into().ok()?);
         }
         (w[13] == 0 && w[14] == 0 && w[15] == 0).then(|| Self::from_words(&w))
     }
@@ -146,7 +148,7 @@ impl PendingWorkload {
         if out.len() != WORKLOAD_LEN {
             return None;
         }
-        for (c, v) in out.chunks_exact_mut(4).zip(self.to_words()) {
+        for (c, v) in out.chunks_mut(4).zip(self.to_words()) {
             c.copy_from_slice(&v.to_le_bytes());
         }
         Some(())
@@ -254,7 +256,7 @@ pub fn write_pending(out: &mut [u8], records: &[[u32; WORKLOAD_WORDS]]) -> Optio
     let (h, body) = out.split_at_mut(8);
     h[0..4].copy_from_slice(&n.to_le_bytes());
     h[4..8].fill(0);
-    for (c, w) in body.chunks_exact_mut(WORKLOAD_LEN).zip(records) {
+    for (c, w) in body.chunks_mut(WORKLOAD_LEN).zip(records) {
         PendingWorkload::from_words(w).encode(c)?;
     }
     Some(())
