@@ -1410,11 +1410,12 @@ static int resume(struct scenario *s, const u8 *stream, int *werr)
 		return fail(s, "set_state(RESUMING): %ld", PTR_ERR(f));
 	s->dst_data = f;
 	s->restores_before = m->restores;
-	/* the VMM migrated guest RAM as it stood at the stop */
-	scoped_guard(mutex, &s->src->mem_lock) {
-		guard(mutex)(&m->mem_lock);
+	/*
+	 * The VMM migrated guest RAM as it stood at the stop (nothing else
+	 * runs on dst now; both mem_locks are of one lock class).
+	 */
+	scoped_guard(mutex, &s->src->mem_lock)
 		memcpy(m->mem, s->src->mem, MOCK_MEM_SIZE);
-	}
 	*werr = write_all(s, f, stream, s->stream_len);
 	return 0;
 }
