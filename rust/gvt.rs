@@ -25,10 +25,16 @@
 //!   candidates. A workload in flight at the report, a command whose
 //!   writes cannot be bounded (PPGTT, draws, ...) make every tracked page
 //!   one; an idle vGPU costs none;
+//! - pending workloads (queued, not run at the stop): saved with
+//!   `intel_gvt_companion_save_workloads()` into the stop-copy image,
+//!   re-created in order on the destination with
+//!   `intel_gvt_companion_resubmit_workloads()` ([`gvt::pending`]);
 //! - after a restore from a source whose graphics memory sat elsewhere,
 //!   the command scanner hook moves graphics addresses of resubmitted
 //!   workloads to this vGPU's slices ([`AuditMap`],
-//!   [`gvt::patch_command`]).
+//!   [`gvt::patch_command`]), and the `map_gma` hook those kvmgt takes
+//!   from the guest outside commands: context descriptors, ring starts,
+//!   guest GGTT MMIO accesses ([`AuditMap::map_guest`]).
 //!
 //! Lock order: [`GvtDev::inner`] (the migration's vGPU lock), then
 //! [`GvtDev::status_regs`], then kvmgt's `vgpu_lock` (taken by its
@@ -61,7 +67,8 @@ use crate::{
         cmd::Mode,
         gvt::{
             self, AuditMap, EventKind, GgttMirror, GvtHost, GvtLayout, GvtVgpu, GvtWrites, Part,
-            StateSizes, StateSource, COMPANION_VERSION,
+            PendingList, PendingWorkload, StateSizes, StateSource, COMPANION_VERSION, MAX_PENDING,
+            WORKLOAD_LEN, WORKLOAD_WORDS,
         },
         mem::{GuestMem, MemFault},
         provider::{tracker_update, Provider, ShadowEvent},
@@ -96,6 +103,8 @@ extern "C" {
         len: usize,
         write: bool,
     ) -> c_int;
+    fn gmig_gvt_save_workloads(vgpu: *mut IntelVgpu, buf: *mut u32, count: u32) -> c_int;
+    fn gmig_gvt_resubmit_workloads(vgpu: *mut IntelVgpu, buf: *const u32, count: u32) -> c_int;
 }
 
 /// Counters over all GVT-g vGPUs (debugfs `gmig/gvt`).
@@ -115,6 +124,10 @@ struct Counters {
     addrs_patched: AtomicU64,
     cmds_refused: AtomicU64,
     pins_untracked: AtomicU64,
+    workloads_saved: AtomicU64,
+    workloads_resubmitted: AtomicU64,
+    gmas_mapped: AtomicU64,
+    gmas_refused: AtomicU64,
 }
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
@@ -152,6 +165,10 @@ static COUNTERS: Counters = Counters {
     addrs_patched: AtomicU64::new(0),
     cmds_refused: AtomicU64::new(0),
     pins_untracked: AtomicU64::new(0),
+    workloads_saved: AtomicU64::new(0),
+    workloads_resubmitted: AtomicU64::new(0),
+    gmas_mapped: AtomicU64::new(0),
+    gmas_refused: AtomicU64::new(0),
 };
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -186,7 +203,11 @@ impl core::fmt::Debug for Status {
         writeln!(f, "pages_reported: {}", r(&c.pages_reported))?;
         writeln!(f, "addrs_patched: {}", r(&c.addrs_patched))?;
         writeln!(f, "cmds_refused: {}", r(&c.cmds_refused))?;
-        writeln!(f, "pins_untracked: {}", r(&c.pins_untracked))
+        writeln!(f, "pins_untracked: {}", r(&c.pins_untracked))?;
+        writeln!(f, "workloads_saved: {}", r(&c.workloads_saved))?;
+        writeln!(f, "workloads_resubmitted: {}", r(&c.workloads_resubmitted))?;
+        writeln!(f, "gmas_mapped: {}", r(&c.gmas_mapped))?;
+        writeln!(f, "gmas_refused: {}", r(&c.gmas_refused))
     }
 }
 
@@ -321,6 +342,56 @@ impl VgpuPtr {
         Ok(())
     }
 
+    /// How many workloads kvmgt has queued and not run.
+    fn pending_count(self) -> Result<usize> {
+        // SAFETY: live vGPU (type invariant); a NULL buffer of no room
+        // asks for the number only.
+        let n = unsafe { gmig_gvt_save_workloads(self.0, core::ptr::null_mut(), 0) };
+        usize::try_from(n).map_err(|_| EIO)
+    }
+
+    /// Saves the pending workloads into `out` (little-endian records,
+    /// [`WORKLOAD_LEN`] bytes each); fails if their number is not the
+    /// records `out` holds.
+    fn save_pending(self, out: &mut [u8]) -> Result {
+        let n = out.len() / WORKLOAD_LEN;
+        if n > MAX_PENDING || n * WORKLOAD_LEN != out.len() {
+            return Err(EINVAL);
+        }
+        let mut words = KVVec::from_elem(0u32, n * WORKLOAD_WORDS, GFP_KERNEL)?;
+        let count = u32::try_from(n)?;
+        // SAFETY: live vGPU (type invariant); `words` holds `count`
+        // records of `WORKLOAD_WORDS` dwords (`struct intel_gvt_workload`,
+        // the shim checks its size).
+        let got = unsafe { gmig_gvt_save_workloads(self.0, words.as_mut_ptr(), count) };
+        if u32::try_from(got).ok() != Some(count) {
+            return Err(EIO);
+        }
+        for (c, w) in out
+            .chunks_mut(WORKLOAD_LEN)
+            .zip(words.chunks(WORKLOAD_WORDS))
+        {
+            let w: &[u32; WORKLOAD_WORDS] = w.try_into().map_err(|_| EINVAL)?;
+            PendingWorkload::from_words(w).encode(c).ok_or(EINVAL)?;
+        }
+        bump(&COUNTERS.workloads_saved, u64::try_from(n)?);
+        Ok(())
+    }
+
+    /// Has kvmgt re-create `pending` in their order.
+    fn resubmit(self, pending: &PendingList<'_>) -> Result {
+        let mut words = KVVec::with_capacity(pending.len() * WORKLOAD_WORDS, GFP_KERNEL)?;
+        for w in pending.iter() {
+            words.extend_from_slice(&w.ok_or(EINVAL)?.to_words(), GFP_KERNEL)?;
+        }
+        let count = u32::try_from(pending.len())?;
+        // SAFETY: live vGPU (type invariant); `words` holds `count`
+        // records of `WORKLOAD_WORDS` dwords.
+        to_result(unsafe { gmig_gvt_resubmit_workloads(self.0, words.as_ptr(), count) })?;
+        bump(&COUNTERS.workloads_resubmitted, u64::from(count));
+        Ok(())
+    }
+
     fn rw_gpa(self, gpa: u64, buf: *mut u8, len: usize, write: bool) -> Result {
         // SAFETY: live vGPU (type invariant); the callers pass a buffer
         // valid for `len` bytes (read only when `write`).
@@ -397,6 +468,15 @@ impl StateSource for Host {
     fn save(&self, part: Part, out: &mut [u8]) -> bool {
         self.vgpu.save(part, out).is_ok()
     }
+
+    /// More than an image holds fails the save ([`gvt::write_image`]).
+    fn pending_count(&self) -> usize {
+        self.vgpu.pending_count().unwrap_or(usize::MAX)
+    }
+
+    fn save_pending(&self, out: &mut [u8]) -> bool {
+        self.vgpu.save_pending(out).is_ok()
+    }
 }
 
 impl GvtHost for Host {
@@ -428,6 +508,10 @@ impl GvtHost for Host {
 
     fn set_audit(&mut self, map: AuditMap) {
         self.hooks.lock().audit = map;
+    }
+
+    fn resubmit(&mut self, pending: &PendingList<'_>) -> bool {
+        self.vgpu.resubmit(pending).is_ok()
     }
 }
 
@@ -974,6 +1058,42 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
                     k
                 );
             }
+            EFAULT.to_errno()
+        }
+    }
+}
+
+/// kvmgt's `map_gma` hook: moves the guest's graphics address at `gma`
+/// (`size` bytes, taken from outside a command buffer: a context
+/// descriptor, a ring or context buffer start, a GGTT MMIO access) to this
+/// vGPU's graphics memory ([`AuditMap::map_guest`]). Returns 0, or
+/// -EFAULT if the address is none of the guest's.
+///
+/// # Safety
+///
+/// `gg` came from `gmig_rs_gvt_vgpu_create()` and is not destroyed yet;
+/// `gma` is valid for reads and writes for the duration of the call.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_gvt_map_gma(gg: *mut c_void, gma: *mut u64, size: u64) -> c_int {
+    // SAFETY: `gg` is live for this call (the function's contract).
+    let g = unsafe { device_ref(gg) };
+    if gma.is_null() {
+        return EFAULT.to_errno();
+    }
+    // SAFETY: `gma` is non-null and valid for the call (caller contract).
+    let from = unsafe { *gma };
+    let audit = g.hooks.lock().audit;
+    match audit.map_guest(from, size) {
+        Ok(to) => {
+            if to != from {
+                bump(&COUNTERS.gmas_mapped, 1);
+                // SAFETY: as above.
+                unsafe { *gma = to };
+            }
+            0
+        }
+        Err(_) => {
+            bump(&COUNTERS.gmas_refused, 1);
             EFAULT.to_errno()
         }
     }

@@ -43,7 +43,14 @@ static struct {
 	typeof(intel_gvt_companion_save_state) *save;
 	typeof(intel_gvt_companion_restore_state) *restore;
 	typeof(intel_gvt_companion_rw_gpa) *rw_gpa;
+	typeof(intel_gvt_companion_save_workloads) *save_wl;
+	typeof(intel_gvt_companion_resubmit_workloads) *resubmit_wl;
 } gvt;
+
+/* rust/gvt.rs passes workloads as GMIG_GVT_WORKLOAD_WORDS dwords each. */
+#define GMIG_GVT_WORKLOAD_WORDS 16
+static_assert(sizeof(struct intel_gvt_workload) ==
+	      GMIG_GVT_WORKLOAD_WORDS * sizeof(u32));
 
 /* gmig's side of one GVT-g vGPU: the companion's priv. */
 struct gmig_gvt_dev {
@@ -176,6 +183,11 @@ static int gmig_gvt_scan_cmd(void *priv, u32 *cmd, u32 len, bool ggtt)
 	return gmig_rs_gvt_scan_cmd(rs(priv), cmd, len, ggtt);
 }
 
+static int gmig_gvt_map_gma(void *priv, u64 *gma, u64 size)
+{
+	return gmig_rs_gvt_map_gma(rs(priv), gma, size);
+}
+
 static const struct intel_gvt_companion_ops gmig_gvt_ops = {
 	.version = INTEL_GVT_COMPANION_VERSION,
 	.size = sizeof(struct intel_gvt_companion_ops),
@@ -193,6 +205,7 @@ static const struct intel_gvt_companion_ops gmig_gvt_ops = {
 	.pages_pinned = gmig_gvt_pages_pinned,
 	.pages_unpinned = gmig_gvt_pages_unpinned,
 	.scan_cmd = gmig_gvt_scan_cmd,
+	.map_gma = gmig_gvt_map_gma,
 };
 
 static void gmig_gvt_put_symbols(void)
@@ -211,6 +224,10 @@ static void gmig_gvt_put_symbols(void)
 		symbol_put(intel_gvt_companion_restore_state);
 	if (gvt.rw_gpa)
 		symbol_put(intel_gvt_companion_rw_gpa);
+	if (gvt.save_wl)
+		symbol_put(intel_gvt_companion_save_workloads);
+	if (gvt.resubmit_wl)
+		symbol_put(intel_gvt_companion_resubmit_workloads);
 	memset(&gvt, 0, sizeof(gvt));
 }
 
@@ -231,8 +248,10 @@ int gmig_gvt_register(void)
 	gvt.save = symbol_get(intel_gvt_companion_save_state);
 	gvt.restore = symbol_get(intel_gvt_companion_restore_state);
 	gvt.rw_gpa = symbol_get(intel_gvt_companion_rw_gpa);
+	gvt.save_wl = symbol_get(intel_gvt_companion_save_workloads);
+	gvt.resubmit_wl = symbol_get(intel_gvt_companion_resubmit_workloads);
 	if (!gvt.unreg || !gvt.stop || !gvt.start || !gvt.save ||
-	    !gvt.restore || !gvt.rw_gpa) {
+	    !gvt.restore || !gvt.rw_gpa || !gvt.save_wl || !gvt.resubmit_wl) {
 		ret = -ENOENT;
 		goto err;
 	}
@@ -281,4 +300,17 @@ int gmig_gvt_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf, size_t len,
 		    bool write)
 {
 	return gvt.rw_gpa(vgpu, gpa, buf, len, write);
+}
+
+/* @buf: NULL, or @count workloads of GMIG_GVT_WORKLOAD_WORDS dwords. */
+int gmig_gvt_save_workloads(struct intel_vgpu *vgpu, u32 *buf, u32 count)
+{
+	return gvt.save_wl(vgpu, (struct intel_gvt_workload *)buf, count);
+}
+
+int gmig_gvt_resubmit_workloads(struct intel_vgpu *vgpu, const u32 *buf,
+				u32 count)
+{
+	return gvt.resubmit_wl(vgpu, (const struct intel_gvt_workload *)buf,
+			       count);
 }

@@ -9,6 +9,7 @@
 #ifndef _INTEL_GVT_COMPANION_H_
 #define _INTEL_GVT_COMPANION_H_
 
+#include <linux/bits.h>
 #include <linux/types.h>
 
 struct intel_vgpu;
@@ -51,6 +52,41 @@ enum intel_gvt_state {
 	INTEL_GVT_STATE_EXECLIST,
 };
 
+#define INTEL_GVT_WORKLOAD_SCHEDULE_IN	BIT(0)
+
+/**
+ * struct intel_gvt_workload - a workload GVT-g queued and has not run
+ * @engine: the engine's id
+ * @flags: %INTEL_GVT_WORKLOAD_SCHEDULE_IN if running it first emulates
+ *	the schedule-in of the guest's ELSP submission @elsp (the workload
+ *	of that submission's first descriptor)
+ * @desc: the guest's context descriptor, low and high dword
+ * @elsp: with %INTEL_GVT_WORKLOAD_SCHEDULE_IN, the submission: the low
+ *	and high dword of its first descriptor, then of its second
+ * @rb_head: ring offset the workload starts at
+ * @rb_tail: ring offset it ends at
+ * @guest_rb_head: ring head the guest's context image held
+ * @rb_start: graphics address of the ring buffer
+ * @rb_ctl: ring control (the buffer's length)
+ * @reserved: zero
+ *
+ * Graphics addresses are the guest's, before map_gma. The ring offsets
+ * are GVT-g's: the guest's context image holds the tail of its last
+ * submission only.
+ */
+struct intel_gvt_workload {
+	u32 engine;
+	u32 flags;
+	u32 desc[2];
+	u32 elsp[4];
+	u32 rb_head;
+	u32 rb_tail;
+	u32 guest_rb_head;
+	u32 rb_start;
+	u32 rb_ctl;
+	u32 reserved[3];
+};
+
 /**
  * struct intel_gvt_companion_ops - callbacks of a GVT-g companion module
  * @version: must be %INTEL_GVT_COMPANION_VERSION
@@ -68,7 +104,8 @@ enum intel_gvt_state {
  *	restarts the vGPU's scheduling if it stopped it. Called without the
  *	vGPU's lock held, so it may call intel_gvt_companion_start_schedule().
  * @workload_queued: a workload of the guest context whose image is at
- *	graphics address @lrca was scanned, shadowed and queued on @engine
+ *	graphics address @lrca (in the vGPU's GM, as @map_gma moved it) was
+ *	scanned, shadowed and queued on @engine
  * @workload_completed: that workload completed with @status (zero, or a
  *	negative error code if it failed or the engine was reset)
  * @sched_stopped: GVT-g stopped scheduling the vGPU's workloads
@@ -87,6 +124,16 @@ enum intel_gvt_state {
  *	addresses in it, e.g. of a workload resubmitted after migration to
  *	a vGPU whose graphics memory sits elsewhere; the scanner then audits
  *	the rewritten command. A negative return fails the scan.
+ * @map_gma: GVT-g takes the GGTT graphics address *@gma (@size bytes) from
+ *	the guest outside a command buffer: a context descriptor's LRCA, the
+ *	ring buffer, indirect context or per-context batch start in its
+ *	context image, the graphics address whose GGTT entry it reads or
+ *	writes through the GTT MMIO range (@size is a page). After the vGPU
+ *	was restored from one whose GM sat elsewhere in the GGTT the guest
+ *	still uses the source's addresses; the companion then stores the
+ *	address of the same place in this vGPU's GM in *@gma. GVT-g audits
+ *	the result as before. A negative return says the address is none of
+ *	the guest's: GVT-g treats it as outside the vGPU's GM.
  *
  * Every callback but @vgpu_create and @vgpu_destroy is optional. They are
  * called in process context and may sleep, some with the vGPU's lock held:
@@ -117,6 +164,7 @@ struct intel_gvt_companion_ops {
 	void (*pages_unpinned)(void *priv, u64 gfn, u64 size);
 
 	int (*scan_cmd)(void *priv, u32 *cmd, u32 len, bool ggtt);
+	int (*map_gma)(void *priv, u64 *gma, u64 size);
 };
 
 int intel_gvt_register_companion(const struct intel_gvt_companion_ops *ops);
@@ -132,5 +180,11 @@ int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
 				      const void *buf, size_t size);
 int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
 			       size_t len, bool write);
+int intel_gvt_companion_save_workloads(struct intel_vgpu *vgpu,
+				       struct intel_gvt_workload *w,
+				       unsigned int count);
+int intel_gvt_companion_resubmit_workloads(struct intel_vgpu *vgpu,
+					   const struct intel_gvt_workload *w,
+					   unsigned int count);
 
 #endif /* _INTEL_GVT_COMPANION_H_ */

@@ -106,6 +106,7 @@ void gmig_rs_gvt_event(struct gmig_gvt_vgpu *gg, u32 event, u64 a, u64 b,
 		       u64 c);
 int gmig_rs_gvt_scan_cmd(struct gmig_gvt_vgpu *gg, u32 *cmd, u32 len,
 			 bool ggtt);
+int gmig_rs_gvt_map_gma(struct gmig_gvt_vgpu *gg, u64 *gma, u64 size);
 
 /* C side of the gvt provider (shim/gmig_gvt.c), called from Rust. */
 int gmig_gvt_register(void);
@@ -118,6 +119,9 @@ int gmig_gvt_restore_state(struct intel_vgpu *vgpu, u32 part,
 			   const void *buf, size_t size);
 int gmig_gvt_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf, size_t len,
 		    bool write);
+int gmig_gvt_save_workloads(struct intel_vgpu *vgpu, u32 *buf, u32 count);
+int gmig_gvt_resubmit_workloads(struct intel_vgpu *vgpu, const u32 *buf,
+				u32 count);
 
 /* C side (shim/gmig_sim.c), called from Rust. */
 int gmig_vfio_register(void);

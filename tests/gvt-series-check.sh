@@ -11,7 +11,9 @@
 #      the guest's HWSP) and before the workload is destroyed;
 #   4. in emulate_ggtt_mmio_write() the new value passed to the ggtt_write
 #      hook is the guest entry, saved from e before ggtt_get_host_entry()
-#      overwrites e with the old host entry (not e itself).
+#      overwrites e with the old host entry (not e itself);
+#   5. gmig's copy of the interface header (shim/gmig_gvt_companion.h) is
+#      the one the series creates.
 # Prints "GMIG-RESULT pass|fail <name>" per test and "N passed, N failed".
 # Usage: tests/gvt-series-check.sh [series dir]   (default patches/gvt)
 set -uo pipefail
@@ -122,5 +124,14 @@ if [ -z "$why" ]; then
 else
 	echo "    emulate_ggtt_mmio_write: $why"
 	result fail ggtt-write-guest-value
+fi
+
+# 5. gmig's copy of the header.
+hdr=$tmp/src/include/drm/intel/intel_gvt_companion.h
+if cmp -s shim/gmig_gvt_companion.h "$hdr"; then
+	result pass header-copy
+else
+	diff -u shim/gmig_gvt_companion.h "$hdr" | head -20 | sed 's/^/    /'
+	result fail header-copy
 fi
 finish

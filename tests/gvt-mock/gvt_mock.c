@@ -4,7 +4,7 @@
  * that gmig's gvt provider runs in the base test kernel, which has no i915,
  * no kvmgt and no Intel GPU.
  *
- * The module exports the seven functions of the interface
+ * The module exports the nine functions of the interface
  * (shim/gmig_gvt_companion.h) with the semantics of the patch series.
  * gmig, loaded after it, finds them with symbol_get() and registers as the
  * companion. Writing "1" (the mock's small type) or "v5_1" (GVT-g's largest
@@ -27,6 +27,24 @@
  * Like GVT-g, the mock calls the companion's callbacks as if with the
  * vGPU's lock held (all but vgpu_reset): a companion that calls back into
  * GVT-g from one of them (which would deadlock on kvmgt) is reported.
+ *
+ * Workloads (patches 0002, 0009-0012): a guest "ELSP write" (mock_elsp())
+ * creates workloads the way intel_vgpu_submit_execlist() and
+ * intel_vgpu_create_workload() do: the context descriptor's LRCA and the
+ * ring start of the guest's context image go through the companion's
+ * map_gma, the ring context page is found through the vGPU's GGTT, the
+ * ring offsets come from the context image (a context already queued
+ * continues at its last workload's tail), the first workload of an empty
+ * queue is scanned at once (scan_cmd on each command), the others when
+ * they run, and each is reported to workload_queued. The mock's "GPU"
+ * (mock_gpu_run()) runs the queues only when a step says so and scheduling is
+ * not stopped: it executes MI_STORE_DATA_IMM and MI_NOOP from the shadow
+ * ring (GGTT addresses through the vGPU's GGTT into guest memory), writes
+ * the ring head back into the context image (update_guest_context()) and
+ * reports workload_completed. Where the mock must decide how GVT-g
+ * behaves, it says so: it does not emulate the execlist schedule-in and
+ * -out (the execlist state stays an opaque image), writes no CSB, and
+ * knows only those two commands.
  */
 
 #define pr_fmt(fmt) "gvt_mock: " fmt
@@ -68,6 +86,35 @@
 #define MOCK_GGTT_SET		4	/* per GM part */
 #define MOCK_PTE(gfn)		(((u64)(gfn) << 12) | 1)
 
+/* struct execlist_ring_context: the values' offsets in the ring context */
+#define MOCK_CTX_HEAD		0x14
+#define MOCK_CTX_TAIL		0x1c
+#define MOCK_CTX_START		0x24
+#define MOCK_CTX_CTL		0x2c
+#define MOCK_RB_SIZE(ctl)	(((ctl) & 0x1ff000) + MOCK_PAGE)
+#define MOCK_DESC_VALID		BIT(0)
+#define MOCK_DESC_PRIV		BIT(8)	/* privilege_access */
+#define MOCK_SDI		((0x20 << 23) | (1 << 22) | 2)
+#define MOCK_MAX_DONE		16
+#define MOCK_TARGETS		4
+
+/* A queued workload (struct intel_vgpu_workload, what the mock needs). */
+struct mock_workload {
+	struct list_head list;
+	struct intel_gvt_workload w;	/* the guest's view, as saved */
+	u64 ctx_gma;			/* mapped LRCA */
+	u64 ring_ctx_gpa;
+	u64 rb_start;			/* mapped ring start */
+	u32 *shadow;			/* scanned ring, rb_head..rb_tail */
+	u32 shadow_len;
+};
+
+/* What a completed workload left: the guest's targets after it. */
+struct mock_done {
+	u32 engine, desc;
+	u32 t[MOCK_TARGETS];
+};
+
 struct mock_vgpu {
 	struct vfio_device vdev;	/* zeroed, never registered */
 	u32 magic;
@@ -100,6 +147,14 @@ struct mock_vgpu {
 	/* guest frames the companion read while log_reads is set */
 	bool log_reads;
 	DECLARE_BITMAP(reads, MOCK_MEM_PAGES);
+
+	/* workload queues per engine, under lock */
+	struct list_head q[MOCK_ENGINES];
+	/* completed workloads, in order, and the frames they are checked at */
+	struct mock_done done[MOCK_MAX_DONE];
+	unsigned int ndone;
+	u64 target_gpa[MOCK_TARGETS];
+	int run_errors;
 };
 
 static DEFINE_MUTEX(companion_lock);
@@ -328,6 +383,397 @@ int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
 }
 EXPORT_SYMBOL_GPL(intel_gvt_companion_rw_gpa);
 
+/* Workloads, as patches 0009-0012 make GVT-g handle them. */
+
+/* vgpu_gmadr_is_valid() for a range: inside one slice of the vGPU's GM. */
+static bool mock_gm_valid(struct mock_vgpu *m, u64 gma, u64 size)
+{
+	const struct intel_gvt_vgpu_layout *l = &m->layout;
+
+	return (gma >= l->aperture_base && size <= l->aperture_size &&
+		gma - l->aperture_base <= l->aperture_size - size) ||
+	       (gma >= l->hidden_base && size <= l->hidden_size &&
+		gma - l->hidden_base <= l->hidden_size - size);
+}
+
+/* The entry of the vGPU's GGTT image that maps @gma (valid). */
+static u64 *mock_entry(struct mock_vgpu *m, u64 gma)
+{
+	const struct intel_gvt_vgpu_layout *l = &m->layout;
+
+	if (gma >= l->aperture_base && gma < l->aperture_base + l->aperture_size)
+		return &m->ggtt[(gma - l->aperture_base) / MOCK_PAGE];
+	return &m->ggtt[(l->aperture_size + gma - l->hidden_base) / MOCK_PAGE];
+}
+
+/* intel_vgpu_gma_to_gpa() through the guest GGTT; ~0 if not mapped. */
+static u64 mock_gma_to_gpa(struct mock_vgpu *m, u64 gma)
+{
+	u64 e;
+
+	if (!mock_gm_valid(m, gma, 1))
+		return ~0ULL;
+	e = *mock_entry(m, gma);
+	if (!(e & 1) || (e & ~0xfffULL) >= MOCK_MEM_SIZE)
+		return ~0ULL;
+	return (e & ~0xfffULL) + (gma & 0xfff);
+}
+
+static u32 mock_rd32(struct mock_vgpu *m, u64 gpa)
+{
+	u32 v = 0;
+
+	guard(mutex)(&m->mem_lock);
+	if (gpa <= MOCK_MEM_SIZE - 4)
+		memcpy(&v, m->mem + gpa, 4);
+	return v;
+}
+
+static void mock_wr32(struct mock_vgpu *m, u64 gpa, u32 v)
+{
+	guard(mutex)(&m->mem_lock);
+	if (gpa <= MOCK_MEM_SIZE - 4)
+		memcpy(m->mem + gpa, &v, 4);
+}
+
+/* intel_gvt_companion_map_gma(): the companion's map_gma, if it has one. */
+static int mock_map_gma(struct mock_vgpu *m, u64 *gma, u64 size)
+{
+	int ret = 0;
+
+	if (m->ops->map_gma) {
+		cb_begin(m);
+		ret = m->ops->map_gma(m->priv, gma, size);
+		cb_end(m);
+	}
+	return ret;
+}
+
+static void mock_free_workload(struct mock_workload *wl)
+{
+	kfree(wl->shadow);
+	kfree(wl);
+}
+
+/*
+ * intel_gvt_scan_and_shadow_ringbuffer(): copies the guest's ring from
+ * rb_head to rb_tail (the mock's rings do not wrap) and calls scan_cmd on
+ * each command of the copy, before the audit.
+ */
+static int mock_scan(struct mock_vgpu *m, struct mock_workload *wl)
+{
+	u32 n = (wl->w.rb_tail - wl->w.rb_head) / 4, i, len;
+	int ret;
+
+	if (wl->shadow)
+		return 0;
+	wl->shadow = kcalloc(n ?: 1, sizeof(u32), GFP_KERNEL);
+	if (!wl->shadow)
+		return -ENOMEM;
+	wl->shadow_len = n;
+	for (i = 0; i < n; i++) {
+		u64 gpa = mock_gma_to_gpa(m, wl->rb_start + wl->w.rb_head + 4 * i);
+
+		if (gpa == ~0ULL)
+			return -EFAULT;
+		wl->shadow[i] = mock_rd32(m, gpa);
+	}
+	for (i = 0; i < n; i += len) {
+		len = wl->shadow[i] == 0 ? 1 : 4;
+		if (len == 4 && wl->shadow[i] != MOCK_SDI)
+			return -EBADRQC;	/* the mock knows no other */
+		if (i + len > n)
+			return -EBADRQC;
+		if (m->ops->scan_cmd) {
+			cb_begin(m);
+			ret = m->ops->scan_cmd(m->priv, &wl->shadow[i], len, true);
+			cb_end(m);
+			if (ret < 0)
+				return ret;
+		}
+		/* the audit: a store must land in the vGPU's GM */
+		if (len == 4 && !mock_gm_valid(m, ((u64)wl->shadow[i + 2] << 32) |
+					       wl->shadow[i + 1], 4))
+			return -EFAULT;
+	}
+	return 0;
+}
+
+/*
+ * intel_vgpu_create_workload() (with @saved: intel_vgpu_recreate_workload()),
+ * then intel_vgpu_queue_workload(). Called with m->lock held.
+ */
+static int mock_create_workload(struct mock_vgpu *m, unsigned int engine,
+				const u32 *desc, const u32 *elsp,
+				bool schedule_in,
+				const struct intel_gvt_workload *saved)
+{
+	struct mock_workload *wl, *last;
+	u64 ctx = desc[0] & ~0xfffU, start;
+	u32 head, tail, ctl, rb;
+	int ret;
+
+	if (mock_map_gma(m, &ctx, 2 * MOCK_PAGE))
+		return -EINVAL;
+	if (mock_gma_to_gpa(m, ctx + MOCK_PAGE) == ~0ULL)
+		return -EINVAL;	/* "invalid guest context LRCA" */
+	wl = kzalloc_obj(*wl);
+	if (!wl)
+		return -ENOMEM;
+	wl->ctx_gma = ctx;
+	wl->ring_ctx_gpa = mock_gma_to_gpa(m, ctx + MOCK_PAGE);
+	head = mock_rd32(m, wl->ring_ctx_gpa + MOCK_CTX_HEAD);
+	tail = mock_rd32(m, wl->ring_ctx_gpa + MOCK_CTX_TAIL);
+	rb = mock_rd32(m, wl->ring_ctx_gpa + MOCK_CTX_START);
+	ctl = mock_rd32(m, wl->ring_ctx_gpa + MOCK_CTX_CTL);
+	wl->w.guest_rb_head = head;
+	head &= 0x001ffffc;
+	tail &= 0x001ffff8;
+	list_for_each_entry_reverse(last, &m->q[engine], list) {
+		if (last->w.desc[0] == desc[0] && last->w.desc[1] == desc[1]) {
+			head = last->w.rb_tail;
+			break;
+		}
+	}
+	if (saved) {
+		head = saved->rb_head;
+		tail = saved->rb_tail;
+		wl->w.guest_rb_head = saved->guest_rb_head;
+		rb = saved->rb_start;
+		ctl = saved->rb_ctl;
+	}
+	start = rb;
+	if (mock_map_gma(m, &start, MOCK_RB_SIZE(ctl)) ||
+	    !mock_gm_valid(m, start, MOCK_RB_SIZE(ctl)) || head > tail ||
+	    tail >= MOCK_RB_SIZE(ctl)) {
+		kfree(wl);
+		return -EINVAL;	/* "context contain invalid rb" */
+	}
+	wl->rb_start = start;
+	wl->w.engine = engine;
+	wl->w.flags = schedule_in ? INTEL_GVT_WORKLOAD_SCHEDULE_IN : 0;
+	wl->w.desc[0] = desc[0];
+	wl->w.desc[1] = desc[1];
+	if (schedule_in)
+		memcpy(wl->w.elsp, elsp, sizeof(wl->w.elsp));
+	wl->w.rb_head = head;
+	wl->w.rb_tail = tail;
+	wl->w.rb_start = rb;
+	wl->w.rb_ctl = ctl;
+	if (list_empty(&m->q[engine])) {
+		ret = mock_scan(m, wl);
+		if (ret) {
+			mock_free_workload(wl);
+			return ret;
+		}
+	}
+	list_add_tail(&wl->list, &m->q[engine]);
+	if (m->ops->workload_queued) {
+		cb_begin(m);
+		m->ops->workload_queued(m->priv, engine, wl->ctx_gma);
+		cb_end(m);
+	}
+	return 0;
+}
+
+static void mock_clean_workloads(struct mock_vgpu *m)
+{
+	struct mock_workload *wl, *n;
+	int e;
+
+	for (e = 0; e < MOCK_ENGINES; e++) {
+		list_for_each_entry_safe(wl, n, &m->q[e], list) {
+			list_del(&wl->list);
+			mock_free_workload(wl);
+		}
+	}
+}
+
+static unsigned int mock_queued(struct mock_vgpu *m)
+{
+	struct mock_workload *wl;
+	unsigned int n = 0;
+	int e;
+
+	for (e = 0; e < MOCK_ENGINES; e++)
+		list_for_each_entry(wl, &m->q[e], list)
+			n++;
+	return n;
+}
+
+int intel_gvt_companion_save_workloads(struct intel_vgpu *vgpu,
+				       struct intel_gvt_workload *w,
+				       unsigned int count)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+	struct mock_workload *wl;
+	unsigned int n = 0;
+	int e;
+
+	if (!m)
+		return -EINVAL;
+	if (reentered(m, "save_workloads"))
+		return -EDEADLK;
+	guard(mutex)(&m->lock);
+	for (e = 0; e < MOCK_ENGINES; e++) {
+		list_for_each_entry(wl, &m->q[e], list) {
+			if (w && n < count)
+				w[n] = wl->w;
+			n++;
+		}
+	}
+	return n;
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_save_workloads);
+
+int intel_gvt_companion_resubmit_workloads(struct intel_vgpu *vgpu,
+					   const struct intel_gvt_workload *w,
+					   unsigned int count)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+	unsigned int i;
+	int ret;
+
+	if (!m)
+		return -EINVAL;
+	if (reentered(m, "resubmit_workloads"))
+		return -EDEADLK;
+	guard(mutex)(&m->lock);
+	if (mock_queued(m))
+		return -EBUSY;
+	for (i = 0; i < count; i++)
+		if (w[i].engine >= MOCK_ENGINES ||
+		    (w[i].flags & ~INTEL_GVT_WORKLOAD_SCHEDULE_IN) ||
+		    w[i].reserved[0] || w[i].reserved[1] || w[i].reserved[2] ||
+		    !(w[i].desc[0] & MOCK_DESC_VALID) ||
+		    !(w[i].desc[0] & MOCK_DESC_PRIV))
+			return -EINVAL;
+	for (i = 0; i < count; i++) {
+		ret = mock_create_workload(m, w[i].engine, w[i].desc, w[i].elsp,
+					   w[i].flags & INTEL_GVT_WORKLOAD_SCHEDULE_IN,
+					   &w[i]);
+		if (ret) {
+			pr_err("%s: resubmitting workload %u: %d\n", m->name, i,
+			       ret);
+			mock_clean_workloads(m);
+			return ret;
+		}
+	}
+	return 0;
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_resubmit_workloads);
+
+/*
+ * The guest writes the ELSP of @engine: intel_vgpu_submit_execlist(), one
+ * workload per valid descriptor, the first emulating the schedule-in.
+ */
+static int mock_elsp(struct mock_vgpu *m, unsigned int engine, u32 desc0,
+		     u32 ctx_id)
+{
+	u32 elsp[4] = { desc0, ctx_id, 0, 0 };
+
+	guard(mutex)(&m->lock);
+	if (!(desc0 & MOCK_DESC_VALID) || !(desc0 & MOCK_DESC_PRIV))
+		return -EINVAL;
+	return mock_create_workload(m, engine, elsp, elsp, true, NULL);
+}
+
+/*
+ * The GPU scheduler gets to the queues (dispatch_workload(), then
+ * complete_current_workload()), unless scheduling is stopped; @force runs
+ * them anyway: what the source would have done had it not been migrated.
+ * Returns the number of workloads run, or a negative error.
+ */
+static int mock_gpu_run(struct mock_vgpu *m, bool force)
+{
+	struct mock_workload *wl;
+	int e, ret, n = 0;
+	u32 i;
+
+	guard(mutex)(&m->lock);
+	if (m->stopped && !force)
+		return 0;
+	for (e = 0; e < MOCK_ENGINES; e++) {
+		while (!list_empty(&m->q[e])) {
+			wl = list_first_entry(&m->q[e], struct mock_workload,
+					      list);
+			list_del(&wl->list);
+			ret = mock_scan(m, wl);
+			for (i = 0; !ret && i < wl->shadow_len; i++) {
+				u64 gma, gpa;
+
+				if (wl->shadow[i] != MOCK_SDI)
+					continue;
+				gma = ((u64)wl->shadow[i + 2] << 32) |
+				      wl->shadow[i + 1];
+				gpa = mock_gma_to_gpa(m, gma);
+				if (gpa == ~0ULL)
+					ret = -EFAULT;
+				else
+					mock_wr32(m, gpa, wl->shadow[i + 3]);
+				i += 3;
+			}
+			/* update_guest_context(): the ring head */
+			if (!ret)
+				mock_wr32(m, wl->ring_ctx_gpa + MOCK_CTX_HEAD,
+					  wl->w.rb_tail);
+			if (ret)
+				m->run_errors++;
+			if (m->ndone < MOCK_MAX_DONE) {
+				struct mock_done *d = &m->done[m->ndone++];
+				int t;
+
+				d->engine = e;
+				d->desc = wl->w.desc[0];
+				for (t = 0; t < MOCK_TARGETS; t++)
+					d->t[t] = mock_rd32(m, m->target_gpa[t]);
+			}
+			if (m->ops->workload_completed) {
+				cb_begin(m);
+				m->ops->workload_completed(m->priv, e,
+							   wl->ctx_gma, ret);
+				cb_end(m);
+			}
+			mock_free_workload(wl);
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * The guest accesses the GGTT entry at byte @off of the GTT MMIO range:
+ * intel_vgpu_emulate_ggtt_mmio_write() and _read() with patch 0010. An
+ * entry map_gma refuses, or one outside the vGPU's GM (the ballooned rest
+ * of the GGTT), is dropped or reads zero.
+ */
+static void mock_ggtt_mmio_write(struct mock_vgpu *m, u64 off, u64 val)
+{
+	u64 gma = (off >> 3) << 12, old, *e;
+
+	guard(mutex)(&m->lock);
+	if (mock_map_gma(m, &gma, MOCK_PAGE) || !mock_gm_valid(m, gma, 1))
+		return;
+	e = mock_entry(m, gma);
+	old = *e;
+	*e = val;
+	if (m->ops->ggtt_write) {
+		cb_begin(m);
+		m->ops->ggtt_write(m->priv, gma / MOCK_PAGE, old, val);
+		cb_end(m);
+	}
+}
+
+static u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off)
+{
+	u64 gma = (off >> 3) << 12;
+
+	guard(mutex)(&m->lock);
+	if (mock_map_gma(m, &gma, MOCK_PAGE) || !mock_gm_valid(m, gma, 1))
+		return 0;
+	return *mock_entry(m, gma);
+}
+
 /* Mock vGPUs: what kvmgt's init and release of a vfio_device do. */
 
 static void mock_free(struct mock_vgpu *m)
@@ -341,6 +787,8 @@ static void mock_free(struct mock_vgpu *m)
 		m->ops->vgpu_destroy(m->priv);
 		module_put(m->ops->owner);
 	}
+	if (m->q[0].next)
+		mock_clean_workloads(m);
 	vfree(m->mem);
 	kvfree(m->vregs);
 	kvfree(m->ggtt);
@@ -358,6 +806,7 @@ static struct mock_vgpu *mock_create(const char *name,
 	const struct intel_gvt_companion_ops *ops;
 	struct mock_vgpu *m;
 	void *priv;
+	int i;
 
 	m = kzalloc_obj(*m);
 	if (!m)
@@ -368,6 +817,8 @@ static struct mock_vgpu *mock_create(const char *name,
 	m->vdev.dev = mock_dev;
 	mutex_init(&m->lock);
 	mutex_init(&m->mem_lock);
+	for (i = 0; i < MOCK_ENGINES; i++)
+		INIT_LIST_HEAD(&m->q[i]);
 	m->ggtt_entries = (l->aperture_size + l->hidden_size) / MOCK_PAGE;
 	m->mem = vzalloc(MOCK_MEM_SIZE);
 	m->vregs_size = vregs_size;
@@ -780,6 +1231,119 @@ static int step_gpu_work(struct scenario *s)
 	return 0;
 }
 
+/*
+ * The stop lands with workloads queued: the source's guest sets up two
+ * contexts (images at aperture entries 16-17 and 18-19, rings at hidden
+ * entries 8 and 9) and submits three workloads the GPU has not run when
+ * the migration stops the vGPU: context A twice on engine 0 (the second
+ * continues its ring; the guest's context image then holds only the
+ * second's tail), context B on engine 1. Each stores to the guest frames
+ * mapped at aperture entries 20-23 (the targets), through the source's
+ * graphics addresses.
+ */
+#define PEND_CTX_A	16
+#define PEND_CTX_B	18
+#define PEND_RING_A	8
+#define PEND_RING_B	9
+#define PEND_TARGET	20
+#define PEND_GFN	150	/* frames 150-153 contexts, 154-155 rings,
+				 * 156-159 targets
+				 */
+
+static u64 ap_gma(struct mock_vgpu *m, unsigned int entry)
+{
+	return m->layout.aperture_base + (u64)entry * MOCK_PAGE;
+}
+
+static u64 hid_gma(struct mock_vgpu *m, unsigned int entry)
+{
+	return m->layout.hidden_base + (u64)entry * MOCK_PAGE;
+}
+
+/* Byte offset in the GTT MMIO range of the entry that maps @gma. */
+static u64 gtt_off(u64 gma)
+{
+	return gma / MOCK_PAGE * 8;
+}
+
+static u32 pend_desc(struct mock_vgpu *m, unsigned int entry)
+{
+	return lower_32_bits(ap_gma(m, entry)) | MOCK_DESC_VALID |
+	       MOCK_DESC_PRIV;
+}
+
+/* The guest writes MI_STORE_DATA_IMM(@gma, @val) at ring offset @off. */
+static void pend_sdi(struct mock_vgpu *m, u64 ring_gpa, u32 off, u64 gma,
+		     u32 val)
+{
+	mock_wr32(m, ring_gpa + off, MOCK_SDI);
+	mock_wr32(m, ring_gpa + off + 4, lower_32_bits(gma));
+	mock_wr32(m, ring_gpa + off + 8, upper_32_bits(gma));
+	mock_wr32(m, ring_gpa + off + 12, val);
+}
+
+/* The guest's ring context of the context image at PEND_GFN + @ctx. */
+static void pend_ctx(struct mock_vgpu *m, unsigned int ctx, u32 tail,
+		     u64 ring)
+{
+	u64 gpa = (PEND_GFN + ctx + 1) * MOCK_PAGE;
+
+	mock_wr32(m, gpa + MOCK_CTX_HEAD, 0);
+	mock_wr32(m, gpa + MOCK_CTX_TAIL, tail);
+	mock_wr32(m, gpa + MOCK_CTX_START, lower_32_bits(ring));
+	mock_wr32(m, gpa + MOCK_CTX_CTL, 1);
+}
+
+static u64 pend_target(struct mock_vgpu *m, unsigned int t)
+{
+	return ap_gma(m, PEND_TARGET + t) + 0x40;
+}
+
+static int step_pending_submit(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	u64 ring_a = (PEND_GFN + 4) * MOCK_PAGE, ring_b = ring_a + MOCK_PAGE;
+	unsigned int i;
+	int ret;
+
+	/* the guest maps its pages through the GTT MMIO range */
+	for (i = 0; i < 4; i++)
+		mock_ggtt_mmio_write(m, gtt_off(ap_gma(m, PEND_CTX_A + i)),
+				     MOCK_PTE(PEND_GFN + i));
+	mock_ggtt_mmio_write(m, gtt_off(hid_gma(m, PEND_RING_A)),
+			     MOCK_PTE(PEND_GFN + 4));
+	mock_ggtt_mmio_write(m, gtt_off(hid_gma(m, PEND_RING_B)),
+			     MOCK_PTE(PEND_GFN + 5));
+	for (i = 0; i < MOCK_TARGETS; i++) {
+		mock_ggtt_mmio_write(m, gtt_off(ap_gma(m, PEND_TARGET + i)),
+				     MOCK_PTE(PEND_GFN + 6 + i));
+		m->target_gpa[i] = (PEND_GFN + 6 + i) * MOCK_PAGE + 0x40;
+		s->dst->target_gpa[i] = m->target_gpa[i];
+	}
+	if (mock_ggtt_mmio_read(m, gtt_off(hid_gma(m, PEND_RING_B))) !=
+	    MOCK_PTE(PEND_GFN + 5))
+		return fail(s, "GGTT MMIO read of the source's own entry");
+	pend_sdi(m, ring_a, 0x00, pend_target(m, 0), 0xa1);
+	pend_sdi(m, ring_a, 0x10, pend_target(m, 1), 0xa2);
+	pend_sdi(m, ring_a, 0x20, pend_target(m, 0), 0xa3);
+	pend_sdi(m, ring_a, 0x30, pend_target(m, 2), 0xa4);
+	pend_sdi(m, ring_b, 0x00, pend_target(m, 3), 0xb1);
+	pend_ctx(m, 0, 0x20, hid_gma(m, PEND_RING_A));
+	pend_ctx(m, 2, 0x10, hid_gma(m, PEND_RING_B));
+	ret = mock_elsp(m, 0, pend_desc(m, PEND_CTX_A), 0xa);
+	if (!ret) {
+		mock_wr32(m, (PEND_GFN + 1) * MOCK_PAGE + MOCK_CTX_TAIL, 0x40);
+		ret = mock_elsp(m, 0, pend_desc(m, PEND_CTX_A), 0xa);
+	}
+	ret = ret ?: mock_elsp(m, 1, pend_desc(m, PEND_CTX_B), 0xb);
+	if (ret)
+		return fail(s, "ELSP submission on src: %d", ret);
+	if (mock_queued(m) != 3)
+		return fail(s, "%u workloads queued on src, not 3",
+			    mock_queued(m));
+	return 0;
+}
+
 /* f) */
 static int step_stop_copy(struct scenario *s)
 {
@@ -846,6 +1410,12 @@ static int resume(struct scenario *s, const u8 *stream, int *werr)
 		return fail(s, "set_state(RESUMING): %ld", PTR_ERR(f));
 	s->dst_data = f;
 	s->restores_before = m->restores;
+	/*
+	 * The VMM migrated guest RAM as it stood at the stop (nothing else
+	 * runs on dst now; both mem_locks are of one lock class).
+	 */
+	scoped_guard(mutex, &s->src->mem_lock)
+		memcpy(m->mem, s->src->mem, MOCK_MEM_SIZE);
 	*werr = write_all(s, f, stream, s->stream_len);
 	return 0;
 }
@@ -883,6 +1453,145 @@ static int check_restored(struct scenario *s)
 			return fail(s, "restored %s differ from src's",
 				    names[p]);
 	}
+	return 0;
+}
+
+/*
+ * The destination re-created the source's pending workloads at the
+ * restore, in order and as the guest submitted them, their context images
+ * and rings at the same offsets of its own slices; none ran yet (its
+ * scheduling is stopped until RUNNING).
+ */
+static int step_pending_recreated(struct scenario *s)
+{
+	const struct intel_gvt_vgpu_layout *sl = &s->src->layout;
+	const struct intel_gvt_vgpu_layout *dl = &s->dst->layout;
+	struct mock_workload *a, *b;
+	int e, n = 0;
+
+	if (mock_queued(s->dst) != mock_queued(s->src) || !mock_queued(s->src))
+		return fail(s, "dst has %u workloads queued, src %u",
+			    mock_queued(s->dst), mock_queued(s->src));
+	for (e = 0; e < MOCK_ENGINES; e++) {
+		b = list_first_entry(&s->dst->q[e], struct mock_workload, list);
+		list_for_each_entry(a, &s->src->q[e], list) {
+			if (memcmp(&a->w, &b->w, sizeof(a->w)))
+				return fail(s, "workload %d: %08x %#x-%#x, not %08x %#x-%#x",
+					    n, b->w.desc[0], b->w.rb_head,
+					    b->w.rb_tail, a->w.desc[0],
+					    a->w.rb_head, a->w.rb_tail);
+			if (b->ctx_gma - dl->aperture_base !=
+			    a->ctx_gma - sl->aperture_base ||
+			    b->rb_start - dl->hidden_base !=
+			    a->rb_start - sl->hidden_base)
+				return fail(s, "workload %d: ctx %#llx ring %#llx, src %#llx %#llx",
+					    n, b->ctx_gma, b->rb_start,
+					    a->ctx_gma, a->rb_start);
+			b = list_next_entry(b, list);
+			n++;
+		}
+	}
+	if (s->dst->ndone)
+		return fail(s, "%u workloads ran on dst while it was stopped",
+			    s->dst->ndone);
+	return 0;
+}
+
+/*
+ * Each re-created workload completes on the destination and writes what
+ * it would have written on the source: the source runs its queue too (as
+ * if it had not been migrated), and after each workload the targets hold
+ * the same values on both, and in the end the whole guest memory is the
+ * same.
+ */
+static int step_pending_complete(struct scenario *s)
+{
+	static const u32 want[3][MOCK_TARGETS] = {
+		{ 0xa1, 0xa2 }, { 0xa3, 0xa2, 0xa4 }, { 0xa3, 0xa2, 0xa4, 0xb1 },
+	};
+	struct mock_vgpu *d = s->dst, *m = s->src;
+	int nd = mock_gpu_run(d, false), ns = mock_gpu_run(m, true);
+	unsigned int i, t;
+
+	pr_info("pending: %d workloads completed on dst, %d on src\n", nd, ns);
+	if (nd != 3 || ns != 3 || d->run_errors || m->run_errors)
+		return fail(s, "%d workloads ran on dst (%d failed), %d on src (%d failed), not 3",
+			    nd, d->run_errors, ns, m->run_errors);
+	for (i = 0; i < 3; i++) {
+		struct mock_done *a = &m->done[i], *b = &d->done[i];
+
+		if (a->engine != b->engine || a->desc != b->desc ||
+		    memcmp(a->t, b->t, sizeof(a->t)))
+			return fail(s, "workload %u: %u/%08x %x %x %x %x, src %u/%08x %x %x %x %x",
+				    i, b->engine, b->desc, b->t[0], b->t[1],
+				    b->t[2], b->t[3], a->engine, a->desc,
+				    a->t[0], a->t[1], a->t[2], a->t[3]);
+		for (t = 0; t < MOCK_TARGETS; t++)
+			if (want[i][t] && b->t[t] != want[i][t])
+				return fail(s, "workload %u left %#x at target %u, not %#x",
+					    i, b->t[t], t, want[i][t]);
+	}
+	if (memcmp(d->mem, m->mem, MOCK_MEM_SIZE))
+		return fail(s, "dst's guest memory differs from src's");
+	return 0;
+}
+
+/*
+ * After the move the guest keeps the source's offsets of its GGTT
+ * entries: a GTT MMIO access there lands on the destination's entry at
+ * the same place of its GM, one at an offset of the destination's own GM
+ * outside the guest's view (the last aperture entry: the types' slices
+ * overlap elsewhere) is dropped and reads zero.
+ */
+static int step_ggtt_mmio_src_offset(struct scenario *s)
+{
+	struct mock_vgpu *d = s->dst;
+	size_t last = d->layout.aperture_size / MOCK_PAGE - 1;
+	u64 at = gtt_off(ap_gma(s->src, 6)), own = gtt_off(ap_gma(d, last));
+	u64 before = d->ggtt[last], got;
+
+	mock_ggtt_mmio_write(d, at, MOCK_PTE(50));
+	if (d->ggtt[6] != MOCK_PTE(50))
+		return fail(s, "GGTT write at the source's entry 6: dst entry 6 is %#llx",
+			    d->ggtt[6]);
+	got = mock_ggtt_mmio_read(d, at);
+	if (got != MOCK_PTE(50))
+		return fail(s, "GGTT read at the source's entry 6: %#llx", got);
+	if (mock_gm_valid(s->src, ap_gma(d, last), 1))
+		return fail(s, "dst's last aperture entry is in the guest's GM");
+	mock_ggtt_mmio_write(d, own, MOCK_PTE(51));
+	if (d->ggtt[last] != before)
+		return fail(s, "a GGTT write outside the guest's GM changed dst entry %zu",
+			    last);
+	got = mock_ggtt_mmio_read(d, own);
+	if (got)
+		return fail(s, "GGTT read outside the guest's GM: %#llx", got);
+	return 0;
+}
+
+/*
+ * The guest submits again after the move, with the source's LRCA and
+ * ring start: the workload is created at the destination's places and
+ * its store lands in the guest frame the source's address named.
+ */
+static int step_elsp_after_move(struct scenario *s)
+{
+	struct mock_vgpu *d = s->dst;
+	u64 ring_a = (PEND_GFN + 4) * MOCK_PAGE;
+	int ret, n;
+
+	pend_sdi(d, ring_a, 0x40, pend_target(s->src, 1), 0xa5);
+	mock_wr32(d, (PEND_GFN + 1) * MOCK_PAGE + MOCK_CTX_TAIL, 0x50);
+	ret = mock_elsp(d, 0, pend_desc(s->src, PEND_CTX_A), 0xa);
+	if (ret)
+		return fail(s, "ELSP submission at the source's LRCA: %d", ret);
+	n = mock_gpu_run(d, false);
+	if (n != 1 || d->run_errors)
+		return fail(s, "%d workloads ran (%d failed), not 1", n,
+			    d->run_errors);
+	if (mock_rd32(d, d->target_gpa[1]) != 0xa5)
+		return fail(s, "target 1 holds %#x, not 0xa5",
+			    mock_rd32(d, d->target_gpa[1]));
 	return 0;
 }
 
@@ -1186,12 +1895,17 @@ static const struct step steps[] = {
 	{ "pre-copy", step_pre_copy, true },
 	{ "pre-copy-report", step_pre_copy_report, false },
 	{ "gpu-work", step_gpu_work, false },
+	{ "pending-submit", step_pending_submit, false },
 	{ "stop-copy", step_stop_copy, true },
 	{ "stop-copy-report", step_stop_copy_report, false },
 	{ "src-stop", step_src_stop, false },
 	{ "resume", step_resume, false },
 	{ "resume-state", check_restored, false },
+	{ "pending-recreated", step_pending_recreated, false },
 	{ "resume-running", step_resume_running, false },
+	{ "pending-complete", step_pending_complete, false },
+	{ "ggtt-mmio-src-offset", step_ggtt_mmio_src_offset, false },
+	{ "elsp-after-move", step_elsp_after_move, false },
 	{ "scan-cmd-translate", step_scan_translate, false },
 	{ "scan-cmd-foreign", step_scan_foreign, false },
 	{ "scan-cmd-src", step_scan_src, false },

@@ -22,6 +22,9 @@
 //!              guest GGTT entries u64: aperture pages, then hidden pages
 //! GvtFences    count u32 | 0 u32 | count fence values u64
 //! GvtExeclist  kvmgt's execlist image (opaque, versioned by kvmgt)
+//! GvtWorkloads count u32 | 0 u32 | the workloads queued and not run, in
+//!              queue order (see [`pending`]); only in an image of a
+//!              stopped vGPU with some
 //! ```
 //!
 //! The PCI configuration space is not in the image: the VMM migrates it
@@ -34,12 +37,14 @@ pub mod events;
 pub mod image;
 pub mod layout;
 pub mod narrow;
+pub mod pending;
 
 pub use audit::*;
 pub use events::*;
 pub use image::*;
 pub use layout::*;
 pub use narrow::*;
+pub use pending::*;
 
 use super::gtt::Partition;
 use super::mem::GuestMem;
@@ -65,9 +70,14 @@ pub trait GvtHost: StateSource {
     /// Calls `f(gfn, pages)` for every range of guest frames pinned now
     /// for the GPU (a shadow GGTT or PPGTT entry maps them).
     fn for_each_pinned(&self, f: &mut dyn FnMut(u64, u64));
-    /// The command scanner hook must translate addresses with `map` from
-    /// now on.
+    /// The command scanner hook and the `map_gma` hook must translate
+    /// addresses with `map` from now on.
     fn set_audit(&mut self, map: AuditMap);
+    /// Re-creates `pending` (checked against the audit map set before) in
+    /// their order, as if the guest submitted them again
+    /// (`intel_gvt_companion_resubmit_workloads()`); `false` if kvmgt
+    /// refused them (it then queued none).
+    fn resubmit(&mut self, pending: &PendingList<'_>) -> bool;
     /// The vGPU was reset or closed: kvmgt reset its GGTT and dropped its
     /// queued workloads without reporting them (the hooks' record of
     /// them, [`GvtWrites`], starts over).
@@ -167,19 +177,36 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
     }
 
     fn state_len(&self) -> usize {
-        image_len(&self.layout, &self.sizes).unwrap_or(0)
+        max_image_len(&self.layout, &self.sizes).unwrap_or(0)
     }
 
+    /// A stopped vGPU's image carries its pending workloads; a pre-copy
+    /// snapshot has none (the stop-copy image is the one restored).
     fn save_state(&self, out: &mut [u8]) -> Result<usize, StreamError> {
-        write_image(out, self.vgpu_type, &self.guest, &self.sizes, &self.host)
+        let pending = if self.quiesced {
+            self.host.pending_count()
+        } else {
+            0
+        };
+        write_image(
+            out,
+            self.vgpu_type,
+            &self.guest,
+            &self.sizes,
+            &self.host,
+            pending,
+        )
     }
 
-    /// Checks the whole image first, then stops the vGPU (kvmgt restores
-    /// only a stopped vGPU; the migration layer's STOP -> RUNNING_P2P arc
-    /// restarts it) and applies the parts in kvmgt's order. The command
-    /// scanner hook then moves the source's graphics addresses to this
-    /// vGPU's slices: workloads are remapped when GVT-g scans them on
-    /// resubmission, not in guest memory (`mem` is not used).
+    /// Checks the whole image first (the pending workloads' context images
+    /// and rings too), then stops the vGPU (kvmgt restores only a stopped
+    /// vGPU; the migration layer's STOP -> RUNNING_P2P arc restarts it),
+    /// applies the parts in kvmgt's order, sets the audit map and
+    /// re-creates the pending workloads in their order. The hooks then
+    /// move the source's graphics addresses to this vGPU's slices: the
+    /// context descriptors and ring starts as kvmgt re-creates the
+    /// workloads (and as the guest submits new ones), the commands when
+    /// GVT-g scans them, not in guest memory (`mem` is not used).
     fn restore_state<M: GuestMem>(
         &mut self,
         hdr: &stream::Header,
@@ -194,6 +221,8 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
                 size: d.src.aperture.size.saturating_add(d.src.hidden.size),
             })?
         };
+        let bad_pending = RestoreError::BadSection(Section::GvtWorkloads as u16);
+        d.pending.check(&map).map_err(|_| bad_pending)?;
         self.quiesce();
         let parts: [(Part, &[u8], Section); 4] = [
             (Part::Vregs, d.vregs, Section::GvtVregs),
@@ -208,9 +237,14 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
         }
         self.host.set_audit(map);
         self.guest = d.src;
+        if !d.pending.is_empty() && !self.host.resubmit(&d.pending) {
+            return Err(RestoreError::Refused(Section::GvtWorkloads as u16));
+        }
+        // Each pending workload's context descriptor and ring start moved.
+        let moved = if map.is_identity() { 0 } else { 2 };
         Ok(Restored {
             src: Some(d.src.aperture),
-            remapped: 0,
+            remapped: moved * u64::try_from(d.pending.len()).unwrap_or(0),
         })
     }
 
@@ -222,7 +256,8 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
     }
 
     fn pending_workloads(&self) -> usize {
-        // Queued workloads are kvmgt's (in the execlist state it saves).
+        // Queued workloads are kvmgt's: it runs them once scheduling
+        // restarts, there is nothing for the migration layer to kick.
         0
     }
 }
@@ -313,7 +348,7 @@ mod tests {
 
     fn save(l: &GvtLayout, a: &Arrays, sizes: &StateSizes) -> Vec<u8> {
         let mut img = vec![0u8; image_len(l, sizes).unwrap()];
-        let n = write_image(&mut img, 0, l, sizes, a).unwrap();
+        let n = write_image(&mut img, 0, l, sizes, a, 0).unwrap();
         assert_eq!(n, img.len(), "image_len is exact");
         img
     }
@@ -335,9 +370,13 @@ mod tests {
     #[test]
     fn largest_real_type_fits_the_resume_budget() {
         let l = GvtLayout::new((64 * MIB, 512 * MIB), (2048 * MIB, 2048 * MIB), 4).unwrap();
-        let (p, _) = fake(&l, 5);
+        let (mut p, _) = fake(&l, 5);
+        // The largest image: a stopped vGPU with every workload pending.
+        p.host.pending = (0..MAX_PENDING as u32).map(|i| record(&l, i)).collect();
+        p.quiesce();
         let limits = stream::Limits::for_state_len(p.state_len());
         let img = provider_image(&p);
+        assert_eq!(img.len(), p.state_len());
         assert!(img.len() > 7 * MIB as usize, "{} bytes", img.len());
         let mut incoming = img.clone();
         incoming.extend_from_slice(&img);
@@ -658,16 +697,25 @@ mod tests {
         let (mut a, sizes) = arrays(&src, &mut rng);
         a.fences.pop();
         let mut img = vec![0u8; image_len(&src, &sizes).unwrap()];
-        assert!(write_image(&mut img, 0, &src, &sizes, &a).is_err());
+        assert!(write_image(&mut img, 0, &src, &sizes, &a, 0).is_err());
         a.fences.push(0);
-        assert!(write_image(&mut img, 0, &src, &sizes, &a).is_ok());
+        assert!(write_image(&mut img, 0, &src, &sizes, &a, 0).is_ok());
         let mut short = vec![0u8; img.len() - 1];
-        assert!(write_image(&mut short, 0, &src, &sizes, &a).is_err());
+        assert!(write_image(&mut short, 0, &src, &sizes, &a, 0).is_err());
+        // Pending workloads the source cannot list fail it too.
+        let mut big = vec![0u8; max_image_len(&src, &sizes).unwrap()];
+        assert!(write_image(&mut big, 0, &src, &sizes, &a, 1).is_err());
+        assert!(write_image(&mut big, 0, &src, &sizes, &a, MAX_PENDING + 1).is_err());
     }
 
     /// kvmgt and the hooks' pin record, faked: what the provider asked.
     struct FakeHost {
         state: Arrays,
+        /// Workloads queued on it, in order.
+        pending: Vec<PendingWorkload>,
+        /// What the provider re-created, with the audit map then.
+        resubmitted: Vec<(PendingWorkload, Option<AuditMap>)>,
+        refuse_resubmit: bool,
         calls: Vec<&'static str>,
         restored: Vec<(Part, Vec<u8>)>,
         refuse: Option<Part>,
@@ -678,6 +726,16 @@ mod tests {
     impl StateSource for FakeHost {
         fn save(&self, part: Part, out: &mut [u8]) -> bool {
             self.state.save(part, out)
+        }
+        fn pending_count(&self) -> usize {
+            self.pending.len()
+        }
+        fn save_pending(&self, out: &mut [u8]) -> bool {
+            out.len() == self.pending.len() * WORKLOAD_LEN
+                && out
+                    .chunks_exact_mut(WORKLOAD_LEN)
+                    .zip(&self.pending)
+                    .all(|(c, w)| w.encode(c).is_some())
         }
     }
 
@@ -701,7 +759,18 @@ mod tests {
             }
         }
         fn set_audit(&mut self, map: AuditMap) {
+            self.calls.push("audit");
             self.audit = Some(map);
+        }
+        fn resubmit(&mut self, pending: &PendingList<'_>) -> bool {
+            self.calls.push("resubmit");
+            if self.refuse_resubmit {
+                return false;
+            }
+            for w in pending.iter() {
+                self.resubmitted.push((w.unwrap(), self.audit));
+            }
+            true
         }
     }
 
@@ -710,6 +779,9 @@ mod tests {
         let (state, sizes) = arrays(l, &mut rng);
         let host = FakeHost {
             state,
+            pending: Vec::new(),
+            resubmitted: Vec::new(),
+            refuse_resubmit: false,
             calls: Vec::new(),
             restored: Vec::new(),
             refuse: None,
@@ -722,7 +794,7 @@ mod tests {
     fn provider_image(p: &GvtVgpu<FakeHost>) -> Vec<u8> {
         let mut img = vec![0u8; p.state_len()];
         let n = p.save_state(&mut img).unwrap();
-        assert_eq!(n, img.len());
+        img.truncate(n);
         img
     }
 
@@ -763,7 +835,8 @@ mod tests {
         assert!(!src.resume());
         assert!(!src.is_quiesced());
         assert_eq!(src.host.calls, ["stop", "start"], "one stop, one start");
-        assert_eq!(dst.host.calls, ["stop", "start"]);
+        assert_eq!(dst.host.calls, ["stop", "audit", "start"]);
+        assert!(dst.host.resubmitted.is_empty(), "nothing was pending");
         // The same layout keeps the identity map.
         let (mut again, _) = fake(&src_l, 7);
         again.restore_state(&hdr, &img, &mut NoMem).unwrap();
@@ -850,6 +923,102 @@ mod tests {
         // After the reset the guest is at B's own layout.
         let bc = hop(&b, &mut c);
         assert_eq!(bc.translate(lb.hidden.base, 4), Ok(lc.hidden.base));
+    }
+
+    /// A pending workload of the source: context image and ring in the
+    /// source's slices (the guest's view), a few ring offsets.
+    fn record(l: &GvtLayout, i: u32) -> PendingWorkload {
+        let lrca = u32::try_from(l.aperture.base).unwrap() + 0x10000 + (i % 8) * 0x20000;
+        PendingWorkload {
+            engine: i % 3,
+            flags: u32::from(i.is_multiple_of(2)) * WORKLOAD_SCHEDULE_IN,
+            desc: [lrca | 0x19, 0x100 + i],
+            elsp: [lrca | 0x19, 0x100 + i, 0, 0],
+            rb_head: 0x20 * (i % 16),
+            rb_tail: 0x20 * (i % 16) + 0x10,
+            guest_rb_head: 0,
+            rb_start: u32::try_from(l.hidden.base).unwrap() + (i % 8) * 0x2000,
+            rb_ctl: 0x1001,
+        }
+    }
+
+    fn sections(img: &[u8]) -> Vec<(u16, u16)> {
+        stream::sections_unchecked(img)
+            .map(|s| s.map(|(t, f, _)| (t, f)).unwrap())
+            .collect()
+    }
+
+    /// The stop lands with workloads queued: the stop-copy image carries
+    /// them (mandatory), the destination at another place re-creates them
+    /// in their order after its audit map is set, and their context images
+    /// and rings land at the same offsets of its slices. A pre-copy
+    /// snapshot carries none.
+    #[test]
+    fn pending_workloads_are_recreated_in_order_elsewhere() {
+        let (src_l, dst_l) = (layout(0), layout(2));
+        let (mut src, sizes) = fake(&src_l, 31);
+        let (mut dst, _) = fake(&dst_l, 32);
+        src.host.pending = (0..5).map(|i| record(&src_l, i)).collect();
+        let pre = provider_image(&src);
+        assert!(!sections(&pre)
+            .iter()
+            .any(|s| s.0 == Section::GvtWorkloads as u16));
+        assert_eq!(pre.len(), image_len(&src_l, &sizes).unwrap());
+        src.quiesce();
+        let img = provider_image(&src);
+        let ws = Section::GvtWorkloads as u16;
+        assert!(sections(&img).contains(&(ws, stream::FLAG_MANDATORY)));
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        assert_eq!((hdr.major, hdr.minor), (2, 1));
+        let done = dst.restore_state(&hdr, &img, &mut NoMem).unwrap();
+        assert_eq!(done.remapped, 10, "5 descriptors, 5 ring starts");
+        assert_eq!(dst.host.calls, ["stop", "audit", "resubmit"]);
+        let map = AuditMap::migrated(src_l, dst_l).unwrap();
+        assert_eq!(dst.host.resubmitted.len(), 5);
+        for (i, (w, audit)) in dst.host.resubmitted.iter().enumerate() {
+            assert_eq!(*w, src.host.pending[i], "workload {i} in order, as saved");
+            assert_eq!(*audit, Some(map), "the map is set first");
+            let (ctx, ring) = w.check(&map).unwrap();
+            assert_eq!(ctx - dst_l.aperture.base, w.lrca() - src_l.aperture.base);
+            assert_eq!(
+                ring - dst_l.hidden.base,
+                u64::from(w.rb_start) - src_l.hidden.base
+            );
+        }
+        // The guest's other graphics addresses go through the same map.
+        let gma = src_l.aperture.base + 5 * 4096;
+        assert_eq!(map.map_guest(gma, 4096), Ok(dst_l.aperture.base + 5 * 4096));
+        assert!(map.map_guest(dst_l.aperture.end() - 4096, 4096).is_err());
+        let id = AuditMap::identity(dst_l);
+        assert_eq!(id.map_guest(0x1000, 4096), Ok(0x1000), "GVT-g checks");
+    }
+
+    /// A pending workload outside the guest's graphics memory refuses the
+    /// image before kvmgt is touched; kvmgt refusing them is reported.
+    #[test]
+    fn bad_pending_workloads_are_refused() {
+        let (src_l, dst_l) = (layout(0), layout(1));
+        let (mut src, _) = fake(&src_l, 41);
+        let mut bad = record(&src_l, 1);
+        bad.rb_start = u32::try_from(dst_l.hidden.end()).unwrap() - 0x2000;
+        src.host.pending = vec![record(&src_l, 0), bad];
+        src.quiesce();
+        let img = provider_image(&src);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        let (mut dst, _) = fake(&dst_l, 42);
+        assert_eq!(
+            dst.restore_state(&hdr, &img, &mut NoMem),
+            Err(RestoreError::BadSection(Section::GvtWorkloads as u16))
+        );
+        assert!(dst.host.calls.is_empty() && dst.host.restored.is_empty());
+        src.host.pending.pop();
+        let img = provider_image(&src);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        dst.host.refuse_resubmit = true;
+        assert_eq!(
+            dst.restore_state(&hdr, &img, &mut NoMem),
+            Err(RestoreError::Refused(Section::GvtWorkloads as u16))
+        );
     }
 
     #[test]

@@ -29,9 +29,13 @@
 //! in the same layout (a version 2 reader applies them as they are); the
 //! delta sections exist from version 2 on, so in a version 1 image they are
 //! unknown mandatory sections. Within a major, minor versions may only add
-//! optional sections, which older readers skip; an unknown mandatory
-//! section is rejected ([`StreamError::UnknownMandatorySection`]). A
-//! version 1 reader rejects every version 2 image by its version.
+//! optional sections, which older readers skip, and mandatory sections
+//! that an image carries only when its state cannot be restored without
+//! them (2.1: [`Section::GvtWorkloads`], written only if workloads are
+//! pending): an older reader rejects exactly those images, and accepts
+//! every other. An unknown mandatory section is rejected
+//! ([`StreamError::UnknownMandatorySection`]). A version 1 reader rejects
+//! every version 2 image by its version.
 
 pub mod delta;
 
@@ -43,8 +47,10 @@ pub const MAGIC: [u8; 8] = *b"GMIGSTRM";
 pub const VERSION_MAJOR: u16 = 2;
 /// Oldest major version readers accept (its images are full images).
 pub const MIN_VERSION_MAJOR: u16 = 1;
-/// Format minor version (optional additions).
-pub const VERSION_MINOR: u16 = 0;
+/// Format minor version (additions older readers of the major skip, or
+/// reject only in the images that need them): 1 added
+/// [`Section::GvtWorkloads`].
+pub const VERSION_MINOR: u16 = 1;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 28;
 /// Section header size in bytes.
@@ -70,6 +76,10 @@ pub enum Section {
     GvtFences = 0x12,
     /// GVT-g: execlist state (kvmgt's image).
     GvtExeclist = 0x13,
+    /// GVT-g (version 2.1 on): the workloads queued and not run when the
+    /// vGPU stopped, re-created on the destination; mandatory, and written
+    /// only if there are any.
+    GvtWorkloads = 0x14,
     /// Delta image (version 2 on): the base it applies to (see [`delta`]).
     DeltaBase = 0x20,
     /// Delta image (version 2 on): the changed byte runs.
@@ -93,6 +103,7 @@ impl Section {
             0x11 => Self::GvtGgtt,
             0x12 => Self::GvtFences,
             0x13 => Self::GvtExeclist,
+            0x14 if major >= 2 => Self::GvtWorkloads,
             0x100 => Self::SourceStats,
             0xffff => Self::End,
             _ => return None,
@@ -707,6 +718,9 @@ mod tests {
     fn with_major(img: &[u8], major: u16) -> Vec<u8> {
         let mut v = img.to_vec();
         v[8..10].copy_from_slice(&major.to_le_bytes());
+        if major < VERSION_MAJOR {
+            v[10..12].fill(0);
+        }
         reseal(&mut v);
         v
     }
@@ -715,6 +729,14 @@ mod tests {
     fn compatibility_rule() {
         // Unknown optional section: skipped. Unknown mandatory: rejected.
         assert!(validate(&sample(Some((0x200, 0))), &LIM).is_ok());
+        // 2.1's pending workloads are known from version 2 on (a 2.0
+        // reader rejects the images that carry them, as a version 1 one).
+        let ws = Section::GvtWorkloads as u16;
+        assert!(validate(&sample(Some((ws, FLAG_MANDATORY))), &LIM).is_ok());
+        assert_eq!(
+            validate(&with_major(&sample(Some((ws, FLAG_MANDATORY))), 1), &LIM),
+            Err(StreamError::UnknownMandatorySection(ws))
+        );
         assert_eq!(
             validate(&sample(Some((0x200, FLAG_MANDATORY))), &LIM),
             Err(StreamError::UnknownMandatorySection(0x200))

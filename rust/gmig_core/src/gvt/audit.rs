@@ -66,6 +66,25 @@ impl AuditMap {
     }
 }
 
+impl AuditMap {
+    /// kvmgt's `map_gma` hook: the vGPU's own graphics address of the
+    /// guest's `[gma, gma + len)` that GVT-g takes from outside a command
+    /// buffer (a context descriptor's LRCA, a ring buffer or context
+    /// buffer start, the entry of a GGTT MMIO access). Without a move it
+    /// is `gma` itself, unchecked: GVT-g's own checks apply as they always
+    /// did (a GGTT MMIO write into the ballooned rest of the GGTT is
+    /// dropped). After one, [`AuditMap::translate`]: an address outside
+    /// the guest's graphics memory is refused, and GVT-g treats it as
+    /// outside the vGPU's.
+    pub fn map_guest(&self, gma: u64, len: u64) -> Result<u64, AuditError> {
+        if self.is_identity() {
+            Ok(gma)
+        } else {
+            self.translate(gma, len)
+        }
+    }
+}
+
 /// Why [`patch_command`] refused a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchError {

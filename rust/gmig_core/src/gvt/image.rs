@@ -5,6 +5,7 @@
 use super::super::provider::{RestoreError, PROVIDER_GVT};
 use super::super::stream::{self, Section, StreamError, Writer, FLAG_MANDATORY};
 use super::layout::GvtLayout;
+use super::pending::{pending_section_len, PendingList, MAX_PENDING, WORKLOAD_LEN};
 
 /// Payload bytes of the GGTT section of `layout`.
 pub fn ggtt_section_len(layout: &GvtLayout) -> Option<usize> {
@@ -46,6 +47,14 @@ pub fn image_len(layout: &GvtLayout, sizes: &StateSizes) -> Option<usize> {
     Some(n)
 }
 
+/// Bytes of the largest GVT state image of a vGPU: one with
+/// [`MAX_PENDING`] pending workloads.
+pub fn max_image_len(layout: &GvtLayout, sizes: &StateSizes) -> Option<usize> {
+    image_len(layout, sizes)?
+        .checked_add(stream::SECTION_HEADER_LEN)?
+        .checked_add(pending_section_len(MAX_PENDING)?)
+}
+
 /// A part of a vGPU's state as kvmgt saves and restores it
 /// (`enum intel_gvt_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,17 +82,34 @@ pub trait StateSource {
     /// Fills `out` (exactly the part's size) with `part`; u64 values
     /// (GGTT entries, fences) as little-endian. `false` if it failed.
     fn save(&self, part: Part, out: &mut [u8]) -> bool;
+    /// How many workloads are pending (queued, not run); asked only of a
+    /// stopped vGPU, whose queues do not change.
+    fn pending_count(&self) -> usize {
+        0
+    }
+    /// Fills `out` with the pending workloads, [`WORKLOAD_LEN`] bytes each
+    /// (little-endian, [`super::PendingWorkload::encode`]), exactly as
+    /// many as [`StateSource::pending_count`] said; `false` if it failed
+    /// or their number changed.
+    fn save_pending(&self, out: &mut [u8]) -> bool {
+        out.is_empty()
+    }
 }
 
-/// Writes the state image of a vGPU of `layout` into `out`; returns its
-/// length.
+/// Writes the state image of a vGPU of `layout` into `out`, with its
+/// `pending` workloads (the [`StateSource::pending_count`] of a stopped
+/// vGPU; none in a pre-copy snapshot); returns its length.
 pub fn write_image<S: StateSource>(
     out: &mut [u8],
     vgpu_type: u16,
     layout: &GvtLayout,
     sizes: &StateSizes,
     src: &S,
+    pending: usize,
 ) -> Result<usize, StreamError> {
+    if pending > MAX_PENDING {
+        return Err(StreamError::BadSection(Section::GvtWorkloads as u16));
+    }
     let mut ok = true;
     let mut w = Writer::new(out, PROVIDER_GVT, vgpu_type)?;
     w.section(Section::GvtVregs as u16, FLAG_MANDATORY, sizes.vregs, |p| {
@@ -114,6 +140,16 @@ pub fn write_image<S: StateSource>(
         sizes.execlist,
         |p| ok &= src.save(Part::Execlist, p),
     )?;
+    if pending > 0 {
+        let len = pending_section_len(pending).ok_or(StreamError::TooLarge)?;
+        let count = u32::try_from(pending).map_err(|_| StreamError::TooLarge)?;
+        w.section(Section::GvtWorkloads as u16, FLAG_MANDATORY, len, |p| {
+            let (h, body) = p.split_at_mut(8);
+            h[0..4].copy_from_slice(&count.to_le_bytes());
+            h[4..8].fill(0);
+            ok &= body.len() == pending * WORKLOAD_LEN && src.save_pending(body);
+        })?;
+    }
     if !ok {
         return Err(StreamError::BadSection(0));
     }
@@ -133,6 +169,8 @@ pub struct GvtImage<'a> {
     fences: &'a [u8],
     /// Execlist image.
     pub execlist: &'a [u8],
+    /// The workloads pending on the source, in its queue order.
+    pub pending: PendingList<'a>,
 }
 
 fn le64(b: &[u8], off: usize) -> Option<u64> {
@@ -206,6 +244,7 @@ pub fn decode_image<'a>(
         });
     }
     let (mut vregs, mut ggtt, mut fences, mut execlist) = (None, None, None, None);
+    let mut pending = PendingList::EMPTY;
     for sec in stream::sections_unchecked(image) {
         let (ty, _, p) = sec?;
         let bad = RestoreError::BadSection(ty);
@@ -243,6 +282,9 @@ pub fn decode_image<'a>(
                 (p.len() == sizes.execlist).then_some(()).ok_or(bad)?;
                 execlist = Some(p);
             }
+            t if t == Section::GvtWorkloads as u16 => {
+                pending = PendingList::parse(p).ok_or(bad)?;
+            }
             _ => {} // end marker, optional sections
         }
     }
@@ -254,5 +296,6 @@ pub fn decode_image<'a>(
         entries,
         fences: fences.ok_or(missing(Section::GvtFences))?,
         execlist: execlist.ok_or(missing(Section::GvtExeclist))?,
+        pending,
     })
 }
