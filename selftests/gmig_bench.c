@@ -25,8 +25,10 @@
  *
  * Concurrent migrations (-c 1,3,7), a host evacuation: N gmig-small vGPUs,
  * each with its own workload, migrate at the same time (writeset variant),
- * one thread per vGPU, every step above in parallel; a barrier puts them
- * all into PRE_COPY_P2P and another all into STOP_COPY at the same moment.
+ * one thread per vGPU, every step above in parallel; the ones done with
+ * their rounds go on with rounds until all are, then each stops right
+ * after its last round (-B: also runs where a barrier puts them all into
+ * STOP_COPY at the same moment).
  * Per vGPU: the device downtime as above; per run: the wall time from the
  * start of dirty logging to the last vGPU's last byte. gmig-small allows 7
  * instances, so during the migration the destination RAM is a plain buffer
@@ -35,7 +37,7 @@
  *
  * Usage: gmig_bench [-s MiB,MiB,...] [-p desktop,game] [-v VARIANTS]
  *                   [-r rounds] [-w warmup_ms] [-i round_ms] [-j out.json]
- *                   [-c N,N,...] [-m MiB] [-X lose|corrupt]
+ *                   [-c N,N,...] [-m MiB] [-B] [-X lose|corrupt]
  * Variants: writeset (oneshot/hash, rehash=writeset), gmig (oneshot/hash,
  * rehash=all), naive (iterative/all). -c: counts of concurrent vGPUs (0:
  * none), -m: the working set of each. -s 0 skips the single-vGPU runs.
@@ -423,7 +425,8 @@ struct conc_vgpu {
 	struct gvfio s;
 	struct mig m;
 	pthread_barrier_t *bar;
-	int rounds, round_ms;
+	int *ready;		/* threads done with their rounds */
+	int n, rounds, round_ms, sync;
 	int ok;			/* the source side completed */
 	long long faults, lost, k_down_us, k_wait_us, k_rehash_us, k_image_us;
 	double down_ms;
@@ -431,23 +434,28 @@ struct conc_vgpu {
 
 struct conc_result {
 	const char *profile;
-	int n;
+	int n, sync;
 	unsigned long long ws_bytes;
 	struct conc_vgpu *v;
 	double down_min, down_med, down_max, kdown_med, kdown_max;
 	double wait_max, rehash_max, image_max, total_ms;
+	double spread;		/* first STOP_COPY request -> last one */
+	int overlap;		/* every stop-copy ran while all the others did */
 	long long stop_pages, precopy_pages, lost;
 	int ok;
 };
 
 /*
  * A vGPU's thread: every step of its migration runs at the same time as
- * the others'; barriers line up the stop as a host evacuation stops its
- * VMs. The vGPUs that finish their rounds first wait for the last one, so
- * each does one more round once all are there (a VMM's last iteration
- * comes right before its stop), then PRE_COPY_P2P, and all enter
- * STOP_COPY together. A failed vGPU still meets every barrier, so the
- * others go on.
+ * the others'. A vGPU done with its rounds goes on with rounds (5 ms
+ * apart) until every one is done, as a VMM iterates until its stop; then
+ * each stops right after its last round, PRE_COPY_P2P and STOP_COPY, as
+ * a VMM does (stop "own": the stops fall within one round of each other).
+ * With -B (stop "sync") a barrier puts them all into STOP_COPY at the
+ * same moment, and a vGPU whose last round ended first lets its GPU write
+ * until the slowest one's ends: all of that goes into its stop-copy. A
+ * failed vGPU still counts as ready and meets the barrier, so the others
+ * go on.
  */
 static void *conc_thread(void *arg)
 {
@@ -457,12 +465,15 @@ static void *conc_thread(void *arg)
 	pthread_barrier_wait(c->bar);
 	c->m.t_start = now_ms();
 	ok = !mig_precopy(&c->m, c->rounds, c->round_ms);
-	pthread_barrier_wait(c->bar);
-	if (ok)
+	__atomic_add_fetch(c->ready, 1, __ATOMIC_SEQ_CST);
+	while (ok && __atomic_load_n(c->ready, __ATOMIC_SEQ_CST) < c->n) {
+		usleep(5 * 1000);
 		ok = !mig_round(&c->m);
+	}
 	if (ok && gvfio_mig_set_state(&c->s, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL))
 		ok = !mig_fail(&c->m, "PRE_COPY_P2P");
-	pthread_barrier_wait(c->bar);
+	if (c->sync)
+		pthread_barrier_wait(c->bar);
 	if (ok)
 		ok = !mig_stopcopy(&c->m);
 	c->ok = ok;
@@ -600,9 +611,10 @@ static int run_concurrent(struct conc_result *r, unsigned long long ws_mib,
 {
 	struct conc_vgpu *v = calloc(r->n, sizeof(*v));
 	double down[CONC_MAX], kdown[CONC_MAX], first = 1e30, last = 0;
+	double t0_min = 1e30, t0_max = 0, t1_min = 1e30;
 	pthread_t th[CONC_MAX];
 	pthread_barrier_t bar;
-	int i, started = 0, bad = 0, done = 0;
+	int i, started = 0, bad = 0, done = 0, ready = 0;
 
 	r->v = v;
 	r->ok = 0;
@@ -626,6 +638,9 @@ static int run_concurrent(struct conc_result *r, unsigned long long ws_mib,
 		if (conc_setup(&v[i], i, ws_mib, r->profile))
 			goto out;
 		v[i].bar = &bar;
+		v[i].ready = &ready;
+		v[i].n = r->n;
+		v[i].sync = r->sync;
 		v[i].rounds = rounds;
 		v[i].round_ms = round_ms;
 	}
@@ -673,6 +688,12 @@ static int run_concurrent(struct conc_result *r, unsigned long long ws_mib,
 			first = c->m.t_start;
 		if (c->m.t1 > last)
 			last = c->m.t1;
+		if (c->m.t1 < t1_min)
+			t1_min = c->m.t1;
+		if (c->m.t0 < t0_min)
+			t0_min = c->m.t0;
+		if (c->m.t0 > t0_max)
+			t0_max = c->m.t0;
 		if (c->k_wait_us / 1e3 > r->wait_max)
 			r->wait_max = c->k_wait_us / 1e3;
 		if (c->k_rehash_us / 1e3 > r->rehash_max)
@@ -690,6 +711,8 @@ static int run_concurrent(struct conc_result *r, unsigned long long ws_mib,
 		r->kdown_max = kdown[done - 1];
 		r->kdown_med = median(kdown, done);
 		r->total_ms = last - first;
+		r->spread = t0_max - t0_min;
+		r->overlap = t1_min > t0_max;
 	}
 	r->ok = !bad && r->lost == 0;
 out:
@@ -780,9 +803,10 @@ static void conc_json(FILE *jf, const struct conc_result *r)
 	unsigned int k;
 	int i;
 
-	fprintf(jf, "%s  {\"mode\": \"concurrent\", \"vgpus\": %d, \"type\": \"%s\", \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"writeset\", \"total_ms\": %.3f, \"ok\": %s",
+	fprintf(jf, "%s  {\"mode\": \"concurrent\", \"vgpus\": %d, \"type\": \"%s\", \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"writeset\", \"stop\": \"%s\", \"total_ms\": %.3f, \"stop_spread_ms\": %.3f, \"overlap\": %s, \"ok\": %s",
 		ftell(jf) > 2 ? ",\n" : "", r->n, CONC_TYPE, r->ws_bytes,
-		r->profile, r->total_ms, r->ok ? "true" : "false");
+		r->profile, r->sync ? "sync" : "own", r->total_ms, r->spread,
+		r->overlap ? "true" : "false", r->ok ? "true" : "false");
 	for (k = 0; k < ARRAY_SIZE(keys); k++) {
 		fprintf(jf, ", \"%s\": [", keys[k]);
 		for (i = 0; i < r->n; i++) {
@@ -801,22 +825,24 @@ static void conc_json(FILE *jf, const struct conc_result *r)
 }
 
 /*
- * Concurrent runs: profiles x counts. down/1 and total/1 compare with the
- * run of 1 vGPU of the same profile in this program's run.
+ * Concurrent runs: profiles x counts (x stop modes with -B). max/1 and
+ * total/1 compare with the run of 1 vGPU of the same profile in this
+ * program's run.
  */
 static int run_concurrents(const char *counts, unsigned long long ws_mib,
 			   const char *profiles, int rounds, int warmup_ms,
-			   int round_ms, FILE *jf)
+			   int round_ms, int also_sync, FILE *jf)
 {
 	char *pl, *ptok, *psave, *cl, *ctok, *csave;
-	int bad = 0;
+	int bad = 0, sync;
 
 	printf("\nconcurrent migrations (%s, writeset), per-vGPU device downtime and total time:\n",
 	       CONC_TYPE);
-	printf("%-5s %-6s %-8s %8s %8s %8s %9s %9s %8s %9s %7s %9s %8s %8s %7s %7s %5s\n",
-	       "vgpus", "ws_MiB", "profile", "down_min", "down_med", "down_max",
-	       "k_dn_med", "k_dn_max", "wait_mx", "rehash_mx", "img_mx",
-	       "stop_pgs", "pre_pgs", "total_ms", "max/1", "total/1", "lost");
+	printf("%-5s %-4s %-6s %-8s %8s %8s %8s %9s %8s %9s %7s %8s %8s %7s %3s %8s %6s %7s %4s\n",
+	       "vgpus", "stop", "ws_MiB", "profile", "down_min", "down_med",
+	       "down_max", "k_dn_max", "wait_mx", "rehash_mx", "img_mx",
+	       "stop_pgs", "pre_pgs", "t0_sprd", "ovl", "total_ms", "max/1",
+	       "total/1", "lost");
 	pl = strdup(profiles);
 	for (ptok = strtok_r(pl, ",", &psave); ptok;
 	     ptok = strtok_r(NULL, ",", &psave)) {
@@ -825,31 +851,36 @@ static int run_concurrents(const char *counts, unsigned long long ws_mib,
 		cl = strdup(counts);
 		for (ctok = strtok_r(cl, ",", &csave); ctok;
 		     ctok = strtok_r(NULL, ",", &csave)) {
-			struct conc_result r = { .profile = ptok, .n = atoi(ctok) };
-			char mx[16] = "-", tt[16] = "-";
+			for (sync = 0; sync <= also_sync; sync++) {
+				struct conc_result r = { .profile = ptok, .n = atoi(ctok),
+							 .sync = sync };
+				char mx[16] = "-", tt[16] = "-";
 
-			if (r.n == 0)
-				continue;
-			if (run_concurrent(&r, ws_mib, rounds, warmup_ms, round_ms))
-				bad++;
-			if (r.ok && r.n == 1) {
-				one_down = r.down_max;
-				one_total = r.total_ms;
+				/* One vGPU stops alone either way. */
+				if (r.n == 0 || (sync && r.n == 1))
+					continue;
+				if (run_concurrent(&r, ws_mib, rounds, warmup_ms, round_ms))
+					bad++;
+				if (r.ok && r.n == 1) {
+					one_down = r.down_max;
+					one_total = r.total_ms;
+				}
+				if (r.ok && one_down > 0) {
+					snprintf(mx, sizeof(mx), "%.2fx", r.down_max / one_down);
+					snprintf(tt, sizeof(tt), "%.2fx", r.total_ms / one_total);
+				}
+				printf("%-5d %-4s %-6.1f %-8s %8.2f %8.2f %8.2f %9.2f %8.2f %9.2f %7.2f %8lld %8lld %7.1f %3s %8.1f %6s %7s %4lld%s\n",
+				       r.n, sync ? "sync" : "own", r.ws_bytes / 1048576.0,
+				       r.profile, r.down_min, r.down_med, r.down_max,
+				       r.kdown_max, r.wait_max, r.rehash_max, r.image_max,
+				       r.stop_pages, r.precopy_pages, r.spread,
+				       r.overlap ? "y" : "n", r.total_ms, mx, tt, r.lost,
+				       r.ok ? "" : "  FAILED");
+				fflush(stdout);
+				if (jf && r.v)
+					conc_json(jf, &r);
+				free(r.v);
 			}
-			if (r.ok && one_down > 0) {
-				snprintf(mx, sizeof(mx), "%.2fx", r.down_max / one_down);
-				snprintf(tt, sizeof(tt), "%.2fx", r.total_ms / one_total);
-			}
-			printf("%-5d %-6.1f %-8s %8.2f %8.2f %8.2f %9.2f %9.2f %8.2f %9.2f %7.2f %9lld %8lld %8.1f %7s %7s %5lld%s\n",
-			       r.n, r.ws_bytes / 1048576.0, r.profile, r.down_min,
-			       r.down_med, r.down_max, r.kdown_med, r.kdown_max,
-			       r.wait_max, r.rehash_max, r.image_max, r.stop_pages,
-			       r.precopy_pages, r.total_ms, mx, tt, r.lost,
-			       r.ok ? "" : "  FAILED");
-			fflush(stdout);
-			if (jf && r.v)
-				conc_json(jf, &r);
-			free(r.v);
 		}
 		free(cl);
 	}
@@ -863,10 +894,11 @@ int main(int argc, char **argv)
 	const char *vars = "writeset,gmig,naive", *json = NULL;
 	const char *counts = "1,3,7";
 	unsigned long long conc_mib = 64;
+	int also_sync = 0;
 	int rounds = 3, warmup_ms = 1000, round_ms = 300, opt, bad = 0;
 	FILE *jf = NULL;
 
-	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:X:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:BX:")) != -1) {
 		switch (opt) {
 		case 's':
 			sizes = optarg;
@@ -895,6 +927,9 @@ int main(int argc, char **argv)
 		case 'm':
 			conc_mib = strtoull(optarg, NULL, 0);
 			break;
+		case 'B':
+			also_sync = 1;
+			break;
 		case 'X':
 			inject = !strcmp(optarg, "lose") ? INJECT_LOSE :
 				 !strcmp(optarg, "corrupt") ? INJECT_CORRUPT : -1;
@@ -904,7 +939,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-X lose|corrupt]\n",
+			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-B] [-X lose|corrupt]\n",
 				argv[0]);
 			return 2;
 		}
@@ -926,7 +961,7 @@ int main(int argc, char **argv)
 				   round_ms, jf);
 	if (strcmp(counts, "0"))
 		bad += run_concurrents(counts, conc_mib, profiles, rounds,
-				       warmup_ms, round_ms, jf);
+				       warmup_ms, round_ms, also_sync, jf);
 	if (jf) {
 		fprintf(jf, "\n]\n");
 		fclose(jf);
