@@ -27,8 +27,8 @@
  * each with its own workload, migrate at the same time (writeset variant),
  * one thread per vGPU, every step above in parallel; the ones done with
  * their rounds go on with rounds until all are, then each stops right
- * after its last round (-B: also runs where a barrier puts them all into
- * STOP_COPY at the same moment).
+ * after its last round (stop "own"), or a barrier puts them all into
+ * STOP_COPY at the same moment (stop "sync"); -S picks (default: both).
  * Per vGPU: the device downtime as above; per run: the wall time from the
  * start of dirty logging to the last vGPU's last byte. gmig-small allows 7
  * instances, so during the migration the destination RAM is a plain buffer
@@ -37,7 +37,8 @@
  *
  * Usage: gmig_bench [-s MiB,MiB,...] [-p desktop,game] [-v VARIANTS]
  *                   [-r rounds] [-w warmup_ms] [-i round_ms] [-j out.json]
- *                   [-c N,N,...] [-m MiB] [-B] [-X lose|corrupt]
+ *                   [-c N,N,...] [-m MiB] [-S own,sync]
+ *                   [-X lose|corrupt]
  * Variants: writeset (oneshot/hash, rehash=writeset), gmig (oneshot/hash,
  * rehash=all), naive (iterative/all). -c: counts of concurrent vGPUs (0:
  * none), -m: the working set of each. -s 0 skips the single-vGPU runs.
@@ -414,6 +415,8 @@ out:
 }
 
 /* Concurrent migrations: N gmig-small vGPUs (its instance limit). */
+#define STOP_OWN 1
+#define STOP_SYNC 2
 #define CONC_MAX 7
 #define CONC_TYPE "gmig-small"
 /* gmig-small's 64 MiB partition less the bottom MiB. */
@@ -451,7 +454,7 @@ struct conc_result {
  * apart) until every one is done, as a VMM iterates until its stop; then
  * each stops right after its last round, PRE_COPY_P2P and STOP_COPY, as
  * a VMM does (stop "own": the stops fall within one round of each other).
- * With -B (stop "sync") a barrier puts them all into STOP_COPY at the
+ * With stop "sync" a barrier puts them all into STOP_COPY at the
  * same moment, and a vGPU whose last round ended first lets its GPU write
  * until the slowest one's ends: all of that goes into its stop-copy. A
  * failed vGPU still counts as ready and meets the barrier, so the others
@@ -825,13 +828,13 @@ static void conc_json(FILE *jf, const struct conc_result *r)
 }
 
 /*
- * Concurrent runs: profiles x counts (x stop modes with -B). max/1 and
+ * Concurrent runs: profiles x counts x stop modes. max/1 and
  * total/1 compare with the run of 1 vGPU of the same profile in this
  * program's run.
  */
 static int run_concurrents(const char *counts, unsigned long long ws_mib,
 			   const char *profiles, int rounds, int warmup_ms,
-			   int round_ms, int also_sync, FILE *jf)
+			   int round_ms, int modes, FILE *jf)
 {
 	char *pl, *ptok, *psave, *cl, *ctok, *csave;
 	int bad = 0, sync;
@@ -851,13 +854,14 @@ static int run_concurrents(const char *counts, unsigned long long ws_mib,
 		cl = strdup(counts);
 		for (ctok = strtok_r(cl, ",", &csave); ctok;
 		     ctok = strtok_r(NULL, ",", &csave)) {
-			for (sync = 0; sync <= also_sync; sync++) {
+			for (sync = 0; sync <= 1; sync++) {
 				struct conc_result r = { .profile = ptok, .n = atoi(ctok),
 							 .sync = sync };
 				char mx[16] = "-", tt[16] = "-";
 
-				/* One vGPU stops alone either way. */
-				if (r.n == 0 || (sync && r.n == 1))
+				/* One vGPU stops alone either way: run once. */
+				if (r.n == 0 || (sync && r.n == 1) ||
+				    (!(modes & (1 << sync)) && r.n != 1))
 					continue;
 				if (run_concurrent(&r, ws_mib, rounds, warmup_ms, round_ms))
 					bad++;
@@ -894,11 +898,11 @@ int main(int argc, char **argv)
 	const char *vars = "writeset,gmig,naive", *json = NULL;
 	const char *counts = "1,3,7";
 	unsigned long long conc_mib = 64;
-	int also_sync = 0;
+	int modes = STOP_OWN | STOP_SYNC;
 	int rounds = 3, warmup_ms = 1000, round_ms = 300, opt, bad = 0;
 	FILE *jf = NULL;
 
-	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:BX:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:X:")) != -1) {
 		switch (opt) {
 		case 's':
 			sizes = optarg;
@@ -927,8 +931,9 @@ int main(int argc, char **argv)
 		case 'm':
 			conc_mib = strtoull(optarg, NULL, 0);
 			break;
-		case 'B':
-			also_sync = 1;
+		case 'S':
+			modes = (strstr(optarg, "own") ? STOP_OWN : 0) |
+				(strstr(optarg, "sync") ? STOP_SYNC : 0);
 			break;
 		case 'X':
 			inject = !strcmp(optarg, "lose") ? INJECT_LOSE :
@@ -939,7 +944,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-B] [-X lose|corrupt]\n",
+			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-X lose|corrupt]\n",
 				argv[0]);
 			return 2;
 		}
@@ -961,7 +966,7 @@ int main(int argc, char **argv)
 				   round_ms, jf);
 	if (strcmp(counts, "0"))
 		bad += run_concurrents(counts, conc_mib, profiles, rounds,
-				       warmup_ms, round_ms, also_sync, jf);
+				       warmup_ms, round_ms, modes, jf);
 	if (jf) {
 		fprintf(jf, "\n]\n");
 		fclose(jf);
