@@ -6,7 +6,9 @@
 # the program is the VMM). Writes out/bench/results.txt (the table, the
 # machine, the targets) and out/bench/results.json. Long; not part of
 # `make check`.
-#   scripts/bench.sh [gmig_bench options]   e.g. -s 64,256 -p game -r 3
+#   scripts/bench.sh [gmig_bench options]   e.g. -s 64,256 -p game -r 3 -c 1,3,7
+# (the concurrent runs: -c counts of gmig-small vGPUs, -m MiB each, -S own,sync;
+# -c 0 skips them).
 # Environment: BENCH_MEMORY (VM memory, default 4G: 1 GiB working sets
 # need two 1 GiB "guest RAMs" plus the kernel), BENCH_CPUS (default 2),
 # BENCH_TIMEOUT (seconds, default 5400).

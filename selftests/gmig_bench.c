@@ -23,17 +23,35 @@
  * The same program times one memcpy of the working set (best of 3) in
  * this VM, the yardstick for the downtime targets.
  *
+ * Concurrent migrations (-c 1,3,7), a host evacuation: N gmig-small vGPUs,
+ * each with its own workload, migrate at the same time (writeset variant),
+ * one thread per vGPU, every step above in parallel; the ones done with
+ * their rounds go on with rounds until all are, then each stops right
+ * after its last round (stop "own"), or a barrier puts them all into
+ * STOP_COPY at the same moment (stop "sync"); -S picks (default: both).
+ * Per vGPU: the device downtime as above; per run: the wall time from the
+ * start of dirty logging to the last vGPU's last byte. gmig-small allows 7
+ * instances, so during the migration the destination RAM is a plain buffer
+ * (the VMM's copy); afterwards each source in turn is removed and a
+ * gmig-small destination takes its RAM and stream (RESUMING -> STOP).
+ *
  * Usage: gmig_bench [-s MiB,MiB,...] [-p desktop,game] [-v VARIANTS]
  *                   [-r rounds] [-w warmup_ms] [-i round_ms] [-j out.json]
+ *                   [-c N,N,...] [-m MiB] [-S own,sync]
+ *                   [-X lose|corrupt]
  * Variants: writeset (oneshot/hash, rehash=writeset), gmig (oneshot/hash,
- * rehash=all), naive (iterative/all). Exits non-zero if a page was lost
- * or a step failed.
+ * rehash=all), naive (iterative/all). -c: counts of concurrent vGPUs (0:
+ * none), -m: the working set of each. -s 0 skips the single-vGPU runs.
+ * -X lose|corrupt: makes every run fail (see inject). Exits non-zero if a
+ * page was lost or a step failed.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -159,6 +177,146 @@ static int wait_contexts(const char *uuid, long long more, int timeout_ms)
 	return -ETIMEDOUT;
 }
 
+/*
+ * -X: a self-test of this program's checks. "lose": the VMM skips the
+ * first page of each stop-copy report (a page the destination then lacks);
+ * "corrupt": one byte of each final image flipped (the destination must
+ * refuse it). Either makes every run fail.
+ */
+enum { INJECT_NONE, INJECT_LOSE, INJECT_CORRUPT };
+static int inject;
+
+/*
+ * One source vGPU's migration as the VMM drives it: its dirty bitmap, the
+ * device data read so far, and the destination RAM the pages go to.
+ */
+struct mig {
+	struct gvfio *s;
+	char *dst;
+	size_t mem, pages, words;
+	uint64_t *bm;
+	char *img;
+	size_t len, cap;
+	int fd;
+	long long precopy_pages, stop_pages;
+	double t_start, t0, t1;
+	const char *err;	/* the step that failed */
+};
+
+static int mig_fail(struct mig *m, const char *step)
+{
+	m->err = step;
+	return -1;
+}
+
+/* A pre-copy round: report, copy the reported pages. */
+static int mig_round(struct mig *m)
+{
+	memset(m->bm, 0, m->words * 8);
+	if (gvfio_log_report(m->s, IOVA, m->mem, m->bm))
+		return mig_fail(m, "pre-copy report");
+	m->precopy_pages += copy_reported(m->bm, m->pages, m->dst, m->s->mem);
+	return 0;
+}
+
+/* Dirty logging, first report, pre-copy image, first pass, R rounds. */
+static int mig_precopy(struct mig *m, int rounds, int round_ms)
+{
+	size_t off;
+	int i;
+
+	if (gvfio_log_start(m->s, IOVA, m->mem))
+		return mig_fail(m, "DMA_LOGGING_START");
+	if (gvfio_log_report(m->s, IOVA, m->mem, m->bm))
+		return mig_fail(m, "first report");
+	copy_reported(m->bm, m->pages, m->dst, m->s->mem);
+	if (gvfio_mig_set_state(m->s, VFIO_DEVICE_STATE_PRE_COPY, &m->fd) ||
+	    m->fd < 0)
+		return mig_fail(m, "PRE_COPY");
+	if (drain(m->fd, &m->img, &m->len, &m->cap))
+		return mig_fail(m, "pre-copy read");
+	for (off = 0; off < m->mem; off += 1 << 20)
+		memcpy(m->dst + off, (char *)m->s->mem + off,
+		       m->mem - off < (1 << 20) ? m->mem - off : 1 << 20);
+	m->precopy_pages = 0;
+	for (i = 0; i < rounds; i++) {
+		usleep(round_ms * 1000);
+		if (mig_round(m))
+			return -1;
+	}
+	return 0;
+}
+
+/* -X lose: clears the first page of the report; 1 if there was one. */
+static long long skip_first(struct mig *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->words; i++)
+		if (m->bm[i]) {
+			m->bm[i] &= m->bm[i] - 1;
+			return 1;
+		}
+	return 0;
+}
+
+/*
+ * From PRE_COPY_P2P: t0 -> STOP_COPY -> final report -> copy the reported
+ * pages -> device data to EOF -> t1, the device downtime.
+ */
+static int mig_stopcopy(struct mig *m)
+{
+	m->t0 = now_ms();
+	if (gvfio_mig_set_state(m->s, VFIO_DEVICE_STATE_STOP_COPY, NULL))
+		return mig_fail(m, "STOP_COPY");
+	memset(m->bm, 0, m->words * 8);
+	if (gvfio_log_report(m->s, IOVA, m->mem, m->bm))
+		return mig_fail(m, "stop-copy report");
+	m->stop_pages = inject == INJECT_LOSE ? skip_first(m) : 0;
+	m->stop_pages += copy_reported(m->bm, m->pages, m->dst, m->s->mem);
+	if (drain(m->fd, &m->img, &m->len, &m->cap))
+		return mig_fail(m, "stop-copy read");
+	m->t1 = now_ms();
+	if (inject == INJECT_CORRUPT && m->len)
+		m->img[m->len - 1] ^= 0x5a;
+	return 0;
+}
+
+/* Pages of the stopped source's RAM the destination's does not have. */
+static long long count_lost(const char *src, const char *dst, size_t mem)
+{
+	long long lost = 0;
+	size_t off;
+
+	for (off = 0; off < mem; off += PAGE)
+		lost += !!memcmp(src + off, dst + off, PAGE);
+	return lost;
+}
+
+/* The destination takes the stream: RESUMING -> STOP validates, applies. */
+static const char *resume(struct gvfio *d, const char *img, size_t len)
+{
+	const char *err = NULL;
+	int dfd = -1;
+	size_t off;
+
+	if (gvfio_mig_set_state(d, VFIO_DEVICE_STATE_RESUMING, &dfd) || dfd < 0)
+		return "RESUMING";
+	for (off = 0; off < len;) {
+		ssize_t w = write(dfd, img + off, len - off);
+
+		if (w <= 0) {
+			err = "stream write";
+			break;
+		}
+		off += w;
+	}
+	if (!err && gvfio_mig_set_state(d, VFIO_DEVICE_STATE_STOP, NULL))
+		err = "destination rejected the stream (RESUMING -> STOP)";
+	close(dfd);
+	return err;
+}
+
 #define FAIL(...) do { fprintf(stderr, "gmig_bench: " __VA_ARGS__); goto out; } while (0)
 
 static int run_one(struct result *r, const char *type, int rounds,
@@ -167,23 +325,21 @@ static int run_one(struct result *r, const char *type, int rounds,
 	size_t ws = r->ws_mib << 20;
 	size_t win = ws + META_BYTES > XL_WINDOW ? XL_WINDOW : ws + META_BYTES;
 	size_t mem = win + (1 << 20);
-	size_t pages = mem / PAGE, words = (pages + 63) / 64;
 	struct gvfio s = { .container = -1 }, d = { .container = -1 };
-	uint64_t *bm = calloc(words, 8);
+	struct mig m = { .s = &s, .mem = mem, .pages = mem / PAGE, .fd = -1 };
 	char cmd[160], path[128];
-	char *img = NULL;
-	size_t len = 0, cap = 0, off;
-	double t0;
-	int fd = -1, dfd = -1, i;
+	const char *err;
 	long long n;
 
+	m.words = (m.pages + 63) / 64;
+	m.bm = calloc(m.words, 8);
 	ws = win - META_BYTES;
 	r->ws_bytes = ws;
 	r->ok = 0;
 	r->lost = -1;
 	sim_remove_mdev(US);
 	sim_remove_mdev(UD);
-	if (!bm)
+	if (!m.bm)
 		FAIL("no memory\n");
 	if (set_param("precopy", r->v->precopy) || set_param("dirty", r->v->dirty) ||
 	    set_param("rehash", r->v->rehash))
@@ -194,6 +350,7 @@ static int run_one(struct result *r, const char *type, int rounds,
 		FAIL("cannot open the vGPUs\n");
 	if (gvfio_map_mem(&s, IOVA, mem) || gvfio_map_mem(&d, IOVA, mem))
 		FAIL("cannot map %zu MiB of DMA memory twice\n", mem >> 20);
+	m.dst = d.mem;
 	r->memcpy_ms = time_memcpy((char *)d.mem + META_BYTES,
 				   (char *)s.mem + META_BYTES, ws);
 
@@ -206,46 +363,19 @@ static int run_one(struct result *r, const char *type, int rounds,
 		FAIL("the workload runs no context\n");
 	usleep(warmup_ms * 1000);
 
-	/* Dirty logging, first report, pre-copy image, first pass. */
-	if (gvfio_log_start(&s, IOVA, mem))
-		FAIL("DMA_LOGGING_START\n");
-	if (gvfio_log_report(&s, IOVA, mem, bm))
-		FAIL("first report\n");
-	copy_reported(bm, pages, d.mem, s.mem);
-	if (gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_PRE_COPY, &fd) || fd < 0)
-		FAIL("PRE_COPY\n");
-	if (drain(fd, &img, &len, &cap))
-		FAIL("pre-copy read\n");
-	for (off = 0; off < mem; off += 1 << 20)
-		memcpy((char *)d.mem + off, (char *)s.mem + off,
-		       mem - off < (1 << 20) ? mem - off : 1 << 20);
-	r->precopy_pages = 0;
-	for (i = 0; i < rounds; i++) {
-		usleep(round_ms * 1000);
-		memset(bm, 0, words * 8);
-		if (gvfio_log_report(&s, IOVA, mem, bm))
-			FAIL("pre-copy report\n");
-		r->precopy_pages += copy_reported(bm, pages, d.mem, s.mem);
-	}
-
+	if (mig_precopy(&m, rounds, round_ms))
+		FAIL("%s\n", m.err);
+	r->precopy_pages = m.precopy_pages;
 	/* Stop (as QEMU: P2P first): the device downtime starts at STOP_COPY. */
 	if (gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL))
 		FAIL("PRE_COPY_P2P\n");
-	t0 = now_ms();
-	if (gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_STOP_COPY, NULL))
-		FAIL("STOP_COPY\n");
-	memset(bm, 0, words * 8);
-	if (gvfio_log_report(&s, IOVA, mem, bm))
-		FAIL("stop-copy report\n");
-	r->stop_pages = copy_reported(bm, pages, d.mem, s.mem);
-	if (drain(fd, &img, &len, &cap))
-		FAIL("stop-copy read\n");
-	r->downtime_ms = now_ms() - t0;
+	if (mig_stopcopy(&m))
+		FAIL("%s\n", m.err);
+	r->stop_pages = m.stop_pages;
+	r->downtime_ms = m.t1 - m.t0;
 
 	/* No page lost: the stopped source's window is the destination's. */
-	r->lost = 0;
-	for (off = 0; off < mem; off += PAGE)
-		r->lost += !!memcmp((char *)s.mem + off, (char *)d.mem + off, PAGE);
+	r->lost = count_lost(s.mem, d.mem, mem);
 
 	r->tracked = sim_stat(US, "pages_tracked");
 	r->skipped = sim_stat(US, "pages_rehash_skipped");
@@ -261,24 +391,13 @@ static int run_one(struct result *r, const char *type, int rounds,
 		FAIL("stats say %lld stop-copy pages, the report had %lld\n", n,
 		     r->stop_pages);
 
-	/* The destination takes the stream. */
-	if (gvfio_mig_set_state(&d, VFIO_DEVICE_STATE_RESUMING, &dfd) || dfd < 0)
-		FAIL("RESUMING\n");
-	for (off = 0; off < len;) {
-		ssize_t w = write(dfd, img + off, len - off);
-
-		if (w <= 0)
-			FAIL("stream write: %s\n", strerror(errno));
-		off += w;
-	}
-	if (gvfio_mig_set_state(&d, VFIO_DEVICE_STATE_STOP, NULL))
-		FAIL("destination rejected the stream (RESUMING -> STOP)\n");
+	err = resume(&d, m.img, m.len);
+	if (err)
+		FAIL("%s\n", err);
 	r->ok = r->lost == 0 && r->faults == 0;
 out:
-	if (dfd >= 0)
-		close(dfd);
-	if (fd >= 0)
-		close(fd);
+	if (m.fd >= 0)
+		close(m.fd);
 	if (s.container >= 0) {
 		gvfio_mig_set_state(&s, VFIO_DEVICE_STATE_RUNNING, NULL);
 		gvfio_log_stop(&s);
@@ -290,8 +409,318 @@ out:
 		gvfio_close(&d);
 	sim_remove_mdev(US);
 	sim_remove_mdev(UD);
-	free(bm);
-	free(img);
+	free(m.bm);
+	free(m.img);
+	return r->ok ? 0 : -1;
+}
+
+/* Concurrent migrations: N gmig-small vGPUs (its instance limit). */
+#define STOP_OWN 1
+#define STOP_SYNC 2
+#define CONC_MAX 7
+#define CONC_TYPE "gmig-small"
+/* gmig-small's 64 MiB partition less the bottom MiB. */
+#define SMALL_WINDOW (63ull << 20)
+
+/* One vGPU of a concurrent run, and its thread's figures. */
+struct conc_vgpu {
+	char su[40], du[40];	/* source and destination mdev UUIDs */
+	struct gvfio s;
+	struct mig m;
+	pthread_barrier_t *bar;
+	int *ready;		/* threads done with their rounds */
+	int n, rounds, round_ms, sync;
+	int ok;			/* the source side completed */
+	long long faults, lost, k_down_us, k_wait_us, k_rehash_us, k_image_us;
+	double down_ms;
+};
+
+struct conc_result {
+	const char *profile;
+	int n, sync;
+	unsigned long long ws_bytes;
+	struct conc_vgpu *v;
+	double down_min, down_med, down_max, kdown_med, kdown_max;
+	double wait_max, rehash_max, image_max, total_ms;
+	double spread;		/* first STOP_COPY request -> last one */
+	int overlap;		/* every stop-copy ran while all the others did */
+	long long stop_pages, precopy_pages, lost;
+	int ok;
+};
+
+/*
+ * A vGPU's thread: every step of its migration runs at the same time as
+ * the others'. A vGPU done with its rounds goes on with rounds (5 ms
+ * apart) until every one is done, as a VMM iterates until its stop; then
+ * each stops right after its last round, PRE_COPY_P2P and STOP_COPY, as
+ * a VMM does (stop "own": the stops fall within one round of each other).
+ * With stop "sync" a barrier puts them all into STOP_COPY at the
+ * same moment, and a vGPU whose last round ended first lets its GPU write
+ * until the slowest one's ends: all of that goes into its stop-copy. A
+ * failed vGPU still counts as ready and meets the barrier, so the others
+ * go on.
+ */
+static void *conc_thread(void *arg)
+{
+	struct conc_vgpu *c = arg;
+	int ok;
+
+	pthread_barrier_wait(c->bar);
+	c->m.t_start = now_ms();
+	ok = !mig_precopy(&c->m, c->rounds, c->round_ms);
+	__atomic_add_fetch(c->ready, 1, __ATOMIC_SEQ_CST);
+	while (ok && __atomic_load_n(c->ready, __ATOMIC_SEQ_CST) < c->n) {
+		usleep(5 * 1000);
+		ok = !mig_round(&c->m);
+	}
+	if (ok && gvfio_mig_set_state(&c->s, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL))
+		ok = !mig_fail(&c->m, "PRE_COPY_P2P");
+	if (c->sync)
+		pthread_barrier_wait(c->bar);
+	if (ok)
+		ok = !mig_stopcopy(&c->m);
+	c->ok = ok;
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Of n sorted values. */
+static double median(const double *x, int n)
+{
+	return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
+}
+
+static void workload_ctl(const char *uuid, const char *cmd)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", uuid);
+	sim_write_sysfs(path, cmd);
+}
+
+/* The source's figures, then a destination takes its RAM and stream. */
+static int conc_finish(struct conc_vgpu *c)
+{
+	struct mig *m = &c->m;
+	struct gvfio d = { .container = -1 };
+	const char *err = NULL;
+	long long n;
+
+	c->lost = count_lost(c->s.mem, m->dst, m->mem);
+	c->down_ms = m->t1 - m->t0;
+	c->k_down_us = sim_stat(c->su, "downtime_us");
+	c->k_wait_us = sim_stat(c->su, "quiesce_wait_us");
+	c->k_rehash_us = sim_stat(c->su, "rehash_stopcopy_us");
+	c->k_image_us = sim_stat(c->su, "image_us");
+	c->faults = sim_stat(c->su, "faults");
+	n = sim_stat(c->su, "pages_sent_stopcopy");
+	if (n != m->stop_pages) {
+		fprintf(stderr, "gmig_bench: %s: stats say %lld stop-copy pages, the report had %lld\n",
+			c->su, n, m->stop_pages);
+		c->ok = 0;
+	}
+	/* The source goes: gmig-small has no room for 2N instances. */
+	workload_ctl(c->su, "stop");
+	gvfio_close(&c->s);
+	sim_remove_mdev(c->su);
+	if (sim_create_mdev(CONC_TYPE, c->du) || gvfio_open(&d, c->du) ||
+	    gvfio_map_mem(&d, IOVA, m->mem)) {
+		err = "cannot set up the destination";
+	} else {
+		/* Its RAM is what the VMM copied: the restore may patch it. */
+		memcpy(d.mem, m->dst, m->mem);
+		err = resume(&d, m->img, m->len);
+	}
+	if (err) {
+		fprintf(stderr, "gmig_bench: %s: %s\n", c->du, err);
+		c->ok = 0;
+	}
+	if (d.container >= 0)
+		gvfio_close(&d);
+	sim_remove_mdev(c->du);
+	return c->ok && c->lost == 0 && c->faults == 0 ? 0 : -1;
+}
+
+static void conc_free(struct conc_vgpu *c)
+{
+	if (c->m.fd >= 0)
+		close(c->m.fd);
+	if (c->s.container >= 0) {
+		gvfio_mig_set_state(&c->s, VFIO_DEVICE_STATE_RUNNING, NULL);
+		gvfio_log_stop(&c->s);
+		workload_ctl(c->su, "stop");
+		gvfio_close(&c->s);
+	}
+	if (c->su[0]) {
+		sim_remove_mdev(c->su);
+		sim_remove_mdev(c->du);
+	}
+	if (c->m.dst)
+		munmap(c->m.dst, c->m.mem);
+	free(c->m.bm);
+	free(c->m.img);
+}
+
+/* Sets up source vGPU i of a concurrent run, its workload running. */
+static int conc_setup(struct conc_vgpu *c, int i, unsigned long long ws_mib,
+		      const char *profile)
+{
+	size_t ws = ws_mib << 20;
+	size_t win = ws + META_BYTES > SMALL_WINDOW ? SMALL_WINDOW : ws + META_BYTES;
+	struct mig *m = &c->m;
+	char cmd[160];
+	void *dst;
+
+	snprintf(c->su, sizeof(c->su), "5a1d0000-0000-4000-8000-0000000001%02x", i);
+	snprintf(c->du, sizeof(c->du), "5a1d0000-0000-4000-8000-0000000002%02x", i);
+	c->s.container = -1;
+	m->s = &c->s;
+	m->fd = -1;
+	m->mem = win + (1 << 20);
+	m->pages = m->mem / PAGE;
+	m->words = (m->pages + 63) / 64;
+	sim_remove_mdev(c->su);
+	sim_remove_mdev(c->du);
+	m->bm = calloc(m->words, 8);
+	dst = mmap(NULL, m->mem, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (!m->bm || dst == MAP_FAILED) {
+		fprintf(stderr, "gmig_bench: no memory for vGPU %d\n", i);
+		return -1;
+	}
+	m->dst = dst;
+	if (sim_create_mdev(CONC_TYPE, c->su) || gvfio_open(&c->s, c->su) ||
+	    gvfio_map_mem(&c->s, IOVA, m->mem)) {
+		fprintf(stderr, "gmig_bench: cannot set up %s vGPU %d\n", CONC_TYPE, i);
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "start %s base=%llu size=%zu", profile, IOVA, win);
+	workload_ctl(c->su, cmd);
+	return 0;
+}
+
+/*
+ * N vGPUs migrating at once (writeset variant); r->ok only if every one
+ * migrated with no page lost and no fault.
+ */
+static int run_concurrent(struct conc_result *r, unsigned long long ws_mib,
+			  int rounds, int warmup_ms, int round_ms)
+{
+	struct conc_vgpu *v = calloc(r->n, sizeof(*v));
+	double down[CONC_MAX], kdown[CONC_MAX], first = 1e30, last = 0;
+	double t0_min = 1e30, t0_max = 0, t1_min = 1e30;
+	pthread_t th[CONC_MAX];
+	pthread_barrier_t bar;
+	int i, started = 0, bad = 0, done = 0, ready = 0;
+
+	r->v = v;
+	r->ok = 0;
+	r->lost = -1;
+	if (!v || r->n < 1 || r->n > CONC_MAX) {
+		fprintf(stderr, "gmig_bench: -c takes 1 to %d vGPUs\n", CONC_MAX);
+		free(v);
+		r->v = NULL;
+		return -1;
+	}
+	for (i = 0; i < r->n; i++) {
+		v[i].s.container = -1;
+		v[i].m.fd = -1;
+	}
+	if (set_param("precopy", "oneshot") || set_param("dirty", "hash") ||
+	    set_param("rehash", "writeset")) {
+		fprintf(stderr, "gmig_bench: cannot set module parameters\n");
+		goto out;
+	}
+	for (i = 0; i < r->n; i++) {
+		if (conc_setup(&v[i], i, ws_mib, r->profile))
+			goto out;
+		v[i].bar = &bar;
+		v[i].ready = &ready;
+		v[i].n = r->n;
+		v[i].sync = r->sync;
+		v[i].rounds = rounds;
+		v[i].round_ms = round_ms;
+	}
+	r->ws_bytes = v[0].m.mem - (1 << 20) - META_BYTES;
+	for (i = 0; i < r->n; i++)
+		if (wait_contexts(v[i].su, 2, 60000)) {
+			fprintf(stderr, "gmig_bench: %s: the workload runs no context\n",
+				v[i].su);
+			goto out;
+		}
+	usleep(warmup_ms * 1000);
+
+	pthread_barrier_init(&bar, NULL, r->n);
+	for (started = 0; started < r->n; started++)
+		if (pthread_create(&th[started], NULL, conc_thread, &v[started]))
+			break;
+	if (started < r->n) {
+		/* The barrier counts N threads: without them all, none can go on. */
+		fprintf(stderr, "gmig_bench: cannot start %d threads\n", r->n);
+		abort();
+	}
+	for (i = 0; i < r->n; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+
+	r->lost = 0;
+	r->stop_pages = 0;
+	r->precopy_pages = 0;
+	for (i = 0; i < r->n; i++) {
+		struct conc_vgpu *c = &v[i];
+
+		if (!c->ok) {
+			fprintf(stderr, "gmig_bench: %s: %s failed\n", c->su, c->m.err);
+			bad++;
+			continue;
+		}
+		if (conc_finish(c))
+			bad++;
+		r->lost += c->lost;
+		r->stop_pages += c->m.stop_pages;
+		r->precopy_pages += c->m.precopy_pages;
+		down[done] = c->down_ms;
+		kdown[done++] = c->k_down_us / 1e3;
+		if (c->m.t_start < first)
+			first = c->m.t_start;
+		if (c->m.t1 > last)
+			last = c->m.t1;
+		if (c->m.t1 < t1_min)
+			t1_min = c->m.t1;
+		if (c->m.t0 < t0_min)
+			t0_min = c->m.t0;
+		if (c->m.t0 > t0_max)
+			t0_max = c->m.t0;
+		if (c->k_wait_us / 1e3 > r->wait_max)
+			r->wait_max = c->k_wait_us / 1e3;
+		if (c->k_rehash_us / 1e3 > r->rehash_max)
+			r->rehash_max = c->k_rehash_us / 1e3;
+		if (c->k_image_us / 1e3 > r->image_max)
+			r->image_max = c->k_image_us / 1e3;
+	}
+	/* The figures of the vGPUs whose source side completed. */
+	if (done) {
+		qsort(down, done, sizeof(down[0]), cmp_double);
+		qsort(kdown, done, sizeof(kdown[0]), cmp_double);
+		r->down_min = down[0];
+		r->down_max = down[done - 1];
+		r->down_med = median(down, done);
+		r->kdown_max = kdown[done - 1];
+		r->kdown_med = median(kdown, done);
+		r->total_ms = last - first;
+		r->spread = t0_max - t0_min;
+		r->overlap = t1_min > t0_max;
+	}
+	r->ok = !bad && r->lost == 0;
+out:
+	for (i = 0; i < r->n; i++)
+		conc_free(&v[i]);
 	return r->ok ? 0 : -1;
 }
 
@@ -305,42 +734,15 @@ static const char *type_for(unsigned long long mib)
 	return mib < 127 ? "gmig-large" : "gmig-xl";
 }
 
-int main(int argc, char **argv)
+/* The single-vGPU matrix: sizes x profiles x variants. */
+static int run_singles(const char *sizes, const char *profiles,
+		       const char *vars, int rounds, int warmup_ms,
+		       int round_ms, FILE *jf)
 {
-	const char *sizes = "64,256,1024", *profiles = "desktop,game";
-	const char *vars = "writeset,gmig,naive", *json = NULL;
-	int rounds = 3, warmup_ms = 1000, round_ms = 300, opt, bad = 0;
 	char *list, *tok, *save, *ptok, *psave, *vtok, *vsave, *sl, *pl;
-	FILE *jf = NULL;
 	unsigned int i;
+	int bad = 0;
 
-	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:")) != -1) {
-		switch (opt) {
-		case 's': sizes = optarg; break;
-		case 'p': profiles = optarg; break;
-		case 'v': vars = optarg; break;
-		case 'r': rounds = atoi(optarg); break;
-		case 'w': warmup_ms = atoi(optarg); break;
-		case 'i': round_ms = atoi(optarg); break;
-		case 'j': json = optarg; break;
-		default:
-			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file]\n",
-				argv[0]);
-			return 2;
-		}
-	}
-	if (access("/sys/class/mdev_bus/gmig", F_OK)) {
-		fprintf(stderr, "gmig_bench: gmig.ko is not loaded\n");
-		return 4;
-	}
-	if (json) {
-		jf = fopen(json, "w");
-		if (!jf) {
-			perror(json);
-			return 2;
-		}
-		fprintf(jf, "[\n");
-	}
 	printf("%-6s %-8s %-22s %8s %9s %8s %9s %9s %8s %9s %7s %9s %8s %8s %5s\n",
 	       "ws_MiB", "profile", "variant", "tracked", "stop_pgs", "skipped",
 	       "down_ms", "k_down_ms", "wait_ms", "rehash_ms", "img_ms",
@@ -361,7 +763,7 @@ int main(int argc, char **argv)
 						r.v = &variants[i];
 				if (!r.v) {
 					fprintf(stderr, "unknown variant %s\n", vtok);
-					return 2;
+					exit(2);
 				}
 				if (run_one(&r, type_for(r.ws_mib), rounds, warmup_ms,
 					    round_ms))
@@ -376,7 +778,7 @@ int main(int argc, char **argv)
 				       r.precopy_pages, r.lost, r.ok ? "" : "  FAILED");
 				fflush(stdout);
 				if (jf)
-					fprintf(jf, "%s  {\"ws_mib\": %llu, \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"%s\", \"precopy\": \"%s\", \"dirty\": \"%s\", \"rehash\": \"%s\", \"pages_tracked\": %lld, \"stopcopy_pages\": %lld, \"rehash_skipped\": %lld, \"rehashed_stopcopy\": %lld, \"downtime_ms\": %.3f, \"kernel_downtime_us\": %lld, \"rehash_stopcopy_us\": %lld, \"quiesce_wait_us\": %lld, \"image_us\": %lld, \"memcpy_ms\": %.3f, \"precopy_pages\": %lld, \"contexts\": %lld, \"faults\": %lld, \"lost_pages\": %lld, \"ok\": %s}",
+					fprintf(jf, "%s  {\"mode\": \"single\", \"ws_mib\": %llu, \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"%s\", \"precopy\": \"%s\", \"dirty\": \"%s\", \"rehash\": \"%s\", \"pages_tracked\": %lld, \"stopcopy_pages\": %lld, \"rehash_skipped\": %lld, \"rehashed_stopcopy\": %lld, \"downtime_ms\": %.3f, \"kernel_downtime_us\": %lld, \"rehash_stopcopy_us\": %lld, \"quiesce_wait_us\": %lld, \"image_us\": %lld, \"memcpy_ms\": %.3f, \"precopy_pages\": %lld, \"contexts\": %lld, \"faults\": %lld, \"lost_pages\": %lld, \"ok\": %s}",
 						ftell(jf) > 2 ? ",\n" : "",
 						r.ws_mib, r.ws_bytes, r.profile, r.v->name, r.v->precopy,
 						r.v->dirty, r.v->rehash, r.tracked, r.stop_pages,
@@ -391,6 +793,180 @@ int main(int argc, char **argv)
 		free(pl);
 	}
 	free(sl);
+	return bad;
+}
+
+static void conc_json(FILE *jf, const struct conc_result *r)
+{
+	static const char *const keys[] = {
+		"downtime_ms", "kernel_downtime_us", "quiesce_wait_us",
+		"rehash_stopcopy_us", "image_us", "stopcopy_pages",
+		"precopy_pages", "lost_pages",
+	};
+	unsigned int k;
+	int i;
+
+	fprintf(jf, "%s  {\"mode\": \"concurrent\", \"vgpus\": %d, \"type\": \"%s\", \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"writeset\", \"stop\": \"%s\", \"total_ms\": %.3f, \"stop_spread_ms\": %.3f, \"overlap\": %s, \"ok\": %s",
+		ftell(jf) > 2 ? ",\n" : "", r->n, CONC_TYPE, r->ws_bytes,
+		r->profile, r->sync ? "sync" : "own", r->total_ms, r->spread,
+		r->overlap ? "true" : "false", r->ok ? "true" : "false");
+	for (k = 0; k < ARRAY_SIZE(keys); k++) {
+		fprintf(jf, ", \"%s\": [", keys[k]);
+		for (i = 0; i < r->n; i++) {
+			const struct conc_vgpu *c = &r->v[i];
+			double x[] = {
+				c->down_ms, c->k_down_us, c->k_wait_us, c->k_rehash_us,
+				c->k_image_us, c->m.stop_pages, c->m.precopy_pages,
+				c->lost,
+			};
+
+			fprintf(jf, "%s%.3f", i ? ", " : "", x[k]);
+		}
+		fprintf(jf, "]");
+	}
+	fprintf(jf, "}");
+}
+
+/*
+ * Concurrent runs: profiles x counts x stop modes. max/1 and
+ * total/1 compare with the run of 1 vGPU of the same profile in this
+ * program's run.
+ */
+static int run_concurrents(const char *counts, unsigned long long ws_mib,
+			   const char *profiles, int rounds, int warmup_ms,
+			   int round_ms, int modes, FILE *jf)
+{
+	char *pl, *ptok, *psave, *cl, *ctok, *csave;
+	int bad = 0, sync;
+
+	printf("\nconcurrent migrations (%s, writeset), per-vGPU device downtime and total time:\n",
+	       CONC_TYPE);
+	printf("%-5s %-4s %-6s %-8s %8s %8s %8s %9s %8s %9s %7s %8s %8s %7s %3s %8s %6s %7s %4s\n",
+	       "vgpus", "stop", "ws_MiB", "profile", "down_min", "down_med",
+	       "down_max", "k_dn_max", "wait_mx", "rehash_mx", "img_mx",
+	       "stop_pgs", "pre_pgs", "t0_sprd", "ovl", "total_ms", "max/1",
+	       "total/1", "lost");
+	pl = strdup(profiles);
+	for (ptok = strtok_r(pl, ",", &psave); ptok;
+	     ptok = strtok_r(NULL, ",", &psave)) {
+		double one_down = 0, one_total = 0;
+
+		cl = strdup(counts);
+		for (ctok = strtok_r(cl, ",", &csave); ctok;
+		     ctok = strtok_r(NULL, ",", &csave)) {
+			for (sync = 0; sync <= 1; sync++) {
+				struct conc_result r = { .profile = ptok, .n = atoi(ctok),
+							 .sync = sync };
+				char mx[16] = "-", tt[16] = "-";
+
+				/* One vGPU stops alone either way: run once. */
+				if (r.n == 0 || (sync && r.n == 1) ||
+				    (!(modes & (1 << sync)) && r.n != 1))
+					continue;
+				if (run_concurrent(&r, ws_mib, rounds, warmup_ms, round_ms))
+					bad++;
+				if (r.ok && r.n == 1) {
+					one_down = r.down_max;
+					one_total = r.total_ms;
+				}
+				if (r.ok && one_down > 0) {
+					snprintf(mx, sizeof(mx), "%.2fx", r.down_max / one_down);
+					snprintf(tt, sizeof(tt), "%.2fx", r.total_ms / one_total);
+				}
+				printf("%-5d %-4s %-6.1f %-8s %8.2f %8.2f %8.2f %9.2f %8.2f %9.2f %7.2f %8lld %8lld %7.1f %3s %8.1f %6s %7s %4lld%s\n",
+				       r.n, sync ? "sync" : "own", r.ws_bytes / 1048576.0,
+				       r.profile, r.down_min, r.down_med, r.down_max,
+				       r.kdown_max, r.wait_max, r.rehash_max, r.image_max,
+				       r.stop_pages, r.precopy_pages, r.spread,
+				       r.overlap ? "y" : "n", r.total_ms, mx, tt, r.lost,
+				       r.ok ? "" : "  FAILED");
+				fflush(stdout);
+				if (jf && r.v)
+					conc_json(jf, &r);
+				free(r.v);
+			}
+		}
+		free(cl);
+	}
+	free(pl);
+	return bad;
+}
+
+int main(int argc, char **argv)
+{
+	const char *sizes = "64,256,1024", *profiles = "desktop,game";
+	const char *vars = "writeset,gmig,naive", *json = NULL;
+	const char *counts = "1,3,7";
+	unsigned long long conc_mib = 64;
+	int modes = STOP_OWN | STOP_SYNC;
+	int rounds = 3, warmup_ms = 1000, round_ms = 300, opt, bad = 0;
+	FILE *jf = NULL;
+
+	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:X:")) != -1) {
+		switch (opt) {
+		case 's':
+			sizes = optarg;
+			break;
+		case 'p':
+			profiles = optarg;
+			break;
+		case 'v':
+			vars = optarg;
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			break;
+		case 'w':
+			warmup_ms = atoi(optarg);
+			break;
+		case 'i':
+			round_ms = atoi(optarg);
+			break;
+		case 'j':
+			json = optarg;
+			break;
+		case 'c':
+			counts = optarg;
+			break;
+		case 'm':
+			conc_mib = strtoull(optarg, NULL, 0);
+			break;
+		case 'S':
+			modes = (strstr(optarg, "own") ? STOP_OWN : 0) |
+				(strstr(optarg, "sync") ? STOP_SYNC : 0);
+			break;
+		case 'X':
+			inject = !strcmp(optarg, "lose") ? INJECT_LOSE :
+				 !strcmp(optarg, "corrupt") ? INJECT_CORRUPT : -1;
+			if (inject < 0) {
+				fprintf(stderr, "-X lose or -X corrupt\n");
+				return 2;
+			}
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-X lose|corrupt]\n",
+				argv[0]);
+			return 2;
+		}
+	}
+	if (access("/sys/class/mdev_bus/gmig", F_OK)) {
+		fprintf(stderr, "gmig_bench: gmig.ko is not loaded\n");
+		return 4;
+	}
+	if (json) {
+		jf = fopen(json, "w");
+		if (!jf) {
+			perror(json);
+			return 2;
+		}
+		fprintf(jf, "[\n");
+	}
+	if (strcmp(sizes, "0"))
+		bad += run_singles(sizes, profiles, vars, rounds, warmup_ms,
+				   round_ms, jf);
+	if (strcmp(counts, "0"))
+		bad += run_concurrents(counts, conc_mib, profiles, rounds,
+				       warmup_ms, round_ms, modes, jf);
 	if (jf) {
 		fprintf(jf, "\n]\n");
 		fclose(jf);
