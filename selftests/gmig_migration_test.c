@@ -142,6 +142,28 @@ TEST_F(mig, every_arc_of_the_state_machine)
 	}
 }
 
+/*
+ * The VMM's part of a resume: B gets A's guest memory, then the pre-copy
+ * and final data in one write, and runs.
+ */
+static void resume_from(struct __test_metadata *_metadata, struct sim *a,
+			struct sim *b, const char *pre, ssize_t npre,
+			const char *fin, ssize_t nfin)
+{
+	char *img = malloc(npre + nfin);
+	int rfd;
+
+	ASSERT_NE(NULL, img);
+	memcpy(b->v.mem, a->v.mem, MEM);
+	memcpy(img, pre, npre);
+	memcpy(img + npre, fin, nfin);
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	ASSERT_EQ(npre + nfin, write(rfd, img, npre + nfin));
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(rfd);
+	free(img);
+}
+
 TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 {
 	struct sim *a = &self->a, *b = &self->b;
@@ -151,9 +173,9 @@ TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 		(uint32_t)sim_gaddr(a, SIM_PAGE_DATA) + 8, 0, 0xabcd0001,
 	};
 	uint32_t *ring_b = sim_ptr(b, SIM_PAGE_RING);
-	char *pre = NULL, *fin = NULL, *img, byte;
+	char *pre = NULL, *fin = NULL, byte;
 	ssize_t npre, nfin;
-	int fd, rfd;
+	int fd;
 
 	/* Pre-copy while running. */
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
@@ -184,17 +206,8 @@ TEST_F(mig, migrate_with_pending_workload_to_another_partition)
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
 
 	/* The VMM copies guest memory; B resumes from pre-copy + final data. */
-	memcpy(b->v.mem, a->v.mem, MEM);
 	b->completed = a->completed;
-	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
-	img = malloc(npre + nfin);
-	ASSERT_NE(NULL, img);
-	memcpy(img, pre, npre);
-	memcpy(img + npre, fin, nfin);
-	ASSERT_EQ(npre + nfin, write(rfd, img, npre + nfin));
-	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RUNNING, NULL));
-	close(rfd);
-	free(img);
+	resume_from(_metadata, a, b, pre, npre, fin, nfin);
 
 	/* The pending store ran on B, at the same guest page. */
 	ASSERT_EQ(0, sim_wait(b));
@@ -338,9 +351,9 @@ TEST_F(mig, corrupt_truncated_and_foreign_streams_are_rejected)
 TEST_F(mig, stop_copy_sends_a_delta_over_the_precopy_image)
 {
 	struct sim *a = &self->a, *b = &self->b;
-	char *pre = NULL, *fin = NULL, *img;
+	char *pre = NULL, *fin = NULL;
 	ssize_t npre, nfin;
-	int fd, rfd;
+	int fd;
 
 	ASSERT_EQ(0, sim_map_ggtt(a));
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
@@ -357,18 +370,9 @@ TEST_F(mig, stop_copy_sends_a_delta_over_the_precopy_image)
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
 
 	bad_stream(_metadata, b, fin, nfin);
-	memcpy(b->v.mem, a->v.mem, MEM);
-	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
-	img = malloc(npre + nfin);
-	ASSERT_NE(NULL, img);
-	memcpy(img, pre, npre);
-	memcpy(img + npre, fin, nfin);
-	ASSERT_EQ(npre + nfin, write(rfd, img, npre + nfin));
-	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RUNNING, NULL));
-	close(rfd);
+	resume_from(_metadata, a, b, pre, npre, fin, nfin);
 	ASSERT_EQ(1, sim_stat(UB, "images_applied"));
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
-	free(img);
 	free(pre);
 	free(fin);
 }
