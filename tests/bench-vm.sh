@@ -71,5 +71,16 @@ for prof in sorted({r["profile"] for r in conc}):
         print(line)
 PY
 cat "$OUT/targets.txt"
+# A splat (lockdep, KASAN in the debug kernel) fails the run like a lost
+# page: the figures of a kernel that misbehaved say nothing.
+dmesg >"$OUT/dmesg.log"
+if grep -E 'BUG:|WARNING:|Oops|general protection|KASAN:|UBSAN:|possible (recursive|circular) locking|Call Trace:|kernel panic|rust_panic' \
+	"$OUT/dmesg.log" >"$OUT/splats.log"; then
+	echo "gmig_bench: kernel splats (dmesg.log):"
+	head -40 "$OUT/splats.log"
+else
+	echo "dmesg: no splat"
+fi >>"$OUT/targets.txt"
 cat "$OUT/results.raw" "$OUT/targets.txt" >"$OUT/results.txt"
+[ -s "$OUT/splats.log" ] && sed -i 's/^gmig_bench: done/gmig_bench: done, but the kernel splatted/' "$OUT/results.txt"
 echo GMIG-BENCH-DONE
