@@ -82,5 +82,5 @@ else
 	echo "dmesg: no splat"
 fi >>"$OUT/targets.txt"
 cat "$OUT/results.raw" "$OUT/targets.txt" >"$OUT/results.txt"
-[ -s "$OUT/splats.log" ] && sed -i 's/^gmig_bench: done/gmig_bench: done, but the kernel splatted/' "$OUT/results.txt"
+[ -s "$OUT/splats.log" ] && sed -i 's/^gmig_bench: done/gmig_bench: FAILED (kernel splats), was done/' "$OUT/results.txt"
 echo GMIG-BENCH-DONE
