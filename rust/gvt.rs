@@ -291,13 +291,7 @@ impl VgpuPtr {
     /// kvmgt saves into an aligned buffer of u64s; `out` gets its bytes.
     fn save(self, part: Part, out: &mut [u8]) -> Result {
         let mut tmp = KVVec::from_elem(0u64, out.len().div_ceil(8), GFP_KERNEL)?;
-        // SAFETY: live vGPU (type invariant); `tmp` holds at least
-        // `out.len()` writable bytes.
-        let n =
-            unsafe { gmig_gvt_save_state(self.0, part as u32, tmp.as_mut_ptr().cast(), out.len()) };
-        if usize::try_from(n).ok() != Some(out.len()) {
-            return Err(EIO);
-        }
+        self.save_raw(part, &mut tmp, out.len())?;
         for (c, v) in out.chunks_mut(8).zip(tmp.iter()) {
             let b = if u64_part(part) {
                 v.to_le_bytes()
@@ -409,6 +403,20 @@ const MAX_SCAN_RANGES: usize = 1024;
 
 /// What the hooks learn of the GPU's and kvmgt's writes.
 type Writes = GvtWrites<KVVec<(u64, u64)>, KVVec<u32>>;
+
+/// The hooks' record of writes for a vGPU of `layout`: the guest GGTT
+/// mirror (every entry unknown) and room for [`MAX_SCAN_RANGES`] ranges.
+fn new_writes(layout: GvtLayout) -> Result<Writes> {
+    let mirror = GgttMirror::new(
+        layout,
+        KVVec::from_elem(0u32, usize::try_from(layout.entries())?, GFP_KERNEL)?,
+    )
+    .ok_or(EINVAL)?;
+    Ok(GvtWrites::new(
+        KVVec::from_elem((0u64, 0u64), MAX_SCAN_RANGES, GFP_KERNEL)?,
+        mirror,
+    ))
+}
 
 /// The dword at byte offset `off` of a register image kvmgt saved into
 /// u64s (native byte order, as it lies in kvmgt's memory).
@@ -899,15 +907,7 @@ unsafe fn create(
     // `get_device()` takes a reference.
     let dev = unsafe { Device::get_device(dev) };
     let vgpu = VgpuPtr(vgpu);
-    let mirror = GgttMirror::new(
-        layout,
-        KVVec::from_elem(0u32, usize::try_from(layout.entries())?, GFP_KERNEL)?,
-    )
-    .ok_or(EINVAL)?;
-    let writes = GvtWrites::new(
-        KVVec::from_elem((0u64, 0u64), MAX_SCAN_RANGES, GFP_KERNEL)?,
-        mirror,
-    );
+    let writes = new_writes(layout)?;
     let hooks = Arc::pin_init(
         new_mutex!(Hooks {
             pinned: RBTree::new(),
@@ -1148,15 +1148,7 @@ mod tests {
     #[test]
     fn scanned_store_narrows_the_report() -> Result {
         let (l, _) = layouts()?;
-        let mirror = GgttMirror::new(
-            l,
-            KVVec::from_elem(0u32, usize::try_from(l.entries())?, GFP_KERNEL)?,
-        )
-        .ok_or(EINVAL)?;
-        let mut w: Writes = GvtWrites::new(
-            KVVec::from_elem((0u64, 0u64), MAX_SCAN_RANGES, GFP_KERNEL)?,
-            mirror,
-        );
+        let mut w = new_writes(l)?;
         let first = l.aperture.base / 4096;
         for i in 0..64 {
             w.ggtt_write(first + i, ((0x100 + i) << 12) | 1);
