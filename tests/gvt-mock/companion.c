@@ -69,93 +69,7 @@
 #include <linux/vfio.h>
 #include <linux/vmalloc.h>
 
-#include "../../shim/gmig_gvt_companion.h"
-
-#define MOCK_PAGE		SZ_4K
-#define MOCK_MEM_PAGES		256
-#define MOCK_MEM_SIZE		(MOCK_MEM_PAGES * MOCK_PAGE)
-#define MOCK_ENGINES		3
-#define MOCK_EXECLIST_SIZE	(MOCK_ENGINES * 64)
-#define MOCK_FENCES		4
-#define MOCK_MAX_RESTORES	16
-#define MOCK_MAX_FILES		8
-#define MOCK_STREAM_MAX		SZ_32M
-#define MOCK_MAGIC		0x6776746dU
-
-/* GGTT entries the source's guest has set: frames 1..8. */
-#define MOCK_GGTT_SET		4	/* per GM part */
-#define MOCK_PTE(gfn)		(((u64)(gfn) << 12) | 1)
-
-/* struct execlist_ring_context: the values' offsets in the ring context */
-#define MOCK_CTX_HEAD		0x14
-#define MOCK_CTX_TAIL		0x1c
-#define MOCK_CTX_START		0x24
-#define MOCK_CTX_CTL		0x2c
-#define MOCK_RB_SIZE(ctl)	(((ctl) & 0x1ff000) + MOCK_PAGE)
-#define MOCK_DESC_VALID		BIT(0)
-#define MOCK_DESC_PRIV		BIT(8)	/* privilege_access */
-#define MOCK_SDI		((0x20 << 23) | (1 << 22) | 2)
-#define MOCK_MAX_DONE		16
-#define MOCK_TARGETS		4
-
-/* A queued workload (struct intel_vgpu_workload, what the mock needs). */
-struct mock_workload {
-	struct list_head list;
-	struct intel_gvt_workload w;	/* the guest's view, as saved */
-	u64 ctx_gma;			/* mapped LRCA */
-	u64 ring_ctx_gpa;
-	u64 rb_start;			/* mapped ring start */
-	u32 *shadow;			/* scanned ring, rb_head..rb_tail */
-	u32 shadow_len;
-};
-
-/* What a completed workload left: the guest's targets after it. */
-struct mock_done {
-	u32 engine, desc;
-	u32 t[MOCK_TARGETS];
-};
-
-struct mock_vgpu {
-	struct vfio_device vdev;	/* zeroed, never registered */
-	u32 magic;
-	const char *name;
-	struct intel_gvt_vgpu_layout layout;
-	const struct intel_gvt_companion_ops *ops;
-	void *priv;
-
-	/* guest memory, under mem_lock */
-	struct mutex mem_lock;
-	u8 *mem;
-
-	/* state, and what the companion did with it, under lock */
-	struct mutex lock;
-	u8 *vregs;
-	size_t vregs_size;
-	u64 *ggtt;
-	size_t ggtt_entries;
-	u64 *fences;
-	u8 *execlist;
-	bool stopped;
-	unsigned int stops, starts, saves, restores;
-	unsigned int running_saves, stopped_saves, bad_restores;
-	enum intel_gvt_state restored[MOCK_MAX_RESTORES];
-
-	/* set while a callback runs as if under the vGPU's lock */
-	struct task_struct *cb_task;
-	atomic_t reentered, rw_calls, bad_vgpu;
-
-	/* guest frames the companion read while log_reads is set */
-	bool log_reads;
-	DECLARE_BITMAP(reads, MOCK_MEM_PAGES);
-
-	/* workload queues per engine, under lock */
-	struct list_head q[MOCK_ENGINES];
-	/* completed workloads, in order, and the frames they are checked at */
-	struct mock_done done[MOCK_MAX_DONE];
-	unsigned int ndone;
-	u64 target_gpa[MOCK_TARGETS];
-	int run_errors;
-};
+#include "gvt_mock.h"
 
 static DEFINE_MUTEX(companion_lock);
 static const struct intel_gvt_companion_ops *companion;
@@ -192,16 +106,6 @@ static bool reentered(struct mock_vgpu *m, const char *what)
 	return true;
 }
 
-static void cb_begin(struct mock_vgpu *m)
-{
-	WRITE_ONCE(m->cb_task, current);
-}
-
-static void cb_end(struct mock_vgpu *m)
-{
-	WRITE_ONCE(m->cb_task, NULL);
-}
-
 /* The interface, as patches 0001-0008 implement it in kvmgt. */
 
 int intel_gvt_register_companion(const struct intel_gvt_companion_ops *ops)
@@ -236,6 +140,7 @@ void intel_gvt_companion_stop_schedule(struct intel_vgpu *vgpu)
 
 	if (!m || reentered(m, "stop_schedule"))
 		return;
+	guard(mutex)(&m->drv_lock);
 	guard(mutex)(&m->lock);
 	m->stops++;
 	if (m->stopped)
@@ -298,6 +203,42 @@ static void *state_ptr(struct mock_vgpu *m, enum intel_gvt_state part)
 	return NULL;
 }
 
+/* The graphics address of entry @i of the vGPU's GGTT image. */
+static u64 mock_entry_gma(struct mock_vgpu *m, size_t i)
+{
+	const struct intel_gvt_vgpu_layout *l = &m->layout;
+	u64 ap = l->aperture_size / MOCK_PAGE;
+
+	return i < ap ? l->aperture_base + i * MOCK_PAGE :
+			l->hidden_base + (i - ap) * MOCK_PAGE;
+}
+
+/*
+ * emulate_ggtt_mmio_write() of a whole entry, at index @i of the vGPU's
+ * GGTT image, with m->lock held: the guest entry changes, the shadow entry
+ * maps its page (on an mdev vGPU, kvmgt's gvt_pin_guest_page(): the page
+ * of the new entry is pinned, the old one's unpinned, each reported to the
+ * companion), and the companion's ggtt_write hook sees it.
+ */
+static void mock_ggtt_set(struct mock_vgpu *m, size_t i, u64 val)
+{
+	u64 old = m->ggtt[i];
+
+	m->ggtt[i] = val;
+	if (m->kv && old != val) {
+		if (val & 1)
+			kv_pin(m, val >> 12);
+		if (old & 1)
+			kv_unpin(m, old >> 12);
+	}
+	if (m->ops->ggtt_write) {
+		cb_begin(m);
+		m->ops->ggtt_write(m->priv, mock_entry_gma(m, i) / MOCK_PAGE,
+				   old, val);
+		cb_end(m);
+	}
+}
+
 ssize_t intel_gvt_companion_save_state(struct intel_vgpu *vgpu,
 				       enum intel_gvt_state part,
 				       void *buf, size_t size)
@@ -353,6 +294,20 @@ int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
 		pr_err("%s: state part %d restored while scheduled\n",
 		       m->name, part);
 	}
+	if (m->kv && part == INTEL_GVT_STATE_GGTT) {
+		/*
+		 * intel_vgpu_restore_ggtt() (patch 0005) writes each entry as
+		 * the guest would, at this vGPU's own offsets (no map_gma):
+		 * the shadow GGTT maps it (pinning its page) and the
+		 * companion's ggtt_write hook sees it.
+		 */
+		const u64 *e = buf;
+		size_t i;
+
+		for (i = 0; i < m->ggtt_entries; i++)
+			mock_ggtt_set(m, i, e[i]);
+		return 0;
+	}
 	memcpy(state_ptr(m, part), buf, len);
 	return 0;
 }
@@ -366,6 +321,20 @@ int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
 	if (!m)
 		return -EINVAL;
 	atomic_inc(&m->rw_calls);
+	return mock_mem_rw(m, gpa, buf, len, write);
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_rw_gpa);
+
+/*
+ * Guest memory: kvmgt's intel_gvt_read_gpa() and _write_gpa(), that is
+ * vfio_dma_rw() on the VFIO user's mappings, for an mdev vGPU; the runs'
+ * vGPUs have a buffer of MOCK_MEM_SIZE bytes instead.
+ */
+static int mem_rw(struct mock_vgpu *m, u64 gpa, void *buf, size_t len,
+		  bool write, bool companion)
+{
+	if (m->kv)
+		return vfio_dma_rw(&m->vdev, gpa, buf, len, write);
 	if (len > MOCK_MEM_SIZE || gpa > MOCK_MEM_SIZE - len)
 		return -EFAULT;
 
@@ -374,14 +343,20 @@ int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
 		memcpy(m->mem + gpa, buf, len);
 	} else {
 		memcpy(buf, m->mem + gpa, len);
-		if (m->log_reads && len)
+		if (companion && m->log_reads && len)
 			bitmap_set(m->reads, gpa / MOCK_PAGE,
 				   (gpa + len - 1) / MOCK_PAGE -
 				   gpa / MOCK_PAGE + 1);
 	}
 	return 0;
 }
-EXPORT_SYMBOL_GPL(intel_gvt_companion_rw_gpa);
+
+/* What intel_gvt_companion_rw_gpa() does. */
+int mock_mem_rw(struct mock_vgpu *m, u64 gpa, void *buf, size_t len,
+		bool write)
+{
+	return mem_rw(m, gpa, buf, len, write, true);
+}
 
 /* Workloads, as patches 0009-0012 make GVT-g handle them. */
 
@@ -414,26 +389,24 @@ static u64 mock_gma_to_gpa(struct mock_vgpu *m, u64 gma)
 	if (!mock_gm_valid(m, gma, 1))
 		return ~0ULL;
 	e = *mock_entry(m, gma);
-	if (!(e & 1) || (e & ~0xfffULL) >= MOCK_MEM_SIZE)
+	if (!(e & 1) || (!m->kv && (e & ~0xfffULL) >= MOCK_MEM_SIZE))
 		return ~0ULL;
 	return (e & ~0xfffULL) + (gma & 0xfff);
 }
 
+/* A dword of guest memory that GVT-g itself reads; 0 if it cannot. */
 static u32 mock_rd32(struct mock_vgpu *m, u64 gpa)
 {
 	u32 v = 0;
 
-	guard(mutex)(&m->mem_lock);
-	if (gpa <= MOCK_MEM_SIZE - 4)
-		memcpy(&v, m->mem + gpa, 4);
+	if (mem_rw(m, gpa, &v, 4, false, false))
+		v = 0;
 	return v;
 }
 
-static void mock_wr32(struct mock_vgpu *m, u64 gpa, u32 v)
+static int mock_wr32(struct mock_vgpu *m, u64 gpa, u32 v)
 {
-	guard(mutex)(&m->mem_lock);
-	if (gpa <= MOCK_MEM_SIZE - 4)
-		memcpy(m->mem + gpa, &v, 4);
+	return mem_rw(m, gpa, &v, 4, true, false);
 }
 
 /* intel_gvt_companion_map_gma(): the companion's map_gma, if it has one. */
@@ -589,7 +562,7 @@ static void mock_clean_workloads(struct mock_vgpu *m)
 	}
 }
 
-static unsigned int mock_queued(struct mock_vgpu *m)
+unsigned int mock_queued(struct mock_vgpu *m)
 {
 	struct mock_workload *wl;
 	unsigned int n = 0;
@@ -667,8 +640,7 @@ EXPORT_SYMBOL_GPL(intel_gvt_companion_resubmit_workloads);
  * The guest writes the ELSP of @engine: intel_vgpu_submit_execlist(), one
  * workload per valid descriptor, the first emulating the schedule-in.
  */
-static int mock_elsp(struct mock_vgpu *m, unsigned int engine, u32 desc0,
-		     u32 ctx_id)
+int mock_elsp(struct mock_vgpu *m, unsigned int engine, u32 desc0, u32 ctx_id)
 {
 	u32 elsp[4] = { desc0, ctx_id, 0, 0 };
 
@@ -684,7 +656,7 @@ static int mock_elsp(struct mock_vgpu *m, unsigned int engine, u32 desc0,
  * them anyway: what the source would have done had it not been migrated.
  * Returns the number of workloads run, or a negative error.
  */
-static int mock_gpu_run(struct mock_vgpu *m, bool force)
+int mock_gpu_run(struct mock_vgpu *m, bool force)
 {
 	struct mock_workload *wl;
 	int e, ret, n = 0;
@@ -709,14 +681,17 @@ static int mock_gpu_run(struct mock_vgpu *m, bool force)
 				gpa = mock_gma_to_gpa(m, gma);
 				if (gpa == ~0ULL)
 					ret = -EFAULT;
+				else if (m->kv && !kv_pinned(m, gpa >> 12))
+					;	/* the scratch page */
 				else
-					mock_wr32(m, gpa, wl->shadow[i + 3]);
+					ret = mock_wr32(m, gpa,
+							wl->shadow[i + 3]);
 				i += 3;
 			}
 			/* update_guest_context(): the ring head */
 			if (!ret)
-				mock_wr32(m, wl->ring_ctx_gpa + MOCK_CTX_HEAD,
-					  wl->w.rb_tail);
+				ret = mock_wr32(m, wl->ring_ctx_gpa +
+						MOCK_CTX_HEAD, wl->w.rb_tail);
 			if (ret)
 				m->run_errors++;
 			if (m->ndone < MOCK_MAX_DONE) {
@@ -747,24 +722,17 @@ static int mock_gpu_run(struct mock_vgpu *m, bool force)
  * entry map_gma refuses, or one outside the vGPU's GM (the ballooned rest
  * of the GGTT), is dropped or reads zero.
  */
-static void mock_ggtt_mmio_write(struct mock_vgpu *m, u64 off, u64 val)
+void mock_ggtt_mmio_write(struct mock_vgpu *m, u64 off, u64 val)
 {
-	u64 gma = (off >> 3) << 12, old, *e;
+	u64 gma = (off >> 3) << 12;
 
 	guard(mutex)(&m->lock);
 	if (mock_map_gma(m, &gma, MOCK_PAGE) || !mock_gm_valid(m, gma, 1))
 		return;
-	e = mock_entry(m, gma);
-	old = *e;
-	*e = val;
-	if (m->ops->ggtt_write) {
-		cb_begin(m);
-		m->ops->ggtt_write(m->priv, gma / MOCK_PAGE, old, val);
-		cb_end(m);
-	}
+	mock_ggtt_set(m, mock_entry(m, gma) - m->ggtt, val);
 }
 
-static u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off)
+u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off)
 {
 	u64 gma = (off >> 3) << 12;
 
@@ -774,18 +742,34 @@ static u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off)
 	return *mock_entry(m, gma);
 }
 
+/*
+ * What intel_gvt_reset_vgpu() clears, with m->lock held: the workloads,
+ * the guest GGTT (without the ggtt_write hook), registers, fences and
+ * execlist state. The companion's vgpu_reset comes after, unlocked.
+ */
+void mock_reset_locked(struct mock_vgpu *m)
+{
+	mock_clean_workloads(m);
+	memset(m->ggtt, 0, m->ggtt_entries * sizeof(u64));
+	memset(m->vregs, 0, m->vregs_size);
+	memset(m->fences, 0, m->layout.fence_count * sizeof(u64));
+	memset(m->execlist, 0, MOCK_EXECLIST_SIZE);
+}
+
 /* Mock vGPUs: what kvmgt's init and release of a vfio_device do. */
 
-static void mock_free(struct mock_vgpu *m)
+/*
+ * Detaches the companion (with @reset, first as kvmgt's close_device()
+ * does) and frees what mock_init() allocated; @m itself is the caller's.
+ */
+void mock_release(struct mock_vgpu *m, bool reset)
 {
-	if (!m)
-		return;
 	if (m->priv) {
-		/* kvmgt: close_device(), then the vfio_device's release */
-		if (m->ops->vgpu_reset)
+		if (reset && m->ops->vgpu_reset)
 			m->ops->vgpu_reset(m->priv);
 		m->ops->vgpu_destroy(m->priv);
 		module_put(m->ops->owner);
+		m->priv = NULL;
 	}
 	if (m->q[0].next)
 		mock_clean_workloads(m);
@@ -794,8 +778,82 @@ static void mock_free(struct mock_vgpu *m)
 	kvfree(m->ggtt);
 	kfree(m->fences);
 	kfree(m->execlist);
+	m->mem = NULL;
+	m->vregs = NULL;
+	m->ggtt = NULL;
+	m->fences = NULL;
+	m->execlist = NULL;
 	m->magic = 0;
+}
+
+static void mock_free(struct mock_vgpu *m)
+{
+	if (!m)
+		return;
+	/* kvmgt: close_device(), then the vfio_device's release */
+	mock_release(m, true);
 	kfree(m);
+}
+
+/*
+ * intel_gvt_create_vgpu(): the vGPU's state, zeroed; @own_mem gives it a
+ * buffer of guest memory (the runs' vGPUs, which have no VFIO user).
+ */
+int mock_init(struct mock_vgpu *m, const char *name,
+	      const struct intel_gvt_vgpu_layout *l, size_t vregs_size,
+	      bool own_mem)
+{
+	int i;
+
+	m->magic = MOCK_MAGIC;
+	m->name = name;
+	m->layout = *l;
+	mutex_init(&m->lock);
+	mutex_init(&m->mem_lock);
+	mutex_init(&m->drv_lock);
+	for (i = 0; i < MOCK_ENGINES; i++)
+		INIT_LIST_HEAD(&m->q[i]);
+	m->ggtt_entries = (l->aperture_size + l->hidden_size) / MOCK_PAGE;
+	if (own_mem)
+		m->mem = vzalloc(MOCK_MEM_SIZE);
+	m->vregs_size = vregs_size;
+	m->vregs = kvzalloc(vregs_size, GFP_KERNEL);
+	m->ggtt = kvcalloc(m->ggtt_entries, sizeof(u64), GFP_KERNEL);
+	m->fences = kcalloc(l->fence_count, sizeof(u64), GFP_KERNEL);
+	m->execlist = kzalloc(MOCK_EXECLIST_SIZE, GFP_KERNEL);
+	if ((own_mem && !m->mem) || !m->vregs || !m->ggtt || !m->fences ||
+	    !m->execlist)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * The companion's vgpu_create, before the vfio_device is registered
+ * (patch 0001): it sets the device's mig_ops and log_ops.
+ */
+int mock_attach(struct mock_vgpu *m, char *why, size_t why_len)
+{
+	const struct intel_gvt_companion_ops *ops;
+	void *priv;
+
+	guard(mutex)(&companion_lock);
+	ops = companion;
+	if (!ops || !try_module_get(ops->owner)) {
+		snprintf(why, why_len, "no companion registered (is gmig loaded?)");
+		return -ENOENT;
+	}
+	cb_begin(m);
+	priv = ops->vgpu_create(to_vgpu(m), &m->vdev, &m->layout);
+	cb_end(m);
+	if (IS_ERR_OR_NULL(priv)) {
+		module_put(ops->owner);
+		snprintf(why, why_len, "%s: vgpu_create returned %ld", m->name,
+			 priv ? PTR_ERR(priv) : 0L);
+		return -EINVAL;
+	}
+	m->ops = ops;
+	m->priv = priv;
+	return 0;
 }
 
 static struct mock_vgpu *mock_create(const char *name,
@@ -803,53 +861,19 @@ static struct mock_vgpu *mock_create(const char *name,
 				     size_t vregs_size, char *why,
 				     size_t why_len)
 {
-	const struct intel_gvt_companion_ops *ops;
 	struct mock_vgpu *m;
-	void *priv;
-	int i;
+	int ret;
 
 	m = kzalloc_obj(*m);
 	if (!m)
 		return ERR_PTR(-ENOMEM);
-	m->magic = MOCK_MAGIC;
-	m->name = name;
-	m->layout = *l;
 	m->vdev.dev = mock_dev;
-	mutex_init(&m->lock);
-	mutex_init(&m->mem_lock);
-	for (i = 0; i < MOCK_ENGINES; i++)
-		INIT_LIST_HEAD(&m->q[i]);
-	m->ggtt_entries = (l->aperture_size + l->hidden_size) / MOCK_PAGE;
-	m->mem = vzalloc(MOCK_MEM_SIZE);
-	m->vregs_size = vregs_size;
-	m->vregs = kvzalloc(vregs_size, GFP_KERNEL);
-	m->ggtt = kvcalloc(m->ggtt_entries, sizeof(u64), GFP_KERNEL);
-	m->fences = kcalloc(l->fence_count, sizeof(u64), GFP_KERNEL);
-	m->execlist = kzalloc(MOCK_EXECLIST_SIZE, GFP_KERNEL);
-	if (!m->mem || !m->vregs || !m->ggtt || !m->fences || !m->execlist) {
+	ret = mock_init(m, name, l, vregs_size, true) ?:
+	      mock_attach(m, why, why_len);
+	if (ret) {
 		mock_free(m);
-		return ERR_PTR(-ENOMEM);
+		return ERR_PTR(ret);
 	}
-
-	guard(mutex)(&companion_lock);
-	ops = companion;
-	if (!ops || !try_module_get(ops->owner)) {
-		snprintf(why, why_len, "no companion registered (is gmig loaded?)");
-		mock_free(m);
-		return ERR_PTR(-ENOENT);
-	}
-	cb_begin(m);
-	priv = ops->vgpu_create(to_vgpu(m), &m->vdev, l);
-	cb_end(m);
-	if (IS_ERR_OR_NULL(priv)) {
-		module_put(ops->owner);
-		snprintf(why, why_len, "%s: vgpu_create returned %ld", name,
-			 priv ? PTR_ERR(priv) : 0L);
-		mock_free(m);
-		return ERR_PTR(-EINVAL);
-	}
-	m->ops = ops;
-	m->priv = priv;
 	return m;
 }
 
@@ -2713,17 +2737,26 @@ static const struct file_operations run_fops = {
 
 static int __init gvt_mock_init(void)
 {
+	int ret;
+
 	mock_dev = root_device_register("gvt_mock");
 	if (IS_ERR(mock_dev))
 		return PTR_ERR(mock_dev);
 	mock_dir = debugfs_create_dir("gvt_mock", NULL);
 	debugfs_create_file("run", 0200, mock_dir, NULL, &run_fops);
+	ret = kv_register(mock_dir);
+	if (ret) {
+		debugfs_remove_recursive(mock_dir);
+		root_device_unregister(mock_dev);
+		return ret;
+	}
 	pr_info("loaded\n");
 	return 0;
 }
 
 static void __exit gvt_mock_exit(void)
 {
+	kv_unregister();
 	debugfs_remove_recursive(mock_dir);
 	root_device_unregister(mock_dev);
 }

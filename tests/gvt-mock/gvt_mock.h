@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * gvt_mock: what its two halves share. companion.c is kvmgt's companion
+ * interface (patches/gvt) and the runs that drive gmig through it without
+ * VFIO; kvmgt.c registers mdev vGPUs that a real QEMU opens, the way
+ * kvmgt's vfio_device ops do, on top of the same vGPU model.
+ */
+#ifndef _GVT_MOCK_H_
+#define _GVT_MOCK_H_
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/sched.h>
+#include <linux/sizes.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+
+#include "../../shim/gmig_gvt_companion.h"
+
+struct kv_vgpu;
+
+#define MOCK_PAGE		SZ_4K
+#define MOCK_MEM_PAGES		256
+#define MOCK_MEM_SIZE		(MOCK_MEM_PAGES * MOCK_PAGE)
+#define MOCK_ENGINES		3
+#define MOCK_EXECLIST_SIZE	(MOCK_ENGINES * 64)
+#define MOCK_FENCES		4
+#define MOCK_MAX_RESTORES	16
+#define MOCK_MAX_FILES		8
+#define MOCK_STREAM_MAX		SZ_32M
+#define MOCK_MAGIC		0x6776746dU
+
+/* GGTT entries the source's guest has set: frames 1..8. */
+#define MOCK_GGTT_SET		4	/* per GM part */
+#define MOCK_PTE(gfn)		(((u64)(gfn) << 12) | 1)
+
+/* struct execlist_ring_context: the values' offsets in the ring context */
+#define MOCK_CTX_HEAD		0x14
+#define MOCK_CTX_TAIL		0x1c
+#define MOCK_CTX_START		0x24
+#define MOCK_CTX_CTL		0x2c
+#define MOCK_RB_SIZE(ctl)	(((ctl) & 0x1ff000) + MOCK_PAGE)
+#define MOCK_DESC_VALID		BIT(0)
+#define MOCK_DESC_PRIV		BIT(8)	/* privilege_access */
+#define MOCK_SDI		((0x20 << 23) | (1 << 22) | 2)
+#define MOCK_MAX_DONE		16
+#define MOCK_TARGETS		4
+
+/* A queued workload (struct intel_vgpu_workload, what the mock needs). */
+struct mock_workload {
+	struct list_head list;
+	struct intel_gvt_workload w;	/* the guest's view, as saved */
+	u64 ctx_gma;			/* mapped LRCA */
+	u64 ring_ctx_gpa;
+	u64 rb_start;			/* mapped ring start */
+	u32 *shadow;			/* scanned ring, rb_head..rb_tail */
+	u32 shadow_len;
+};
+
+/* What a completed workload left: the guest's targets after it. */
+struct mock_done {
+	u32 engine, desc;
+	u32 t[MOCK_TARGETS];
+};
+
+struct mock_vgpu {
+	/* never registered for the runs' vGPUs; kvmgt.c's: an mdev's */
+	struct vfio_device vdev;
+	u32 magic;
+	const char *name;
+	struct intel_gvt_vgpu_layout layout;
+	const struct intel_gvt_companion_ops *ops;
+	void *priv;
+
+	/* guest memory, under mem_lock */
+	struct mutex mem_lock;
+	u8 *mem;
+
+	/* state, and what the companion did with it, under lock */
+	struct mutex lock;
+	u8 *vregs;
+	size_t vregs_size;
+	u64 *ggtt;
+	size_t ggtt_entries;
+	u64 *fences;
+	u8 *execlist;
+	bool stopped;
+	unsigned int stops, starts, saves, restores;
+	unsigned int running_saves, stopped_saves, bad_restores;
+	enum intel_gvt_state restored[MOCK_MAX_RESTORES];
+
+	/* set while a callback runs as if under the vGPU's lock */
+	struct task_struct *cb_task;
+	atomic_t reentered, rw_calls, bad_vgpu;
+
+	/* guest frames the companion read while log_reads is set */
+	bool log_reads;
+	DECLARE_BITMAP(reads, MOCK_MEM_PAGES);
+
+	/* workload queues per engine, under lock */
+	struct list_head q[MOCK_ENGINES];
+	/* completed workloads, in order, and the frames they are checked at */
+	struct mock_done done[MOCK_MAX_DONE];
+	unsigned int ndone;
+	u64 target_gpa[MOCK_TARGETS];
+	int run_errors;
+
+	/*
+	 * kvmgt.c's mdev vGPUs only (NULL for the runs'): guest memory is the
+	 * VFIO user's, through vfio_dma_rw(), and GGTT entries pin pages.
+	 */
+	struct kv_vgpu *kv;
+	/*
+	 * Taken before lock by stop_schedule and by kvmgt.c's stand-in guest
+	 * driver around each of its submissions: a vCPU stops before QEMU
+	 * stops the device, so no guest write lands after the stop.
+	 */
+	struct mutex drv_lock;
+};
+
+/* The companion's callbacks run as if with the vGPU's lock held. */
+static inline void cb_begin(struct mock_vgpu *m)
+{
+	WRITE_ONCE(m->cb_task, current);
+}
+
+static inline void cb_end(struct mock_vgpu *m)
+{
+	WRITE_ONCE(m->cb_task, NULL);
+}
+
+/* companion.c: the vGPU model */
+int mock_init(struct mock_vgpu *m, const char *name,
+	      const struct intel_gvt_vgpu_layout *l, size_t vregs_size,
+	      bool own_mem);
+int mock_attach(struct mock_vgpu *m, char *why, size_t why_len);
+void mock_release(struct mock_vgpu *m, bool reset);
+int mock_mem_rw(struct mock_vgpu *m, u64 gpa, void *buf, size_t len,
+		bool write);
+int mock_elsp(struct mock_vgpu *m, unsigned int engine, u32 desc0,
+	      u32 ctx_id);
+int mock_gpu_run(struct mock_vgpu *m, bool force);
+unsigned int mock_queued(struct mock_vgpu *m);
+void mock_ggtt_mmio_write(struct mock_vgpu *m, u64 off, u64 val);
+u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off);
+void mock_reset_locked(struct mock_vgpu *m);
+
+/* kvmgt.c: pins behind GGTT entries, and the mdev parent */
+void kv_pin(struct mock_vgpu *m, u64 gfn);
+void kv_unpin(struct mock_vgpu *m, u64 gfn);
+bool kv_pinned(struct mock_vgpu *m, u64 gfn);
+int kv_register(struct dentry *dir);
+void kv_unregister(void);
+
+#endif /* _GVT_MOCK_H_ */
