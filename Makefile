@@ -89,7 +89,7 @@ lint: kernel
 	@cd rust/gmig_core && cargo fmt --check && cargo clippy --all-targets -- -D warnings
 	@rustfmt --check --edition 2021 rust/gmig.rs
 	@scripts/deps.py
-	@source scripts/env.sh && perl $$KSRC/scripts/checkpatch.pl --no-tree --strict --terse -q -f shim/*.c shim/*.h tests/gvt-mock/*.c
+	@source scripts/env.sh && perl $$KSRC/scripts/checkpatch.pl --no-tree --strict --terse -q -f shim/*.c shim/*.h tests/gvt-mock/*.c tests/gvt-mock/*.h
 	@tests/gvt-series-check.sh
 	@scripts/rst-check.py
 

@@ -20,9 +20,11 @@
  * (step_pin_record_lost()), after the writer has armed gmig's fault
  * injection.
  *
- * A mock vGPU's vfio_device is never registered with VFIO (there is no mdev
- * parent); its ->dev is a root device of the mock. Its guest memory is a
- * vmalloc'ed buffer that intel_gvt_companion_rw_gpa() accesses.
+ * The runs' mock vGPUs have a vfio_device that is never registered with
+ * VFIO; its ->dev is a root device of the mock, and guest memory is a
+ * vmalloc'ed buffer that intel_gvt_companion_rw_gpa() accesses. kvmgt.c
+ * adds mdev vGPUs on the same model that a real QEMU opens (their guest
+ * memory is the VFIO user's, through vfio_dma_rw()).
  *
  * Like GVT-g, the mock calls the companion's callbacks as if with the
  * vGPU's lock held (all but vgpu_reset): a companion that calls back into
@@ -444,12 +446,16 @@ static int mock_scan(struct mock_vgpu *m, struct mock_workload *wl)
 	if (!wl->shadow)
 		return -ENOMEM;
 	wl->shadow_len = n;
-	for (i = 0; i < n; i++) {
-		u64 gpa = mock_gma_to_gpa(m, wl->rb_start + wl->w.rb_head + 4 * i);
+	/* copy_gma_to_hva(): page by page through the GGTT */
+	for (i = 0; i < n; i += len) {
+		u64 gma = wl->rb_start + wl->w.rb_head + 4 * i;
+		u64 gpa = mock_gma_to_gpa(m, gma);
 
 		if (gpa == ~0ULL)
 			return -EFAULT;
-		wl->shadow[i] = mock_rd32(m, gpa);
+		len = min_t(u32, n - i, (MOCK_PAGE - gma % MOCK_PAGE) / 4);
+		if (mem_rw(m, gpa, &wl->shadow[i], 4 * len, false, false))
+			return -EFAULT;
 	}
 	for (i = 0; i < n; i += len) {
 		len = wl->shadow[i] == 0 ? 1 : 4;

@@ -39,7 +39,7 @@
  * onto guest frames from 16 MiB: a state page, a two-page context image,
  * a ring, the targets), writes MI_STORE_DATA_IMM batches into the ring,
  * the ring's head and tail into the context image, and writes the
- * context's descriptor to the ELSP. A tick every 10 ms, while the device
+ * context's descriptor to the ELSP. A tick every 30 ms, while the device
  * is open, first runs the GPU (mock_gpu_run(): the queued workloads,
  * unless gmig stopped the schedule), then lets the driver submit its next
  * batch once the last one completed. Its state lives in guest memory (the
@@ -90,7 +90,7 @@
 #define KV_OFFSET_SHIFT	40
 #define KV_INDEX(off)	((off) >> KV_OFFSET_SHIFT)
 #define KV_OFFSET_MASK	((1ULL << KV_OFFSET_SHIFT) - 1)
-#define KV_TICK_MS	10
+#define KV_TICK_MS	30		/* the sim's desktop: 30 frames/s */
 
 /* The stand-in guest driver: guest frames from KV_WINDOW, GGTT entries. */
 #define KV_WINDOW	SZ_16M		/* the tests compare 16..56 MiB */
@@ -123,7 +123,7 @@ struct kv_vgpu {
 	struct dentry *dir;
 	/* the stand-in guest driver, under m.drv_lock */
 	bool open;
-	const struct kv_profile *prof;
+	const struct kv_profile *prof, *start;
 	u64 gma;			/* the guest's GM base it uses */
 	u32 round;
 	u64 contexts, faults, rounds;
@@ -235,8 +235,10 @@ static void kv_reset_vgpu(struct kv_vgpu *kv)
 {
 	struct mock_vgpu *m = &kv->m;
 
-	scoped_guard(mutex, &m->drv_lock)
+	scoped_guard(mutex, &m->drv_lock) {
 		kv->prof = NULL;
+		kv->start = NULL;
+	}
 	guard(mutex)(&m->lock);
 	mock_reset_locked(m);
 	kv_unpin_range(kv, 0, ULONG_MAX);
@@ -307,9 +309,11 @@ static void kv_submit(struct kv_vgpu *kv)
 }
 
 /*
- * "start": the driver finds its state in guest memory (a guest that ran
- * it before, here or on a migration source) or takes the vGPU's GM base,
- * and programs its GGTT entries.
+ * "start", in the tick: the driver finds its state in guest memory (a
+ * guest that ran it before, here or on a migration source) or takes the
+ * vGPU's GM base, and programs its GGTT entries. (vfio_dma_rw() works from
+ * the VFIO user's process or a kernel thread, not from the writer of the
+ * debugfs file.)
  */
 static int kv_start(struct kv_vgpu *kv, const struct kv_profile *p)
 {
@@ -318,8 +322,6 @@ static int kv_start(struct kv_vgpu *kv, const struct kv_profile *p)
 	unsigned int k;
 	int ret;
 
-	if (!kv->open)
-		return -ENODEV;
 	ret = mock_mem_rw(m, drv_gpa(DRV_STATE), st, sizeof(st), false);
 	if (ret)
 		return ret;
@@ -340,7 +342,7 @@ static void kv_tick(struct work_struct *work)
 					  struct kv_vgpu, tick);
 	struct mock_vgpu *m = &kv->m;
 	unsigned int queued;
-	int errs, ran;
+	int errs, ran, ret;
 	bool stopped;
 
 	guard(mutex)(&m->drv_lock);
@@ -358,8 +360,17 @@ static void kv_tick(struct work_struct *work)
 		kv->contexts += ran - errs;
 		kv->faults += errs;
 	}
-	if (kv->prof && !stopped && !queued)
+	if (kv->start && !stopped) {
+		ret = kv_start(kv, kv->start);
+		if (ret) {
+			kv->faults++;
+			pr_warn_ratelimited("%s: workload start: %d\n", m->name,
+					    ret);
+		}
+		kv->start = NULL;
+	} else if (kv->prof && !stopped && !queued) {
 		kv_submit(kv);
+	}
 	queue_delayed_work(kv_parent.wq, &kv->tick,
 			   msecs_to_jiffies(KV_TICK_MS));
 }
@@ -372,7 +383,7 @@ static ssize_t kv_workload_write(struct file *file, const char __user *ubuf,
 	struct kv_vgpu *kv = file->private_data;
 	const struct kv_profile *p = &kv_profiles[0];
 	char buf[32], *arg;
-	int i, ret;
+	int i;
 
 	if (count >= sizeof(buf))
 		return -EINVAL;
@@ -383,6 +394,7 @@ static ssize_t kv_workload_write(struct file *file, const char __user *ubuf,
 	guard(mutex)(&kv->m.drv_lock);
 	if (!strcmp(arg, "stop")) {
 		kv->prof = NULL;
+		kv->start = NULL;
 		return count;
 	}
 	if (strncmp(arg, "start", 5) || (arg[5] && arg[5] != ' '))
@@ -396,8 +408,10 @@ static ssize_t kv_workload_write(struct file *file, const char __user *ubuf,
 			return -EINVAL;
 		p = &kv_profiles[i];
 	}
-	ret = kv_start(kv, p);
-	return ret ? ret : count;
+	if (!kv->open)
+		return -ENODEV;
+	kv->start = p;	/* the next tick starts it */
+	return count;
 }
 
 static const struct file_operations kv_workload_fops = {
@@ -413,7 +427,8 @@ static int kv_stats_show(struct seq_file *s, void *unused)
 	const struct intel_gvt_vgpu_layout *l = &m->layout;
 
 	scoped_guard(mutex, &m->drv_lock) {
-		seq_printf(s, "workload: %s\n", kv->prof ? kv->prof->name : "none");
+		seq_printf(s, "workload: %s\n", kv->prof ? kv->prof->name :
+			   kv->start ? "starting" : "none");
 		seq_printf(s, "contexts: %llu\n", kv->contexts);
 		seq_printf(s, "faults: %llu\n", kv->faults);
 		seq_printf(s, "submissions: %llu\n", kv->rounds);
