@@ -427,6 +427,28 @@ impl Migration {
         Ok(())
     }
 
+    /// In pre-copy, with the pre-copy image read whole and kept as the
+    /// base: the length of the delta a stop-copy would send now (the
+    /// current image built into `full`, the delta written behind the base
+    /// and dropped again; both buffers were reserved by `keep_base()`).
+    /// `None` without a base, or if the delta would not be sent.
+    fn delta_now(&mut self, p: &impl Provider) -> Option<usize> {
+        if !self.state.is_pre_copy()
+            || self.base_len == 0
+            || self.base_len != self.image.len()
+            || self.pos != self.image.len()
+        {
+            return None;
+        }
+        self.full.clear();
+        build_image(p, &mut self.full).ok()?;
+        let res = self.append_delta();
+        let n = self.image.len() - self.base_len;
+        self.image.truncate(self.base_len);
+        self.full.clear();
+        res.ok().map(|()| n)
+    }
+
     /// Appends the delta from the base to `full`, if it is at most half
     /// as long.
     fn append_delta(&mut self) -> core::result::Result<(), stream::StreamError> {
@@ -767,9 +789,18 @@ pub(crate) fn precopy_info<D: MigDevice>(d: &D) -> Result<u64> {
     })
 }
 
-/// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: bytes of a stop-copy image.
+/// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: bytes of a stop-copy image. Once the
+/// pre-copy image was read whole, the stop-copy image is a delta over it:
+/// the answer is that delta as it would be now ([`Migration::delta_now`]),
+/// else a full image's length. QEMU adds the answer to what must go before
+/// it switches over; a full GVT-g image (3-7 MiB) there would keep an idle
+/// VM from converging whenever QEMU measures a low bandwidth (its RAM sends
+/// little), though the final image is a few hundred bytes.
 pub(crate) fn data_size<D: MigDevice>(d: &D) -> usize {
-    d.with_locked(|l| l.prov.state_len())
+    d.with_locked(|l| {
+        let full = l.prov.state_len();
+        l.mig.delta_now(&*l.prov).unwrap_or(full)
+    })
 }
 
 pub(crate) fn abort<D: MigDevice>(d: &D) {

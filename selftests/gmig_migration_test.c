@@ -353,12 +353,16 @@ TEST_F(mig, stop_copy_sends_a_delta_over_the_precopy_image)
 	struct sim *a = &self->a, *b = &self->b;
 	char *pre = NULL, *fin = NULL;
 	ssize_t npre, nfin;
+	uint64_t size = 0;
 	int fd;
 
 	ASSERT_EQ(0, sim_map_ggtt(a));
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
 	npre = read_all(fd, &pre);
 	ASSERT_LT(0, npre);
+	/* What QEMU weighs before the switchover: the delta, not an image. */
+	ASSERT_EQ(0, gvfio_mig_data_size(&a->v, &size));
+	ASSERT_GT((uint64_t)npre, size);
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL));
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, NULL));
 	nfin = read_all(fd, &fin);
@@ -366,6 +370,9 @@ TEST_F(mig, stop_copy_sends_a_delta_over_the_precopy_image)
 	ASSERT_LT(0, nfin);
 	ASSERT_GE(65536, nfin);
 	ASSERT_GT(npre, nfin);
+	/* The vGPU is idle: the estimate was about the final image. */
+	ASSERT_GE((uint64_t)nfin + 64, size);
+	ASSERT_GE(size + 64, (uint64_t)nfin);
 	ASSERT_EQ(nfin, sim_stat(UA, "final_image_bytes"));
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
 

@@ -40,11 +40,17 @@ class Qmp:
             line = self.f.readline()
             if not line:
                 raise EOFError("QMP connection closed")
-            r = json.loads(line)
-            if "error" in r:
-                raise RuntimeError(f"{name}: {r['error']}")
-            if "return" in r:
-                return r["return"]
+            # A line may carry more than one message (events are
+            # asynchronous); take each in turn.
+            dec, pos, line = json.JSONDecoder(), 0, line.strip()
+            while pos < len(line):
+                r, pos = dec.raw_decode(line, pos)
+                while pos < len(line) and line[pos].isspace():
+                    pos += 1
+                if "error" in r:
+                    raise RuntimeError(f"{name}: {r['error']}")
+                if "return" in r:
+                    return r["return"]
 
 
 def migrate(src_path, dst_path, uri, timeout=240, caps=(), paused_dst=False, converge=None):
