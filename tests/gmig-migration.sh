@@ -1,11 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# End to end with the real client: a QEMU 10 guest holding a gmig sim vGPU
+# End to end with the real client: a QEMU 10 guest holding a gmig vGPU
 # live-migrates to a second QEMU (-incoming, -S) holding another vGPU at a
 # different GGTT partition, while the synthetic workload writes guest memory
-# through the vGPU. QEMU's default dirty tracking is used, so QEMU learns of
-# GPU-written pages only through gmig's DMA logging. Checks:
+# through the vGPU. GMIG_PROVIDER picks the vGPUs (see tests/lib.sh): sim
+# (default) gmig's sim vGPUs, gvt the mock kvmgt's (gvt_mock.ko from
+# GVT_MOCK_KO) migrated by gmig's gvt provider. QEMU's default dirty
+# tracking is used, so QEMU learns of GPU-written pages only through gmig's
+# DMA logging. Checks:
 #   - QEMU reports "completed";
 #   - the workload window of guest memory is identical on both sides
 #     (no GPU-written page lost);
@@ -26,7 +29,7 @@ T=/tmp/gmig-e2e-$PRECOPY-$DIRTY
 rm -rf "$T" && mkdir -p "$T"
 U1=6d1e0000-0000-4000-8000-000000000001
 U2=6d1e0000-0000-4000-8000-000000000002
-DBG=/sys/kernel/debug/gmig
+PROVIDER=${GMIG_PROVIDER:-sim}
 QMP="python3 $HERE/qmp.py"
 
 fail() { echo "gmig-migration: FAIL: $*"; tail -5 "$T"/*.log 2>/dev/null; cleanup; exit 1; }
@@ -40,16 +43,14 @@ cleanup() {
 	rm -f "$T"/*.mem	# 80 MiB of RAM-backed /tmp in the VM
 }
 
-mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko"
-grep -q '^gmig ' /proc/modules || insmod "$ROOT/gmig.ko" || fail "insmod gmig"
+. "$HERE/lib.sh"
+vgpu_load "$KDIR" "$ROOT" || fail "modules of the $PROVIDER provider"
 echo "$PRECOPY" >/sys/module/gmig/parameters/precopy || fail "precopy=$PRECOPY"
 echo "$DIRTY" >/sys/module/gmig/parameters/dirty || fail "dirty=$DIRTY"
-types=/sys/class/mdev_bus/gmig/mdev_supported_types
-echo $U1 >$types/gmig-small/create || fail "create $U1"
-echo $U2 >$types/gmig-small/create || fail "create $U2"
+types=$(vgpu_types)
+echo $U1 >$types/create || fail "create $U1"
+echo $U2 >$types/create || fail "create $U2"
 
-. "$HERE/lib.sh"
 # The source traces every dirty bitmap it pulls from the device's log.
 vfio_qemu "$T" $U1 src -trace enable=vfio_get_dirty_bitmap,file=$T/src.trace
 vfio_qemu "$T" $U2 dst -incoming unix:$T/mig.sock -S
@@ -61,12 +62,12 @@ for _ in $(seq 120); do
 	sleep 0.5
 done
 wait_firmware "$T" src || fail "source firmware"
-echo "start $PROFILE" >$DBG/$U1/workload || fail "workload start"
+vgpu_workload $U1 "start $PROFILE" || fail "workload start"
 sleep 3
-grep -q "^workload: $PROFILE" $DBG/$U1/stats || fail "workload not running on the source"
-before=$(awk '/^contexts:/ { print $2 }' $DBG/$U1/stats)
+[ "$(vgpu_stat $U1 workload)" = "$PROFILE" ] || fail "workload not running on the source"
+before=$(vgpu_stat $U1 contexts)
 [ "${before:-0}" -gt 0 ] || fail "the workload executed no context"
-grep -q '^faults: 0' $DBG/$U1/stats || fail "the workload faulted on the source"
+[ "$(vgpu_stat $U1 faults)" = 0 ] || fail "the workload faulted on the source"
 
 # GMIG_CONVERGE_AFTER=S: force the switchover after S s of pre-copy (the
 # demo's naive baseline does not converge under QEMU's 300 ms limit).
@@ -89,26 +90,26 @@ echo "window sha256: source $s1 destination $s2"
 qemu_dirty=$(grep -o 'dirty_pages=[0-9]*' $T/src.trace | awk -F= '{ s += $2 } END { print s + 0 }')
 syncs=$(grep -c 'dirty_pages=' $T/src.trace)
 gmig_dirty=$(awk '/^pages_reported_precopy:/ { a = $2 } /^pages_sent_stopcopy:/ { b = $2 }
-	END { print a + b }' $DBG/$U1/stats)
+	END { print a + b }' <(vgpu_gmig_stats $U1))
 echo "dirty pages: QEMU counted $qemu_dirty in $syncs device log reads, gmig reported $gmig_dirty"
 [ "$qemu_dirty" = "$gmig_dirty" ] || fail "QEMU's dirty page count differs from gmig's stats"
 
 $QMP cmd $T/dst.qmp cont >/dev/null || fail "cont"
 sleep 1
 $QMP cmd $T/dst.qmp query-status | grep -q '"running"' || fail "destination not running"
-echo "--- source stats"; cat $DBG/$U1/stats
-echo "--- destination stats"; cat $DBG/$U2/stats
-grep -q '^images_applied: [1-9]' $DBG/$U2/stats || fail "destination applied no state image"
-grep -q '^stream_errors: 0' $DBG/$U2/stats || fail "stream errors on the destination"
+echo "--- source stats"; vgpu_stats $U1
+echo "--- destination stats"; vgpu_stats $U2
+vgpu_gmig_stats $U2 | grep -q '^images_applied: [1-9]' || fail "destination applied no state image"
+vgpu_gmig_stats $U2 | grep -q '^stream_errors: 0' || fail "stream errors on the destination"
 
 # The workload continues on the destination.
-echo "start $PROFILE" >$DBG/$U2/workload || fail "workload start on destination"
+vgpu_workload $U2 "start $PROFILE" || fail "workload start on destination"
 sleep 3
-after=$(awk '/^contexts:/ { print $2 }' $DBG/$U2/stats)
-faults=$(awk '/^faults:/ { print $2 }' $DBG/$U2/stats)
+after=$(vgpu_stat $U2 contexts)
+faults=$(vgpu_stat $U2 faults)
 echo "destination: $after contexts, $faults faults"
 [ "${after:-0}" -gt 0 ] || fail "no context ran on the destination"
 [ "$faults" = 0 ] || fail "faults on the destination"
-echo stop >$DBG/$U2/workload
+vgpu_workload $U2 stop
 cleanup
-echo "gmig-migration: completed ($PROFILE precopy=$PRECOPY dirty=$DIRTY)"
+echo "gmig-migration: completed ($PROFILE precopy=$PRECOPY dirty=$DIRTY provider=$PROVIDER)"

@@ -44,3 +44,116 @@ check() {
 		sed 's/^/    /' "$OUT/$name.log" | tail -40
 	fi
 }
+
+# The vGPU provider the end-to-end QEMU tests run against, from
+# GMIG_PROVIDER:
+#   sim  gmig's own simulated GPU (the default): mdev parent "gmig";
+#   gvt  gmig's GVT-g provider on the mdev vGPUs of gvt_mock.ko
+#        (tests/gvt-mock, kvmgt's stand-in), taken from $GVT_MOCK_KO,
+#        default $OUT/gvt-mock/gvt_mock.ko.
+# gmig.ko is $GMIG_KO, default the repository root's. The stand-in guest
+# driver's workload file and its workload/contexts/faults stats are gmig's
+# for a sim vGPU and the mock's for a gvt one; the migration's stats
+# (state, pages, images, stream errors, downtime) are gmig's for both.
+GMIG_DEBUGFS=/sys/kernel/debug/gmig
+GVT_MOCK_DEBUGFS=/sys/kernel/debug/gvt_mock
+
+# vgpu_load KDIR ROOT: debugfs, mdev and the provider's modules, loaded
+# where they are not. gvt: gvt_mock before gmig (gmig looks the companion
+# interface up at load), so a gmig that did not register with the mock is
+# unloaded and loaded again after it.
+vgpu_load() {
+	local kdir=$1 ko=${GMIG_KO:-$2/gmig.ko} mock
+	case ${GMIG_PROVIDER:-sim} in
+	sim|gvt) ;;
+	*) echo "vgpu_load: GMIG_PROVIDER=$GMIG_PROVIDER is neither sim nor gvt"; return 1 ;;
+	esac
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	grep -q '^mdev ' /proc/modules || insmod "$kdir/drivers/vfio/mdev/mdev.ko"
+	case ${GMIG_PROVIDER:-sim} in
+	sim)
+		grep -q '^gmig ' /proc/modules || insmod "$ko"
+		;;
+	gvt)
+		mock=${GVT_MOCK_KO:-${OUT:-}/gvt-mock/gvt_mock.ko}
+		if ! grep -q '^gvt_mock ' /proc/modules; then
+			[ -f "$mock" ] || { echo "vgpu_load: no gvt_mock.ko at $mock"; return 1; }
+			if grep -q '^gmig ' /proc/modules; then
+				rmmod gmig || return 1
+			fi
+			insmod "$mock" || return 1
+		fi
+		if grep -q '^gmig ' /proc/modules &&
+			! grep -qx 'kvmgt: registered' $GMIG_DEBUGFS/gvt 2>/dev/null; then
+			rmmod gmig || return 1
+		fi
+		grep -q '^gmig ' /proc/modules || insmod "$ko" || return 1
+		grep -qx 'kvmgt: registered' $GMIG_DEBUGFS/gvt ||
+			{ echo "vgpu_load: gmig did not register with gvt_mock"; cat $GMIG_DEBUGFS/gvt; return 1; }
+		[ -d "$(vgpu_types)" ] || { echo "vgpu_load: no $(vgpu_types)"; return 1; }
+		;;
+	esac
+}
+
+# vgpu_types: the mdev type directory the tests create their vGPUs in
+# (echo UUID >"$(vgpu_types)/create"); both vGPUs of a test get their own
+# GGTT partition.
+vgpu_types() {
+	case ${GMIG_PROVIDER:-sim} in
+	gvt) echo /sys/class/mdev_bus/gvt_mock/mdev_supported_types/gvt_mock-GVTg_V5_8 ;;
+	*) echo /sys/class/mdev_bus/gmig/mdev_supported_types/gmig-small ;;
+	esac
+}
+
+# vgpu_gmig_dir UUID: gmig's debugfs directory of the vGPU: the UUID for
+# sim, the name the mock's stats give ("gmig: gvt-vgpu<id>") for gvt.
+vgpu_gmig_dir() {
+	local name
+	case ${GMIG_PROVIDER:-sim} in
+	gvt)
+		name=$(awk '/^gmig:/ { print $2; exit }' $GVT_MOCK_DEBUGFS/$1/stats) || return 1
+		[ -n "$name" ] || { echo "vgpu_gmig_dir: the mock names no gmig vGPU for $1" >&2; return 1; }
+		echo $GMIG_DEBUGFS/$name
+		;;
+	*) echo $GMIG_DEBUGFS/$1 ;;
+	esac
+}
+
+# vgpu_gmig_stats UUID: gmig's stats of the vGPU (its migration's state and
+# figures), for either provider.
+vgpu_gmig_stats() {
+	local dir
+	dir=$(vgpu_gmig_dir $1) && cat $dir/stats
+}
+
+# vgpu_stats UUID: everything about the vGPU, as "key: value" lines: gmig's
+# stats for sim; for gvt the mock's (workload, contexts, faults, ...), then
+# gmig's.
+vgpu_stats() {
+	case ${GMIG_PROVIDER:-sim} in
+	gvt) cat $GVT_MOCK_DEBUGFS/$1/stats && vgpu_gmig_stats $1 ;;
+	*) cat $GMIG_DEBUGFS/$1/stats ;;
+	esac
+}
+
+# vgpu_stat UUID KEY: the value of KEY in vgpu_stats (its first line).
+vgpu_stat() {
+	vgpu_stats $1 | awk -v k="$2:" '$1 == k && !n++ { print $2 }'
+}
+
+# vgpu_workload UUID CMD: the stand-in guest driver's workload on the vGPU
+# ("start PROFILE", "stop").
+vgpu_workload() {
+	case ${GMIG_PROVIDER:-sim} in
+	gvt) echo "$2" >$GVT_MOCK_DEBUGFS/$1/workload ;;
+	*) echo "$2" >$GMIG_DEBUGFS/$1/workload ;;
+	esac
+}
+
+# vgpu_dmesg: the kernel log lines of gmig (and of the mock for gvt).
+vgpu_dmesg() {
+	case ${GMIG_PROVIDER:-sim} in
+	gvt) dmesg | grep -iE 'gmig|gvt_mock' ;;
+	*) dmesg | grep -i gmig ;;
+	esac
+}

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The other ways QEMU 10 drives a vGPU through the VFIO migration uAPI, each
-# ending with the vGPUs usable by the next VM. Runs inside the test VM.
+# ending with the vGPUs usable by the next VM. Runs inside the test VM, on
+# the vGPUs of GMIG_PROVIDER (see tests/lib.sh): sim (default) gmig's sim
+# vGPUs, gvt the mock kvmgt's (gvt_mock.ko from GVT_MOCK_KO) migrated by
+# gmig's gvt provider.
 #
 #   autostart  destination without -S: RESUMING -> RUNNING_P2P -> RUNNING
 #              with the data fd still open, then the workload runs there;
@@ -45,7 +48,7 @@ T=/tmp/gmig-path-$SCENARIO
 rm -rf "$T" && mkdir -p "$T"
 U1=6d1e0000-0000-4000-8000-0000000000a1
 U2=6d1e0000-0000-4000-8000-0000000000a2
-DBG=/sys/kernel/debug/gmig
+PROVIDER=${GMIG_PROVIDER:-sim}
 QMP="python3 $HERE/qmp.py"
 PROFILE=desktop
 
@@ -55,9 +58,11 @@ fail() {
 	echo "qemu-paths($SCENARIO): FAIL: $*"
 	for f in "$T"/*.log; do [ -e "$f" ] && { echo "--- $f"; tail -5 "$f"; }; done
 	for u in $U1 $U2; do
-		[ -r $DBG/$u/stats ] && { echo "--- $u"; grep -E '^(state|workload|contexts|faults|images_applied|stream_errors):' $DBG/$u/stats; }
+		# Where the vGPU stands (queued and gmig: the mock's, for gvt).
+		st=$(vgpu_stats $u 2>/dev/null)
+		[ -n "$st" ] && { echo "--- $u"; grep -E '^(state|workload|contexts|faults|queued|gmig|images_applied|stream_errors):' <<<"$st"; }
 	done
-	dmesg | grep -i gmig | tail -10
+	vgpu_dmesg | tail -10
 	cleanup
 	exit 1
 }
@@ -92,7 +97,7 @@ wait_migration() { local s=$1; shift; wait_for query-migrate $s 300 "$@"; }
 
 # start_workload UUID: the synthetic workload runs and executes contexts.
 start_workload() {
-	echo "start $PROFILE" >$DBG/$1/workload || fail "workload start on $1"
+	vgpu_workload $1 "start $PROFILE" || fail "workload start on $1"
 	sleep 2
 	contexts_grow $1 || fail "the workload on $1 executes no context"
 }
@@ -100,10 +105,10 @@ start_workload() {
 # contexts_grow UUID: the vGPU executes contexts, without fault.
 contexts_grow() {
 	local a b
-	a=$(awk '/^contexts:/ { print $2 }' $DBG/$1/stats)
+	a=$(vgpu_stat $1 contexts)
 	sleep 2
-	b=$(awk '/^contexts:/ { print $2 }' $DBG/$1/stats)
-	grep -q '^faults: 0' $DBG/$1/stats || { echo "faults on $1"; return 1; }
+	b=$(vgpu_stat $1 contexts)
+	[ "$(vgpu_stat $1 faults)" = 0 ] || { echo "faults on $1"; return 1; }
 	[ "${b:-0}" -gt "${a:-0}" ]
 }
 
@@ -123,8 +128,8 @@ same_window() {
 
 # applied UUID: the destination vGPU took the image without stream errors.
 applied() {
-	grep -q '^images_applied: [1-9]' $DBG/$1/stats || fail "$1 applied no state image"
-	grep -q '^stream_errors: 0' $DBG/$1/stats || fail "stream errors on $1"
+	vgpu_gmig_stats $1 | grep -q '^images_applied: [1-9]' || fail "$1 applied no state image"
+	vgpu_gmig_stats $1 | grep -q '^stream_errors: 0' || fail "stream errors on $1"
 }
 
 # migrate_checked SRC_QMP DST_QMP SRC_UUID DST_UUID [qmp.py migrate args]:
@@ -143,14 +148,12 @@ migrate_checked() {
 	start_workload $du
 }
 
-mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-grep -q '^mdev ' /proc/modules || insmod "$KDIR/drivers/vfio/mdev/mdev.ko"
-grep -q '^gmig ' /proc/modules || insmod "$ROOT/gmig.ko" || fail "insmod gmig"
+vgpu_load "$KDIR" "$ROOT" || fail "modules of the $PROVIDER provider"
 echo oneshot >/sys/module/gmig/parameters/precopy
 echo hash >/sys/module/gmig/parameters/dirty
-types=/sys/class/mdev_bus/gmig/mdev_supported_types
-echo $U1 >$types/gmig-small/create || fail "create $U1"
-echo $U2 >$types/gmig-small/create || fail "create $U2"
+types=$(vgpu_types)
+echo $U1 >$types/create || fail "create $U1"
+echo $U2 >$types/create || fail "create $U2"
 
 # src [ARGS]: a source QEMU on U1 whose workload runs.
 src() {
@@ -175,12 +178,13 @@ slow() {
 	q $1 migrate-set-capabilities '{"capabilities": [{"capability": "events", "state": true}]}' >/dev/null
 	q $1 migrate "{\"uri\": \"unix:$T/mig.sock\"}" >/dev/null || fail "migrate"
 	# Until the device is in pre-copy with DMA logging on (the set-up
-	# takes a while under TCG).
+	# takes a while under TCG): gmig's migration state, whatever the
+	# provider.
 	for _ in $(seq 120); do
-		grep -q '^state: pre_copy' $DBG/$U1/stats && break
+		vgpu_gmig_stats $U1 | grep -q '^state: pre_copy' && break
 		sleep 0.5
 	done
-	grep -q '^state: pre_copy' $DBG/$U1/stats || fail "device not in PRE_COPY"
+	vgpu_gmig_stats $U1 | grep -q '^state: pre_copy' || fail "device not in PRE_COPY"
 	q $1 query-migrate | grep -q '"status": "active"' || fail "migration not in pre-copy"
 }
 fast() {
@@ -331,4 +335,4 @@ back)
 	;;
 esac
 cleanup
-echo "qemu-paths($SCENARIO): passed"
+echo "qemu-paths($SCENARIO): passed (provider=$PROVIDER)"

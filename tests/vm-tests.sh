@@ -3,7 +3,8 @@
 #
 # Runs inside the virtme-ng VM booted from the cached test kernel. Loads
 # gmig.ko (its KUnit suites run at load), runs the kselftests and the
-# end-to-end QEMU tests, and reports every result as a line
+# end-to-end QEMU tests (on gmig's sim vGPUs, then on gvt_mock's vGPUs
+# through gmig's gvt provider), and reports every result as a line
 #   GMIG-RESULT pass|fail|skip <name>
 # followed by the guest's dmesg and a final "GMIG-VM-DONE" marker. The host
 # side (scripts/check.sh) decides pass/fail from these lines only.
@@ -13,7 +14,9 @@ KDIR=$1
 OUT=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-. "$ROOT/tests/lib.sh"	# result, check
+. "$ROOT/tests/lib.sh"	# result, check, vgpu_load
+# The e2e runs are the sim's unless the gvt section below says otherwise.
+unset GMIG_PROVIDER
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 dmesg -C
@@ -91,18 +94,27 @@ else
 	result fail mdevctl	# scripts/setup.sh installs it
 fi
 
+# e2e_figures NAME VARIANT: from the log of the tests/gmig-migration.sh run
+# NAME, QEMU's migrate and window lines and gmig's page figures and device
+# downtime on the source, labelled VARIANT.
+e2e_figures() {
+	grep -E '^(migrate|window)' "$OUT/$1.log" | cut -c1-160 | sed 's/^/    /'
+	awk -v v="$2" '/^--- source stats/ { src = 1 } /^--- destination/ { src = 0 }
+		src && /^(pages_tracked|pages_dirty_stopcopy|pages_sent_stopcopy|downtime_us):/ { s = s " " $0 }
+		END { print "    figures " v ":" s }' "$OUT/$1.log"
+}
+# The scenarios of tests/qemu-paths.sh, for both providers.
+QEMU_PATHS="autostart iommufd file cancel dst-killed src-killed multifd no-devlog no-precopy-log auto reset back"
+
 # End to end with QEMU 10: the gmig sim vGPU (busy) under each policy, side
 # by side, then the kernel's mtty sample as the known-good reference.
 for v in "oneshot hash" "oneshot all" "iterative hash"; do
 	set -- $v
 	check "e2e-gmig-qemu-migration-$1-$2" bash "$ROOT/tests/gmig-migration.sh" "$KDIR" desktop "$1" "$2"
-	grep -E '^(migrate|window)' "$OUT/e2e-gmig-qemu-migration-$1-$2.log" | cut -c1-160 | sed 's/^/    /'
-	awk -v v="$1/$2" '/^--- source stats/ { src = 1 } /^--- destination/ { src = 0 }
-		src && /^(pages_tracked|pages_dirty_stopcopy|pages_sent_stopcopy|downtime_us):/ { s = s " " $0 }
-		END { print "    figures " v ":" s }' "$OUT/e2e-gmig-qemu-migration-$1-$2.log"
+	e2e_figures "e2e-gmig-qemu-migration-$1-$2" "$1/$2"
 done
 # The other paths QEMU takes through the uAPI (tests/qemu-paths.sh).
-for p in autostart iommufd file cancel dst-killed src-killed multifd no-devlog no-precopy-log auto reset back; do
+for p in $QEMU_PATHS; do
 	check "e2e-qemu-path-$p" bash "$ROOT/tests/qemu-paths.sh" "$KDIR" "$p"
 done
 check e2e-mtty-qemu-migration bash "$ROOT/tests/mtty-migration.sh" "$KDIR"
@@ -118,6 +130,43 @@ fi
 # loads the mock and gmig, migrates between two mock vGPUs, unloads both and
 # loads gmig again.
 bash "$ROOT/tests/gvt-mock.sh" "$KDIR" "$OUT"
+
+# End to end with QEMU 10 on gmig's gvt provider (GMIG_GVT_QEMU=0 skips
+# it): QEMU opens the mdev vGPUs gvt_mock.ko registers as kvmgt would (type
+# gvt_mock-GVTg_V5_8, two vGPUs at different GGTT partitions), the mock's
+# stand-in guest driver runs the desktop workload, and gmig's gvt provider
+# migrates them. tests/gmig-migration.sh (oneshot/hash) and every
+# tests/qemu-paths.sh scenario run with GMIG_PROVIDER=gvt (tests/lib.sh)
+# and the same checks as on the sim, as e2e-gvt-qemu-*.
+if [ "${GMIG_GVT_QEMU:-1}" = 1 ]; then
+	gvt_ko=${GVT_MOCK_KO:-$OUT/gvt-mock/gvt_mock.ko}
+	# gvt-mock.sh left gmig loaded alone (if it was): gmig looks the
+	# companion interface up (symbol_get) only at load, so gmig goes out,
+	# the mock in, and gmig in again after it (vgpu_load).
+	gmig_was_loaded=
+	grep -q '^gmig ' /proc/modules && gmig_was_loaded=1
+	gvt_load() {
+		GMIG_PROVIDER=gvt GVT_MOCK_KO=$gvt_ko vgpu_load "$KDIR" "$ROOT" || return 1
+		grep -q '^gvt_mock ' /proc/modules
+	}
+	check e2e-gvt-load gvt_load
+	check e2e-gvt-qemu-migration-oneshot-hash env GMIG_PROVIDER=gvt GVT_MOCK_KO="$gvt_ko" \
+		bash "$ROOT/tests/gmig-migration.sh" "$KDIR" desktop oneshot hash
+	e2e_figures e2e-gvt-qemu-migration-oneshot-hash gvt/oneshot/hash
+	for p in $QEMU_PATHS; do
+		check "e2e-gvt-qemu-path-$p" env GMIG_PROVIDER=gvt GVT_MOCK_KO="$gvt_ko" \
+			bash "$ROOT/tests/qemu-paths.sh" "$KDIR" "$p"
+	done
+	# Both modules out (gmig first: it holds the mock), then gmig alone
+	# again if it was loaded before, so that module-unload and
+	# kernel-bench find it as before.
+	gvt_unload() {
+		if grep -q '^gmig ' /proc/modules; then rmmod gmig || return 1; fi
+		if grep -q '^gvt_mock ' /proc/modules; then rmmod gvt_mock || return 1; fi
+		[ -z "$gmig_was_loaded" ] || insmod "$ROOT/gmig.ko"
+	}
+	check e2e-gvt-unload gvt_unload
+fi
 
 check module-unload rmmod gmig
 
