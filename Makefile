@@ -25,7 +25,8 @@
 # HOSTILE_SECS=S (each provider's randomized hostile client runs S s, default
 # 20), HOSTILE_SEED=N (replays a hostile run), LIBVIRT=0 (skips the two-host
 # libvirt stage, tests/libvirt-migration.sh: about 3 minutes, 15-30 in the
-# debug kernel).
+# debug kernel), GVT_QEMU=0 (skips the QEMU tests on the gvt provider,
+# against the kvmgt stand-in's mdev vGPUs: about 10 minutes).
 
 ifneq ($(KERNELRELEASE),)
 include $(src)/Kbuild
