@@ -739,8 +739,14 @@ static int kv_open_device(struct vfio_device *vdev)
 {
 	struct kv_vgpu *kv = to_kv(vdev);
 
-	scoped_guard(mutex, &kv->m.drv_lock)
+	/* a new VFIO user is a new guest: its driver's counts start at 0 */
+	scoped_guard(mutex, &kv->m.drv_lock) {
 		kv->open = true;
+		kv->contexts = 0;
+		kv->faults = 0;
+		kv->rounds = 0;
+		kv->round = 0;
+	}
 	queue_delayed_work(kv_parent.wq, &kv->tick, 0);
 	return 0;
 }
