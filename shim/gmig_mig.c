@@ -14,6 +14,9 @@
  *   -ENODEV.
  * - lock order: m->state_mutex, then migf->lock, then the Rust vGPU lock.
  *   read()/write() take migf->lock only.
+ * - what a VMM makes the kernel allocate (the bounce buffers here, the
+ *   state images, the incoming stream and the dirty tracker in Rust) is
+ *   GFP_KERNEL_ACCOUNT: charged to the VMM's memory cgroup.
  *
  * The same ops serve the sim's mdevs and GVT-g's vGPUs (whose vfio_device
  * is kvmgt's): gmig_mig_of() finds the struct gmig_mig of either.
@@ -101,7 +104,7 @@ static ssize_t gmig_migf_xfer(struct gmig_migf *migf, struct iov_iter *iter,
 
 	if (!len)
 		return 0;
-	buf = kvmalloc(min_t(size_t, len, GMIG_MIG_CHUNK), GFP_KERNEL);
+	buf = kvmalloc(min_t(size_t, len, GMIG_MIG_CHUNK), GFP_KERNEL_ACCOUNT);
 	if (!buf)
 		return -ENOMEM;
 	mutex_lock(&migf->lock);
@@ -381,7 +384,7 @@ static int gmig_log_start(struct vfio_device *vdev,
 		return -ENODEV;
 	if (!nnodes || nnodes > GMIG_MAX_LOG_RANGES)
 		return -E2BIG;
-	r = kcalloc(2 * nnodes, sizeof(*r), GFP_KERNEL);
+	r = kcalloc(2 * nnodes, sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r)
 		return -ENOMEM;
 	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX);
