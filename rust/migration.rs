@@ -730,7 +730,13 @@ fn arc_locked<D: MigDevice>(
     Ok(())
 }
 
-pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
+/// read() of the saving data fd, first half: copies the bytes at the
+/// read position into `out` and says where they are (`at`), without
+/// consuming them. The shim copies them to the reader outside the vGPU
+/// lock (a fault there may take mmap_lock) and consumes what the reader
+/// got with [`mig_read_commit`]; its data fd lock keeps the arcs away
+/// between the two.
+pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8], at: &mut u64) -> isize {
     d.with_locked(|l| {
         let mig = &mut *l.mig;
         let Some(avail) = mig.image.get(mig.pos..) else {
@@ -743,7 +749,31 @@ pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
             return ENOMSG.to_errno() as isize;
         }
         out[..n].copy_from_slice(&avail[..n]);
-        mig.pos += n;
+        *at = mig.pos as u64;
+        isize::try_from(n).unwrap_or(isize::MAX)
+    })
+}
+
+/// read() of the saving data fd, second half: the reader got `n` of the
+/// bytes [`mig_read`] handed out at `at`; they are consumed (the rest is
+/// read again). Fails, consuming nothing, if the stream moved since.
+pub(crate) fn mig_read_commit<D: MigDevice>(d: &D, at: u64, n: usize) -> Result {
+    d.with_locked(|l| {
+        let mig = &mut *l.mig;
+        let end = mig.pos.checked_add(n).filter(|&e| e <= mig.image.len());
+        let Some(end) = end.filter(|_| at == mig.pos as u64) else {
+            dev_ratelimited!(
+                dev_err,
+                d.dev(),
+                "migration data fd: {} bytes read at {} but the stream is at {} of {}\n",
+                n,
+                at,
+                mig.pos,
+                mig.image.len()
+            );
+            return Err(EIO);
+        };
+        mig.pos = end;
         if n > 0 && mig.state.is_pre_copy() {
             mig.stats.precopy_bytes += n as u64;
             if mig.pos == mig.image.len() {
@@ -756,7 +786,7 @@ pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
                 mig.stats.downtime_us = t.elapsed().as_micros_ceil();
             }
         }
-        isize::try_from(n).unwrap_or(isize::MAX)
+        Ok(())
     })
 }
 
