@@ -93,25 +93,49 @@ unsafe extern "C" fn gmig_rs_mig_arc(provider: u32, rs: *mut c_void, cur: u32, n
     on_device!(provider, rs, |d| from_result(migration::arc(d, cur, next)))
 }
 
-/// read() of the saving data fd: -ENOMSG means "nothing now" in PRE_COPY,
-/// 0 "end of stream" in STOP_COPY.
+/// read() of the saving data fd, without consuming: copies up to `len`
+/// bytes to `buf` and their stream position to `*at`. -ENOMSG means
+/// "nothing now" in PRE_COPY, 0 "end of stream" in STOP_COPY. The bytes
+/// the reader got are consumed by `gmig_rs_mig_read_commit()`.
 ///
 /// # Safety
 ///
 /// `rs` is a live object of `provider` (see `on_device!`).
 /// `buf` is valid for `len` bytes of writes and not otherwise accessed
-/// during the call.
+/// during the call; `at` is valid for a write.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_mig_read(
     provider: u32,
     rs: *mut c_void,
     buf: *mut c_void,
     len: usize,
+    at: *mut u64,
 ) -> isize {
     // SAFETY: `buf` is valid for `len` bytes of writes, exclusively
     // (caller contract).
     let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    on_device!(provider, rs, |d| migration::mig_read(d, out))
+    // SAFETY: `at` is valid for a write (caller contract).
+    let at = unsafe { &mut *at };
+    on_device!(provider, rs, |d| migration::mig_read(d, out, at))
+}
+
+/// The reader of the saving data fd got `n` of the bytes
+/// `gmig_rs_mig_read()` handed out at stream position `at`: they are
+/// consumed. 0, or -EIO (nothing consumed) if the stream moved since.
+///
+/// # Safety
+///
+/// `rs` is a live object of `provider` (see `on_device!`).
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_mig_read_commit(
+    provider: u32,
+    rs: *mut c_void,
+    at: u64,
+    n: usize,
+) -> c_int {
+    on_device!(provider, rs, |d| from_result(migration::mig_read_commit(
+        d, at, n
+    )))
 }
 
 /// write() of the resuming data fd.

@@ -48,6 +48,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::log::dev_ratelimited;
 use kernel::{
+    alloc::flags::GFP_KERNEL_ACCOUNT,
     bindings,
     debugfs::{Dir, File},
     device::Device,
@@ -290,7 +291,7 @@ impl VgpuPtr {
 
     /// kvmgt saves into an aligned buffer of u64s; `out` gets its bytes.
     fn save(self, part: Part, out: &mut [u8]) -> Result {
-        let mut tmp = KVVec::from_elem(0u64, out.len().div_ceil(8), GFP_KERNEL)?;
+        let mut tmp = KVVec::from_elem(0u64, out.len().div_ceil(8), GFP_KERNEL_ACCOUNT)?;
         self.save_raw(part, &mut tmp, out.len())?;
         for (c, v) in out.chunks_mut(8).zip(tmp.iter()) {
             let b = if u64_part(part) {
@@ -304,7 +305,7 @@ impl VgpuPtr {
     }
 
     fn restore(self, part: Part, data: &[u8]) -> Result {
-        let mut tmp = KVVec::from_elem(0u64, data.len().div_ceil(8), GFP_KERNEL)?;
+        let mut tmp = KVVec::from_elem(0u64, data.len().div_ceil(8), GFP_KERNEL_ACCOUNT)?;
         for (v, c) in tmp.iter_mut().zip(data.chunks(8)) {
             let mut b = [0u8; 8];
             b[..c.len()].copy_from_slice(c);
@@ -352,7 +353,7 @@ impl VgpuPtr {
         if n > MAX_PENDING || n * WORKLOAD_LEN != out.len() {
             return Err(EINVAL);
         }
-        let mut words = KVVec::from_elem(0u32, n * WORKLOAD_WORDS, GFP_KERNEL)?;
+        let mut words = KVVec::from_elem(0u32, n * WORKLOAD_WORDS, GFP_KERNEL_ACCOUNT)?;
         let count = u32::try_from(n)?;
         // SAFETY: live vGPU (type invariant); `words` holds `count`
         // records of `WORKLOAD_WORDS` dwords (`struct intel_gvt_workload`,
@@ -374,9 +375,9 @@ impl VgpuPtr {
 
     /// Has kvmgt re-create `pending` in their order.
     fn resubmit(self, pending: &PendingList<'_>) -> Result {
-        let mut words = KVVec::with_capacity(pending.len() * WORKLOAD_WORDS, GFP_KERNEL)?;
+        let mut words = KVVec::with_capacity(pending.len() * WORKLOAD_WORDS, GFP_KERNEL_ACCOUNT)?;
         for w in pending.iter() {
-            words.extend_from_slice(&w.ok_or(EINVAL)?.to_words(), GFP_KERNEL)?;
+            words.extend_from_slice(&w.ok_or(EINVAL)?.to_words(), GFP_KERNEL_ACCOUNT)?;
         }
         let count = u32::try_from(pending.len())?;
         // SAFETY: live vGPU (type invariant); `words` holds `count`
@@ -458,7 +459,10 @@ impl Hooks {
             return;
         }
         if self.reachable.len() >= MAX_REACHABLE
-            || self.reachable.push((first, count), GFP_KERNEL).is_err()
+            || self
+                .reachable
+                .push((first, count), GFP_KERNEL_ACCOUNT)
+                .is_err()
         {
             self.overflow = true;
             self.reachable.clear();
@@ -709,15 +713,17 @@ impl GvtDev {
     /// after a workload re-hash every tracked page, `sync()`) or freed.
     fn set_logging(&self, mut h: MutexGuard<'_, Hooks>, on: bool) {
         h.logging = on;
-        h.reachable.clear();
+        h.reachable = KVVec::new();
         h.overflow = false;
         drop(h);
         let mut regs = self.status_regs.lock();
-        *regs = if on {
-            KVVec::from_elem(0u64, self.vregs_size.div_ceil(8), GFP_KERNEL).unwrap_or(KVVec::new())
-        } else {
-            KVVec::new()
-        };
+        // The VMM's memory (DMA_LOGGING_START), freed before it is
+        // allocated again.
+        *regs = KVVec::new();
+        if on {
+            *regs = KVVec::from_elem(0u64, self.vregs_size.div_ceil(8), GFP_KERNEL_ACCOUNT)
+                .unwrap_or(KVVec::new());
+        }
     }
 
     /// The vGPU's register image, read into [`GvtDev::status_regs`]; `None`

@@ -37,6 +37,7 @@
 
 use crate::log::dev_ratelimited;
 use kernel::{
+    alloc::flags::GFP_KERNEL_ACCOUNT,
     device::Device,
     prelude::*,
     time::{Instant, Monotonic}, //
@@ -374,14 +375,22 @@ impl Migration {
         }
     }
 
-    /// Drops the save side's images (the image buffer is kept for reuse,
-    /// the delta's bookkeeping freed).
+    /// Drops the save side's images (the image buffer is kept for reuse
+    /// within this migration, the delta's bookkeeping freed).
     fn drop_images(&mut self) {
         self.image.clear();
         self.pos = 0;
         self.base_len = 0;
         self.changed = None;
         self.full = KVVec::new();
+    }
+
+    /// The migration ended (the device runs again, left STOP_COPY, or was
+    /// reset): every buffer of both sides is freed, none kept for reuse.
+    fn release_images(&mut self) {
+        self.drop_images();
+        self.image = KVVec::new();
+        self.incoming = KVVec::new();
     }
 
     /// The pre-copy image is in `image`: it is the base of the stop-copy
@@ -393,11 +402,11 @@ impl Migration {
         let span = p.ggtt_in_image();
         let words = ChangedEntries::<KVVec<u64>>::words_for(span.entries);
         self.changed = writes_seen
-            .then(|| KVVec::from_elem(0u64, words, GFP_KERNEL).ok())
+            .then(|| KVVec::from_elem(0u64, words, GFP_KERNEL_ACCOUNT).ok())
             .flatten()
             .and_then(|w| ChangedEntries::new(span, w));
-        let reserved = self.full.reserve(len, GFP_KERNEL).is_ok()
-            && self.image.reserve(len / 2, GFP_KERNEL).is_ok();
+        let reserved = self.full.reserve(len, GFP_KERNEL_ACCOUNT).is_ok()
+            && self.image.reserve(len / 2, GFP_KERNEL_ACCOUNT).is_ok();
         self.base_len = if reserved { self.image.len() } else { 0 };
     }
 
@@ -455,7 +464,7 @@ impl Migration {
         let base_len = self.base_len;
         let room = self.full.len() / 2;
         self.image
-            .resize(base_len + room, 0, GFP_KERNEL)
+            .resize(base_len + room, 0, GFP_KERNEL_ACCOUNT)
             .map_err(|_| stream::StreamError::NoSpace)?;
         let (base, out) = self.image.split_at_mut(base_len);
         let res = delta::write_delta(base, &self.full, self.changed.as_ref(), out);
@@ -473,7 +482,8 @@ impl Migration {
             self.base_len = 0;
             return Ok(());
         }
-        self.image.extend_from_slice(&self.full, GFP_KERNEL)?;
+        self.image
+            .extend_from_slice(&self.full, GFP_KERNEL_ACCOUNT)?;
         Ok(())
     }
 }
@@ -501,7 +511,7 @@ impl WriteSink for Migration {
 /// Appends the provider's state image to `out`.
 fn build_image(p: &impl Provider, out: &mut KVVec<u8>) -> Result {
     let start = out.len();
-    out.resize(start + p.state_len(), 0, GFP_KERNEL)?;
+    out.resize(start + p.state_len(), 0, GFP_KERNEL_ACCOUNT)?;
     let n = p.save_state(&mut out[start..]).map_err(|_| EINVAL)?;
     out.truncate(start + n);
     Ok(())
@@ -560,7 +570,7 @@ fn state_image<'a, D: MigDevice>(
         Resolved::Full { hdr, image } => return Ok((hdr, image)),
         Resolved::Delta { base, delta } => (base, delta),
     };
-    buf.resize(delta.base_len(), 0, GFP_KERNEL)?;
+    buf.resize(delta.base_len(), 0, GFP_KERNEL_ACCOUNT)?;
     let hdr = delta.apply(base, buf, limits).map_err(|e| {
         dev_ratelimited!(
             dev_err,
@@ -650,7 +660,7 @@ fn arc_locked<D: MigDevice>(
             mig.keep_base(&*l.prov, d.ggtt_writes_seen());
         }
         (PRE_COPY, RUNNING) | (PRE_COPY_P2P, RUNNING_P2P) | (STOP_COPY, STOP) => {
-            mig.drop_images();
+            mig.release_images();
             // A client that left STOP_COPY before reading the last byte:
             // the downtime ends here.
             if let Some(t) = mig.stopped_at.take() {
@@ -688,7 +698,7 @@ fn arc_locked<D: MigDevice>(
         }
         (STOP, RESUMING) => {
             mig.reset_stats();
-            mig.incoming.clear();
+            mig.incoming = KVVec::new();
         }
         (RESUMING, STOP) => {
             let start = Instant::<Monotonic>::now();
@@ -720,7 +730,13 @@ fn arc_locked<D: MigDevice>(
     Ok(())
 }
 
-pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
+/// read() of the saving data fd, first half: copies the bytes at the
+/// read position into `out` and says where they are (`at`), without
+/// consuming them. The shim copies them to the reader outside the vGPU
+/// lock (a fault there may take mmap_lock) and consumes what the reader
+/// got with [`mig_read_commit`]; its data fd lock keeps the arcs away
+/// between the two.
+pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8], at: &mut u64) -> isize {
     d.with_locked(|l| {
         let mig = &mut *l.mig;
         let Some(avail) = mig.image.get(mig.pos..) else {
@@ -733,7 +749,31 @@ pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
             return ENOMSG.to_errno() as isize;
         }
         out[..n].copy_from_slice(&avail[..n]);
-        mig.pos += n;
+        *at = mig.pos as u64;
+        isize::try_from(n).unwrap_or(isize::MAX)
+    })
+}
+
+/// read() of the saving data fd, second half: the reader got `n` of the
+/// bytes [`mig_read`] handed out at `at`; they are consumed (the rest is
+/// read again). Fails, consuming nothing, if the stream moved since.
+pub(crate) fn mig_read_commit<D: MigDevice>(d: &D, at: u64, n: usize) -> Result {
+    d.with_locked(|l| {
+        let mig = &mut *l.mig;
+        let end = mig.pos.checked_add(n).filter(|&e| e <= mig.image.len());
+        let Some(end) = end.filter(|_| at == mig.pos as u64) else {
+            dev_ratelimited!(
+                dev_err,
+                d.dev(),
+                "migration data fd: {} bytes read at {} but the stream is at {} of {}\n",
+                n,
+                at,
+                mig.pos,
+                mig.image.len()
+            );
+            return Err(EIO);
+        };
+        mig.pos = end;
         if n > 0 && mig.state.is_pre_copy() {
             mig.stats.precopy_bytes += n as u64;
             if mig.pos == mig.image.len() {
@@ -746,7 +786,7 @@ pub(crate) fn mig_read<D: MigDevice>(d: &D, out: &mut [u8]) -> isize {
                 mig.stats.downtime_us = t.elapsed().as_micros_ceil();
             }
         }
-        isize::try_from(n).unwrap_or(isize::MAX)
+        Ok(())
     })
 }
 
@@ -772,7 +812,7 @@ pub(crate) fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
             mig.stats.stream_errors += 1;
             return EFBIG.to_errno() as isize;
         }
-        match mig.incoming.extend_from_slice(data, GFP_KERNEL) {
+        match mig.incoming.extend_from_slice(data, GFP_KERNEL_ACCOUNT) {
             Ok(()) => isize::try_from(data.len()).unwrap_or(isize::MAX),
             Err(_) => ENOMEM.to_errno() as isize,
         }
@@ -809,9 +849,7 @@ pub(crate) fn abort<D: MigDevice>(d: &D) {
         l.prov.resume();
         let mig = &mut *l.mig;
         mig.state = RUNNING;
-        mig.drop_images();
-        mig.image = KVVec::new();
-        mig.incoming = KVVec::new();
+        mig.release_images();
         mig.stopped_at = None;
         mig.stop_unscan();
         d.arc_end(l);
@@ -829,17 +867,22 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
         return Err(EINVAL);
     }
     let pages = (end - start).min(MAX_WINDOW_PAGES);
-    let slots = KVVec::from_elem(0u64, usize::try_from(pages)?, GFP_KERNEL)?;
-    let scratch = KBox::new([0u8; 4096], GFP_KERNEL)?;
-    let mut far = FarFrames::new(KVVec::from_elem(0u64, MAX_FAR_FRAMES, GFP_KERNEL)?);
+    // The tracker is the VMM's memory (8 bytes a page: about 34 MiB for
+    // 16 GiB), charged to its cgroup. A second start replaces the first,
+    // which is freed before the new one is allocated, so the VMM never
+    // holds two: if the new one cannot be had, logging is off and the
+    // start fails (a later report gets -EINVAL, the migration fails).
+    log_stop(d);
+    let slots = KVVec::from_elem(0u64, usize::try_from(pages)?, GFP_KERNEL_ACCOUNT)?;
+    let scratch = KBox::new([0u8; 4096], GFP_KERNEL_ACCOUNT)?;
+    let mut far = FarFrames::new(KVVec::from_elem(0u64, MAX_FAR_FRAMES, GFP_KERNEL_ACCOUNT)?);
     // SAFETY: `get_random_u64()` has no preconditions.
     let seed = unsafe { get_random_u64() };
     let mut tracker = HashTracker::new(start, seed, slots);
     let words = words_for(pages);
-    let written =
-        WriteSet::new(start, pages, KVVec::from_elem(0u64, words, GFP_KERNEL)?).ok_or(EINVAL)?;
-    let pending =
-        WriteSet::new(start, pages, KVVec::from_elem(0u64, words, GFP_KERNEL)?).ok_or(EINVAL)?;
+    let bitmap = || KVVec::from_elem(0u64, words, GFP_KERNEL_ACCOUNT);
+    let written = WriteSet::new(start, pages, bitmap()?).ok_or(EINVAL)?;
+    let pending = WriteSet::new(start, pages, bitmap()?).ok_or(EINVAL)?;
     d.with_locked(|l| {
         // Frames that become writable from here on reach `sync()`.
         d.logging_start()?;
@@ -871,11 +914,14 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
     })
 }
 
+/// Dirty logging stops (DMA_LOGGING_STOP, a reset, the device's close, a
+/// new start): the tracker is freed, once the vGPU lock is dropped.
 pub(crate) fn log_stop<D: MigDevice>(d: &D) {
-    d.with_locked(|l| {
-        l.mig.tracking = None;
+    let old = d.with_locked(|l| {
         d.logging_stop();
-    })
+        l.mig.tracking.take()
+    });
+    drop(old);
 }
 
 /// # Safety

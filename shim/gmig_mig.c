@@ -13,7 +13,12 @@
  *   closes the device mid-migration and opens it again) only ever returns
  *   -ENODEV.
  * - lock order: m->state_mutex, then migf->lock, then the Rust vGPU lock.
- *   read()/write() take migf->lock only.
+ *   read()/write() take migf->lock only; an arc takes the saving file's
+ *   migf->lock around its Rust part, so that it never moves the stream
+ *   between the bytes a read() was handed and those it consumes.
+ * - what a VMM makes the kernel allocate (the bounce buffers here, the
+ *   state images, the incoming stream and the dirty tracker in Rust) is
+ *   GFP_KERNEL_ACCOUNT: charged to the VMM's memory cgroup.
  *
  * The same ops serve the sim's mdevs and GVT-g's vGPUs (whose vfio_device
  * is kvmgt's): gmig_mig_of() finds the struct gmig_mig of either.
@@ -86,11 +91,36 @@ static int gmig_migf_release(struct inode *inode, struct file *filp)
 }
 
 /*
+ * One chunk of a read(): Rust hands out up to @n bytes of the stream without
+ * consuming them, they are copied to the reader outside the vGPU lock (a
+ * fault may take mmap_lock), and only the bytes the reader got are consumed.
+ * A reader whose buffer faults part way gets a short read, or -EFAULT if
+ * nothing was copied, and the rest stays in the stream.
+ */
+static ssize_t gmig_migf_read_chunk(struct gmig_mig *m, void *buf, size_t n,
+				    struct iov_iter *iter)
+{
+	u64 at = 0;
+	size_t got;
+	ssize_t ret;
+	int err;
+
+	ret = gmig_rs_mig_read(m->provider, m->rs, buf, n, &at);
+	if (ret <= 0)
+		return ret;
+	got = copy_to_iter(buf, ret, iter);
+	err = gmig_rs_mig_read_commit(m->provider, m->rs, at, got);
+	if (err)
+		return err;
+	return got ? got : -EFAULT;
+}
+
+/*
  * read() of the saving fd and write() of the resuming fd (also kernel_read()
  * and kernel_write()): the data goes through a kernel bounce buffer in
  * chunks, Rust produces or consumes it. A short read ends the loop (nothing
- * more now, or the end of the stream). The files are streams: pread() and
- * pwrite() fail with -ESPIPE (stream_open()).
+ * more now, the end of the stream, or a fault). The files are streams:
+ * pread() and pwrite() fail with -ESPIPE (stream_open()).
  */
 static ssize_t gmig_migf_xfer(struct gmig_migf *migf, struct iov_iter *iter,
 			      bool write)
@@ -101,7 +131,7 @@ static ssize_t gmig_migf_xfer(struct gmig_migf *migf, struct iov_iter *iter,
 
 	if (!len)
 		return 0;
-	buf = kvmalloc(min_t(size_t, len, GMIG_MIG_CHUNK), GFP_KERNEL);
+	buf = kvmalloc(min_t(size_t, len, GMIG_MIG_CHUNK), GFP_KERNEL_ACCOUNT);
 	if (!buf)
 		return -ENOMEM;
 	mutex_lock(&migf->lock);
@@ -120,10 +150,7 @@ static ssize_t gmig_migf_xfer(struct gmig_migf *migf, struct iov_iter *iter,
 			}
 			ret = gmig_rs_mig_write(m->provider, m->rs, buf, n);
 		} else {
-			ret = gmig_rs_mig_read(m->provider, m->rs, buf, n);
-			/* Bytes read are consumed: a fault breaks the stream. */
-			if (ret > 0 && copy_to_iter(buf, ret, iter) != ret)
-				ret = -EFAULT;
+			ret = gmig_migf_read_chunk(m, buf, n, iter);
 		}
 		if (ret <= 0)
 			break;
@@ -221,6 +248,7 @@ static struct file *gmig_step_state(struct gmig_mig *m,
 	u32 fds = gmig_rs_arc_fds(cur, next);
 	bool new_save = fds == GMIG_ARC_NEW_SAVING;
 	bool new_resume = fds == GMIG_ARC_NEW_RESUMING;
+	struct gmig_migf *save = m->saving_migf;
 	struct gmig_migf *migf = NULL;
 	int ret;
 
@@ -230,7 +258,12 @@ static struct file *gmig_step_state(struct gmig_mig *m,
 			return ERR_CAST(migf);
 	}
 
+	/* A read() in progress ends first (see gmig_migf_read_chunk()). */
+	if (save)
+		mutex_lock(&save->lock);
 	ret = gmig_rs_mig_arc(m->provider, m->rs, cur, next);
+	if (save)
+		mutex_unlock(&save->lock);
 	if (ret) {
 		if (migf)
 			fput(migf->filp);
@@ -381,7 +414,7 @@ static int gmig_log_start(struct vfio_device *vdev,
 		return -ENODEV;
 	if (!nnodes || nnodes > GMIG_MAX_LOG_RANGES)
 		return -E2BIG;
-	r = kcalloc(2 * nnodes, sizeof(*r), GFP_KERNEL);
+	r = kcalloc(2 * nnodes, sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r)
 		return -ENOMEM;
 	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX);

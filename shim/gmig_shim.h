@@ -49,7 +49,9 @@ void gmig_rs_dma_unmap(struct gmig_vgpu *vgpu, u64 iova, u64 length);
 #define GMIG_PROVIDER_GVT 2
 
 int gmig_rs_mig_arc(u32 provider, void *rs, u32 cur, u32 next);
-ssize_t gmig_rs_mig_read(u32 provider, void *rs, void *buf, size_t len);
+ssize_t gmig_rs_mig_read(u32 provider, void *rs, void *buf, size_t len,
+			 u64 *at);
+int gmig_rs_mig_read_commit(u32 provider, void *rs, u64 at, size_t n);
 ssize_t gmig_rs_mig_write(u32 provider, void *rs, const void *buf,
 			  size_t len);
 int gmig_rs_precopy_info(u32 provider, void *rs, u64 *initial_bytes,
