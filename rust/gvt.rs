@@ -96,6 +96,12 @@ extern "C" {
         buf: *const c_void,
         size: usize,
     ) -> c_int;
+    fn gmig_gvt_check_state(
+        vgpu: *mut IntelVgpu,
+        part: u32,
+        buf: *const c_void,
+        size: usize,
+    ) -> c_int;
     fn gmig_gvt_rw_gpa(
         vgpu: *mut IntelVgpu,
         gpa: u64,
@@ -303,7 +309,8 @@ impl VgpuPtr {
         Ok(())
     }
 
-    fn restore(self, part: Part, data: &[u8]) -> Result {
+    /// `part` as kvmgt takes it: an aligned buffer of u64s.
+    fn part_words(part: Part, data: &[u8]) -> Result<KVVec<u64>> {
         let mut tmp = KVVec::from_elem(0u64, data.len().div_ceil(8), GFP_KERNEL)?;
         for (v, c) in tmp.iter_mut().zip(data.chunks(8)) {
             let mut b = [0u8; 8];
@@ -314,10 +321,25 @@ impl VgpuPtr {
                 u64::from_ne_bytes(b)
             };
         }
+        Ok(tmp)
+    }
+
+    fn restore(self, part: Part, data: &[u8]) -> Result {
+        let tmp = Self::part_words(part, data)?;
         // SAFETY: live vGPU (type invariant); `tmp` holds `data.len()`
         // readable bytes.
         to_result(unsafe {
             gmig_gvt_restore_state(self.0, part as u32, tmp.as_ptr().cast(), data.len())
+        })
+    }
+
+    /// Whether kvmgt would restore `data` to `part` (it changes nothing).
+    fn check(self, part: Part, data: &[u8]) -> Result {
+        let tmp = Self::part_words(part, data)?;
+        // SAFETY: live vGPU (type invariant); `tmp` holds `data.len()`
+        // readable bytes.
+        to_result(unsafe {
+            gmig_gvt_check_state(self.0, part as u32, tmp.as_ptr().cast(), data.len())
         })
     }
 
@@ -496,6 +518,15 @@ impl GvtHost for Host {
         self.vgpu.start_schedule();
     }
 
+    /// kvmgt checks the fence ranges through `map_gma`: the hooks answer
+    /// with `map` for the length of the check.
+    fn check(&mut self, part: Part, data: &[u8], map: &AuditMap) -> bool {
+        let old = core::mem::replace(&mut self.hooks.lock().audit, *map);
+        let ok = self.vgpu.check(part, data).is_ok();
+        self.hooks.lock().audit = old;
+        ok
+    }
+
     fn restore(&mut self, part: Part, data: &[u8]) -> bool {
         let ok = self.vgpu.restore(part, data).is_ok();
         if ok && part == Part::Ggtt {
@@ -651,12 +682,19 @@ impl MigDevice for GvtDev {
         // pages need the registers, read without `hooks` (kvmgt takes its
         // `vgpu_lock`), translated with it.
         let due = h.writes.status_due();
+        let audit = h.audit;
         drop(h);
         let regs = if due { self.read_regs() } else { None };
         if due && regs.is_none() {
             mig.unbounded();
         }
-        let reg = |off: usize| regs.as_deref().and_then(|r| reg_at(r, off));
+        // The registers hold the guest's view: kvmgt writes the page the
+        // HWS_PGA register names moved through `map_gma` (`gvt::status_page`).
+        let reg = |off: usize| {
+            regs.as_deref()
+                .and_then(|r| reg_at(r, off))
+                .map(|v| gvt::status_page(v, &audit))
+        };
         let reg: Option<&dyn Fn(usize) -> Option<u32>> =
             if regs.is_some() { Some(&reg) } else { None };
         self.hooks.lock().writes.sync(reg, mig);
