@@ -280,20 +280,40 @@ static int mock_check_part(struct mock_vgpu *m, enum intel_gvt_state part,
 	return 0;
 }
 
-int intel_gvt_companion_check_state(struct intel_vgpu *vgpu,
-				    enum intel_gvt_state part,
-				    const void *buf, size_t size)
+/*
+ * The mock vGPU whose @part a check or restore of @size bytes (@what) is
+ * for; NULL and *@ret the error if there is none, @size is not the part's
+ * or the call comes from a callback.
+ */
+static struct mock_vgpu *part_vgpu(struct intel_vgpu *vgpu,
+				   enum intel_gvt_state part, size_t size,
+				   const char *what, int *ret)
 {
 	struct mock_vgpu *m = to_mock(vgpu);
 	size_t len;
 
+	*ret = -EINVAL;
 	if (!m)
-		return -EINVAL;
+		return NULL;
 	len = state_size(m, part);
 	if (!len || size != len)
-		return -EINVAL;
-	if (reentered(m, "check_state"))
-		return -EDEADLK;
+		return NULL;
+	if (reentered(m, what)) {
+		*ret = -EDEADLK;
+		return NULL;
+	}
+	return m;
+}
+
+int intel_gvt_companion_check_state(struct intel_vgpu *vgpu,
+				    enum intel_gvt_state part,
+				    const void *buf, size_t size)
+{
+	int ret;
+	struct mock_vgpu *m = part_vgpu(vgpu, part, size, "check_state", &ret);
+
+	if (!m)
+		return ret;
 	guard(mutex)(&m->lock);
 	return mock_check_part(m, part, buf);
 }
@@ -344,17 +364,13 @@ int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
 				      enum intel_gvt_state part,
 				      const void *buf, size_t size)
 {
-	struct mock_vgpu *m = to_mock(vgpu);
-	size_t len;
+	size_t len = size;
+	int ret;
+	struct mock_vgpu *m = part_vgpu(vgpu, part, size, "restore_state",
+					&ret);
 
 	if (!m)
-		return -EINVAL;
-	len = state_size(m, part);
-	if (!len || size != len)
-		return -EINVAL;
-	if (reentered(m, "restore_state"))
-		return -EDEADLK;
-
+		return ret;
 	guard(mutex)(&m->lock);
 	/* kvmgt checks the part first and then changes nothing if refused */
 	if (mock_check_part(m, part, buf))
