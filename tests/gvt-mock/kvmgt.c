@@ -482,8 +482,8 @@ static void kv_stats_addresses(struct seq_file *s, struct mock_vgpu *m)
 			if (m->hw_fence[i] & MOCK_FENCE_VALID)
 				seq_printf(s, "fence%u: %#llx-%#llx\n", i,
 					   m->hw_fence[i] & MOCK_FENCE_ADDR,
-					   (upper_32_bits(m->hw_fence[i]) &
-					    MOCK_FENCE_ADDR) + MOCK_PAGE - 1);
+					   (u64)(upper_32_bits(m->hw_fence[i]) &
+						 MOCK_FENCE_ADDR) + MOCK_PAGE - 1);
 		for (i = 0; i < MOCK_ENGINES; i++) {
 			u32 v = 0;
 
