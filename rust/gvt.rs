@@ -34,7 +34,9 @@
 //!   workloads to this vGPU's slices ([`AuditMap`],
 //!   [`gvt::patch_command`]), and the `map_gma` hook those kvmgt takes
 //!   from the guest outside commands: context descriptors, ring starts,
-//!   guest GGTT MMIO accesses ([`AuditMap::map_guest`]).
+//!   guest GGTT MMIO accesses, fence ranges, status pages and display
+//!   plane bases ([`AuditMap::map_guest`], [`gvt::gma`]); a restore has
+//!   kvmgt check every part first (`intel_gvt_companion_check_state()`).
 //!
 //! Lock order: [`GvtDev::inner`] (the migration's vGPU lock), then
 //! [`GvtDev::status_regs`], then kvmgt's `vgpu_lock` (taken by its
