@@ -34,7 +34,9 @@
 //!   workloads to this vGPU's slices ([`AuditMap`],
 //!   [`gvt::patch_command`]), and the `map_gma` hook those kvmgt takes
 //!   from the guest outside commands: context descriptors, ring starts,
-//!   guest GGTT MMIO accesses ([`AuditMap::map_guest`]).
+//!   guest GGTT MMIO accesses, fence ranges, status pages and display
+//!   plane bases ([`AuditMap::map_guest`], [`gvt::gma`]); a restore has
+//!   kvmgt check every part first (`intel_gvt_companion_check_state()`).
 //!
 //! Lock order: [`GvtDev::inner`] (the migration's vGPU lock), then
 //! [`GvtDev::status_regs`], then kvmgt's `vgpu_lock` (taken by its
@@ -92,6 +94,12 @@ extern "C" {
     fn gmig_gvt_save_state(vgpu: *mut IntelVgpu, part: u32, buf: *mut c_void, size: usize)
         -> isize;
     fn gmig_gvt_restore_state(
+        vgpu: *mut IntelVgpu,
+        part: u32,
+        buf: *const c_void,
+        size: usize,
+    ) -> c_int;
+    fn gmig_gvt_check_state(
         vgpu: *mut IntelVgpu,
         part: u32,
         buf: *const c_void,
@@ -304,7 +312,8 @@ impl VgpuPtr {
         Ok(())
     }
 
-    fn restore(self, part: Part, data: &[u8]) -> Result {
+    /// `part` as kvmgt takes it: an aligned buffer of u64s.
+    fn part_words(part: Part, data: &[u8]) -> Result<KVVec<u64>> {
         let mut tmp = KVVec::from_elem(0u64, data.len().div_ceil(8), GFP_KERNEL_ACCOUNT)?;
         for (v, c) in tmp.iter_mut().zip(data.chunks(8)) {
             let mut b = [0u8; 8];
@@ -315,10 +324,25 @@ impl VgpuPtr {
                 u64::from_ne_bytes(b)
             };
         }
+        Ok(tmp)
+    }
+
+    fn restore(self, part: Part, data: &[u8]) -> Result {
+        let tmp = Self::part_words(part, data)?;
         // SAFETY: live vGPU (type invariant); `tmp` holds `data.len()`
         // readable bytes.
         to_result(unsafe {
             gmig_gvt_restore_state(self.0, part as u32, tmp.as_ptr().cast(), data.len())
+        })
+    }
+
+    /// Whether kvmgt would restore `data` to `part` (it changes nothing).
+    fn check(self, part: Part, data: &[u8]) -> Result {
+        let tmp = Self::part_words(part, data)?;
+        // SAFETY: live vGPU (type invariant); `tmp` holds `data.len()`
+        // readable bytes.
+        to_result(unsafe {
+            gmig_gvt_check_state(self.0, part as u32, tmp.as_ptr().cast(), data.len())
         })
     }
 
@@ -500,6 +524,15 @@ impl GvtHost for Host {
         self.vgpu.start_schedule();
     }
 
+    /// kvmgt checks the fence ranges through `map_gma`: the hooks answer
+    /// with `map` for the length of the check.
+    fn check(&mut self, part: Part, data: &[u8], map: &AuditMap) -> bool {
+        let old = core::mem::replace(&mut self.hooks.lock().audit, *map);
+        let ok = self.vgpu.check(part, data).is_ok();
+        self.hooks.lock().audit = old;
+        ok
+    }
+
     fn restore(&mut self, part: Part, data: &[u8]) -> bool {
         let ok = self.vgpu.restore(part, data).is_ok();
         if ok && part == Part::Ggtt {
@@ -655,12 +688,19 @@ impl MigDevice for GvtDev {
         // pages need the registers, read without `hooks` (kvmgt takes its
         // `vgpu_lock`), translated with it.
         let due = h.writes.status_due();
+        let audit = h.audit;
         drop(h);
         let regs = if due { self.read_regs() } else { None };
         if due && regs.is_none() {
             mig.unbounded();
         }
-        let reg = |off: usize| regs.as_deref().and_then(|r| reg_at(r, off));
+        // The registers hold the guest's view: kvmgt writes the page the
+        // HWS_PGA register names moved through `map_gma` (`gvt::status_page`).
+        let reg = |off: usize| {
+            regs.as_deref()
+                .and_then(|r| reg_at(r, off))
+                .map(|v| gvt::status_page(v, &audit))
+        };
         let reg: Option<&dyn Fn(usize) -> Option<u32>> =
             if regs.is_some() { Some(&reg) } else { None };
         self.hooks.lock().writes.sync(reg, mig);

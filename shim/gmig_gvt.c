@@ -42,6 +42,7 @@ static struct {
 	typeof(intel_gvt_companion_start_schedule) *start;
 	typeof(intel_gvt_companion_save_state) *save;
 	typeof(intel_gvt_companion_restore_state) *restore;
+	typeof(intel_gvt_companion_check_state) *check;
 	typeof(intel_gvt_companion_rw_gpa) *rw_gpa;
 	typeof(intel_gvt_companion_save_workloads) *save_wl;
 	typeof(intel_gvt_companion_resubmit_workloads) *resubmit_wl;
@@ -222,6 +223,8 @@ static void gmig_gvt_put_symbols(void)
 		symbol_put(intel_gvt_companion_save_state);
 	if (gvt.restore)
 		symbol_put(intel_gvt_companion_restore_state);
+	if (gvt.check)
+		symbol_put(intel_gvt_companion_check_state);
 	if (gvt.rw_gpa)
 		symbol_put(intel_gvt_companion_rw_gpa);
 	if (gvt.save_wl)
@@ -247,11 +250,12 @@ int gmig_gvt_register(void)
 	gvt.start = symbol_get(intel_gvt_companion_start_schedule);
 	gvt.save = symbol_get(intel_gvt_companion_save_state);
 	gvt.restore = symbol_get(intel_gvt_companion_restore_state);
+	gvt.check = symbol_get(intel_gvt_companion_check_state);
 	gvt.rw_gpa = symbol_get(intel_gvt_companion_rw_gpa);
 	gvt.save_wl = symbol_get(intel_gvt_companion_save_workloads);
 	gvt.resubmit_wl = symbol_get(intel_gvt_companion_resubmit_workloads);
 	if (!gvt.unreg || !gvt.stop || !gvt.start || !gvt.save ||
-	    !gvt.restore || !gvt.rw_gpa || !gvt.save_wl || !gvt.resubmit_wl) {
+	    !gvt.restore || !gvt.check || !gvt.rw_gpa || !gvt.save_wl || !gvt.resubmit_wl) {
 		ret = -ENOENT;
 		goto err;
 	}
@@ -294,6 +298,12 @@ int gmig_gvt_restore_state(struct intel_vgpu *vgpu, u32 part,
 			   const void *buf, size_t size)
 {
 	return gvt.restore(vgpu, part, buf, size);
+}
+
+int gmig_gvt_check_state(struct intel_vgpu *vgpu, u32 part, const void *buf,
+			 size_t size)
+{
+	return gvt.check(vgpu, part, buf, size);
 }
 
 int gmig_gvt_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf, size_t len,

@@ -128,7 +128,10 @@ struct intel_gvt_workload {
  *	the guest outside a command buffer: a context descriptor's LRCA, the
  *	ring buffer, indirect context or per-context batch start in its
  *	context image, the graphics address whose GGTT entry it reads or
- *	writes through the GTT MMIO range (@size is a page). After the vGPU
+ *	writes through the GTT MMIO range (@size is a page), the range of a
+ *	valid fence register it writes to the hardware, an engine's status
+ *	page (HWS_PGA) where it writes the context status, the surface base
+ *	of the primary or cursor plane it decodes. After the vGPU
  *	was restored from one whose GM sat elsewhere in the GGTT the guest
  *	still uses the source's addresses; the companion then stores the
  *	address of the same place in this vGPU's GM in *@gma. GVT-g audits
@@ -178,6 +181,9 @@ ssize_t intel_gvt_companion_save_state(struct intel_vgpu *vgpu,
 int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
 				      enum intel_gvt_state part,
 				      const void *buf, size_t size);
+int intel_gvt_companion_check_state(struct intel_vgpu *vgpu,
+				    enum intel_gvt_state part,
+				    const void *buf, size_t size);
 int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
 			       size_t len, bool write);
 int intel_gvt_companion_save_workloads(struct intel_vgpu *vgpu,

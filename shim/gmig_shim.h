@@ -119,6 +119,8 @@ ssize_t gmig_gvt_save_state(struct intel_vgpu *vgpu, u32 part, void *buf,
 			    size_t size);
 int gmig_gvt_restore_state(struct intel_vgpu *vgpu, u32 part,
 			   const void *buf, size_t size);
+int gmig_gvt_check_state(struct intel_vgpu *vgpu, u32 part, const void *buf,
+			 size_t size);
 int gmig_gvt_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf, size_t len,
 		    bool write);
 int gmig_gvt_save_workloads(struct intel_vgpu *vgpu, u32 *buf, u32 count);

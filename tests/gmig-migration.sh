@@ -15,7 +15,13 @@
 #   - QEMU's count of device-dirty pages (its vfio_get_dirty_bitmap trace)
 #     equals the pages gmig's DMA logging reported (stats);
 #   - after `cont` the destination runs, gmig restored the vGPU (remapping
-#     when needed), and a workload started there completes without fault.
+#     when needed), and a workload started there completes without fault;
+#   - gvt: the graphics addresses GVT-g uses outside command buffers (the
+#     hardware fences, each engine's status page, the decoded primary
+#     plane and cursor) lie in the destination's GM at the source's
+#     offsets, the planes decode to the same guest frames, and the CSB of
+#     the destination's workloads lands in the status page's guest frame
+#     the source used (addresses_moved).
 # Prints QEMU's downtime and gmig's stats. Runs inside the test VM.
 # Usage: gmig-migration.sh KDIR [profile] [precopy] [dirty]
 set -u
@@ -111,5 +117,69 @@ echo "destination: $after contexts, $faults faults"
 [ "${after:-0}" -gt 0 ] || fail "no context ran on the destination"
 [ "$faults" = 0 ] || fail "faults on the destination"
 vgpu_workload $U2 stop
+
+# addresses_moved SRC DST: the mock's stats (see above); prints each
+# address that is not where it belongs and fails then.
+addresses_moved() {
+	awk '
+	function num(x,    i, n, c) {	# mawk has no strtonum: 0x... or decimal
+		x = tolower(x); n = 0
+		if (x !~ /^0x/) return x + 0
+		for (i = 3; i <= length(x); i++) {
+			c = index("0123456789abcdef", substr(x, i, 1))
+			if (!c) break
+			n = n * 16 + c - 1
+		}
+		return n
+	}
+	function off(v, side) {	# offset in its slice, -1 outside
+		v = num(v)
+		if (v >= lo[side] && v < lo[side] + lsz[side]) return v - lo[side]
+		if (v >= hi[side] && v < hi[side] + hsz[side]) return 0x100000000 + v - hi[side]
+		return -1
+	}
+	FNR == 1 { side++ }
+	$1 == "gm:" {
+		split($3, a, "+"); lo[side] = num(a[1]); lsz[side] = num(a[2])
+		split($5, a, "+"); hi[side] = num(a[1]); hsz[side] = num(a[2])
+	}
+	$1 ~ /^(fence[0-9]+|hws_pga[0-9]+|primary|cursor|csb_gfn[0-9]+|csb_writes):$/ {
+		k = $1; v[side, k] = $2; g[side, k] = $3; keys[k] = 1
+	}
+	END {
+		bad = 0
+		for (k in keys) {
+			if (k ~ /^csb/) continue
+			if (v[1, k] == "none" || v[2, k] == "none") {
+				print "    " k " not decoded: source " v[1, k] ", destination " v[2, k]; bad = 1; continue
+			}
+			name = k; sub(/:$/, "", name)
+			if (k ~ /^fence/) { split(v[1, k], s1, "-"); split(v[2, k], s2, "-") }
+			else { s1[1] = s1[2] = v[1, k]; s2[1] = s2[2] = v[2, k] }
+			o1 = off(s1[1], 1); o2 = off(s2[1], 2)
+			e1 = off(s1[2], 1); e2 = off(s2[2], 2)
+			if (o1 < 0 || o2 != o1 || e1 < 0 || e2 != e1) {
+				print "    " name ": destination " v[2, k] " (source " v[1, k] ") is not at the source'"'"'s offset in the destination'"'"'s GM"; bad = 1
+			}
+			if (k ~ /^(primary|cursor)/ && g[1, k] != g[2, k]) {
+				print "    " name ": destination decodes to guest address " g[2, k] ", source to " g[1, k]; bad = 1
+			}
+			n++
+		}
+		if (!keys["fence0:"] || !keys["hws_pga0:"] || !keys["primary:"] || !keys["cursor:"]) {
+			print "    the stand-in driver set no fence, status page or plane up"; bad = 1
+		}
+		if (num(v[2, "csb_writes:"]) == 0 || v[1, "csb_gfn0:"] != v[2, "csb_gfn0:"] || num(v[1, "csb_gfn0:"]) == 0) {
+			print "    CSB: " v[2, "csb_writes:"] " writes on the destination, last in guest frame " v[2, "csb_gfn0:"] " (source: " v[1, "csb_gfn0:"] ")"; bad = 1
+		}
+		if (!bad)
+			printf "    %d addresses at the destination'"'"'s place, CSB in guest frame %s on both\n", n, v[2, "csb_gfn0:"]
+		exit bad
+	}' <(vgpu_stats $1) <(vgpu_stats $2)
+}
+if [ "$PROVIDER" = gvt ]; then
+	echo "graphics addresses outside command buffers:"
+	addresses_moved $U1 $U2 || fail "fences, status pages or display bases not moved to the destination"
+fi
 cleanup
 echo "gmig-migration: completed ($PROFILE precopy=$PRECOPY dirty=$DIRTY provider=$PROVIDER)"

@@ -4,7 +4,7 @@
  * that gmig's gvt provider runs in the base test kernel, which has no i915,
  * no kvmgt and no Intel GPU.
  *
- * The module exports the nine functions of the interface
+ * The module exports the ten functions of the interface
  * (shim/gmig_gvt_companion.h) with the semantics of the patch series.
  * gmig, loaded after it, finds them with symbol_get() and registers as the
  * companion. Writing "1" (the mock's small type) or "v5_1" (GVT-g's largest
@@ -43,10 +43,18 @@
  * not stopped: it executes MI_STORE_DATA_IMM and MI_NOOP from the shadow
  * ring (GGTT addresses through the vGPU's GGTT into guest memory), writes
  * the ring head back into the context image (update_guest_context()) and
- * reports workload_completed. Where the mock must decide how GVT-g
- * behaves, it says so: it does not emulate the execlist schedule-in and
- * -out (the execlist state stays an opaque image), writes no CSB, and
- * knows only those two commands.
+ * writes the CSB into the engine's status page (emulate_csb_update(),
+ * through hws_pga[]) and reports workload_completed. Where the mock must
+ * decide how GVT-g behaves, it says so: it does not emulate the execlist
+ * schedule-in and -out (the execlist state stays an opaque image; one CSB
+ * entry per completed workload) and knows only those two commands.
+ *
+ * Graphics addresses outside command buffers (patches 0013-0016): the
+ * hardware fences (intel_vgpu_write_fence(), fence ranges through
+ * map_gma), hws_pga[] (hws_pga_write(), re-derived from the registers at
+ * a restore), the primary plane and cursor decode (pipe A only), and the
+ * check of each state part before any is restored
+ * (intel_gvt_companion_check_state()).
  */
 
 #define pr_fmt(fmt) "gvt_mock: " fmt
@@ -241,6 +249,86 @@ static void mock_ggtt_set(struct mock_vgpu *m, size_t i, u64 val)
 	}
 }
 
+static int mock_map_fence(struct mock_vgpu *m, u64 *v);
+static void mock_write_fence(struct mock_vgpu *m, unsigned int i, u64 v);
+static void mock_restore_hws_pga(struct mock_vgpu *m);
+
+/*
+ * check_state_locked() (patches 0013, 0014), with m->lock held: a valid
+ * fence must map into the vGPU's GM; m->refuse_check refuses a part.
+ */
+static int mock_check_part(struct mock_vgpu *m, enum intel_gvt_state part,
+			   const void *buf)
+{
+	const u64 *q = buf;
+	u64 v;
+	int i;
+
+	m->checks++;
+	if ((int)part == m->refuse_check)
+		return -EINVAL;
+	if (part != INTEL_GVT_STATE_FENCES)
+		return 0;
+	for (i = 0; i < m->layout.fence_count; i++) {
+		v = q[i];
+		if (mock_map_fence(m, &v)) {
+			pr_err("%s: fence %d of the state: range %#llx not in the vGPU's GM\n",
+			       m->name, i, q[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The mock vGPU whose @part a check or restore of @size bytes (@what) is
+ * for; NULL and *@ret the error if there is none, @size is not the part's
+ * or the call comes from a callback.
+ */
+static struct mock_vgpu *part_vgpu(struct intel_vgpu *vgpu,
+				   enum intel_gvt_state part, size_t size,
+				   const char *what, int *ret)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+	size_t len;
+
+	*ret = -EINVAL;
+	if (!m)
+		return NULL;
+	len = state_size(m, part);
+	if (!len || size != len)
+		return NULL;
+	if (reentered(m, what)) {
+		*ret = -EDEADLK;
+		return NULL;
+	}
+	return m;
+}
+
+int intel_gvt_companion_check_state(struct intel_vgpu *vgpu,
+				    enum intel_gvt_state part,
+				    const void *buf, size_t size)
+{
+	int ret;
+	struct mock_vgpu *m = part_vgpu(vgpu, part, size, "check_state", &ret);
+
+	if (!m)
+		return ret;
+	guard(mutex)(&m->lock);
+	return mock_check_part(m, part, buf);
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_check_state);
+
+/*
+ * reset_half_restored() (patches 0013, 0015): a restore that failed after
+ * its check resets the vGPU, with no status page left.
+ */
+static void mock_reset_half_restored(struct mock_vgpu *m)
+{
+	mock_reset_locked(m);
+	memset(m->hws_pga, 0, sizeof(m->hws_pga));
+}
+
 ssize_t intel_gvt_companion_save_state(struct intel_vgpu *vgpu,
 				       enum intel_gvt_state part,
 				       void *buf, size_t size)
@@ -276,18 +364,17 @@ int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
 				      enum intel_gvt_state part,
 				      const void *buf, size_t size)
 {
-	struct mock_vgpu *m = to_mock(vgpu);
-	size_t len;
+	size_t len = size;
+	int ret;
+	struct mock_vgpu *m = part_vgpu(vgpu, part, size, "restore_state",
+					&ret);
 
 	if (!m)
-		return -EINVAL;
-	len = state_size(m, part);
-	if (!len || size != len)
-		return -EINVAL;
-	if (reentered(m, "restore_state"))
-		return -EDEADLK;
-
+		return ret;
 	guard(mutex)(&m->lock);
+	/* kvmgt checks the part first and then changes nothing if refused */
+	if (mock_check_part(m, part, buf))
+		return -EINVAL;
 	if (m->restores < MOCK_MAX_RESTORES)
 		m->restored[m->restores] = part;
 	m->restores++;
@@ -295,6 +382,27 @@ int intel_gvt_companion_restore_state(struct intel_vgpu *vgpu,
 		m->bad_restores++;
 		pr_err("%s: state part %d restored while scheduled\n",
 		       m->name, part);
+	}
+	if ((int)part == m->fail_apply) {
+		pr_info("%s: applying state part %d fails (injected), vGPU reset\n",
+			m->name, part);
+		mock_reset_half_restored(m);
+		return -ENOMEM;
+	}
+	if (part == INTEL_GVT_STATE_FENCES) {
+		/* the registers as saved, the hardware through map_gma */
+		const u64 *q = buf;
+		int i;
+
+		memcpy(m->fences, buf, len);
+		for (i = 0; i < m->layout.fence_count; i++)
+			mock_write_fence(m, i, q[i]);
+		return 0;
+	}
+	if (part == INTEL_GVT_STATE_VREGS) {
+		memcpy(m->vregs, buf, len);
+		mock_restore_hws_pga(m);
+		return 0;
 	}
 	if (m->kv && part == INTEL_GVT_STATE_GGTT) {
 		/*
@@ -422,6 +530,164 @@ static int mock_map_gma(struct mock_vgpu *m, u64 *gma, u64 size)
 		cb_end(m);
 	}
 	return ret;
+}
+
+/*
+ * intel_gvt_companion_map_fence() (patch 0014): a valid fence's range
+ * [start, last page + 4 KiB) through map_gma, then inside the vGPU's GM.
+ */
+static int mock_map_fence(struct mock_vgpu *m, u64 *v)
+{
+	u32 lo = lower_32_bits(*v), hi = upper_32_bits(*v);
+	u64 start = lo & MOCK_FENCE_ADDR, end = hi & MOCK_FENCE_ADDR;
+	u64 gma = start, size;
+
+	if (!(lo & MOCK_FENCE_VALID))
+		return 0;
+	if (end < start)
+		return -EINVAL;
+	size = end - start + MOCK_PAGE;
+	if (size > U32_MAX || mock_map_gma(m, &gma, size) ||
+	    !mock_gm_valid(m, gma, size) || gma + size - 1 > U32_MAX)
+		return -EINVAL;
+	lo = (lo & ~MOCK_FENCE_ADDR) | (u32)gma;
+	hi = (hi & ~MOCK_FENCE_ADDR) | (u32)(gma + end - start);
+	*v = (u64)hi << 32 | lo;
+	return 0;
+}
+
+/*
+ * intel_vgpu_write_fence() with patch 0014, m->lock held: the hardware
+ * fence gets the range moved; one outside the vGPU's GM is disabled.
+ */
+static void mock_write_fence(struct mock_vgpu *m, unsigned int i, u64 v)
+{
+	if (mock_map_fence(m, &v)) {
+		pr_notice_ratelimited("%s: fence %u range %#llx not in its GM, disabled\n",
+				      m->name, i, v);
+		v = 0;
+	}
+	m->hw_fence[i] = v;
+}
+
+/* fence_mmio_write(): the register as written, then the hardware. */
+int mock_fence_mmio_write(struct mock_vgpu *m, unsigned int fence, u64 val)
+{
+	guard(mutex)(&m->lock);
+	if (fence >= m->layout.fence_count)
+		return -EINVAL;
+	m->fences[fence] = val;
+	mock_write_fence(m, fence, val);
+	return 0;
+}
+
+/* intel_gvt_companion_hws_pga() (patch 0015). */
+static int mock_hws_pga(struct mock_vgpu *m, u32 val, u32 *hws_pga)
+{
+	u64 gma = val;
+
+	if (val && (mock_map_gma(m, &gma, MOCK_PAGE) ||
+		    !mock_gm_valid(m, gma, MOCK_PAGE) || upper_32_bits(gma)))
+		return -EINVAL;
+	*hws_pga = gma;
+	return 0;
+}
+
+static u32 mock_vreg(struct mock_vgpu *m, u32 off)
+{
+	u32 v = 0;
+
+	if (off + 4 <= m->vregs_size)
+		memcpy(&v, m->vregs + off, 4);
+	return v;
+}
+
+/*
+ * A register whose write handler only stores the value: pri_surf_mmio_write()
+ * (DSPSURF; its flip event is not modelled), CURBASE, DSPCNTR, CURCNTR.
+ */
+void mock_vreg_write(struct mock_vgpu *m, u32 off, u32 val)
+{
+	guard(mutex)(&m->lock);
+	if (off + 4 <= m->vregs_size)
+		memcpy(m->vregs + off, &val, 4);
+}
+
+/*
+ * hws_pga_write() with patch 0015: the register keeps the guest's value,
+ * hws_pga[] the page in the vGPU's GM; a value outside is refused.
+ */
+int mock_hws_pga_write(struct mock_vgpu *m, unsigned int engine, u32 val)
+{
+	u32 hws_pga;
+
+	guard(mutex)(&m->lock);
+	if (engine >= MOCK_ENGINES ||
+	    MOCK_HWS_PGA(engine) + 4 > m->vregs_size)
+		return -EINVAL;
+	if (mock_hws_pga(m, val, &hws_pga))
+		return -EINVAL;	/* "write invalid HWSP address" */
+	m->hws_pga[engine] = hws_pga;
+	memcpy(m->vregs + MOCK_HWS_PGA(engine), &val, 4);
+	return 0;
+}
+
+/* restore_hws_pga() (patch 0015), m->lock held. */
+static void mock_restore_hws_pga(struct mock_vgpu *m)
+{
+	int e;
+
+	for (e = 0; e < MOCK_ENGINES; e++)
+		if (mock_hws_pga(m, mock_vreg(m, MOCK_HWS_PGA(e)), &m->hws_pga[e]))
+			m->hws_pga[e] = 0;
+}
+
+/*
+ * emulate_csb_update(), m->lock held: a context switch's status entry and
+ * the write pointer go into the engine's status page, found through the
+ * vGPU's GGTT (none: no write).
+ */
+static void mock_csb_update(struct mock_vgpu *m, unsigned int e, u32 ctx_id)
+{
+	u32 status[2] = { 0x18, ctx_id };	/* complete, active to idle */
+	u64 gpa = mock_gma_to_gpa(m, m->hws_pga[e]);
+	u32 wp = m->csb_wp[e] == 7 ? 0 : (m->csb_wp[e] + 1) % 6;
+
+	m->csb_wp[e] = wp;
+	if (!m->hws_pga[e] || gpa == ~0ULL)
+		return;
+	if (mock_wr32(m, gpa + MOCK_CSB_BUF0 * 4 + wp * 8, status[0]) ||
+	    mock_wr32(m, gpa + MOCK_CSB_BUF0 * 4 + wp * 8 + 4, status[1]) ||
+	    mock_wr32(m, gpa + MOCK_CSB_WRITE * 4, wp))
+		return;
+	m->csb_gpa[e] = gpa & ~0xfffULL;
+	m->csb_writes++;
+}
+
+/*
+ * intel_vgpu_decode_primary_plane() and _cursor_plane() with patch 0016,
+ * on pipe A (the mock models no other pipe): an enabled plane's surface
+ * base through map_gma, checked against the vGPU's GM, and its guest
+ * physical address through the vGPU's GGTT.
+ */
+int mock_decode_plane(struct mock_vgpu *m, bool cursor, u32 *base, u64 *gpa)
+{
+	u32 ctl;
+	u64 gma;
+
+	guard(mutex)(&m->lock);
+	ctl = mock_vreg(m, cursor ? MOCK_CURCNTR : MOCK_DSPCNTR);
+	if (cursor ? !(ctl & MOCK_CURSOR_MODE) : !(ctl & MOCK_DISP_ENABLE))
+		return -ENODEV;
+	gma = mock_vreg(m, cursor ? MOCK_CURBASE : MOCK_DSPSURF) & ~0xfffU;
+	if (mock_map_gma(m, &gma, MOCK_PAGE) || upper_32_bits(gma) ||
+	    !mock_gm_valid(m, gma, 1))
+		return -EINVAL;
+	*gpa = mock_gma_to_gpa(m, gma);
+	if (*gpa == ~0ULL)
+		return -EINVAL;
+	*base = gma;
+	return 0;
 }
 
 static void mock_free_workload(struct mock_workload *wl)
@@ -632,9 +898,9 @@ int intel_gvt_companion_resubmit_workloads(struct intel_vgpu *vgpu,
 					   w[i].flags & INTEL_GVT_WORKLOAD_SCHEDULE_IN,
 					   &w[i]);
 		if (ret) {
-			pr_err("%s: resubmitting workload %u: %d\n", m->name, i,
-			       ret);
-			mock_clean_workloads(m);
+			pr_err("%s: resubmitting workload %u: %d, vGPU reset\n",
+			       m->name, i, ret);
+			mock_reset_half_restored(m);
 			return ret;
 		}
 	}
@@ -709,6 +975,8 @@ int mock_gpu_run(struct mock_vgpu *m, bool force)
 				for (t = 0; t < MOCK_TARGETS; t++)
 					d->t[t] = mock_rd32(m, m->target_gpa[t]);
 			}
+			/* complete(): the schedule-out's CSB, then the hook */
+			mock_csb_update(m, e, wl->w.desc[1]);
 			if (m->ops->workload_completed) {
 				cb_begin(m);
 				m->ops->workload_completed(m->priv, e,
@@ -755,11 +1023,17 @@ u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off)
  */
 void mock_reset_locked(struct mock_vgpu *m)
 {
+	int e;
+
 	mock_clean_workloads(m);
 	memset(m->ggtt, 0, m->ggtt_entries * sizeof(u64));
 	memset(m->vregs, 0, m->vregs_size);
 	memset(m->fences, 0, m->layout.fence_count * sizeof(u64));
+	memset(m->hw_fence, 0, sizeof(m->hw_fence));	/* _clear_vgpu_fence() */
 	memset(m->execlist, 0, MOCK_EXECLIST_SIZE);
+	/* like GVT-g's reset, hws_pga[] stays; the CSB pointer starts over */
+	for (e = 0; e < MOCK_ENGINES; e++)
+		m->csb_wp[e] = 7;
 }
 
 /* Mock vGPUs: what kvmgt's init and release of a vfio_device do. */
@@ -814,6 +1088,10 @@ int mock_init(struct mock_vgpu *m, const char *name,
 	m->magic = MOCK_MAGIC;
 	m->name = name;
 	m->layout = *l;
+	m->refuse_check = -1;
+	m->fail_apply = -1;
+	for (i = 0; i < MOCK_ENGINES; i++)
+		m->csb_wp[i] = 7;
 	mutex_init(&m->lock);
 	mutex_init(&m->mem_lock);
 	mutex_init(&m->drv_lock);
@@ -1066,7 +1344,7 @@ static const struct mock_type mock_types[] = {
 		.dst = { .aperture_base = SZ_64M, .aperture_size = SZ_32M,
 			 .hidden_base = SZ_512M + SZ_64M, .hidden_size = SZ_64M,
 			 .fence_count = MOCK_FENCES, .id = 2 },
-		.vregs_size = SZ_64K,
+		.vregs_size = SZ_512K,	/* the display registers too */
 	}, {
 		.name = "v5_1",
 		.src = { .aperture_base = SZ_64M, .aperture_size = SZ_512M,
@@ -1136,7 +1414,7 @@ static int step_guest_setup(struct scenario *s)
 	for (b = 0; b < m->vregs_size; b++)
 		m->vregs[b] = (u8)(b * 7 + 0x5a);
 	for (i = 0; i < l->fence_count; i++)
-		m->fences[i] = 0xfe0000000000ull | (i << 12) | 1;
+		m->fences[i] = 0xfe0000000000ull | (i << 12);	/* disabled */
 	for (i = 0; i < MOCK_EXECLIST_SIZE; i++)
 		m->execlist[i] = (u8)(0xe0 + i);
 	get_random_bytes(m->mem, MOCK_MEM_SIZE);
@@ -1374,6 +1652,71 @@ static int step_pending_submit(struct scenario *s)
 	return 0;
 }
 
+/*
+ * Graphics addresses outside command buffers (patches 0014-0016): the
+ * source's guest maps three status pages and two surfaces at aperture
+ * entries 24-28 (frames 160-164), programs fence 0 (Y tiled) over entries
+ * 32-39 and fence 1 (X tiled) over 40-41, each engine's HWS_PGA, and
+ * enables pipe A's primary plane and cursor on the surfaces.
+ */
+#define ADDR_HWSP	24
+#define ADDR_SURF	27	/* the primary plane's; the cursor's next */
+#define ADDR_GFN	160
+#define ADDR_FENCE	32
+
+/* What i915's i965_write_fence_reg() writes (Gen6+), stride 512. */
+static u64 addr_fence(struct mock_vgpu *m, unsigned int entry,
+		      unsigned int pages, bool y)
+{
+	u64 start = ap_gma(m, entry), end = start + (pages - 1) * MOCK_PAGE;
+
+	return end << 32 | (u64)(512 / 128 - 1) << 32 | start |
+	       (y ? BIT(1) : 0) | MOCK_FENCE_VALID;
+}
+
+/* A fence value of @from's aperture at the same place of @to's. */
+static u64 fence_moved(u64 v, struct mock_vgpu *from, struct mock_vgpu *to)
+{
+	u64 d = to->layout.aperture_base - from->layout.aperture_base;
+
+	return v + (d << 32) + d;
+}
+
+static int step_guest_addresses(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	u32 base;
+	u64 gpa;
+	int i, ret;
+
+	for (i = 0; i < 5; i++)
+		mock_ggtt_mmio_write(m, gtt_off(ap_gma(m, ADDR_HWSP + i)),
+				     MOCK_PTE(ADDR_GFN + i));
+	ret = mock_fence_mmio_write(m, 0, addr_fence(m, ADDR_FENCE, 8, true)) ?:
+	      mock_fence_mmio_write(m, 1, addr_fence(m, ADDR_FENCE + 8, 2, false));
+	for (i = 0; !ret && i < MOCK_ENGINES; i++)
+		ret = mock_hws_pga_write(m, i,
+					 lower_32_bits(ap_gma(m, ADDR_HWSP + i)));
+	if (ret)
+		return fail(s, "programming fences and status pages on src: %d",
+			    ret);
+	mock_vreg_write(m, MOCK_DSPCNTR, MOCK_DISP_ENABLE);
+	mock_vreg_write(m, MOCK_DSPSURF, lower_32_bits(ap_gma(m, ADDR_SURF)));
+	mock_vreg_write(m, MOCK_CURCNTR, MOCK_CURSOR_MODE);
+	mock_vreg_write(m, MOCK_CURBASE, lower_32_bits(ap_gma(m, ADDR_SURF + 1)));
+	for (i = 0; i < 2; i++)
+		if (m->hw_fence[i] != m->fences[i])
+			return fail(s, "src: hardware fence %d %#llx, not %#llx", i,
+				    m->hw_fence[i], m->fences[i]);
+	for (i = 0; i < 2; i++) {
+		ret = mock_decode_plane(m, i, &base, &gpa);
+		if (ret || gpa != (ADDR_GFN + 3 + i) * MOCK_PAGE)
+			return fail(s, "src: %s decodes to %d, gpa %#llx", i ?
+				    "cursor" : "primary plane", ret, gpa);
+	}
+	return 0;
+}
+
 /* f) */
 static int step_stop_copy(struct scenario *s)
 {
@@ -1563,6 +1906,172 @@ static int step_pending_complete(struct scenario *s)
 	}
 	if (memcmp(d->mem, m->mem, MOCK_MEM_SIZE))
 		return fail(s, "dst's guest memory differs from src's");
+	return 0;
+}
+
+/*
+ * fence: after the move the registers hold the guest's values (the
+ * source's addresses) and the hardware fences the same ranges of the
+ * destination's aperture; a fence the guest writes after the move goes
+ * there too, and one over the destination's aperture outside the guest's
+ * GM is disabled in the hardware.
+ */
+static int step_fence(struct scenario *s)
+{
+	struct mock_vgpu *d = s->dst, *m = s->src;
+	size_t last = d->layout.aperture_size / MOCK_PAGE - 1;
+	u64 v, want;
+	int i;
+
+	for (i = 0; i < d->layout.fence_count; i++) {
+		want = m->fences[i] & MOCK_FENCE_VALID ?
+		       fence_moved(m->fences[i], m, d) : m->fences[i];
+		if (d->fences[i] != m->fences[i])
+			return fail(s, "fence %d register %#llx, not the guest's %#llx",
+				    i, d->fences[i], m->fences[i]);
+		if (d->hw_fence[i] != want)
+			return fail(s, "fence %d: hardware %#llx, not %#llx (guest's %#llx)",
+				    i, d->hw_fence[i], want, m->fences[i]);
+	}
+	v = addr_fence(m, 48, 2, false);
+	mock_fence_mmio_write(d, 3, v);
+	if (d->hw_fence[3] != fence_moved(v, m, d))
+		return fail(s, "fence 3 written after the move: hardware %#llx, not %#llx",
+			    d->hw_fence[3], fence_moved(v, m, d));
+	if (mock_gm_valid(m, ap_gma(d, last), 1))
+		return fail(s, "dst's last aperture entry is in the guest's GM");
+	mock_fence_mmio_write(d, 3, addr_fence(d, last, 1, false));
+	if (d->hw_fence[3])
+		return fail(s, "a fence outside the guest's GM reached the hardware: %#llx",
+			    d->hw_fence[3]);
+	return 0;
+}
+
+/*
+ * display-base: the primary plane and the cursor decode on the
+ * destination to the same offsets of its aperture and the same guest
+ * frames as on the source.
+ */
+static int step_display_base(struct scenario *s)
+{
+	struct mock_vgpu *d = s->dst, *m = s->src;
+	u32 sb, db;
+	u64 sg, dg;
+	int c, ret;
+
+	for (c = 0; c < 2; c++) {
+		const char *what = c ? "cursor" : "primary plane";
+
+		ret = mock_decode_plane(m, c, &sb, &sg);
+		if (ret)
+			return fail(s, "%s on src: %d", what, ret);
+		ret = mock_decode_plane(d, c, &db, &dg);
+		if (ret)
+			return fail(s, "%s on dst: %d (the guest's base %#x)", what,
+				    ret, sb);
+		if (db - d->layout.aperture_base != sb - m->layout.aperture_base ||
+		    dg != sg)
+			return fail(s, "%s on dst: base %#x gpa %#llx, on src %#x %#llx",
+				    what, db, dg, sb, sg);
+	}
+	return 0;
+}
+
+/*
+ * status-page: each engine's status page is the page of the
+ * destination's GM at the place the guest's HWS_PGA names (the register
+ * keeps the guest's value), the workloads that completed on both sides
+ * wrote their CSB into the same guest frames, and the guest's HWS_PGA
+ * write after the move passes GVT-g's range check.
+ */
+static int step_status_page(struct scenario *s)
+{
+	struct mock_vgpu *d = s->dst, *m = s->src;
+	int e;
+
+	for (e = 0; e < MOCK_ENGINES; e++) {
+		u64 guest = ap_gma(m, ADDR_HWSP + e);
+
+		if (mock_vreg(d, MOCK_HWS_PGA(e)) != lower_32_bits(guest))
+			return fail(s, "engine %d: HWS_PGA %#x, not the guest's %#llx",
+				    e, mock_vreg(d, MOCK_HWS_PGA(e)), guest);
+		if (d->hws_pga[e] != ap_gma(d, ADDR_HWSP + e))
+			return fail(s, "engine %d: status page %#x, not %#llx (guest's %#llx)",
+				    e, d->hws_pga[e], ap_gma(d, ADDR_HWSP + e),
+				    guest);
+	}
+	for (e = 0; e < 2; e++)
+		if (d->csb_gpa[e] != (ADDR_GFN + e) * MOCK_PAGE ||
+		    m->csb_gpa[e] != d->csb_gpa[e])
+			return fail(s, "engine %d: CSB in guest frame %#llx on dst, %#llx on src",
+				    e, d->csb_gpa[e] >> 12, m->csb_gpa[e] >> 12);
+	if (!d->csb_writes || d->csb_writes != m->csb_writes)
+		return fail(s, "%u CSB writes on dst, %u on src", d->csb_writes,
+			    m->csb_writes);
+	if (mock_hws_pga_write(d, 2, lower_32_bits(ap_gma(m, ADDR_HWSP + 2))) ||
+	    d->hws_pga[2] != ap_gma(d, ADDR_HWSP + 2))
+		return fail(s, "the guest's HWS_PGA write after the move: status page %#x",
+			    d->hws_pga[2]);
+	return 0;
+}
+
+/*
+ * refused-restore: a part kvmgt's check refuses leaves the destination
+ * untouched (gmig checks every part before it applies the first); a part
+ * whose apply fails after its check (memory) leaves it reset, with gmig's
+ * map_gma back to the identity. A reset then brings it back to RUNNING.
+ */
+static int step_refused_restore(struct scenario *s)
+{
+	struct mock_vgpu *d = s->dst;
+	u64 gma = s->src->layout.aperture_base + MOCK_PAGE;
+	struct file *f;
+	unsigned int i;
+	int werr, ret;
+
+	d->refuse_check = INTEL_GVT_STATE_EXECLIST;
+	ret = resume(s, s->stream, &werr);
+	f = ret ? NULL : set_state(s, d, VFIO_DEVICE_STATE_STOP);
+	d->refuse_check = -1;
+	if (ret)
+		return ret;
+	if (!IS_ERR(f))
+		return fail(s, "set_state(STOP) accepted a state kvmgt refuses");
+	if (d->restores != s->restores_before)
+		return fail(s, "%u parts applied before kvmgt refused the execlist part",
+			    d->restores - s->restores_before);
+	if (d->ops->vgpu_reset)
+		d->ops->vgpu_reset(d->priv);
+
+	d->fail_apply = INTEL_GVT_STATE_FENCES;
+	ret = resume(s, s->stream, &werr);
+	f = ret ? NULL : set_state(s, d, VFIO_DEVICE_STATE_STOP);
+	d->fail_apply = -1;
+	if (ret)
+		return ret;
+	if (!IS_ERR(f))
+		return fail(s, "set_state(STOP) succeeded with a failed apply");
+	if (d->restores - s->restores_before != 3)
+		return fail(s, "%u parts applied, not 3 (the third failed)",
+			    d->restores - s->restores_before);
+	for (i = 0; i < d->layout.fence_count; i++)
+		if (d->hw_fence[i] || d->fences[i])
+			return fail(s, "fence %u left after the failed restore", i);
+	for (i = 0; i < MOCK_ENGINES; i++)
+		if (d->hws_pga[i])
+			return fail(s, "status page %#x left after the failed restore",
+				    d->hws_pga[i]);
+	for (i = 0; i < d->ggtt_entries; i++)
+		if (d->ggtt[i])
+			return fail(s, "GGTT entry %u left after the failed restore", i);
+	if (mock_map_gma(d, &gma, MOCK_PAGE) ||
+	    gma != s->src->layout.aperture_base + MOCK_PAGE)
+		return fail(s, "map_gma still moves the source's addresses (to %#llx)",
+			    gma);
+	if (d->ops->vgpu_reset)
+		d->ops->vgpu_reset(d->priv);
+	if (get_state(d) != VFIO_DEVICE_STATE_RUNNING)
+		return fail(s, "get_state %d after vgpu_reset", get_state(d));
 	return 0;
 }
 
@@ -1926,14 +2435,18 @@ static const struct step steps[] = {
 	{ "pre-copy-report", step_pre_copy_report, false },
 	{ "gpu-work", step_gpu_work, false },
 	{ "pending-submit", step_pending_submit, false },
+	{ "guest-addresses", step_guest_addresses, false },
 	{ "stop-copy", step_stop_copy, true },
 	{ "stop-copy-report", step_stop_copy_report, false },
 	{ "src-stop", step_src_stop, false },
 	{ "resume", step_resume, false },
 	{ "resume-state", check_restored, false },
+	{ "fence", step_fence, false },
+	{ "display-base", step_display_base, false },
 	{ "pending-recreated", step_pending_recreated, false },
 	{ "resume-running", step_resume_running, false },
 	{ "pending-complete", step_pending_complete, false },
+	{ "status-page", step_status_page, false },
 	{ "ggtt-mmio-src-offset", step_ggtt_mmio_src_offset, false },
 	{ "elsp-after-move", step_elsp_after_move, false },
 	{ "scan-cmd-translate", step_scan_translate, false },
@@ -1943,6 +2456,7 @@ static const struct step steps[] = {
 	{ "reset-after-refusal", step_reset_after_refusal, false },
 	{ "scan-after-reset", step_scan_after_reset, false },
 	{ "resume-again", step_resume_again, false },
+	{ "refused-restore", step_refused_restore, false },
 	{ "reset-mid-migration", step_reset_mid_migration, false },
 	{ "log-stop", step_log_stop, false },
 	{ "bad-state", step_bad_state, false },

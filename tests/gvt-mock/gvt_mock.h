@@ -46,6 +46,25 @@ struct kv_vgpu;
 #define MOCK_MAX_DONE		16
 #define MOCK_TARGETS		4
 
+/*
+ * Graphics addresses GVT-g keeps outside command buffers (patches 0014-0016):
+ * fence ranges (Gen6+ layout, i965_write_fence_reg()), each engine's status
+ * page (RING_HWS_PGA(engine->mmio_base) of the mock's engines: render,
+ * blitter, video), the CSB in it (I915_HWS_CSB_BUF0_INDEX, Gen9's
+ * INTEL_HWS_CSB_WRITE_INDEX), and pipe A's primary and cursor planes
+ * (i9xx_plane_regs.h, intel_cursor_regs.h).
+ */
+#define MOCK_FENCE_VALID	BIT_ULL(0)
+#define MOCK_FENCE_ADDR		GENMASK(31, 12)
+#define MOCK_CSB_BUF0		0x10
+#define MOCK_CSB_WRITE		0x1f
+#define MOCK_DSPCNTR		0x70180
+#define MOCK_DSPSURF		0x7019c
+#define MOCK_CURCNTR		0x70080
+#define MOCK_CURBASE		0x70084
+#define MOCK_DISP_ENABLE	BIT(31)
+#define MOCK_CURSOR_MODE	0x27
+
 /* A queued workload (struct intel_vgpu_workload, what the mock needs). */
 struct mock_workload {
 	struct list_head list;
@@ -97,6 +116,17 @@ struct mock_vgpu {
 	bool log_reads;
 	DECLARE_BITMAP(reads, MOCK_MEM_PAGES);
 
+	/* the hardware fences (intel_vgpu_write_fence()), under lock */
+	u64 hw_fence[MOCK_FENCES];
+	/* vgpu->hws_pga[] and the CSB emulation's writes, under lock */
+	u32 hws_pga[MOCK_ENGINES];
+	u32 csb_wp[MOCK_ENGINES];
+	u64 csb_gpa[MOCK_ENGINES];	/* status page of the last CSB */
+	unsigned int csb_writes;
+	/* fault injection: kvmgt's check refuses, or its apply fails */
+	int refuse_check, fail_apply;
+	unsigned int checks;
+
 	/* workload queues per engine, under lock */
 	struct list_head q[MOCK_ENGINES];
 	/* completed workloads, in order, and the frames they are checked at */
@@ -117,6 +147,14 @@ struct mock_vgpu {
 	 */
 	struct mutex drv_lock;
 };
+
+/* RING_HWS_PGA() of mock engine @e: render, blitter, video. */
+static inline u32 MOCK_HWS_PGA(unsigned int e)
+{
+	static const u32 reg[MOCK_ENGINES] = { 0x2080, 0x22080, 0x12080 };
+
+	return e < MOCK_ENGINES ? reg[e] : ~0U;
+}
 
 /* The companion's callbacks run as if with the vGPU's lock held. */
 static inline void cb_begin(struct mock_vgpu *m)
@@ -144,6 +182,11 @@ unsigned int mock_queued(struct mock_vgpu *m);
 void mock_ggtt_mmio_write(struct mock_vgpu *m, u64 off, u64 val);
 u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off);
 void mock_reset_locked(struct mock_vgpu *m);
+int mock_fence_mmio_write(struct mock_vgpu *m, unsigned int fence, u64 val);
+int mock_hws_pga_write(struct mock_vgpu *m, unsigned int engine, u32 val);
+void mock_vreg_write(struct mock_vgpu *m, u32 off, u32 val);
+int mock_decode_plane(struct mock_vgpu *m, bool cursor, u32 *base,
+		      u64 *gpa);
 
 /* kvmgt.c: pins behind GGTT entries, and the mdev parent */
 void kv_pin(struct mock_vgpu *m, u64 gfn);

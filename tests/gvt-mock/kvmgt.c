@@ -30,7 +30,8 @@
  *   dropped (kvmgt's partial update is not emulated).
  *
  * Not emulated: the aperture BAR, interrupts (INTx pin 0, no MSI: the
- * guests of the tests boot no OS), OpRegion, display, dma-buf.
+ * guests of the tests boot no OS), OpRegion, display output and dma-buf
+ * (the plane decode is: stats shows it).
  *
  * The stand-in guest driver. The test guests have no GPU driver, so one
  * is played from the host, through debugfs gvt_mock/<uuid>/workload
@@ -39,7 +40,10 @@
  * onto guest frames from 16 MiB: a state page, a two-page context image,
  * a ring, the targets), writes MI_STORE_DATA_IMM batches into the ring,
  * the ring's head and tail into the context image, and writes the
- * context's descriptor to the ELSP. A tick every 30 ms, while the device
+ * context's descriptor to the ELSP. At its first start (no state in guest
+ * memory) it also sets up what i915 sets up once: two fences, each
+ * engine's status page (HWS_PGA), pipe A's primary plane and cursor
+ * (kv_setup_addresses()). A tick every 30 ms, while the device
  * is open, first runs the GPU (mock_gpu_run(): the queued workloads,
  * unless gmig stopped the schedule), then lets the driver submit its next
  * batch once the last one completed. Its state lives in guest memory (the
@@ -96,6 +100,10 @@
 #define KV_WINDOW	SZ_16M		/* the tests compare 16..56 MiB */
 #define DRV_MAGIC	0x76726447	/* "Gdrv" */
 enum { DRV_STATE, DRV_CTX, DRV_RING_CTX, DRV_RING, DRV_TARGET };
+/* after the most targets: the engines' status pages, two surfaces */
+#define DRV_HWSP	(DRV_TARGET + 256)
+#define DRV_SURF	(DRV_HWSP + MOCK_ENGINES)
+#define DRV_PAGES	(DRV_SURF + 2)
 #define DRV_RING_DWORDS	(MOCK_PAGE / 4)
 
 struct kv_profile {
@@ -309,6 +317,37 @@ static void kv_submit(struct kv_vgpu *kv)
 }
 
 /*
+ * What a guest's i915 sets up once, at its start: fence 0 (Y tiled) over
+ * the first 8 targets and fence 1 (X tiled) over the surfaces, as
+ * i965_write_fence_reg() writes them; each engine's HWS_PGA; pipe A's
+ * primary plane and cursor on the surfaces. The registers go through
+ * GVT-g's handlers (fence_mmio_write(), hws_pga_write(), plain stores
+ * for the display registers).
+ */
+static int kv_setup_addresses(struct kv_vgpu *kv)
+{
+	struct mock_vgpu *m = &kv->m;
+	u64 t = drv_gma(kv, DRV_TARGET), f = drv_gma(kv, DRV_SURF);
+	unsigned int e;
+	int ret;
+
+	ret = mock_fence_mmio_write(m, 0, (t + 7 * MOCK_PAGE) << 32 |
+				    3ULL << 32 | t | BIT(1) | MOCK_FENCE_VALID) ?:
+	      mock_fence_mmio_write(m, 1, (f + MOCK_PAGE) << 32 | 3ULL << 32 |
+				    f | MOCK_FENCE_VALID);
+	for (e = 0; !ret && e < MOCK_ENGINES; e++)
+		ret = mock_hws_pga_write(m, e,
+					 lower_32_bits(drv_gma(kv, DRV_HWSP + e)));
+	if (ret)
+		return ret;
+	mock_vreg_write(m, MOCK_DSPCNTR, MOCK_DISP_ENABLE);
+	mock_vreg_write(m, MOCK_DSPSURF, lower_32_bits(f));
+	mock_vreg_write(m, MOCK_CURCNTR, MOCK_CURSOR_MODE);
+	mock_vreg_write(m, MOCK_CURBASE, lower_32_bits(f + MOCK_PAGE));
+	return 0;
+}
+
+/*
  * "start", in the tick: the driver finds its state in guest memory (a
  * guest that ran it before, here or on a migration source) or takes the
  * vGPU's GM base, and programs its GGTT entries. (vfio_dma_rw() works from
@@ -327,9 +366,14 @@ static int kv_start(struct kv_vgpu *kv, const struct kv_profile *p)
 		return ret;
 	kv->gma = st[0] == DRV_MAGIC ? st[1] | (u64)st[2] << 32 :
 				       m->layout.aperture_base;
-	for (k = 0; k < DRV_TARGET + p->targets; k++)
-		mock_ggtt_mmio_write(m, (drv_gma(kv, k) >> 12) * 8,
-				     MOCK_PTE(drv_gpa(k) >> 12));
+	for (k = 0; k < DRV_PAGES; k++)
+		if (k < DRV_TARGET + p->targets || k >= DRV_HWSP)
+			mock_ggtt_mmio_write(m, (drv_gma(kv, k) >> 12) * 8,
+					     MOCK_PTE(drv_gpa(k) >> 12));
+	/* a driver that ran before (here or on a source) set these up */
+	ret = st[0] == DRV_MAGIC ? 0 : kv_setup_addresses(kv);
+	if (ret)
+		return ret;
 	kv->prof = p;
 	pr_info("%s: workload %s at guest %#x, GM %#llx\n", m->name, p->name,
 		KV_WINDOW, kv->gma);
@@ -420,6 +464,46 @@ static const struct file_operations kv_workload_fops = {
 	.write = kv_workload_write,
 };
 
+/*
+ * The graphics addresses GVT-g uses outside command buffers: each valid
+ * hardware fence's range, each engine's status page (the guest's HWS_PGA
+ * value in brackets), the CSB writes and the guest frame of each engine's
+ * last one, the decoded primary plane and cursor (base, guest address).
+ */
+static void kv_stats_addresses(struct seq_file *s, struct mock_vgpu *m)
+{
+	static const char * const plane[] = { "primary", "cursor" };
+	unsigned int i;
+	u32 base;
+	u64 gpa;
+
+	scoped_guard(mutex, &m->lock) {
+		for (i = 0; i < m->layout.fence_count; i++)
+			if (m->hw_fence[i] & MOCK_FENCE_VALID)
+				seq_printf(s, "fence%u: %#llx-%#llx\n", i,
+					   m->hw_fence[i] & MOCK_FENCE_ADDR,
+					   (u64)(upper_32_bits(m->hw_fence[i]) &
+						 MOCK_FENCE_ADDR) + MOCK_PAGE - 1);
+		for (i = 0; i < MOCK_ENGINES; i++) {
+			u32 v = 0;
+
+			if (MOCK_HWS_PGA(i) + 4 <= m->vregs_size)
+				memcpy(&v, m->vregs + MOCK_HWS_PGA(i), 4);
+			seq_printf(s, "hws_pga%u: %#x (%#x)\n", i,
+				   m->hws_pga[i], v);
+			seq_printf(s, "csb_gfn%u: %#llx\n", i,
+				   m->csb_gpa[i] >> 12);
+		}
+		seq_printf(s, "csb_writes: %u\n", m->csb_writes);
+	}
+	for (i = 0; i < ARRAY_SIZE(plane); i++) {
+		if (mock_decode_plane(m, i, &base, &gpa))
+			seq_printf(s, "%s: none\n", plane[i]);
+		else
+			seq_printf(s, "%s: %#x %#llx\n", plane[i], base, gpa);
+	}
+}
+
 static int kv_stats_show(struct seq_file *s, void *unused)
 {
 	struct kv_vgpu *kv = s->private;
@@ -439,6 +523,7 @@ static int kv_stats_show(struct seq_file *s, void *unused)
 		seq_printf(s, "scratch_writes: %llu\n", kv->scratch_writes);
 		seq_printf(s, "scheduled: %s\n", m->stopped ? "no" : "yes");
 	}
+	kv_stats_addresses(s, m);
 	seq_printf(s, "gm: low %#llx+%#llx high %#llx+%#llx\n",
 		   l->aperture_base, l->aperture_size, l->hidden_base,
 		   l->hidden_size);

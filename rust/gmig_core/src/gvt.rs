@@ -34,6 +34,7 @@
 
 pub mod audit;
 pub mod events;
+pub mod gma;
 pub mod image;
 pub mod layout;
 pub mod narrow;
@@ -41,6 +42,7 @@ pub mod pending;
 
 pub use audit::*;
 pub use events::*;
+pub use gma::*;
 pub use image::*;
 pub use layout::*;
 pub use narrow::*;
@@ -64,8 +66,12 @@ pub trait GvtHost: StateSource {
     fn stop_schedule(&mut self);
     /// Restarts it (`intel_gvt_companion_start_schedule()`).
     fn start_schedule(&mut self);
+    /// Whether kvmgt would apply `data` to `part`, with the audit map of
+    /// the restore to come (`intel_gvt_companion_check_state()`); changes
+    /// nothing.
+    fn check(&mut self, part: Part, data: &[u8], map: &AuditMap) -> bool;
     /// Applies `data` (the bytes [`StateSource::save`] gave on the source)
-    /// to `part`; `false` if kvmgt refused it.
+    /// to `part`; `false` if kvmgt failed to (it then reset the vGPU).
     fn restore(&mut self, part: Part, data: &[u8]) -> bool;
     /// Calls `f(gfn, pages)` for every range of guest frames pinned now
     /// for the GPU (a shadow GGTT or PPGTT entry maps them).
@@ -78,9 +84,10 @@ pub trait GvtHost: StateSource {
     /// (`intel_gvt_companion_resubmit_workloads()`); `false` if kvmgt
     /// refused them (it then queued none).
     fn resubmit(&mut self, pending: &PendingList<'_>) -> bool;
-    /// The vGPU was reset or closed: kvmgt reset its GGTT and dropped its
-    /// queued workloads without reporting them (the hooks' record of
-    /// them, [`GvtWrites`], starts over).
+    /// The vGPU was reset or closed, or kvmgt reset it after it failed to
+    /// apply a restore: kvmgt reset its GGTT and dropped its queued
+    /// workloads without reporting them (the hooks' record of them,
+    /// [`GvtWrites`], starts over).
     fn vgpu_reset(&mut self) {}
 }
 
@@ -120,6 +127,16 @@ impl<H: GvtHost> GvtVgpu<H> {
     /// The vGPU's graphics memory and fences.
     pub fn layout(&self) -> &GvtLayout {
         &self.layout
+    }
+
+    /// kvmgt reset the vGPU (a reset, a close, or a restore it failed to
+    /// apply): the guest starts over at this vGPU's own layout, so the
+    /// audit map goes back to the identity, and the hooks' record of
+    /// kvmgt's writes starts over.
+    fn forget_restore(&mut self) {
+        self.guest = self.layout;
+        self.host.set_audit(AuditMap::identity(self.layout));
+        self.host.vgpu_reset();
     }
 }
 
@@ -163,9 +180,7 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
     /// On a vGPU reset or close: the guest starts over at this vGPU's own
     /// layout, so the audit map goes back to the identity.
     fn reset(&mut self) {
-        self.guest = self.layout;
-        self.host.set_audit(AuditMap::identity(self.layout));
-        self.host.vgpu_reset();
+        self.forget_restore();
     }
 
     fn for_each_writable_frame(&self, f: &mut dyn FnMut(u64)) {
@@ -198,15 +213,25 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
         )
     }
 
-    /// Checks the whole image first (the pending workloads' context images
-    /// and rings too), then stops the vGPU (kvmgt restores only a stopped
-    /// vGPU; the migration layer's STOP -> RUNNING_P2P arc restarts it),
-    /// applies the parts in kvmgt's order, sets the audit map and
-    /// re-creates the pending workloads in their order. The hooks then
-    /// move the source's graphics addresses to this vGPU's slices: the
-    /// context descriptors and ring starts as kvmgt re-creates the
-    /// workloads (and as the guest submits new ones), the commands when
-    /// GVT-g scans them, not in guest memory (`mem` is not used).
+    /// Checks the whole image first: the pending workloads' context images
+    /// and rings, the fences against the guest's graphics memory
+    /// ([`check_fences`]) and every part with kvmgt
+    /// ([`GvtHost::check`], with the audit map of this restore), so a
+    /// refused image changes nothing. Then stops the vGPU (kvmgt restores
+    /// only a stopped vGPU; the migration layer's STOP -> RUNNING_P2P arc
+    /// restarts it), sets the audit map (kvmgt moves the fence ranges and
+    /// status pages through it as it applies them), applies the parts in
+    /// kvmgt's order and re-creates the pending workloads in their order.
+    /// The hooks then move the source's graphics addresses to this vGPU's
+    /// slices: the context descriptors and ring starts as kvmgt re-creates
+    /// the workloads (and as the guest submits new ones), the commands when
+    /// GVT-g scans them, the fences, status pages and display plane bases
+    /// where kvmgt uses them, not in guest memory (`mem` is not used).
+    ///
+    /// If kvmgt still fails to apply a checked part (it is out of memory),
+    /// it has reset the vGPU: the provider forgets the restore too (the
+    /// guest's layout and the audit map are this vGPU's own again) and the
+    /// error says which part failed.
     fn restore_state<M: GuestMem>(
         &mut self,
         hdr: &stream::Header,
@@ -223,7 +248,7 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
         };
         let bad_pending = RestoreError::BadSection(Section::GvtWorkloads as u16);
         d.pending.check(&map).map_err(|_| bad_pending)?;
-        self.quiesce();
+        check_fences(&d, &map)?;
         let parts: [(Part, &[u8], Section); 4] = [
             (Part::Vregs, d.vregs, Section::GvtVregs),
             (Part::Ggtt, d.entries_le(), Section::GvtGgtt),
@@ -231,13 +256,21 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
             (Part::Execlist, d.execlist, Section::GvtExeclist),
         ];
         for (part, data, sec) in parts {
+            if !self.host.check(part, data, &map) {
+                return Err(RestoreError::BadSection(sec as u16));
+            }
+        }
+        self.quiesce();
+        self.host.set_audit(map);
+        for (part, data, sec) in parts {
             if !self.host.restore(part, data) {
+                self.forget_restore();
                 return Err(RestoreError::Refused(sec as u16));
             }
         }
-        self.host.set_audit(map);
         self.guest = d.src;
         if !d.pending.is_empty() && !self.host.resubmit(&d.pending) {
+            self.forget_restore();
             return Err(RestoreError::Refused(Section::GvtWorkloads as u16));
         }
         // Each pending workload's context descriptor and ring start moved.
@@ -342,7 +375,18 @@ mod tests {
         let ggtt = (0..l.entries())
             .map(|i| if i % 3 == 0 { 0 } else { (i << 12) | 1 })
             .collect();
-        let fences = (0..u64::from(l.fences)).map(|i| 0xf000 + i).collect();
+        // Valid fences over the aperture, every other one disabled.
+        let fences = (0..u64::from(l.fences))
+            .map(|i| {
+                let start = l.aperture.base + i * 0x10000;
+                let v = (start + 0x3000) << 32 | start | 1;
+                if i % 2 == 0 {
+                    v
+                } else {
+                    v & !1
+                }
+            })
+            .collect();
         (Arrays { ggtt, fences, ..a }, sizes)
     }
 
@@ -718,7 +762,13 @@ mod tests {
         refuse_resubmit: bool,
         calls: Vec<&'static str>,
         restored: Vec<(Part, Vec<u8>)>,
+        /// kvmgt fails to apply this part (its check passes).
         refuse: Option<Part>,
+        /// kvmgt's check refuses this part.
+        refuse_check: Option<Part>,
+        /// The parts checked, with the audit map of the check.
+        checked: Vec<(Part, AuditMap)>,
+        resets: usize,
         pins: Vec<(u64, u64)>,
         audit: Option<AuditMap>,
     }
@@ -746,12 +796,34 @@ mod tests {
         fn start_schedule(&mut self) {
             self.calls.push("start");
         }
+        fn check(&mut self, part: Part, data: &[u8], map: &AuditMap) -> bool {
+            self.checked.push((part, *map));
+            self.refuse_check != Some(part) && data.len() == self.state.part(part).len()
+        }
+        /// kvmgt applies the part; a later save gives it back.
         fn restore(&mut self, part: Part, data: &[u8]) -> bool {
             if self.refuse == Some(part) {
                 return false;
             }
             self.restored.push((part, data.to_vec()));
+            let words = || {
+                data.chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                    .collect()
+            };
+            match part {
+                Part::Vregs => self.state.vregs = data.to_vec(),
+                Part::Ggtt => self.state.ggtt = words(),
+                Part::Fences => self.state.fences = words(),
+                Part::Execlist => self.state.execlist = data.to_vec(),
+            }
             true
+        }
+        /// kvmgt's reset clears the fences (`intel_vgpu_reset_resource()`).
+        fn vgpu_reset(&mut self) {
+            self.calls.push("reset");
+            self.resets += 1;
+            self.state.fences.iter_mut().for_each(|f| *f = 0);
         }
         fn for_each_pinned(&self, f: &mut dyn FnMut(u64, u64)) {
             for &(g, n) in &self.pins {
@@ -785,6 +857,9 @@ mod tests {
             calls: Vec::new(),
             restored: Vec::new(),
             refuse: None,
+            refuse_check: None,
+            checked: Vec::new(),
+            resets: 0,
             pins: Vec::new(),
             audit: None,
         };
@@ -855,14 +930,80 @@ mod tests {
         assert!(big.restore_state(&hdr, &img, &mut NoMem).is_err());
         assert!(big.host.restored.is_empty() && big.host.calls.is_empty());
         assert!(big.host.audit.is_none());
-        // kvmgt refusing a part is reported with its section.
+        // kvmgt's check refusing a part: named, and nothing applied.
         let (mut dst, _) = fake(&layout(1), 3);
-        dst.host.refuse = Some(Part::Fences);
+        dst.host.refuse_check = Some(Part::Fences);
         assert_eq!(
             dst.restore_state(&hdr, &img, &mut NoMem),
-            Err(RestoreError::Refused(Section::GvtFences as u16))
+            Err(RestoreError::BadSection(Section::GvtFences as u16))
         );
-        assert!(dst.host.audit.is_none(), "no remapping after a failure");
+        assert!(dst.host.restored.is_empty() && dst.host.calls.is_empty());
+        assert!(dst.host.audit.is_none(), "no remapping after a refusal");
+        // Every part is checked, with the map the restore would set.
+        let (mut ok, _) = fake(&layout(1), 3);
+        ok.restore_state(&hdr, &img, &mut NoMem).unwrap();
+        let map = AuditMap::migrated(layout(0), layout(1)).unwrap();
+        assert_eq!(
+            ok.host.checked,
+            Part::ALL.iter().map(|p| (*p, map)).collect::<Vec<_>>()
+        );
+    }
+
+    /// A part kvmgt fails to apply after its check passed (allocation):
+    /// kvmgt reset the vGPU, and the provider forgets the restore with it
+    /// (the audit map back to the identity) and names the part.
+    #[test]
+    fn a_failed_apply_leaves_a_clean_vgpu() {
+        let (src_l, dst_l) = (layout(0), layout(1));
+        let (src, _) = fake(&src_l, 1);
+        let img = provider_image(&src);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        let (mut dst, _) = fake(&dst_l, 3);
+        dst.host.refuse = Some(Part::Execlist);
+        assert_eq!(
+            dst.restore_state(&hdr, &img, &mut NoMem),
+            Err(RestoreError::Refused(Section::GvtExeclist as u16))
+        );
+        assert_eq!(dst.host.calls, ["stop", "audit", "audit", "reset"]);
+        assert_eq!(dst.host.audit, Some(AuditMap::identity(dst_l)));
+        // The next image of the same source is checked against the guest
+        // starting over at the destination's own layout: a move again.
+        dst.host.refuse = None;
+        let done = dst.restore_state(&hdr, &img, &mut NoMem).unwrap();
+        assert_eq!(done.src, Some(src_l.aperture));
+        assert_eq!(dst.host.audit, AuditMap::migrated(src_l, dst_l));
+    }
+
+    /// A valid fence outside the guest's graphics memory refuses the image
+    /// by name before kvmgt is touched; the fences of a guest that moved
+    /// keep its view in the image, and pass.
+    #[test]
+    fn fences_are_checked_against_the_guests_gm() {
+        let (src_l, dst_l) = (layout(0), layout(2));
+        let (mut src, _) = fake(&src_l, 51);
+        let (mut dst, _) = fake(&dst_l, 52);
+        // Fence 2 over the destination's aperture: none of the guest's.
+        src.host.state.fences[2] = (dst_l.aperture.base << 32) | dst_l.aperture.base | 1;
+        let img = provider_image(&src);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        assert_eq!(
+            dst.restore_state(&hdr, &img, &mut NoMem),
+            Err(RestoreError::FenceOutsideGm { fence: 2 })
+        );
+        assert!(dst.host.calls.is_empty() && dst.host.checked.is_empty());
+        // Its own place, source to destination and on to a third place.
+        src.host.state.fences[2] = (src_l.aperture.base << 32) | src_l.aperture.base | 1;
+        let map = hop(&src, &mut dst);
+        let f = dst.host.restored[2].1.clone();
+        assert_eq!(f, src.host.state.part(Part::Fences), "the guest's view");
+        let moved = map_fence(src.host.state.fences[2], &map).unwrap();
+        assert_eq!(moved & 0xffff_f000, dst_l.aperture.base);
+        let (mut third, _) = fake(&layout(1), 53);
+        let map = hop(&dst, &mut third);
+        assert_eq!(
+            map_fence(src.host.state.fences[2], &map).unwrap() & 0xffff_f000,
+            layout(1).aperture.base
+        );
     }
 
     /// Saves `from` and restores the image on `to`; returns `to`'s map.

@@ -59,10 +59,18 @@ pub enum RestoreError {
     Stream(StreamError),
     /// Remapping the pending workloads to the new partition failed.
     Remap(RemapError),
-    /// The backend refused to apply a checked section (GVT-g: kvmgt's
-    /// restore failed); the parts before it were applied, so the vGPU must
-    /// be reset before it runs.
+    /// The backend failed to apply a checked section (GVT-g: kvmgt's
+    /// restore failed after its check passed, e.g. out of memory). The
+    /// vGPU was reset to a clean state (kvmgt resets a vGPU whose restore
+    /// failed half way), not left with part of the image.
     Refused(u16),
+    /// Fence register `fence` of the image is valid and covers a range not
+    /// wholly inside one slice of the guest's graphics memory: no
+    /// destination could detile the guest's part of it.
+    FenceOutsideGm {
+        /// The fence's number.
+        fence: u32,
+    },
 }
 
 impl From<StreamError> for RestoreError {
