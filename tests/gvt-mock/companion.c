@@ -555,17 +555,45 @@ static int mock_create_workload(struct mock_vgpu *m, unsigned int engine,
 	return 0;
 }
 
-static void mock_clean_workloads(struct mock_vgpu *m)
+/*
+ * intel_vgpu_clean_workloads(): frees the queued workloads of the engines
+ * in @engines, unrun. Called with m->lock held.
+ */
+static void mock_clean_engines(struct mock_vgpu *m, unsigned long engines)
 {
 	struct mock_workload *wl, *n;
 	int e;
 
 	for (e = 0; e < MOCK_ENGINES; e++) {
+		if (!(engines & BIT(e)))
+			continue;
 		list_for_each_entry_safe(wl, n, &m->q[e], list) {
 			list_del(&wl->list);
 			mock_free_workload(wl);
 		}
 	}
+}
+
+static void mock_clean_workloads(struct mock_vgpu *m)
+{
+	mock_clean_engines(m, GENMASK(MOCK_ENGINES - 1, 0));
+}
+
+/*
+ * The guest resets engines through GDRST: gdrst_mmio_write() calls
+ * intel_gvt_reset_vgpu_locked(vgpu, false, engine_mask), which stops the
+ * vGPU's scheduling, waits for it to be idle and resets the engines'
+ * submission (intel_vgpu_reset_submission(): intel_vgpu_clean_workloads()
+ * frees their queued workloads unrun, then the execlist emulation of the
+ * engines is reset; the mock's execlist state is an opaque image it
+ * leaves alone). A reset of some engines, not ALL_ENGINES, resets nothing
+ * else, and the companion's vgpu_reset is not called (patch 0008 calls
+ * it for the VFIO user's resets only).
+ */
+static void mock_engine_reset(struct mock_vgpu *m, unsigned long engines)
+{
+	guard(mutex)(&m->lock);
+	mock_clean_engines(m, engines);
 }
 
 unsigned int mock_queued(struct mock_vgpu *m)
@@ -2210,27 +2238,19 @@ static int narrow_check(struct scenario *s, const struct narrow_profile *p,
 	return 0;
 }
 
-static int narrow_one(struct scenario *s, const struct narrow_profile *p,
-		      bool all)
+/*
+ * STOP_COPY on the source @m, its data read to the end, then the stop-copy
+ * report into s->dirty: *@candidates is the number of guest frames gmig
+ * read while STOP_COPY was entered (its re-hash candidates), *@downtime
+ * the device downtime.
+ */
+static int narrow_stop_copy(struct scenario *s, struct mock_vgpu *m,
+			    unsigned int *candidates, s64 *downtime)
 {
-	struct mock_vgpu *m;
 	struct file *f;
-	unsigned int candidates;
 	size_t got;
 	ktime_t t0;
-	s64 downtime;
 	int ret;
-
-	m = mock_create("narrow", &mock_types[0].src, mock_types[0].vregs_size,
-			s->why, sizeof(s->why));
-	if (IS_ERR(m))
-		return PTR_ERR(m);
-	s->src = m;
-	narrow_setup(m);
-	ret = step_log_start(s) ?: step_pre_copy(s) ?: report(s, m) ?:
-	      narrow_workload(s, m, p);
-	if (ret)
-		return ret;
 
 	bitmap_zero(m->reads, MOCK_MEM_PAGES);
 	WRITE_ONCE(m->log_reads, true);
@@ -2242,11 +2262,30 @@ static int narrow_one(struct scenario *s, const struct narrow_profile *p,
 	if (f)
 		s->src_data = f;
 	ret = read_all(s, s->src_data, &got);
-	downtime = ktime_us_delta(ktime_get(), t0);
+	*downtime = ktime_us_delta(ktime_get(), t0);
 	if (ret)
 		return ret;
-	candidates = bitmap_weight(m->reads, MOCK_MEM_PAGES);
-	ret = report(s, m);
+	*candidates = bitmap_weight(m->reads, MOCK_MEM_PAGES);
+	return report(s, m);
+}
+
+static int narrow_one(struct scenario *s, const struct narrow_profile *p,
+		      bool all)
+{
+	struct mock_vgpu *m;
+	unsigned int candidates;
+	s64 downtime;
+	int ret;
+
+	m = mock_create("narrow", &mock_types[0].src, mock_types[0].vregs_size,
+			s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->src = m;
+	narrow_setup(m);
+	ret = step_log_start(s) ?: step_pre_copy(s) ?: report(s, m) ?:
+	      narrow_workload(s, m, p) ?:
+	      narrow_stop_copy(s, m, &candidates, &downtime);
 	if (ret)
 		return ret;
 	pr_info("narrow %s: rehash=%s candidates=%u tracked=%u reported=%u downtime_us=%lld\n",
@@ -2283,6 +2322,91 @@ static int mock_narrow(bool all)
 		scenario_free(s);
 	}
 	return failed ? -EIO : 0;
+}
+
+/*
+ * "engine-reset": workloads a guest engine reset drops unrun must not
+ * count as in flight for ever (every later report would then re-hash
+ * every tracked page). The narrow runs' vGPU set-up; during pre-copy the
+ * guest submits the three pending-submit workloads (on engines 0 and 1)
+ * and resets both engines through GDRST before any of them runs. The
+ * report after the reset re-hashes only what is still recorded: the
+ * frames the scans of the dropped workloads named (the first workload of
+ * each queue is scanned when it is queued: targets 0, 1 and 3) and the
+ * render status page. Then one "store" workload runs, and the stop-copy
+ * candidates must be the narrow run's for it.
+ */
+static int step_engine_reset(struct scenario *s)
+{
+	static const unsigned int want[] = { PEND_GFN + 6, PEND_GFN + 7,
+					     PEND_GFN + 9, NARROW_HWSP_GFN };
+	struct mock_vgpu *m;
+	unsigned int i, n;
+	s64 downtime;
+	int ret;
+
+	ret = step_create(s);
+	if (ret)
+		return ret;
+	m = s->src;
+	narrow_setup(m);
+	ret = step_log_start(s) ?: step_pre_copy(s) ?: report(s, m) ?:
+	      step_pending_submit(s);
+	if (ret)
+		return ret;
+	mock_engine_reset(m, BIT(0) | BIT(1));
+	if (mock_queued(m))
+		return fail(s, "%u workloads queued after the engine reset",
+			    mock_queued(m));
+
+	bitmap_zero(m->reads, MOCK_MEM_PAGES);
+	WRITE_ONCE(m->log_reads, true);
+	ret = report(s, m);
+	WRITE_ONCE(m->log_reads, false);
+	if (ret)
+		return ret;
+	n = bitmap_weight(m->reads, MOCK_MEM_PAGES);
+	for (i = 0; i < ARRAY_SIZE(want); i++)
+		if (!test_bit(want[i], m->reads))
+			n = ~0U;
+	if (n != ARRAY_SIZE(want))
+		return fail(s, "after the reset: %u re-hashed (%*pbl), not %zu (%u, %u, %u, %u)",
+			    bitmap_weight(m->reads, MOCK_MEM_PAGES),
+			    MOCK_MEM_PAGES, m->reads, ARRAY_SIZE(want),
+			    want[0], want[1], want[2], want[3]);
+
+	ret = narrow_workload(s, m, &narrow_profiles[0]) ?:
+	      narrow_stop_copy(s, m, &n, &downtime);
+	if (ret)
+		return ret;
+	pr_info("engine-reset: stop-copy candidates=%u tracked=%u reported=%u\n",
+		n, NARROW_PINNED, bitmap_weight(s->dirty, MOCK_MEM_PAGES));
+	return narrow_check(s, &narrow_profiles[0], false, n) ?:
+	       to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
+}
+
+/* Steps run on their own, each on a new scenario ("engine-reset"). */
+static const struct step single_steps[] = {
+	{ "engine-reset", step_engine_reset, false },
+	{ NULL }
+};
+
+static int mock_single(const struct step *st)
+{
+	struct scenario *s = scenario_new(&mock_types[0]);
+	int ret;
+
+	if (!s) {
+		pr_err("FAIL %s: out of memory\n", st->name);
+		return -EIO;
+	}
+	ret = st->fn(s);
+	if (ret)
+		pr_err("FAIL %s: %s\n", st->name, s->why[0] ? s->why : "error");
+	else
+		pr_info("ok %s\n", st->name);
+	scenario_free(s);
+	return ret ? -EIO : 0;
 }
 
 /*
@@ -2722,6 +2846,13 @@ static ssize_t run_write(struct file *file, const char __user *ubuf,
 	if (sysfs_streq(buf, "narrow writeset") || sysfs_streq(buf, "narrow all")) {
 		guard(mutex)(&run_lock);
 		ret = mock_narrow(sysfs_streq(buf, "narrow all"));
+		return ret ? ret : count;
+	}
+	for (i = 0; single_steps[i].name; i++) {
+		if (!sysfs_streq(buf, single_steps[i].name))
+			continue;
+		guard(mutex)(&run_lock);
+		ret = mock_single(&single_steps[i]);
 		return ret ? ret : count;
 	}
 	for (i = 0; i < ARRAY_SIZE(mock_types); i++) {
