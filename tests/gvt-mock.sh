@@ -120,7 +120,7 @@ if loaded gmig && loaded gvt_mock; then
 	# Records kvmgt's hooks must keep right, each a step of its own on
 	# a new vGPU (rehash=writeset: they count re-hash candidates).
 	echo writeset >"$param"
-	for step in engine-reset; do
+	for step in engine-reset opregion; do
 		run_type "$step" "$step"
 	done
 	echo "$rehash_was" >"$param"

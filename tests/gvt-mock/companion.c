@@ -790,6 +790,66 @@ void mock_reset_locked(struct mock_vgpu *m)
 	memset(m->execlist, 0, MOCK_EXECLIST_SIZE);
 }
 
+/* The OpRegion (drivers/gpu/drm/i915/gvt/opregion.c and reg.h of 7.3). */
+#define MOCK_OPREGION_SCIC	0x200	/* INTEL_GVT_OPREGION_SCIC */
+#define MOCK_OPREGION_PARM	0x204	/* INTEL_GVT_OPREGION_PARM */
+#define MOCK_SCIC_EXIT_MASK	0xe0	/* OPREGION_SCIC_EXIT_MASK */
+#define MOCK_SWSCI_SELECT	BIT(15)	/* SWSCI_SCI_SELECT */
+#define MOCK_SWSCI_TRIGGER	BIT(0)	/* SWSCI_SCI_TRIGGER */
+
+/*
+ * intel_vgpu_opregion_base_write_handler(): the guest wrote the OpRegion's
+ * guest physical address to the ASLS config register. Called with m->lock
+ * held.
+ */
+void mock_opregion_base_locked(struct mock_vgpu *m, u32 gpa)
+{
+	m->opregion_gfn = gpa >> PAGE_SHIFT;
+}
+
+/*
+ * querying_capabilities(): GETBIOSDATA (4) or GETBIOSCALLBACKS (6) asking
+ * for the supported calls (0), GETBIOSDATA for the requested callbacks (1).
+ */
+static bool mock_scic_query(u32 scic)
+{
+	u32 func = (scic & 0x1e) >> 1, subfunc = (scic & 0xff00) >> 8;
+
+	return ((func == 4 || func == 6) && subfunc == 0) ||
+	       (func == 4 && subfunc == 1);
+}
+
+/*
+ * intel_vgpu_emulate_opregion_request(): the guest wrote @swsci to the
+ * SWSCI config register (intel_vgpu_emulate_cfg_write(), which does not
+ * store it, so the trigger bit always reads as a 0->1 transition). GVT-g
+ * reads the mailbox's SCIC and PARM from the guest's OpRegion and writes
+ * its answer back into guest memory, itself (intel_gvt_write_gpa()): zero
+ * for a capability query, else SCIC without its exit status ("failure").
+ * Called with m->lock held.
+ */
+int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci)
+{
+	u64 scic_pa = m->opregion_gfn * MOCK_PAGE + MOCK_OPREGION_SCIC;
+	u64 parm_pa = m->opregion_gfn * MOCK_PAGE + MOCK_OPREGION_PARM;
+	u32 scic, parm;
+	int ret;
+
+	ret = mem_rw(m, scic_pa, &scic, 4, false, false) ?:
+	      mem_rw(m, parm_pa, &parm, 4, false, false);
+	if (ret)
+		return ret;
+	if (!(swsci & MOCK_SWSCI_SELECT) || !(swsci & MOCK_SWSCI_TRIGGER))
+		return 0;
+	if (mock_scic_query(scic)) {
+		scic = 0;
+		parm = 0;
+	} else {
+		scic &= ~MOCK_SCIC_EXIT_MASK;
+	}
+	return mock_wr32(m, scic_pa, scic) ?: mock_wr32(m, parm_pa, parm);
+}
+
 /* Mock vGPUs: what kvmgt's init and release of a vfio_device do. */
 
 /*
@@ -2385,9 +2445,128 @@ static int step_engine_reset(struct scenario *s)
 	       to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
 }
 
+/*
+ * "opregion": kvmgt writes the answer of the OpRegion's SWSCI mailbox into
+ * guest memory itself, whenever the guest writes the SWSCI config
+ * register (mock_opregion_request_locked()), and no GGTT entry maps the
+ * OpRegion (it is guest RAM the guest's firmware set aside, not tracked
+ * for the GPU). The VMM is a copy of the source's memory: all of it once
+ * dirty logging started (its first pass), then each frame the guest's
+ * CPU wrote (the VMM's own dirty log) and each frame a device report
+ * names. The guest points ASLS at OPREG_GFN before the migration; during
+ * pre-copy it writes a request into the mailbox (sent as a CPU write) and
+ * triggers SWSCI: kvmgt's answer must be in the next report. A second
+ * request (a capability query, answered with zeros) comes once the frame
+ * is known, and must be in the stop-copy report. In the end the VMM's
+ * copy of the OpRegion page must be the source's.
+ */
+#define OPREG_GFN	200	/* not pinned: frames 1..16 are */
+
+/* The VMM sends the frames set in s->dirty (the last report) to @vmm. */
+static void vmm_send(struct scenario *s, u8 *vmm)
+{
+	unsigned int gfn;
+
+	guard(mutex)(&s->src->mem_lock);
+	for_each_set_bit(gfn, s->dirty, MOCK_MEM_PAGES)
+		memcpy(vmm + gfn * MOCK_PAGE, s->src->mem + gfn * MOCK_PAGE,
+		       MOCK_PAGE);
+}
+
+/* The VMM sends the last report's frames; the OpRegion's must be one. */
+static int opregion_sent(struct scenario *s, u8 *vmm, const char *report)
+{
+	vmm_send(s, vmm);
+	if (!test_bit(OPREG_GFN, s->dirty))
+		return fail(s, "kvmgt's SWSCI answer in frame %u: not in %s",
+			    OPREG_GFN, report);
+	return 0;
+}
+
+/*
+ * The guest's CPU writes @scic and @parm into the mailbox (the VMM sends
+ * the page), then SWSCI; the device report that follows goes to @vmm.
+ */
+static int opregion_request(struct scenario *s, u8 *vmm, u32 scic, u32 parm)
+{
+	struct mock_vgpu *m = s->src;
+	u64 gpa = OPREG_GFN * MOCK_PAGE;
+	int ret;
+
+	mock_wr32(m, gpa + MOCK_OPREGION_SCIC, scic);
+	mock_wr32(m, gpa + MOCK_OPREGION_PARM, parm);
+	scoped_guard(mutex, &m->mem_lock)
+		memcpy(vmm + gpa, m->mem + gpa, MOCK_PAGE);
+	scoped_guard(mutex, &m->lock)
+		ret = mock_opregion_request_locked(m, MOCK_SWSCI_SELECT |
+						   MOCK_SWSCI_TRIGGER);
+	if (ret)
+		return fail(s, "SWSCI request: %d", ret);
+	if (mock_rd32(m, gpa + MOCK_OPREGION_SCIC) == scic)
+		return fail(s, "SWSCI: SCIC %#x not answered", scic);
+	return 0;
+}
+
+static int step_opregion(struct scenario *s)
+{
+	u64 gpa = OPREG_GFN * MOCK_PAGE;
+	struct mock_vgpu *m;
+	unsigned int n;
+	s64 downtime;
+	u8 *vmm;
+	int ret;
+
+	m = mock_create("opregion", &s->type->src, s->type->vregs_size,
+			s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->src = m;
+	get_random_bytes(m->mem, MOCK_MEM_SIZE);
+	for (n = 1; n <= 16; n++)
+		pin(m, n);
+	scoped_guard(mutex, &m->lock)
+		mock_opregion_base_locked(m, gpa);
+	vmm = kvmalloc(MOCK_MEM_SIZE, GFP_KERNEL);
+	if (!vmm)
+		return -ENOMEM;
+
+	ret = step_log_start(s);
+	if (ret)
+		goto out;
+	scoped_guard(mutex, &m->mem_lock)
+		memcpy(vmm, m->mem, MOCK_MEM_SIZE);
+	ret = step_pre_copy(s) ?: report(s, m);
+	if (ret)
+		goto out;
+	vmm_send(s, vmm);
+
+	/* a runtime service (func 2): answered "failed", exit bits cleared */
+	ret = opregion_request(s, vmm, 0xe0 | (2 << 1) | 1, 0x1234) ?:
+	      report(s, m) ?: opregion_sent(s, vmm, "the next report");
+	if (ret)
+		goto out;
+	/* GETBIOSDATA, supported calls: answered with zeros */
+	ret = opregion_request(s, vmm, (4 << 1) | 1, 0x55) ?:
+	      narrow_stop_copy(s, m, &n, &downtime) ?:
+	      opregion_sent(s, vmm, "the stop-copy report");
+	if (ret)
+		goto out;
+	scoped_guard(mutex, &m->mem_lock)
+		n = memcmp(vmm + gpa, m->mem + gpa, MOCK_PAGE);
+	if (n) {
+		ret = fail(s, "the destination's OpRegion page differs from the source's");
+		goto out;
+	}
+	ret = to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
+out:
+	kvfree(vmm);
+	return ret;
+}
+
 /* Steps run on their own, each on a new scenario ("engine-reset"). */
 static const struct step single_steps[] = {
 	{ "engine-reset", step_engine_reset, false },
+	{ "opregion", step_opregion, false },
 	{ NULL }
 };
 

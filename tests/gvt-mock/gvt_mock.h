@@ -105,6 +105,9 @@ struct mock_vgpu {
 	u64 target_gpa[MOCK_TARGETS];
 	int run_errors;
 
+	/* the guest frame of the OpRegion (ASLS), under lock */
+	u64 opregion_gfn;
+
 	/*
 	 * kvmgt.c's mdev vGPUs only (NULL for the runs'): guest memory is the
 	 * VFIO user's, through vfio_dma_rw(), and GGTT entries pin pages.
@@ -144,6 +147,8 @@ unsigned int mock_queued(struct mock_vgpu *m);
 void mock_ggtt_mmio_write(struct mock_vgpu *m, u64 off, u64 val);
 u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off);
 void mock_reset_locked(struct mock_vgpu *m);
+void mock_opregion_base_locked(struct mock_vgpu *m, u32 gpa);
+int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci);
 
 /* kvmgt.c: pins behind GGTT entries, and the mdev parent */
 void kv_pin(struct mock_vgpu *m, u64 gfn);
