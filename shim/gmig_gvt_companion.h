@@ -107,7 +107,12 @@ struct intel_gvt_workload {
  *	graphics address @lrca (in the vGPU's GM, as @map_gma moved it) was
  *	scanned, shadowed and queued on @engine
  * @workload_completed: that workload completed with @status (zero, or a
- *	negative error code if it failed or the engine was reset)
+ *	negative error code if it failed or the engine was reset). A
+ *	workload GVT-g drops from its queue without running it (at an engine
+ *	or vGPU reset, after a workload of its engine failed, when the vGPU
+ *	is released or a resubmission fails) is reported too, with
+ *	-ECANCELED: every workload reported to @workload_queued is reported
+ *	here once.
  * @sched_stopped: GVT-g stopped scheduling the vGPU's workloads
  * @sched_started: GVT-g (re)started scheduling the vGPU's workloads
  * @ggtt_write: the guest changed GGTT entry @index (an index into the

@@ -13,7 +13,9 @@
 #      hook is the guest entry, saved from e before ggtt_get_host_entry()
 #      overwrites e with the old host entry (not e itself);
 #   5. gmig's copy of the interface header (shim/gmig_gvt_companion.h) is
-#      the one the series creates.
+#      the one the series creates;
+#   6. intel_vgpu_clean_workloads() reports each workload it drops to the
+#      companion's workload_completed before it frees it.
 # Prints "GMIG-RESULT pass|fail <name>" per test and "N passed, N failed".
 # Usage: tests/gvt-series-check.sh [series dir]   (default patches/gvt)
 set -uo pipefail
@@ -124,6 +126,18 @@ if [ -z "$why" ]; then
 else
 	echo "    emulate_ggtt_mmio_write: $why"
 	result fail ggtt-write-guest-value
+fi
+
+# 6. Every workload dropped unrun is reported, before it is freed.
+f=$tmp/src/drivers/gpu/drm/i915/gvt/scheduler.c
+b=$(body "$f" intel_vgpu_clean_workloads)
+h=$(line_of 'intel_gvt_companion_workload_completed[(]pos[)];' <<<"$b")
+d=$(line_of 'intel_vgpu_destroy_workload[(]pos[)];' <<<"$b")
+if [ -n "$h" ] && [ -n "$d" ] && [ "$h" -lt "$d" ]; then
+	result pass workload-dropped-reported
+else
+	echo "    intel_vgpu_clean_workloads: hook at ${h:-?}, destroy at ${d:-?} (want hook < destroy)"
+	result fail workload-dropped-reported
 fi
 
 # 5. gmig's copy of the header.

@@ -557,7 +557,8 @@ static int mock_create_workload(struct mock_vgpu *m, unsigned int engine,
 
 /*
  * intel_vgpu_clean_workloads(): frees the queued workloads of the engines
- * in @engines, unrun. Called with m->lock held.
+ * in @engines, unrun, each reported to workload_completed with -ECANCELED
+ * first (patch 0013). Called with m->lock held.
  */
 static void mock_clean_engines(struct mock_vgpu *m, unsigned long engines)
 {
@@ -569,6 +570,13 @@ static void mock_clean_engines(struct mock_vgpu *m, unsigned long engines)
 			continue;
 		list_for_each_entry_safe(wl, n, &m->q[e], list) {
 			list_del(&wl->list);
+			if (m->priv && m->ops->workload_completed) {
+				cb_begin(m);
+				m->ops->workload_completed(m->priv, e,
+							   wl->ctx_gma,
+							   -ECANCELED);
+				cb_end(m);
+			}
 			mock_free_workload(wl);
 		}
 	}
