@@ -753,12 +753,14 @@ impl GvtDev {
             }
             EventKind::WorkloadCompleted => {
                 bump(&n.workloads_completed, 1);
-                // `c` is the C int status, sign-extended.
+                // `c` is the C int status, sign-extended: -ECANCELED for
+                // a workload GVT-g dropped unrun (patches/gvt 0013).
                 if c != 0 {
                     bump(&n.workloads_failed, 1);
                 }
-                // `b` is the LRCA: kvmgt wrote the context image back.
-                h.writes.completed(b);
+                // `b` is the LRCA: kvmgt wrote the context image back if
+                // the workload succeeded.
+                h.writes.completed(b, c == 0);
             }
             EventKind::SchedStopped => bump(&n.sched_stops, 1),
             EventKind::SchedStarted => bump(&n.sched_starts, 1),
@@ -1157,7 +1159,7 @@ mod tests {
         let sdi = [(0x20 << 23) | (1 << 22) | 2, ap + 3 * 4096, 0, 1];
         w.scanned(&sdi, true);
         w.queued();
-        w.completed(l.aperture.base + 32 * 4096);
+        w.completed(l.aperture.base + 32 * 4096, true);
         // The render engine's HWS_PGA (byte 0x2080) at page 60.
         let mut regs = KVVec::from_elem(0u64, 0x2100 / 8, GFP_KERNEL)?;
         let mut hws = [0u8; 8];
@@ -1173,7 +1175,7 @@ mod tests {
         ws.clear();
         w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true);
         w.queued();
-        w.completed(l.aperture.base + 32 * 4096);
+        w.completed(l.aperture.base + 32 * 4096, true);
         w.sync(Some(&reg), &mut ws);
         assert!(ws.is_unbounded());
         Ok(())

@@ -325,12 +325,25 @@ where
         self.status_due = true;
     }
 
-    /// The workload of the context at GGTT address `lrca` completed:
-    /// kvmgt wrote its context image back (through the GGTT as it is now).
-    pub fn completed(&mut self, lrca: u64) {
+    /// The workload of the context at GGTT address `lrca` completed, or
+    /// was dropped. Each workload [`GvtWrites::queued`] counted comes here
+    /// once: with `ok` when it completed with status 0, when kvmgt wrote
+    /// its context image back (through the GGTT as it is now); without,
+    /// when it failed, or GVT-g dropped it unrun (an engine or vGPU
+    /// reset, a failed workload before it on its engine, a failed
+    /// resubmission: patches/gvt 0013, status -ECANCELED). Then no context
+    /// image is written back (`complete_current_workload()` of 7.3 calls
+    /// `update_guest_context()` for status 0 only), and whatever it wrote
+    /// before it failed is in what its scan recorded, which stays until a
+    /// report with nothing in flight hands it out. The status pages are
+    /// due either way: a workload that failed after it was dispatched
+    /// had its schedule-in CSB written.
+    pub fn completed(&mut self, lrca: u64, ok: bool) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.status_due = true;
-        context_writes(lrca, &self.mirror, &mut self.log);
+        if ok {
+            context_writes(lrca, &self.mirror, &mut self.log);
+        }
     }
 
     /// The guest set global GGTT entry `index` to `new`.
@@ -607,7 +620,7 @@ mod writes_tests {
         w.scanned(&sdi(3), true);
         w.queued();
         assert!(sync(&mut w).1, "in flight: unbounded");
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         let mut want = vec![0x1003];
         want.extend(ctx());
         assert_eq!(sync(&mut w), (want, false, true));
@@ -632,7 +645,7 @@ mod writes_tests {
             let mut queue: VecDeque<Vec<u64>> = VecDeque::new();
             let mut written = BTreeSet::new();
             for _ in 0..60 {
-                match rng.below(6) {
+                match rng.below(8) {
                     0 => {
                         let e = rng.below(64);
                         ggtt[e as usize] = 0x2000 + rng.below(64);
@@ -656,7 +669,26 @@ mod writes_tests {
                             }
                             written.insert(ggtt[41]);
                             written.insert(ggtt[63]);
-                            w.completed(LRCA);
+                            w.completed(LRCA, true);
+                        }
+                    }
+                    4 => {
+                        // An engine reset: GVT-g drops the queue unrun.
+                        for _ in queue.drain(..) {
+                            w.completed(LRCA, false);
+                        }
+                    }
+                    5 => {
+                        if let Some(stores) = queue.pop_front() {
+                            // It fails part-way: some of its stores and
+                            // the schedule-in CSB, no context write-back.
+                            for e in stores {
+                                if rng.below(2) == 0 {
+                                    written.insert(ggtt[e as usize]);
+                                }
+                            }
+                            written.insert(ggtt[63]);
+                            w.completed(LRCA, false);
                         }
                     }
                     _ => {
@@ -676,6 +708,40 @@ mod writes_tests {
         assert!(bounded > 1000, "only {bounded} bounded reports");
     }
 
+    /// Workloads GVT-g drops unrun (an engine reset): once the last one
+    /// is reported, the next report is bounded again and names what their
+    /// scans recorded, without their context images (kvmgt writes none
+    /// back; this one's LRCA reaches entries gmig has not seen, which
+    /// would make it unbounded).
+    #[test]
+    fn dropped_workloads_leave_narrowing_on() {
+        let mut w = writes();
+        let lrca = AP + 50 * PAGE_SIZE;
+        w.scanned(&sdi(3), true);
+        w.queued();
+        w.queued();
+        w.scanned(&sdi(4), true);
+        w.queued();
+        assert!(sync(&mut w).1, "in flight: unbounded");
+        for _ in 0..3 {
+            w.completed(lrca, false);
+        }
+        assert_eq!(w.in_flight(), 0);
+        assert_eq!(sync(&mut w), (vec![0x1003, 0x1004], false, true));
+        w.scanned(&sdi(5), true);
+        w.queued();
+        w.completed(LRCA, true);
+        let mut want = vec![0x1005];
+        want.extend(ctx());
+        assert_eq!(sync(&mut w), (want, false, true));
+        // A failed workload: what it may have written stays recorded.
+        w.scanned(&sdi(6), true);
+        w.queued();
+        assert!(sync(&mut w).1);
+        w.completed(lrca, false);
+        assert_eq!(sync(&mut w), (vec![0x1006], false, true));
+    }
+
     #[test]
     fn status_pages_are_recorded_when_due() {
         let mut w = writes();
@@ -684,7 +750,7 @@ mod writes_tests {
         w.sync(Some(&rcs), &mut s);
         assert!(s.0.is_empty(), "no workload: not due");
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         assert!(w.status_due());
         let mut s = Sink::default();
         w.sync(None, &mut s);
@@ -703,7 +769,7 @@ mod writes_tests {
         w.scanned(&sdi(5), true);
         assert_eq!(sync(&mut w).0, vec![0x1005]);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         let (f, unbounded, _) = sync(&mut w);
         assert!(!unbounded && f.contains(&0x1005), "{f:x?}");
     }
@@ -714,16 +780,16 @@ mod writes_tests {
         w.scanned(&sdi(6), true);
         w.ggtt_write(AP / PAGE_SIZE + 6, 0x5000 << 12);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         let (f, _, _) = sync(&mut w);
         assert!(f.contains(&0x1006) && f.contains(&0x5000), "{f:x?}");
         // After kvmgt's own writes (a status page behind entry 7, say):
         // the frame it wrote through is recorded.
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         sync(&mut w);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         w.ggtt_write(AP / PAGE_SIZE + 7, 0x7000 << 12);
         let (f, _, due) = sync(&mut w);
         assert!(due && f.contains(&0x1007) && f.contains(&0x7000), "{f:x?}");
@@ -737,14 +803,14 @@ mod writes_tests {
         let mut w = writes();
         w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         assert!(sync(&mut w).1, "a draw");
         let mut w = writes();
         for p in 0..64 {
             w.scanned(&sdi(63 - p), true);
         }
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         assert!(sync(&mut w).1, "more ranges than the log holds");
         let mut w = writes();
         w.queued();
@@ -753,12 +819,12 @@ mod writes_tests {
         assert!(unbounded);
         w.scanned(&sdi(3), true);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         assert!(sync(&mut w).1, "entries unknown after a reset");
         w.restored(&vec![0u8; 8 * 64]);
         w.scanned(&sdi(3), true);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         let (f, unbounded, _) = sync(&mut w);
         assert_eq!(
             (f, unbounded),
