@@ -815,6 +815,16 @@ void mock_opregion_base_locked(struct mock_vgpu *m, u32 gpa)
 	m->opregion_gfn = gpa >> PAGE_SHIFT;
 }
 
+/* Patch 0014: GVT-g's own write of guest memory, after it. */
+static void mock_gpa_written(struct mock_vgpu *m, u64 gpa, u64 len)
+{
+	if (m->priv && m->ops->gpa_written) {
+		cb_begin(m);
+		m->ops->gpa_written(m->priv, gpa, len);
+		cb_end(m);
+	}
+}
+
 /*
  * querying_capabilities(): GETBIOSDATA (4) or GETBIOSCALLBACKS (6) asking
  * for the supported calls (0), GETBIOSDATA for the requested callbacks (1).
@@ -833,8 +843,9 @@ static bool mock_scic_query(u32 scic)
  * store it, so the trigger bit always reads as a 0->1 transition). GVT-g
  * reads the mailbox's SCIC and PARM from the guest's OpRegion and writes
  * its answer back into guest memory, itself (intel_gvt_write_gpa()): zero
- * for a capability query, else SCIC without its exit status ("failure").
- * Called with m->lock held.
+ * for a capability query, else SCIC without its exit status ("failure"),
+ * each write reported to gpa_written (patch 0014). Called with m->lock
+ * held.
  */
 int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci)
 {
@@ -855,7 +866,13 @@ int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci)
 	} else {
 		scic &= ~MOCK_SCIC_EXIT_MASK;
 	}
-	return mock_wr32(m, scic_pa, scic) ?: mock_wr32(m, parm_pa, parm);
+	ret = mock_wr32(m, scic_pa, scic);
+	mock_gpa_written(m, scic_pa, sizeof(scic));
+	if (ret)
+		return ret;
+	ret = mock_wr32(m, parm_pa, parm);
+	mock_gpa_written(m, parm_pa, sizeof(parm));
+	return ret;
 }
 
 /* Mock vGPUs: what kvmgt's init and release of a vfio_device do. */
@@ -2711,7 +2728,7 @@ static void h_hook(struct hostile *h, struct mock_vgpu *m)
 	int i, n;
 
 	cb_begin(m);
-	switch (h_below(h, 8)) {
+	switch (h_below(h, 9)) {
 	case 0:
 		if (o->pages_pinned)
 			o->pages_pinned(m->priv, gfn, MOCK_PAGE *
@@ -2744,6 +2761,11 @@ static void h_hook(struct hostile *h, struct mock_vgpu *m)
 	case 6:
 		if (o->ppgtt_destroyed)
 			o->ppgtt_destroyed(m->priv, h_rnd(h));
+		break;
+	case 7:
+		if (o->gpa_written)
+			o->gpa_written(m->priv, gfn * MOCK_PAGE + h_below(h, MOCK_PAGE),
+				       h_below(h, 2) ? 4 : h_rnd(h));
 		break;
 	default:
 		n = 1 + h_below(h, ARRAY_SIZE(cmd));

@@ -23,6 +23,13 @@
 //!   (the engine's HWS_PGA register, through the GGTT) at each context
 //!   switch ([`status_page_writes`], from the vGPU's registers).
 //!
+//! Outside any workload kvmgt writes guest memory too: the answer of the
+//! OpRegion's SWSCI mailbox (`intel_vgpu_emulate_opregion_request()`),
+//! reported by patches/gvt 0014's hook. Those frames are not GPU-mapped,
+//! so possibly not tracked: they are kept apart and handed to every
+//! report as frames that may have been written (tracked from then on, a
+//! re-hash candidate), whether or not the report is unbounded.
+//!
 //! What cannot be bounded counts as unbounded (every tracked page a
 //! candidate), never as a page missed:
 //!
@@ -67,6 +74,10 @@ pub const HWS_PGA: [usize; 5] = [0x2080, 0x12080, 0x1c080, 0x1a080, 0x22080];
 /// start: the CSB entries (dword 0x10 on) and the write pointer (dword
 /// 0x1f on Gen9, 0x2f on Gen11; the whole range is recorded).
 pub const STATUS_BYTES: u64 = 0x100;
+
+/// Most frames one write of kvmgt outside a workload may span
+/// ([`GvtWrites::kvmgt_wrote`]; the OpRegion is two pages).
+pub const MAX_OUTSIDE_FRAMES: u64 = 16;
 
 /// The address spaces [`command_write`] assigns on GVT-g: everything
 /// without an explicit GGTT bit goes through the context's PPGTT.
@@ -274,6 +285,8 @@ pub fn reg32(image: &[u8], off: usize) -> Option<u32> {
 /// when it writes.
 pub struct GvtWrites<R, M> {
     log: super::super::writeset::RangeLog<R>,
+    /// Frames kvmgt wrote outside a workload since the last report.
+    outside: super::super::writeset::RangeLog<R>,
     /// The guest's GGTT as the hooks saw it.
     mirror: GgttMirror<M>,
     in_flight: u64,
@@ -288,10 +301,13 @@ where
     M: core::ops::DerefMut<Target = [u32]>,
 {
     /// Nothing recorded; `ranges` bounds the record (past it, the next
-    /// report is unbounded).
-    pub fn new(ranges: R, mirror: GgttMirror<M>) -> Self {
+    /// report is unbounded), `outside` the record of kvmgt's writes
+    /// outside a workload (past it, [`GvtWrites::sync`] says frames were
+    /// lost).
+    pub fn new(ranges: R, outside: R, mirror: GgttMirror<M>) -> Self {
         Self {
             log: super::super::writeset::RangeLog::new(ranges),
+            outside: super::super::writeset::RangeLog::new(outside),
             mirror,
             in_flight: 0,
             scanned_since_queue: false,
@@ -346,6 +362,36 @@ where
         }
     }
 
+    /// kvmgt wrote `len` bytes of guest memory at `gpa` outside a
+    /// workload (the OpRegion's SWSCI mailbox): the frames go to the next
+    /// report, tracked or not. More than [`MAX_OUTSIDE_FRAMES`] at once
+    /// (kvmgt writes a dword at a time) are not recorded, and the next
+    /// [`GvtWrites::sync`] says frames were lost.
+    pub fn kvmgt_wrote(&mut self, gpa: u64, len: u64) {
+        let Some(end) = gpa.checked_add(len) else {
+            self.outside.unbounded();
+            return;
+        };
+        if len == 0 {
+            return;
+        }
+        let (first, last) = (gpa / PAGE_SIZE, (end - 1) / PAGE_SIZE);
+        if last - first >= MAX_OUTSIDE_FRAMES {
+            self.outside.unbounded();
+            return;
+        }
+        for gfn in first..=last {
+            self.outside.record(gfn);
+        }
+    }
+
+    /// Drops the record of kvmgt's writes outside workloads (dirty
+    /// logging starts or stops: a write before it starts is in the VMM's
+    /// first pass over guest memory).
+    pub fn forget_kvmgt_writes(&mut self) {
+        self.outside.clear();
+    }
+
     /// The guest set global GGTT entry `index` to `new`.
     pub fn ggtt_write(&mut self, index: u64, new: u64) {
         if self.in_flight > 0 || self.scanned_since_queue || self.status_due {
@@ -380,8 +426,20 @@ where
     /// At a report: tells `sink` what the GPU and kvmgt may have written
     /// since the last one. When [`GvtWrites::status_due`], `regs` reads
     /// the HWS_PGA registers (see [`status_page_writes`]); without it the
-    /// status pages stay due for the next report.
-    pub fn sync(&mut self, regs: Option<&dyn Fn(usize) -> Option<u32>>, sink: &mut impl WriteSink) {
+    /// status pages stay due for the next report. Returns `false` if
+    /// frames kvmgt wrote outside a workload could not be recorded: an
+    /// unbounded report does not cover them (they may be untracked), so
+    /// the dirty log is incomplete.
+    pub fn sync(
+        &mut self,
+        regs: Option<&dyn Fn(usize) -> Option<u32>>,
+        sink: &mut impl WriteSink,
+    ) -> bool {
+        let kept = !self.outside.is_unbounded();
+        if kept {
+            self.outside.replay(sink);
+        }
+        self.outside.clear();
         if self.in_flight > 0 {
             sink.unbounded();
         } else {
@@ -394,6 +452,7 @@ where
             status_page_writes(reg, &mut self.hwsp, &self.mirror, sink);
             self.status_due = false;
         }
+        kept
     }
 }
 
@@ -580,7 +639,7 @@ mod writes_tests {
     fn writes() -> GvtWrites<Vec<(u64, u64)>, Vec<u32>> {
         let l = GvtLayout::new((AP, 32 * MIB), (512 * MIB, 64 * MIB), 4).unwrap();
         let m = GgttMirror::new(l, vec![0; l.entries() as usize]).unwrap();
-        let mut w = GvtWrites::new(vec![(0, 0); 64], m);
+        let mut w = GvtWrites::new(vec![(0, 0); 64], vec![(0, 0); 4], m);
         for i in 0..64 {
             w.ggtt_write(AP / PAGE_SIZE + i, (0x1000 + i) << 12);
         }
@@ -644,8 +703,11 @@ mod writes_tests {
             let mut scanned: Vec<u64> = Vec::new();
             let mut queue: VecDeque<Vec<u64>> = VecDeque::new();
             let mut written = BTreeSet::new();
+            // Frames kvmgt wrote outside workloads (not GPU-mapped: an
+            // unbounded report does not cover them).
+            let mut outside = BTreeSet::new();
             for _ in 0..60 {
-                match rng.below(8) {
+                match rng.below(9) {
                     0 => {
                         let e = rng.below(64);
                         ggtt[e as usize] = 0x2000 + rng.below(64);
@@ -691,16 +753,25 @@ mod writes_tests {
                             w.completed(LRCA, false);
                         }
                     }
+                    6 => {
+                        // The OpRegion's SWSCI answer, SCIC and PARM.
+                        let gfn = 0x9000 + rng.below(4);
+                        w.kvmgt_wrote(gfn * PAGE_SIZE + 0x200, 4);
+                        w.kvmgt_wrote(gfn * PAGE_SIZE + 0x204, 4);
+                        outside.insert(gfn);
+                    }
                     _ => {
                         let mut s = Sink::default();
                         let reg = |o: usize| (o == 0x2080).then_some(hws);
-                        w.sync(Some(&reg), &mut s);
+                        assert!(w.sync(Some(&reg), &mut s));
+                        let got: BTreeSet<u64> = s.0.into_iter().collect();
+                        assert!(outside.is_subset(&got), "{outside:x?} not in {got:x?}");
                         if !s.1 {
                             bounded += 1;
-                            let got: BTreeSet<u64> = s.0.into_iter().collect();
                             assert!(written.is_subset(&got), "{written:x?} not in {got:x?}");
                         }
                         written.clear();
+                        outside.clear();
                     }
                 }
             }
@@ -740,6 +811,48 @@ mod writes_tests {
         assert!(sync(&mut w).1);
         w.completed(lrca, false);
         assert_eq!(sync(&mut w), (vec![0x1006], false, true));
+    }
+
+    /// kvmgt's writes outside workloads reach the next report even when
+    /// it is unbounded (their frames need not be tracked), and only it.
+    #[test]
+    fn kvmgt_writes_outside_workloads_reach_every_report() {
+        let mut w = writes();
+        w.kvmgt_wrote(0x9000 * PAGE_SIZE + 0x200, 4);
+        w.kvmgt_wrote(0x9000 * PAGE_SIZE + 0x204, 4);
+        assert_eq!(sync(&mut w), (vec![0x9000], false, false));
+        assert_eq!(sync(&mut w), (vec![], false, false), "once");
+        w.queued();
+        w.kvmgt_wrote(0x9001 * PAGE_SIZE - 2, 4);
+        assert_eq!(sync(&mut w), (vec![0x9000, 0x9001], true, true));
+        w.completed(LRCA, true);
+        sync(&mut w);
+        // Nothing, and what logging did not see, is nothing.
+        w.kvmgt_wrote(0x42 * PAGE_SIZE, 0);
+        w.kvmgt_wrote(0x43 * PAGE_SIZE, 4);
+        w.forget_kvmgt_writes();
+        assert_eq!(sync(&mut w), (vec![], false, false));
+        // More ranges than the record holds, a write beyond
+        // MAX_OUTSIDE_FRAMES or past the end of the address space: lost.
+        type W = GvtWrites<Vec<(u64, u64)>, Vec<u32>>;
+        let lost = |f: &dyn Fn(&mut W)| {
+            let mut w = writes();
+            f(&mut w);
+            let mut s = Sink::default();
+            assert!(!w.sync(None, &mut s));
+            assert!(w.sync(None, &mut s), "said once");
+        };
+        lost(&|w| {
+            for i in 0..5 {
+                w.kvmgt_wrote(0x9000 * PAGE_SIZE + 2 * i * PAGE_SIZE, 4);
+            }
+        });
+        lost(&|w| w.kvmgt_wrote(0, MAX_OUTSIDE_FRAMES * PAGE_SIZE + 1));
+        lost(&|w| w.kvmgt_wrote(u64::MAX - 1, 4));
+        let mut w = writes();
+        w.kvmgt_wrote(0, MAX_OUTSIDE_FRAMES * PAGE_SIZE);
+        let (f, _, _) = sync(&mut w);
+        assert_eq!(f, (0..MAX_OUTSIDE_FRAMES).collect::<Vec<_>>());
     }
 
     #[test]
