@@ -21,8 +21,10 @@
 //!   every workload through the write-set analysis the sim uses, GGTT
 //!   addresses through the guest's GGTT as the GGTT write hook reported
 //!   it; a workload's context write-back and the status pages kvmgt's CSB
-//!   emulation writes join them; at each report they are the re-hash
-//!   candidates. A workload in flight at the report, a command whose
+//!   emulation writes join them, and the frames kvmgt writes outside
+//!   workloads (the OpRegion mailbox, `gpa_written`) are noted as written
+//!   in the next report, tracked or not; at each report they are the
+//!   re-hash candidates. A workload in flight at the report, a command whose
 //!   writes cannot be bounded (PPGTT, draws, ...) make every tracked page
 //!   one; an idle vGPU costs none;
 //! - pending workloads (queued, not run at the stop): saved with
@@ -137,6 +139,7 @@ struct Counters {
     workloads_resubmitted: AtomicU64,
     gmas_mapped: AtomicU64,
     gmas_refused: AtomicU64,
+    gpas_written: AtomicU64,
 }
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
@@ -178,6 +181,7 @@ static COUNTERS: Counters = Counters {
     workloads_resubmitted: AtomicU64::new(0),
     gmas_mapped: AtomicU64::new(0),
     gmas_refused: AtomicU64::new(0),
+    gpas_written: AtomicU64::new(0),
 };
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -216,7 +220,8 @@ impl core::fmt::Debug for Status {
         writeln!(f, "workloads_saved: {}", r(&c.workloads_saved))?;
         writeln!(f, "workloads_resubmitted: {}", r(&c.workloads_resubmitted))?;
         writeln!(f, "gmas_mapped: {}", r(&c.gmas_mapped))?;
-        writeln!(f, "gmas_refused: {}", r(&c.gmas_refused))
+        writeln!(f, "gmas_refused: {}", r(&c.gmas_refused))?;
+        writeln!(f, "gpas_written: {}", r(&c.gpas_written))
     }
 }
 
@@ -426,11 +431,17 @@ const MAX_REACHABLE: usize = 4096;
 /// every tracked page.
 const MAX_SCAN_RANGES: usize = 1024;
 
+/// Most frame ranges kvmgt's own writes outside workloads (the OpRegion
+/// mailbox) record between two syncs; past it, the migration fails (those
+/// frames need not be tracked, so no unbounded report covers them).
+const MAX_OUTSIDE_RANGES: usize = 64;
+
 /// What the hooks learn of the GPU's and kvmgt's writes.
 type Writes = GvtWrites<KVVec<(u64, u64)>, KVVec<u32>>;
 
 /// The hooks' record of writes for a vGPU of `layout`: the guest GGTT
-/// mirror (every entry unknown) and room for [`MAX_SCAN_RANGES`] ranges.
+/// mirror (every entry unknown), room for [`MAX_SCAN_RANGES`] ranges and
+/// [`MAX_OUTSIDE_RANGES`] of kvmgt's writes outside workloads.
 fn new_writes(layout: GvtLayout) -> Result<Writes> {
     let mirror = GgttMirror::new(
         layout,
@@ -439,6 +450,7 @@ fn new_writes(layout: GvtLayout) -> Result<Writes> {
     .ok_or(EINVAL)?;
     Ok(GvtWrites::new(
         KVVec::from_elem((0u64, 0u64), MAX_SCAN_RANGES, GFP_KERNEL)?,
+        KVVec::from_elem((0u64, 0u64), MAX_OUTSIDE_RANGES, GFP_KERNEL)?,
         mirror,
     ))
 }
@@ -703,7 +715,18 @@ impl MigDevice for GvtDev {
         };
         let reg: Option<&dyn Fn(usize) -> Option<u32>> =
             if regs.is_some() { Some(&reg) } else { None };
-        self.hooks.lock().writes.sync(reg, mig);
+        if !self.hooks.lock().writes.sync(reg, mig) {
+            // Frames kvmgt wrote outside workloads, perhaps untracked: no
+            // report of this migration can be complete.
+            dev_ratelimited!(
+                dev_err,
+                &self.dev,
+                "gvt: vGPU {}: kvmgt wrote guest memory in more than {} places outside workloads between two reports: failing the migration\n",
+                self.id,
+                MAX_OUTSIDE_RANGES
+            );
+            mig.writable_frames_lost();
+        }
     }
 
     fn logging_start(&self) -> Result {
@@ -755,6 +778,7 @@ impl GvtDev {
         h.logging = on;
         h.reachable = KVVec::new();
         h.overflow = false;
+        h.writes.forget_kvmgt_writes();
         drop(h);
         let mut regs = self.status_regs.lock();
         // The VMM's memory (DMA_LOGGING_START), freed before it is
@@ -799,12 +823,14 @@ impl GvtDev {
             }
             EventKind::WorkloadCompleted => {
                 bump(&n.workloads_completed, 1);
-                // `c` is the C int status, sign-extended.
+                // `c` is the C int status, sign-extended: -ECANCELED for
+                // a workload GVT-g dropped unrun (patches/gvt 0017).
                 if c != 0 {
                     bump(&n.workloads_failed, 1);
                 }
-                // `b` is the LRCA: kvmgt wrote the context image back.
-                h.writes.completed(b);
+                // `b` is the LRCA: kvmgt wrote the context image back if
+                // the workload succeeded.
+                h.writes.completed(b, c == 0);
             }
             EventKind::SchedStopped => bump(&n.sched_stops, 1),
             EventKind::SchedStarted => bump(&n.sched_starts, 1),
@@ -857,6 +883,14 @@ impl GvtDev {
                 // A migration already logging has it queued (or, if the
                 // queue overflowed, fails at its next report: `sync()`).
                 h.reached(r.first, r.count);
+            }
+            EventKind::GpaWritten => {
+                bump(&n.gpas_written, 1);
+                // Before logging starts, the VMM's first pass over guest
+                // memory (which follows the start) has it.
+                if h.logging {
+                    h.writes.kvmgt_wrote(a, b);
+                }
             }
             EventKind::PagesUnpinned => {
                 bump(&n.unpins, 1);
@@ -1203,7 +1237,7 @@ mod tests {
         let sdi = [(0x20 << 23) | (1 << 22) | 2, ap + 3 * 4096, 0, 1];
         w.scanned(&sdi, true);
         w.queued();
-        w.completed(l.aperture.base + 32 * 4096);
+        w.completed(l.aperture.base + 32 * 4096, true);
         // The render engine's HWS_PGA (byte 0x2080) at page 60.
         let mut regs = KVVec::from_elem(0u64, 0x2100 / 8, GFP_KERNEL)?;
         let mut hws = [0u8; 8];
@@ -1219,9 +1253,32 @@ mod tests {
         ws.clear();
         w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true);
         w.queued();
-        w.completed(l.aperture.base + 32 * 4096);
+        w.completed(l.aperture.base + 32 * 4096, true);
         w.sync(Some(&reg), &mut ws);
         assert!(ws.is_unbounded());
+        Ok(())
+    }
+
+    /// kvmgt's OpRegion answers, as `create()` allocates the record: in
+    /// the next report, unbounded or not; more places than it holds make
+    /// the sync say frames were lost.
+    #[test]
+    fn kvmgt_writes_outside_workloads_are_reported() -> Result {
+        let (l, _) = layouts()?;
+        let mut w = new_writes(l)?;
+        let mut ws = WriteSet::new(0, 512, KVVec::from_elem(0u64, words_for(512), GFP_KERNEL)?)
+            .ok_or(EINVAL)?;
+        w.queued();
+        w.kvmgt_wrote(0x150 * 4096 + 0x200, 4);
+        w.kvmgt_wrote(0x150 * 4096 + 0x204, 4);
+        assert!(w.sync(None, &mut ws));
+        assert!(ws.is_unbounded() && ws.contains(0x150));
+        let mut n = 0u64;
+        while n <= u64::try_from(MAX_OUTSIDE_RANGES)? {
+            w.kvmgt_wrote(2 * n * 4096, 4);
+            n += 1;
+        }
+        assert!(!w.sync(None, &mut ws));
         Ok(())
     }
 

@@ -189,6 +189,11 @@ static int gmig_gvt_map_gma(void *priv, u64 *gma, u64 size)
 	return gmig_rs_gvt_map_gma(rs(priv), gma, size);
 }
 
+static void gmig_gvt_gpa_written(void *priv, u64 gpa, u64 len)
+{
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_GPA_WRITTEN, gpa, len, 0);
+}
+
 static const struct intel_gvt_companion_ops gmig_gvt_ops = {
 	.version = INTEL_GVT_COMPANION_VERSION,
 	.size = sizeof(struct intel_gvt_companion_ops),
@@ -207,6 +212,7 @@ static const struct intel_gvt_companion_ops gmig_gvt_ops = {
 	.pages_unpinned = gmig_gvt_pages_unpinned,
 	.scan_cmd = gmig_gvt_scan_cmd,
 	.map_gma = gmig_gvt_map_gma,
+	.gpa_written = gmig_gvt_gpa_written,
 };
 
 static void gmig_gvt_put_symbols(void)

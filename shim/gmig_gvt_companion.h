@@ -107,7 +107,12 @@ struct intel_gvt_workload {
  *	graphics address @lrca (in the vGPU's GM, as @map_gma moved it) was
  *	scanned, shadowed and queued on @engine
  * @workload_completed: that workload completed with @status (zero, or a
- *	negative error code if it failed or the engine was reset)
+ *	negative error code if it failed or the engine was reset). A
+ *	workload GVT-g drops from its queue without running it (at an engine
+ *	or vGPU reset, after a workload of its engine failed, when the vGPU
+ *	is released or a resubmission fails) is reported too, with
+ *	-ECANCELED: every workload reported to @workload_queued is reported
+ *	here once.
  * @sched_stopped: GVT-g stopped scheduling the vGPU's workloads
  * @sched_started: GVT-g (re)started scheduling the vGPU's workloads
  * @ggtt_write: the guest changed GGTT entry @index (an index into the
@@ -137,6 +142,15 @@ struct intel_gvt_workload {
  *	address of the same place in this vGPU's GM in *@gma. GVT-g audits
  *	the result as before. A negative return says the address is none of
  *	the guest's: GVT-g treats it as outside the vGPU's GM.
+ * @gpa_written: GVT-g itself wrote @len bytes of guest memory at guest
+ *	physical address @gpa outside any workload: the answer of the
+ *	OpRegion's SWSCI mailbox, which the guest may request at any time
+ *	through config space, or a guest MMIO write outside the register
+ *	range. No GGTT entry need map that memory, and the VMM's own dirty
+ *	tracking does not see the write, so a companion that migrates the
+ *	vGPU must report it dirty. Called after the write, and for one that
+ *	failed too (it may have written part); with or without the vGPU's
+ *	lock held.
  *
  * Every callback but @vgpu_create and @vgpu_destroy is optional. They are
  * called in process context and may sleep, some with the vGPU's lock held:
@@ -168,6 +182,7 @@ struct intel_gvt_companion_ops {
 
 	int (*scan_cmd)(void *priv, u32 *cmd, u32 len, bool ggtt);
 	int (*map_gma)(void *priv, u64 *gma, u64 size);
+	void (*gpa_written)(void *priv, u64 gpa, u64 len);
 };
 
 int intel_gvt_register_companion(const struct intel_gvt_companion_ops *ops);

@@ -93,6 +93,7 @@ enum gmig_gvt_event {
 	GMIG_GVT_PPGTT_DESTROYED,	/* root */
 	GMIG_GVT_PAGES_PINNED,		/* gfn, size */
 	GMIG_GVT_PAGES_UNPINNED,	/* gfn, size */
+	GMIG_GVT_GPA_WRITTEN,		/* gpa, len */
 };
 
 struct gmig_gvt_vgpu *gmig_rs_gvt_vgpu_create(struct intel_vgpu *vgpu,

@@ -117,6 +117,12 @@ if loaded gmig && loaded gvt_mock; then
 		grep -o 'narrow [a-z]*: rehash=.*' "$OUT/gvt-mock-run-narrow-$mode.log" |
 			sed 's/^/    /'
 	done
+	# Records kvmgt's hooks must keep right, each a step of its own on
+	# a new vGPU (rehash=writeset: they count re-hash candidates).
+	echo writeset >"$param"
+	for step in engine-reset opregion; do
+		run_type "$step" "$step"
+	done
 	echo "$rehash_was" >"$param"
 	# The randomized hostile client (GMIG_HOSTILE_SECS, default 20;
 	# GMIG_HOSTILE_SEED replays a run).

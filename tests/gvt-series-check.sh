@@ -13,7 +13,12 @@
 #      hook is the guest entry, saved from e before ggtt_get_host_entry()
 #      overwrites e with the old host entry (not e itself);
 #   5. gmig's copy of the interface header (shim/gmig_gvt_companion.h) is
-#      the one the series creates.
+#      the one the series creates;
+#   6. intel_vgpu_clean_workloads() reports each workload it drops to the
+#      companion's workload_completed before it frees it;
+#   7. each guest memory write GVT-g makes outside a workload (the OpRegion
+#      mailbox answer, a stray MMIO write) is reported to gpa_written by
+#      the statement right after it.
 # Prints "GMIG-RESULT pass|fail <name>" per test and "N passed, N failed".
 # Usage: tests/gvt-series-check.sh [series dir]   (default patches/gvt)
 set -uo pipefail
@@ -124,6 +129,39 @@ if [ -z "$why" ]; then
 else
 	echo "    emulate_ggtt_mmio_write: $why"
 	result fail ggtt-write-guest-value
+fi
+
+# 6. Every workload dropped unrun is reported, before it is freed.
+f=$tmp/src/drivers/gpu/drm/i915/gvt/scheduler.c
+b=$(body "$f" intel_vgpu_clean_workloads)
+h=$(line_of 'intel_gvt_companion_workload_completed[(]pos[)];' <<<"$b")
+d=$(line_of 'intel_vgpu_destroy_workload[(]pos[)];' <<<"$b")
+if [ -n "$h" ] && [ -n "$d" ] && [ "$h" -lt "$d" ]; then
+	result pass workload-dropped-reported
+else
+	echo "    intel_vgpu_clean_workloads: hook at ${h:-?}, destroy at ${d:-?} (want hook < destroy)"
+	result fail workload-dropped-reported
+fi
+
+# 7. Each intel_gvt_write_gpa() outside workloads, then the hook.
+why=
+for fn in opregion.c:intel_vgpu_emulate_opregion_request mmio.c:intel_vgpu_emulate_mmio_write; do
+	b=$(body "$tmp/src/drivers/gpu/drm/i915/gvt/${fn%%:*}" "${fn#*:}")
+	r=$(awk "$split_nt"'
+		t ~ /intel_gvt_write_gpa[(]/ { if (w) bad = n; w = 1; writes++; next }
+		w && t ~ /^[ \t]*intel_gvt_companion_gpa_written[(]/ { w = 0; hooks++; next }
+		w && t ~ /;[ \t]*$/ && t !~ /^[ \t]*[^ \t(]*[,)]/ { bad = n; w = 0 }
+		END { if (w) bad = "end"; print writes + 0, hooks + 0, bad }' <<<"$b")
+	set -- $r
+	if [ "$1" = 0 ] || [ "$1" != "$2" ] || [ -n "${3:-}" ]; then
+		why="$why ${fn#*:}: $1 writes, $2 hooks right after${3:+, not at $3};"
+	fi
+done
+if [ -z "$why" ]; then
+	result pass gpa-written-reported
+else
+	echo "   $why"
+	result fail gpa-written-reported
 fi
 
 # 5. gmig's copy of the header.

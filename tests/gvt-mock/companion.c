@@ -821,17 +821,53 @@ static int mock_create_workload(struct mock_vgpu *m, unsigned int engine,
 	return 0;
 }
 
-static void mock_clean_workloads(struct mock_vgpu *m)
+/*
+ * intel_vgpu_clean_workloads(): frees the queued workloads of the engines
+ * in @engines, unrun, each reported to workload_completed with -ECANCELED
+ * first (patch 0017). Called with m->lock held.
+ */
+static void mock_clean_engines(struct mock_vgpu *m, unsigned long engines)
 {
 	struct mock_workload *wl, *n;
 	int e;
 
 	for (e = 0; e < MOCK_ENGINES; e++) {
+		if (!(engines & BIT(e)))
+			continue;
 		list_for_each_entry_safe(wl, n, &m->q[e], list) {
 			list_del(&wl->list);
+			if (m->priv && m->ops->workload_completed) {
+				cb_begin(m);
+				m->ops->workload_completed(m->priv, e,
+							   wl->ctx_gma,
+							   -ECANCELED);
+				cb_end(m);
+			}
 			mock_free_workload(wl);
 		}
 	}
+}
+
+static void mock_clean_workloads(struct mock_vgpu *m)
+{
+	mock_clean_engines(m, GENMASK(MOCK_ENGINES - 1, 0));
+}
+
+/*
+ * The guest resets engines through GDRST: gdrst_mmio_write() calls
+ * intel_gvt_reset_vgpu_locked(vgpu, false, engine_mask), which stops the
+ * vGPU's scheduling, waits for it to be idle and resets the engines'
+ * submission (intel_vgpu_reset_submission(): intel_vgpu_clean_workloads()
+ * frees their queued workloads unrun, then the execlist emulation of the
+ * engines is reset; the mock's execlist state is an opaque image it
+ * leaves alone). A reset of some engines, not ALL_ENGINES, resets nothing
+ * else, and the companion's vgpu_reset is not called (patch 0008 calls
+ * it for the VFIO user's resets only).
+ */
+static void mock_engine_reset(struct mock_vgpu *m, unsigned long engines)
+{
+	guard(mutex)(&m->lock);
+	mock_clean_engines(m, engines);
 }
 
 unsigned int mock_queued(struct mock_vgpu *m)
@@ -1034,6 +1070,83 @@ void mock_reset_locked(struct mock_vgpu *m)
 	/* like GVT-g's reset, hws_pga[] stays; the CSB pointer starts over */
 	for (e = 0; e < MOCK_ENGINES; e++)
 		m->csb_wp[e] = 7;
+}
+
+/* The OpRegion (drivers/gpu/drm/i915/gvt/opregion.c and reg.h of 7.3). */
+#define MOCK_OPREGION_SCIC	0x200	/* INTEL_GVT_OPREGION_SCIC */
+#define MOCK_OPREGION_PARM	0x204	/* INTEL_GVT_OPREGION_PARM */
+#define MOCK_SCIC_EXIT_MASK	0xe0	/* OPREGION_SCIC_EXIT_MASK */
+#define MOCK_SWSCI_SELECT	BIT(15)	/* SWSCI_SCI_SELECT */
+#define MOCK_SWSCI_TRIGGER	BIT(0)	/* SWSCI_SCI_TRIGGER */
+
+/*
+ * intel_vgpu_opregion_base_write_handler(): the guest wrote the OpRegion's
+ * guest physical address to the ASLS config register. Called with m->lock
+ * held.
+ */
+void mock_opregion_base_locked(struct mock_vgpu *m, u32 gpa)
+{
+	m->opregion_gfn = gpa >> PAGE_SHIFT;
+}
+
+/* Patch 0018: GVT-g's own write of guest memory, after it. */
+static void mock_gpa_written(struct mock_vgpu *m, u64 gpa, u64 len)
+{
+	if (m->priv && m->ops->gpa_written) {
+		cb_begin(m);
+		m->ops->gpa_written(m->priv, gpa, len);
+		cb_end(m);
+	}
+}
+
+/*
+ * querying_capabilities(): GETBIOSDATA (4) or GETBIOSCALLBACKS (6) asking
+ * for the supported calls (0), GETBIOSDATA for the requested callbacks (1).
+ */
+static bool mock_scic_query(u32 scic)
+{
+	u32 func = (scic & 0x1e) >> 1, subfunc = (scic & 0xff00) >> 8;
+
+	return ((func == 4 || func == 6) && subfunc == 0) ||
+	       (func == 4 && subfunc == 1);
+}
+
+/*
+ * intel_vgpu_emulate_opregion_request(): the guest wrote @swsci to the
+ * SWSCI config register (intel_vgpu_emulate_cfg_write(), which does not
+ * store it, so the trigger bit always reads as a 0->1 transition). GVT-g
+ * reads the mailbox's SCIC and PARM from the guest's OpRegion and writes
+ * its answer back into guest memory, itself (intel_gvt_write_gpa()): zero
+ * for a capability query, else SCIC without its exit status ("failure"),
+ * each write reported to gpa_written (patch 0018). Called with m->lock
+ * held.
+ */
+int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci)
+{
+	u64 scic_pa = m->opregion_gfn * MOCK_PAGE + MOCK_OPREGION_SCIC;
+	u64 parm_pa = m->opregion_gfn * MOCK_PAGE + MOCK_OPREGION_PARM;
+	u32 scic, parm;
+	int ret;
+
+	ret = mem_rw(m, scic_pa, &scic, 4, false, false) ?:
+	      mem_rw(m, parm_pa, &parm, 4, false, false);
+	if (ret)
+		return ret;
+	if (!(swsci & MOCK_SWSCI_SELECT) || !(swsci & MOCK_SWSCI_TRIGGER))
+		return 0;
+	if (mock_scic_query(scic)) {
+		scic = 0;
+		parm = 0;
+	} else {
+		scic &= ~MOCK_SCIC_EXIT_MASK;
+	}
+	ret = mock_wr32(m, scic_pa, scic);
+	mock_gpa_written(m, scic_pa, sizeof(scic));
+	if (ret)
+		return ret;
+	ret = mock_wr32(m, parm_pa, parm);
+	mock_gpa_written(m, parm_pa, sizeof(parm));
+	return ret;
 }
 
 /* Mock vGPUs: what kvmgt's init and release of a vfio_device do. */
@@ -2724,27 +2837,19 @@ static int narrow_check(struct scenario *s, const struct narrow_profile *p,
 	return 0;
 }
 
-static int narrow_one(struct scenario *s, const struct narrow_profile *p,
-		      bool all)
+/*
+ * STOP_COPY on the source @m, its data read to the end, then the stop-copy
+ * report into s->dirty: *@candidates is the number of guest frames gmig
+ * read while STOP_COPY was entered (its re-hash candidates), *@downtime
+ * the device downtime.
+ */
+static int narrow_stop_copy(struct scenario *s, struct mock_vgpu *m,
+			    unsigned int *candidates, s64 *downtime)
 {
-	struct mock_vgpu *m;
 	struct file *f;
-	unsigned int candidates;
 	size_t got;
 	ktime_t t0;
-	s64 downtime;
 	int ret;
-
-	m = mock_create("narrow", &mock_types[0].src, mock_types[0].vregs_size,
-			s->why, sizeof(s->why));
-	if (IS_ERR(m))
-		return PTR_ERR(m);
-	s->src = m;
-	narrow_setup(m);
-	ret = step_log_start(s) ?: step_pre_copy(s) ?: report(s, m) ?:
-	      narrow_workload(s, m, p);
-	if (ret)
-		return ret;
 
 	bitmap_zero(m->reads, MOCK_MEM_PAGES);
 	WRITE_ONCE(m->log_reads, true);
@@ -2756,11 +2861,30 @@ static int narrow_one(struct scenario *s, const struct narrow_profile *p,
 	if (f)
 		s->src_data = f;
 	ret = read_all(s, s->src_data, &got);
-	downtime = ktime_us_delta(ktime_get(), t0);
+	*downtime = ktime_us_delta(ktime_get(), t0);
 	if (ret)
 		return ret;
-	candidates = bitmap_weight(m->reads, MOCK_MEM_PAGES);
-	ret = report(s, m);
+	*candidates = bitmap_weight(m->reads, MOCK_MEM_PAGES);
+	return report(s, m);
+}
+
+static int narrow_one(struct scenario *s, const struct narrow_profile *p,
+		      bool all)
+{
+	struct mock_vgpu *m;
+	unsigned int candidates;
+	s64 downtime;
+	int ret;
+
+	m = mock_create("narrow", &mock_types[0].src, mock_types[0].vregs_size,
+			s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->src = m;
+	narrow_setup(m);
+	ret = step_log_start(s) ?: step_pre_copy(s) ?: report(s, m) ?:
+	      narrow_workload(s, m, p) ?:
+	      narrow_stop_copy(s, m, &candidates, &downtime);
 	if (ret)
 		return ret;
 	pr_info("narrow %s: rehash=%s candidates=%u tracked=%u reported=%u downtime_us=%lld\n",
@@ -2797,6 +2921,210 @@ static int mock_narrow(bool all)
 		scenario_free(s);
 	}
 	return failed ? -EIO : 0;
+}
+
+/*
+ * "engine-reset": workloads a guest engine reset drops unrun must not
+ * count as in flight for ever (every later report would then re-hash
+ * every tracked page). The narrow runs' vGPU set-up; during pre-copy the
+ * guest submits the three pending-submit workloads (on engines 0 and 1)
+ * and resets both engines through GDRST before any of them runs. The
+ * report after the reset re-hashes only what is still recorded: the
+ * frames the scans of the dropped workloads named (the first workload of
+ * each queue is scanned when it is queued: targets 0, 1 and 3) and the
+ * render status page. Then one "store" workload runs, and the stop-copy
+ * candidates must be the narrow run's for it.
+ */
+static int step_engine_reset(struct scenario *s)
+{
+	static const unsigned int want[] = { PEND_GFN + 6, PEND_GFN + 7,
+					     PEND_GFN + 9, NARROW_HWSP_GFN };
+	struct mock_vgpu *m;
+	unsigned int i, n;
+	s64 downtime;
+	int ret;
+
+	ret = step_create(s);
+	if (ret)
+		return ret;
+	m = s->src;
+	narrow_setup(m);
+	ret = step_log_start(s) ?: step_pre_copy(s) ?: report(s, m) ?:
+	      step_pending_submit(s);
+	if (ret)
+		return ret;
+	mock_engine_reset(m, BIT(0) | BIT(1));
+	if (mock_queued(m))
+		return fail(s, "%u workloads queued after the engine reset",
+			    mock_queued(m));
+
+	bitmap_zero(m->reads, MOCK_MEM_PAGES);
+	WRITE_ONCE(m->log_reads, true);
+	ret = report(s, m);
+	WRITE_ONCE(m->log_reads, false);
+	if (ret)
+		return ret;
+	n = bitmap_weight(m->reads, MOCK_MEM_PAGES);
+	for (i = 0; i < ARRAY_SIZE(want); i++)
+		if (!test_bit(want[i], m->reads))
+			n = ~0U;
+	if (n != ARRAY_SIZE(want))
+		return fail(s, "after the reset: %u re-hashed (%*pbl), not %zu (%u, %u, %u, %u)",
+			    bitmap_weight(m->reads, MOCK_MEM_PAGES),
+			    MOCK_MEM_PAGES, m->reads, ARRAY_SIZE(want),
+			    want[0], want[1], want[2], want[3]);
+
+	ret = narrow_workload(s, m, &narrow_profiles[0]) ?:
+	      narrow_stop_copy(s, m, &n, &downtime);
+	if (ret)
+		return ret;
+	pr_info("engine-reset: stop-copy candidates=%u tracked=%u reported=%u\n",
+		n, NARROW_PINNED, bitmap_weight(s->dirty, MOCK_MEM_PAGES));
+	return narrow_check(s, &narrow_profiles[0], false, n) ?:
+	       to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
+}
+
+/*
+ * "opregion": kvmgt writes the answer of the OpRegion's SWSCI mailbox into
+ * guest memory itself, whenever the guest writes the SWSCI config
+ * register (mock_opregion_request_locked()), and no GGTT entry maps the
+ * OpRegion (it is guest RAM the guest's firmware set aside, not tracked
+ * for the GPU). The VMM is a copy of the source's memory: all of it once
+ * dirty logging started (its first pass), then each frame the guest's
+ * CPU wrote (the VMM's own dirty log) and each frame a device report
+ * names. The guest points ASLS at OPREG_GFN before the migration; during
+ * pre-copy it writes a request into the mailbox (sent as a CPU write) and
+ * triggers SWSCI: kvmgt's answer must be in the next report. A second
+ * request (a capability query, answered with zeros) comes once the frame
+ * is known, and must be in the stop-copy report. In the end the VMM's
+ * copy of the OpRegion page must be the source's.
+ */
+#define OPREG_GFN	200	/* not pinned: frames 1..16 are */
+
+/* The VMM sends the frames set in s->dirty (the last report) to @vmm. */
+static void vmm_send(struct scenario *s, u8 *vmm)
+{
+	unsigned int gfn;
+
+	guard(mutex)(&s->src->mem_lock);
+	for_each_set_bit(gfn, s->dirty, MOCK_MEM_PAGES)
+		memcpy(vmm + gfn * MOCK_PAGE, s->src->mem + gfn * MOCK_PAGE,
+		       MOCK_PAGE);
+}
+
+/* The VMM sends the last report's frames; the OpRegion's must be one. */
+static int opregion_sent(struct scenario *s, u8 *vmm, const char *report)
+{
+	vmm_send(s, vmm);
+	if (!test_bit(OPREG_GFN, s->dirty))
+		return fail(s, "kvmgt's SWSCI answer in frame %u: not in %s",
+			    OPREG_GFN, report);
+	return 0;
+}
+
+/*
+ * The guest's CPU writes @scic and @parm into the mailbox (the VMM sends
+ * the page), then SWSCI; the device report that follows goes to @vmm.
+ */
+static int opregion_request(struct scenario *s, u8 *vmm, u32 scic, u32 parm)
+{
+	struct mock_vgpu *m = s->src;
+	u64 gpa = OPREG_GFN * MOCK_PAGE;
+	int ret;
+
+	mock_wr32(m, gpa + MOCK_OPREGION_SCIC, scic);
+	mock_wr32(m, gpa + MOCK_OPREGION_PARM, parm);
+	scoped_guard(mutex, &m->mem_lock)
+		memcpy(vmm + gpa, m->mem + gpa, MOCK_PAGE);
+	scoped_guard(mutex, &m->lock)
+		ret = mock_opregion_request_locked(m, MOCK_SWSCI_SELECT |
+						   MOCK_SWSCI_TRIGGER);
+	if (ret)
+		return fail(s, "SWSCI request: %d", ret);
+	if (mock_rd32(m, gpa + MOCK_OPREGION_SCIC) == scic)
+		return fail(s, "SWSCI: SCIC %#x not answered", scic);
+	return 0;
+}
+
+static int step_opregion(struct scenario *s)
+{
+	u64 gpa = OPREG_GFN * MOCK_PAGE;
+	struct mock_vgpu *m;
+	unsigned int n;
+	s64 downtime;
+	u8 *vmm;
+	int ret;
+
+	m = mock_create("opregion", &s->type->src, s->type->vregs_size,
+			s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->src = m;
+	get_random_bytes(m->mem, MOCK_MEM_SIZE);
+	for (n = 1; n <= 16; n++)
+		pin(m, n);
+	scoped_guard(mutex, &m->lock)
+		mock_opregion_base_locked(m, gpa);
+	vmm = kvmalloc(MOCK_MEM_SIZE, GFP_KERNEL);
+	if (!vmm)
+		return -ENOMEM;
+
+	ret = step_log_start(s);
+	if (ret)
+		goto out;
+	scoped_guard(mutex, &m->mem_lock)
+		memcpy(vmm, m->mem, MOCK_MEM_SIZE);
+	ret = step_pre_copy(s) ?: report(s, m);
+	if (ret)
+		goto out;
+	vmm_send(s, vmm);
+
+	/* a runtime service (func 2): answered "failed", exit bits cleared */
+	ret = opregion_request(s, vmm, 0xe0 | (2 << 1) | 1, 0x1234) ?:
+	      report(s, m) ?: opregion_sent(s, vmm, "the next report");
+	if (ret)
+		goto out;
+	/* GETBIOSDATA, supported calls: answered with zeros */
+	ret = opregion_request(s, vmm, (4 << 1) | 1, 0x55) ?:
+	      narrow_stop_copy(s, m, &n, &downtime) ?:
+	      opregion_sent(s, vmm, "the stop-copy report");
+	if (ret)
+		goto out;
+	scoped_guard(mutex, &m->mem_lock)
+		n = memcmp(vmm + gpa, m->mem + gpa, MOCK_PAGE);
+	if (n) {
+		ret = fail(s, "the destination's OpRegion page differs from the source's");
+		goto out;
+	}
+	ret = to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
+out:
+	kvfree(vmm);
+	return ret;
+}
+
+/* Steps run on their own, each on a new scenario ("engine-reset"). */
+static const struct step single_steps[] = {
+	{ "engine-reset", step_engine_reset, false },
+	{ "opregion", step_opregion, false },
+	{ NULL }
+};
+
+static int mock_single(const struct step *st)
+{
+	struct scenario *s = scenario_new(&mock_types[0]);
+	int ret;
+
+	if (!s) {
+		pr_err("FAIL %s: out of memory\n", st->name);
+		return -EIO;
+	}
+	ret = st->fn(s);
+	if (ret)
+		pr_err("FAIL %s: %s\n", st->name, s->why[0] ? s->why : "error");
+	else
+		pr_info("ok %s\n", st->name);
+	scenario_free(s);
+	return ret ? -EIO : 0;
 }
 
 /*
@@ -2914,7 +3242,7 @@ static void h_hook(struct hostile *h, struct mock_vgpu *m)
 	int i, n;
 
 	cb_begin(m);
-	switch (h_below(h, 8)) {
+	switch (h_below(h, 9)) {
 	case 0:
 		if (o->pages_pinned)
 			o->pages_pinned(m->priv, gfn, MOCK_PAGE *
@@ -2947,6 +3275,11 @@ static void h_hook(struct hostile *h, struct mock_vgpu *m)
 	case 6:
 		if (o->ppgtt_destroyed)
 			o->ppgtt_destroyed(m->priv, h_rnd(h));
+		break;
+	case 7:
+		if (o->gpa_written)
+			o->gpa_written(m->priv, gfn * MOCK_PAGE + h_below(h, MOCK_PAGE),
+				       h_below(h, 2) ? 4 : h_rnd(h));
 		break;
 	default:
 		n = 1 + h_below(h, ARRAY_SIZE(cmd));
@@ -3236,6 +3569,13 @@ static ssize_t run_write(struct file *file, const char __user *ubuf,
 	if (sysfs_streq(buf, "narrow writeset") || sysfs_streq(buf, "narrow all")) {
 		guard(mutex)(&run_lock);
 		ret = mock_narrow(sysfs_streq(buf, "narrow all"));
+		return ret ? ret : count;
+	}
+	for (i = 0; single_steps[i].name; i++) {
+		if (!sysfs_streq(buf, single_steps[i].name))
+			continue;
+		guard(mutex)(&run_lock);
+		ret = mock_single(&single_steps[i]);
 		return ret ? ret : count;
 	}
 	for (i = 0; i < ARRAY_SIZE(mock_types); i++) {

@@ -135,6 +135,9 @@ struct mock_vgpu {
 	u64 target_gpa[MOCK_TARGETS];
 	int run_errors;
 
+	/* the guest frame of the OpRegion (ASLS), under lock */
+	u64 opregion_gfn;
+
 	/*
 	 * kvmgt.c's mdev vGPUs only (NULL for the runs'): guest memory is the
 	 * VFIO user's, through vfio_dma_rw(), and GGTT entries pin pages.
@@ -187,6 +190,8 @@ int mock_hws_pga_write(struct mock_vgpu *m, unsigned int engine, u32 val);
 void mock_vreg_write(struct mock_vgpu *m, u32 off, u32 val);
 int mock_decode_plane(struct mock_vgpu *m, bool cursor, u32 *base,
 		      u64 *gpa);
+void mock_opregion_base_locked(struct mock_vgpu *m, u32 gpa);
+int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci);
 
 /* kvmgt.c: pins behind GGTT entries, and the mdev parent */
 void kv_pin(struct mock_vgpu *m, u64 gfn);

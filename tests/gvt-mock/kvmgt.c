@@ -27,11 +27,15 @@
  * - BAR0 holds the registers (the vreg image) and, in its upper half, the
  *   GTT MMIO range (intel_vgpu_emulate_ggtt_mmio_write() and _read(), with
  *   patch 0010's map_gma); an access of less than an entry there is
- *   dropped (kvmgt's partial update is not emulated).
+ *   dropped (kvmgt's partial update is not emulated);
+ * - config space: the OpRegion's address (ASLS) and the SWSCI mailbox
+ *   requests, which kvmgt answers in guest memory
+ *   (mock_opregion_request_locked()).
  *
  * Not emulated: the aperture BAR, interrupts (INTx pin 0, no MSI: the
- * guests of the tests boot no OS), OpRegion, display output and dma-buf
- * (the plane decode is: stats shows it).
+ * guests of the tests boot no OS), the OpRegion's content (the VFIO
+ * region), display output and dma-buf (the plane decode is: stats
+ * shows it).
  *
  * The stand-in guest driver. The test guests have no GPU driver, so one
  * is played from the host, through debugfs gvt_mock/<uuid>/workload
@@ -90,6 +94,8 @@
 #define KV_BAR0_SIZE	SZ_16M
 #define KV_GTT_OFFSET	SZ_8M		/* Gen8+: GTT in BAR0's upper half */
 #define KV_CFG_SIZE	256
+#define KV_CFG_SWSCI	0xe8	/* INTEL_GVT_PCI_SWSCI */
+#define KV_CFG_ASLS	0xfc	/* INTEL_GVT_PCI_OPREGION */
 #define KV_ID_BASE	11		/* gmig: debugfs gmig/gvt-vgpu<id> */
 #define KV_OFFSET_SHIFT	40
 #define KV_INDEX(off)	((off) >> KV_OFFSET_SHIFT)
@@ -557,6 +563,12 @@ static void kv_cfg_write(struct kv_vgpu *kv, u64 off, u64 val, size_t len)
 		put_unaligned_le32((val & ~(u64)(KV_BAR0_SIZE - 1)) |
 				   PCI_BASE_ADDRESS_MEM_TYPE_64, c + off);
 	} else if (off == PCI_BASE_ADDRESS_1 && len == 4) {
+		put_unaligned_le32(val, c + off);
+	} else if (off == KV_CFG_SWSCI && len == 4) {
+		/* intel_vgpu_emulate_cfg_write(): a request, not stored */
+		mock_opregion_request_locked(&kv->m, val);
+	} else if (off == KV_CFG_ASLS && len == 4) {
+		mock_opregion_base_locked(&kv->m, val);
 		put_unaligned_le32(val, c + off);
 	}
 }

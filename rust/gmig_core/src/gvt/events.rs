@@ -29,6 +29,8 @@ pub enum EventKind {
     PagesPinned = 8,
     /// Guest pages were unpinned (gfn, size).
     PagesUnpinned = 9,
+    /// kvmgt wrote guest memory outside a workload (gpa, length).
+    GpaWritten = 10,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -45,6 +47,7 @@ impl TryFrom<u32> for EventKind {
             7 => Self::PpgttDestroyed,
             8 => Self::PagesPinned,
             9 => Self::PagesUnpinned,
+            10 => Self::GpaWritten,
             _ => return Err(v),
         })
     }

@@ -23,6 +23,13 @@
 //!   (the engine's HWS_PGA register, through the GGTT) at each context
 //!   switch ([`status_page_writes`], from the vGPU's registers).
 //!
+//! Outside any workload kvmgt writes guest memory too: the answer of the
+//! OpRegion's SWSCI mailbox (`intel_vgpu_emulate_opregion_request()`),
+//! reported by patches/gvt 0014's hook. Those frames are not GPU-mapped,
+//! so possibly not tracked: they are kept apart and handed to every
+//! report as frames that may have been written (tracked from then on, a
+//! re-hash candidate), whether or not the report is unbounded.
+//!
 //! What cannot be bounded counts as unbounded (every tracked page a
 //! candidate), never as a page missed:
 //!
@@ -67,6 +74,10 @@ pub const HWS_PGA: [usize; 5] = [0x2080, 0x12080, 0x1c080, 0x1a080, 0x22080];
 /// start: the CSB entries (dword 0x10 on) and the write pointer (dword
 /// 0x1f on Gen9, 0x2f on Gen11; the whole range is recorded).
 pub const STATUS_BYTES: u64 = 0x100;
+
+/// Most frames one write of kvmgt outside a workload may span
+/// ([`GvtWrites::kvmgt_wrote`]; the OpRegion is two pages).
+pub const MAX_OUTSIDE_FRAMES: u64 = 16;
 
 /// The address spaces [`command_write`] assigns on GVT-g: everything
 /// without an explicit GGTT bit goes through the context's PPGTT.
@@ -274,6 +285,8 @@ pub fn reg32(image: &[u8], off: usize) -> Option<u32> {
 /// when it writes.
 pub struct GvtWrites<R, M> {
     log: super::super::writeset::RangeLog<R>,
+    /// Frames kvmgt wrote outside a workload since the last report.
+    outside: super::super::writeset::RangeLog<R>,
     /// The guest's GGTT as the hooks saw it.
     mirror: GgttMirror<M>,
     in_flight: u64,
@@ -288,10 +301,13 @@ where
     M: core::ops::DerefMut<Target = [u32]>,
 {
     /// Nothing recorded; `ranges` bounds the record (past it, the next
-    /// report is unbounded).
-    pub fn new(ranges: R, mirror: GgttMirror<M>) -> Self {
+    /// report is unbounded), `outside` the record of kvmgt's writes
+    /// outside a workload (past it, [`GvtWrites::sync`] says frames were
+    /// lost).
+    pub fn new(ranges: R, outside: R, mirror: GgttMirror<M>) -> Self {
         Self {
             log: super::super::writeset::RangeLog::new(ranges),
+            outside: super::super::writeset::RangeLog::new(outside),
             mirror,
             in_flight: 0,
             scanned_since_queue: false,
@@ -325,12 +341,55 @@ where
         self.status_due = true;
     }
 
-    /// The workload of the context at GGTT address `lrca` completed:
-    /// kvmgt wrote its context image back (through the GGTT as it is now).
-    pub fn completed(&mut self, lrca: u64) {
+    /// The workload of the context at GGTT address `lrca` completed, or
+    /// was dropped. Each workload [`GvtWrites::queued`] counted comes here
+    /// once: with `ok` when it completed with status 0, when kvmgt wrote
+    /// its context image back (through the GGTT as it is now); without,
+    /// when it failed, or GVT-g dropped it unrun (an engine or vGPU
+    /// reset, a failed workload before it on its engine, a failed
+    /// resubmission: patches/gvt 0013, status -ECANCELED). Then no context
+    /// image is written back (`complete_current_workload()` of 7.3 calls
+    /// `update_guest_context()` for status 0 only), and whatever it wrote
+    /// before it failed is in what its scan recorded, which stays until a
+    /// report with nothing in flight hands it out. The status pages are
+    /// due either way: a workload that failed after it was dispatched
+    /// had its schedule-in CSB written.
+    pub fn completed(&mut self, lrca: u64, ok: bool) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.status_due = true;
-        context_writes(lrca, &self.mirror, &mut self.log);
+        if ok {
+            context_writes(lrca, &self.mirror, &mut self.log);
+        }
+    }
+
+    /// kvmgt wrote `len` bytes of guest memory at `gpa` outside a
+    /// workload (the OpRegion's SWSCI mailbox): the frames go to the next
+    /// report, tracked or not. More than [`MAX_OUTSIDE_FRAMES`] at once
+    /// (kvmgt writes a dword at a time) are not recorded, and the next
+    /// [`GvtWrites::sync`] says frames were lost.
+    pub fn kvmgt_wrote(&mut self, gpa: u64, len: u64) {
+        let Some(end) = gpa.checked_add(len) else {
+            self.outside.unbounded();
+            return;
+        };
+        if len == 0 {
+            return;
+        }
+        let (first, last) = (gpa / PAGE_SIZE, (end - 1) / PAGE_SIZE);
+        if last - first >= MAX_OUTSIDE_FRAMES {
+            self.outside.unbounded();
+            return;
+        }
+        for gfn in first..=last {
+            self.outside.record(gfn);
+        }
+    }
+
+    /// Drops the record of kvmgt's writes outside workloads (dirty
+    /// logging starts or stops: a write before it starts is in the VMM's
+    /// first pass over guest memory).
+    pub fn forget_kvmgt_writes(&mut self) {
+        self.outside.clear();
     }
 
     /// The guest set global GGTT entry `index` to `new`.
@@ -367,8 +426,20 @@ where
     /// At a report: tells `sink` what the GPU and kvmgt may have written
     /// since the last one. When [`GvtWrites::status_due`], `regs` reads
     /// the HWS_PGA registers (see [`status_page_writes`]); without it the
-    /// status pages stay due for the next report.
-    pub fn sync(&mut self, regs: Option<&dyn Fn(usize) -> Option<u32>>, sink: &mut impl WriteSink) {
+    /// status pages stay due for the next report. Returns `false` if
+    /// frames kvmgt wrote outside a workload could not be recorded: an
+    /// unbounded report does not cover them (they may be untracked), so
+    /// the dirty log is incomplete.
+    pub fn sync(
+        &mut self,
+        regs: Option<&dyn Fn(usize) -> Option<u32>>,
+        sink: &mut impl WriteSink,
+    ) -> bool {
+        let kept = !self.outside.is_unbounded();
+        if kept {
+            self.outside.replay(sink);
+        }
+        self.outside.clear();
         if self.in_flight > 0 {
             sink.unbounded();
         } else {
@@ -381,6 +452,7 @@ where
             status_page_writes(reg, &mut self.hwsp, &self.mirror, sink);
             self.status_due = false;
         }
+        kept
     }
 }
 
@@ -567,7 +639,7 @@ mod writes_tests {
     fn writes() -> GvtWrites<Vec<(u64, u64)>, Vec<u32>> {
         let l = GvtLayout::new((AP, 32 * MIB), (512 * MIB, 64 * MIB), 4).unwrap();
         let m = GgttMirror::new(l, vec![0; l.entries() as usize]).unwrap();
-        let mut w = GvtWrites::new(vec![(0, 0); 64], m);
+        let mut w = GvtWrites::new(vec![(0, 0); 64], vec![(0, 0); 4], m);
         for i in 0..64 {
             w.ggtt_write(AP / PAGE_SIZE + i, (0x1000 + i) << 12);
         }
@@ -607,7 +679,7 @@ mod writes_tests {
         w.scanned(&sdi(3), true);
         w.queued();
         assert!(sync(&mut w).1, "in flight: unbounded");
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         let mut want = vec![0x1003];
         want.extend(ctx());
         assert_eq!(sync(&mut w), (want, false, true));
@@ -631,8 +703,11 @@ mod writes_tests {
             let mut scanned: Vec<u64> = Vec::new();
             let mut queue: VecDeque<Vec<u64>> = VecDeque::new();
             let mut written = BTreeSet::new();
+            // Frames kvmgt wrote outside workloads (not GPU-mapped: an
+            // unbounded report does not cover them).
+            let mut outside = BTreeSet::new();
             for _ in 0..60 {
-                match rng.below(6) {
+                match rng.below(9) {
                     0 => {
                         let e = rng.below(64);
                         ggtt[e as usize] = 0x2000 + rng.below(64);
@@ -656,24 +731,128 @@ mod writes_tests {
                             }
                             written.insert(ggtt[41]);
                             written.insert(ggtt[63]);
-                            w.completed(LRCA);
+                            w.completed(LRCA, true);
                         }
+                    }
+                    4 => {
+                        // An engine reset: GVT-g drops the queue unrun.
+                        for _ in queue.drain(..) {
+                            w.completed(LRCA, false);
+                        }
+                    }
+                    5 => {
+                        if let Some(stores) = queue.pop_front() {
+                            // It fails part-way: some of its stores and
+                            // the schedule-in CSB, no context write-back.
+                            for e in stores {
+                                if rng.below(2) == 0 {
+                                    written.insert(ggtt[e as usize]);
+                                }
+                            }
+                            written.insert(ggtt[63]);
+                            w.completed(LRCA, false);
+                        }
+                    }
+                    6 => {
+                        // The OpRegion's SWSCI answer, SCIC and PARM.
+                        let gfn = 0x9000 + rng.below(4);
+                        w.kvmgt_wrote(gfn * PAGE_SIZE + 0x200, 4);
+                        w.kvmgt_wrote(gfn * PAGE_SIZE + 0x204, 4);
+                        outside.insert(gfn);
                     }
                     _ => {
                         let mut s = Sink::default();
                         let reg = |o: usize| (o == 0x2080).then_some(hws);
-                        w.sync(Some(&reg), &mut s);
+                        assert!(w.sync(Some(&reg), &mut s));
+                        let got: BTreeSet<u64> = s.0.into_iter().collect();
+                        assert!(outside.is_subset(&got), "{outside:x?} not in {got:x?}");
                         if !s.1 {
                             bounded += 1;
-                            let got: BTreeSet<u64> = s.0.into_iter().collect();
                             assert!(written.is_subset(&got), "{written:x?} not in {got:x?}");
                         }
                         written.clear();
+                        outside.clear();
                     }
                 }
             }
         }
         assert!(bounded > 1000, "only {bounded} bounded reports");
+    }
+
+    /// Workloads GVT-g drops unrun (an engine reset): once the last one
+    /// is reported, the next report is bounded again and names what their
+    /// scans recorded, without their context images (kvmgt writes none
+    /// back; this one's LRCA reaches entries gmig has not seen, which
+    /// would make it unbounded).
+    #[test]
+    fn dropped_workloads_leave_narrowing_on() {
+        let mut w = writes();
+        let lrca = AP + 50 * PAGE_SIZE;
+        w.scanned(&sdi(3), true);
+        w.queued();
+        w.queued();
+        w.scanned(&sdi(4), true);
+        w.queued();
+        assert!(sync(&mut w).1, "in flight: unbounded");
+        for _ in 0..3 {
+            w.completed(lrca, false);
+        }
+        assert_eq!(w.in_flight(), 0);
+        assert_eq!(sync(&mut w), (vec![0x1003, 0x1004], false, true));
+        w.scanned(&sdi(5), true);
+        w.queued();
+        w.completed(LRCA, true);
+        let mut want = vec![0x1005];
+        want.extend(ctx());
+        assert_eq!(sync(&mut w), (want, false, true));
+        // A failed workload: what it may have written stays recorded.
+        w.scanned(&sdi(6), true);
+        w.queued();
+        assert!(sync(&mut w).1);
+        w.completed(lrca, false);
+        assert_eq!(sync(&mut w), (vec![0x1006], false, true));
+    }
+
+    /// kvmgt's writes outside workloads reach the next report even when
+    /// it is unbounded (their frames need not be tracked), and only it.
+    #[test]
+    fn kvmgt_writes_outside_workloads_reach_every_report() {
+        let mut w = writes();
+        w.kvmgt_wrote(0x9000 * PAGE_SIZE + 0x200, 4);
+        w.kvmgt_wrote(0x9000 * PAGE_SIZE + 0x204, 4);
+        assert_eq!(sync(&mut w), (vec![0x9000], false, false));
+        assert_eq!(sync(&mut w), (vec![], false, false), "once");
+        w.queued();
+        w.kvmgt_wrote(0x9001 * PAGE_SIZE - 2, 4);
+        assert_eq!(sync(&mut w), (vec![0x9000, 0x9001], true, true));
+        w.completed(LRCA, true);
+        sync(&mut w);
+        // Nothing, and what logging did not see, is nothing.
+        w.kvmgt_wrote(0x42 * PAGE_SIZE, 0);
+        w.kvmgt_wrote(0x43 * PAGE_SIZE, 4);
+        w.forget_kvmgt_writes();
+        assert_eq!(sync(&mut w), (vec![], false, false));
+        // More ranges than the record holds, a write beyond
+        // MAX_OUTSIDE_FRAMES or past the end of the address space: lost.
+        type W = GvtWrites<Vec<(u64, u64)>, Vec<u32>>;
+        let lost = |f: &dyn Fn(&mut W)| {
+            let mut w = writes();
+            f(&mut w);
+            let mut s = Sink::default();
+            assert!(!w.sync(None, &mut s));
+            assert!(w.sync(None, &mut s), "said once");
+        };
+        lost(&|w| {
+            for i in 0..5 {
+                w.kvmgt_wrote(0x9000 * PAGE_SIZE + 2 * i * PAGE_SIZE, 4);
+            }
+        });
+        lost(&|w| w.kvmgt_wrote(0, MAX_OUTSIDE_FRAMES * PAGE_SIZE + 1));
+        lost(&|w| w.kvmgt_wrote(u64::MAX - 1, 4));
+        let mut w = writes();
+        w.kvmgt_wrote(0, MAX_OUTSIDE_FRAMES * PAGE_SIZE);
+        let (f, _, _) = sync(&mut w);
+        assert_eq!(f, (0..MAX_OUTSIDE_FRAMES).collect::<Vec<_>>());
     }
 
     #[test]
@@ -684,7 +863,7 @@ mod writes_tests {
         w.sync(Some(&rcs), &mut s);
         assert!(s.0.is_empty(), "no workload: not due");
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         assert!(w.status_due());
         let mut s = Sink::default();
         w.sync(None, &mut s);
@@ -703,7 +882,7 @@ mod writes_tests {
         w.scanned(&sdi(5), true);
         assert_eq!(sync(&mut w).0, vec![0x1005]);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         let (f, unbounded, _) = sync(&mut w);
         assert!(!unbounded && f.contains(&0x1005), "{f:x?}");
     }
@@ -714,16 +893,16 @@ mod writes_tests {
         w.scanned(&sdi(6), true);
         w.ggtt_write(AP / PAGE_SIZE + 6, 0x5000 << 12);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         let (f, _, _) = sync(&mut w);
         assert!(f.contains(&0x1006) && f.contains(&0x5000), "{f:x?}");
         // After kvmgt's own writes (a status page behind entry 7, say):
         // the frame it wrote through is recorded.
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         sync(&mut w);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         w.ggtt_write(AP / PAGE_SIZE + 7, 0x7000 << 12);
         let (f, _, due) = sync(&mut w);
         assert!(due && f.contains(&0x1007) && f.contains(&0x7000), "{f:x?}");
@@ -737,14 +916,14 @@ mod writes_tests {
         let mut w = writes();
         w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         assert!(sync(&mut w).1, "a draw");
         let mut w = writes();
         for p in 0..64 {
             w.scanned(&sdi(63 - p), true);
         }
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         assert!(sync(&mut w).1, "more ranges than the log holds");
         let mut w = writes();
         w.queued();
@@ -753,12 +932,12 @@ mod writes_tests {
         assert!(unbounded);
         w.scanned(&sdi(3), true);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         assert!(sync(&mut w).1, "entries unknown after a reset");
         w.restored(&vec![0u8; 8 * 64]);
         w.scanned(&sdi(3), true);
         w.queued();
-        w.completed(LRCA);
+        w.completed(LRCA, true);
         let (f, unbounded, _) = sync(&mut w);
         assert_eq!(
             (f, unbounded),
