@@ -57,6 +57,7 @@ use kernel::{
     rbtree::RBTree,
     str::CString,
     sync::{aref::ARef, Arc, Mutex, MutexGuard},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
     types::ForeignOwnable,
     uaccess::UserSliceReader, //
 };
@@ -393,6 +394,10 @@ impl VgpuPtr {
     }
 }
 
+/// How long a stop lets a flooded workload queue drain, at most (in the
+/// device downtime: only a guest that flooded the ELSP pays it).
+const DRAIN_MS: i64 = 1000;
+
 /// Most ranges queued between two syncs ([`Hooks::reached`]).
 const MAX_REACHABLE: usize = 4096;
 
@@ -494,6 +499,23 @@ impl GvtHost for Host {
 
     fn start_schedule(&mut self) {
         self.vgpu.start_schedule();
+    }
+
+    /// Polls kvmgt's count every millisecond, for [`DRAIN_MS`] at most
+    /// (a guest flooded the ELSP; its vCPUs are stopped). kvmgt's
+    /// scheduler thread runs the workloads; none of its hooks needs the
+    /// migration's vGPU lock, which the caller holds.
+    fn wait_pending(&mut self, cap: usize) -> usize {
+        let start = Instant::<Monotonic>::now();
+        loop {
+            let Ok(n) = self.vgpu.pending_count() else {
+                return usize::MAX;
+            };
+            if n <= cap || start.elapsed().as_millis() >= DRAIN_MS {
+                return n;
+            }
+            fsleep(Delta::from_millis(1));
+        }
     }
 
     fn restore(&mut self, part: Part, data: &[u8]) -> bool {
