@@ -78,6 +78,7 @@ struct Gmig {
     // before their directory.
     _gvt: gvt::Registration,
     _gvt_status: Pin<KBox<File<gvt::Status>>>,
+    _fault: Pin<KBox<File<migration::Fault>>>,
     _version: Pin<KBox<File<Version>>>,
     _debugfs: Dir,
 }
@@ -104,6 +105,15 @@ impl kernel::Module for Gmig {
             ),
             GFP_KERNEL,
         )?;
+        let fault = KBox::pin_init(
+            debugfs.read_write_callback_file(
+                c"fault",
+                migration::Fault,
+                &|s: &migration::Fault, f| write!(f, "{s:?}"),
+                &|_: &migration::Fault, r| migration::write_fault(r),
+            ),
+            GFP_KERNEL,
+        )?;
         sim::init();
         // SAFETY: called once, after `sim::init()` prepared what the
         // shim's callbacks use; undone in `drop()`.
@@ -113,6 +123,7 @@ impl kernel::Module for Gmig {
         Ok(Gmig {
             _gvt: gvt::Registration::new(),
             _gvt_status: gvt_status,
+            _fault: fault,
             _version: version,
             _debugfs: debugfs,
         })

@@ -36,10 +36,12 @@
 //! Arcs run with the shim's `state_mutex` held and take the vGPU lock.
 
 use crate::log::dev_ratelimited;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     device::Device,
     prelude::*,
-    time::{Instant, Monotonic}, //
+    time::{Instant, Monotonic},
+    uaccess::UserSliceReader, //
 };
 
 use crate::{
@@ -152,6 +154,43 @@ impl ParamValue {
             .and_then(|v| core::str::from_utf8(v).ok())
             .unwrap_or("")
     }
+}
+
+/// Fault injection (debugfs `gmig/fault`, `fail_stop_copy N`): the next N
+/// stop-copy images fail to build as if memory were short, so that tests
+/// reach the rollback of a failed STOP_COPY arc on either provider.
+static FAIL_STOP_COPY: AtomicU64 = AtomicU64::new(0);
+
+/// Content of debugfs `gmig/fault`.
+pub(crate) struct Fault;
+
+impl core::fmt::Debug for Fault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(
+            f,
+            "fail_stop_copy: {}",
+            FAIL_STOP_COPY.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// debugfs `gmig/fault` write: `fail_stop_copy N`.
+pub(crate) fn write_fault(reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 64];
+    let n = crate::debugfs_text(reader, &mut buf)?
+        .trim()
+        .strip_prefix("fail_stop_copy ")
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .ok_or(EINVAL)?;
+    FAIL_STOP_COPY.store(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether an injected failure is due (and takes it).
+fn injected_failure() -> bool {
+    FAIL_STOP_COPY
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// The policies of this migration, from the module parameters.
@@ -426,6 +465,9 @@ impl Migration {
             pos => self.image.len() - pos,
         };
         self.stats.final_delta = false;
+        if injected_failure() {
+            return Err(SaveError::Injected);
+        }
         if self.pos == 0 {
             // Built aside, so that a failure keeps the pre-copy image.
             self.full.clear();
@@ -532,6 +574,8 @@ enum SaveError {
     NoMemory,
     /// The provider's save failed.
     Provider(stream::StreamError),
+    /// debugfs `gmig/fault` said so (counts as no memory).
+    Injected,
 }
 
 impl SaveError {
@@ -539,6 +583,7 @@ impl SaveError {
     fn why(&self) -> &'static str {
         match self {
             Self::NoMemory => "out of memory",
+            Self::Injected => "out of memory (injected: debugfs gmig/fault)",
             Self::Provider(stream::StreamError::TooManyPending(_)) => {
                 "more workloads queued than an image carries, after letting them drain"
             }
@@ -551,7 +596,7 @@ impl SaveError {
 impl From<SaveError> for Error {
     fn from(e: SaveError) -> Self {
         match e {
-            SaveError::NoMemory => ENOMEM,
+            SaveError::NoMemory | SaveError::Injected => ENOMEM,
             // GVT-g: more workloads queued than an image carries, after
             // the queues were let drain; a later stop may succeed.
             SaveError::Provider(stream::StreamError::TooManyPending(_)) => EBUSY,
