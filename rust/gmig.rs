@@ -61,6 +61,17 @@ pub(crate) fn debugfs_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) 
     core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)
 }
 
+/// The count N of a debugfs write `<knob> N` (fault injection files).
+pub(crate) fn debugfs_knob(reader: &mut UserSliceReader, knob: &str) -> Result<u64> {
+    let mut buf = [0u8; 64];
+    debugfs_text(reader, &mut buf)?
+        .trim()
+        .strip_prefix(knob)
+        .and_then(|rest| rest.strip_prefix(' '))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .ok_or(EINVAL)
+}
+
 /// gmig's version, as printed at load and in debugfs `gmig/version`.
 const VERSION: &str = "0.1.0";
 

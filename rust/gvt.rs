@@ -140,12 +140,7 @@ static FAIL_PIN_RECORDS: AtomicU64 = AtomicU64::new(0);
 
 /// debugfs `gmig/gvt` write: `fail_pin_records N`.
 pub(crate) fn write_control(reader: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 64];
-    let n = crate::debugfs_text(reader, &mut buf)?
-        .trim()
-        .strip_prefix("fail_pin_records ")
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .ok_or(EINVAL)?;
+    let n = crate::debugfs_knob(reader, "fail_pin_records")?;
     FAIL_PIN_RECORDS.store(n, Ordering::Relaxed);
     Ok(())
 }

@@ -176,12 +176,7 @@ impl core::fmt::Debug for Fault {
 
 /// debugfs `gmig/fault` write: `fail_stop_copy N`.
 pub(crate) fn write_fault(reader: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 64];
-    let n = crate::debugfs_text(reader, &mut buf)?
-        .trim()
-        .strip_prefix("fail_stop_copy ")
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .ok_or(EINVAL)?;
+    let n = crate::debugfs_knob(reader, "fail_stop_copy")?;
     FAIL_STOP_COPY.store(n, Ordering::Relaxed);
     Ok(())
 }

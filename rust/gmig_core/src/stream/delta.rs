@@ -479,7 +479,14 @@ mod tests {
 
     /// A sim-like image: 256 bytes of registers, then GGTT entries.
     fn image(regs: &[u8; 256], ggtt: &[u64]) -> Vec<u8> {
-        let mut buf = vec![0u8; 2 * SPAN.offset + 8 * ggtt.len()];
+        grown(regs, ggtt, 0)
+    }
+
+    /// [`image`] with a mandatory section of `extra` bytes (if any) behind
+    /// the GGTT entries: a state that grew at the stop (GVT-g's pending
+    /// workloads).
+    fn grown(regs: &[u8; 256], ggtt: &[u64], extra: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; 2 * SPAN.offset + 8 * ggtt.len() + extra];
         let mut w = Writer::new(&mut buf, 1, 0).unwrap();
         w.section(Section::Regs as u16, FLAG_MANDATORY, 256, |p| {
             p.copy_from_slice(regs)
@@ -491,6 +498,14 @@ mod tests {
             }
         })
         .unwrap();
+        if extra > 0 {
+            w.section(Section::GvtWorkloads as u16, FLAG_MANDATORY, extra, |p| {
+                for (i, b) in p.iter_mut().enumerate() {
+                    *b = (i * 7 + 1) as u8;
+                }
+            })
+            .unwrap();
+        }
         let n = w.finish().unwrap();
         buf.truncate(n);
         buf
@@ -787,32 +802,6 @@ mod tests {
             DeltaView::parse(&buf[..n]).err(),
             Some(DeltaError::MissingSection(runs))
         );
-    }
-
-    /// `image` with a mandatory section of `extra` bytes behind the GGTT
-    /// entries: a state that grew at the stop (GVT-g's pending workloads).
-    fn grown(regs: &[u8; 256], ggtt: &[u64], extra: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; 2 * SPAN.offset + 8 * ggtt.len() + extra];
-        let mut w = Writer::new(&mut buf, 1, 0).unwrap();
-        w.section(Section::Regs as u16, FLAG_MANDATORY, 256, |p| {
-            p.copy_from_slice(regs)
-        })
-        .unwrap();
-        w.section(Section::Ggtt as u16, FLAG_MANDATORY, 8 * ggtt.len(), |p| {
-            for (c, e) in p.chunks_exact_mut(8).zip(ggtt) {
-                c.copy_from_slice(&e.to_le_bytes());
-            }
-        })
-        .unwrap();
-        w.section(Section::GvtWorkloads as u16, FLAG_MANDATORY, extra, |p| {
-            for (i, b) in p.iter_mut().enumerate() {
-                *b = (i * 7 + 1) as u8;
-            }
-        })
-        .unwrap();
-        let n = w.finish().unwrap();
-        buf.truncate(n);
-        buf
     }
 
     /// data-size: a state that gained a section at the stop (pending
