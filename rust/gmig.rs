@@ -61,6 +61,17 @@ pub(crate) fn debugfs_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8]) 
     core::str::from_utf8(&buf[..len]).map_err(|_| EINVAL)
 }
 
+/// The count N of a debugfs write `<knob> N` (fault injection files).
+pub(crate) fn debugfs_knob(reader: &mut UserSliceReader, knob: &str) -> Result<u64> {
+    let mut buf = [0u8; 64];
+    debugfs_text(reader, &mut buf)?
+        .trim()
+        .strip_prefix(knob)
+        .and_then(|rest| rest.strip_prefix(' '))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .ok_or(EINVAL)
+}
+
 /// gmig's version, as printed at load and in debugfs `gmig/version`.
 const VERSION: &str = "0.1.0";
 
@@ -78,6 +89,7 @@ struct Gmig {
     // before their directory.
     _gvt: gvt::Registration,
     _gvt_status: Pin<KBox<File<gvt::Status>>>,
+    _fault: Pin<KBox<File<migration::Fault>>>,
     _version: Pin<KBox<File<Version>>>,
     _debugfs: Dir,
 }
@@ -104,6 +116,15 @@ impl kernel::Module for Gmig {
             ),
             GFP_KERNEL,
         )?;
+        let fault = KBox::pin_init(
+            debugfs.read_write_callback_file(
+                c"fault",
+                migration::Fault,
+                &|s: &migration::Fault, f| write!(f, "{s:?}"),
+                &|_: &migration::Fault, r| migration::write_fault(r),
+            ),
+            GFP_KERNEL,
+        )?;
         sim::init();
         // SAFETY: called once, after `sim::init()` prepared what the
         // shim's callbacks use; undone in `drop()`.
@@ -113,6 +134,7 @@ impl kernel::Module for Gmig {
         Ok(Gmig {
             _gvt: gvt::Registration::new(),
             _gvt_status: gvt_status,
+            _fault: fault,
             _version: version,
             _debugfs: debugfs,
         })

@@ -62,6 +62,7 @@ use kernel::{
     rbtree::RBTree,
     str::CString,
     sync::{aref::ARef, Arc, Mutex, MutexGuard},
+    time::{delay::fsleep, Delta, Instant, Monotonic},
     types::ForeignOwnable,
     uaccess::UserSliceReader, //
 };
@@ -151,12 +152,7 @@ static FAIL_PIN_RECORDS: AtomicU64 = AtomicU64::new(0);
 
 /// debugfs `gmig/gvt` write: `fail_pin_records N`.
 pub(crate) fn write_control(reader: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 64];
-    let n = crate::debugfs_text(reader, &mut buf)?
-        .trim()
-        .strip_prefix("fail_pin_records ")
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .ok_or(EINVAL)?;
+    let n = crate::debugfs_knob(reader, "fail_pin_records")?;
     FAIL_PIN_RECORDS.store(n, Ordering::Relaxed);
     Ok(())
 }
@@ -423,6 +419,10 @@ impl VgpuPtr {
     }
 }
 
+/// How long a stop lets a flooded workload queue drain, at most (in the
+/// device downtime: only a guest that flooded the ELSP pays it).
+const DRAIN_MS: i64 = 1000;
+
 /// Most ranges queued between two syncs ([`Hooks::reached`]).
 const MAX_REACHABLE: usize = 4096;
 
@@ -543,6 +543,23 @@ impl GvtHost for Host {
         let ok = self.vgpu.check(part, data).is_ok();
         self.hooks.lock().audit = old;
         ok
+    }
+
+    /// Polls kvmgt's count every millisecond, for [`DRAIN_MS`] at most
+    /// (a guest flooded the ELSP; its vCPUs are stopped). kvmgt's
+    /// scheduler thread runs the workloads; none of its hooks needs the
+    /// migration's vGPU lock, which the caller holds.
+    fn wait_pending(&mut self, cap: usize) -> usize {
+        let start = Instant::<Monotonic>::now();
+        loop {
+            let Ok(n) = self.vgpu.pending_count() else {
+                return usize::MAX;
+            };
+            if n <= cap || start.elapsed().as_millis() >= DRAIN_MS {
+                return n;
+            }
+            fsleep(Delta::from_millis(1));
+        }
     }
 
     fn restore(&mut self, part: Part, data: &[u8]) -> bool {

@@ -134,7 +134,7 @@ mod tests {
         else {
             return Err(EINVAL);
         };
-        let mut img = KVVec::from_elem(0u8, delta.base_len(), GFP_KERNEL)?;
+        let mut img = KVVec::from_elem(0u8, delta.result_len(), GFP_KERNEL)?;
         assert!(delta.apply(b, &mut img, &lim).is_ok());
         assert!(img[..] == full[..]);
         // Over another base (the new image itself): refused by name.

@@ -36,11 +36,13 @@
 //! Arcs run with the shim's `state_mutex` held and take the vGPU lock.
 
 use crate::log::dev_ratelimited;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     device::Device,
     prelude::*,
-    time::{Instant, Monotonic}, //
+    time::{Instant, Monotonic},
+    uaccess::UserSliceReader, //
 };
 
 use crate::{
@@ -153,6 +155,38 @@ impl ParamValue {
             .and_then(|v| core::str::from_utf8(v).ok())
             .unwrap_or("")
     }
+}
+
+/// Fault injection (debugfs `gmig/fault`, `fail_stop_copy N`): the next N
+/// stop-copy images fail to build as if memory were short, so that tests
+/// reach the rollback of a failed STOP_COPY arc on either provider.
+static FAIL_STOP_COPY: AtomicU64 = AtomicU64::new(0);
+
+/// Content of debugfs `gmig/fault`.
+pub(crate) struct Fault;
+
+impl core::fmt::Debug for Fault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(
+            f,
+            "fail_stop_copy: {}",
+            FAIL_STOP_COPY.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// debugfs `gmig/fault` write: `fail_stop_copy N`.
+pub(crate) fn write_fault(reader: &mut UserSliceReader) -> Result {
+    let n = crate::debugfs_knob(reader, "fail_stop_copy")?;
+    FAIL_STOP_COPY.store(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether an injected failure is due (and takes it).
+fn injected_failure() -> bool {
+    FAIL_STOP_COPY
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// The policies of this migration, from the module parameters.
@@ -413,14 +447,40 @@ impl Migration {
     /// Builds the stop-copy image behind what is left of the pre-copy one:
     /// a delta when the pre-copy image is the base and some of it went out
     /// (the destination then gets all of it), else a full image. A pre-copy
-    /// image none of which was read is dropped.
-    fn build_final(&mut self, p: &impl Provider) -> Result {
-        if self.pos == 0 {
-            self.drop_images();
+    /// image none of which was read is dropped. On failure the save side
+    /// is as it was: the pre-copy image, what was read of it, its base.
+    fn build_final(&mut self, p: &impl Provider) -> core::result::Result<(), SaveError> {
+        let (len, pos, base_len) = (self.image.len(), self.pos, self.base_len);
+        let res = self.append_final(p);
+        if res.is_err() {
+            self.image.truncate(len);
+            self.pos = pos;
+            self.base_len = base_len;
+            self.full.clear();
         }
-        let unread = self.image.len() - self.pos;
+        res
+    }
+
+    /// [`Migration::build_final`] without the rollback.
+    fn append_final(&mut self, p: &impl Provider) -> core::result::Result<(), SaveError> {
+        // Unread pre-copy bytes go out first, unless none was read.
+        let unread = match self.pos {
+            0 => 0,
+            pos => self.image.len() - pos,
+        };
         self.stats.final_delta = false;
-        if self.base_len > 0 && self.base_len == self.image.len() {
+        if injected_failure() {
+            return Err(SaveError::Injected);
+        }
+        if self.pos == 0 {
+            // Built aside, so that a failure keeps the pre-copy image.
+            self.full.clear();
+            build_image(p, &mut self.full)?;
+            core::mem::swap(&mut self.image, &mut self.full);
+            self.full = KVVec::new();
+            self.base_len = 0;
+            self.changed = None;
+        } else if self.base_len > 0 && self.base_len == self.image.len() {
             self.full.clear();
             build_image(p, &mut self.full)?;
             self.stats.final_delta = self.append_delta().is_ok();
@@ -450,7 +510,9 @@ impl Migration {
             return None;
         }
         self.full.clear();
-        build_image(p, &mut self.full).ok()?;
+        // The image a stop now would give (GVT-g: the workloads queued
+        // now are in it), so the answer is not below what it sends.
+        build_with(p, &mut self.full, |out| p.save_state_estimate(out)).ok()?;
         let res = self.append_delta();
         let n = self.image.len() - self.base_len;
         self.image.truncate(self.base_len);
@@ -475,7 +537,7 @@ impl Migration {
 
     /// Appends `full` (the delta was not worth it): a wholly read base
     /// gives up its buffer.
-    fn append_full(&mut self) -> Result {
+    fn append_full(&mut self) -> core::result::Result<(), SaveError> {
         if self.pos == self.image.len() {
             core::mem::swap(&mut self.image, &mut self.full);
             self.pos = 0;
@@ -483,7 +545,8 @@ impl Migration {
             return Ok(());
         }
         self.image
-            .extend_from_slice(&self.full, GFP_KERNEL_ACCOUNT)?;
+            .extend_from_slice(&self.full, GFP_KERNEL_ACCOUNT)
+            .map_err(|_| SaveError::NoMemory)?;
         Ok(())
     }
 }
@@ -508,13 +571,62 @@ impl WriteSink for Migration {
     }
 }
 
+/// Why a state image could not be built.
+#[derive(Debug, Clone, Copy)]
+enum SaveError {
+    /// No memory for the image.
+    NoMemory,
+    /// The provider's save failed.
+    Provider(stream::StreamError),
+    /// debugfs `gmig/fault` said so (counts as no memory).
+    Injected,
+}
+
+impl SaveError {
+    /// Why, for the log.
+    fn why(&self) -> &'static str {
+        match self {
+            Self::NoMemory => "out of memory",
+            Self::Injected => "out of memory (injected: debugfs gmig/fault)",
+            Self::Provider(stream::StreamError::TooManyPending(_)) => {
+                "more workloads queued than an image carries, after letting them drain"
+            }
+            Self::Provider(stream::StreamError::SaveFailed) => "the backend's save failed",
+            Self::Provider(_) => "the image does not fit",
+        }
+    }
+}
+
+impl From<SaveError> for Error {
+    fn from(e: SaveError) -> Self {
+        match e {
+            SaveError::NoMemory | SaveError::Injected => ENOMEM,
+            // GVT-g: more workloads queued than an image carries, after
+            // the queues were let drain; a later stop may succeed.
+            SaveError::Provider(stream::StreamError::TooManyPending(_)) => EBUSY,
+            SaveError::Provider(_) => EIO,
+        }
+    }
+}
+
 /// Appends the provider's state image to `out`.
-fn build_image(p: &impl Provider, out: &mut KVVec<u8>) -> Result {
+fn build_image(p: &impl Provider, out: &mut KVVec<u8>) -> core::result::Result<(), SaveError> {
+    build_with(p, out, |o| p.save_state(o))
+}
+
+/// Appends the image `save` writes (at most the provider's `state_len`
+/// bytes) to `out`; `out` is as it was on failure.
+fn build_with(
+    p: &impl Provider,
+    out: &mut KVVec<u8>,
+    save: impl FnOnce(&mut [u8]) -> core::result::Result<usize, stream::StreamError>,
+) -> core::result::Result<(), SaveError> {
     let start = out.len();
-    out.resize(start + p.state_len(), 0, GFP_KERNEL_ACCOUNT)?;
-    let n = p.save_state(&mut out[start..]).map_err(|_| EINVAL)?;
-    out.truncate(start + n);
-    Ok(())
+    out.resize(start + p.state_len(), 0, GFP_KERNEL_ACCOUNT)
+        .map_err(|_| SaveError::NoMemory)?;
+    let res = save(&mut out[start..]);
+    out.truncate(start + *res.as_ref().unwrap_or(&0));
+    res.map(|_| ()).map_err(SaveError::Provider)
 }
 
 /// Finds the state in `data` ([`stream::resolve`]), saying why not.
@@ -570,7 +682,7 @@ fn state_image<'a, D: MigDevice>(
         Resolved::Full { hdr, image } => return Ok((hdr, image)),
         Resolved::Delta { base, delta } => (base, delta),
     };
-    buf.resize(delta.base_len(), 0, GFP_KERNEL_ACCOUNT)?;
+    buf.resize(delta.result_len(), 0, GFP_KERNEL_ACCOUNT)?;
     let hdr = delta.apply(base, buf, limits).map_err(|e| {
         dev_ratelimited!(
             dev_err,
@@ -693,7 +805,34 @@ fn arc_locked<D: MigDevice>(
             }
             // Unread pre-copy bytes still go out first: images are whole.
             let t = Instant::<Monotonic>::now();
-            mig.build_final(&*l.prov)?;
+            if let Err(e) = mig.build_final(&*l.prov) {
+                // The arc is refused: the device stays as it was, the
+                // images, the stop-scan and the vGPU too (it runs again
+                // from PRE_COPY_P2P, as STOP -> RUNNING_P2P does).
+                mig.stopped_at = None;
+                if cur == PRE_COPY_P2P {
+                    mig.stop_unscan();
+                    l.prov.resume();
+                }
+                let err = Error::from(e);
+                let runs = if cur == PRE_COPY_P2P {
+                    ", the vGPU runs again"
+                } else {
+                    ""
+                };
+                dev_ratelimited!(
+                    dev_err,
+                    d.dev(),
+                    "{} -> STOP_COPY refused ({}): the stop-copy image could not be built: {} ({:?}); the device stays {}{}\n",
+                    cur.name(),
+                    err.to_errno(),
+                    e.why(),
+                    e,
+                    cur.name(),
+                    runs
+                );
+                return Err(err);
+            }
             mig.stats.image_us = t.elapsed().as_micros_ceil();
         }
         (STOP, RESUMING) => {

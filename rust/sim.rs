@@ -266,6 +266,7 @@ impl Shared {
         )?;
         writeln!(f, "ggtt_base: {:#x}", self.partition.base)?;
         writeln!(f, "ggtt_size: {:#x}", self.partition.size)?;
+        writeln!(f, "quiesced: {}", u8::from(inner.sim.is_quiesced()))?;
         inner.mig.show_stats(f)?;
         writeln!(
             f,

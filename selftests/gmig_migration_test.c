@@ -384,6 +384,56 @@ TEST_F(mig, stop_copy_sends_a_delta_over_the_precopy_image)
 	free(fin);
 }
 
+/* Writes gmig's fault injection file; returns 0 or -errno. */
+static int set_fault(const char *what)
+{
+	FILE *f = fopen("/sys/kernel/debug/gmig/fault", "w");
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = fputs(what, f) < 0 ? -EIO : 0;
+	if (fclose(f))
+		ret = -errno;
+	return ret;
+}
+
+/*
+ * stop-copy-rollback on the sim: a STOP_COPY whose final image cannot be
+ * built (no memory, injected) fails and leaves the device as it was:
+ * PRE_COPY_P2P, the vGPU scheduled, the pre-copy image kept. The retry
+ * succeeds and the destination restores base and delta.
+ */
+TEST_F(mig, failed_stop_copy_leaves_the_device_as_it_was)
+{
+	struct sim *a = &self->a, *b = &self->b;
+	char *pre = NULL, *fin = NULL;
+	ssize_t npre, nfin;
+	int fd;
+
+	ASSERT_EQ(0, sim_map_ggtt(a));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	npre = read_all(fd, &pre);
+	ASSERT_LT(0, npre);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL));
+	ASSERT_EQ(0, set_fault("fail_stop_copy 1"));
+	ASSERT_EQ(-ENOMEM, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	ASSERT_EQ(VFIO_DEVICE_STATE_PRE_COPY_P2P, state_of(a));
+	ASSERT_EQ(0, sim_stat(UA, "quiesced"));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	ASSERT_EQ(1, sim_stat(UA, "quiesced"));
+	nfin = read_all(fd, &fin);
+	close(fd);
+	ASSERT_LT(0, nfin);
+	ASSERT_GT(npre, nfin);	/* still a delta over the kept pre-copy image */
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+	resume_from(_metadata, a, b, pre, npre, fin, nfin);
+	ASSERT_EQ(1, sim_stat(UB, "images_applied"));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	free(pre);
+	free(fin);
+}
+
 TEST_F(mig, data_fd_misuse)
 {
 	struct sim *a = &self->a, *b = &self->b;

@@ -105,6 +105,9 @@ run_type() {
 if loaded gmig && loaded gvt_mock; then
 	run_type 1
 	run_type v5_1 v5_1
+	# A guest that flooded the ELSP, a stop-copy save that fails once:
+	# the arc rolls back, the retry migrates every workload.
+	run_type stop-copy-rollback stop-copy-rollback
 	# Command-guided narrowing of the stop-copy re-hash: the same
 	# workloads (profiles store, desktop, game) with rehash=writeset and
 	# rehash=all; the figures are the mock's "narrow <profile>:" lines

@@ -14,7 +14,10 @@
  * log_ops on the vfio_device gmig was given, the kvmgt hooks as GVT-g calls
  * them, and the save/restore and scheduling calls back into the mock. Each
  * step logs "gvt_mock: ok <step>" or "gvt_mock: FAIL <step>: <why>"; the
- * write fails with -EIO if a step failed. Writing "hostile SEED SECS" runs
+ * write fails with -EIO if a step failed. Writing "stop-copy-rollback"
+ * runs a migration whose guest flooded the ELSP and whose first stop-copy
+ * save fails (stop_copy_steps[]), its steps "stop-copy-rollback:<step>".
+ * Writing "hostile SEED SECS" runs
  * a randomized hostile client instead (see mock_hostile()), reported as
  * the step "hostile". Writing "pin-lost" runs the lost pin record steps
  * (step_pin_record_lost()), after the writer has armed gmig's fault
@@ -39,8 +42,9 @@
  * continues at its last workload's tail), the first workload of an empty
  * queue is scanned at once (scan_cmd on each command), the others when
  * they run, and each is reported to workload_queued. The mock's "GPU"
- * (mock_gpu_run()) runs the queues only when a step says so and scheduling is
- * not stopped: it executes MI_STORE_DATA_IMM and MI_NOOP from the shadow
+ * (mock_gpu_run()) runs the queues only when a step says so (or, with
+ * autorun, on its own once scheduling starts, as GVT-g's workload_thread()
+ * does) and scheduling is not stopped: it executes MI_STORE_DATA_IMM and MI_NOOP from the shadow
  * ring (GGTT addresses through the vGPU's GGTT into guest memory), writes
  * the ring head back into the context image (update_guest_context()) and
  * writes the CSB into the engine's status page (emulate_csb_update(),
@@ -60,6 +64,7 @@
 #define pr_fmt(fmt) "gvt_mock: " fmt
 
 #include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/err.h>
 #include <linux/file.h>
@@ -180,6 +185,9 @@ void intel_gvt_companion_start_schedule(struct intel_vgpu *vgpu)
 		m->ops->sched_started(m->priv);
 		cb_end(m);
 	}
+	/* intel_gvt_start_schedule(): the workload threads get to it */
+	if (m->autorun)
+		queue_work(system_unbound_wq, &m->run_work);
 }
 EXPORT_SYMBOL_GPL(intel_gvt_companion_start_schedule);
 
@@ -349,6 +357,13 @@ ssize_t intel_gvt_companion_save_state(struct intel_vgpu *vgpu,
 		return -EDEADLK;
 
 	guard(mutex)(&m->lock);
+	/* Fault injection: kvmgt's save failing (out of memory, say). */
+	if (m->stopped && m->fail_part == part + 1) {
+		m->fail_part = 0;
+		pr_info("%s: save_state of part %d fails (injected)\n",
+			m->name, part);
+		return -EIO;
+	}
 	m->saves++;
 	/* A running vGPU's part is a snapshot (patch 0005): pre-copy. */
 	if (m->stopped)
@@ -962,9 +977,9 @@ int mock_elsp(struct mock_vgpu *m, unsigned int engine, u32 desc0, u32 ctx_id)
  * The GPU scheduler gets to the queues (dispatch_workload(), then
  * complete_current_workload()), unless scheduling is stopped; @force runs
  * them anyway: what the source would have done had it not been migrated.
- * Returns the number of workloads run, or a negative error.
+ * Runs @max workloads at most; returns the number run.
  */
-int mock_gpu_run(struct mock_vgpu *m, bool force)
+static int gpu_run(struct mock_vgpu *m, bool force, int max)
 {
 	struct mock_workload *wl;
 	int e, ret, n = 0;
@@ -974,7 +989,7 @@ int mock_gpu_run(struct mock_vgpu *m, bool force)
 	if (m->stopped && !force)
 		return 0;
 	for (e = 0; e < MOCK_ENGINES; e++) {
-		while (!list_empty(&m->q[e])) {
+		while (!list_empty(&m->q[e]) && n < max) {
 			wl = list_first_entry(&m->q[e], struct mock_workload,
 					      list);
 			list_del(&wl->list);
@@ -1020,10 +1035,31 @@ int mock_gpu_run(struct mock_vgpu *m, bool force)
 				cb_end(m);
 			}
 			mock_free_workload(wl);
+			m->completed++;
 			n++;
 		}
 	}
 	return n;
+}
+
+int mock_gpu_run(struct mock_vgpu *m, bool force)
+{
+	return gpu_run(m, force, INT_MAX);
+}
+
+/*
+ * With autorun, GVT-g's workload_thread(): one workload at a time while
+ * scheduling runs (so that a stop can land with some still queued).
+ */
+static void mock_run_work(struct work_struct *work)
+{
+	struct mock_vgpu *m = container_of(work, struct mock_vgpu, run_work);
+
+	if (gpu_run(m, false, 1) > 0) {
+		/* the GPU's time for it: a stop lands with some queued */
+		usleep_range(1000, 2000);
+		queue_work(system_unbound_wq, &m->run_work);
+	}
 }
 
 /*
@@ -1157,6 +1193,10 @@ int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci)
  */
 void mock_release(struct mock_vgpu *m, bool reset)
 {
+	if (m->run_work.func) {
+		m->autorun = false;
+		cancel_work_sync(&m->run_work);
+	}
 	if (m->priv) {
 		if (reset && m->ops->vgpu_reset)
 			m->ops->vgpu_reset(m->priv);
@@ -1210,6 +1250,7 @@ int mock_init(struct mock_vgpu *m, const char *name,
 	mutex_init(&m->drv_lock);
 	for (i = 0; i < MOCK_ENGINES; i++)
 		INIT_LIST_HEAD(&m->q[i]);
+	INIT_WORK(&m->run_work, mock_run_work);
 	m->ggtt_entries = (l->aperture_size + l->hidden_size) / MOCK_PAGE;
 	if (own_mem)
 		m->mem = vzalloc(MOCK_MEM_SIZE);
@@ -1287,6 +1328,9 @@ struct scenario {
 	size_t stream_len;
 	DECLARE_BITMAP(dirty, MOCK_MEM_PAGES);
 	unsigned int restores_before;
+	/* MIG_DATA_SIZE before the stop, and what the stop-copy sent */
+	unsigned long data_size;
+	size_t stopcopy_bytes;
 	char why[192];
 };
 
@@ -1853,6 +1897,7 @@ static int step_stop_copy(struct scenario *s)
 		return ret;
 	pr_info("src: %zu stop-copy bytes (%s fd), stream %zu bytes\n", got,
 		f ? "a new" : "the pre-copy", s->stream_len);
+	s->stopcopy_bytes = got;
 	if (!s->stream_len)
 		return fail(s, "empty stream");
 	return 0;
@@ -1873,6 +1918,35 @@ static int step_stop_copy_report(struct scenario *s)
 	for (i = 0; i < ARRAY_SIZE(clear); i++)
 		if (test_bit(clear[i], s->dirty))
 			return fail(s, "page %u reported", clear[i]);
+	return 0;
+}
+
+/*
+ * data-size: QEMU asks MIG_DATA_SIZE before it switches over, with
+ * workloads queued (pending-submit); the stop-copy must then send no
+ * more than that, and with the pre-copy image read whole, a delta (the
+ * pending-work section included), not the full image.
+ */
+static int step_data_size(struct scenario *s)
+{
+	int ret = mig(s->src)->migration_get_data_size(&s->src->vdev,
+						       &s->data_size);
+
+	if (ret)
+		return fail(s, "migration_get_data_size: %d", ret);
+	pr_info("src: MIG_DATA_SIZE %lu with %u workloads queued\n",
+		s->data_size, mock_queued(s->src));
+	return 0;
+}
+
+static int step_data_size_true(struct scenario *s)
+{
+	if (s->stopcopy_bytes > s->data_size)
+		return fail(s, "MIG_DATA_SIZE said %lu, the stop-copy sent %zu",
+			    s->data_size, s->stopcopy_bytes);
+	if (s->stopcopy_bytes > SZ_4K)
+		return fail(s, "the stop-copy sent %zu bytes, not a delta",
+			    s->stopcopy_bytes);
 	return 0;
 }
 
@@ -2549,7 +2623,9 @@ static const struct step steps[] = {
 	{ "gpu-work", step_gpu_work, false },
 	{ "pending-submit", step_pending_submit, false },
 	{ "guest-addresses", step_guest_addresses, false },
+	{ "data-size", step_data_size, false },
 	{ "stop-copy", step_stop_copy, true },
+	{ "data-size-true", step_data_size_true, false },
 	{ "stop-copy-report", step_stop_copy_report, false },
 	{ "src-stop", step_src_stop, false },
 	{ "resume", step_resume, false },
@@ -2576,6 +2652,199 @@ static const struct step steps[] = {
 	{ "no-reentry", step_no_reentry, false },
 	{ "save-only-stopped", step_save_stopped, false },
 	{ "restore-only-stopped", step_restore_stopped, false },
+	{ NULL }
+};
+
+/*
+ * "stop-copy-rollback": during pre-copy the guest floods the ELSP of
+ * engine 2 (upstream GVT-g does not cap a vGPU's workload queue:
+ * intel_vgpu_submit_execlist() queues whatever the guest submits) with
+ * FLOOD_N workloads of one context, more than gmig's image carries (256),
+ * each storing its number into its slot of the flood target page. The
+ * first STOP_COPY lets the queue drain (the mock's "GPU" runs on its own
+ * once scheduling starts), then its save fails once (kvmgt's save of a
+ * part, injected): the arc must fail and leave the device in
+ * PRE_COPY_P2P with the vGPU scheduled again. The retry succeeds, every
+ * page the drained workloads wrote is in the stop-copy report, and the
+ * destination ends byte-identical to the source after both ran what
+ * each had queued.
+ */
+#define FLOOD_N		300
+#define FLOOD_CTX	24	/* aperture entries 24-25: the context image */
+#define FLOOD_TARGET	26	/* aperture entry 26: the target page */
+#define FLOOD_RING	10	/* hidden entries 10-11: the ring (8 KiB) */
+#define FLOOD_GFN	160	/* frames 160-161 context, 162 target,
+				 * 163-164 ring
+				 */
+#define FLOOD_VAL(i)	(0xf10d0000U | (i))
+
+static u64 flood_target(unsigned int i)
+{
+	return (FLOOD_GFN + 2) * MOCK_PAGE + 4 * i;
+}
+
+static int step_flood_submit(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	u64 ctx = (FLOOD_GFN + 1) * MOCK_PAGE, ring = (FLOOD_GFN + 3) * MOCK_PAGE;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < 2; i++) {
+		mock_ggtt_mmio_write(m, gtt_off(ap_gma(m, FLOOD_CTX + i)),
+				     MOCK_PTE(FLOOD_GFN + i));
+		mock_ggtt_mmio_write(m, gtt_off(hid_gma(m, FLOOD_RING + i)),
+				     MOCK_PTE(FLOOD_GFN + 3 + i));
+	}
+	mock_ggtt_mmio_write(m, gtt_off(ap_gma(m, FLOOD_TARGET)),
+			     MOCK_PTE(FLOOD_GFN + 2));
+	mock_wr32(m, ctx + MOCK_CTX_HEAD, 0);
+	mock_wr32(m, ctx + MOCK_CTX_START,
+		  lower_32_bits(hid_gma(m, FLOOD_RING)));
+	mock_wr32(m, ctx + MOCK_CTX_CTL, 0x1000 | 1);	/* two pages */
+	for (i = 0; i < FLOOD_N; i++) {
+		pend_sdi(m, ring, 16 * i, ap_gma(m, FLOOD_TARGET) + 4 * i,
+			 FLOOD_VAL(i));
+		mock_wr32(m, ctx + MOCK_CTX_TAIL, 16 * (i + 1));
+		ret = mock_elsp(m, 2, pend_desc(m, FLOOD_CTX), 0xf);
+		if (ret)
+			return fail(s, "ELSP submission %u: %d", i, ret);
+	}
+	if (mock_queued(m) != FLOOD_N)
+		return fail(s, "%u workloads queued, not %u", mock_queued(m),
+			    FLOOD_N);
+	return 0;
+}
+
+/* Workloads the source ran or still has queued: none may be lost. */
+static int flood_none_lost(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	unsigned int ran, queued;
+
+	scoped_guard(mutex, &m->lock) {
+		ran = m->completed;
+		queued = mock_queued(m);
+	}
+	pr_info("src: %u workloads ran, %u queued\n", ran, queued);
+	if (ran + queued != FLOOD_N || m->run_errors)
+		return fail(s, "%u ran (%d failed) and %u queued of %u", ran,
+			    m->run_errors, queued, FLOOD_N);
+	return 0;
+}
+
+static int step_flood_save_fails(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	unsigned int starts = m->starts;
+	struct file *f;
+
+	/* the execlist part: gmig's status page reads take only the vregs */
+	m->fail_part = INTEL_GVT_STATE_EXECLIST + 1;
+	WRITE_ONCE(m->autorun, true);
+	f = set_state(s, m, VFIO_DEVICE_STATE_STOP_COPY);
+	if (!IS_ERR(f))
+		return fail(s, "STOP_COPY succeeded with a failing save");
+	pr_info("src: STOP_COPY with a failing save: %ld\n", PTR_ERR(f));
+	if (m->fail_part)
+		return fail(s, "STOP_COPY failed (%ld) before it saved",
+			    PTR_ERR(f));
+	if (get_state(m) != VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		return fail(s, "state %d after the failed arc, not PRE_COPY_P2P",
+			    get_state(m));
+	if (m->starts == starts || m->stopped)
+		return fail(s, "scheduling not restarted (%u starts, was %u; %s)",
+			    m->starts, starts,
+			    m->stopped ? "stopped" : "running");
+	return flood_none_lost(s);
+}
+
+static int step_flood_retry(struct scenario *s)
+{
+	struct mock_vgpu *m = s->src;
+	struct file *f;
+	size_t got;
+	int ret;
+
+	f = set_state(s, m, VFIO_DEVICE_STATE_STOP_COPY);
+	if (IS_ERR(f))
+		return fail(s, "retry of STOP_COPY: %ld", PTR_ERR(f));
+	if (f)
+		s->src_data = f;
+	if (get_state(m) != VFIO_DEVICE_STATE_STOP_COPY || !m->stopped)
+		return fail(s, "state %d, %s after the retry", get_state(m),
+			    m->stopped ? "stopped" : "scheduled");
+	ret = read_all(s, s->src_data, &got);
+	if (ret)
+		return ret;
+	pr_info("src: %zu stop-copy bytes, stream %zu bytes\n", got,
+		s->stream_len);
+	return flood_none_lost(s);
+}
+
+/* What the drained workloads wrote: the target page, the context's head. */
+static int step_flood_report(struct scenario *s)
+{
+	static const unsigned int set[] = { FLOOD_GFN + 1, FLOOD_GFN + 2 };
+	int i, ret = report(s, s->src);
+
+	if (ret)
+		return ret;
+	if (!s->src->completed)
+		return fail(s, "no workload ran on src before the stop");
+	for (i = 0; i < ARRAY_SIZE(set); i++)
+		if (!test_bit(set[i], s->dirty))
+			return fail(s, "page %u not reported", set[i]);
+	return 0;
+}
+
+static int step_flood_recreated(struct scenario *s)
+{
+	if (mock_queued(s->dst) != mock_queued(s->src) || s->dst->ndone)
+		return fail(s, "dst has %u workloads queued (%u ran), src %u",
+			    mock_queued(s->dst), s->dst->ndone,
+			    mock_queued(s->src));
+	return 0;
+}
+
+/* Both run what they have queued: the same guest memory, every slot. */
+static int step_flood_complete(struct scenario *s)
+{
+	struct mock_vgpu *d = s->dst, *m = s->src;
+	int nd = mock_gpu_run(d, false), ns = mock_gpu_run(m, true);
+	unsigned int i;
+
+	pr_info("flood: %d workloads completed on dst, %d on src\n", nd, ns);
+	if (nd != ns || d->run_errors || m->run_errors)
+		return fail(s, "%d ran on dst (%d failed), %d on src (%d failed)",
+			    nd, d->run_errors, ns, m->run_errors);
+	for (i = 0; i < FLOOD_N; i++)
+		if (mock_rd32(d, flood_target(i)) != FLOOD_VAL(i))
+			return fail(s, "slot %u holds %#x: workload %u lost", i,
+				    mock_rd32(d, flood_target(i)), i);
+	if (memcmp(d->mem, m->mem, MOCK_MEM_SIZE))
+		return fail(s, "dst's guest memory differs from src's");
+	return 0;
+}
+
+static const struct step stop_copy_steps[] = {
+	{ "register", step_register, true },
+	{ "create", step_create, true },
+	{ "guest-setup", step_guest_setup, true },
+	{ "log-start", step_log_start, true },
+	{ "pre-copy", step_pre_copy, true },
+	{ "pre-copy-report", step_pre_copy_report, false },
+	{ "flood-submit", step_flood_submit, true },
+	{ "save-fails", step_flood_save_fails, true },
+	{ "retry", step_flood_retry, true },
+	{ "report", step_flood_report, false },
+	{ "src-stop", step_src_stop, false },
+	{ "resume", step_resume, false },
+	{ "resume-state", check_restored, false },
+	{ "recreated", step_flood_recreated, false },
+	{ "resume-running", step_resume_running, false },
+	{ "complete", step_flood_complete, false },
+	{ "no-reentry", step_no_reentry, false },
 	{ NULL }
 };
 
@@ -3559,6 +3828,12 @@ static ssize_t run_write(struct file *file, const char __user *ubuf,
 	if (sscanf(buf, "hostile %llu %u", &seed, &secs) == 2) {
 		guard(mutex)(&run_lock);
 		ret = mock_hostile(seed, secs);
+		return ret ? ret : count;
+	}
+	if (sysfs_streq(buf, "stop-copy-rollback")) {
+		guard(mutex)(&run_lock);
+		ret = mock_run(&mock_types[0], stop_copy_steps,
+			       "stop-copy-rollback");
 		return ret ? ret : count;
 	}
 	if (sysfs_streq(buf, "pin-lost")) {

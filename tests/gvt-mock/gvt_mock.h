@@ -14,6 +14,7 @@
 #include <linux/sizes.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
+#include <linux/workqueue.h>
 
 #include "../../shim/gmig_gvt_companion.h"
 
@@ -134,6 +135,21 @@ struct mock_vgpu {
 	unsigned int ndone;
 	u64 target_gpa[MOCK_TARGETS];
 	int run_errors;
+	/* workloads completed since creation */
+	unsigned int completed;
+
+	/*
+	 * With autorun, scheduling runs the queues on its own once started
+	 * (GVT-g's workload_thread), one workload per run_work; the runs'
+	 * steps run them explicitly otherwise.
+	 */
+	bool autorun;
+	struct work_struct run_work;
+	/*
+	 * Fault injection: with fail_part set, the next save of part
+	 * fail_part - 1 of a stopped vGPU fails (-EIO), then it is cleared
+	 */
+	unsigned int fail_part;
 
 	/* the guest frame of the OpRegion (ASLS), under lock */
 	u64 opregion_gfn;

@@ -4,7 +4,8 @@
 //!
 //! - `<dir>/stream_decode/`: valid stream images (known sections, optional
 //!   unknown ones, empty and large payloads), each once as is (mode byte 0)
-//!   and once for the re-sealing mode (mode byte 3);
+//!   and once for the re-sealing mode (mode byte 3), and resume streams of
+//!   a base and a delta to a longer, shorter or same-length image (mode 0);
 //! - `<dir>/cmd_exec_remap/`: two context descriptors and guest memory
 //!   holding valid context images, rings and first-level, second-level,
 //!   chained and PPGTT batches whose commands (stores, flushes, pipe
@@ -18,7 +19,7 @@ use std::{fs, path::Path};
 use gmig_core::{
     sim::exec::LRC_MAGIC,
     sim::vgpu::REGS_BYTES,
-    stream::{Section, Writer, FLAG_MANDATORY},
+    stream::{self, Section, Writer, FLAG_MANDATORY, HEADER_LEN, SECTION_HEADER_LEN},
     testutil::Rng,
 };
 
@@ -49,6 +50,33 @@ fn stream_seeds(dir: &Path) -> usize {
         &[(Section::Regs as u16, FLAG_MANDATORY, 0), (0x7fff, 0, 3)],
         &[(0x10, 0, 1), (0x11, 0, 4096)],
     ];
+    // Resume streams: a base, then a delta to a longer, a shorter and a
+    // same-length image (mode 0).
+    let mut imgs = Vec::new();
+    for extra in [0usize, 200, 0] {
+        let mut buf = vec![0u8; 8 * 1024];
+        let mut w = Writer::new(&mut buf, 1, 0).unwrap();
+        w.section(Section::Regs as u16, FLAG_MANDATORY, 512, |p| p.fill(7))
+            .unwrap();
+        if extra > 0 {
+            w.section(Section::GvtWorkloads as u16, FLAG_MANDATORY, extra, |p| {
+                rng.fill(p)
+            })
+            .unwrap();
+        }
+        let len = w.finish().unwrap();
+        imgs.push(buf[..len].to_vec());
+    }
+    imgs[2][HEADER_LEN + SECTION_HEADER_LEN + 5] ^= 1;
+    for (i, (a, b)) in [(0, 1), (1, 0), (0, 2)].into_iter().enumerate() {
+        let mut d = vec![0u8; 4096];
+        let dn = stream::delta::write_delta::<Vec<u64>>(&imgs[a], &imgs[b], None, &mut d).unwrap();
+        let mut seed = vec![0u8];
+        seed.extend_from_slice(&imgs[a]);
+        seed.extend_from_slice(&d[..dn]);
+        write(dir, &format!("delta-{i}"), &seed);
+        n += 1;
+    }
     for (i, shape) in shapes.iter().enumerate() {
         let mut buf = vec![0u8; 64 * 1024];
         let mut w = Writer::new(&mut buf, 1, (i % 2) as u16).unwrap();

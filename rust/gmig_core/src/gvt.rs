@@ -70,6 +70,15 @@ pub trait GvtHost: StateSource {
     /// the restore to come (`intel_gvt_companion_check_state()`); changes
     /// nothing.
     fn check(&mut self, part: Part, data: &[u8], map: &AuditMap) -> bool;
+    /// With scheduling restarted to drain the queues (the guest's vCPUs
+    /// stopped, so they are finite): waits until at most `cap` workloads
+    /// are pending, for a bounded time; returns how many are pending then.
+    /// Never drops one: GVT-g runs them, and what they write is reported
+    /// (the stop-copy re-hash comes after).
+    fn wait_pending(&mut self, cap: usize) -> usize {
+        let _ = cap;
+        self.pending_count()
+    }
     /// Applies `data` (the bytes [`StateSource::save`] gave on the source)
     /// to `part`; `false` if kvmgt failed to (it then reset the vGPU).
     fn restore(&mut self, part: Part, data: &[u8]) -> bool;
@@ -89,6 +98,22 @@ pub trait GvtHost: StateSource {
     /// workloads without reporting them (the hooks' record of them,
     /// [`GvtWrites`], starts over).
     fn vgpu_reset(&mut self) {}
+}
+
+/// A [`StateSource`] whose pending workloads are zero records: an image
+/// of the right length for [`Provider::save_state_estimate`] without
+/// asking kvmgt for the records of a running vGPU.
+struct Sizing<'a, S>(&'a S);
+
+impl<S: StateSource> StateSource for Sizing<'_, S> {
+    fn save(&self, part: Part, out: &mut [u8]) -> bool {
+        self.0.save(part, out)
+    }
+
+    fn save_pending(&self, out: &mut [u8]) -> bool {
+        out.fill(0);
+        true
+    }
 }
 
 /// A GVT-g vGPU as the migration layer sees it ([`Provider`]).
@@ -157,10 +182,22 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
         self.layout.aperture
     }
 
+    /// Stops scheduling. More workloads queued than an image carries
+    /// ([`MAX_PENDING`]: a guest flooded the ELSP) run first: scheduling
+    /// restarts until the queues are down to it or a bounded time passed
+    /// ([`GvtHost::wait_pending`]), then stops again. If they are still
+    /// more, the save fails ([`StreamError::TooManyPending`]) and the
+    /// migration layer resumes the vGPU.
     fn quiesce(&mut self) {
-        if !self.quiesced {
+        if self.quiesced {
+            return;
+        }
+        self.host.stop_schedule();
+        self.quiesced = true;
+        if self.host.pending_count() > MAX_PENDING {
+            self.host.start_schedule();
+            self.host.wait_pending(MAX_PENDING);
             self.host.stop_schedule();
-            self.quiesced = true;
         }
     }
 
@@ -209,6 +246,22 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
             &self.guest,
             &self.sizes,
             &self.host,
+            pending,
+        )
+    }
+
+    /// The stop-copy image's length if the vGPU stopped now: its pending
+    /// workloads are those queued now (a stop drains the queues down to
+    /// [`MAX_PENDING`]), their records zero (only the length counts).
+    fn save_state_estimate(&self, out: &mut [u8]) -> Result<usize, StreamError> {
+        let pending = self.host.pending_count().min(MAX_PENDING);
+        let sizing = Sizing(&self.host);
+        write_image(
+            out,
+            self.vgpu_type,
+            &self.guest,
+            &self.sizes,
+            &sizing,
             pending,
         )
     }
@@ -488,7 +541,7 @@ mod tests {
                 else {
                     panic!("{name}: not a delta");
                 };
-                let mut img = vec![0u8; delta.base_len()];
+                let mut img = vec![0u8; delta.result_len()];
                 let hdr = delta.apply(b, &mut img, &limits).unwrap();
                 assert!(img == full, "{name}: result differs");
                 let (mut dst, _) = fake(&real_layout(low, high, 1), 4);
@@ -771,6 +824,10 @@ mod tests {
         resets: usize,
         pins: Vec<(u64, u64)>,
         audit: Option<AuditMap>,
+        /// Workloads the "GPU" ran while scheduling was on, in order.
+        ran: Vec<PendingWorkload>,
+        /// The queues do not drain (a hung engine).
+        stuck: bool,
     }
 
     impl StateSource for FakeHost {
@@ -799,6 +856,15 @@ mod tests {
         fn check(&mut self, part: Part, data: &[u8], map: &AuditMap) -> bool {
             self.checked.push((part, *map));
             self.refuse_check != Some(part) && data.len() == self.state.part(part).len()
+        }
+        /// The GPU runs the queue's head first.
+        fn wait_pending(&mut self, cap: usize) -> usize {
+            self.calls.push("wait");
+            while !self.stuck && self.pending.len() > cap {
+                let w = self.pending.remove(0);
+                self.ran.push(w);
+            }
+            self.pending.len()
         }
         /// kvmgt applies the part; a later save gives it back.
         fn restore(&mut self, part: Part, data: &[u8]) -> bool {
@@ -862,6 +928,8 @@ mod tests {
             resets: 0,
             pins: Vec::new(),
             audit: None,
+            ran: Vec::new(),
+            stuck: false,
         };
         (GvtVgpu::new(host, *l, sizes, 0).unwrap(), sizes)
     }
@@ -1110,7 +1178,7 @@ mod tests {
         let ws = Section::GvtWorkloads as u16;
         assert!(sections(&img).contains(&(ws, stream::FLAG_MANDATORY)));
         let hdr = stream::validate(&img, &limits()).unwrap();
-        assert_eq!((hdr.major, hdr.minor), (2, 1));
+        assert_eq!((hdr.major, hdr.minor), (2, stream::VERSION_MINOR));
         let done = dst.restore_state(&hdr, &img, &mut NoMem).unwrap();
         assert_eq!(done.remapped, 10, "5 descriptors, 5 ring starts");
         assert_eq!(dst.host.calls, ["stop", "audit", "resubmit"]);
@@ -1132,6 +1200,102 @@ mod tests {
         assert!(map.map_guest(dst_l.aperture.end() - 4096, 4096).is_err());
         let id = AuditMap::identity(dst_l);
         assert_eq!(id.map_guest(0x1000, 4096), Ok(0x1000), "GVT-g checks");
+    }
+
+    /// Bytes the stop-copy sends after a pre-copy image `base` that was
+    /// read whole (rust/migration.rs `build_final`): the delta to `full`
+    /// if it is at most half as long, else `full`.
+    fn stop_copy_bytes(base: &[u8], full: &[u8]) -> usize {
+        let mut out = vec![0u8; full.len() / 2];
+        stream::delta::write_delta(
+            base,
+            full,
+            None::<&stream::ChangedEntries<Vec<u64>>>,
+            &mut out,
+        )
+        .unwrap_or(full.len())
+    }
+
+    /// The image MIG_DATA_SIZE compares with the pre-copy image
+    /// (rust/migration.rs `delta_now`).
+    fn estimate_image(p: &GvtVgpu<FakeHost>) -> Vec<u8> {
+        let mut img = vec![0u8; p.state_len()];
+        let n = p.save_state_estimate(&mut img).unwrap();
+        img.truncate(n);
+        img
+    }
+
+    /// data-size: at GVT-g's largest type (V5_1, 7 MiB images), a guest
+    /// with workloads queued when QEMU asks MIG_DATA_SIZE: the answer is
+    /// at least what the stop-copy then sends, and close to it, and that
+    /// is a small delta, not the full image (it used to be 80 bytes
+    /// reported against 7,340,660 sent).
+    #[test]
+    fn data_size_covers_the_pending_workloads_v5_1() {
+        // The mock's v5_1 places (tests/gvt-mock): graphics addresses of
+        // the records fit their 32 bits.
+        let l = GvtLayout::new((64 * MIB, 512 * MIB), (1024 * MIB, 2048 * MIB), 4).unwrap();
+        let (mut p, _) = fake(&l, 41);
+        let base = provider_image(&p);
+        for n in [1usize, 3, MAX_PENDING] {
+            p.host.pending = (0..n as u32).map(|i| record(&l, i)).collect();
+            let estimate = stop_copy_bytes(&base, &estimate_image(&p));
+            p.quiesce();
+            let sent = stop_copy_bytes(&base, &provider_image(&p));
+            p.resume();
+            assert!(
+                estimate >= sent,
+                "{n} pending: {estimate} bytes reported, {sent} sent"
+            );
+            assert!(estimate - sent <= 64, "{n}: {estimate} vs {sent}");
+            assert!(sent <= 1024 + n * WORKLOAD_LEN, "{n}: {sent} bytes sent");
+        }
+    }
+
+    /// stop-copy-rollback: a guest that flooded the ELSP has more
+    /// workloads queued at the stop than an image carries. The stop lets
+    /// the queues drain down to [`MAX_PENDING`] (scheduling restarts, then
+    /// stops again), and the save carries the rest, in order: none is
+    /// dropped. Queues that do not drain fail the save by name, and the
+    /// caller resumes the vGPU.
+    #[test]
+    fn a_flooded_queue_drains_to_what_an_image_carries() {
+        let l = layout(0);
+        let (mut p, _) = fake(&l, 51);
+        let flood: Vec<PendingWorkload> = (0..300).map(|i| record(&l, i)).collect();
+        p.host.pending = flood.clone();
+        p.quiesce();
+        assert_eq!(p.host.calls, ["stop", "start", "wait", "stop"]);
+        let img = provider_image(&p);
+        let hdr = stream::validate(&img, &limits()).unwrap();
+        let (mut dst, _) = fake(&layout(1), 52);
+        dst.restore_state(&hdr, &img, &mut NoMem).unwrap();
+        let carried: Vec<PendingWorkload> = dst.host.resubmitted.iter().map(|r| r.0).collect();
+        assert_eq!(carried.len(), MAX_PENDING);
+        let ran = p.host.ran.len();
+        assert_eq!(ran + carried.len(), flood.len(), "none dropped");
+        assert!(
+            p.host.ran == flood[..ran] && carried == flood[ran..],
+            "in order"
+        );
+        // Few enough: no restart.
+        let (mut q, _) = fake(&l, 53);
+        q.host.pending = flood[..MAX_PENDING].to_vec();
+        q.quiesce();
+        assert_eq!(q.host.calls, ["stop"]);
+        // A queue that does not drain fails the save, by name.
+        let (mut r, _) = fake(&l, 54);
+        r.host.pending = flood.clone();
+        r.host.stuck = true;
+        r.quiesce();
+        let mut out = vec![0u8; r.state_len()];
+        assert_eq!(
+            r.save_state(&mut out),
+            Err(StreamError::TooManyPending(300))
+        );
+        r.resume();
+        assert!(!r.is_quiesced());
+        assert_eq!(r.host.calls.last(), Some(&"start"));
     }
 
     /// A pending workload outside the guest's graphics memory refuses the

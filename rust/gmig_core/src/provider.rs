@@ -116,6 +116,13 @@ pub trait Provider {
     /// Writes the vGPU state as sections of a stream image into `out`
     /// (at least [`Provider::state_len`] bytes); returns the image length.
     fn save_state(&self, out: &mut [u8]) -> Result<usize, StreamError>;
+    /// Writes an image as long as the one [`Provider::save_state`] would
+    /// write if the vGPU stopped now, for sizing only (the VMM's
+    /// MIG_DATA_SIZE): GVT-g's running vGPU gets a pending-work section of
+    /// the workloads queued now, whose records are not read (zero).
+    fn save_state_estimate(&self, out: &mut [u8]) -> Result<usize, StreamError> {
+        self.save_state(out)
+    }
     /// Restores a validated image (see [`stream::validate`]): decodes and
     /// checks every section first, then applies them, and if the image
     /// comes from another GGTT partition, remaps the pending workloads in

@@ -32,7 +32,9 @@
 //! optional sections, which older readers skip, and mandatory sections
 //! that an image carries only when its state cannot be restored without
 //! them (2.1: [`Section::GvtWorkloads`], written only if workloads are
-//! pending): an older reader rejects exactly those images, and accepts
+//! pending), or use reserved fields that older readers check are zero
+//! (2.2: a delta whose result differs in length from its base, see
+//! [`delta`]): an older reader rejects exactly those images, and accepts
 //! every other. An unknown mandatory section is rejected
 //! ([`StreamError::UnknownMandatorySection`]). A version 1 reader rejects
 //! every version 2 image by its version.
@@ -49,8 +51,9 @@ pub const VERSION_MAJOR: u16 = 2;
 pub const MIN_VERSION_MAJOR: u16 = 1;
 /// Format minor version (additions older readers of the major skip, or
 /// reject only in the images that need them): 1 added
-/// [`Section::GvtWorkloads`].
-pub const VERSION_MINOR: u16 = 1;
+/// [`Section::GvtWorkloads`], 2 deltas whose result length differs from
+/// their base's.
+pub const VERSION_MINOR: u16 = 2;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 28;
 /// Section header size in bytes.
@@ -139,6 +142,12 @@ pub enum StreamError {
     BadSection(u16),
     /// The output buffer is too small (encoder).
     NoSpace,
+    /// The vGPU has this many workloads pending, more than an image
+    /// carries (encoder; GVT-g: [`crate::gvt::MAX_PENDING`]).
+    TooManyPending(usize),
+    /// The provider could not save a part of the state (encoder; GVT-g:
+    /// kvmgt's save failed).
+    SaveFailed,
 }
 
 /// Limits the reader enforces.
@@ -589,6 +598,7 @@ pub fn resolve<'a>(
                 };
                 let on = |err| ResumeError::Delta { at, err };
                 let delta = DeltaView::parse(image).map_err(on)?;
+                delta.check_limits(limits).map_err(on)?;
                 let base = base.ok_or(on(DeltaError::NoBase))?;
                 delta.check_base(base).map_err(on)?;
                 Resolved::Delta { base, delta }

@@ -10,14 +10,16 @@
 //! length: mutations then get past the checksums and exercise the section
 //! rules (order, duplicates, limits, end marker, mandatory flags) instead
 //! of stopping at the first checksum. `examples/fuzz_seeds.rs` writes valid
-//! images in both modes.
+//! images in both modes, and resume streams of a base and a delta (mode 0:
+//! the input is resolved as a destination does, a delta applied to its
+//! base, its result never larger than the limit).
 #![no_main]
 
 use std::cell::RefCell;
 
 use gmig_core::stream::{
-    crc32c, crc32c_update, delta, sections_unchecked, validate, DeltaView, Limits, Section, Writer,
-    HEADER_LEN, SECTION_HEADER_LEN,
+    crc32c, crc32c_update, delta, resolve, sections_unchecked, validate, DeltaView, Limits,
+    Resolved, Section, Writer, HEADER_LEN, SECTION_HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -75,6 +77,19 @@ fuzz_target!(|data: &[u8]| {
         img.extend_from_slice(raw);
         if mode & 1 != 0 {
             reseal(img, mode & 2 != 0);
+        }
+        // The input as a resume stream: a delta's result is allocated only
+        // within the limit, and what it builds is a valid full image.
+        let ids = rd32(img, 12).unwrap_or(0);
+        let (provider, ty) = (ids as u16, (ids >> 16) as u16);
+        if let Ok(Resolved::Delta { base, delta }) = resolve(img, &LIMITS, provider, ty) {
+            assert!(delta.result_len() <= LIMITS.max_total, "result over the limit");
+            out.clear();
+            out.resize(delta.result_len(), 0);
+            if let Ok(h) = delta.apply(base, out, &LIMITS) {
+                assert!(validate(out, &LIMITS) == Ok(h), "an invalid result applied");
+                assert!(!delta::is_delta(&h, out), "a delta as the result");
+            }
         }
         let Ok(hdr) = validate(img, &LIMITS) else {
             return;

@@ -82,8 +82,9 @@ pub trait StateSource {
     /// Fills `out` (exactly the part's size) with `part`; u64 values
     /// (GGTT entries, fences) as little-endian. `false` if it failed.
     fn save(&self, part: Part, out: &mut [u8]) -> bool;
-    /// How many workloads are pending (queued, not run); asked only of a
-    /// stopped vGPU, whose queues do not change.
+    /// How many workloads are pending (queued, not run). A stopped vGPU's
+    /// queues do not change; a running one's count is a snapshot (for an
+    /// estimate).
     fn pending_count(&self) -> usize {
         0
     }
@@ -108,7 +109,7 @@ pub fn write_image<S: StateSource>(
     pending: usize,
 ) -> Result<usize, StreamError> {
     if pending > MAX_PENDING {
-        return Err(StreamError::BadSection(Section::GvtWorkloads as u16));
+        return Err(StreamError::TooManyPending(pending));
     }
     let mut ok = true;
     let mut w = Writer::new(out, PROVIDER_GVT, vgpu_type)?;
@@ -151,7 +152,7 @@ pub fn write_image<S: StateSource>(
         })?;
     }
     if !ok {
-        return Err(StreamError::BadSection(0));
+        return Err(StreamError::SaveFailed);
     }
     w.finish()
 }

@@ -31,10 +31,13 @@ use super::audit::{AuditError, AuditMap};
 pub const WORKLOAD_LEN: usize = 64;
 /// Dwords of one record.
 pub const WORKLOAD_WORDS: usize = WORKLOAD_LEN / 4;
-/// Most pending workloads a vGPU's image carries; a vGPU with more fails
-/// its save (GVT-g queues at most two per ELSP write, which the guest
-/// makes after a context switch: a handful per engine in practice).
-pub const MAX_PENDING: usize = 64;
+/// Most pending workloads a vGPU's image carries (16 KiB of records, next
+/// to the 3-7 MiB of the rest). GVT-g queues two per ELSP write at most
+/// and a guest driver writes the ELSP after a context switch (a handful
+/// per engine in practice), but upstream GVT-g does not cap the queue: a
+/// guest that floods the ELSP can queue more. The stop then lets the
+/// queue drain to this many before it saves ([`super::GvtHost::wait_pending`]).
+pub const MAX_PENDING: usize = 256;
 /// Flag: queuing the workload emulates the guest's ELSP submission
 /// (`emulate_schedule_in`, the submission's first descriptor); `elsp`
 /// holds that submission.

@@ -428,7 +428,7 @@ mod tests {
         match stream::resolve(stream, limits, PROVIDER_SIM, ty).unwrap() {
             stream::Resolved::Full { image, .. } => image.to_vec(),
             stream::Resolved::Delta { base, delta } => {
-                let mut out = vec![0u8; delta.base_len()];
+                let mut out = vec![0u8; delta.result_len()];
                 delta.apply(base, &mut out, limits).unwrap();
                 out
             }

@@ -12,15 +12,21 @@
 //! sections (version 2 on):
 //!
 //! ```text
-//! DeltaBase  base length u32 | base digest u32 | result digest u32 | 0 u32
+//! DeltaBase  base length u32 | base digest u32 | result digest u32 |
+//!            result length u32 (0: the base's; version 2.2 on)
 //! DeltaRuns  run*: offset u32 | length u32 | bytes
 //!            (length > 0, offsets increasing, runs disjoint and inside
-//!            the base)
+//!            the result)
 //! End
 //! ```
 //!
-//! The result is the base with each run's bytes written at its offset, as
-//! long as the base. The destination ([`super::resolve`],
+//! The result is the base, cut or extended with zeros to the result
+//! length, with each run's bytes written at its offset. A state that grew
+//! at the stop (GVT-g's pending workloads, a section the pre-copy image of
+//! a running vGPU does not have) is a delta too: its new bytes are runs
+//! past the base's end. Only such a delta carries a result length; an
+//! older reader refuses it by its non-zero reserved word, and accepts
+//! every other. The destination ([`super::resolve`],
 //! [`DeltaView::apply`]) checks that the image before the delta has the
 //! named length and [`digest`], builds the result, validates it as a whole
 //! image and checks its digest before anything is restored: a delta over
@@ -67,6 +73,9 @@ pub enum DeltaError {
     /// The result is a valid image but not the source's (its digest
     /// differs): a change the source did not send.
     ResultMismatch,
+    /// The result would be longer than the destination accepts an image
+    /// ([`Limits::max_total`]).
+    ResultTooLarge,
 }
 
 /// Where a provider's GGTT entries sit in its state image: `entries`
@@ -160,16 +169,18 @@ impl<S: DerefMut<Target = [u64]>> ChangedEntries<S> {
 }
 
 /// Calls `f` with the byte ranges of an image of `len` bytes that may
-/// differ from the base, in order: everything, but of the GGTT entries only
-/// those `changed` marks.
+/// differ from a base of `base_len` bytes, in order: everything, but of
+/// the GGTT entries only those `changed` marks (if all of them lie in
+/// both images).
 fn candidates<S: Deref<Target = [u64]>>(
     len: usize,
+    base_len: usize,
     changed: Option<&ChangedEntries<S>>,
     f: &mut impl FnMut(Range<usize>),
 ) {
     let known = changed
         .filter(|c| !c.all)
-        .and_then(|c| Some((c, c.span.within(len)?)));
+        .and_then(|c| Some((c, c.span.within(len.min(base_len))?)));
     let Some((c, span)) = known else {
         return f(0..len);
     };
@@ -253,7 +264,8 @@ impl Runs<'_> {
 }
 
 /// Writes into `out` the delta image that turns `base` into `full` (both
-/// images of this vGPU, `full` the newer); returns its length. `changed`
+/// images of this vGPU, `full` the newer, of any lengths: bytes past the
+/// base's end are runs); returns its length. `changed`
 /// names the GGTT entries written since `base` was taken; without it every
 /// byte is compared. [`StreamError::NoSpace`] if the delta does not fit
 /// `out` (the caller sends `full` instead).
@@ -265,7 +277,10 @@ pub fn write_delta<S: Deref<Target = [u64]>>(
 ) -> Result<usize, StreamError> {
     let base_sec = Section::DeltaBase as u16;
     let len = u32::try_from(base.len()).map_err(|_| StreamError::TooLarge)?;
-    if base.len() != full.len() || base.len() < HEADER_LEN {
+    let full_len = u32::try_from(full.len()).map_err(|_| StreamError::TooLarge)?;
+    // The same length is said as 0: what readers before 2.2 accept.
+    let result_len = if full_len == len { 0 } else { full_len };
+    if base.len() < HEADER_LEN || full.len() < HEADER_LEN {
         return Err(StreamError::BadSection(base_sec));
     }
     let (base_digest, full_digest) = (digest(base)?, digest(full)?);
@@ -274,7 +289,7 @@ pub fn write_delta<S: Deref<Target = [u64]>>(
         p[0..4].copy_from_slice(&len.to_le_bytes());
         p[4..8].copy_from_slice(&base_digest.to_le_bytes());
         p[8..12].copy_from_slice(&full_digest.to_le_bytes());
-        p[12..16].fill(0);
+        p[12..16].copy_from_slice(&result_len.to_le_bytes());
     })?;
     w.section_fill(Section::DeltaRuns as u16, FLAG_MANDATORY, |out| {
         let mut runs = Runs {
@@ -285,7 +300,7 @@ pub fn write_delta<S: Deref<Target = [u64]>>(
             cur: None,
             overflow: false,
         };
-        candidates(full.len(), changed, &mut |r| runs.diff(r));
+        candidates(full.len(), base.len(), changed, &mut |r| runs.diff(r));
         runs.finish()
     })?;
     w.finish()
@@ -304,16 +319,17 @@ pub fn is_delta(hdr: &Header, image: &[u8]) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct DeltaView<'a> {
     base_len: usize,
+    result_len: usize,
     base_digest: u32,
     result_digest: u32,
     runs: &'a [u8],
 }
 
 /// Calls `f(offset, bytes)` for each run of a `DeltaRuns` payload over a
-/// base of `base_len` bytes, checking each first.
+/// result of `result_len` bytes, checking each first.
 fn walk_runs<'a>(
     runs: &'a [u8],
-    base_len: usize,
+    result_len: usize,
     mut f: impl FnMut(usize, &'a [u8]),
 ) -> Result<(), DeltaError> {
     let mut at = 0usize;
@@ -327,7 +343,7 @@ fn walk_runs<'a>(
             .get(data..data.checked_add(len).ok_or(bad)?)
             .ok_or(bad)?;
         let end = off.checked_add(len).ok_or(bad)?;
-        if len == 0 || off < next || end > base_len {
+        if len == 0 || off < next || end > result_len {
             return Err(bad);
         }
         f(off, bytes);
@@ -351,7 +367,7 @@ impl<'a> DeltaView<'a> {
             let (ty, _, p) = s.map_err(DeltaError::Result)?;
             match ty {
                 t if t == Section::DeltaBase as u16 => {
-                    if p.len() != BASE_SECTION_LEN || le32(p, 12) != 0 {
+                    if p.len() != BASE_SECTION_LEN {
                         return Err(DeltaError::BadSection(t));
                     }
                     base = Some(p);
@@ -363,19 +379,38 @@ impl<'a> DeltaView<'a> {
         }
         let base = base.ok_or(DeltaError::MissingSection(Section::DeltaBase as u16))?;
         let runs = runs.ok_or(DeltaError::MissingSection(Section::DeltaRuns as u16))?;
+        let base_len = le32(base, 0) as usize;
         let view = Self {
-            base_len: le32(base, 0) as usize,
+            base_len,
+            result_len: match le32(base, 12) as usize {
+                0 => base_len,
+                n => n,
+            },
             base_digest: le32(base, 4),
             result_digest: le32(base, 8),
             runs,
         };
-        walk_runs(runs, view.base_len, |_, _| {})?;
+        walk_runs(runs, view.result_len, |_, _| {})?;
         Ok(view)
     }
 
-    /// Length of the base, and so of the result.
+    /// Length of the base.
     pub fn base_len(&self) -> usize {
         self.base_len
+    }
+
+    /// Length of the result (what [`DeltaView::apply`] builds).
+    pub fn result_len(&self) -> usize {
+        self.result_len
+    }
+
+    /// Whether the result fits `limits` (checked before a destination
+    /// allocates it).
+    pub fn check_limits(&self, limits: &Limits) -> Result<(), DeltaError> {
+        if self.result_len > limits.max_total {
+            return Err(DeltaError::ResultTooLarge);
+        }
+        Ok(())
     }
 
     /// Whether `base` is the image this delta names.
@@ -386,9 +421,9 @@ impl<'a> DeltaView<'a> {
         Ok(())
     }
 
-    /// Builds the result in `out` (exactly [`DeltaView::base_len`] bytes)
-    /// from `base`, validates it against `limits` and checks it is the
-    /// source's image; returns its header. `out` holds the image to
+    /// Builds the result in `out` (exactly [`DeltaView::result_len`]
+    /// bytes) from `base`, validates it against `limits` and checks it is
+    /// the source's image; returns its header. `out` holds the image to
     /// restore once this returned `Ok`.
     pub fn apply(
         &self,
@@ -397,11 +432,15 @@ impl<'a> DeltaView<'a> {
         limits: &Limits,
     ) -> Result<Header, DeltaError> {
         self.check_base(base)?;
-        if out.len() != base.len() {
+        self.check_limits(limits)?;
+        if out.len() != self.result_len {
             return Err(DeltaError::Result(StreamError::NoSpace));
         }
-        out.copy_from_slice(base);
-        walk_runs(self.runs, base.len(), |off, bytes| {
+        let kept = base.len().min(out.len());
+        let (head, tail) = out.split_at_mut(kept);
+        head.copy_from_slice(&base[..kept]);
+        tail.fill(0);
+        walk_runs(self.runs, self.result_len, |off, bytes| {
             if let Some(d) = out.get_mut(off..off + bytes.len()) {
                 d.copy_from_slice(bytes);
             }
@@ -440,7 +479,14 @@ mod tests {
 
     /// A sim-like image: 256 bytes of registers, then GGTT entries.
     fn image(regs: &[u8; 256], ggtt: &[u64]) -> Vec<u8> {
-        let mut buf = vec![0u8; 2 * SPAN.offset + 8 * ggtt.len()];
+        grown(regs, ggtt, 0)
+    }
+
+    /// [`image`] with a mandatory section of `extra` bytes (if any) behind
+    /// the GGTT entries: a state that grew at the stop (GVT-g's pending
+    /// workloads).
+    fn grown(regs: &[u8; 256], ggtt: &[u64], extra: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; 2 * SPAN.offset + 8 * ggtt.len() + extra];
         let mut w = Writer::new(&mut buf, 1, 0).unwrap();
         w.section(Section::Regs as u16, FLAG_MANDATORY, 256, |p| {
             p.copy_from_slice(regs)
@@ -452,6 +498,14 @@ mod tests {
             }
         })
         .unwrap();
+        if extra > 0 {
+            w.section(Section::GvtWorkloads as u16, FLAG_MANDATORY, extra, |p| {
+                for (i, b) in p.iter_mut().enumerate() {
+                    *b = (i * 7 + 1) as u8;
+                }
+            })
+            .unwrap();
+        }
         let n = w.finish().unwrap();
         buf.truncate(n);
         buf
@@ -505,7 +559,7 @@ mod tests {
         match resolve(stream, &LIM, 1, 0)? {
             Resolved::Full { image, .. } => Ok(image.to_vec()),
             Resolved::Delta { base, delta } => {
-                let mut out = vec![0u8; delta.base_len()];
+                let mut out = vec![0u8; delta.result_len()];
                 let at = base.len();
                 delta
                     .apply(base, &mut out, &LIM)
@@ -608,7 +662,7 @@ mod tests {
         );
         // `apply` checks its base too.
         let v = DeltaView::parse(&d).unwrap();
-        let mut out = vec![0u8; v.base_len()];
+        let mut out = vec![0u8; v.result_len()];
         assert_eq!(v.apply(&other, &mut out, &LIM), Err(DeltaError::WrongBase));
         assert_eq!(
             v.apply(&c.base, &mut out[1..], &LIM),
@@ -695,15 +749,34 @@ mod tests {
             DeltaView::parse(&bad).err(),
             Some(DeltaError::BadRun { at: 0 })
         );
-        // A non-zero reserved word.
+        // A result length the runs do not fit in.
         let mut bad = d.clone();
         bad[HEADER_LEN + SECTION_HEADER_LEN + 12] = 1;
         reseal(&mut bad);
-        let base = Section::DeltaBase as u16;
         assert_eq!(
             DeltaView::parse(&bad).err(),
-            Some(DeltaError::BadSection(base))
+            Some(DeltaError::BadRun { at: 0 })
         );
+        // A result longer than the destination accepts: refused before
+        // anything is allocated.
+        let mut bad = d.clone();
+        let huge = (LIM.max_total as u32 + 1).to_le_bytes();
+        bad[HEADER_LEN + SECTION_HEADER_LEN + 12..][..4].copy_from_slice(&huge);
+        reseal(&mut bad);
+        assert_eq!(
+            restore(&cat(&[&c.base, &bad])),
+            Err(ResumeError::Delta {
+                at: c.base.len(),
+                err: DeltaError::ResultTooLarge
+            })
+        );
+        let v = DeltaView::parse(&bad).unwrap();
+        let mut out = vec![0u8; 16];
+        assert_eq!(
+            v.apply(&c.base, &mut out, &LIM),
+            Err(DeltaError::ResultTooLarge)
+        );
+        let base = Section::DeltaBase as u16;
         // The runs section missing, or another section in the delta.
         let mut buf = vec![0u8; 256];
         let mut w = Writer::new(&mut buf, 1, 0).unwrap();
@@ -729,6 +802,28 @@ mod tests {
             DeltaView::parse(&buf[..n]).err(),
             Some(DeltaError::MissingSection(runs))
         );
+    }
+
+    /// data-size: a state that gained a section at the stop (pending
+    /// workloads) still goes as a small delta over the pre-copy image, and
+    /// one that lost it too; the destination rebuilds it exactly.
+    #[test]
+    fn a_delta_covers_a_section_added_or_dropped_at_the_stop() {
+        let mut rng = Rng::new(9);
+        let mut regs = [0u8; 256];
+        regs.iter_mut().for_each(|r| *r = rng.next_u64() as u8);
+        let ggtt: Vec<u64> = (0..ENTRIES).map(|_| rng.next_u64()).collect();
+        let base = image(&regs, &ggtt);
+        let full = grown(&regs, &ggtt, 8 + 3 * 64);
+        let words = vec![0; ChangedEntries::<Vec<u64>>::words_for(ENTRIES)];
+        let changed = ChangedEntries::new(SPAN, words).unwrap();
+        for (from, to) in [(&base, &full), (&full, &base)] {
+            let mut out = vec![0u8; to.len() / 2];
+            let n = write_delta(from, to, Some(&changed), &mut out).unwrap();
+            assert!(n < 400, "{n} bytes for a {}-byte image", to.len());
+            let got = restore(&cat(&[from, &out[..n]])).unwrap();
+            assert!(got == *to, "result differs");
+        }
     }
 
     #[test]
