@@ -2208,36 +2208,50 @@ static int step_status_page(struct scenario *s)
  * whose apply fails after its check (memory) leaves it reset, with gmig's
  * map_gma back to the identity. A reset then brings it back to RUNNING.
  */
+/*
+ * Resumes the source's stream on the destination with *@knob set to @part
+ * (refuse_check or fail_apply) for the RESUMING -> STOP arc, which must
+ * fail; @what names the knob in the failure message.
+ */
+static int resume_must_fail(struct scenario *s, int *knob,
+			    enum intel_gvt_state part, const char *what)
+{
+	struct file *f;
+	int werr, ret;
+
+	*knob = part;
+	ret = resume(s, s->stream, &werr);
+	f = ret ? NULL : set_state(s, s->dst, VFIO_DEVICE_STATE_STOP);
+	*knob = -1;
+	if (ret)
+		return ret;
+	if (!IS_ERR(f))
+		return fail(s, "set_state(STOP) succeeded with %s part %d",
+			    what, part);
+	return 0;
+}
+
 static int step_refused_restore(struct scenario *s)
 {
 	struct mock_vgpu *d = s->dst;
 	u64 gma = s->src->layout.aperture_base + MOCK_PAGE;
-	struct file *f;
 	unsigned int i;
-	int werr, ret;
+	int ret;
 
-	d->refuse_check = INTEL_GVT_STATE_EXECLIST;
-	ret = resume(s, s->stream, &werr);
-	f = ret ? NULL : set_state(s, d, VFIO_DEVICE_STATE_STOP);
-	d->refuse_check = -1;
+	ret = resume_must_fail(s, &d->refuse_check, INTEL_GVT_STATE_EXECLIST,
+			       "a check refusing");
 	if (ret)
 		return ret;
-	if (!IS_ERR(f))
-		return fail(s, "set_state(STOP) accepted a state kvmgt refuses");
 	if (d->restores != s->restores_before)
 		return fail(s, "%u parts applied before kvmgt refused the execlist part",
 			    d->restores - s->restores_before);
 	if (d->ops->vgpu_reset)
 		d->ops->vgpu_reset(d->priv);
 
-	d->fail_apply = INTEL_GVT_STATE_FENCES;
-	ret = resume(s, s->stream, &werr);
-	f = ret ? NULL : set_state(s, d, VFIO_DEVICE_STATE_STOP);
-	d->fail_apply = -1;
+	ret = resume_must_fail(s, &d->fail_apply, INTEL_GVT_STATE_FENCES,
+			       "an apply failing");
 	if (ret)
 		return ret;
-	if (!IS_ERR(f))
-		return fail(s, "set_state(STOP) succeeded with a failed apply");
 	if (d->restores - s->restores_before != 3)
 		return fail(s, "%u parts applied, not 3 (the third failed)",
 			    d->restores - s->restores_before);
