@@ -2208,6 +2208,16 @@ static int step_status_page(struct scenario *s)
  * whose apply fails after its check (memory) leaves it reset, with gmig's
  * map_gma back to the identity. A reset then brings it back to RUNNING.
  */
+/* vgpu_reset, as after a VFIO_DEVICE_RESET: @m must be RUNNING again. */
+static int reset_to_running(struct scenario *s, struct mock_vgpu *m)
+{
+	if (m->ops->vgpu_reset)
+		m->ops->vgpu_reset(m->priv);
+	if (get_state(m) != VFIO_DEVICE_STATE_RUNNING)
+		return fail(s, "get_state %d after vgpu_reset", get_state(m));
+	return 0;
+}
+
 /*
  * Resumes the source's stream on the destination with *@knob set to @part
  * (refuse_check or fail_apply) for the RESUMING -> STOP arc, which must
@@ -2269,11 +2279,7 @@ static int step_refused_restore(struct scenario *s)
 	    gma != s->src->layout.aperture_base + MOCK_PAGE)
 		return fail(s, "map_gma still moves the source's addresses (to %#llx)",
 			    gma);
-	if (d->ops->vgpu_reset)
-		d->ops->vgpu_reset(d->priv);
-	if (get_state(d) != VFIO_DEVICE_STATE_RUNNING)
-		return fail(s, "get_state %d after vgpu_reset", get_state(d));
-	return 0;
+	return reset_to_running(s, d);
 }
 
 /*
@@ -2435,13 +2441,7 @@ static int step_corrupt_stream(struct scenario *s)
 
 static int step_reset_after_refusal(struct scenario *s)
 {
-	struct mock_vgpu *m = s->dst;
-
-	if (m->ops->vgpu_reset)
-		m->ops->vgpu_reset(m->priv);
-	if (get_state(m) != VFIO_DEVICE_STATE_RUNNING)
-		return fail(s, "get_state %d after vgpu_reset", get_state(m));
-	return 0;
+	return reset_to_running(s, s->dst);
 }
 
 /*
