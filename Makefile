@@ -19,6 +19,9 @@
 #   make bench      host figures (page hash vs memcpy, tracker diff, remapper),
 #                   then the kernel benchmark in the VM (scripts/bench.sh)
 #   make bench-host the host figures only
+#   make traces     the longer real-workload set: Mesa's iris on its stub
+#                   Skylake, captured and analyzed (scripts/trace.sh),
+#                   figures in out/traces/results.json
 #
 # Variables: GMIG_CACHE (default /var/cache/gmig), FLAVOUR (kernel flavour,
 # default base), DEBUG=1 (debug kernel: KASAN, lockdep, kmemleak), LONG=1,
@@ -46,7 +49,7 @@ KDIR = $(shell FLAVOUR=$(FLAVOUR) scripts/kernel.sh --print-kdir)
 # LLVM for the debug flavour); the module must be built with the same ones.
 KMAKE = source scripts/env.sh && $(MAKE) -C $(KDIR) M=$(CURDIR) $$(cat $(KDIR)/.gmig-make-vars)
 
-.PHONY: all modules setup kernel gvt-kernel gvt-check check demo print-kdir lint clean host-test fuzz bench bench-host
+.PHONY: all modules setup kernel gvt-kernel gvt-check check demo print-kdir lint clean host-test fuzz bench bench-host traces
 
 all: modules
 
@@ -96,6 +99,9 @@ lint: kernel
 
 check: setup
 	@scripts/check.sh
+
+traces: setup
+	@scripts/trace.sh workloads traces "$(GMIG_CACHE)/traces/traces" "$(CURDIR)/out/traces/results.json"
 
 demo: setup
 	@scripts/demo.sh

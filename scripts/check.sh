@@ -23,12 +23,13 @@ step() { printf '\n== %s\n' "$*"; }
 # Host stages are timed so the summary shows where CI's minutes go.
 t0=$(date +%s)
 
-step "host: cargo test (gmig_core)"
+step "host: cargo test (gmig_core, gmig_trace)"
 # rustup's toolchain builds the host crate (env.sh puts /usr/bin first for
 # the kernel; cargo itself is rustup's).
 HOST_PATH=$HOME/.cargo/bin:$PATH
-if (cd rust/gmig_core && PATH=$HOST_PATH cargo test 2>&1) | tee "$OUT/host-test.log" |
-	grep -E '^(test result|running|error)'; then :; fi
+# The core crate, and the real-workload analyzer built on it.
+if (for c in gmig_core gmig_trace; do (cd rust/$c && PATH=$HOST_PATH cargo test 2>&1); done) |
+	tee "$OUT/host-test.log" | grep -E '^(test result|running|error)'; then :; fi
 host_ok=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^passed;?$/) s += $(i-1) } END { print s + 0 }' "$OUT/host-test.log")
 host_bad=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failed;?$/) s += $(i-1) } END { print s + 0 }' "$OUT/host-test.log")
 pass "$host_ok"
@@ -52,6 +53,19 @@ if [ -x scripts/fuzz.sh ]; then
 	n=$(grep -cE '^fuzz [a-z_]+: [0-9]+ execs, 0 crashes' "$OUT/fuzz.log")
 	if [ "$frc" = 0 ] && [ "$n" -gt 0 ]; then pass "$n"; else tail -30 "$OUT/fuzz.log"; fail 1 "fuzz"; fi
 fi
+
+step "host: real workloads (Mesa's iris on its stub Skylake, scripts/trace.sh)"
+# Captures stay in the cache (the AUB files are large and deleted once
+# analyzed); the figures go to $OUT/traces/results.json.
+scripts/trace.sh workloads check "$GMIG_CACHE/traces/check" "$OUT/traces/results.json" \
+	>"$OUT/traces.log" 2>&1
+grep -E '^trace ' "$OUT/traces.log"
+nt=0
+while read -r _ name verdict _; do
+	nt=$((nt + 1))
+	if [ "$verdict" = ok ]; then pass 1; else fail 1 "trace ${name%:}"; fi
+done < <(grep -E '^trace [a-z0-9-]+: ' "$OUT/traces.log")
+[ "$nt" -gt 0 ] || { tail -20 "$OUT/traces.log"; fail 1 "traces did not run"; }
 t_host=$(date +%s)
 
 step "build: kernel (cached), gmig.ko, selftests, samples, gvt mock"

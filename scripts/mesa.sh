@@ -9,6 +9,7 @@
 #
 #   scripts/mesa.sh            build (or reuse) the tools
 #   scripts/mesa.sh --print    print the directory holding the two .so files
+#   scripts/mesa.sh --table    print the path of Mesa's Gen9 command table
 #
 # Run as root from scripts/setup.sh (apt). About 2 minutes of CPU.
 set -euo pipefail
@@ -24,12 +25,12 @@ ver=$(dpkg-query -W -f='${Version}' libgl1-mesa-dri 2>/dev/null) || {
 up=${ver%%-*}
 dir=$GMIG_CACHE/mesa/$up
 tools=$dir/build/src/intel/tools
-if [ "${1:-}" = --print ]; then
-	echo "$tools"
-	exit 0
-fi
+case "${1:-}" in
+--print) echo "$tools"; exit 0 ;;
+--table) echo "$dir/gen9-commands.tsv"; exit 0 ;;
+esac
 if [ -f "$tools/libintel_noop_drm_shim.so" ] && [ -f "$tools/libintel_dump_gpu.so" ] &&
-	[ -f "$dir/genxml/gen90.xml" ]; then
+	[ -s "$dir/gen9-commands.tsv" ]; then
 	exit 0
 fi
 
@@ -59,9 +60,13 @@ if [ ! -d "mesa-$up" ]; then
 	mv "mesa-$up.tmp" "mesa-$up"
 	rm -f mesa_"$up"*.tar.* mesa_"$up"*.dsc
 fi
-# The genxml descriptions of Gen9 the parser cross-check reads.
-mkdir -p genxml
-cp "mesa-$up/src/intel/genxml/gen90.xml" genxml/
+# Mesa's description of the Gen9 commands, as the table the parser
+# cross-check of scripts/trace.sh analyze reads.
+if [ ! -s gen9-commands.tsv ]; then
+	python3 "$GMIG_ROOT/trace/genxml-table.py" "mesa-$up" "mesa-$up/src/intel/genxml/gen90.xml" \
+		gen9-commands.tsv.tmp
+	mv gen9-commands.tsv.tmp gen9-commands.tsv
+fi
 # Bookworm's meson 1.0 is too old for Mesa 25 (it needs >= 1.1).
 if [ ! -x venv/bin/meson ]; then
 	log "pip: meson and mako for the mesa build"

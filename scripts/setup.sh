@@ -52,7 +52,9 @@ EOS
 APT_PKGS=(bc flex bison libelf-dev libssl-dev cpio dwarves kmod udev
 	libclang-19-dev clang-19 lld-19 llvm-19 rustc-web rust-web-src rust-web-clippy rustfmt-web
 	make gcc python3 python3-venv xz-utils
-	busybox-static mdevctl python3-matplotlib python3-docutils iproute2 util-linux)
+	busybox-static mdevctl python3-matplotlib python3-docutils iproute2 util-linux
+	ninja-build pkg-config libexpat1-dev zlib1g-dev libegl-dev libgles-dev bc
+	xvfb xauth apitrace glmark2-es2-x11)
 
 install_apt() {
 	local missing=() p
@@ -99,6 +101,19 @@ install_libvirt() {
 	fi
 	log "apt: installing libvirt from bookworm-backports"
 	backports_install --no-install-recommends libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+}
+
+# The real-workload captures (scripts/trace.sh): the iris driver of
+# bookworm-backports (Mesa 25) and the libdrm headers that match it; then
+# Mesa's stub i915 device and dump tool built from Debian's mesa source at
+# that version (scripts/mesa.sh, about 2 minutes of CPU).
+install_mesa() {
+	if ! dpkg --compare-versions "$(dpkg-query -W -f='${Version}' libgl1-mesa-dri 2>/dev/null || echo 0)" ge 25 ||
+		! dpkg-query -W -f='${Status}' libdrm-dev 2>/dev/null | grep -q "ok installed"; then
+		log "apt: installing Mesa 25 (iris) and libdrm-dev from bookworm-backports"
+		backports_install libgl1-mesa-dri libegl-mesa0 libglx-mesa0 libgbm1 libdrm-dev
+	fi
+	"$GMIG_ROOT/scripts/mesa.sh"
 }
 
 install_bindgen() {
@@ -155,6 +170,7 @@ fetch_kernel_source() {
 need_root
 mkdir -p "$GMIG_CACHE"
 install_apt
+install_mesa
 install_qemu
 install_libvirt
 install_bindgen

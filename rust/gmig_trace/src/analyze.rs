@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The analysis of a capture: GPU memory rebuilt from the AUB as it stood
+//! at each submission, each execbuffer's ring and batches walked with
+//! gmig's command parser, each command's writes from gmig's write-set
+//! analysis (`gmig_core::writeset::command`, what both providers run),
+//! checked against Mesa's description of the commands and against the
+//! buffers the driver flagged written.
+
+use crate::execlog::{Bo, Exec};
+use crate::genxml::{self, Table};
+use gmig_core::aub::{context_of, AubMem, Execlists, Packet, PageStore, Packets};
+use gmig_core::cmd::{Command, CmdError, Cursor, End, Kind, Level, Mode, Space};
+use gmig_core::writeset::command::{command_write, CmdWrite};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+const PAGE: u64 = 4096;
+
+/// Batches chained or called per execbuffer at most before the walk
+/// gives up (unbounded).
+const MAX_BATCHES: usize = 4096;
+
+/// Bytes of a batch read at most when no buffer of the execbuffer holds
+/// its address.
+const MAX_LOOSE_BATCH: u64 = 1 << 20;
+
+/// Physical pages in a map, at most `cap` of them.
+pub struct Store {
+    pages: HashMap<u64, Box<[u8; 4096]>>,
+    cap: usize,
+}
+
+impl Store {
+    /// An empty store of at most `cap` pages.
+    pub fn new(cap: usize) -> Self {
+        Self { pages: HashMap::new(), cap }
+    }
+}
+
+impl PageStore for Store {
+    fn page(&self, pfn: u64) -> Option<&[u8; 4096]> {
+        self.pages.get(&pfn).map(|p| &**p)
+    }
+
+    fn page_mut(&mut self, pfn: u64) -> Option<&mut [u8; 4096]> {
+        if !self.pages.contains_key(&pfn) && self.pages.len() >= self.cap {
+            return None;
+        }
+        Some(&mut **self.pages.entry(pfn).or_insert_with(|| Box::new([0; 4096])))
+    }
+}
+
+/// What the analysis says of one execbuffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Every command's writes are bounded (through the PPGTT, as the sim
+    /// translates them).
+    pub bounded: bool,
+    /// Bounded under the GVT-g provider's rule too (a write from a batch
+    /// in a PPGTT counts as unbounded there: patches/gvt shows gmig no
+    /// guest page table).
+    pub bounded_gvt: bool,
+    /// GPU virtual address ranges the commands may write, end exclusive,
+    /// sorted and merged.
+    pub writes: Vec<(u64, u64)>,
+    /// Commands walked.
+    pub commands: u64,
+    /// Commands gmig's parser and Mesa's description disagree on.
+    pub mismatches: Vec<String>,
+    /// Why the walk made the execbuffer unbounded, beyond the commands.
+    pub notes: Vec<String>,
+}
+
+struct Walk<'a, P, G> {
+    mem: &'a AubMem<P, G>,
+    table: &'a Table,
+    pml4: u64,
+    bos: &'a [Bo],
+    v: Verdict,
+    batches: usize,
+}
+
+impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
+    fn unbounded(&mut self, why: String) {
+        self.v.bounded = false;
+        self.v.bounded_gvt = false;
+        if self.v.notes.len() < 8 {
+            self.v.notes.push(why);
+        }
+    }
+
+    /// The dwords of the buffer from `addr` in `space`: to the end of the
+    /// execbuffer's buffer holding it, or of the mapped pages.
+    fn fetch(&self, space: Space, addr: u64) -> Vec<u32> {
+        let end = self
+            .bos
+            .iter()
+            .map(Bo::range)
+            .find(|&(s, e)| s <= addr && addr < e)
+            .map(|(_, e)| e)
+            .unwrap_or(addr.saturating_add(MAX_LOOSE_BATCH));
+        let mut out = Vec::new();
+        let mut a = addr;
+        let mut page = [0u8; 4096];
+        while a < end {
+            let n = (PAGE - a % PAGE).min(end - a) as usize;
+            let buf = &mut page[..n];
+            let ok = match space {
+                Space::Ggtt => self.mem.read_ggtt(a, buf),
+                Space::Ppgtt => self.mem.read_ppgtt(self.pml4, a, buf),
+            };
+            if ok.is_none() {
+                break;
+            }
+            out.extend(buf.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            a += n as u64;
+        }
+        out
+    }
+
+    fn command(&mut self, cmd: &[u32], batch_space: Space) {
+        self.v.commands += 1;
+        let parsed = Command::decode(cmd, 0, Mode::PPGTT).ok();
+        if let Some(m) = genxml::check(self.table, cmd, parsed.as_ref()) {
+            self.v.mismatches.push(m.to_string());
+        }
+        match command_write(cmd, Mode::PPGTT) {
+            CmdWrite::Nothing | CmdWrite::StatusPage => {}
+            CmdWrite::Range { space: Space::Ppgtt, addr, len } if batch_space == Space::Ppgtt => {
+                self.v.writes.push((addr, addr.saturating_add(len)));
+                // patches/gvt's scanner hook: a write from a PPGTT batch.
+                self.v.bounded_gvt = false;
+            }
+            CmdWrite::Range { space, addr, .. } => {
+                self.unbounded(format!("{:#x}: a write at {addr:#x} through the {space:?}", cmd[0]));
+            }
+            CmdWrite::Unbounded => {
+                self.v.bounded = false;
+                self.v.bounded_gvt = false;
+            }
+        }
+    }
+
+    /// Walks the buffer at `addr` of `level`, what it calls and what it
+    /// chains to.
+    fn buffer(&mut self, space: Space, addr: u64, level: Level, depth: u32) {
+        let mut next = Some((space, addr));
+        while let Some((space, addr)) = next {
+            self.batches += 1;
+            if self.batches > MAX_BATCHES || depth > 2 {
+                self.unbounded(format!("batch at {addr:#x}: too many batches or levels"));
+                return;
+            }
+            let buf = self.fetch(space, addr);
+            next = self.walk_words(&buf, space, addr, level, depth);
+        }
+    }
+
+    /// The commands of one buffer, batches it calls walked; returns where
+    /// a chained batch start leads.
+    fn walk_words(
+        &mut self,
+        buf: &[u32],
+        space: Space,
+        addr: u64,
+        level: Level,
+        depth: u32,
+    ) -> Option<(Space, u64)> {
+        let mut cur = Cursor::new(Mode::PPGTT, level);
+        while let Some(r) = cur.next(buf) {
+            let c = match r {
+                Ok(c) => c,
+                Err(e) => {
+                    if let CmdError::UnknownOpcode { offset, header } = e {
+                        if let Some(m) = buf.get(offset..).and_then(|cmd| genxml::check(self.table, cmd, None)) {
+                            self.v.mismatches.push(m.to_string());
+                        }
+                        self.unbounded(format!(
+                            "{:#x}: unknown command {header:#010x}",
+                            addr + 4 * offset as u64
+                        ));
+                    } else {
+                        self.unbounded(format!("buffer at {addr:#x}: {e:?}"));
+                    }
+                    return None;
+                }
+            };
+            let cmd = &buf[c.offset..c.offset + c.len];
+            self.command(cmd, space);
+            let Kind::MiBatchBufferStart { space: s, .. } = c.kind else {
+                continue;
+            };
+            let target = Command::decode(cmd, 0, Mode::PPGTT)
+                .ok()
+                .and_then(|d| d.addrs().first().and_then(|a| a.read(cmd)));
+            let Some(target) = target else {
+                self.unbounded(format!("{addr:#x}: a batch start without an address"));
+                return None;
+            };
+            if cur.end() == Some(End::Chained) {
+                return Some((s, target));
+            }
+            if let Some(l) = c.target_level(level) {
+                self.buffer(s, target, l, depth + 1);
+            }
+        }
+        if level != Level::Ring && cur.end().is_none() {
+            self.unbounded(format!("buffer at {addr:#x}: no batch end"));
+        }
+        None
+    }
+}
+
+/// Merges sorted-or-not ranges into sorted, disjoint ones.
+pub fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    r.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
+    for (s, e) in r {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+fn pages(s: u64, e: u64) -> std::ops::Range<u64> {
+    s / PAGE..e.div_ceil(PAGE)
+}
+
+/// Whether any of the sorted, disjoint `writes` touches `[s, e)`.
+fn touches(writes: &[(u64, u64)], s: u64, e: u64) -> bool {
+    let i = writes.partition_point(|w| w.1 <= s);
+    writes.get(i).is_some_and(|w| w.0 < e)
+}
+
+/// Figures over a whole capture.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Execbuffers analyzed.
+    pub execbuffers: u64,
+    /// Of which bounded.
+    pub bounded: u64,
+    /// Of which bounded under the GVT-g provider's rule.
+    pub bounded_gvt: u64,
+    /// Pages of every buffer mapped over the capture.
+    pub tracked_pages: u64,
+    /// Pages the driver flagged written, per report interval (mean).
+    pub flagged_pages: f64,
+    /// Re-hash candidates per report interval (mean): the pages of the
+    /// bounded writes, or every page tracked so far when an execbuffer
+    /// of the interval is unbounded.
+    pub candidate_pages: f64,
+    /// Report intervals.
+    pub intervals: u64,
+    /// Flagged buffers of bounded execbuffers the writes do not touch.
+    pub missed_bos: u64,
+    /// Commands gmig's parser and Mesa's description disagree on.
+    pub parser_mismatches: u64,
+    /// Commands walked.
+    pub commands: u64,
+}
+
+impl Summary {
+    /// The summary line of the analysis's output.
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"summary\": {{\"execbuffers\": {}, \"bounded\": {}, \"bounded_gvt\": {}, \"tracked_pages\": {}, \"flagged_pages\": {:.1}, \"candidate_pages\": {:.1}, \"intervals\": {}, \"missed_bos\": {}, \"parser_mismatches\": {}, \"commands\": {}}}}}",
+            self.execbuffers,
+            self.bounded,
+            self.bounded_gvt,
+            self.tracked_pages,
+            self.flagged_pages,
+            self.candidate_pages,
+            self.intervals,
+            self.missed_bos,
+            self.parser_mismatches,
+            self.commands
+        )
+    }
+}
+
+/// A capture the analysis cannot go on with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureError(pub String);
+
+/// Analyzes a capture: the AUB's bytes, the execbuffer log, Mesa's table.
+/// Each execbuffer's line goes to `line` as it is done; `interval` is the
+/// execbuffers per report interval; `cap` the physical pages the rebuilt
+/// memory may hold.
+pub fn analyze(
+    aub: &[u8],
+    execs: &[Exec],
+    table: &Table,
+    interval: usize,
+    cap: usize,
+    mut line: impl FnMut(&str),
+) -> Result<Summary, CaptureError> {
+    let mut mem = AubMem::new(Store::new(cap), Store::new(cap));
+    let mut el = Execlists::default();
+    let mut sum = Summary::default();
+    let mut tracked: BTreeSet<u64> = BTreeSet::new();
+    let (mut cand, mut flag) = (BTreeSet::new(), BTreeSet::new());
+    let (mut iv_unbounded, mut iv_n) = (false, 0usize);
+    let (mut cand_total, mut flag_total) = (0u64, 0u64);
+    let mut n = 0usize;
+    for r in Packets::new(aub) {
+        let (off, p) = r.map_err(|e| CaptureError(format!("AUB: {e}")))?;
+        mem.apply(off, &p).map_err(|e| CaptureError(format!("AUB: {e}")))?;
+        let Packet::RegWrite { reg, value } = p else {
+            continue;
+        };
+        let Some(sub) = el.reg_write(reg, value) else {
+            continue;
+        };
+        let Some(exec) = execs.get(n) else {
+            // The program died between the dump tool's write and the
+            // log's: the capture ends at the last whole execbuffer.
+            eprintln!("gmig-trace: AUB submission {n} has no execbuffer in the log: stopping there");
+            break;
+        };
+        let ctx = context_of(&mem, &sub).map_err(|e| CaptureError(format!("submission {n}: {e:?}")))?;
+        let mut w = Walk {
+            mem: &mem,
+            table,
+            pml4: ctx.pml4,
+            bos: &exec.bos,
+            v: Verdict { bounded: true, bounded_gvt: true, ..Verdict::default() },
+            batches: 0,
+        };
+        // The ring: what the dump tool wrote between head and tail.
+        let (head, tail) = (u64::from(ctx.ring_head), u64::from(ctx.ring_tail));
+        if tail < head || tail - head > 1 << 20 {
+            return Err(CaptureError(format!("submission {n}: ring head {head:#x} tail {tail:#x}")));
+        }
+        let mut ring = vec![0u8; (tail - head) as usize];
+        mem.read_ggtt(ctx.ring_start + head, &mut ring)
+            .ok_or_else(|| CaptureError(format!("submission {n}: ring not mapped")))?;
+        let words: Vec<u32> = ring.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        // The batch the ring starts must be the log's.
+        let first = Command::decode(&words, 0, Mode::PPGTT).ok();
+        let target = first.and_then(|c| c.addrs().first().and_then(|a| a.read(&words)));
+        if target != exec.batch_addr() {
+            return Err(CaptureError(format!(
+                "submission {n}: the ring starts {target:x?}, the log's execbuffer {n} has its batch at {:x?}",
+                exec.batch_addr()
+            )));
+        }
+        w.walk_words(&words, Space::Ggtt, ctx.ring_start + head, Level::Ring, 0);
+        let mut v = w.v;
+        v.writes = merge(v.writes);
+        // Figures.
+        for b in &exec.bos {
+            let (s, e) = b.range();
+            tracked.extend(pages(s, e));
+            if b.written() {
+                flag.extend(pages(s, e));
+                if v.bounded && !touches(&v.writes, s, e) {
+                    sum.missed_bos += 1;
+                    eprintln!("exec {n}: missed buffer {} at {s:#x}..{e:#x}", b.handle);
+                }
+            }
+        }
+        if v.bounded {
+            for &(s, e) in &v.writes {
+                cand.extend(pages(s, e));
+            }
+        } else {
+            iv_unbounded = true;
+        }
+        iv_n += 1;
+        if iv_n == interval {
+            cand_total += if iv_unbounded { tracked.len() as u64 } else { cand.len() as u64 };
+            flag_total += flag.len() as u64;
+            sum.intervals += 1;
+            cand.clear();
+            flag.clear();
+            iv_unbounded = false;
+            iv_n = 0;
+        }
+        sum.execbuffers += 1;
+        sum.bounded += u64::from(v.bounded);
+        sum.bounded_gvt += u64::from(v.bounded_gvt);
+        sum.commands += v.commands;
+        sum.parser_mismatches += v.mismatches.len() as u64;
+        for m in v.mismatches.iter().take(4) {
+            eprintln!("exec {n}: parser mismatch: {m}");
+        }
+        let mut s = format!("{{\"exec\": {n}, \"bounded\": {}, \"writes\": [", v.bounded);
+        for (i, (a, b)) in v.writes.iter().enumerate() {
+            let _ = write!(s, "{}[{a}, {b}]", if i == 0 { "" } else { ", " });
+        }
+        s.push_str("]}");
+        line(&s);
+        n += 1;
+    }
+    if iv_n != 0 {
+        cand_total += if iv_unbounded { tracked.len() as u64 } else { cand.len() as u64 };
+        flag_total += flag.len() as u64;
+        sum.intervals += 1;
+    }
+    if n != execs.len() {
+        eprintln!("gmig-trace: the log has {} execbuffers, the AUB {n} submissions", execs.len());
+    }
+    sum.tracked_pages = tracked.len() as u64;
+    if sum.intervals != 0 {
+        sum.candidate_pages = cand_total as f64 / sum.intervals as f64;
+        sum.flagged_pages = flag_total as f64 / sum.intervals as f64;
+    }
+    Ok(sum)
+}
