@@ -238,6 +238,16 @@ fn bad_packets() {
         }
     );
     assert!(packets(&mem_write(2, 0, 8, &[1, 2])).is_ok());
+    // The data is the size field's bytes, the padding excluded.
+    let padded = mem_write(2, 0x1_0000_0010, 5, &[0x0403_0201, 0xaaaa_aa05]);
+    assert_eq!(
+        packets(&padded).unwrap()[0].1,
+        Packet::MemWrite {
+            space: AubSpace::Physical,
+            addr: 0x1_0000_0010,
+            data: &[1, 2, 3, 4, 5]
+        }
+    );
     // The error is at the second packet's offset.
     let mut two = mem_write(2, 0, 4, &[1]);
     two.extend(mem_write(2, 0, 5, &[1]));
@@ -545,23 +555,15 @@ fn ggtt_write_through_entries() {
 #[test]
 fn ggtt_write_unmapped_is_error() {
     let mut m = mem();
-    // No entry at all.
-    assert_eq!(
-        m.apply(0x30, &ggtt_write(0x1000, &[1])),
-        Err(AubError::GgttUnmapped {
-            offset: 0x30,
-            gma: 0x1000
-        })
-    );
-    // Entry 3 written with the present bit clear (address bits set).
+    // No entry at all (page 0x1000), entry 3 written with the present bit
+    // clear and address bits set.
     set_ggtt(&mut m, 3, &[0x4000]);
-    assert_eq!(
-        m.apply(0, &ggtt_write(0x3010, &[1])),
-        Err(AubError::GgttUnmapped {
-            offset: 0,
-            gma: 0x3000
-        })
-    );
+    for (offset, gma, page) in [(0x30, 0x1000, 0x1000), (0, 0x3010, 0x3000)] {
+        assert_eq!(
+            m.apply(offset, &ggtt_write(gma, &[1])),
+            Err(AubError::GgttUnmapped { offset, gma: page })
+        );
+    }
     // Entry 0 zero: never a write to physical page 0 or 0x4000.
     set_ggtt(&mut m, 0, &[0]);
     assert!(m.apply(0, &ggtt_write(0, &[1])).is_err());

@@ -15,6 +15,7 @@ use super::super::aub::{
     CMD_MEM_TRACE_MEMORY_WRITE, CMD_MEM_TRACE_REGISTER_POLL, CMD_MEM_TRACE_REGISTER_WRITE,
     CMD_MEM_TRACE_VERSION, EXECLIST_STATUS, EXECLIST_SUBMITPORT,
 };
+use super::super::sim::config::DEVICE_ID;
 
 /// Ring size (Mesa's `RING_SIZE`).
 pub const RING_SIZE: u64 = 4096;
@@ -30,8 +31,8 @@ pub const CONTEXT_FLAGS: u64 = 0x339;
 /// Where `intel_dump_gpu` places the first buffer that is not pinned, in
 /// execlist mode.
 pub const FIRST_BO: u64 = 0x1000;
-/// A Skylake GT2 PCI id.
-pub const SKL_GT2: u32 = 0x1912;
+/// A Skylake GT2 PCI id (the sim's).
+pub const SKL_GT2: u32 = DEVICE_ID as u32;
 /// MI_BATCH_BUFFER_START, Gen8 length.
 pub const MI_BATCH_BUFFER_START: u32 = 0x31 << 23 | 1;
 /// MI_BATCH_BUFFER_START's PPGTT bit (`MI_BATCH_NON_SECURE_I965`).
