@@ -10,17 +10,21 @@
 //!   holding valid context images, rings and first-level, second-level,
 //!   chained and PPGTT batches whose commands (stores, flushes, pipe
 //!   controls, blits, register loads, 3D state) the sim streamer runs and
-//!   the remapper moves.
+//!   the remapper moves;
+//! - `<dir>/aub_read/`: AUB files as `intel_dump_gpu` writes them (Mesa's
+//!   `aub_write.c`, through `gmig_core::testutil::aub`) for execbuffers on
+//!   the render, blitter and video engines, with small context images.
 //!
 //!   cargo run --release --example fuzz_seeds -- <dir>
 
 use std::{fs, path::Path};
 
 use gmig_core::{
+    aub::Engine,
     sim::exec::LRC_MAGIC,
     sim::vgpu::REGS_BYTES,
     stream::{self, Section, Writer, FLAG_MANDATORY, HEADER_LEN, SECTION_HEADER_LEN},
-    testutil::Rng,
+    testutil::{aub, Rng},
 };
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
@@ -260,6 +264,44 @@ fn cmd_seed(seed: u64) -> Vec<u8> {
     out
 }
 
+/// AUBs of one execbuffer per engine Mesa's writer knows, and of several
+/// execbuffers with two buffers.
+fn aub_seeds(dir: &Path) -> usize {
+    fs::create_dir_all(dir).unwrap();
+    let mut rng = Rng::new(3);
+    let mut g = Gen { rng: Rng::new(4) };
+    let mut batch = || {
+        let mut b = Vec::new();
+        g.commands(6, &mut b);
+        b.push(0x0a << 23);
+        b.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<u8>>()
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0;
+    for (i, e) in [Engine::Render, Engine::Blitter, Engine::Video]
+        .into_iter()
+        .enumerate()
+    {
+        let (len, _) = aub::one_exec(&mut buf, e, &batch(), true).unwrap();
+        write(dir, &format!("exec-{i}"), &buf[..len]);
+        n += 1;
+    }
+    // Three execbuffers: a batch and a data buffer on the next page.
+    let mut w = aub::Writer::new(&mut buf, aub::SKL_GT2, "seed", true);
+    w.default_setup();
+    let mut data = vec![0u8; 256];
+    rng.fill(&mut data);
+    assert!(w.map_ppgtt(aub::FIRST_BO, 0x2000));
+    for e in [Engine::Render, Engine::Render, Engine::Blitter] {
+        assert!(w.trace_block(aub::FIRST_BO, &batch()));
+        assert!(w.trace_block(aub::FIRST_BO + 0x1000, &data));
+        w.exec(e, aub::FIRST_BO).unwrap();
+    }
+    let len = w.finish().unwrap();
+    write(dir, "execs-3", &buf[..len]);
+    n + 1
+}
+
 fn main() {
     let Some(dir) = std::env::args().nth(1) else {
         eprintln!("usage: fuzz_seeds <dir>");
@@ -273,8 +315,9 @@ fn main() {
     for seed in 0..c {
         write(&cdir, &format!("ctx-{seed}"), &cmd_seed(seed));
     }
+    let a = aub_seeds(&dir.join("aub_read"));
     println!(
-        "{s} stream_decode seeds, {c} cmd_exec_remap seeds in {}",
+        "{s} stream_decode seeds, {c} cmd_exec_remap seeds, {a} aub_read seeds in {}",
         dir.display()
     );
 }

@@ -12,6 +12,8 @@
 
 #[cfg(all(test, not(CONFIG_RUST)))]
 extern crate std;
+/// Reader of AUB files (Mesa's GPU command-stream traces).
+pub mod aub;
 /// Named bit fields of hardware values.
 pub mod bits;
 /// Gen8/9 command-buffer parser.
@@ -42,7 +44,7 @@ pub mod sim;
 pub mod slots;
 /// The migration stream codec.
 pub mod stream;
-/// Tiny deterministic PRNG for tests, benches and fuzzing.
+/// Helpers for tests, benches and fuzzing (PRNG, AUB writer).
 pub mod testutil;
 /// The software dirty-page tracker.
 pub mod tracker;

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A tiny deterministic PRNG (SplitMix64) for property tests, benches and
-//! fuzz seeds. Not cryptographic; `core` only.
+//! Helpers for property tests, benches and fuzz seeds: a tiny
+//! deterministic PRNG (SplitMix64, not cryptographic) and an AUB writer
+//! ([`aub`]). `core` only.
+
+pub mod aub;
 
 /// SplitMix64 generator.
 #[derive(Debug, Clone)]
