@@ -91,6 +91,7 @@ bench: setup bench-host
 lint: kernel
 	@$(KMAKE) CLIPPY=1 W=1 modules
 	@cd rust/gmig_core && cargo fmt --check && cargo clippy --all-targets -- -D warnings
+	@cd rust/gmig_trace && cargo fmt --check && cargo clippy --all-targets -- -D warnings
 	@rustfmt --check --edition 2021 rust/gmig.rs
 	@scripts/deps.py
 	@source scripts/env.sh && perl $$KSRC/scripts/checkpatch.pl --no-tree --strict --terse -q -f shim/*.c shim/*.h tests/gvt-mock/*.c tests/gvt-mock/*.h

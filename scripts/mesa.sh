@@ -29,8 +29,10 @@ case "${1:-}" in
 --print) echo "$tools"; exit 0 ;;
 --table) echo "$dir/gen9-commands.tsv"; exit 0 ;;
 esac
-if [ -f "$tools/libintel_noop_drm_shim.so" ] && [ -f "$tools/libintel_dump_gpu.so" ] &&
-	[ -s "$dir/gen9-commands.tsv" ]; then
+table_fresh() {
+	[ -s "$dir/gen9-commands.tsv" ] && [ "$dir/gen9-commands.tsv" -nt "$GMIG_ROOT/trace/genxml-table.py" ]
+}
+if [ -f "$tools/libintel_noop_drm_shim.so" ] && [ -f "$tools/libintel_dump_gpu.so" ] && table_fresh; then
 	exit 0
 fi
 
@@ -62,7 +64,7 @@ if [ ! -d "mesa-$up" ]; then
 fi
 # Mesa's description of the Gen9 commands, as the table the parser
 # cross-check of scripts/trace.sh analyze reads.
-if [ ! -s gen9-commands.tsv ]; then
+if ! table_fresh; then
 	python3 "$GMIG_ROOT/trace/genxml-table.py" "mesa-$up" "mesa-$up/src/intel/genxml/gen90.xml" \
 		gen9-commands.tsv.tmp
 	mv gen9-commands.tsv.tmp gen9-commands.tsv

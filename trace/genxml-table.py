@@ -8,13 +8,16 @@ Reads GENXML (src/intel/genxml/gen90.xml) with Mesa's own genxml library
 (intel_genxml.py, which resolves its imports of older generations) and
 writes one line per instruction, tab-separated:
 
-    NAME  MASK  VALUE  LENGTH  ADDRESSES
+    NAME  MASK  VALUE  LENGTH  ADDRESSES  ENGINES
 
 MASK and VALUE (hex) match a command's first dword: the bits of every
 dword-0 field with a default value except "DWord Length". LENGTH is the
 fixed length in dwords ("n"), or the DWord Length field and bias as
 "v:START:END:BIAS". ADDRESSES lists the command's own address fields (not
 those of its groups) as "DWORD:LOW:HIGH:NAME" joined by ";", "-" if none.
+ENGINES: the engines the instruction runs on ("render|video", ...), "all"
+if genxml does not say (two instructions of different engines may share
+their first dword: GPGPU_WALKER and MFX_AVC_WEIGHTOFFSET_STATE).
 scripts/trace.sh analyze reads the table (rust/gmig_trace).
 """
 import sys
@@ -49,8 +52,9 @@ def main():
                                               fname.replace(';', ' ')))
         if length is None:
             length = str(int(ins.get('length', '1')))
-        rows.append('%s\t%08x\t%08x\t%s\t%s' % (name, mask, value, length,
-                                                 ';'.join(addrs) or '-'))
+        rows.append('%s\t%08x\t%08x\t%s\t%s\t%s' % (name, mask, value, length,
+                                                     ';'.join(addrs) or '-',
+                                                     ins.get('engine', 'all')))
     with open(out, 'w') as fh:
         fh.write('\n'.join(rows) + '\n')
 

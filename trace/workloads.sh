@@ -66,21 +66,23 @@ else
 	GAME=(terrain:duration=1 refract:duration=1 shadow:duration=1 jellyfish:duration=1 ideas:duration=1)
 fi
 
-# name|source|command (run from DIR/NAME)
+# name|source|the work it must submit (summary field > 0)|command (run
+# from DIR/NAME)
+GLMARK2="glmark2 (Debian glmark2-es2-x11), recorded with apitrace"
 WORKLOADS=(
-	"glmark2-desktop|glmark2 (Debian glmark2-es2-x11), via apitrace|${DESKTOP[*]}"
-	"glmark2-game|glmark2 (Debian glmark2-es2-x11), via apitrace|${GAME[*]}"
-	"gmig-desktop|gmig|$BIN/gmig-gl desktop $FRAMES"
-	"gmig-game|gmig|$BIN/gmig-gl game $FRAMES"
-	"gmig-compute|gmig|$BIN/gmig-gl compute $FRAMES"
-	"gmig-video|gmig|$BIN/gmig-gl video $FRAMES"
+	"glmark2-desktop|$GLMARK2|draws|${DESKTOP[*]}"
+	"glmark2-game|$GLMARK2|draws|${GAME[*]}"
+	"gmig-desktop|gmig|draws|$BIN/gmig-gl desktop $FRAMES"
+	"gmig-game|gmig|draws|$BIN/gmig-gl game $FRAMES"
+	"gmig-compute|gmig|dispatches|$BIN/gmig-gl compute $FRAMES"
+	"gmig-video|gmig|draws|$BIN/gmig-gl video $FRAMES"
 )
 
 fails=0
 json="["
 sep=""
 for w in "${WORKLOADS[@]}"; do
-	IFS='|' read -r name source cmd <<<"$w"
+	IFS='|' read -r name source need cmd <<<"$w"
 	out=$DIR/$name
 	rm -rf "$out" && mkdir -p "$out"
 	crc=0
@@ -113,6 +115,8 @@ for w in "${WORKLOADS[@]}"; do
 		why="analysis failed: $(tail -1 "$out/analysis.log")"
 	elif [ "$(field execbuffers)" = 0 ]; then
 		why="no execbuffer"
+	elif [ "$(field "$need")" = 0 ]; then
+		why="no $need: the workload does not submit what it stands for"
 	elif [ "$(field missed_bos)" != 0 ]; then
 		why="$(field missed_bos) missed buffers"
 	elif [ "$(field parser_mismatches)" != 0 ]; then
@@ -123,10 +127,11 @@ for w in "${WORKLOADS[@]}"; do
 		fails=$((fails + 1))
 		tail -5 "$out/capture.log" | sed 's/^/    /'
 	fi
-	printf 'trace %s: %s execbuffers %s bounded %s (gvt %s) tracked %s flagged/interval %s candidates/interval %s missed %s mismatches %s commands %s; AUB %s MiB, capture %.1f s, analysis %.1f s%s\n' \
+	printf 'trace %s: %s execbuffers %s bounded %s (gvt %s) tracked %s flagged/interval %s candidates/interval %s missed %s mismatches %s commands %s draws %s dispatches %s; AUB %s MiB, capture %.1f s, analysis %.1f s%s\n' \
 		"$name" "$verdict" "$(field execbuffers)" "$(field bounded)" "$(field bounded_gvt)" \
 		"$(field tracked_pages)" "$(field flagged_pages)" "$(field candidate_pages)" \
-		"$(field missed_bos)" "$(field parser_mismatches)" "$(field commands)" "$aub_mb" \
+		"$(field missed_bos)" "$(field parser_mismatches)" "$(field commands)" \
+		"$(field draws)" "$(field dispatches)" "$aub_mb" \
 		"$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "${why:+: $why}"
 	json+="$sep{\"workload\": \"$name\", \"source\": \"$source\"${summary:+, $summary}}"
 	sep=", "

@@ -9,8 +9,8 @@
 
 use crate::execlog::{Bo, Exec};
 use crate::genxml::{self, Table};
-use gmig_core::aub::{context_of, AubMem, Execlists, Packet, PageStore, Packets};
-use gmig_core::cmd::{Command, CmdError, Cursor, End, Kind, Level, Mode, Space};
+use gmig_core::aub::{context_of, AubMem, Engine, Execlists, Packet, Packets, PageStore};
+use gmig_core::cmd::{CmdError, Command, Cursor, End, Kind, Level, Mode, Space};
 use gmig_core::writeset::command::{command_write, CmdWrite};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -34,7 +34,10 @@ pub struct Store {
 impl Store {
     /// An empty store of at most `cap` pages.
     pub fn new(cap: usize) -> Self {
-        Self { pages: HashMap::new(), cap }
+        Self {
+            pages: HashMap::new(),
+            cap,
+        }
     }
 }
 
@@ -66,6 +69,10 @@ pub struct Verdict {
     pub writes: Vec<(u64, u64)>,
     /// Commands walked.
     pub commands: u64,
+    /// Of which 3DPRIMITIVE (draws, BLORP's included).
+    pub draws: u64,
+    /// Of which GPGPU_WALKER (compute dispatches).
+    pub dispatches: u64,
     /// Commands gmig's parser and Mesa's description disagree on.
     pub mismatches: Vec<String>,
     /// Why the walk made the execbuffer unbounded, beyond the commands.
@@ -75,6 +82,7 @@ pub struct Verdict {
 struct Walk<'a, P, G> {
     mem: &'a AubMem<P, G>,
     table: &'a Table,
+    engine: &'static str,
     pml4: u64,
     bos: &'a [Bo],
     v: Verdict,
@@ -113,7 +121,10 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
             if ok.is_none() {
                 break;
             }
-            out.extend(buf.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            out.extend(
+                buf.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
             a += n as u64;
         }
         out
@@ -121,19 +132,31 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
 
     fn command(&mut self, cmd: &[u32], batch_space: Space) {
         self.v.commands += 1;
+        match cmd[0] >> 16 {
+            0x7b00 => self.v.draws += 1,
+            0x7105 if self.engine == "render" => self.v.dispatches += 1,
+            _ => {}
+        }
         let parsed = Command::decode(cmd, 0, Mode::PPGTT).ok();
-        if let Some(m) = genxml::check(self.table, cmd, parsed.as_ref()) {
+        if let Some(m) = genxml::check(self.table, self.engine, cmd, parsed.as_ref()) {
             self.v.mismatches.push(m.to_string());
         }
         match command_write(cmd, Mode::PPGTT) {
             CmdWrite::Nothing | CmdWrite::StatusPage => {}
-            CmdWrite::Range { space: Space::Ppgtt, addr, len } if batch_space == Space::Ppgtt => {
+            CmdWrite::Range {
+                space: Space::Ppgtt,
+                addr,
+                len,
+            } if batch_space == Space::Ppgtt => {
                 self.v.writes.push((addr, addr.saturating_add(len)));
                 // patches/gvt's scanner hook: a write from a PPGTT batch.
                 self.v.bounded_gvt = false;
             }
             CmdWrite::Range { space, addr, .. } => {
-                self.unbounded(format!("{:#x}: a write at {addr:#x} through the {space:?}", cmd[0]));
+                self.unbounded(format!(
+                    "{:#x}: a write at {addr:#x} through the {space:?}",
+                    cmd[0]
+                ));
             }
             CmdWrite::Unbounded => {
                 self.v.bounded = false;
@@ -172,8 +195,13 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
             let c = match r {
                 Ok(c) => c,
                 Err(e) => {
-                    if let CmdError::UnknownOpcode { offset, header } = e {
-                        if let Some(m) = buf.get(offset..).and_then(|cmd| genxml::check(self.table, cmd, None)) {
+                    if let CmdError::UnknownOpcode { offset, header }
+                    | CmdError::BadLength { offset, header } = e
+                    {
+                        if let Some(m) = buf
+                            .get(offset..)
+                            .and_then(|cmd| genxml::check(self.table, self.engine, cmd, None))
+                        {
                             self.v.mismatches.push(m.to_string());
                         }
                         self.unbounded(format!(
@@ -260,13 +288,17 @@ pub struct Summary {
     pub parser_mismatches: u64,
     /// Commands walked.
     pub commands: u64,
+    /// 3DPRIMITIVEs walked.
+    pub draws: u64,
+    /// GPGPU_WALKERs walked.
+    pub dispatches: u64,
 }
 
 impl Summary {
     /// The summary line of the analysis's output.
     pub fn json(&self) -> String {
         format!(
-            "{{\"summary\": {{\"execbuffers\": {}, \"bounded\": {}, \"bounded_gvt\": {}, \"tracked_pages\": {}, \"flagged_pages\": {:.1}, \"candidate_pages\": {:.1}, \"intervals\": {}, \"missed_bos\": {}, \"parser_mismatches\": {}, \"commands\": {}}}}}",
+            "{{\"summary\": {{\"execbuffers\": {}, \"bounded\": {}, \"bounded_gvt\": {}, \"tracked_pages\": {}, \"flagged_pages\": {:.1}, \"candidate_pages\": {:.1}, \"intervals\": {}, \"missed_bos\": {}, \"parser_mismatches\": {}, \"commands\": {}, \"draws\": {}, \"dispatches\": {}}}}}",
             self.execbuffers,
             self.bounded,
             self.bounded_gvt,
@@ -276,7 +308,9 @@ impl Summary {
             self.intervals,
             self.missed_bos,
             self.parser_mismatches,
-            self.commands
+            self.commands,
+            self.draws,
+            self.dispatches
         )
     }
 }
@@ -307,7 +341,8 @@ pub fn analyze(
     let mut n = 0usize;
     for r in Packets::new(aub) {
         let (off, p) = r.map_err(|e| CaptureError(format!("AUB: {e}")))?;
-        mem.apply(off, &p).map_err(|e| CaptureError(format!("AUB: {e}")))?;
+        mem.apply(off, &p)
+            .map_err(|e| CaptureError(format!("AUB: {e}")))?;
         let Packet::RegWrite { reg, value } = p else {
             continue;
         };
@@ -317,27 +352,44 @@ pub fn analyze(
         let Some(exec) = execs.get(n) else {
             // The program died between the dump tool's write and the
             // log's: the capture ends at the last whole execbuffer.
-            eprintln!("gmig-trace: AUB submission {n} has no execbuffer in the log: stopping there");
+            eprintln!(
+                "gmig-trace: AUB submission {n} has no execbuffer in the log: stopping there"
+            );
             break;
         };
-        let ctx = context_of(&mem, &sub).map_err(|e| CaptureError(format!("submission {n}: {e:?}")))?;
+        let ctx =
+            context_of(&mem, &sub).map_err(|e| CaptureError(format!("submission {n}: {e:?}")))?;
         let mut w = Walk {
             mem: &mem,
             table,
+            engine: match sub.engine {
+                Engine::Render => "render",
+                Engine::Blitter => "blitter",
+                _ => "video",
+            },
             pml4: ctx.pml4,
             bos: &exec.bos,
-            v: Verdict { bounded: true, bounded_gvt: true, ..Verdict::default() },
+            v: Verdict {
+                bounded: true,
+                bounded_gvt: true,
+                ..Verdict::default()
+            },
             batches: 0,
         };
         // The ring: what the dump tool wrote between head and tail.
         let (head, tail) = (u64::from(ctx.ring_head), u64::from(ctx.ring_tail));
         if tail < head || tail - head > 1 << 20 {
-            return Err(CaptureError(format!("submission {n}: ring head {head:#x} tail {tail:#x}")));
+            return Err(CaptureError(format!(
+                "submission {n}: ring head {head:#x} tail {tail:#x}"
+            )));
         }
         let mut ring = vec![0u8; (tail - head) as usize];
         mem.read_ggtt(ctx.ring_start + head, &mut ring)
             .ok_or_else(|| CaptureError(format!("submission {n}: ring not mapped")))?;
-        let words: Vec<u32> = ring.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let words: Vec<u32> = ring
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         // The batch the ring starts must be the log's.
         let first = Command::decode(&words, 0, Mode::PPGTT).ok();
         let target = first.and_then(|c| c.addrs().first().and_then(|a| a.read(&words)));
@@ -371,7 +423,11 @@ pub fn analyze(
         }
         iv_n += 1;
         if iv_n == interval {
-            cand_total += if iv_unbounded { tracked.len() as u64 } else { cand.len() as u64 };
+            cand_total += if iv_unbounded {
+                tracked.len() as u64
+            } else {
+                cand.len() as u64
+            };
             flag_total += flag.len() as u64;
             sum.intervals += 1;
             cand.clear();
@@ -383,6 +439,8 @@ pub fn analyze(
         sum.bounded += u64::from(v.bounded);
         sum.bounded_gvt += u64::from(v.bounded_gvt);
         sum.commands += v.commands;
+        sum.draws += v.draws;
+        sum.dispatches += v.dispatches;
         sum.parser_mismatches += v.mismatches.len() as u64;
         for m in v.mismatches.iter().take(4) {
             eprintln!("exec {n}: parser mismatch: {m}");
@@ -396,12 +454,19 @@ pub fn analyze(
         n += 1;
     }
     if iv_n != 0 {
-        cand_total += if iv_unbounded { tracked.len() as u64 } else { cand.len() as u64 };
+        cand_total += if iv_unbounded {
+            tracked.len() as u64
+        } else {
+            cand.len() as u64
+        };
         flag_total += flag.len() as u64;
         sum.intervals += 1;
     }
     if n != execs.len() {
-        eprintln!("gmig-trace: the log has {} execbuffers, the AUB {n} submissions", execs.len());
+        eprintln!(
+            "gmig-trace: the log has {} execbuffers, the AUB {n} submissions",
+            execs.len()
+        );
     }
     sum.tracked_pages = tracked.len() as u64;
     if sum.intervals != 0 {
@@ -409,4 +474,157 @@ pub fn analyze(
         sum.flagged_pages = flag_total as f64 / sum.intervals as f64;
     }
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execlog;
+    use gmig_core::testutil::aub::{one_exec, FIRST_BO};
+
+    const TABLE: &str = "MI_BATCH_BUFFER_START\tff800000\t18800000\tv:0:7:2\t1:2:63:Batch Buffer Start Address\tall\n\
+MI_BATCH_BUFFER_END\tff800000\t05000000\t1\t-\tall\n\
+MI_NOOP\tff800000\t00000000\t1\t-\tall\n\
+PIPE_CONTROL\tffff0000\t7a000000\tv:0:7:2\t2:2:47:Address\trender\n\
+3DPRIMITIVE\tffff0000\t7b000000\tv:0:7:2\t-\trender\n";
+
+    const BBE: u32 = 0x0500_0000;
+
+    fn pipe_control_write(addr: u64) -> [u32; 6] {
+        [0x7a00_0004, 0x4000, addr as u32, (addr >> 32) as u32, 1, 0]
+    }
+
+    /// What the analysis says of one execbuffer whose batch (at
+    /// FIRST_BO) is `batch`, with the execbuffer log `log`.
+    fn run(batch: &[u32], log: &str, table: &str) -> Result<(Summary, Vec<String>), CaptureError> {
+        let bytes: Vec<u8> = batch.iter().flat_map(|d| d.to_le_bytes()).collect();
+        let mut buf = vec![0u8; 1 << 20];
+        let (len, _) = one_exec(&mut buf, Engine::Render, &bytes, false).unwrap();
+        let (execs, cut) = execlog::parse(log).unwrap();
+        assert!(!cut);
+        let table = Table::parse(table).unwrap();
+        let mut lines = Vec::new();
+        let s = analyze(&buf[..len], &execs, &table, 1, 4096, |l| {
+            lines.push(l.to_string())
+        })?;
+        Ok((s, lines))
+    }
+
+    fn log(bos: &[(u64, u64, bool)]) -> String {
+        let mut s = format!(
+            "E 0 1 0x40000 0 0 0 {}\nB 1 {FIRST_BO:#x} 4096 0x18\n",
+            bos.len() + 1
+        );
+        for (i, &(addr, size, w)) in bos.iter().enumerate() {
+            s += &format!(
+                "B {} {addr:#x} {size} {}\n",
+                i + 2,
+                if w { "0x1c" } else { "0x18" }
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn a_bounded_execbuffer_touches_what_it_writes() {
+        let mut b = pipe_control_write(0x3010).to_vec();
+        b.push(BBE);
+        let (s, lines) = run(
+            &b,
+            &log(&[(0x3000, 4096, true), (0x5000, 8192, false)]),
+            TABLE,
+        )
+        .unwrap();
+        assert_eq!(
+            lines,
+            ["{\"exec\": 0, \"bounded\": true, \"writes\": [[12304, 12312]]}"]
+        );
+        assert_eq!(
+            (s.execbuffers, s.bounded, s.bounded_gvt, s.missed_bos),
+            (1, 1, 0, 0)
+        );
+        // The ring's batch start and MI_NOOP, the PIPE_CONTROL, the batch end.
+        assert_eq!(
+            (s.parser_mismatches, s.commands, s.tracked_pages),
+            (0, 4, 4)
+        );
+        assert_eq!((s.flagged_pages, s.candidate_pages), (1.0, 1.0));
+    }
+
+    #[test]
+    fn a_flagged_buffer_the_writes_miss_is_counted() {
+        let mut b = pipe_control_write(0x3010).to_vec();
+        b.push(BBE);
+        let (s, _) = run(
+            &b,
+            &log(&[(0x3000, 4096, true), (0x5000, 8192, true)]),
+            TABLE,
+        )
+        .unwrap();
+        assert_eq!((s.bounded, s.missed_bos), (1, 1));
+    }
+
+    #[test]
+    fn draws_and_unknown_commands_are_unbounded() {
+        // A 3DPRIMITIVE: unbounded, every tracked page a candidate, and
+        // an untouched flagged buffer is not a miss.
+        let b = [0x7b00_0005, 0, 3, 0, 1, 0, 0, BBE];
+        let (s, lines) = run(&b, &log(&[(0x5000, 8192, true)]), TABLE).unwrap();
+        assert_eq!((s.bounded, s.missed_bos, s.candidate_pages), (0, 0, 3.0));
+        assert_eq!((s.draws, s.dispatches), (1, 0));
+        assert!(lines[0].contains("\"bounded\": false"));
+        // A command neither parser knows: unbounded, not a mismatch.
+        let b = [0x7c7f_0000, BBE];
+        let (s, _) = run(&b, &log(&[]), TABLE).unwrap();
+        assert_eq!((s.bounded, s.parser_mismatches), (0, 0));
+        // Mesa knows it, gmig's parser does not: a mismatch, unbounded.
+        let t = format!("{TABLE}X\tffff0000\t7c7f0000\t1\t-\tall\n");
+        let (s, _) = run(&b, &log(&[]), &t).unwrap();
+        assert_eq!((s.bounded, s.parser_mismatches), (0, 1));
+        // A batch without its end: unbounded.
+        let (s, _) = run(
+            &pipe_control_write(0x3000),
+            &log(&[(0x3000, 4096, true)]),
+            TABLE,
+        )
+        .unwrap();
+        assert_eq!(s.bounded, 0);
+    }
+
+    #[test]
+    fn mesa_disagreeing_is_a_mismatch() {
+        let mut b = pipe_control_write(0x3010).to_vec();
+        b.push(BBE);
+        let t = TABLE.replace("v:0:7:2\t2:2:47", "v:0:7:3\t2:2:47");
+        let (s, _) = run(&b, &log(&[(0x3000, 4096, true)]), &t).unwrap();
+        assert_eq!(s.parser_mismatches, 1);
+        let t = TABLE.replace("2:2:47:Address", "2:5:47:Address");
+        let (s, _) = run(&b, &log(&[(0x3000, 4096, true)]), &t).unwrap();
+        assert_eq!(s.parser_mismatches, 1);
+    }
+
+    #[test]
+    fn a_capture_out_of_step_or_cut_short_is_an_error() {
+        let b = [BBE];
+        let wrong = "E 0 1 0x40000 0 64 0 1\nB 1 0x1000 4096 0x18\n";
+        assert!(run(&b, wrong, TABLE)
+            .unwrap_err()
+            .0
+            .contains("the ring starts"));
+        let bytes: Vec<u8> = b.iter().flat_map(|d| d.to_le_bytes()).collect();
+        let mut buf = vec![0u8; 1 << 20];
+        let (len, _) = one_exec(&mut buf, Engine::Render, &bytes, false).unwrap();
+        let (execs, _) = execlog::parse(&log(&[])).unwrap();
+        let table = Table::parse(TABLE).unwrap();
+        for cut in [len - 1, len - 30, len / 2, 7] {
+            let r = analyze(&buf[..cut], &execs, &table, 1, 4096, |_| {});
+            assert!(r.is_err_and(|e| e.0.starts_with("AUB: ")), "cut at {cut}");
+        }
+        // More execbuffers in the log than submissions: the figures of
+        // what was submitted.
+        let two = format!("{}E 1 1 0x40000 0 0 0 1\nB 1 0x1000 4096 0x18\n", log(&[]));
+        let (execs, _) = execlog::parse(&two).unwrap();
+        let s = analyze(&buf[..len], &execs, &table, 1, 4096, |_| {}).unwrap();
+        assert_eq!(s.execbuffers, 1);
+    }
 }

@@ -51,7 +51,9 @@ pub struct Exec {
 impl Exec {
     /// GPU address of the first batch command.
     pub fn batch_addr(&self) -> Option<u64> {
-        self.bos.get(self.batch).map(|b| canonical(b.offset + self.start))
+        self.bos
+            .get(self.batch)
+            .map(|b| canonical(b.offset + self.start))
     }
 }
 
@@ -103,7 +105,10 @@ pub fn parse(text: &str) -> Result<(Vec<Exec>, bool), LogError> {
                 if want != 0 {
                     return Err(err("execbuffer record before the previous one's buffers"));
                 }
-                let v: Vec<u64> = f.map(|s| num(Some(s))).collect::<Option<_>>().ok_or(err("bad number"))?;
+                let v: Vec<u64> = f
+                    .map(|s| num(Some(s)))
+                    .collect::<Option<_>>()
+                    .ok_or(err("bad number"))?;
                 let [index, _ctx, flags, batch, start, _len, count] = v[..] else {
                     return Err(err("E record needs 7 fields"));
                 };
@@ -123,8 +128,14 @@ pub fn parse(text: &str) -> Result<(Vec<Exec>, bool), LogError> {
                 });
             }
             Some("B") => {
-                let e = execs.last_mut().filter(|_| want != 0).ok_or(err("buffer record outside an execbuffer"))?;
-                let v: Vec<u64> = f.map(|s| num(Some(s))).collect::<Option<_>>().ok_or(err("bad number"))?;
+                let e = execs
+                    .last_mut()
+                    .filter(|_| want != 0)
+                    .ok_or(err("buffer record outside an execbuffer"))?;
+                let v: Vec<u64> = f
+                    .map(|s| num(Some(s)))
+                    .collect::<Option<_>>()
+                    .ok_or(err("bad number"))?;
                 let [handle, offset, size, flags] = v[..] else {
                     return Err(err("B record needs 4 fields"));
                 };

@@ -34,7 +34,11 @@ impl AddrField {
         };
         let qw = lo | hi << 32;
         let width = self.high - self.low + 1;
-        let mask = if width >= 64 { u64::MAX } else { (1u64 << width) - 1 };
+        let mask = if width >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << width) - 1
+        };
         Some((qw >> self.low & mask) << self.low)
     }
 }
@@ -68,6 +72,8 @@ pub struct Instruction {
     pub length: Length,
     /// Its own address fields.
     pub addrs: Vec<AddrField>,
+    /// The engines it runs on (`None`: every engine).
+    pub engines: Option<Vec<String>>,
 }
 
 impl Instruction {
@@ -89,7 +95,11 @@ pub struct TableError(pub usize);
 
 impl fmt::Display for TableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "genxml table line {}: not NAME MASK VALUE LENGTH ADDRESSES", self.0)
+        write!(
+            f,
+            "genxml table line {}: not NAME MASK VALUE LENGTH ADDRESSES",
+            self.0
+        )
     }
 }
 
@@ -99,17 +109,27 @@ fn hex(s: &str) -> Option<u32> {
 
 fn parse_line(line: &str) -> Option<Instruction> {
     let f: Vec<&str> = line.split('\t').collect();
-    let [name, mask, value, length, addrs] = f[..] else {
+    let [name, mask, value, length, addrs, engines] = f[..] else {
         return None;
     };
+    let engines = (engines != "all").then(|| engines.split('|').map(str::to_string).collect());
     let length = match length.strip_prefix("v:") {
         Some(v) => {
-            let p: Vec<u32> = v.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-            let [low, high, bias] = p[..] else { return None };
+            let p: Vec<u32> = v
+                .split(':')
+                .map(|x| x.parse().ok())
+                .collect::<Option<_>>()?;
+            let [low, high, bias] = p[..] else {
+                return None;
+            };
             if high < low || high >= 32 {
                 return None;
             }
-            Length::Field { low, high, bias: bias as usize }
+            Length::Field {
+                low,
+                high,
+                bias: bias as usize,
+            }
         }
         None => Length::Fixed(length.parse().ok()?),
     };
@@ -123,10 +143,22 @@ fn parse_line(line: &str) -> Option<Instruction> {
             if high < low || high >= 64 {
                 return None;
             }
-            fields.push(AddrField { dword, low, high, name: p.next()?.to_string() });
+            fields.push(AddrField {
+                dword,
+                low,
+                high,
+                name: p.next()?.to_string(),
+            });
         }
     }
-    Some(Instruction { name: name.to_string(), mask: hex(mask)?, value: hex(value)?, length, addrs: fields })
+    Some(Instruction {
+        name: name.to_string(),
+        mask: hex(mask)?,
+        value: hex(value)?,
+        length,
+        addrs: fields,
+        engines,
+    })
 }
 
 /// Mesa's Gen9 instructions.
@@ -144,13 +176,19 @@ impl Table {
         Ok(Self { ins })
     }
 
-    /// The instruction whose identifying bits match `dw0`: the one with
-    /// the most such bits (a command and its more specific variants share
-    /// a prefix), `None` if none matches.
-    pub fn lookup(&self, dw0: u32) -> Option<&Instruction> {
+    /// The instruction of `engine` ("render", "blitter", "video") whose
+    /// identifying bits match `dw0`: the one with the most such bits (a
+    /// command and its more specific variants share a prefix), `None` if
+    /// none matches.
+    pub fn lookup(&self, dw0: u32, engine: &str) -> Option<&Instruction> {
         self.ins
             .iter()
             .filter(|i| dw0 & i.mask == i.value && i.mask != 0)
+            .filter(|i| {
+                i.engines
+                    .as_ref()
+                    .is_none_or(|e| e.iter().any(|e| e == engine))
+            })
             .max_by_key(|i| i.mask.count_ones())
     }
 }
@@ -158,7 +196,8 @@ impl Table {
 /// How gmig's parser and Mesa's description disagree on one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mismatch {
-    /// Mesa knows the command, gmig's parser does not.
+    /// Mesa knows the command, gmig's parser does not (or refuses this
+    /// form of it).
     UnknownToGmig(String),
     /// gmig's parser knows a command Mesa does not describe.
     UnknownToMesa,
@@ -172,12 +211,22 @@ pub enum Mismatch {
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mismatch::UnknownToGmig(n) => write!(f, "{n}: Mesa knows it, gmig's parser does not"),
-            Mismatch::UnknownToMesa => write!(f, "gmig's parser knows a command Mesa does not describe"),
+            Mismatch::UnknownToGmig(n) => {
+                write!(
+                    f,
+                    "{n}: Mesa knows it, gmig's parser does not (or refuses it)"
+                )
+            }
+            Mismatch::UnknownToMesa => {
+                write!(f, "gmig's parser knows a command Mesa does not describe")
+            }
             Mismatch::Length(n, g, m) => write!(f, "{n}: gmig says {g} dwords, Mesa {m}"),
             Mismatch::Address(n, dw, g, m) => match m {
                 Some(m) => write!(f, "{n}: address at dword {dw}: gmig {g:#x}, Mesa {m:#x}"),
-                None => write!(f, "{n}: gmig reads an address at dword {dw}, Mesa has none there"),
+                None => write!(
+                    f,
+                    "{n}: gmig reads an address at dword {dw}, Mesa has none there"
+                ),
             },
         }
     }
@@ -202,9 +251,14 @@ fn addresses_used(kind: Kind) -> bool {
 /// Checks the command at the start of `cmd` (its whole length, as far as
 /// the buffer holds it): `parsed` is gmig's decode (an error: gmig's parser
 /// refused it).
-pub fn check(table: &Table, cmd: &[u32], parsed: Option<&Command>) -> Option<Mismatch> {
+pub fn check(
+    table: &Table,
+    engine: &str,
+    cmd: &[u32],
+    parsed: Option<&Command>,
+) -> Option<Mismatch> {
     let dw0 = *cmd.first()?;
-    let mesa = table.lookup(dw0);
+    let mesa = table.lookup(dw0, engine);
     let (c, m) = match (parsed, mesa) {
         (None, None) => return None,
         (None, Some(m)) => return Some(Mismatch::UnknownToGmig(m.name.clone())),
@@ -226,7 +280,16 @@ pub fn check(table: &Table, cmd: &[u32], parsed: Option<&Command>) -> Option<Mis
         };
         match m.addrs.iter().find(|f| f.dword == a.dword) {
             Some(f) => {
-                let theirs = f.read(cmd);
+                // A field wider than the GPU's 48-bit addresses holds them
+                // sign-extended (canonical): the GPU uses bits 47:0.
+                let theirs = f.read(cmd).and_then(|v| {
+                    if f.dword * 32 + f.high as usize <= f.dword * 32 + 47 {
+                        return Some(v);
+                    }
+                    let top = v >> 47;
+                    let canonical = top == 0 || top == (1 << 17) - 1;
+                    canonical.then_some(v & ((1 << 48) - 1))
+                });
                 if theirs != Some(ours) {
                     return Some(Mismatch::Address(m.name.clone(), a.dword, ours, theirs));
                 }
@@ -242,15 +305,17 @@ mod tests {
     use super::*;
     use gmig_core::cmd::Mode;
 
-    const TABLE: &str = "MI_NOOP\tff800000\t00000000\t1\t-\n\
-MI_STORE_DATA_IMM\tff800000\t10000000\tv:0:9:2\t1:2:47:Address\n\
-PIPE_CONTROL\tffff0000\t7a000000\tv:0:7:2\t2:2:47:Address\n\
-3DPRIMITIVE\tffff0000\t7b000000\tv:0:7:2\t-\n";
+    const TABLE: &str = "MI_NOOP\tff800000\t00000000\t1\t-\tall\n\
+MI_STORE_DATA_IMM\tff800000\t10000000\tv:0:9:2\t1:2:47:Address\tall\n\
+PIPE_CONTROL\tffff0000\t7a000000\tv:0:7:2\t2:2:47:Address\trender\n\
+GPGPU_WALKER\tffff0000\t71050000\tv:0:7:2\t-\trender\n\
+MFX_AVC_WEIGHTOFFSET_STATE\tfffff000\t71050000\tv:0:11:2\t-\tvideo\n\
+3DPRIMITIVE\tffff0000\t7b000000\tv:0:7:2\t-\trender\n";
 
     fn chk(cmd: &[u32]) -> Option<Mismatch> {
         let t = Table::parse(TABLE).unwrap();
         let c = Command::decode(cmd, 0, Mode::PPGTT).ok();
-        check(&t, cmd, c.as_ref())
+        check(&t, "render", cmd, c.as_ref())
     }
 
     #[test]
@@ -263,30 +328,82 @@ PIPE_CONTROL\tffff0000\t7a000000\tv:0:7:2\t2:2:47:Address\n\
 
     #[test]
     fn disagreements_are_found() {
-        // The length field says 4 more dwords; gmig's MI_STORE_DATA_IMM
-        // and Mesa's must both say 6.
-        assert_eq!(chk(&[0x1000_0004, 0x1000, 0, 1, 2, 3]), None);
+        // A qword store: gmig's MI_STORE_DATA_IMM and Mesa's both say 5
+        // dwords; a longer one gmig's parser refuses (as GVT-g does).
+        assert_eq!(chk(&[0x1020_0003, 0x1000, 0, 1, 2]), None);
+        assert!(matches!(
+            chk(&[0x1000_0004, 0x1000, 0, 1, 2, 3]),
+            Some(Mismatch::UnknownToGmig(_))
+        ));
         // An address with bit 1 set: gmig keeps bits 1:0 as flags only
         // if Mesa does too.
         let t = Table::parse(&TABLE.replace("1:2:47", "1:3:47")).unwrap();
         let cmd = [0x1000_0002, 0x1004, 0, 7];
         let c = Command::decode(&cmd, 0, Mode::PPGTT).unwrap();
-        assert!(matches!(check(&t, &cmd, Some(&c)), Some(Mismatch::Address(..))));
+        assert!(matches!(
+            check(&t, "render", &cmd, Some(&c)),
+            Some(Mismatch::Address(..))
+        ));
         let t = Table::parse(&TABLE.replace("v:0:9:2", "v:0:9:3")).unwrap();
-        assert!(matches!(check(&t, &cmd, Some(&c)), Some(Mismatch::Length(..))));
+        assert!(matches!(
+            check(&t, "render", &cmd, Some(&c)),
+            Some(Mismatch::Length(..))
+        ));
         let t = Table::parse(&TABLE.replace("1:2:47:Address", "-")).unwrap();
-        assert!(matches!(check(&t, &cmd, Some(&c)), Some(Mismatch::Address(_, 1, 0x1004, None))));
+        assert!(matches!(
+            check(&t, "render", &cmd, Some(&c)),
+            Some(Mismatch::Address(_, 1, 0x1004, None))
+        ));
         // Unknown to one side.
         assert_eq!(chk(&[0x7c00_0000]), None);
-        let t = Table::parse(&format!("{TABLE}XYZ\tffff0000\t7c000000\t1\t-\n")).unwrap();
-        assert!(matches!(check(&t, &[0x7c00_0000], None), Some(Mismatch::UnknownToGmig(_))));
-        assert_eq!(check(&t, &[0x7900_0000], Command::decode(&[0x7900_0000], 0, Mode::PPGTT).ok().as_ref()).is_some(),
-            Command::decode(&[0x7900_0000], 0, Mode::PPGTT).is_ok());
+        let t = Table::parse(&format!("{TABLE}XYZ\tffff0000\t7c000000\t1\t-\tall\n")).unwrap();
+        assert!(matches!(
+            check(&t, "render", &[0x7c00_0000], None),
+            Some(Mismatch::UnknownToGmig(_))
+        ));
+        assert_eq!(
+            check(
+                &t,
+                "render",
+                &[0x7900_0000],
+                Command::decode(&[0x7900_0000], 0, Mode::PPGTT)
+                    .ok()
+                    .as_ref()
+            )
+            .is_some(),
+            Command::decode(&[0x7900_0000], 0, Mode::PPGTT).is_ok()
+        );
+    }
+
+    #[test]
+    fn commands_are_looked_up_on_their_engine() {
+        // GPGPU_WALKER (render) and MFX_AVC_WEIGHTOFFSET_STATE (video)
+        // share their first dword's identifying bits.
+        let t = Table::parse(TABLE).unwrap();
+        assert_eq!(
+            t.lookup(0x7105_000d, "render").unwrap().name,
+            "GPGPU_WALKER"
+        );
+        assert_eq!(
+            t.lookup(0x7105_000d, "video").unwrap().name,
+            "MFX_AVC_WEIGHTOFFSET_STATE"
+        );
+        assert!(t.lookup(0x7b00_0005, "blitter").is_none());
+        assert_eq!(
+            chk(&[0x7105_000d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            None
+        );
     }
 
     #[test]
     fn table_lines_that_do_not_parse_are_errors() {
-        for bad in ["A\t1\t2\t3\n", "A\tff\t00\tv:9:1:2\t-\n", "A\tzz\t00\t1\t-\n", "A\tff\t00\t1\t1:2\n"] {
+        for bad in [
+            "A\t1\t2\t3\n",
+            "A\tff\t00\tv:9:1:2\t-\tall\n",
+            "A\tzz\t00\t1\t-\tall\n",
+            "A\tff\t00\t1\t1:2\tall\n",
+            "A\tff\t00\t1\t-\n",
+        ] {
             assert!(Table::parse(bad).is_err(), "{bad:?}");
         }
     }

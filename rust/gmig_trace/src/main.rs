@@ -27,7 +27,10 @@ fn main() -> ExitCode {
     let (mut interval, mut cap) = (1usize, 1usize << 20);
     let mut rest = args[2..].iter();
     while let Some(a) = rest.next() {
-        let v = rest.next().and_then(|v| v.parse::<usize>().ok()).filter(|&v| v > 0);
+        let v = rest
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&v| v > 0);
         match (a.as_str(), v) {
             ("--interval", Some(v)) => interval = v,
             ("--cap", Some(v)) => cap = v,
@@ -40,16 +43,18 @@ fn main() -> ExitCode {
     };
     let run = || -> Result<analyze::Summary, String> {
         let aub = read("capture.aub")?;
-        let log = String::from_utf8(read("execlog")?).map_err(|_| "execlog: not text".to_string())?;
+        let log =
+            String::from_utf8(read("execlog")?).map_err(|_| "execlog: not text".to_string())?;
         let table = String::from_utf8(read("gen9-commands.tsv")?)
             .map_err(|_| "gen9-commands.tsv: not text".to_string())?;
         let table = genxml::Table::parse(&table).map_err(|e| e.to_string())?;
         let (execs, cut) = execlog::parse(&log).map_err(|e| e.to_string())?;
         if cut {
-            eprintln!("gmig-trace: the execbuffer log ends in a record cut short (the program died?)");
+            eprintln!(
+                "gmig-trace: the execbuffer log ends in a record cut short (the program died?)"
+            );
         }
-        analyze::analyze(&aub, &execs, &table, interval, cap, |l| println!("{l}"))
-            .map_err(|e| e.0)
+        analyze::analyze(&aub, &execs, &table, interval, cap, |l| println!("{l}")).map_err(|e| e.0)
     };
     match run() {
         Ok(s) => {
