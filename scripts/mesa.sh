@@ -69,7 +69,7 @@ if ! table_fresh; then
 		gen9-commands.tsv.tmp
 	mv gen9-commands.tsv.tmp gen9-commands.tsv
 fi
-# Bookworm's meson 1.0 is too old for Mesa 25 (it needs >= 1.1).
+# Bookworm's meson 1.0 is too old for Mesa 25 (it needs >= 1.1): pip's.
 if [ ! -x venv/bin/meson ]; then
 	log "pip: meson and mako for the mesa build"
 	python3 -m venv venv

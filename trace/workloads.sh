@@ -9,8 +9,9 @@
 #
 # check: the short set `make check` runs; traces: the longer one of `make
 # traces`. Captures go to DIR/NAME (default DIR: $GMIG_CACHE/traces/SET;
-# the AUB files are large, so `check` deletes each once it is analyzed
-# unless GMIG_TRACE_KEEP=1). Prints one line per workload,
+# the AUB files are large: 0.5-13 GB in the `traces` set, as intel_dump_gpu
+# writes every buffer the driver maps at each execbuffer; each is deleted
+# once analyzed unless GMIG_TRACE_KEEP=1). Prints one line per workload,
 #   trace NAME: ok|FAIL execbuffers N bounded B ...
 # and writes RESULTS (default DIR/results.json): one object per workload with `workload`,
 # `source` and the analysis's summary fields. A workload passes when its
@@ -104,7 +105,7 @@ for w in "${WORKLOADS[@]}"; do
 	"$TRACE" analyze "$out" >"$out/analysis.jsonl" 2>"$out/analysis.log"
 	arc=$?
 	t2=$(date +%s.%N)
-	[ "$set_name" = check ] && [ -z "${GMIG_TRACE_KEEP:-}" ] && rm -f "$out/capture.aub"
+	[ -z "${GMIG_TRACE_KEEP:-}" ] && rm -f "$out/capture.aub"
 	summary=$(grep -m1 '^{"summary"' "$out/analysis.jsonl" | sed -e 's/^{"summary": {//' -e 's/}}$//')
 	field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" <<<"$summary"; }
 	verdict=ok
