@@ -525,16 +525,18 @@ PIPE_CONTROL\tffff0000\t7a000000\tv:0:7:2\t2:2:47:Address\trender\n\
         s
     }
 
-    #[test]
-    fn a_bounded_execbuffer_touches_what_it_writes() {
+    /// A PIPE_CONTROL writing 8 bytes into the buffer at 0x3000 (flagged
+    /// written), beside a buffer at 0x5000 flagged as `second_flagged`.
+    fn one_write(second_flagged: bool) -> (Summary, Vec<String>) {
         let mut b = pipe_control_write(0x3010).to_vec();
         b.push(BBE);
-        let (s, lines) = run(
-            &b,
-            &log(&[(0x3000, 4096, true), (0x5000, 8192, false)]),
-            TABLE,
-        )
-        .unwrap();
+        let bos = [(0x3000, 4096, true), (0x5000, 8192, second_flagged)];
+        run(&b, &log(&bos), TABLE).unwrap()
+    }
+
+    #[test]
+    fn a_bounded_execbuffer_touches_what_it_writes() {
+        let (s, lines) = one_write(false);
         assert_eq!(
             lines,
             ["{\"exec\": 0, \"bounded\": true, \"writes\": [[12304, 12312]]}"]
@@ -553,14 +555,7 @@ PIPE_CONTROL\tffff0000\t7a000000\tv:0:7:2\t2:2:47:Address\trender\n\
 
     #[test]
     fn a_flagged_buffer_the_writes_miss_is_counted() {
-        let mut b = pipe_control_write(0x3010).to_vec();
-        b.push(BBE);
-        let (s, _) = run(
-            &b,
-            &log(&[(0x3000, 4096, true), (0x5000, 8192, true)]),
-            TABLE,
-        )
-        .unwrap();
+        let (s, _) = one_write(true);
         assert_eq!((s.bounded, s.missed_bos), (1, 1));
     }
 
