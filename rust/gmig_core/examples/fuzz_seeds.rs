@@ -13,7 +13,9 @@
 //!   the remapper moves;
 //! - `<dir>/aub_read/`: AUB files as `intel_dump_gpu` writes them (Mesa's
 //!   `aub_write.c`, through `gmig_core::testutil::aub`) for execbuffers on
-//!   the render, blitter and video engines, with small context images.
+//!   the render, blitter and video engines, with small context images;
+//! - `<dir>/eu_kernel/`: the Gen9 shader kernels Mesa compiled for gmig-gl
+//!   (`src/writeset/testdata/`, from Mesa's `INTEL_DEBUG=hex` dumps).
 //!
 //!   cargo run --release --example fuzz_seeds -- <dir>
 
@@ -302,6 +304,34 @@ fn aub_seeds(dir: &Path) -> usize {
     n + 1
 }
 
+/// The kernels of the test data files, one seed each: the hex bytes
+/// before each line's `|`, a kernel per `## ` block.
+fn eu_seeds(dir: &Path) -> usize {
+    fs::create_dir_all(dir).unwrap();
+    let files = [
+        include_str!("../src/writeset/testdata/desktop.txt"),
+        include_str!("../src/writeset/testdata/game.txt"),
+        include_str!("../src/writeset/testdata/compute.txt"),
+        include_str!("../src/writeset/testdata/video.txt"),
+        include_str!("../src/writeset/testdata/compute-spill.txt"),
+    ];
+    let mut kernels: Vec<Vec<u8>> = Vec::new();
+    for line in files.iter().flat_map(|f| f.lines()) {
+        if line.starts_with("## ") {
+            kernels.push(Vec::new());
+        } else if let (Some((hex, _)), Some(k)) = (line.split_once(" | "), kernels.last_mut()) {
+            k.extend(
+                hex.split_whitespace()
+                    .map(|b| u8::from_str_radix(b, 16).unwrap()),
+            );
+        }
+    }
+    for (i, k) in kernels.iter().enumerate() {
+        write(dir, &format!("kernel-{i}"), k);
+    }
+    kernels.len()
+}
+
 fn main() {
     let Some(dir) = std::env::args().nth(1) else {
         eprintln!("usage: fuzz_seeds <dir>");
@@ -316,8 +346,10 @@ fn main() {
         write(&cdir, &format!("ctx-{seed}"), &cmd_seed(seed));
     }
     let a = aub_seeds(&dir.join("aub_read"));
+    let e = eu_seeds(&dir.join("eu_kernel"));
     println!(
-        "{s} stream_decode seeds, {c} cmd_exec_remap seeds, {a} aub_read seeds in {}",
+        "{s} stream_decode seeds, {c} cmd_exec_remap seeds, {a} aub_read seeds, \
+         {e} eu_kernel seeds in {}",
         dir.display()
     );
 }

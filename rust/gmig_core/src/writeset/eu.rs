@@ -442,6 +442,21 @@ fn set(i: &mut u128, hi: u32, lo: u32, v: u128) {
     *i = (*i & !mask) | ((v << lo) & mask);
 }
 
+/// Sets `(hi, lo, shift)` fields of `i` to `v >> shift` each: a table
+/// entry spread over the instruction as Mesa's `set_uncompacted_*` do.
+fn scatter(i: &mut u128, v: u128, fields: &[(u32, u32, u32)]) {
+    for &(hi, lo, shift) in fields {
+        set(i, hi, lo, v >> shift);
+    }
+}
+
+/// Copies compacted bits `(chi, clo)` to instruction bits `(hi, lo)`.
+fn copy(i: &mut u128, c: u64, fields: &[(u32, u32, u32, u32)]) {
+    for &(hi, lo, chi, clo) in fields {
+        set(i, hi, lo, cbits(c, chi, clo));
+    }
+}
+
 /// A compacted Gen9 instruction expanded as `uncompact_instruction` and
 /// `brw_uncompact_3src_instruction` do (`devinfo->ver == 9`).
 fn uncompact(c: u64) -> Inst {
@@ -449,63 +464,64 @@ fn uncompact(c: u64) -> Inst {
     let opcode = cbits(c, 6, 0);
     set(&mut i, 6, 0, opcode);
     if kind(opcode) == Kind::Alu3 {
-        // set_uncompacted_3src_control_index, ..._source_index
+        // set_uncompacted_3src_control_index
         let ctrl = u128::from(CONTROL_3SRC[cbits(c, 9, 8) as usize]);
-        set(&mut i, 34, 32, ctrl >> 21);
-        set(&mut i, 28, 8, ctrl);
-        set(&mut i, 36, 35, ctrl >> 24);
+        scatter(&mut i, ctrl, &[(34, 32, 21), (28, 8, 0), (36, 35, 24)]);
+        // set_uncompacted_3src_source_index
         let src = u128::from(SOURCE_3SRC[cbits(c, 11, 10) as usize]);
-        set(&mut i, 83, 83, src >> 43);
-        set(&mut i, 114, 107, src >> 35);
-        set(&mut i, 93, 86, src >> 27);
-        set(&mut i, 72, 65, src >> 19);
-        set(&mut i, 55, 37, src);
-        set(&mut i, 126, 125, src >> 47);
-        set(&mut i, 105, 104, src >> 45);
-        set(&mut i, 84, 84, src >> 44);
-        set(&mut i, 63, 56, cbits(c, 18, 12)); // dst_reg_nr
-        set(&mut i, 64, 64, cbits(c, 28, 28)); // src0_rep_ctrl
-        set(&mut i, 30, 30, cbits(c, 30, 30)); // debug_control
-        set(&mut i, 31, 31, cbits(c, 31, 31)); // saturate
-        set(&mut i, 85, 85, cbits(c, 32, 32)); // src1_rep_ctrl
-        set(&mut i, 106, 106, cbits(c, 33, 33)); // src2_rep_ctrl
-        set(&mut i, 83, 76, cbits(c, 49, 43)); // src0_reg_nr
-        set(&mut i, 104, 97, cbits(c, 56, 50)); // src1_reg_nr
-        set(&mut i, 125, 118, cbits(c, 63, 57)); // src2_reg_nr
-                                                 // brw_eu_inst_set_3src_a16_srcN_subreg_nr
+        let src_fields = [
+            (83, 83, 43),
+            (114, 107, 35),
+            (93, 86, 27),
+            (72, 65, 19),
+            (55, 37, 0),
+            (126, 125, 47),
+            (105, 104, 45),
+            (84, 84, 44),
+        ];
+        scatter(&mut i, src, &src_fields);
+        // dst_reg_nr, src0_rep_ctrl, debug_control, saturate,
+        // src1/src2_rep_ctrl, src0/src1/src2_reg_nr
+        let fields = [
+            (63, 56, 18, 12),
+            (64, 64, 28, 28),
+            (30, 30, 30, 30),
+            (31, 31, 31, 31),
+            (85, 85, 32, 32),
+            (106, 106, 33, 33),
+            (83, 76, 49, 43),
+            (104, 97, 56, 50),
+            (125, 118, 63, 57),
+        ];
+        copy(&mut i, c, &fields);
+        // brw_eu_inst_set_3src_a16_srcN_subreg_nr
         for (base, field) in [(64, 34), (85, 37), (106, 40)] {
             let v = cbits(c, field + 2, field);
-            set(&mut i, base + 11, base + 9, v >> 2);
-            set(&mut i, base + 20, base + 20, v >> 1);
+            scatter(
+                &mut i,
+                v,
+                &[(base + 11, base + 9, 2), (base + 20, base + 20, 1)],
+            );
         }
-        set(&mut i, 29, 29, 0);
         return Inst(i);
     }
-    set(&mut i, 7, 7, cbits(c, 7, 7)); // debug_control
-                                       // set_uncompacted_control
+    // debug_control, then set_uncompacted_control, _datatype, _subreg, _src0
+    copy(&mut i, c, &[(7, 7, 7, 7)]);
     let ctrl = u128::from(CONTROL[cbits(c, 12, 8) as usize]);
-    set(&mut i, 33, 31, ctrl >> 16);
-    set(&mut i, 23, 12, ctrl >> 4);
-    set(&mut i, 10, 9, ctrl >> 2);
-    set(&mut i, 34, 34, ctrl >> 1);
-    set(&mut i, 8, 8, ctrl);
-    // set_uncompacted_datatype
+    let ctrl_fields = [
+        (33, 31, 16),
+        (23, 12, 4),
+        (10, 9, 2),
+        (34, 34, 1),
+        (8, 8, 0),
+    ];
+    scatter(&mut i, ctrl, &ctrl_fields);
     let dt = u128::from(DATATYPE[cbits(c, 17, 13) as usize]);
-    set(&mut i, 63, 61, dt >> 18);
-    set(&mut i, 94, 89, dt >> 12);
-    set(&mut i, 46, 35, dt);
-    // set_uncompacted_subreg
+    scatter(&mut i, dt, &[(63, 61, 18), (94, 89, 12), (46, 35, 0)]);
     let sr = u128::from(SUBREG[cbits(c, 22, 18) as usize]);
-    set(&mut i, 100, 96, sr >> 10);
-    set(&mut i, 68, 64, sr >> 5);
-    set(&mut i, 52, 48, sr);
-    // set_uncompacted_src0
-    set(
-        &mut i,
-        88,
-        77,
-        u128::from(SRC_INDEX[cbits(c, 34, 30) as usize]),
-    );
+    scatter(&mut i, sr, &[(100, 96, 10), (68, 64, 5), (52, 48, 0)]);
+    let src0 = u128::from(SRC_INDEX[cbits(c, 34, 30) as usize]);
+    set(&mut i, 88, 77, src0);
     let inst = Inst(i);
     // has_immediate: an immediate source of a valid type (brw_type_decode
     // for IMM knows hardware types 0..=11 on Gfx8-9).
@@ -516,18 +532,18 @@ fn uncompact(c: u64) -> Inst {
         let v = (cbits(c, 39, 35) << 8 | cbits(c, 63, 56)) as u32;
         set(&mut i, 127, 96, u128::from(((v << 19) as i32 >> 19) as u32));
     } else {
-        set(
-            &mut i,
-            120,
-            109,
-            u128::from(SRC_INDEX[cbits(c, 39, 35) as usize]),
-        );
-        set(&mut i, 108, 101, cbits(c, 63, 56)); // src1_da_reg_nr
+        let src1 = u128::from(SRC_INDEX[cbits(c, 39, 35) as usize]);
+        set(&mut i, 120, 109, src1);
+        copy(&mut i, c, &[(108, 101, 63, 56)]); // src1_da_reg_nr
     }
-    set(&mut i, 28, 28, cbits(c, 23, 23)); // acc_wr_control
-    set(&mut i, 27, 24, cbits(c, 27, 24)); // cond_modifier
-    set(&mut i, 60, 53, cbits(c, 47, 40)); // dst_da_reg_nr
-    set(&mut i, 76, 69, cbits(c, 55, 48)); // src0_da_reg_nr
+    // acc_wr_control, cond_modifier, dst_da_reg_nr, src0_da_reg_nr
+    let fields = [
+        (28, 28, 23, 23),
+        (27, 24, 27, 24),
+        (60, 53, 47, 40),
+        (76, 69, 55, 48),
+    ];
+    copy(&mut i, c, &fields);
     Inst(i)
 }
 
