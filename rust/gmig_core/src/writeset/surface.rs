@@ -56,11 +56,16 @@
 //!
 //! What this module assumes of the hardware, and the state tracker must
 //! hold to: the GPU writes a surface only through the messages its type
-//! allows (render target, typed and media block writes on 1D/2D/3D/cube;
-//! untyped, typed and block writes on buffers), and drops what falls
-//! outside the surface's width, height, depth, levels and slices (or a
-//! buffer's size); a render target write outside the surface is clipped
-//! by the drawing rectangle, which the tracker checks lies within it.
+//! allows (render target, typed and media block writes on 1D/2D/3D/cube
+//! surfaces; untyped, typed and block writes on buffers) and drops what
+//! falls outside the surface's width, height, depth, levels and slices,
+//! or a buffer's entries (a buffer's extent takes each entry as the
+//! larger of its pitch and its format's element, rounded up to 16 bytes:
+//! iris's UBOs, RGBA32F with a 1-byte pitch, come out 16 times their
+//! size); render target and depth writes stay within the surface when the
+//! drawing rectangle does, which the tracker checks. Depth and stencil
+//! buffers take their sample count from 3DSTATE_MULTISAMPLE, which the
+//! caller passes.
 
 /// Addresses are 48-bit GPU virtual (PPGTT) or GGTT addresses; the bits
 /// above (a canonical address's sign extension) are not part of them.
@@ -179,43 +184,28 @@ struct Tile {
     pitch_rows: u64,
 }
 
+/// A tile `row_bits` wide and `rows` high, `pitch_rows` rows of the pitch.
+const fn tile(row_bits: u64, rows: u64, pitch_rows: u64) -> Tile {
+    Tile {
+        row_bits,
+        rows,
+        pitch_rows,
+    }
+}
+
 /// Linear: rows of `pitch` bytes.
-const LINEAR: Tile = Tile {
-    row_bits: 0,
-    rows: 1,
-    pitch_rows: 1,
-};
+const LINEAR: Tile = tile(0, 1, 1);
 /// X tiles: 512 B x 8 rows.
-const TILE_X: Tile = Tile {
-    row_bits: 512 * 8,
-    rows: 8,
-    pitch_rows: 8,
-};
+const TILE_X: Tile = tile(512 * 8, 8, 8);
 /// Y tiles: 128 B x 32 rows.
-const TILE_Y: Tile = Tile {
-    row_bits: 128 * 8,
-    rows: 32,
-    pitch_rows: 32,
-};
+const TILE_Y: Tile = tile(128 * 8, 32, 32);
 /// W tiles: 64 x 64 bytes, stored as a 128 B x 32 row tile (the pitch a
 /// W-tiled surface's state gives is twice its rows' bytes).
-const TILE_W: Tile = Tile {
-    row_bits: 64 * 8,
-    rows: 64,
-    pitch_rows: 32,
-};
+const TILE_W: Tile = tile(64 * 8, 64, 32);
 /// HiZ tiles: 16 x 16 128-bit elements in a 128 B x 32 row tile.
-const TILE_HIZ: Tile = Tile {
-    row_bits: 16 * 128,
-    rows: 16,
-    pitch_rows: 32,
-};
+const TILE_HIZ: Tile = tile(16 * 128, 16, 32);
 /// Gen9 CCS tiles: 128 x 128 2-bit elements in a Y tile.
-const TILE_CCS: Tile = Tile {
-    row_bits: 128 * 2,
-    rows: 128,
-    pitch_rows: 32,
-};
+const TILE_CCS: Tile = tile(128 * 2, 128, 32);
 
 /// Bytes of a tile.
 const TILE_BYTES: u64 = 4096;
@@ -822,6 +812,40 @@ struct DepthView {
     hiz: bool,
 }
 
+impl DepthView {
+    /// A buffer of this view, level 0 `size` samples, `pitch` bytes
+    /// and `qpitch` rows apart, in `tile`; one-sample elements, no
+    /// alignment and no bits yet.
+    fn layout(&self, size: (u64, u64), pitch: u64, qpitch: u64, tile: Tile) -> Layout {
+        Layout {
+            w0: size.0,
+            h0: size.1,
+            levels: self.levels,
+            align_w: 1,
+            align_h: 1,
+            bw: 1,
+            bh: 1,
+            bpb: 0,
+            slices: self.slices,
+            qpitch,
+            x_off: 0,
+            y_off: 0,
+            pitch,
+            tile,
+        }
+    }
+}
+
+/// The range of buffer `l` at a depth, stencil or HiZ command's Surface
+/// Base Address (dwords 2 and 3).
+fn buffer_at(cmd: &[u32], l: Layout) -> Result<[Option<Range>; 3], Why> {
+    Ok([
+        surface_range(addr(cmd[2], cmd[3], 0), l.bytes()?, l.tile)?,
+        None,
+        None,
+    ])
+}
+
 /// 3DSTATE_DEPTH_BUFFER's view, `None` for SURFTYPE_NULL.
 fn depth_view(cmd: &[u32]) -> Result<Option<DepthView>, Why> {
     let cmd = command(cmd, DEPTH_BUFFER, 8, "not a 3DSTATE_DEPTH_BUFFER")?;
@@ -870,28 +894,17 @@ fn depth_ranges(cmd: &[u32], ms: u32) -> Result<[Option<Range>; 3], Why> {
         5 => (16, 8),
         _ => return Err("reserved depth format"),
     };
-    let (w0, h0) = interleave(v.w, v.h, samples(ms)?)?;
+    let size = interleave(v.w, v.h, samples(ms)?)?;
+    let pitch = u64::from(bits(cmd[1], 0, 18)) + 1;
+    let qpitch = u64::from(bits(cmd[7], 0, 15)) * 4;
+    let base = v.layout(size, pitch, qpitch, TILE_Y);
     let l = Layout {
-        w0,
-        h0,
-        levels: v.levels,
         align_w,
         align_h: 4,
-        bw: 1,
-        bh: 1,
         bpb,
-        slices: v.slices,
-        qpitch: u64::from(bits(cmd[7], 0, 15)) * 4,
-        x_off: 0,
-        y_off: 0,
-        pitch: u64::from(bits(cmd[1], 0, 18)) + 1,
-        tile: TILE_Y,
+        ..base
     };
-    Ok([
-        surface_range(addr(cmd[2], cmd[3], 0), l.bytes()?, TILE_Y)?,
-        None,
-        None,
-    ])
+    buffer_at(cmd, l)
 }
 
 /// 3DSTATE_STENCIL_BUFFER (whole command): the separate stencil buffer,
@@ -910,29 +923,18 @@ fn stencil_ranges(cmd: &[u32], depth_cmd: &[u32], ms: u32) -> Result<[Option<Ran
         return Ok([None; 3]);
     }
     let v = depth_view(depth_cmd)?.ok_or("stencil without a depth buffer's size")?;
-    let (w0, h0) = interleave(v.w, v.h, samples(ms)?)?;
+    let size = interleave(v.w, v.h, samples(ms)?)?;
+    let pitch = u64::from(bits(cmd[1], 0, 17)) + 1;
+    // Twice the rows, as for a W-tiled RENDER_SURFACE_STATE.
+    let qpitch = u64::from(bits(cmd[4], 0, 15)) * 8;
+    let base = v.layout(size, pitch, qpitch, TILE_W);
     let l = Layout {
-        w0,
-        h0,
-        levels: v.levels,
         align_w: 8,
         align_h: 8,
-        bw: 1,
-        bh: 1,
         bpb: 8,
-        slices: v.slices,
-        // Twice the rows, as for a W-tiled RENDER_SURFACE_STATE.
-        qpitch: u64::from(bits(cmd[4], 0, 15)) * 8,
-        x_off: 0,
-        y_off: 0,
-        pitch: u64::from(bits(cmd[1], 0, 17)) + 1,
-        tile: TILE_W,
+        ..base
     };
-    Ok([
-        surface_range(addr(cmd[2], cmd[3], 0), l.bytes()?, TILE_W)?,
-        None,
-        None,
-    ])
+    buffer_at(cmd, l)
 }
 
 /// 3DSTATE_HIER_DEPTH_BUFFER (whole command): the HiZ buffer, its size,
@@ -953,27 +955,18 @@ fn hiz_ranges(cmd: &[u32], depth_cmd: &[u32]) -> Result<[Option<Range>; 3], Why>
         None if bits(depth_cmd[1], 22, 1) == 0 => return Ok([None; 3]),
         None => return Err("HiZ without a depth buffer's size"),
     };
+    let pitch = u64::from(bits(cmd[1], 0, 17)) + 1;
+    let qpitch = u64::from(bits(cmd[4], 0, 15));
+    let base = v.layout((v.w, v.h), pitch, qpitch, TILE_HIZ);
     let l = Layout {
-        w0: v.w,
-        h0: v.h,
-        levels: v.levels,
         align_w: 16,
         align_h: 8,
         bw: 8,
         bh: 4,
         bpb: 128,
-        slices: v.slices,
-        qpitch: u64::from(bits(cmd[4], 0, 15)),
-        x_off: 0,
-        y_off: 0,
-        pitch: u64::from(bits(cmd[1], 0, 17)) + 1,
-        tile: TILE_HIZ,
+        ..base
     };
-    Ok([
-        surface_range(addr(cmd[2], cmd[3], 0), l.bytes()?, TILE_HIZ)?,
-        None,
-        None,
-    ])
+    buffer_at(cmd, l)
 }
 
 /// 3DSTATE_SO_BUFFER (whole command): the buffer, `(Surface Size + 1)`
@@ -1014,4 +1007,445 @@ pub fn scratch(base: u64, per_thread_field: u32, threads: u32) -> Extent {
     }
     let size = 1024u64 << per_thread_field;
     extent(ck(size.checked_mul(u64::from(threads))).and_then(|n| Ok([range(base, n)?, None, None])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A RENDER_SURFACE_STATE Mesa's decoder (`INTEL_DEBUG=bat`) printed
+    /// for gmig-gl's workloads on iris (SKL GT2 stub), and the buffers of
+    /// its execbuffer holding its base and aux base (address, size).
+    struct Real {
+        dw: [u32; 16],
+        bo: (u64, u64),
+        aux_bo: Option<(u64, u64)>,
+    }
+
+    /// Every distinct RENDER_SURFACE_STATE (but for its addresses and clear
+    /// color) of `gmig-gl game 1`, `desktop 1`, `compute 1` and `video 1`
+    /// (`scripts/trace.sh` set-up, `INTEL_DEBUG=bat`): render targets with
+    /// CCS_E, a shadow map sampled with HiZ, a mipmapped texture rendered
+    /// and sampled level by level, SSBOs (BUFFER, RAW), storage images,
+    /// texel buffers, video planes.
+    #[rustfmt::skip]
+    const REAL: &[Real] = &[
+    Real { dw: [0x80014000, 0x4000000, 0x3, 0x0, 0x0, 0x0, 0x0, 0x9770000, 0xff600000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeff600000, 0x100000), aux_bo: None }, // compute SURFTYPE_BUFFER R32G32B32A32_FLOAT 4x1 lod0+0 aux AUX_NONE
+    Real { dw: [0x87fd4000, 0x4000000, 0x7ff007f, 0x0, 0x0, 0x0, 0x0, 0x10000, 0xffc00000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffc00000, 0x40000), aux_bo: None }, // compute SURFTYPE_BUFFER RAW 128x2048 lod0+0 aux AUX_NONE
+    Real { dw: [0x331df03f, 0x4000080, 0x1ff01ff, 0x7ff, 0x0, 0x100, 0x0, 0x9770000, 0xffa00000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffa00000, 0x200000), aux_bo: None }, // compute SURFTYPE_2D R8G8B8A8_UNORM 512x512 lod0+0 aux AUX_NONE
+    Real { dw: [0x3361f03f, 0x4000080, 0x1ff01ff, 0x7ff, 0x0, 0x100, 0x0, 0x8010000, 0xff800000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeff800000, 0x200000), aux_bo: None }, // compute SURFTYPE_2D R32_FLOAT 512x512 lod0+0 aux AUX_NONE
+    Real { dw: [0x87fd4000, 0x4000000, 0x43, 0x0, 0x0, 0x0, 0x0, 0x10000, 0xffffc0c0, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffffc0c0, 0x44), aux_bo: None }, // compute SURFTYPE_BUFFER RAW 68x1 lod0+0 aux AUX_NONE
+    Real { dw: [0x331df03f, 0x4000060, 0x17f01ff, 0x7ff, 0x0, 0x100, 0x800005, 0x9770000, 0xffc00000, 0xfffffffe, 0xffcc0000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffc00000, 0xc1000), aux_bo: Some((0xfffeffc00000, 0xc1000)) }, // desktop SURFTYPE_2D R8G8B8A8_UNORM 512x384 lod0+0 aux AUX_CCS_E
+    Real { dw: [0x331dc03f, 0x4000060, 0x17f01ff, 0x7ff, 0x0, 0x100, 0x0, 0x9770000, 0xffa00000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffa00000, 0x200000), aux_bo: None }, // desktop SURFTYPE_2D R8G8B8A8_UNORM 512x384 lod0+0 aux AUX_NONE
+    Real { dw: [0x331df03f, 0x4000008, 0x1f001f, 0x7f, 0x0, 0x100, 0x400005, 0x9770000, 0xfff40000, 0xfffffffe, 0xfff41000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefff40000, 0x2000), aux_bo: Some((0xfffefff40000, 0x2000)) }, // desktop SURFTYPE_2D R8G8B8A8_UNORM 32x32 lod0+0 aux AUX_CCS_E
+    Real { dw: [0x331dc03f, 0x4000008, 0x1f001f, 0x7f, 0x0, 0x100, 0x0, 0x9770000, 0xfffba000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefffba000, 0x1000), aux_bo: None }, // desktop SURFTYPE_2D R8G8B8A8_UNORM 32x32 lod0+0 aux AUX_NONE
+    Real { dw: [0x331dc03f, 0x4000010, 0x3f007f, 0x1ff, 0x0, 0x100, 0x0, 0x9770000, 0xfffb2000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefffb2000, 0x8000), aux_bo: None }, // desktop SURFTYPE_2D R8G8B8A8_UNORM 128x64 lod0+0 aux AUX_NONE
+    Real { dw: [0x331df03f, 0x400010e, 0x437077f, 0x1dff, 0x0, 0x100, 0x140000d, 0x9770000, 0xfdc00000, 0xfffffffe, 0xfe3f8000, 0xfffffffe, 0x3dd0d0d2, 0x3e4cccce, 0x3e989899, 0x3f800000], bo: (0xfffefdc00000, 0x800000), aux_bo: Some((0xfffefdc00000, 0x800000)) }, // desktop SURFTYPE_2D R8G8B8A8_UNORM 1920x1080 lod0+0 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x900, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+0 aux AUX_CCS_E
+    Real { dw: [0x331dc03f, 0x4000040, 0xff00ff, 0x3ff, 0x0, 0x100, 0x0, 0x9770000, 0xffec0000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffec0000, 0x40000), aux_bo: None }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+0 aux AUX_NONE
+    Real { dw: [0x331dc03f, 0x4000010, 0x3f003f, 0xff, 0x0, 0x100, 0x0, 0x9770000, 0xfffb2000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefffb2000, 0x4000), aux_bo: None }, // game SURFTYPE_2D R8G8B8A8_UNORM 64x64 lod0+0 aux AUX_NONE
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x901, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+1 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x902, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+2 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x910, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod1+0 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x903, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+3 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x920, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod2+0 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x904, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+4 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x930, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod3+0 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x905, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+5 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x940, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod4+0 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x906, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+6 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x950, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod5+0 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x907, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+7 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x960, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod6+0 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x908, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+8 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x4000061, 0xff00ff, 0x3ff, 0x0, 0x970, 0xc00005, 0x9770000, 0xfde00000, 0xfffffffe, 0xfde68000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefde00000, 0x6a000), aux_bo: Some((0xfffefde00000, 0x6a000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod7+0 aux AUX_CCS_E
+    Real { dw: [0x80014000, 0x4000000, 0x9000f, 0x0, 0x0, 0x0, 0x0, 0x9770000, 0xfffb6000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefffb6000, 0x490), aux_bo: None }, // game SURFTYPE_BUFFER R32G32B32A32_FLOAT 16x10 lod0+0 aux AUX_NONE
+    Real { dw: [0x300ab03f, 0x40000b4, 0x167009f, 0x9ff, 0x0, 0x100, 0x0, 0x9770000, 0xfe800000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefe800000, 0xf0000), aux_bo: None }, // game SURFTYPE_2D R32G32B32A32_UINT 160x360 lod0+0 aux AUX_NONE
+    Real { dw: [0x3211f03f, 0x40000b4, 0x2cf04ff, 0x27ff, 0x0, 0x100, 0xc00015, 0x9770000, 0xff000000, 0xfffffffe, 0xff730000, 0xfffffffe, 0x3d4cc000, 0x3d4cc000, 0x3dccc000, 0x3f800000], bo: (0xfffeff000000, 0x800000), aux_bo: Some((0xfffeff000000, 0x800000)) }, // game SURFTYPE_2D R16G16B16A16_FLOAT 1280x720 lod0+0 aux AUX_CCS_E
+    Real { dw: [0x3361723f, 0x4000100, 0x3ff03ff, 0xfff, 0x0, 0x100, 0x100003b, 0x8010000, 0xff800000, 0xfffffffe, 0xffc00000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeff800000, 0x600000), aux_bo: Some((0xfffeff800000, 0x600000)) }, // game SURFTYPE_2D R32_FLOAT 1024x1024 lod0+0 aux AUX_HIZ
+    Real { dw: [0x3211f03f, 0x400005a, 0x167027f, 0x13ff, 0x0, 0x100, 0x80000d, 0x9770000, 0xfe600000, 0xfffffffe, 0xfe7e0000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefe600000, 0x200000), aux_bo: Some((0xfffefe600000, 0x200000)) }, // game SURFTYPE_2D R16G16B16A16_FLOAT 640x360 lod0+0 aux AUX_CCS_E
+    Real { dw: [0x331df03f, 0x40000b4, 0x2cf04ff, 0x13ff, 0x0, 0x100, 0xc0000d, 0x9770000, 0xfe000000, 0xfffffffe, 0xfe398000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefe000000, 0x400000), aux_bo: Some((0xfffefe000000, 0x400000)) }, // game SURFTYPE_2D R8G8B8A8_UNORM 1280x720 lod0+0 aux AUX_CCS_E
+    Real { dw: [0x3419f03f, 0x400005a, 0x167027f, 0x4ff, 0x0, 0x100, 0x0, 0x9770000, 0xffa00000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffa00000, 0x78000), aux_bo: None }, // video SURFTYPE_2D R8G8_UNORM 640x360 lod0+0 aux AUX_NONE
+    Real { dw: [0x84194000, 0x4000000, 0x707007f, 0x1, 0x0, 0x0, 0x0, 0x9410000, 0xfff3b000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefff3b000, 0x80000), aux_bo: None }, // video SURFTYPE_BUFFER R8G8_UNORM 128x1800 lod0+0 aux AUX_NONE
+    Real { dw: [0x3501f03f, 0x40000b4, 0x2cf04ff, 0x4ff, 0x0, 0x100, 0x0, 0x8010000, 0xffc00000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffc00000, 0xe6000), aux_bo: None }, // video SURFTYPE_2D R8_UNORM 1280x720 lod0+0 aux AUX_NONE
+    Real { dw: [0x3419f03f, 0x400005a, 0x167027f, 0x4ff, 0x0, 0x100, 0x0, 0x9410000, 0xffa00000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0], bo: (0xfffeffa00000, 0x78000), aux_bo: None }, // video SURFTYPE_2D R8G8_UNORM 640x360 lod0+0 aux AUX_NONE
+    Real { dw: [0x331df03f, 0x4000040, 0xff00ff, 0x3ff, 0x0, 0x100, 0x400005, 0x9770000, 0xfec00000, 0xfffffffe, 0xfec40000, 0xfffffffe, 0x0, 0x0, 0x0, 0x0], bo: (0xfffefec00000, 0x41000), aux_bo: Some((0xfffefec00000, 0x41000)) }, // video SURFTYPE_2D R8G8B8A8_UNORM 256x256 lod0+0 aux AUX_CCS_E
+    ];
+
+    /// The main and aux ranges of `dw`, which must be bounded.
+    fn bounded(dw: &[u32; 16]) -> (Range, Option<Range>) {
+        match surface_state(dw) {
+            Extent::Ranges([Some(main), aux, None]) => (main, aux),
+            e => panic!("{e:x?} for {dw:x?}"),
+        }
+    }
+
+    fn within(r: Range, (start, size): (u64, u64)) -> bool {
+        r.start >= start && r.end <= start + size
+    }
+
+    /// Every real state lies within its buffer, and a main surface ends
+    /// before the aux surface Mesa put after it in the same buffer; a
+    /// buffer state whose pitch (1) is under its format's element (iris's
+    /// UBOs: R32G32B32A32_FLOAT, sized in bytes) is taken as entries of
+    /// whole elements, 16 times the buffer.
+    #[test]
+    fn real_states_lie_within_their_buffers() {
+        for r in REAL {
+            let (main, aux) = bounded(&r.dw);
+            let stride = (r.dw[3] & 0x3ffff) + 1;
+            if r.dw[0] >> 29 == SURFTYPE_BUFFER && stride == 1 && r.dw[0] >> 18 & 0x3ff != 0x1ff {
+                let entries = (r.dw[2] >> 16 & 0x3fff) << 7 | (r.dw[2] & 0x7f);
+                let bytes = u64::from(entries + 1) * 16;
+                assert_eq!(main.end - main.start, bytes, "{:x?}", r.dw);
+                continue;
+            }
+            // Buffers' ends round up to 16 bytes, within the page.
+            let bo = (r.bo.0, r.bo.1.next_multiple_of(16));
+            assert!(
+                within(main, bo),
+                "{main:x?} outside {:x?}: {:x?}",
+                r.bo,
+                r.dw
+            );
+            assert_eq!(aux.is_some(), r.aux_bo.is_some(), "{:x?}", r.dw);
+            if let (Some(aux), Some(aux_bo)) = (aux, r.aux_bo) {
+                assert!(within(aux, aux_bo), "{aux:x?} outside {aux_bo:x?}");
+                assert!(
+                    aux_bo != r.bo || main.end <= aux.start,
+                    "{main:x?} overlaps {aux:x?}"
+                );
+            }
+        }
+    }
+
+    /// The `i`th state of [`REAL`] (see their comments).
+    fn real(i: usize) -> &'static [u32; 16] {
+        &REAL[i].dw
+    }
+
+    /// Real states against isl's numbers for their surfaces.
+    #[test]
+    fn real_states_match_isl() {
+        // desktop 1920x1080 RGBA8 Y, CCS_E: isl_calc_size 34 tile rows x
+        // 32 x 7680 B; CCS 240 x 272 2-bit elements: 2 x 3 CCS tiles.
+        let (main, aux) = bounded(real(10));
+        assert_eq!(main.end - main.start, 34 * 32 * 7680);
+        let aux = aux.unwrap();
+        assert_eq!(
+            (aux.start - main.start, aux.end - aux.start),
+            (34 * 32 * 7680, 3 * 32 * 256)
+        );
+        // game 256x256 RGBA8, 9 levels (render target LOD 8): the tree is
+        // 256 x (256 + 132) rows, 13 tile rows of 1024 B, ending where
+        // iris put the CCS (0x68000); LOD 0 alone is 8 tile rows.
+        let (mip8, _) = bounded(real(27));
+        assert_eq!(mip8.end - mip8.start, 0x68000);
+        let (mip0, _) = bounded(real(11));
+        assert_eq!(mip0.end - mip0.start, 8 * 32 * 1024);
+        // game shadow map 1024x1024 R32_FLOAT sampled with HiZ: 4 MiB, and
+        // the HiZ at 4 MiB: 128 x 256 elements, 8 x 16 HiZ tiles.
+        let (main, aux) = bounded(real(32));
+        assert_eq!(main.end - main.start, 4 << 20);
+        assert_eq!(aux.unwrap().end - aux.unwrap().start, 8 * 16 * 4096);
+        // compute SSBO (RAW, 256 KiB) and 512x512 R32_FLOAT storage image.
+        assert_eq!(bounded(real(1)).0.end - bounded(real(1)).0.start, 256 << 10);
+        assert_eq!(bounded(real(3)).0.end - bounded(real(3)).0.start, 1 << 20);
+    }
+
+    /// A 2D RGBA8 (format 0xc7) state: `w` x `h`, pitch bytes, tile mode
+    /// `tile`, HALIGN_16, VALIGN_4, at 1 GiB.
+    fn rss(w: u32, h: u32, pitch: u32, tile: u32) -> [u32; 16] {
+        let mut dw = [0u32; 16];
+        dw[0] = 1 << 29 | 0xc7 << 18 | 1 << 16 | 3 << 14 | tile << 12;
+        dw[2] = (h - 1) << 16 | (w - 1);
+        dw[3] = pitch - 1;
+        dw[8] = 1 << 30;
+        dw
+    }
+
+    fn len(dw: &[u32; 16]) -> u64 {
+        let (main, _) = bounded(dw);
+        main.end - main.start
+    }
+
+    #[test]
+    fn null_and_unknown() {
+        let mut dw = rss(64, 64, 256, 3);
+        dw[0] |= 7 << 29;
+        assert_eq!(surface_state(&dw), Extent::Nothing);
+        let mut dw = rss(64, 64, 256, 3);
+        dw[0] = dw[0] & !(0x3ff << 18) | 0x1fe << 18;
+        assert_eq!(surface_state(&dw), Extent::Unbounded("unknown format"));
+        let mut dw = rss(64, 64, 256, 3);
+        dw[0] = dw[0] & !(7 << 29) | 5 << 29;
+        assert!(matches!(surface_state(&dw), Extent::Unbounded(_)), "STRBUF");
+        let mut dw = rss(64, 64, 256, 3);
+        dw[5] = 1 << 18;
+        assert_eq!(
+            surface_state(&dw),
+            Extent::Unbounded("tiled resource mode (Yf/Ys)")
+        );
+    }
+
+    #[test]
+    fn each_tiling() {
+        // 100 x 50 RGBA8, aligned to 112 x 52 (448 B rows).
+        assert_eq!(
+            len(&rss(100, 50, 512, 0)),
+            51 * 512 + 448,
+            "linear: last row's bytes"
+        );
+        assert_eq!(
+            len(&rss(100, 50, 512, 2)),
+            6 * 8 * 512 + 4096,
+            "X: 7 tile rows of 1 tile"
+        );
+        assert_eq!(
+            len(&rss(100, 50, 512, 3)),
+            32 * 512 + 4 * 4096,
+            "Y: 2 tile rows of 4"
+        );
+        // W (R8_UINT, 0x140... use R8_UNORM 0x140): 100 x 50 bytes, pitch 256.
+        let mut dw = rss(100, 50, 256, 1);
+        dw[0] = dw[0] & !(0x3ff << 18) | 0x140 << 18;
+        assert_eq!(len(&dw), 2 * 4096, "W: 1 tile row of 2 64 B tiles");
+        // Tiled base: the range starts at the page.
+        let mut dw = rss(100, 50, 512, 3);
+        dw[8] |= 0x40;
+        assert_eq!(bounded(&dw).0.start, 1 << 30);
+    }
+
+    #[test]
+    fn mips_raise_the_extent() {
+        let one = len(&rss(256, 256, 1024, 3));
+        let mut dw = rss(256, 256, 1024, 3);
+        dw[5] = 8; // MIP Count 8: 9 levels
+        let nine = len(&dw);
+        assert_eq!((one, nine), (256 * 1024, 13 * 32 * 1024));
+        dw[5] = 4 << 4 | 4; // Min LOD 4 + 4 more: the same 9 levels
+        assert_eq!(len(&dw), nine);
+    }
+
+    #[test]
+    fn arrays_via_qpitch() {
+        let mut dw = rss(64, 64, 256, 3);
+        dw[1] = 25; // QPitch 100 rows (>> 2)
+        dw[3] |= 5 << 21; // Depth 5: 6 layers
+        assert_eq!(len(&dw), (5 * 100 + 64_u64).div_ceil(32) * 32 * 256);
+        dw[4] = 2 << 18; // Minimum Array Element 2: 8 layers
+        assert_eq!(len(&dw), (7 * 100 + 64_u64).div_ceil(32) * 32 * 256);
+    }
+
+    #[test]
+    fn overflow_near_2_48() {
+        let mut dw = rss(64, 64, 256, 3);
+        dw[8] = 0xffff_f000;
+        dw[9] = 0xffff;
+        assert_eq!(surface_state(&dw), Extent::Unbounded("past 2^48"));
+        // A canonical address's sign bits are not part of it.
+        dw[8] = 0;
+        dw[9] = 0xffff_fffe;
+        assert_eq!(bounded(&dw).0.start, 0xfffe_0000_0000);
+        // 16384 x 16384 RGBA32F, 2048 layers: too large.
+        let mut dw = rss(16384, 16384, 1 << 18, 3);
+        dw[3] |= 2047 << 21;
+        dw[1] = 0x7fff;
+        assert_eq!(surface_state(&dw), Extent::Unbounded("too large"));
+    }
+
+    #[test]
+    fn multisampled_with_mcs() {
+        // 64 x 64 RGBA8, 4x MSFMT_MSS (4 slices 64 rows apart), MCS
+        // (AUX_CCS_D on a multisampled surface) 8 bpp, one Y tile wide.
+        let mut dw = rss(64, 64, 256, 3);
+        dw[1] = 16;
+        dw[4] = 2 << 3;
+        dw[6] = 16 << 16 | AUX_CCS_D;
+        dw[10] = 0x8000_0000;
+        let (main, aux) = bounded(&dw);
+        assert_eq!(main.end - main.start, 7 * 32 * 256 + 2 * 4096);
+        let aux = aux.unwrap();
+        assert_eq!(
+            (aux.start, aux.end - aux.start),
+            (0x8000_0000, 32 * 128 + 4096)
+        );
+        // Interleaved (MSFMT_DEPTH_STENCIL): 128 x 128 samples, one slice.
+        dw[4] |= 1 << 6;
+        assert_eq!(
+            bounded(&dw).0.end - bounded(&dw).0.start,
+            3 * 32 * 256 + 4 * 4096
+        );
+        // CCS_E is not for multisampled surfaces on Gen9.
+        dw[6] = AUX_CCS_E;
+        assert!(matches!(surface_state(&dw), Extent::Unbounded(_)));
+    }
+
+    /// iris's shadow map (game): 1024 x 1024 D32_FLOAT with HiZ, in one
+    /// 6 MiB buffer at 0xfffeff800000, the HiZ 4 MiB in.
+    const SHADOW_DEPTH: [u32; 8] = [
+        0x7805_0006,
+        0x3044_0fff,
+        0xff80_0000,
+        0xffff_fffe,
+        0x0ffc_3ff0,
+        4,
+        0x0400_0000,
+        0x100,
+    ];
+    const SHADOW_HIZ: [u32; 5] = [0x7807_0003, 0x0800_03ff, 0xffc0_0000, 0xffff_fffe, 0x100];
+    /// The game's 1280 x 720 D24X8 depth (6 MiB buffer at
+    /// 0xfffefea00000, HiZ 0x398000 in) with separate stencil (its own
+    /// 960 KiB buffer at 0xfffefe800000).
+    const SCENE_DEPTH: [u32; 8] = [
+        0x7805_0006,
+        0x384c_13ff,
+        0xfea0_0000,
+        0xffff_fffe,
+        0x0b3c_4ff0,
+        4,
+        0x0400_0000,
+        0xb4,
+    ];
+    const SCENE_HIZ: [u32; 5] = [0x7807_0003, 0x0800_04ff, 0xfed9_8000, 0xffff_fffe, 0xb4];
+    const SCENE_STENCIL: [u32; 5] = [0x7806_0003, 0x8100_09ff, 0xfe80_0000, 0xffff_fffe, 0xb4];
+    /// No depth, stencil or HiZ (every workload's first batch).
+    const NULL_DEPTH: [u32; 8] = [0x7805_0006, 0xe004_0000, 0, 0, 0, 4, 0, 0];
+
+    fn one(e: Extent) -> (u64, u64) {
+        match e {
+            Extent::Ranges([Some(r), None, None]) => (r.start, r.end),
+            e => panic!("{e:x?}"),
+        }
+    }
+
+    #[test]
+    fn real_depth_stencil_hiz() {
+        const G: u64 = 0xfffe_0000_0000;
+        // Depth: 1024 rows of 4096 B; HiZ: 8 x 16 HiZ tiles.
+        assert_eq!(
+            one(depth_buffer(&SHADOW_DEPTH, 0)),
+            (G | 0xff80_0000, G | 0xffc0_0000)
+        );
+        let hiz = one(hiz_buffer(&SHADOW_HIZ, &SHADOW_DEPTH));
+        assert_eq!(hiz, (G | 0xffc0_0000, G | 0xffc8_0000));
+        // 23 tile rows of 5120 B: ends where iris put the HiZ.
+        assert_eq!(
+            one(depth_buffer(&SCENE_DEPTH, 0)),
+            (G | 0xfea0_0000, G | 0xfed9_8000)
+        );
+        let hiz = one(hiz_buffer(&SCENE_HIZ, &SCENE_DEPTH));
+        assert_eq!(hiz, (G | 0xfed9_8000, G | 0xfee1_0000));
+        // W tiles: 12 tile rows of 20: the whole buffer.
+        let st = one(stencil_buffer(&SCENE_STENCIL, &SCENE_DEPTH, 0));
+        assert_eq!(st, (G | 0xfe80_0000, G | 0xfe8f_0000));
+        // 4x multisampled: twice the samples across and down.
+        let (a, b) = one(depth_buffer(&SCENE_DEPTH, 2));
+        assert_eq!(b - a, 44 * 32 * 5120 + 80 * 4096);
+
+        assert_eq!(depth_buffer(&NULL_DEPTH, 0), Extent::Nothing);
+        let null_hiz = [0x7807_0003, 0x0800_0000, 0, 0, 0];
+        assert_eq!(hiz_buffer(&null_hiz, &NULL_DEPTH), Extent::Nothing);
+        let null_stencil = [0x7806_0003, 0x0100_0000, 0, 0, 0];
+        assert_eq!(
+            stencil_buffer(&null_stencil, &NULL_DEPTH, 0),
+            Extent::Nothing
+        );
+        // HiZ disabled in the depth buffer: nothing, whatever the HiZ says.
+        let mut no_hiz = SHADOW_DEPTH;
+        no_hiz[1] &= !(1 << 22);
+        assert_eq!(hiz_buffer(&SHADOW_HIZ, &no_hiz), Extent::Nothing);
+        // Truncated or the wrong command.
+        assert!(matches!(
+            depth_buffer(&SCENE_DEPTH[..7], 0),
+            Extent::Unbounded(_)
+        ));
+        assert!(matches!(
+            hiz_buffer(&SCENE_STENCIL, &SCENE_DEPTH),
+            Extent::Unbounded(_)
+        ));
+        assert!(matches!(
+            depth_buffer(&SCENE_DEPTH, 5),
+            Extent::Unbounded(_)
+        ));
+    }
+
+    #[test]
+    fn so_buffer_and_offset() {
+        let mut cmd = [
+            0x7918_0006,
+            1 << 31 | 3 << 20,
+            0x1000_0000,
+            1,
+            1023,
+            0x2000_0008,
+            1,
+            0,
+        ];
+        let e = so_buffer(&cmd);
+        let r: std::vec::Vec<_> = e.ranges().map(|r| (r.start, r.end)).collect();
+        assert_eq!(
+            r,
+            [
+                (0x1_1000_0000, 0x1_1000_1000),
+                (0x1_2000_0008, 0x1_2000_000c)
+            ]
+        );
+        cmd[1] &= !(3 << 20);
+        assert_eq!(one(so_buffer(&cmd)), (0x1_1000_0000, 0x1_1000_1000));
+        cmd[1] = 0;
+        assert_eq!(so_buffer(&cmd), Extent::Nothing);
+    }
+
+    #[test]
+    fn scratch_space() {
+        assert_eq!(one(scratch(0x10000, 0, 4)), (0x10000, 0x11000));
+        assert_eq!(one(scratch(0x10000, 11, 2)), (0x10000, 0x10000 + (4 << 20)));
+        assert_eq!(
+            scratch(0x10000, 12, 2),
+            Extent::Unbounded("reserved scratch size")
+        );
+        assert_eq!(scratch(0x10000, 3, 0), Extent::Nothing);
+        assert_eq!(scratch(0, 11, 1024), Extent::Unbounded("too large"));
+        assert_eq!(
+            scratch(ADDR_LIMIT - 1024, 0, 2),
+            Extent::Unbounded("past 2^48")
+        );
+    }
+
+    /// Any dwords: no panic (overflow checks are on in tests), and every
+    /// range is non-empty, within 48 bits and at most [`MAX_EXTENT`].
+    #[test]
+    fn any_input_is_handled() {
+        let mut rng = crate::testutil::Rng::new(7);
+        let check = |e: Extent| {
+            for r in e.ranges() {
+                assert!(r.start < r.end && r.end <= ADDR_LIMIT && r.end - r.start <= MAX_EXTENT);
+            }
+        };
+        for i in 0..20_000u32 {
+            let mut dw = *real(i as usize % REAL.len());
+            for _ in 0..1 + rng.below(4) {
+                let k = rng.below(16) as usize;
+                dw[k] ^= 1 << rng.below(32);
+                if rng.below(8) == 0 {
+                    dw[k] = rng.next_u64() as u32;
+                }
+            }
+            check(surface_state(&dw));
+            let cmd: [u32; 8] = core::array::from_fn(|k| {
+                let v = rng.next_u64() as u32;
+                if k == 0 {
+                    0x7800_0000 | (5 + i % 3) << 16
+                } else {
+                    v
+                }
+            });
+            check(depth_buffer(&cmd, i % 6));
+            check(stencil_buffer(&cmd, &SCENE_DEPTH, i % 6));
+            check(hiz_buffer(&cmd, &cmd));
+            check(so_buffer(&cmd[..(i % 9) as usize]));
+            check(scratch(rng.next_u64(), i % 14, rng.next_u64() as u32));
+        }
+    }
 }
