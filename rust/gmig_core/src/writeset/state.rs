@@ -26,6 +26,13 @@
 //! used as Mesa's `brw_fs_simd_width_for_ksp()` maps the enabled dispatch
 //! widths to them.
 //!
+//! A surface bounds its writes: the render cache and the data port do
+//! not write past a surface's edge (its Width, Height and Depth at the
+//! level written; Mesa's BLORP grows a surface placed at a tile offset "to
+//! ensure that the hardware doesn't think we've gone past the edge",
+//! `blorp.c`), and iris sets the drawing rectangle to 65535x65535 and
+//! relies on it. So a draw's pixels need no bound of their own.
+//!
 //! Never a write missed: state the tracker has not seen since the context
 //! began (or since [`PipeState::forget`]), a structure it cannot read, a
 //! kernel or surface it cannot bound, make the command unbounded. The
@@ -56,6 +63,8 @@ pub trait StateSink {
 
 /// Bytes of one RENDER_SURFACE_STATE on Gen9.
 const SURFACE_STATE_BYTES: usize = 64;
+/// Bytes of a RENDER_SURFACE_STATE its extent depends on (dwords 0-11).
+const SURFACE_EXTENT_BYTES: u64 = 48;
 /// Bytes of one INTERFACE_DESCRIPTOR_DATA.
 const IDD_BYTES: u64 = 32;
 /// Threads that may use a stage's scratch space at most: every hardware
@@ -95,9 +104,11 @@ pub struct PipeState {
     /// `Some(None)`: no binding table pool; `Some(Some(base))`: its base.
     bt_pool: Option<Option<u64>>,
     stages: [Stage; 5],
-    depth: Option<Extent>,
-    stencil: Option<Extent>,
-    hiz: Option<Extent>,
+    depth: Option<Cmd>,
+    stencil: Option<Cmd>,
+    hiz: Option<Cmd>,
+    /// 3DSTATE_MULTISAMPLE's Number of Multisamples (log2).
+    samples: Option<u32>,
     so_enabled: Option<bool>,
     so: [Option<Extent>; 4],
     /// MEDIA_VFE_STATE's scratch (base field, per-thread field).
@@ -147,6 +158,7 @@ impl PipeState {
             depth: None,
             stencil: None,
             hiz: None,
+            samples: None,
             so_enabled: None,
             so: [None; 4],
             vfe_scratch: None,
@@ -154,6 +166,16 @@ impl PipeState {
             kernels: [None; KERNEL_CACHE],
             next_kernel: 0,
         }
+    }
+
+    /// A context as i915 creates it: its image starts from the golden
+    /// render state (`gen9_renderstate.c`, which programs
+    /// 3DSTATE_BINDING_TABLE_POOL_ALLOC with the pool disabled), the rest
+    /// not known until the context's commands set it.
+    pub const fn fresh() -> Self {
+        let mut s = Self::new();
+        s.bt_pool = Some(None);
+        s
     }
 
     /// Forgets everything (a context whose state the tracker did not
@@ -202,9 +224,11 @@ impl PipeState {
                     self.so[((d >> 29) & 3) as usize] = Some(surface::so_buffer(cmd));
                 }
             }
-            0x7805 => self.depth = Some(surface::depth_buffer(cmd)),
-            0x7806 => self.stencil = Some(surface::stencil_buffer(cmd)),
-            0x7807 => self.hiz = Some(surface::hiz_buffer(cmd)),
+            0x7805 => self.depth = Some(Cmd::of(cmd)),
+            0x7806 => self.stencil = Some(Cmd::of(cmd)),
+            0x7807 => self.hiz = Some(Cmd::of(cmd)),
+            // 3DSTATE_MULTISAMPLE: Number of Multisamples, dw1 bits 3:1.
+            0x780d => self.samples = cmd.get(1).map(|d| (d >> 1) & 7),
             0x7000 => {
                 // MEDIA_VFE_STATE: Per Thread Scratch Space dw1 bits 3:0,
                 // Scratch Space Base Pointer dw1-2 bits 47:10.
@@ -274,9 +298,19 @@ impl PipeState {
     }
 
     fn depth_writes(&self, sink: &mut impl StateSink) {
-        Self::extent(self.depth, sink, "depth buffer state not seen");
-        Self::extent(self.stencil, sink, "stencil buffer state not seen");
-        Self::extent(self.hiz, sink, "HiZ buffer state not seen");
+        let (Some(d), Some(s), Some(h), Some(n)) =
+            (self.depth, self.stencil, self.hiz, self.samples)
+        else {
+            return sink.unbounded("depth, stencil, HiZ or multisample state not seen");
+        };
+        let depth = d.dwords();
+        Self::extent(Some(surface::depth_buffer(depth, n)), sink, "");
+        Self::extent(
+            Some(surface::stencil_buffer(s.dwords(), depth, n)),
+            sink,
+            "",
+        );
+        Self::extent(Some(surface::hiz_buffer(h.dwords(), depth)), sink, "");
     }
 
     fn draw(&mut self, mem: &mut impl GpuRead, sink: &mut impl StateSink) {
@@ -356,6 +390,11 @@ impl PipeState {
             return sink.unbounded(why);
         }
         if k.scratch {
+            // Spills past the per-thread space would land in another
+            // thread's (the field: 1 KiB << n).
+            if scratch.1 > 11 || k.scratch_end > 1024u64 << scratch.1 {
+                return sink.unbounded("spills past the per-thread scratch space");
+            }
             let Some(general) = self.general else {
                 return sink.unbounded("general state base not seen");
             };
@@ -393,7 +432,10 @@ impl PipeState {
             if !mem.read(at, &mut e) {
                 return sink.unbounded("binding table not readable");
             }
-            sink.read_state(Range { start: at, end: at + 4 });
+            sink.read_state(Range {
+                start: at,
+                end: at + 4,
+            });
             // A binding table entry: Surface State Pointer bits 31:6.
             let off = u64::from(u32::from_le_bytes(e) & !0x3f);
             let Some(sa) = ss.checked_add(off) else {
@@ -403,9 +445,12 @@ impl PipeState {
             if !mem.read(sa, &mut s) {
                 return sink.unbounded("surface state not readable");
             }
+            // The extent comes from dwords 0-11; 12-15 hold the clear
+            // color, which iris rewrites on the GPU (MI_STORE_DATA_IMM)
+            // between draws that read the state.
             sink.read_state(Range {
                 start: sa,
-                end: sa + SURFACE_STATE_BYTES as u64,
+                end: sa + SURFACE_EXTENT_BYTES,
             });
             let mut dw = [0u32; 16];
             for (j, w) in dw.iter_mut().enumerate() {
@@ -439,6 +484,32 @@ impl PipeState {
         }
         self.next_kernel = (self.next_kernel + 1) % KERNEL_CACHE;
         k
+    }
+}
+
+/// A depth, stencil or HiZ buffer command as it was given (Gen9's are 8,
+/// 5 and 5 dwords; longer ones are cut, and the extent functions refuse
+/// what they do not understand).
+#[derive(Debug, Clone, Copy)]
+struct Cmd {
+    dw: [u32; 8],
+    len: usize,
+}
+
+impl Cmd {
+    fn of(cmd: &[u32]) -> Self {
+        let mut dw = [0u32; 8];
+        for (d, c) in dw.iter_mut().zip(cmd) {
+            *d = *c;
+        }
+        Self {
+            dw,
+            len: cmd.len().min(8),
+        }
+    }
+
+    fn dwords(&self) -> &[u32] {
+        self.dw.get(..self.len).unwrap_or(&self.dw)
     }
 }
 
@@ -476,11 +547,7 @@ impl Stage {
         let (s8, s16, s32) = (d6 & 1 != 0, d6 & 2 != 0, d6 & 4 != 0);
         // Mesa's brw_fs_simd_width_for_ksp(): which KSP each enabled width
         // uses.
-        let used = [
-            s8 || (s16 != s32),
-            s32 && (s16 || s8),
-            s16 && (s32 || s8),
-        ];
+        let used = [s8 || (s16 != s32), s32 && (s16 || s8), s16 && (s32 || s8)];
         let mut ksp = [None; 3];
         for (i, (&u, at)) in used.iter().zip([1usize, 8, 10]).enumerate() {
             if u {
@@ -496,5 +563,220 @@ impl Stage {
         self.enabled = Some(s8 || s16 || s32);
         self.ksp = ksp;
         self.scratch = (addr48(cmd, 4, 10).unwrap_or(0), d4 & 0xf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Regions of GPU memory.
+    struct Mem(Vec<(u64, Vec<u8>)>);
+
+    impl GpuRead for Mem {
+        fn read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+            for (base, bytes) in &self.0 {
+                if addr >= *base && addr + buf.len() as u64 <= base + bytes.len() as u64 {
+                    let o = (addr - base) as usize;
+                    buf.copy_from_slice(&bytes[o..o + buf.len()]);
+                    return true;
+                }
+            }
+            false
+        }
+    }
+
+    #[derive(Default)]
+    struct Sink {
+        writes: Vec<Range>,
+        unbounded: Option<&'static str>,
+        reads: Vec<Range>,
+    }
+
+    impl StateSink for Sink {
+        fn write(&mut self, r: Range) {
+            self.writes.push(r);
+        }
+        fn unbounded(&mut self, why: &'static str) {
+            self.unbounded.get_or_insert(why);
+        }
+        fn read_state(&mut self, r: Range) {
+            self.reads.push(r);
+        }
+    }
+
+    /// The SIMD16 fragment shader iris compiled for gmig-gl's desktop
+    /// (testdata/desktop.txt, second kernel: one render-target write to
+    /// binding table entry 0).
+    fn fragment_shader() -> Vec<u8> {
+        let text = include_str!("testdata/desktop.txt");
+        let mut kernels: Vec<Vec<u8>> = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("## ") {
+                kernels.push(Vec::new());
+            } else if let (Some((hex, _)), Some(k)) = (line.split_once(" | "), kernels.last_mut()) {
+                k.extend(
+                    hex.split_whitespace()
+                        .map(|b| u8::from_str_radix(b, 16).unwrap()),
+                );
+            }
+        }
+        kernels.swap_remove(2)
+    }
+
+    const IB: u64 = 0x10_0000;
+    const SS: u64 = 0x20_0000;
+    const GS_BASE: u64 = 0x30_0000;
+    const KSP: u64 = 0x40;
+    const BT: u64 = 0x100;
+    const SURF: u64 = 0x200;
+    const RT: u64 = 0x1_0000_0000;
+
+    /// A 256x256 RGBA8 linear render target at RT (pitch 1024).
+    fn render_target() -> [u32; 16] {
+        let mut dw = [0u32; 16];
+        // 2D, format R8G8B8A8_UNORM (0xc7), vertical/horizontal
+        // alignment 4, linear.
+        dw[0] = 1 << 29 | 0xc7 << 18 | 1 << 16 | 1 << 14;
+        dw[2] = 255 << 16 | 255;
+        dw[3] = 1023;
+        dw[8] = RT as u32;
+        dw[9] = (RT >> 32) as u32;
+        dw
+    }
+
+    fn memory(rt: [u32; 16]) -> Mem {
+        let mut ss = vec![0u8; 0x1000];
+        ss[BT as usize..BT as usize + 4].copy_from_slice(&(SURF as u32).to_le_bytes());
+        for (i, d) in rt.iter().enumerate() {
+            let o = SURF as usize + 4 * i;
+            ss[o..o + 4].copy_from_slice(&d.to_le_bytes());
+        }
+        let mut ib = vec![0u8; KSP as usize];
+        ib.extend(fragment_shader());
+        Mem(vec![(SS, ss), (IB, ib)])
+    }
+
+    fn sba() -> [u32; 19] {
+        let mut c = [0u32; 19];
+        c[0] = 0x6101_0011;
+        for (i, b) in [(1, GS_BASE), (4, SS), (6, 0), (8, 0), (10, IB)] {
+            c[i] = b as u32 | 1;
+            c[i + 1] = (b >> 32) as u32;
+        }
+        c
+    }
+
+    /// What a context does before a draw: bases, binding table, shader
+    /// stages (only the PS, SIMD16), no depth, no stream output.
+    fn setup() -> Vec<Vec<u32>> {
+        let mut ps = vec![0x7820_000a, KSP as u32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        ps[6] = 2;
+        vec![
+            sba().to_vec(),
+            vec![0x782a_0000, BT as u32],
+            vec![0x7810_0007, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0x781b_0007, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0x781d_0009, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0x7811_0008, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ps,
+            vec![0x7805_0006, 7 << 29, 0, 0, 0, 0, 0, 0],
+            vec![0x7806_0003, 0, 0, 0, 0],
+            vec![0x7807_0003, 0, 0, 0, 0],
+            vec![0x780d_0000, 0],
+            vec![0x781e_0003, 0, 0, 0, 0],
+        ]
+    }
+
+    const DRAW: [u32; 7] = [0x7b00_0005, 0, 3, 0, 1, 0, 0];
+
+    fn draw(cmds: &[Vec<u32>], mem: &mut Mem, fresh: bool) -> Sink {
+        let mut st = if fresh {
+            PipeState::fresh()
+        } else {
+            PipeState::new()
+        };
+        let mut sink = Sink::default();
+        for c in cmds {
+            assert!(!st.command(c, mem, &mut sink));
+        }
+        assert!(st.command(&DRAW, mem, &mut sink));
+        sink
+    }
+
+    #[test]
+    fn a_draw_writes_its_render_target() {
+        let s = draw(&setup(), &mut memory(render_target()), true);
+        assert_eq!(s.unbounded, None);
+        assert_eq!(
+            s.writes,
+            [Range {
+                start: RT,
+                end: RT + 256 * 1024
+            }]
+        );
+        // The binding table entry, the surface state's extent dwords and
+        // the kernel were read.
+        assert!(s.reads.contains(&Range {
+            start: SS + BT,
+            end: SS + BT + 4
+        }));
+        assert!(s.reads.contains(&Range {
+            start: SS + SURF,
+            end: SS + SURF + 48
+        }));
+        assert!(s.reads.iter().any(|r| r.start == IB + KSP));
+    }
+
+    #[test]
+    fn state_not_seen_or_not_readable_is_unbounded() {
+        // A context whose binding table pool state is unknown.
+        assert!(draw(&setup(), &mut memory(render_target()), false)
+            .unbounded
+            .is_some());
+        // Each piece of state missing in turn.
+        for skip in 0..setup().len() {
+            let mut cmds = setup();
+            cmds.remove(skip);
+            let s = draw(&cmds, &mut memory(render_target()), true);
+            assert!(s.unbounded.is_some(), "without command {skip}");
+        }
+        // The binding table, the surface state or the kernel not mapped.
+        for drop in [0usize, 1] {
+            let mut m = memory(render_target());
+            m.0.remove(drop);
+            assert!(draw(&setup(), &mut m, true).unbounded.is_some());
+        }
+        // A surface the extent rules refuse (a reserved surface type).
+        let mut rt = render_target();
+        rt[0] = (rt[0] & !(7 << 29)) | 5 << 29;
+        assert!(draw(&setup(), &mut memory(rt), true).unbounded.is_some());
+    }
+
+    #[test]
+    fn a_disabled_pixel_shader_writes_no_render_target() {
+        let mut cmds = setup();
+        cmds[6][6] = 0;
+        let s = draw(&cmds, &mut memory(render_target()), true);
+        assert_eq!((s.unbounded, s.writes.len()), (None, 0));
+    }
+
+    #[test]
+    fn depth_and_hiz_operations_write_the_depth_buffers() {
+        let mut st = PipeState::fresh();
+        let mut sink = Sink::default();
+        let mut m = memory(render_target());
+        // No depth state yet.
+        assert!(st.command(&[0x7852_0003, 1 << 30, 0, 0, 0], &mut m, &mut sink));
+        assert!(sink.unbounded.is_some());
+        let mut sink = Sink::default();
+        for c in setup() {
+            st.command(&c, &mut m, &mut sink);
+        }
+        // An operation with no enable bit does nothing.
+        assert!(st.command(&[0x7852_0003, 0, 0, 0, 0], &mut m, &mut sink));
+        assert_eq!((sink.unbounded, sink.writes.len()), (None, 0));
     }
 }
