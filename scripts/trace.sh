@@ -11,7 +11,8 @@
 #       execbuffer's batches and the GPU memory they reference, from Mesa's
 #       intel_dump_gpu), execlog (each execbuffer's object list with GPU
 #       address, size and the driver's EXEC_OBJECT_WRITE flag, from
-#       trace/execlog.c), gen9-commands.tsv (Mesa's description of the
+#       trace/execlog.c; trace/ctxid.c gives each GEM context its own id,
+#       which the stub does not), gen9-commands.tsv (Mesa's description of the
 #       commands) and info. The caller's LD_PRELOAD stays in effect. Exits
 #       with COMMAND's status.
 #   scripts/trace.sh analyze OUT [--interval N]
@@ -35,9 +36,9 @@ die() {
 HOST_PATH=$HOME/.cargo/bin:$PATH
 TRACE_CACHE=$GMIG_CACHE/trace
 
-# The execbuffer logger, built once per source change.
-execlog_so() {
-	local so=$TRACE_CACHE/execlog.so src=$GMIG_ROOT/trace/execlog.c
+# trace/NAME.c as an LD_PRELOAD library, built once per source change.
+preload_so() {
+	local so=$TRACE_CACHE/$1.so src=$GMIG_ROOT/trace/$1.c
 	if [ ! -f "$so" ] || [ "$src" -nt "$so" ]; then
 		mkdir -p "$TRACE_CACHE"
 		cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$so.tmp" "$src" -ldl -lpthread
@@ -59,12 +60,13 @@ capture() {
 	[ $# -ge 3 ] && [ "$2" = -- ] || die "usage: trace.sh capture OUT -- COMMAND [ARGS...]"
 	local out=$1
 	shift 2
-	local tools table so
+	local tools table so ctxid
 	tools=$("$GMIG_ROOT/scripts/mesa.sh" --print)
 	table=$("$GMIG_ROOT/scripts/mesa.sh" --table)
 	[ -f "$tools/libintel_noop_drm_shim.so" ] && [ -f "$tools/libintel_dump_gpu.so" ] &&
 		[ -f "$table" ] || die "Mesa's stub device is not built: run make setup (scripts/mesa.sh)"
-	so=$(execlog_so)
+	so=$(preload_so execlog)
+	ctxid=$(preload_so ctxid)
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
 	rm -f "$out/capture.aub" "$out/execlog"
@@ -78,7 +80,7 @@ capture() {
 	} >"$out/info"
 	INTEL_DUMP_GPU_CONFIG=$out/dump.cfg INTEL_STUB_GPU_PLATFORM=$platform \
 		GMIG_EXECLOG=$out/execlog \
-		LD_PRELOAD="$so:$tools/libintel_dump_gpu.so:$tools/libintel_noop_drm_shim.so${LD_PRELOAD:+:$LD_PRELOAD}" \
+		LD_PRELOAD="$so:$tools/libintel_dump_gpu.so:$ctxid:$tools/libintel_noop_drm_shim.so${LD_PRELOAD:+:$LD_PRELOAD}" \
 		"$@" || rc=$?
 	echo "status $rc" >>"$out/info"
 	# A program that never submitted leaves no AUB: an empty capture.

@@ -13,7 +13,13 @@
 //!   the remapper moves;
 //! - `<dir>/aub_read/`: AUB files as `intel_dump_gpu` writes them (Mesa's
 //!   `aub_write.c`, through `gmig_core::testutil::aub`) for execbuffers on
-//!   the render, blitter and video engines, with small context images.
+//!   the render, blitter and video engines, with small context images;
+//! - `<dir>/eu_kernel/`: the Gen9 shader kernels Mesa compiled for gmig-gl
+//!   (`src/writeset/testdata/`, from Mesa's `INTEL_DEBUG=hex` dumps).
+//! - `<dir>/surface_extent/`: RENDER_SURFACE_STATEs and depth, stencil
+//!   and HiZ commands iris emitted for gmig-gl's game workload (a render
+//!   target with CCS_E, a shadow map with HiZ, an SSBO), as the target
+//!   reads them.
 //!
 //!   cargo run --release --example fuzz_seeds -- <dir>
 
@@ -302,6 +308,82 @@ fn aub_seeds(dir: &Path) -> usize {
     n + 1
 }
 
+/// The kernels of the test data files, one seed each: the hex bytes
+/// before each line's `|`, a kernel per `## ` block.
+fn eu_seeds(dir: &Path) -> usize {
+    fs::create_dir_all(dir).unwrap();
+    let files = [
+        include_str!("../src/writeset/testdata/desktop.txt"),
+        include_str!("../src/writeset/testdata/game.txt"),
+        include_str!("../src/writeset/testdata/compute.txt"),
+        include_str!("../src/writeset/testdata/video.txt"),
+        include_str!("../src/writeset/testdata/compute-spill.txt"),
+    ];
+    let mut kernels: Vec<Vec<u8>> = Vec::new();
+    for line in files.iter().flat_map(|f| f.lines()) {
+        if line.starts_with("## ") {
+            kernels.push(Vec::new());
+        } else if let (Some((hex, _)), Some(k)) = (line.split_once(" | "), kernels.last_mut()) {
+            k.extend(
+                hex.split_whitespace()
+                    .map(|b| u8::from_str_radix(b, 16).unwrap()),
+            );
+        }
+    }
+    for (i, k) in kernels.iter().enumerate() {
+        write(dir, &format!("kernel-{i}"), k);
+    }
+    kernels.len()
+}
+
+/// RENDER_SURFACE_STATEs from `INTEL_DEBUG=bat` of `gmig-gl game 1` and
+/// `compute 1` on iris (SKL): a 1280x720 RGBA16F render target with CCS_E,
+/// the 1024x1024 R32_FLOAT shadow map with HiZ, a RAW SSBO (the tests'
+/// `REAL[31]`, `REAL[32]`, `REAL[1]` in `writeset/surface.rs`).
+const SURFACE_STATES: [[u32; 16]; 3] = [
+    [
+        0x3211f03f, 0x040000b4, 0x02cf04ff, 0x000027ff, 0, 0x100, 0x00c00015, 0x09770000,
+        0xff000000, 0xfffffffe, 0xff730000, 0xfffffffe, 0x3d4cc000, 0x3d4cc000, 0x3dccc000,
+        0x3f800000,
+    ],
+    [
+        0x3361723f, 0x04000100, 0x03ff03ff, 0x00000fff, 0, 0x100, 0x0100003b, 0x08010000,
+        0xff800000, 0xfffffffe, 0xffc00000, 0xfffffffe, 0, 0, 0, 0,
+    ],
+    [
+        0x87fd4000, 0x04000000, 0x07ff007f, 0, 0, 0, 0, 0x00010000, 0xffc00000, 0xfffffffe, 0, 0,
+        0, 0, 0, 0,
+    ],
+];
+/// The game's 1280x720 D24X8 depth buffer, its stencil and HiZ buffer
+/// commands, and a 3DSTATE_SO_BUFFER.
+const DEPTH: [u32; 8] = [
+    0x78050006, 0x384c13ff, 0xfea00000, 0xfffffffe, 0x0b3c4ff0, 4, 0x04000000, 0xb4,
+];
+const DEPTH_CMDS: [&[u32]; 3] = [
+    &[0x78060003, 0x810009ff, 0xfe800000, 0xfffffffe, 0xb4],
+    &[0x78070003, 0x080004ff, 0xfed98000, 0xfffffffe, 0xb4],
+    &[
+        0x79180006, 0x80300000, 0x10000000, 1, 1023, 0x20000008, 1, 0,
+    ],
+];
+
+fn surface_seeds(dir: &Path) -> usize {
+    fs::create_dir_all(dir).unwrap();
+    let mut n = 0;
+    for (i, state) in SURFACE_STATES.iter().enumerate() {
+        for (j, cmd) in DEPTH_CMDS.iter().enumerate() {
+            let mut seed = vec![i as u8, 2];
+            for dw in state.iter().chain(&DEPTH).chain(cmd.iter()) {
+                seed.extend_from_slice(&dw.to_le_bytes());
+            }
+            write(dir, &format!("state-{i}-cmd-{j}"), &seed);
+            n += 1;
+        }
+    }
+    n
+}
+
 fn main() {
     let Some(dir) = std::env::args().nth(1) else {
         eprintln!("usage: fuzz_seeds <dir>");
@@ -316,8 +398,11 @@ fn main() {
         write(&cdir, &format!("ctx-{seed}"), &cmd_seed(seed));
     }
     let a = aub_seeds(&dir.join("aub_read"));
+    let e = eu_seeds(&dir.join("eu_kernel"));
+    let f = surface_seeds(&dir.join("surface_extent"));
     println!(
-        "{s} stream_decode seeds, {c} cmd_exec_remap seeds, {a} aub_read seeds in {}",
+        "{s} stream_decode seeds, {c} cmd_exec_remap seeds, {a} aub_read seeds, \
+         {e} eu_kernel seeds, {f} surface_extent seeds in {}",
         dir.display()
     );
 }

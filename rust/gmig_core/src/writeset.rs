@@ -28,6 +28,9 @@
 use super::gtt::PAGE_SIZE;
 
 pub mod command;
+pub mod eu;
+pub mod state;
+pub mod surface;
 
 /// Where the command streamer reports what a command may write.
 pub trait WriteSink {

@@ -12,6 +12,8 @@ use crate::genxml::{self, Table};
 use gmig_core::aub::{context_of, AubMem, Engine, Execlists, Packet, Packets, PageStore};
 use gmig_core::cmd::{CmdError, Command, Cursor, End, Kind, Level, Mode, Space};
 use gmig_core::writeset::command::{command_write, CmdWrite};
+use gmig_core::writeset::state::{GpuRead, PipeState, StateSink};
+use gmig_core::writeset::surface::Range;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
@@ -81,6 +83,7 @@ pub struct Verdict {
 
 struct Walk<'a, P, G> {
     mem: &'a AubMem<P, G>,
+    state: &'a mut PipeState,
     table: &'a Table,
     engine: &'static str,
     pml4: u64,
@@ -137,6 +140,30 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
             0x7105 if self.engine == "render" => self.v.dispatches += 1,
             _ => {}
         }
+        let mut reader = PpgttReader {
+            mem: self.mem,
+            pml4: self.pml4,
+        };
+        let mut sink = DrawSink {
+            v: &mut self.v,
+            unbounded: None,
+        };
+        if self.state.command(cmd, &mut reader, &mut sink) {
+            if let Some(why) = sink.unbounded {
+                self.unbounded(format!(
+                    "{}: {why}",
+                    command_name(self.table, self.engine, cmd)
+                ));
+            } else {
+                // GVT-g's provider does not walk the guest's PPGTT yet.
+                self.v.bounded_gvt = false;
+            }
+            let parsed = Command::decode(cmd, 0, Mode::PPGTT).ok();
+            if let Some(m) = genxml::check(self.table, self.engine, cmd, parsed.as_ref()) {
+                self.v.mismatches.push(m.to_string());
+            }
+            return;
+        }
         let parsed = Command::decode(cmd, 0, Mode::PPGTT).ok();
         if let Some(m) = genxml::check(self.table, self.engine, cmd, parsed.as_ref()) {
             self.v.mismatches.push(m.to_string());
@@ -159,8 +186,10 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
                 ));
             }
             CmdWrite::Unbounded => {
-                self.v.bounded = false;
-                self.v.bounded_gvt = false;
+                self.unbounded(format!(
+                    "{}: unbounded",
+                    command_name(self.table, self.engine, cmd)
+                ));
             }
         }
     }
@@ -237,6 +266,61 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
             self.unbounded(format!("buffer at {addr:#x}: no batch end"));
         }
         None
+    }
+}
+
+/// Mesa's name for the command at the start of `cmd`.
+fn command_name(table: &Table, engine: &str, cmd: &[u32]) -> String {
+    match table.lookup(cmd[0], engine) {
+        Some(i) => i.name.clone(),
+        None => format!("{:#010x}", cmd[0]),
+    }
+}
+
+/// The context's PPGTT as the state tracker reads it.
+struct PpgttReader<'a, P, G> {
+    mem: &'a AubMem<P, G>,
+    pml4: u64,
+}
+
+impl<P: PageStore, G: PageStore> GpuRead for PpgttReader<'_, P, G> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+        self.mem.read_ppgtt(self.pml4, addr, buf).is_some()
+    }
+}
+
+/// Collects a draw's or dispatch's writes into the execbuffer's verdict.
+struct DrawSink<'a> {
+    v: &'a mut Verdict,
+    unbounded: Option<&'static str>,
+}
+
+impl StateSink for DrawSink<'_> {
+    fn write(&mut self, r: Range) {
+        self.v.writes.push((r.start, r.end));
+    }
+
+    fn unbounded(&mut self, why: &'static str) {
+        self.unbounded.get_or_insert(why);
+    }
+
+    fn read_state(&mut self, r: Range) {
+        // State an earlier command of this execbuffer may have written:
+        // what was read is not what the GPU will read.
+        if let Some(w) = self
+            .v
+            .writes
+            .iter()
+            .find(|&&(s, e)| s < r.end && r.start < e)
+        {
+            if std::env::var_os("GMIG_TRACE_DEBUG").is_some() {
+                eprintln!(
+                    "state {:#x}..{:#x} overlaps write {:#x}..{:#x}",
+                    r.start, r.end, w.0, w.1
+                );
+            }
+            self.unbounded("reads state an earlier command may write");
+        }
     }
 }
 
@@ -339,6 +423,8 @@ pub fn analyze(
     let (mut iv_unbounded, mut iv_n) = (false, 0usize);
     let (mut cand_total, mut flag_total) = (0u64, 0u64);
     let mut n = 0usize;
+    let mut states: HashMap<(u32, u64), PipeState> = HashMap::new();
+    let mut reasons: HashMap<String, u64> = HashMap::new();
     for r in Packets::new(aub) {
         let (off, p) = r.map_err(|e| CaptureError(format!("AUB: {e}")))?;
         mem.apply(off, &p)
@@ -359,8 +445,13 @@ pub fn analyze(
         };
         let ctx =
             context_of(&mem, &sub).map_err(|e| CaptureError(format!("submission {n}: {e:?}")))?;
+        // Each logical context starts as i915 creates one.
+        let state = states
+            .entry(exec.logical_context())
+            .or_insert_with(PipeState::fresh);
         let mut w = Walk {
             mem: &mem,
+            state,
             table,
             engine: match sub.engine {
                 Engine::Render => "render",
@@ -442,6 +533,13 @@ pub fn analyze(
         sum.draws += v.draws;
         sum.dispatches += v.dispatches;
         sum.parser_mismatches += v.mismatches.len() as u64;
+        if !v.bounded {
+            let why = v
+                .notes
+                .first()
+                .map_or("an unbounded command", String::as_str);
+            *reasons.entry(why.to_string()).or_insert(0u64) += 1;
+        }
         for m in v.mismatches.iter().take(4) {
             eprintln!("exec {n}: parser mismatch: {m}");
         }
@@ -467,6 +565,11 @@ pub fn analyze(
             "gmig-trace: the log has {} execbuffers, the AUB {n} submissions",
             execs.len()
         );
+    }
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+    for (why, n) in reasons {
+        eprintln!("unbounded: {n} execbuffers: {why}");
     }
     sum.tracked_pages = tracked.len() as u64;
     if sum.intervals != 0 {

@@ -38,6 +38,8 @@ impl Bo {
 pub struct Exec {
     /// Submission index (from 0, in the program's order).
     pub index: u64,
+    /// GEM context id.
+    pub ctx: u32,
     /// I915_EXEC_* flags.
     pub flags: u64,
     /// Index of the batch buffer in `bos`.
@@ -48,7 +50,19 @@ pub struct Exec {
     pub bos: Vec<Bo>,
 }
 
+/// I915_EXEC_RING_MASK: the engine, or the index in the context's engine
+/// map.
+pub const I915_EXEC_RING_MASK: u64 = 0x3f;
+
 impl Exec {
+    /// The logical context the execbuffer runs in: its GEM context and
+    /// engine. iris gives its render and compute batches one GEM context
+    /// with two engines (two logical contexts, each with its own state),
+    /// which intel_dump_gpu writes as one context image.
+    pub fn logical_context(&self) -> (u32, u64) {
+        (self.ctx, self.flags & I915_EXEC_RING_MASK)
+    }
+
     /// GPU address of the first batch command.
     pub fn batch_addr(&self) -> Option<u64> {
         self.bos
@@ -109,7 +123,7 @@ pub fn parse(text: &str) -> Result<(Vec<Exec>, bool), LogError> {
                     .map(|s| num(Some(s)))
                     .collect::<Option<_>>()
                     .ok_or(err("bad number"))?;
-                let [index, _ctx, flags, batch, start, _len, count] = v[..] else {
+                let [index, ctx, flags, batch, start, _len, count] = v[..] else {
                     return Err(err("E record needs 7 fields"));
                 };
                 if index != execs.len() as u64 {
@@ -121,6 +135,7 @@ pub fn parse(text: &str) -> Result<(Vec<Exec>, bool), LogError> {
                 want = count as usize;
                 execs.push(Exec {
                     index,
+                    ctx: u32::try_from(ctx).map_err(|_| err("context id beyond 32 bits"))?,
                     flags,
                     batch: batch as usize,
                     start,
