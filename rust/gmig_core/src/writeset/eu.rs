@@ -62,7 +62,7 @@
 //! # The end of a kernel
 //!
 //! Mesa ends every kernel with an EOT send. The walk stops at the first
-//! unpredicated EOT send that lies at or past every jump target seen
+//! EOT send (predicated or not: see `is_eot`) that lies at or past every jump target seen
 //! before it (JIP/UIP of `if`, `else`, `endif`, `while`, `break`, `cont`,
 //! `halt`, `jmpi`; `brw_label_assembly` in `brw_eu.c`: byte offsets from
 //! the jumping instruction on Gen8+). `call`, `calla`, `ret`, `goto`,
@@ -915,9 +915,16 @@ fn message(inst: Inst, sfid: u128, d: Desc, hdr: &Headers) -> Result<Effect, &'s
     }
 }
 
-/// Whether `inst` ends the thread: an unpredicated send with EOT.
+/// Whether `inst` ends the thread: a send with EOT, predicated or not.
+///
+/// A fragment shader that can discard ends in a render-target write
+/// predicated on its live pixels (`brw_emit_single_fb_write()` in Mesa's
+/// `brw_compile_fs.cpp`: `write->predicate` when `uses_kill`), and it runs
+/// with no pixel left when a discard jumps to the end (`halt`). Mesa puts
+/// nothing after that send: the thread ends at it whatever its predicate,
+/// or every such shader on Gen9 would run off its end.
 fn is_eot(inst: Inst) -> bool {
-    matches!(kind(inst.opcode()), Kind::Send | Kind::Sends) && inst.eot() != 0 && inst.pred() == 0
+    matches!(kind(inst.opcode()), Kind::Send | Kind::Sends) && inst.eot() != 0
 }
 
 /// First pass: the kernel's end (one past its final EOT send) and its
@@ -1312,11 +1319,9 @@ mod tests {
         assert_eq!(scan(&k).unbounded, Some("call, calla or ret"));
         let k = prog(&[inst(IF).with_opcode(32).with_src1_file(1), eot]);
         assert_eq!(scan(&k).unbounded, Some("register-indirect jmpi"));
-        // A predicated EOT does not end the kernel: here nothing does.
-        assert_eq!(
-            scan(&prog(&[eot.with_pred(1)])).unbounded,
-            Some("kernel not readable")
-        );
+        // A predicated EOT ends the kernel too (a fragment shader that
+        // discards); what follows it is not read.
+        assert_eq!(scan(&prog(&[eot.with_pred(1)])).unbounded, None);
     }
 
     #[test]
