@@ -384,6 +384,63 @@ fn surface_seeds(dir: &Path) -> usize {
     n
 }
 
+/// A draw the pipeline-state tracker bounds: a 4 KiB window holding the
+/// desktop's SIMD16 fragment shader at 0x40, a binding table at 0x800
+/// whose entry 0 points at 0x900, where the first real surface state lies;
+/// then STATE_BASE_ADDRESS (every base 0), the PS binding table pointer,
+/// the VS/HS/DS/GS disabled, the PS (SIMD16), no depth, no stream output,
+/// and a 3DPRIMITIVE, each command as its length byte and dwords.
+fn pipe_seeds(dir: &Path) -> usize {
+    fs::create_dir_all(dir).unwrap();
+    let mut window = vec![0u8; 4096];
+    let text = include_str!("../src/writeset/testdata/desktop.txt");
+    let mut kernels: Vec<Vec<u8>> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("## ") {
+            kernels.push(Vec::new());
+        } else if let (Some((hex, _)), Some(k)) = (line.split_once(" | "), kernels.last_mut()) {
+            k.extend(
+                hex.split_whitespace()
+                    .map(|b| u8::from_str_radix(b, 16).unwrap()),
+            );
+        }
+    }
+    let fs = &kernels[2];
+    window[0x40..0x40 + fs.len()].copy_from_slice(fs);
+    window[0x800..0x804].copy_from_slice(&0x900u32.to_le_bytes());
+    for (i, d) in SURFACE_STATES[0].iter().enumerate() {
+        window[0x900 + 4 * i..0x904 + 4 * i].copy_from_slice(&d.to_le_bytes());
+    }
+    let mut sba = vec![0x6101_0011u32; 1];
+    sba.extend([1u32, 0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let ps = vec![0x7820_000au32, 0x40, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0];
+    let cmds: Vec<Vec<u32>> = vec![
+        sba,
+        vec![0x782a_0000, 0x800],
+        vec![0x7810_0007, 0, 0, 0, 0, 0, 0, 0, 0],
+        vec![0x781b_0007, 0, 0, 0, 0, 0, 0, 0, 0],
+        vec![0x781d_0009, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        vec![0x7811_0008, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        ps,
+        vec![0x7805_0006, 7 << 29, 0, 0, 0, 0, 0, 0],
+        vec![0x7806_0003, 0, 0, 0, 0],
+        vec![0x7807_0003, 0, 0, 0, 0],
+        vec![0x780d_0000, 0],
+        vec![0x781e_0003, 0, 0, 0, 0],
+        vec![0x7b00_0005, 0, 3, 0, 1, 0, 0],
+    ];
+    let mut seed = window;
+    for c in &cmds {
+        // The target's length byte is (n % 32) + 1 dwords.
+        seed.push((c.len() - 1) as u8);
+        for d in c {
+            seed.extend_from_slice(&d.to_le_bytes());
+        }
+    }
+    write(dir, "draw", &seed);
+    1
+}
+
 fn main() {
     let Some(dir) = std::env::args().nth(1) else {
         eprintln!("usage: fuzz_seeds <dir>");
@@ -400,9 +457,10 @@ fn main() {
     let a = aub_seeds(&dir.join("aub_read"));
     let e = eu_seeds(&dir.join("eu_kernel"));
     let f = surface_seeds(&dir.join("surface_extent"));
+    let p = pipe_seeds(&dir.join("pipe_state"));
     println!(
         "{s} stream_decode seeds, {c} cmd_exec_remap seeds, {a} aub_read seeds, \
-         {e} eu_kernel seeds, {f} surface_extent seeds in {}",
+         {e} eu_kernel seeds, {f} surface_extent seeds, {p} pipe_state seeds in {}",
         dir.display()
     );
 }
