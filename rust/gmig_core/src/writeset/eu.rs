@@ -1026,15 +1026,15 @@ pub fn kernel_writes(mut fetch: impl FnMut(u64, &mut [u8; 16]) -> bool) -> Kerne
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::{string::String, vec, vec::Vec};
 
     /// A kernel from a test data file: its title, bytes and Mesa's
     /// disassembly lines.
-    struct Kernel {
-        name: String,
-        bytes: Vec<u8>,
+    pub(crate) struct Kernel {
+        pub(crate) name: String,
+        pub(crate) bytes: Vec<u8>,
         asm: Vec<String>,
     }
 
@@ -1045,7 +1045,7 @@ mod tests {
     }
 
     /// The kernels of a file written from Mesa's `INTEL_DEBUG=hex` dump.
-    fn kernels(text: &str) -> Vec<Kernel> {
+    pub(crate) fn kernels(text: &str) -> Vec<Kernel> {
         let mut out: Vec<Kernel> = Vec::new();
         for line in text.lines() {
             if let Some(name) = line.strip_prefix("## ") {

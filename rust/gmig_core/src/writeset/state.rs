@@ -611,19 +611,8 @@ mod tests {
     /// (testdata/desktop.txt, second kernel: one render-target write to
     /// binding table entry 0).
     fn fragment_shader() -> Vec<u8> {
-        let text = include_str!("testdata/desktop.txt");
-        let mut kernels: Vec<Vec<u8>> = Vec::new();
-        for line in text.lines() {
-            if line.starts_with("## ") {
-                kernels.push(Vec::new());
-            } else if let (Some((hex, _)), Some(k)) = (line.split_once(" | "), kernels.last_mut()) {
-                k.extend(
-                    hex.split_whitespace()
-                        .map(|b| u8::from_str_radix(b, 16).unwrap()),
-                );
-            }
-        }
-        kernels.swap_remove(2)
+        let mut k = super::super::eu::tests::kernels(include_str!("testdata/desktop.txt"));
+        k.swap_remove(2).bytes
     }
 
     const IB: u64 = 0x10_0000;
