@@ -24,9 +24,10 @@
 //!   emulation writes join them, and the frames kvmgt writes outside
 //!   workloads (the OpRegion mailbox, `gpa_written`) are noted as written
 //!   in the next report, tracked or not; at each report they are the
-//!   re-hash candidates. A workload in flight at the report, a command whose
-//!   writes cannot be bounded (PPGTT, draws, ...) make every tracked page
-//!   one; an idle vGPU costs none;
+//!   re-hash candidates. A workload in flight at the report keeps its
+//!   scanned frames (and the status pages) as candidates until it
+//!   completes; a command whose writes cannot be bounded (PPGTT, draws,
+//!   ...) makes every tracked page one; an idle vGPU costs none;
 //! - pending workloads (queued, not run at the stop): saved with
 //!   `intel_gvt_companion_save_workloads()` into the stop-copy image,
 //!   re-created in order on the destination with

@@ -276,8 +276,16 @@ pub fn reg32(image: &[u8], off: usize) -> Option<u32> {
 /// engine's queue) or when it dispatches it, and a report may fall between
 /// the scan and the queueing. So a report clears the record only when no
 /// workload is in flight and no command was scanned since the last
-/// workload was queued; until then every report replays it. A report with
-/// a workload in flight (queued, not completed) is unbounded.
+/// workload was queued; until then every report replays it.
+///
+/// A workload in flight (queued, not completed) at a report keeps its
+/// scanned frames as candidates, report after report, until it completes:
+/// the GPU runs no command kvmgt has not scanned (`dispatch_workload()`
+/// scans a workload that was not scanned when it was queued), so every
+/// frame it can write is already recorded, and its context write-back is
+/// recorded when it completes. The status pages are due at every report
+/// while a workload is in flight: kvmgt's CSB emulation writes them when
+/// it schedules the workload in, at no moment a hook reports.
 ///
 /// GGTT entries that change while a scanned workload may still run, or
 /// after kvmgt's own writes of the last report interval, record their old
@@ -317,9 +325,10 @@ where
     }
 
     /// Whether the next [`GvtWrites::sync`] wants the HWS_PGA registers
-    /// (a workload was queued or completed since the last one).
+    /// (a workload was queued or completed since the last one, or one is
+    /// in flight).
     pub fn status_due(&self) -> bool {
-        self.status_due
+        self.status_due || self.in_flight > 0
     }
 
     /// Workloads queued and not completed.
@@ -440,17 +449,19 @@ where
             self.outside.replay(sink);
         }
         self.outside.clear();
-        if self.in_flight > 0 {
-            sink.unbounded();
-        } else {
-            self.log.replay(sink);
-            if !self.scanned_since_queue {
-                self.log.clear();
-            }
+        self.log.replay(sink);
+        if self.in_flight == 0 && !self.scanned_since_queue {
+            self.log.clear();
         }
-        if let (true, Some(reg)) = (self.status_due, regs) {
-            status_page_writes(reg, &mut self.hwsp, &self.mirror, sink);
-            self.status_due = false;
+        match (self.status_due(), regs) {
+            (true, Some(reg)) => {
+                status_page_writes(reg, &mut self.hwsp, &self.mirror, sink);
+                self.status_due = false;
+            }
+            // Due and not readable: a workload in flight may have written
+            // them since the last report.
+            (true, None) if self.in_flight > 0 => sink.unbounded(),
+            _ => {}
         }
         kept
     }
@@ -678,7 +689,8 @@ mod writes_tests {
         assert_eq!(sync(&mut w), (vec![], false, false), "idle: nothing");
         w.scanned(&sdi(3), true);
         w.queued();
-        assert!(sync(&mut w).1, "in flight: unbounded");
+        assert_eq!(sync(&mut w), (vec![0x1003], false, true), "in flight: its scan");
+        assert_eq!(sync(&mut w), (vec![0x1003], false, true), "still in flight");
         w.completed(LRCA, true);
         let mut want = vec![0x1003];
         want.extend(ctx());
@@ -707,7 +719,7 @@ mod writes_tests {
             // unbounded report does not cover them).
             let mut outside = BTreeSet::new();
             for _ in 0..60 {
-                match rng.below(9) {
+                match rng.below(10) {
                     0 => {
                         let e = rng.below(64);
                         ggtt[e as usize] = 0x2000 + rng.below(64);
@@ -734,6 +746,19 @@ mod writes_tests {
                             w.completed(LRCA, true);
                         }
                     }
+                    7 => {
+                        // The head workload runs part-way: kvmgt schedules
+                        // it in (the CSB), the GPU does some of its stores;
+                        // it stays in flight across reports.
+                        if let Some(stores) = queue.front() {
+                            for &e in stores {
+                                if rng.below(2) == 0 {
+                                    written.insert(ggtt[e as usize]);
+                                }
+                            }
+                            written.insert(ggtt[63]);
+                        }
+                    }
                     4 => {
                         // An engine reset: GVT-g drops the queue unrun.
                         for _ in queue.drain(..) {
@@ -754,8 +779,9 @@ mod writes_tests {
                         }
                     }
                     6 => {
-                        // The OpRegion's SWSCI answer, SCIC and PARM.
-                        let gfn = 0x9000 + rng.below(4);
+                        // The OpRegion's SWSCI answer, SCIC and PARM (two
+                        // frames: the record holds 4 ranges).
+                        let gfn = 0x9000 + rng.below(2);
                         w.kvmgt_wrote(gfn * PAGE_SIZE + 0x200, 4);
                         w.kvmgt_wrote(gfn * PAGE_SIZE + 0x204, 4);
                         outside.insert(gfn);
@@ -793,7 +819,7 @@ mod writes_tests {
         w.queued();
         w.scanned(&sdi(4), true);
         w.queued();
-        assert!(sync(&mut w).1, "in flight: unbounded");
+        assert_eq!(sync(&mut w), (vec![0x1003, 0x1004], false, true), "in flight");
         for _ in 0..3 {
             w.completed(lrca, false);
         }
@@ -808,7 +834,7 @@ mod writes_tests {
         // A failed workload: what it may have written stays recorded.
         w.scanned(&sdi(6), true);
         w.queued();
-        assert!(sync(&mut w).1);
+        assert_eq!(sync(&mut w), (vec![0x1006], false, true), "in flight");
         w.completed(lrca, false);
         assert_eq!(sync(&mut w), (vec![0x1006], false, true));
     }
@@ -824,7 +850,7 @@ mod writes_tests {
         assert_eq!(sync(&mut w), (vec![], false, false), "once");
         w.queued();
         w.kvmgt_wrote(0x9001 * PAGE_SIZE - 2, 4);
-        assert_eq!(sync(&mut w), (vec![0x9000, 0x9001], true, true));
+        assert_eq!(sync(&mut w), (vec![0x9000, 0x9001], false, true));
         w.completed(LRCA, true);
         sync(&mut w);
         // Nothing, and what logging did not see, is nothing.
