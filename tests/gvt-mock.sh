@@ -123,7 +123,7 @@ if loaded gmig && loaded gvt_mock; then
 	# Records kvmgt's hooks must keep right, each a step of its own on
 	# a new vGPU (rehash=writeset: they count re-hash candidates).
 	echo writeset >"$param"
-	for step in engine-reset opregion; do
+	for step in engine-reset in-flight opregion; do
 		run_type "$step" "$step"
 	done
 	echo "$rehash_was" >"$param"

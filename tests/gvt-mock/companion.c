@@ -3218,28 +3218,21 @@ static int mock_narrow(bool all)
  * render status page. Then one "store" workload runs, and the stop-copy
  * candidates must be the narrow run's for it.
  */
-static int step_engine_reset(struct scenario *s)
-{
-	static const unsigned int want[] = { PEND_GFN + 6, PEND_GFN + 7,
+/*
+ * The frames the scans of the three pending-submit workloads name (the
+ * first workload of each queue is scanned when it is queued: targets 0, 1
+ * and 3) and the render status page.
+ */
+static const unsigned int pend_scanned[] = { PEND_GFN + 6, PEND_GFN + 7,
 					     PEND_GFN + 9, NARROW_HWSP_GFN };
-	struct mock_vgpu *m;
-	unsigned int i, n;
-	s64 downtime;
-	int ret;
 
-	ret = step_create(s);
-	if (ret)
-		return ret;
-	m = s->src;
-	narrow_setup(m);
-	ret = step_log_start(s) ?: step_pre_copy(s) ?: report(s, m) ?:
-	      step_pending_submit(s);
-	if (ret)
-		return ret;
-	mock_engine_reset(m, BIT(0) | BIT(1));
-	if (mock_queued(m))
-		return fail(s, "%u workloads queued after the engine reset",
-			    mock_queued(m));
+/* A report of @m must re-hash exactly pend_scanned[] (@when says when). */
+static int report_rehashes_pend_scanned(struct scenario *s,
+					struct mock_vgpu *m, const char *when)
+{
+	const unsigned int *want = pend_scanned;
+	unsigned int i, n;
+	int ret;
 
 	bitmap_zero(m->reads, MOCK_MEM_PAGES);
 	WRITE_ONCE(m->log_reads, true);
@@ -3248,14 +3241,47 @@ static int step_engine_reset(struct scenario *s)
 	if (ret)
 		return ret;
 	n = bitmap_weight(m->reads, MOCK_MEM_PAGES);
-	for (i = 0; i < ARRAY_SIZE(want); i++)
+	for (i = 0; i < ARRAY_SIZE(pend_scanned); i++)
 		if (!test_bit(want[i], m->reads))
 			n = ~0U;
-	if (n != ARRAY_SIZE(want))
-		return fail(s, "after the reset: %u re-hashed (%*pbl), not %zu (%u, %u, %u, %u)",
-			    bitmap_weight(m->reads, MOCK_MEM_PAGES),
-			    MOCK_MEM_PAGES, m->reads, ARRAY_SIZE(want),
+	if (n != ARRAY_SIZE(pend_scanned))
+		return fail(s, "%s: %u re-hashed (%*pbl), not %zu (%u, %u, %u, %u)",
+			    when, bitmap_weight(m->reads, MOCK_MEM_PAGES),
+			    MOCK_MEM_PAGES, m->reads, ARRAY_SIZE(pend_scanned),
 			    want[0], want[1], want[2], want[3]);
+	return 0;
+}
+
+/* The narrow runs' vGPU set-up, dirty logging, pre-copy, pending-submit. */
+static int pend_in_flight(struct scenario *s)
+{
+	int ret = step_create(s);
+
+	if (ret)
+		return ret;
+	narrow_setup(s->src);
+	return step_log_start(s) ?: step_pre_copy(s) ?: report(s, s->src) ?:
+	       step_pending_submit(s);
+}
+
+static int step_engine_reset(struct scenario *s)
+{
+	struct mock_vgpu *m;
+	unsigned int n;
+	s64 downtime;
+	int ret;
+
+	ret = pend_in_flight(s);
+	if (ret)
+		return ret;
+	m = s->src;
+	mock_engine_reset(m, BIT(0) | BIT(1));
+	if (mock_queued(m))
+		return fail(s, "%u workloads queued after the engine reset",
+			    mock_queued(m));
+	ret = report_rehashes_pend_scanned(s, m, "after the reset");
+	if (ret)
+		return ret;
 
 	ret = narrow_workload(s, m, &narrow_profiles[0]) ?:
 	      narrow_stop_copy(s, m, &n, &downtime);
@@ -3265,6 +3291,34 @@ static int step_engine_reset(struct scenario *s)
 		n, NARROW_PINNED, bitmap_weight(s->dirty, MOCK_MEM_PAGES));
 	return narrow_check(s, &narrow_profiles[0], false, n) ?:
 	       to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
+}
+
+/*
+ * "in-flight": workloads queued and not completed at a report keep what
+ * their scans named as candidates, report after report, instead of making
+ * every tracked page one (GVT-g runs no command it has not scanned). The
+ * engine-reset run's set-up leaves the three pending-submit workloads
+ * queued; two reports in a row must each re-hash exactly the frames their
+ * scans named and the render status page. A guest engine reset then drops
+ * them, and the vGPU is stopped.
+ */
+static int step_in_flight(struct scenario *s)
+{
+	struct mock_vgpu *m;
+	int ret;
+
+	ret = pend_in_flight(s);
+	if (ret)
+		return ret;
+	m = s->src;
+	if (mock_queued(m) != 3)
+		return fail(s, "%u workloads in flight, not 3", mock_queued(m));
+	ret = report_rehashes_pend_scanned(s, m, "in flight") ?:
+	      report_rehashes_pend_scanned(s, m, "still in flight");
+	if (ret)
+		return ret;
+	mock_engine_reset(m, BIT(0) | BIT(1));
+	return to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
 }
 
 /*
@@ -3388,6 +3442,7 @@ out:
 /* Steps run on their own, each on a new scenario ("engine-reset"). */
 static const struct step single_steps[] = {
 	{ "engine-reset", step_engine_reset, false },
+	{ "in-flight", step_in_flight, false },
 	{ "opregion", step_opregion, false },
 	{ NULL }
 };
