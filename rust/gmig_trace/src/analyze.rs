@@ -140,6 +140,10 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
             0x7105 if self.engine == "render" => self.v.dispatches += 1,
             _ => {}
         }
+        let parsed = Command::decode(cmd, 0, Mode::PPGTT).ok();
+        if let Some(m) = genxml::check(self.table, self.engine, cmd, parsed.as_ref()) {
+            self.v.mismatches.push(m.to_string());
+        }
         let mut reader = PpgttReader {
             mem: self.mem,
             pml4: self.pml4,
@@ -158,15 +162,7 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
                 // GVT-g's provider does not walk the guest's PPGTT yet.
                 self.v.bounded_gvt = false;
             }
-            let parsed = Command::decode(cmd, 0, Mode::PPGTT).ok();
-            if let Some(m) = genxml::check(self.table, self.engine, cmd, parsed.as_ref()) {
-                self.v.mismatches.push(m.to_string());
-            }
             return;
-        }
-        let parsed = Command::decode(cmd, 0, Mode::PPGTT).ok();
-        if let Some(m) = genxml::check(self.table, self.engine, cmd, parsed.as_ref()) {
-            self.v.mismatches.push(m.to_string());
         }
         match command_write(cmd, Mode::PPGTT) {
             CmdWrite::Nothing | CmdWrite::StatusPage => {}
@@ -248,10 +244,8 @@ impl<P: PageStore, G: PageStore> Walk<'_, P, G> {
             let Kind::MiBatchBufferStart { space: s, .. } = c.kind else {
                 continue;
             };
-            let target = Command::decode(cmd, 0, Mode::PPGTT)
-                .ok()
-                .and_then(|d| d.addrs().first().and_then(|a| a.read(cmd)));
-            let Some(target) = target else {
+            // The cursor decoded it in `buf`: its address fields index it.
+            let Some(target) = c.addrs().first().and_then(|a| a.read(buf)) else {
                 self.unbounded(format!("{addr:#x}: a batch start without an address"));
                 return None;
             };
