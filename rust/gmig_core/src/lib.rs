@@ -38,6 +38,8 @@ pub mod provider;
 pub mod ratelimit;
 /// Dynamic graphics address remapping.
 pub mod remap;
+/// Replay files: captured GPU workloads packed for a vGPU to run.
+pub mod replay;
 /// The sim provider's device model.
 pub mod sim;
 /// GGTT partition slots of the sim parent device.

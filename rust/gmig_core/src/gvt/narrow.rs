@@ -689,7 +689,11 @@ mod writes_tests {
         assert_eq!(sync(&mut w), (vec![], false, false), "idle: nothing");
         w.scanned(&sdi(3), true);
         w.queued();
-        assert_eq!(sync(&mut w), (vec![0x1003], false, true), "in flight: its scan");
+        assert_eq!(
+            sync(&mut w),
+            (vec![0x1003], false, true),
+            "in flight: its scan"
+        );
         assert_eq!(sync(&mut w), (vec![0x1003], false, true), "still in flight");
         w.completed(LRCA, true);
         let mut want = vec![0x1003];
@@ -819,7 +823,11 @@ mod writes_tests {
         w.queued();
         w.scanned(&sdi(4), true);
         w.queued();
-        assert_eq!(sync(&mut w), (vec![0x1003, 0x1004], false, true), "in flight");
+        assert_eq!(
+            sync(&mut w),
+            (vec![0x1003, 0x1004], false, true),
+            "in flight"
+        );
         for _ in 0..3 {
             w.completed(lrca, false);
         }
