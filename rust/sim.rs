@@ -13,8 +13,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::log::dev_ratelimited;
 use kernel::{
-    debugfs::{Dir, File},
+    debugfs::{BinaryReader, Dir, File},
     ffi::c_void,
+    fs::file,
     prelude::*,
     str::CStr,
     sync::{aref::ARef, Arc, Mutex},
@@ -27,8 +28,9 @@ use crate::{
     gmig_core::{
         gtt::Partition,
         mem::{GuestMem, MemFault},
-        provider::{Provider, ShadowEvent},
+        provider::{Provider, ShadowEvent, MAX_EVENT_PAGES},
         sim::{
+            replay::{ReplayRun, Tick},
             vgpu::{Event, SimVgpu, TYPES},
             workload::{Command as WorkloadCommand, Params as WorkloadParams, Workload},
         },
@@ -178,8 +180,41 @@ pub(crate) struct Inner {
     /// kernel thread or the VFIO user's own process, not from the shell
     /// that wrote the debugfs file.
     pub(crate) workload_start: Option<(WorkloadParams, KVVec<u32>)>,
+    /// The replay file written to debugfs `replay` (kept while a replay
+    /// runs from it), the replay running, and a `start replay` waiting for
+    /// the worker (window base and size).
+    pub(crate) replay_file: KVVec<u8>,
+    pub(crate) replay: Option<ReplayRun>,
+    pub(crate) replay_start: Option<(u64, u64)>,
     /// Migration state of this vGPU (source or destination side).
     pub(crate) mig: Migration,
+}
+
+/// Largest replay file the debugfs `replay` file takes (kernel memory,
+/// charged to the writer).
+const MAX_REPLAY_FILE: usize = 64 << 20;
+
+impl Inner {
+    /// Stops the synthetic workload and the replay (the replay file stays).
+    fn stop_workloads(&mut self) {
+        self.workload = None;
+        self.workload_start = None;
+        self.replay = None;
+        self.replay_start = None;
+    }
+}
+
+/// The debugfs `replay` file's data: the vGPU it loads.
+pub(crate) struct ReplayFile(Arc<Shared>);
+
+impl BinaryReader for ReplayFile {
+    fn read_from_slice(
+        &self,
+        reader: &mut UserSliceReader,
+        offset: &mut file::Offset,
+    ) -> Result<usize> {
+        self.0.write_replay(reader, offset)
+    }
 }
 
 /// The part of a vGPU that its debugfs files share.
@@ -204,6 +239,7 @@ pub(crate) struct Vgpu {
     // Dropped in declaration order: files before their directory.
     _stats: Pin<KBox<File<Arc<Shared>>>>,
     _workload: Pin<KBox<File<Arc<Shared>>>>,
+    _replay: Pin<KBox<File<ReplayFile>>>,
     _dir: Dir,
     pub(crate) shared: Arc<Shared>,
 }
@@ -217,7 +253,13 @@ impl Shared {
             return;
         }
         let mut mem = DmaMem::new(self);
-        let Inner { sim, mig, .. } = &mut *guard;
+        let Inner {
+            sim,
+            mig,
+            replay,
+            replay_file,
+            ..
+        } = &mut *guard;
         while !self.stopping.load(Ordering::Acquire) {
             let Some(desc) = sim.take_submission() else {
                 break;
@@ -226,6 +268,13 @@ impl Shared {
             // before running it.
             let res = sim.execute(desc, &mut mem, mig);
             self.stats.contexts.fetch_add(1, Ordering::Relaxed);
+            // A replayed execbuffer: the model GPU writes what Mesa said it
+            // writes, unrecorded (what the analysis must have foreseen).
+            if let Some(run) = replay.as_mut() {
+                if let Err(e) = run.executed(desc, replay_file, &mut mem) {
+                    dev_ratelimited!(dev_warn, &self.dev, "replay: model writes: {:?}\n", e);
+                }
+            }
             if let Err(fault) = res {
                 self.faults.fetch_add(1, Ordering::Relaxed);
                 dev_ratelimited!(
@@ -271,11 +320,23 @@ impl Shared {
         writeln!(
             f,
             "workload: {}",
-            inner
-                .workload
-                .as_ref()
-                .map_or("none", |w| w.0.profile_name())
+            inner.workload.as_ref().map_or(
+                if inner.replay.is_some() {
+                    "replay"
+                } else {
+                    "none"
+                },
+                |w| { w.0.profile_name() }
+            )
         )?;
+        if let Some(r) = &inner.replay {
+            let s = r.stats();
+            writeln!(f, "replay_submitted: {}", s.submitted)?;
+            writeln!(f, "replay_executed: {}", s.executed)?;
+            writeln!(f, "replay_loops: {}", s.loops)?;
+            writeln!(f, "replay_pages_written: {}", s.pages_written)?;
+            writeln!(f, "replay_model_pages: {}", s.model_pages)?;
+        }
         writeln!(f, "faults: {}", self.faults.load(Ordering::Relaxed))?;
         self.stats.show(f)
     }
@@ -285,8 +346,10 @@ impl Shared {
         let inner = self.inner.lock();
         match &inner.workload {
             Some(w) => writeln!(f, "state: running {}", w.0.profile_name())?,
+            None if inner.replay.is_some() => writeln!(f, "state: running replay")?,
             None => writeln!(f, "state: stopped")?,
         }
+        writeln!(f, "replay file: {} bytes", inner.replay_file.len())?;
         Workload::describe_profiles(f)
     }
 
@@ -301,8 +364,7 @@ impl Shared {
         match cmd {
             WorkloadCommand::Stop => {
                 let mut inner = self.inner.lock();
-                inner.workload = None;
-                inner.workload_start = None;
+                inner.stop_workloads();
                 drop(inner);
                 self.vdev.cancel_workload();
             }
@@ -313,15 +375,169 @@ impl Shared {
                     dev_err!(self.dev, "workload: no VFIO user has the device open\n");
                     return Err(ENODEV);
                 }
-                inner.workload = None;
+                inner.stop_workloads();
                 inner.workload_start = Some((params, scratch));
                 // Queued under the lock: close and release, which cancel
                 // the work, cannot run between the check above and here.
                 self.vdev.schedule_workload(0);
                 drop(inner);
             }
+            WorkloadCommand::Replay { base, size } => {
+                let mut inner = self.inner.lock();
+                if !inner.open {
+                    dev_err!(self.dev, "workload: no VFIO user has the device open\n");
+                    return Err(ENODEV);
+                }
+                if inner.replay_file.is_empty() {
+                    dev_err!(
+                        self.dev,
+                        "workload: no replay file written to debugfs `replay`\n"
+                    );
+                    return Err(ENOENT);
+                }
+                inner.stop_workloads();
+                inner.replay_start = Some((base, size));
+                self.vdev.schedule_workload(0);
+                drop(inner);
+            }
         }
         Ok(())
+    }
+
+    /// Sets up a requested replay; runs in the worker.
+    fn replay_setup(&self, inner: &mut Inner) {
+        let Some((base, size)) = inner.replay_start.take() else {
+            return;
+        };
+        let mut dma = DmaMem::new(self);
+        let Inner {
+            sim,
+            mig,
+            replay_file,
+            replay,
+            ..
+        } = inner;
+        let size = if size != 0 {
+            size
+        } else {
+            match crate::gmig_core::replay::Replay::parse(replay_file) {
+                Ok(r) => ReplayRun::window_pages(&r) * 4096,
+                Err(_) => 0,
+            }
+        };
+        // The GGTT updates (a context image and a ring per context) reach
+        // the migration after the set-up; the page tables and context
+        // images it writes are recorded as the driver's writes.
+        let mut ggtt = [(0usize, 0u64, 0u64); 2 * crate::gmig_core::replay::MAX_CONTEXTS as usize];
+        let mut n = 0usize;
+        let res = {
+            let mut mem = RecordingMem {
+                mem: &mut dma,
+                sink: &mut *mig,
+            };
+            ReplayRun::setup(base, size, replay_file, sim, &mut mem, &mut |ev| {
+                if let (Event::GgttUpdate { index, old, new }, Some(slot)) = (ev, ggtt.get_mut(n)) {
+                    *slot = (index, old, new);
+                    n += 1;
+                }
+            })
+        };
+        for &(index, old, new) in ggtt.iter().take(n) {
+            mig.shadow_event(ShadowEvent::GgttWrite {
+                index: index as u64,
+                old,
+                new,
+            });
+        }
+        match res {
+            Ok(run) => {
+                // The PPGTT's frames are GPU-writable from now on.
+                let (first, count) = run.data_frames(replay_file);
+                let mut gfn = first;
+                while gfn < first + count {
+                    let pages = (first + count - gfn).min(MAX_EVENT_PAGES);
+                    mig.shadow_event(ShadowEvent::Pinned { gfn, pages });
+                    gfn += pages;
+                }
+                dev_info!(
+                    self.dev,
+                    "workload replay started at guest {:#x} ({} KiB), GGTT {:#x}: {} pages mapped\n",
+                    base,
+                    size >> 10,
+                    run.gbase(),
+                    count
+                );
+                *replay = Some(run);
+            }
+            Err(e) => dev_err!(self.dev, "workload: replay set-up failed: {:?}\n", e),
+        }
+    }
+
+    /// One tick of a running replay; returns the delay to the next one.
+    fn replay_tick(&self, inner: &mut Inner) -> Option<u32> {
+        let mut dma = DmaMem::new(self);
+        let Inner {
+            sim,
+            mig,
+            replay,
+            replay_file,
+            ..
+        } = inner;
+        let run = replay.as_mut()?;
+        // The pages, rings and context images the stand-in guest driver
+        // writes are recorded like a command's writes (the VMM sees
+        // device writes only through gmig's log).
+        let mut mem = RecordingMem {
+            mem: &mut dma,
+            sink: mig,
+        };
+        match run.tick(replay_file, sim, &mut mem) {
+            Ok(Tick::Submitted) => {
+                self.vdev.kick_exec();
+                Some(1)
+            }
+            Ok(Tick::Wrote) => Some(1),
+            Ok(Tick::Waiting) => Some(2),
+            Err(e) => {
+                dev_ratelimited!(dev_warn, &self.dev, "replay: {:?}\n", e);
+                Some(10)
+            }
+        }
+    }
+
+    /// debugfs `replay` write: the replay file, written from offset 0.
+    fn write_replay(
+        &self,
+        reader: &mut UserSliceReader,
+        offset: &mut file::Offset,
+    ) -> Result<usize> {
+        let len = reader.len();
+        let mut inner = self.inner.lock();
+        if inner.replay.is_some() || inner.replay_start.is_some() {
+            // The running replay reads the file.
+            return Err(EBUSY);
+        }
+        let at = usize::try_from(*offset).map_err(|_| EINVAL)?;
+        if at == 0 {
+            inner.replay_file.clear();
+        }
+        let end = at.checked_add(len).ok_or(EFBIG)?;
+        if at != inner.replay_file.len() || end > MAX_REPLAY_FILE {
+            dev_err!(
+                self.dev,
+                "replay: a write at {} of {} bytes (the file holds {}, at most {})\n",
+                at,
+                len,
+                inner.replay_file.len(),
+                MAX_REPLAY_FILE
+            );
+            return Err(EFBIG);
+        }
+        inner.replay_file.resize(end, 0, GFP_KERNEL_ACCOUNT)?;
+        let dst = inner.replay_file.get_mut(at..end).ok_or(EINVAL)?;
+        reader.read_slice(dst)?;
+        *offset += len as file::Offset;
+        Ok(len)
     }
 
     /// Sets up a requested workload; runs in the worker.
@@ -377,10 +593,15 @@ impl Shared {
             // waits until the vGPU runs again.
             return match &guard.workload {
                 Some((wl, _)) => Some(wl.frame_interval_ms()),
+                None if guard.replay.is_some() || guard.replay_start.is_some() => Some(10),
                 None => guard.workload_start.as_ref().map(|_| 10),
             };
         }
         self.workload_setup(&mut guard);
+        self.replay_setup(&mut guard);
+        if guard.replay.is_some() {
+            return self.replay_tick(&mut guard);
+        }
         let mut dma = DmaMem::new(self);
         let Inner {
             sim, workload, mig, ..
@@ -524,6 +745,9 @@ pub(crate) fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<
                     open: false,
                     workload: None,
                     workload_start: None,
+                    replay_file: KVVec::new(),
+                    replay: None,
+                    replay_start: None,
                     mig: Migration::new(),
                 }, "Vgpu::inner"),
             }),
@@ -547,10 +771,15 @@ pub(crate) fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<
             ),
             GFP_KERNEL,
         )?;
+        let replay = KBox::pin_init(
+            dir.write_binary_file(c"replay", ReplayFile(shared.clone())),
+            GFP_KERNEL,
+        )?;
         Ok(KBox::new(
             Vgpu {
                 _stats: stats,
                 _workload: workload,
+                _replay: replay,
                 _dir: dir,
                 shared,
             },
@@ -602,8 +831,7 @@ impl Shared {
     pub(crate) fn close(&self) {
         let mut inner = self.inner.lock();
         inner.open = false;
-        inner.workload = None;
-        inner.workload_start = None;
+        inner.stop_workloads();
         inner.sim.reset();
     }
 
@@ -636,8 +864,7 @@ impl Shared {
         let mut inner = self.inner.lock();
         inner.sim.reset();
         // A reset device has no workload: its GGTT mappings are gone.
-        inner.workload = None;
-        inner.workload_start = None;
+        inner.stop_workloads();
     }
 }
 

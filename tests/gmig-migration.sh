@@ -24,9 +24,15 @@
 #     the source used (addresses_moved).
 # Prints QEMU's downtime and gmig's stats. Runs inside the test VM.
 # Usage: gmig-migration.sh KDIR [profile] [precopy] [dirty]
+# profile replay runs the replay file $GMIG_REPLAY (sim provider only);
+# GMIG_REHASH chooses the stop-copy re-hash (writeset, the default, or all).
 set -u
 KDIR=$1
 PROFILE=${2:-desktop}
+# replay: the captured workload $GMIG_REPLAY (scripts/trace.sh pack) runs in
+# the same 40 MiB window the synthetic profiles use.
+START="start $PROFILE"
+[ "$PROFILE" = replay ] && START="start replay size=40M"
 PRECOPY=${3:-oneshot}
 DIRTY=${4:-hash}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -53,6 +59,8 @@ cleanup() {
 vgpu_load "$KDIR" "$ROOT" || fail "modules of the $PROVIDER provider"
 echo "$PRECOPY" >/sys/module/gmig/parameters/precopy || fail "precopy=$PRECOPY"
 echo "$DIRTY" >/sys/module/gmig/parameters/dirty || fail "dirty=$DIRTY"
+# GMIG_REHASH=all|writeset: the stop-copy re-hash (default writeset).
+echo "${GMIG_REHASH:-writeset}" >/sys/module/gmig/parameters/rehash || fail "rehash=${GMIG_REHASH:-}"
 types=$(vgpu_types)
 echo $U1 >$types/create || fail "create $U1"
 echo $U2 >$types/create || fail "create $U2"
@@ -68,13 +76,14 @@ for _ in $(seq 120); do
 	sleep 0.5
 done
 wait_firmware "$T" src || fail "source firmware"
-vgpu_workload $U1 "start $PROFILE" || fail "workload start"
+vgpu_workload $U1 "$START" || fail "workload start"
 sleep 3
 [ "$(vgpu_stat $U1 workload)" = "$PROFILE" ] || fail "workload not running on the source"
 before=$(vgpu_stat $U1 contexts)
 [ "${before:-0}" -gt 0 ] || fail "the workload executed no context"
 [ "$(vgpu_stat $U1 faults)" = 0 ] || fail "the workload faulted on the source"
 
+replayed=$(vgpu_stat $U1 replay_executed)
 # GMIG_CONVERGE_AFTER=S: force the switchover after S s of pre-copy (the
 # demo's naive baseline does not converge under QEMU's 300 ms limit).
 $QMP migrate $T/src.qmp $T/dst.qmp unix:$T/mig.sock --paused-dst \
@@ -83,6 +92,13 @@ rc=$?
 cat $T/migrate.out
 grep -q '"status": "completed"' $T/migrate.out || fail "migration did not complete (rc=$rc)"
 
+# A replay must have run execbuffers, and so model writes, while the
+# migration copied: otherwise the window comparison below proves nothing.
+if [ "$PROFILE" = replay ]; then
+	during=$(($(vgpu_stat $U1 replay_executed) - ${replayed:-0}))
+	echo "replay: $during execbuffers ran during the migration, $(vgpu_stat $U1 replay_model_pages) pages written by the model in all"
+	[ "$during" -gt 0 ] || fail "no replayed execbuffer ran during the migration"
+fi
 # Both sides are stopped now: the GPU's working window must be identical.
 win=$((16 << 20)); len=$((40 << 20))
 $QMP cmd $T/src.qmp pmemsave "{\"val\": $win, \"size\": $len, \"filename\": \"$T/src.mem\"}" >/dev/null
@@ -109,7 +125,7 @@ vgpu_gmig_stats $U2 | grep -q '^images_applied: [1-9]' || fail "destination appl
 vgpu_gmig_stats $U2 | grep -q '^stream_errors: 0' || fail "stream errors on the destination"
 
 # The workload continues on the destination.
-vgpu_workload $U2 "start $PROFILE" || fail "workload start on destination"
+vgpu_workload $U2 "$START" || fail "workload start on destination"
 sleep 3
 after=$(vgpu_stat $U2 contexts)
 faults=$(vgpu_stat $U2 faults)

@@ -142,11 +142,20 @@ vgpu_stat() {
 }
 
 # vgpu_workload UUID CMD: the stand-in guest driver's workload on the vGPU
-# ("start PROFILE", "stop").
+# ("start PROFILE", "stop"). "start replay ..." first writes the replay
+# file $GMIG_REPLAY (made by scripts/trace.sh pack) to the vGPU (sim only).
 vgpu_workload() {
 	case ${GMIG_PROVIDER:-sim} in
 	gvt) echo "$2" >$GVT_MOCK_DEBUGFS/$1/workload ;;
-	*) echo "$2" >$GMIG_DEBUGFS/$1/workload ;;
+	*)
+		case $2 in
+		"start replay"*)
+			[ -f "${GMIG_REPLAY:-}" ] || { echo "vgpu_workload: no replay file GMIG_REPLAY=${GMIG_REPLAY:-}"; return 1; }
+			cat "$GMIG_REPLAY" >$GMIG_DEBUGFS/$1/replay || return 1
+			;;
+		esac
+		echo "$2" >$GMIG_DEBUGFS/$1/workload
+		;;
 	esac
 }
 

@@ -53,6 +53,17 @@ pub const PAGE: u64 = 4096;
 /// GPU addresses lie below this.
 pub const ADDR_LIMIT: u64 = 1 << 48;
 
+/// What the model GPU writes at offset 0 of each page of an EXEC's
+/// ranges when the EXEC completes: the number of execbuffers the replay
+/// ran before plus one, then the page's GPU address (u64 each).
+pub fn model_stamp(exec: u64, addr: u64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    let (lo, hi) = b.split_at_mut(8);
+    lo.copy_from_slice(&(exec + 1).to_le_bytes());
+    hi.copy_from_slice(&addr.to_le_bytes());
+    b
+}
+
 const HEADER: usize = 32;
 const MAP_ENTRY: usize = 16;
 const TAG_PAGE: u32 = 1;

@@ -8,6 +8,7 @@
 //! - [`exec`]: the command streamer that executes submitted contexts and
 //!   writes guest memory through a [`super::mem::GuestMem`].
 //! - [`workload`]: the synthetic workload generator.
+//! - [`replay`]: the replay workload (a captured Mesa workload run again).
 //! - [`remap`]: the pending contexts walked and remapped after a restore
 //!   elsewhere.
 //!
@@ -19,5 +20,6 @@ pub mod exec;
 pub mod provider;
 pub mod regs;
 pub mod remap;
+pub mod replay;
 pub mod vgpu;
 pub mod workload;

@@ -37,6 +37,9 @@ use super::vgpu::SimVgpu;
 
 /// Magic of a gmig-sim context image, "GMLC".
 pub const LRC_MAGIC: u32 = 0x434c_4d47;
+/// Context image dword 7, bit 0: the context has not run since it was
+/// created (its pipeline state is the golden one).
+pub const LRC_FRESH: u32 = 1;
 /// Commands executed per submission at most.
 pub const MAX_COMMANDS: u32 = 1 << 16;
 /// Bytes written by blits per submission at most.

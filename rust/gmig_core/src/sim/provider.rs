@@ -89,7 +89,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> Provider for SimVgpu<S> {
     }
 
     fn for_each_writable_frame(&self, f: &mut dyn FnMut(u64)) {
-        for gfn in self.ggtt_frames() {
+        for gfn in self.ggtt_frames().chain(self.pinned_frames()) {
             f(gfn);
         }
     }

@@ -206,6 +206,11 @@ pub struct SimVgpu<S> {
     ggtt_dropped: u64,
     completed: u64,
     quiesced: bool,
+    /// Guest frames mapped through PPGTTs, `(first, count)`: the sim
+    /// shadows no guest PPGTT, so the stand-in guest driver that builds
+    /// one says which frames it maps ([`SimVgpu::pin_frames`]), as
+    /// GVT-g's pins of shadowed pages do.
+    pinned: (u64, u64),
 }
 
 impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
@@ -227,6 +232,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             ggtt_dropped: 0,
             completed: 0,
             quiesced: false,
+            pinned: (0, 0),
         };
         v.reset();
         Some(v)
@@ -236,12 +242,25 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
     /// running.
     pub fn reset(&mut self) {
         self.quiesced = false;
+        self.pinned = (0, 0);
         self.regs = Regs::default();
         self.regs.imr = u32::MAX;
         self.config = ConfigSpace::new();
         for e in &mut *self.ggtt {
             *e = 0;
         }
+    }
+
+    /// Frames `first..first + count` are mapped through a PPGTT from now
+    /// on (replacing the previous range): the GPU may write them. The
+    /// caller tells a running migration (`ShadowEvent::Pinned`).
+    pub fn pin_frames(&mut self, first: u64, count: u64) {
+        self.pinned = (first, count);
+    }
+
+    /// The frames [`SimVgpu::pin_frames`] named.
+    pub fn pinned_frames(&self) -> core::ops::Range<u64> {
+        self.pinned.0..self.pinned.0.saturating_add(self.pinned.1)
     }
 
     /// The vGPU's type.

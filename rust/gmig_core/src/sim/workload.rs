@@ -110,6 +110,15 @@ pub struct Params {
 pub enum Command {
     /// `start <profile> [base=<iova>] [size=<bytes>]`.
     Start(Params),
+    /// `start replay [base=<iova>] [size=<bytes>]`: the replay loaded
+    /// through the debugfs `replay` file ([`super::replay`]); size 0 is
+    /// what the replay needs.
+    Replay {
+        /// Guest physical base of the window.
+        base: u64,
+        /// Window size, 0 = the replay's own.
+        size: u64,
+    },
     /// `stop`.
     Stop,
 }
@@ -156,23 +165,26 @@ impl Command {
             Some("stop") if words.next().is_none() => Ok(Command::Stop),
             Some("start") => {
                 let name = words.next().ok_or(WorkloadError::Syntax)?;
+                let (mut base, mut size) = (16 << 20, 0);
+                for w in words {
+                    match w.split_once('=') {
+                        Some(("base", v)) => base = parse_num(v)?,
+                        Some(("size", v)) => size = parse_num(v)?,
+                        _ => return Err(WorkloadError::Syntax),
+                    }
+                }
+                if name == "replay" {
+                    return Ok(Command::Replay { base, size });
+                }
                 let profile = PROFILES
                     .iter()
                     .find(|p| p.name == name)
                     .ok_or(WorkloadError::UnknownProfile)?;
-                let mut params = Params {
+                Ok(Command::Start(Params {
                     profile,
-                    base: 16 << 20,
-                    size: 0,
-                };
-                for w in words {
-                    match w.split_once('=') {
-                        Some(("base", v)) => params.base = parse_num(v)?,
-                        Some(("size", v)) => params.size = parse_num(v)?,
-                        _ => return Err(WorkloadError::Syntax),
-                    }
-                }
-                Ok(Command::Start(params))
+                    base,
+                    size,
+                }))
             }
             _ => Err(WorkloadError::Syntax),
         }
@@ -214,7 +226,7 @@ impl Workload {
         }
         writeln!(
             f,
-            "usage: start <profile> [base=<iova>] [size=<bytes>] | stop"
+            "usage: start <profile>|replay [base=<iova>] [size=<bytes>] | stop"
         )
     }
 
