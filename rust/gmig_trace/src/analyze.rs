@@ -623,20 +623,20 @@ pub fn analyze(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::execlog;
     use gmig_core::testutil::aub::{one_exec, FIRST_BO};
 
-    const TABLE: &str = "MI_BATCH_BUFFER_START\tff800000\t18800000\tv:0:7:2\t1:2:63:Batch Buffer Start Address\tall\n\
+    pub(crate) const TABLE: &str = "MI_BATCH_BUFFER_START\tff800000\t18800000\tv:0:7:2\t1:2:63:Batch Buffer Start Address\tall\n\
 MI_BATCH_BUFFER_END\tff800000\t05000000\t1\t-\tall\n\
 MI_NOOP\tff800000\t00000000\t1\t-\tall\n\
 PIPE_CONTROL\tffff0000\t7a000000\tv:0:7:2\t2:2:47:Address\trender\n\
 3DPRIMITIVE\tffff0000\t7b000000\tv:0:7:2\t-\trender\n";
 
-    const BBE: u32 = 0x0500_0000;
+    pub(crate) const BBE: u32 = 0x0500_0000;
 
-    fn pipe_control_write(addr: u64) -> [u32; 6] {
+    pub(crate) fn pipe_control_write(addr: u64) -> [u32; 6] {
         [0x7a00_0004, 0x4000, addr as u32, (addr >> 32) as u32, 1, 0]
     }
 

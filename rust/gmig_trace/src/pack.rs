@@ -306,3 +306,210 @@ pub fn pack(
     out.file = w.finish();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::tests::{pipe_control_write, BBE, TABLE};
+    use crate::execlog;
+    use gmig_core::replay::{Record, Replay};
+    use gmig_core::testutil::aub::{Writer as AubWriter, SKL_GT2};
+
+    const A: u64 = 0x10000;
+    const W: u64 = 0x20000;
+    const U: u64 = 0x30000;
+    const W2: u64 = 0x40000;
+
+    fn bytes(words: &[u32]) -> Vec<u8> {
+        words.iter().flat_map(|d| d.to_le_bytes()).collect()
+    }
+
+    /// Four execbuffers: render 0 (context 1) writes into W, flagged;
+    /// blitter 1; render 2 (context 2) writes into U, unflagged, and
+    /// flags W2; render 3 (context 1) draws (unbounded) and flags W.
+    /// Buffer A changes its first page before execbuffer 2; the AUB holds
+    /// W and W2 as zeros.
+    fn capture() -> (Vec<u8>, Vec<Exec>) {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut w = AubWriter::new(&mut buf, SKL_GT2, "gmig", true);
+        w.default_setup();
+        for (va, size) in [(0x1000, 0x4000), (A, 0x2000), (W, 0x4000), (U, 0x1000)] {
+            assert!(w.map_ppgtt(va, size));
+        }
+        assert!(w.map_ppgtt(W2, 0x2000));
+        let mut b0 = pipe_control_write(W + 0x1010).to_vec();
+        b0.push(BBE);
+        assert!(w.trace_block(0x1000, &bytes(&b0)));
+        assert!(w.trace_block(A, &[1; 4096]));
+        assert!(w.trace_block(A + 0x1000, &[3; 4096]));
+        assert!(w.trace_block(W, &[0; 0x4000]));
+        w.exec(Engine::Render, 0x1000).unwrap();
+        assert!(w.trace_block(0x4000, &bytes(&[BBE])));
+        w.exec(Engine::Blitter, 0x4000).unwrap();
+        let mut b2 = pipe_control_write(U + 8).to_vec();
+        b2.push(BBE);
+        assert!(w.trace_block(0x2000, &bytes(&b2)));
+        assert!(w.trace_block(A, &[2; 4096]));
+        assert!(w.trace_block(U, &[0; 4096]));
+        assert!(w.trace_block(W2, &[0; 0x2000]));
+        w.exec(Engine::Render, 0x2000).unwrap();
+        assert!(w.trace_block(0x3000, &bytes(&[0x7b00_0005, 0, 3, 0, 1, 0, 0, BBE])));
+        w.exec(Engine::Render, 0x3000).unwrap();
+        let len = w.finish().unwrap();
+        buf.truncate(len);
+        let log = format!(
+            "E 0 1 0 0 0 0 3\nB 1 0x1000 4096 0x18\nB 2 {A:#x} 8192 0x18\nB 3 {W:#x} 16384 0x1c\n\
+             E 1 1 3 0 0 0 1\nB 4 0x4000 4096 0x18\n\
+             E 2 2 0 0 0 0 4\nB 5 0x2000 4096 0x18\nB 2 {A:#x} 8192 0x18\nB 6 {U:#x} 4096 0x18\nB 7 {W2:#x} 8192 0x1c\n\
+             E 3 1 0 0 0 0 2\nB 8 0x3000 4096 0x18\nB 3 {W:#x} 16384 0x1c\n"
+        );
+        let (execs, cut) = execlog::parse(&log).unwrap();
+        assert!(!cut);
+        (buf, execs)
+    }
+
+    const ALL: Limits = Limits {
+        max_pages: u64::MAX,
+        max_execs: usize::MAX,
+        cap: 4096,
+    };
+
+    fn packed(lim: Limits) -> Result<Packed, CaptureError> {
+        let (aub, execs) = capture();
+        pack(&aub, &execs, &Table::parse(TABLE).unwrap(), lim)
+    }
+
+    /// The records: PAGE (address, first byte) and EXEC (context, batch,
+    /// writes).
+    #[derive(Debug, PartialEq, Eq)]
+    enum Rec {
+        Page(u64, u8),
+        Exec(u32, u64, Vec<(u64, u64)>),
+    }
+
+    fn records(file: &[u8]) -> Vec<Rec> {
+        let r = Replay::parse(file).unwrap();
+        r.validate().unwrap();
+        let mut out = Vec::new();
+        let mut off = r.first_record();
+        while let Some(rec) = r.record_at(off) {
+            let (rec, next) = rec.unwrap();
+            out.push(match rec {
+                Record::Page { addr, data, .. } => Rec::Page(addr, data[0]),
+                Record::Exec(e) => Rec::Exec(e.ctx, e.batch, e.writes().collect()),
+            });
+            off = next;
+        }
+        out
+    }
+
+    #[test]
+    fn the_map_table_covers_the_render_execbuffers_buffers() {
+        let p = packed(ALL).unwrap();
+        let r = Replay::parse(&p.file).unwrap();
+        // The blitter's batch at 0x4000 is not mapped.
+        assert_eq!(
+            r.maps().collect::<Vec<_>>(),
+            [(0x1000, 3), (A, 2), (W, 4), (U, 1), (W2, 2)]
+        );
+        assert_eq!((r.contexts(), r.execs(), r.mapped_pages()), (2, 3, 12));
+        assert_eq!((p.contexts, p.execs, p.mapped_pages), (2, 3, 12));
+    }
+
+    #[test]
+    fn pages_are_recorded_when_they_change_model_stamps_included() {
+        let p = packed(ALL).unwrap();
+        let recs = records(&p.file);
+        let pages: Vec<_> = recs
+            .iter()
+            .map(|r| match r {
+                Rec::Page(a, b) => Some((*a, *b)),
+                Rec::Exec(..) => None,
+            })
+            .collect();
+        // The PIPE_CONTROL's header byte starts batches 0 and 2, the
+        // 3DPRIMITIVE's batch 3.
+        let (pc, prim) = (0x04, 0x05);
+        assert_eq!(
+            pages,
+            [
+                // Zero pages (W) need no record; unwritten ones (W2, U,
+                // the later batches) cannot be read.
+                Some((0x1000, pc)),
+                Some((A, 1)),
+                Some((A + 0x1000, 3)),
+                None,
+                // A's first page changed, its second did not; the model
+                // stamped W's second page, the AUB has it zero.
+                Some((0x2000, pc)),
+                Some((A, 2)),
+                Some((W + 0x1000, 0)),
+                None,
+                // The model wrote all of W2.
+                Some((0x3000, prim)),
+                Some((W2, 0)),
+                Some((W2 + 0x1000, 0)),
+                None,
+            ]
+        );
+        assert_eq!(p.page_records, 9);
+    }
+
+    #[test]
+    fn model_writes_are_the_bounded_writes_or_the_whole_flagged_buffer() {
+        let p = packed(ALL).unwrap();
+        let execs: Vec<_> = records(&p.file)
+            .into_iter()
+            .filter(|r| matches!(r, Rec::Exec(..)))
+            .collect();
+        assert_eq!(
+            execs,
+            [
+                // Bounded, touching W: the page the PIPE_CONTROL writes.
+                Rec::Exec(0, 0x1000, vec![(W + 0x1000, W + 0x2000)]),
+                // Bounded, missing the flagged W2: all of it (not U,
+                // which is not flagged).
+                Rec::Exec(1, 0x2000, vec![(W2, W2 + 0x2000)]),
+                // Unbounded: all of W.
+                Rec::Exec(0, 0x3000, vec![(W, W + 0x4000)]),
+            ]
+        );
+        assert_eq!(p.model_write_pages, 1 + 2 + 4);
+    }
+
+    #[test]
+    fn a_page_or_execbuffer_limit_keeps_a_prefix() {
+        // Execbuffer 0 maps 7 pages, 2 adds 4, 3 one more.
+        let lim = |max_pages, max_execs| Limits {
+            max_pages,
+            max_execs,
+            cap: 4096,
+        };
+        for (pages, execs, want) in [(7, 9, 1), (10, 9, 1), (11, 9, 2), (12, 9, 3), (99, 2, 2)] {
+            let p = packed(lim(pages, execs)).unwrap();
+            assert_eq!(p.execs, want, "--max-pages {pages} --execs {execs}");
+            assert!(p.mapped_pages <= pages);
+            let r = Replay::parse(&p.file).unwrap();
+            r.validate().unwrap();
+            assert_eq!(u64::from(r.execs()), want);
+        }
+        assert!(packed(lim(6, 9)).is_err(), "nothing fits");
+    }
+
+    #[test]
+    fn more_contexts_than_a_replay_has_are_refused() {
+        let one = |i: u64, ctx: u64| format!("E {i} {ctx} 0 0 0 0 1\nB 1 0x1000 4096 0x18\n");
+        let log: String = (0..=u64::from(MAX_CONTEXTS))
+            .map(|i| one(i, i + 1))
+            .collect();
+        let (execs, _) = execlog::parse(&log).unwrap();
+        let engines = vec![Engine::Render; execs.len()];
+        let e = plan(&execs, &engines, ALL).err().unwrap();
+        assert!(e.0.contains("logical contexts"), "{}", e.0);
+        // As many as a replay has, or the rest on another engine: packed.
+        assert!(plan(&execs[1..], &engines[1..], ALL).is_ok());
+        let mut engines = engines;
+        engines[3] = Engine::Blitter;
+        assert!(plan(&execs, &engines, ALL).is_ok());
+    }
+}
