@@ -254,12 +254,17 @@ pub fn pack(
         ..Packed::default()
     };
     let mut shadow = Shadow::default();
+    // Pages the model wrote since their last PAGE record.
+    let (mut stamped, mut restores) = (BTreeSet::new(), 0u64);
     let mut page = [0u8; PAGE as usize];
     let mut err = None;
+    // The replay has one address space: say if the capture had more.
+    let mut pml4s = BTreeSet::new();
     analyze::walk(aub, execs, table, lim.cap, |s: Submitted<'_>| {
         let Some(&ctx) = plan.ctx.get(&s.n) else {
             return ControlFlow::Continue(());
         };
+        pml4s.insert(s.pml4);
         for &addr in &plan.pages {
             if s.mem.read_ppgtt(s.pml4, addr, &mut page).is_none() || shadow.get(addr) == &page {
                 continue;
@@ -267,6 +272,7 @@ pub fn pack(
             w.page(addr, &page);
             shadow.set(addr, &page);
             out.page_records += 1;
+            restores += u64::from(stamped.remove(&addr));
         }
         let writes = model_writes(&s.exec.bos, &s.verdict);
         if writes.len() > MAX_RANGES as usize {
@@ -283,6 +289,7 @@ pub fn pack(
         for &(a, e) in &writes {
             for p in (a..e).step_by(PAGE as usize) {
                 shadow.stamp(out.execs, p);
+                stamped.insert(p);
                 out.model_write_pages += 1;
             }
         }
@@ -303,6 +310,16 @@ pub fn pack(
             plan.ctx.len()
         )));
     }
+    if pml4s.len() > 1 {
+        eprintln!(
+            "gmig-trace: pack: the packed execbuffers ran on {} PPGTTs; the replay maps one",
+            pml4s.len()
+        );
+    }
+    eprintln!(
+        "gmig-trace: pack: {restores} of {} PAGE records rewrite pages the model wrote",
+        out.page_records
+    );
     out.file = w.finish();
     Ok(out)
 }
