@@ -18,6 +18,11 @@
 #   scripts/trace.sh analyze OUT [--interval N]
 #       prints one JSON line per execbuffer, then {"summary": {...}}
 #       (rust/gmig_trace). N: execbuffers per report interval (default 1).
+#   scripts/trace.sh pack OUT FILE [--max-pages N] [--execs N]
+#       packs the capture's render execbuffers as the replay file FILE
+#       (rust/gmig_core/src/replay.rs) for the sim vGPU to run: at most N
+#       mapped pages or N execbuffers (the longest prefix that fits); prints
+#       "pack: contexts C execs E mapped_pages M ..." (rust/gmig_trace/src/pack.rs).
 #   scripts/trace.sh workloads [check|traces] [DIR]
 #       captures and analyzes the built-in workload set (trace/workloads.sh)
 #       under DIR (default $GMIG_CACHE/traces), prints one result line per
@@ -89,18 +94,29 @@ capture() {
 	return "$rc"
 }
 
-analyze() {
-	[ $# -ge 1 ] || die "usage: trace.sh analyze OUT [--interval N]"
-	local out=$1 bin
-	shift
+# The analyzer's COMMAND on the capture OUT: on_capture COMMAND OUT [ARGS...]
+on_capture() {
+	local cmd=$1 out=$2 bin
+	shift 2
 	[ -f "$out/capture.aub" ] || die "$out: no capture.aub (trace.sh capture writes it)"
 	bin=$(analyzer)
-	"$bin" analyze "$out" "$@"
+	"$bin" "$cmd" "$out" "$@"
+}
+
+analyze() {
+	[ $# -ge 1 ] || die "usage: trace.sh analyze OUT [--interval N]"
+	on_capture analyze "$@"
+}
+
+pack() {
+	[ $# -ge 2 ] || die "usage: trace.sh pack OUT FILE [--max-pages N] [--execs N]"
+	on_capture pack "$@"
 }
 
 case "${1:-}" in
 capture) shift; capture "$@" ;;
 analyze) shift; analyze "$@" ;;
+pack) shift; pack "$@" ;;
 workloads) shift; exec "$GMIG_ROOT/trace/workloads.sh" "$@" ;;
-*) die "usage: trace.sh capture OUT -- COMMAND [ARGS...] | analyze OUT | workloads [check|traces] [DIR]" ;;
+*) die "usage: trace.sh capture OUT -- COMMAND [ARGS...] | analyze OUT | pack OUT FILE | workloads [check|traces] [DIR]" ;;
 esac

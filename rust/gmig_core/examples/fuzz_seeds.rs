@@ -20,6 +20,9 @@
 //!   and HiZ commands iris emitted for gmig-gl's game workload (a render
 //!   target with CCS_E, a shadow map with HiZ, an SSBO), as the target
 //!   reads them.
+//! - `<dir>/replay_read/`: small replay files (`gmig_core::replay`): two
+//!   contexts, pages and EXECs with and without write ranges, a map table
+//!   of adjacent and distant runs.
 //!
 //!   cargo run --release --example fuzz_seeds -- <dir>
 
@@ -27,6 +30,7 @@ use std::{fs, path::Path};
 
 use gmig_core::{
     aub::Engine,
+    replay::write::Writer as ReplayWriter,
     sim::exec::LRC_MAGIC,
     sim::vgpu::REGS_BYTES,
     stream::{self, Section, Writer, FLAG_MANDATORY, HEADER_LEN, SECTION_HEADER_LEN},
@@ -441,6 +445,23 @@ fn pipe_seeds(dir: &Path) -> usize {
     1
 }
 
+/// Small valid replay files.
+fn replay_seeds(dir: &Path) -> usize {
+    fs::create_dir_all(dir).unwrap();
+    let mut w = ReplayWriter::new(2, &[(0x10000, 2), (0x12000, 1), (0xfffe_0000_0000, 4)]);
+    w.page(0x11000, &[7; 4096]);
+    w.exec(1, 0x10040, &[(0xfffe_0000_1000, 0xfffe_0000_3000)]);
+    w.page(0xfffe_0000_3000, &[9; 4096]);
+    w.exec(0, 0x12000, &[]);
+    write(dir, "two-contexts", &w.finish());
+    let mut w = ReplayWriter::new(1, &[(0x1000, 1), (0x20000, 3)]);
+    w.page(0x1000, &[0x05; 4096]);
+    w.exec(0, 0x1000, &[(0x20000, 0x21000), (0x22000, 0x23000)]);
+    w.exec(0, 0x1000, &[(0x20000, 0x23000)]);
+    write(dir, "one-context", &w.finish());
+    2
+}
+
 fn main() {
     let Some(dir) = std::env::args().nth(1) else {
         eprintln!("usage: fuzz_seeds <dir>");
@@ -458,9 +479,11 @@ fn main() {
     let e = eu_seeds(&dir.join("eu_kernel"));
     let f = surface_seeds(&dir.join("surface_extent"));
     let p = pipe_seeds(&dir.join("pipe_state"));
+    let r = replay_seeds(&dir.join("replay_read"));
     println!(
         "{s} stream_decode seeds, {c} cmd_exec_remap seeds, {a} aub_read seeds, \
-         {e} eu_kernel seeds, {f} surface_extent seeds, {p} pipe_state seeds in {}",
+         {e} eu_kernel seeds, {f} surface_extent seeds, {p} pipe_state seeds, \
+         {r} replay_read seeds in {}",
         dir.display()
     );
 }

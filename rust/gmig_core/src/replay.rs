@@ -383,6 +383,25 @@ impl<'a> Replay<'a> {
     }
 }
 
+/// Bytes the model GPU writes at the start of each page of an EXEC's write
+/// ranges, when the execbuffer completes.
+pub const STAMP: usize = 16;
+
+/// What the model GPU writes at offset 0 of the page at PPGTT address
+/// `addr` (page aligned) of a write range of the `exec`th EXEC record of
+/// the file (from 0): `exec + 1` then `addr`, both u64. The rest of the
+/// page is left as it was. The packer's shadow of guest memory and the
+/// driver that runs the file both follow this rule, so the PAGE records
+/// before a later EXEC restore what the model overwrote where the capture
+/// says otherwise; a page whose stamp is lost in a migration reads back
+/// wrong.
+pub fn model_stamp(exec: u64, addr: u64) -> [u8; STAMP] {
+    let mut s = [0u8; STAMP];
+    s[..8].copy_from_slice(&exec.wrapping_add(1).to_le_bytes());
+    s[8..].copy_from_slice(&addr.to_le_bytes());
+    s
+}
+
 /// Writes replay files (the packer's and the tests' side).
 #[cfg(not(CONFIG_RUST))]
 pub mod write {
@@ -532,6 +551,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_model_stamp_is_the_exec_number_then_the_address() {
+        let s = model_stamp(0, 0xfffe_0000_3000);
+        assert_eq!(s[..8], 1u64.to_le_bytes());
+        assert_eq!(s[8..], 0xfffe_0000_3000u64.to_le_bytes());
+        assert_ne!(model_stamp(1, 0x1000), model_stamp(2, 0x1000));
+        assert_ne!(
+            model_stamp(1, 0x1000),
+            [0; STAMP],
+            "a stamp is not a zero page"
+        );
     }
 
     #[test]

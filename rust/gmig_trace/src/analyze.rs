@@ -16,6 +16,7 @@ use gmig_core::writeset::state::{GpuRead, PipeState, StateSink};
 use gmig_core::writeset::surface::Range;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 
 const PAGE: u64 = 4096;
 
@@ -336,7 +337,7 @@ fn pages(s: u64, e: u64) -> std::ops::Range<u64> {
 }
 
 /// Whether any of the sorted, disjoint `writes` touches `[s, e)`.
-fn touches(writes: &[(u64, u64)], s: u64, e: u64) -> bool {
+pub fn touches(writes: &[(u64, u64)], s: u64, e: u64) -> bool {
     let i = writes.partition_point(|w| w.1 <= s);
     writes.get(i).is_some_and(|w| w.0 < e)
 }
@@ -397,28 +398,41 @@ impl Summary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureError(pub String);
 
-/// Analyzes a capture: the AUB's bytes, the execbuffer log, Mesa's table.
-/// Each execbuffer's line goes to `line` as it is done; `interval` is the
-/// execbuffers per report interval; `cap` the physical pages the rebuilt
-/// memory may hold.
-pub fn analyze(
+/// GPU memory as the AUB has it.
+pub type Mem = AubMem<Store, Store>;
+
+/// One execbuffer as the capture submitted it, and what the analysis says
+/// of it.
+pub struct Submitted<'a> {
+    /// Its index, in the log as in the AUB.
+    pub n: usize,
+    /// The log's record of it.
+    pub exec: &'a Exec,
+    /// The engine the AUB submitted it to.
+    pub engine: Engine,
+    /// The physical address of its context's PML4.
+    pub pml4: u64,
+    /// The analysis's verdict, its writes merged.
+    pub verdict: Verdict,
+    /// GPU memory as the AUB has it at the submission.
+    pub mem: &'a Mem,
+}
+
+/// Walks a capture: the AUB's bytes, the execbuffer log, Mesa's table;
+/// `cap` is the physical pages the rebuilt memory may hold. Each
+/// submission, matched with the log's execbuffer and analyzed, goes to
+/// `each`, which may stop the walk.
+pub fn walk(
     aub: &[u8],
     execs: &[Exec],
     table: &Table,
-    interval: usize,
     cap: usize,
-    mut line: impl FnMut(&str),
-) -> Result<Summary, CaptureError> {
+    mut each: impl FnMut(Submitted<'_>) -> ControlFlow<()>,
+) -> Result<(), CaptureError> {
     let mut mem = AubMem::new(Store::new(cap), Store::new(cap));
     let mut el = Execlists::default();
-    let mut sum = Summary::default();
-    let mut tracked: BTreeSet<u64> = BTreeSet::new();
-    let (mut cand, mut flag) = (BTreeSet::new(), BTreeSet::new());
-    let (mut iv_unbounded, mut iv_n) = (false, 0usize);
-    let (mut cand_total, mut flag_total) = (0u64, 0u64);
     let mut n = 0usize;
     let mut states: HashMap<(u32, u64), PipeState> = HashMap::new();
-    let mut reasons: HashMap<String, u64> = HashMap::new();
     for r in Packets::new(aub) {
         let (off, p) = r.map_err(|e| CaptureError(format!("AUB: {e}")))?;
         mem.apply(off, &p)
@@ -485,8 +499,49 @@ pub fn analyze(
             )));
         }
         w.walk_words(&words, Space::Ggtt, ctx.ring_start + head, Level::Ring, 0);
-        let mut v = w.v;
-        v.writes = merge(v.writes);
+        let mut verdict = w.v;
+        verdict.writes = merge(verdict.writes);
+        let s = Submitted {
+            n,
+            exec,
+            engine: sub.engine,
+            pml4: ctx.pml4,
+            verdict,
+            mem: &mem,
+        };
+        n += 1;
+        if each(s).is_break() {
+            return Ok(());
+        }
+    }
+    if n != execs.len() {
+        eprintln!(
+            "gmig-trace: the log has {} execbuffers, the AUB {n} submissions",
+            execs.len()
+        );
+    }
+    Ok(())
+}
+
+/// Analyzes a capture ([`walk`]'s arguments). Each execbuffer's line goes
+/// to `line` as it is done; `interval` is the execbuffers per report
+/// interval.
+pub fn analyze(
+    aub: &[u8],
+    execs: &[Exec],
+    table: &Table,
+    interval: usize,
+    cap: usize,
+    mut line: impl FnMut(&str),
+) -> Result<Summary, CaptureError> {
+    let mut sum = Summary::default();
+    let mut tracked: BTreeSet<u64> = BTreeSet::new();
+    let (mut cand, mut flag) = (BTreeSet::new(), BTreeSet::new());
+    let (mut iv_unbounded, mut iv_n) = (false, 0usize);
+    let (mut cand_total, mut flag_total) = (0u64, 0u64);
+    let mut reasons: HashMap<String, u64> = HashMap::new();
+    walk(aub, execs, table, cap, |s| {
+        let (n, exec, v) = (s.n, s.exec, &s.verdict);
         // Figures.
         for b in &exec.bos {
             let (s, e) = b.range();
@@ -543,8 +598,8 @@ pub fn analyze(
         }
         s.push_str("]}");
         line(&s);
-        n += 1;
-    }
+        ControlFlow::Continue(())
+    })?;
     if iv_n != 0 {
         cand_total += if iv_unbounded {
             tracked.len() as u64
@@ -553,12 +608,6 @@ pub fn analyze(
         };
         flag_total += flag.len() as u64;
         sum.intervals += 1;
-    }
-    if n != execs.len() {
-        eprintln!(
-            "gmig-trace: the log has {} execbuffers, the AUB {n} submissions",
-            execs.len()
-        );
     }
     let mut reasons: Vec<_> = reasons.into_iter().collect();
     reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
@@ -574,20 +623,20 @@ pub fn analyze(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::execlog;
     use gmig_core::testutil::aub::{one_exec, FIRST_BO};
 
-    const TABLE: &str = "MI_BATCH_BUFFER_START\tff800000\t18800000\tv:0:7:2\t1:2:63:Batch Buffer Start Address\tall\n\
+    pub(crate) const TABLE: &str = "MI_BATCH_BUFFER_START\tff800000\t18800000\tv:0:7:2\t1:2:63:Batch Buffer Start Address\tall\n\
 MI_BATCH_BUFFER_END\tff800000\t05000000\t1\t-\tall\n\
 MI_NOOP\tff800000\t00000000\t1\t-\tall\n\
 PIPE_CONTROL\tffff0000\t7a000000\tv:0:7:2\t2:2:47:Address\trender\n\
 3DPRIMITIVE\tffff0000\t7b000000\tv:0:7:2\t-\trender\n";
 
-    const BBE: u32 = 0x0500_0000;
+    pub(crate) const BBE: u32 = 0x0500_0000;
 
-    fn pipe_control_write(addr: u64) -> [u32; 6] {
+    pub(crate) fn pipe_control_write(addr: u64) -> [u32; 6] {
         [0x7a00_0004, 0x4000, addr as u32, (addr >> 32) as u32, 1, 0]
     }
 
