@@ -53,17 +53,6 @@ pub const PAGE: u64 = 4096;
 /// GPU addresses lie below this.
 pub const ADDR_LIMIT: u64 = 1 << 48;
 
-/// What the model GPU writes at offset 0 of each page of an EXEC's
-/// ranges when the EXEC completes: the number of execbuffers the replay
-/// ran before plus one, then the page's GPU address (u64 each).
-pub fn model_stamp(exec: u64, addr: u64) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    let (lo, hi) = b.split_at_mut(8);
-    lo.copy_from_slice(&(exec + 1).to_le_bytes());
-    hi.copy_from_slice(&addr.to_le_bytes());
-    b
-}
-
 const HEADER: usize = 32;
 const MAP_ENTRY: usize = 16;
 const TAG_PAGE: u32 = 1;
@@ -388,13 +377,11 @@ impl<'a> Replay<'a> {
 pub const STAMP: usize = 16;
 
 /// What the model GPU writes at offset 0 of the page at PPGTT address
-/// `addr` (page aligned) of a write range of the `exec`th EXEC record of
-/// the file (from 0): `exec + 1` then `addr`, both u64. The rest of the
-/// page is left as it was. The packer's shadow of guest memory and the
-/// driver that runs the file both follow this rule, so the PAGE records
-/// before a later EXEC restore what the model overwrote where the capture
-/// says otherwise; a page whose stamp is lost in a migration reads back
-/// wrong.
+/// `addr` (page aligned) of a write range when an execbuffer completes:
+/// `exec + 1` then `addr`, both u64, where `exec` counts the execbuffers
+/// the replay ran before (across runs of the file, so that every run
+/// writes new data). The rest of the page is left as it was. A page whose
+/// stamp is lost in a migration reads back wrong.
 pub fn model_stamp(exec: u64, addr: u64) -> [u8; STAMP] {
     let mut s = [0u8; STAMP];
     s[..8].copy_from_slice(&exec.wrapping_add(1).to_le_bytes());
