@@ -1651,4 +1651,266 @@ pub(crate) mod tests {
             .unwrap();
         assert!(!v.irq_pending());
     }
+
+    /// Commands iris emits that the streamer runs without effect: no
+    /// fault; those that write memory reach the sink (MI_STORE_REGISTER_MEM
+    /// and a timestamp PIPE_CONTROL their frames, MI_ATOMIC and a
+    /// dispatch without pipeline state unbounded).
+    #[test]
+    fn iris_commands_run_and_record_their_writes() {
+        use crate::testutil::Sink;
+        let ring: &[u32] = &[
+            // MI_LOAD_REGISTER_IMM to a register the model does not keep.
+            (0x22 << 23) | 1,
+            0x2580,
+            0x1234,
+            // MI_MATH, MI_PREDICATE, MI_SET_PREDICATE, MI_ARB_CHECK.
+            (0x1a << 23) | 1,
+            0,
+            0,
+            0x0c << 23,
+            0x01 << 23,
+            0x05 << 23,
+            // MI_LOAD_REGISTER_MEM, MI_CONDITIONAL_BATCH_BUFFER_END,
+            // MI_SEMAPHORE_WAIT (GGTT).
+            (0x29 << 23) | (1 << 22) | 2,
+            0x2400,
+            G + 0x20000,
+            0,
+            (0x36 << 23) | (1 << 22) | 2,
+            0,
+            G + 0x20000,
+            0,
+            (0x1c << 23) | (1 << 22) | 2,
+            0,
+            G + 0x20000,
+            0,
+            // MEDIA_VFE_STATE.
+            0x7000_0007,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            // MI_STORE_REGISTER_MEM (GGTT) to 0x30000.
+            (0x24 << 23) | (1 << 22) | 2,
+            0x2358,
+            G + 0x30000,
+            0,
+            // PIPE_CONTROL writing a timestamp (post-sync op 3) to 0x40000.
+            0x7a00_0004,
+            (1 << 24) | (3 << 14),
+            G + 0x40000,
+            0,
+            0,
+            0,
+        ];
+        let (mut v, mut mem) = rig();
+        let mut sink = Sink(Vec::new(), false);
+        run_ring_into(&mut v, &mut mem, ring, &mut sink).unwrap();
+        assert_eq!(
+            (sink.0.as_slice(), sink.1),
+            (&[0x30u64, 0x40, 0][..], false)
+        );
+        // MI_ATOMIC and GPGPU_WALKER (no pipeline state kept): unbounded.
+        let mut walker = vec![0x7105_000d];
+        walker.resize(15, 0);
+        for ring in [vec![(0x2f << 23) | (1 << 22) | 1, G + 0x50000, 0], walker] {
+            let (mut v, mut mem) = rig();
+            let mut sink = Sink(Vec::new(), false);
+            run_ring_into(&mut v, &mut mem, &ring, &mut sink).unwrap();
+            assert!(sink.1, "{:#x} is unbounded", ring[0]);
+        }
+    }
+
+    use crate::writeset::state::tests as st;
+
+    /// Guest-physical layout of the draw rig: PPGTT tables from PML4 on,
+    /// the batch, the state tracker tests' surface state and instruction
+    /// pages, and their 256x256 RGBA8 render target (64 pages).
+    const PML4: u64 = 0x10_0000;
+    const BATCH_VA: u64 = 0x50_0000;
+    const BATCH_GPA: u64 = 0x20_0000;
+    const SS_GPA: u64 = 0x21_0000;
+    const IB_GPA: u64 = 0x22_0000;
+    const RT_GPA: u64 = 0x28_0000;
+    const RT_PAGES: u64 = 64;
+
+    type Vgpu = SimVgpu<Vec<u64>, Vec<CtxSlot>>;
+
+    fn get64(mem: &VecMem, gpa: u64) -> u64 {
+        u64::from(get32(mem, gpa)) | u64::from(get32(mem, gpa + 4)) << 32
+    }
+
+    /// Maps GPU virtual page `va` to guest frame `gpa` in the PPGTT at
+    /// [`PML4`], taking new tables from `next` on.
+    fn map(mem: &mut VecMem, next: &mut u64, va: u64, gpa: u64) {
+        let mut table = PML4;
+        for shift in [39u32, 30, 21] {
+            let e = table + ((va >> shift) & 511) * 8;
+            let raw = get64(mem, e);
+            table = if raw & 1 != 0 {
+                raw & 0xf_ffff_f000
+            } else {
+                let t = *next;
+                *next += 4096;
+                mem.write(e, &(t | 3).to_le_bytes()).unwrap();
+                t
+            };
+        }
+        let e = table + ((va >> 12) & 511) * 8;
+        mem.write(e, &(gpa | 3).to_le_bytes()).unwrap();
+    }
+
+    /// The state tracker tests' draw set-up, `extra`, 3DPRIMITIVE, end.
+    fn draw_batch(extra: &[u32]) -> Vec<u32> {
+        let mut b: Vec<u32> = st::setup().concat();
+        b.extend_from_slice(extra);
+        b.extend_from_slice(&st::DRAW);
+        b.push(0x0a << 23);
+        b
+    }
+
+    /// A vGPU keeping `slots` context states, guest memory holding the
+    /// draw state behind a PPGTT, `batch` at [`BATCH_VA`], a ring calling
+    /// it, and the context image (flags dword `flags`) at 0.
+    fn draw_rig(batch: &[u32], flags: u32, slots: usize) -> (Vgpu, VecMem) {
+        let (v, mut mem) = rig();
+        let v = v.with_contexts(vec![CtxSlot::EMPTY; slots]);
+        let mut next = PML4 + 4096;
+        let shader = st::fragment_shader();
+        let ib_pages = (st::KSP + shader.len() as u64).div_ceil(PAGE_SIZE);
+        for i in 0..ib_pages {
+            map(&mut mem, &mut next, st::IB + i * 4096, IB_GPA + i * 4096);
+        }
+        map(&mut mem, &mut next, st::SS, SS_GPA);
+        for i in 0..RT_PAGES {
+            map(&mut mem, &mut next, st::RT + i * 4096, RT_GPA + i * 4096);
+        }
+        for i in 0..(4 * batch.len() as u64).div_ceil(PAGE_SIZE) {
+            map(
+                &mut mem,
+                &mut next,
+                BATCH_VA + i * 4096,
+                BATCH_GPA + i * 4096,
+            );
+        }
+        assert!(next <= BATCH_GPA);
+        mem.write(IB_GPA + st::KSP, &shader).unwrap();
+        put(&mut mem, SS_GPA + st::BT, &[st::SURF as u32]);
+        put(&mut mem, SS_GPA + st::SURF, &st::render_target());
+        put(&mut mem, BATCH_GPA, batch);
+        put(
+            &mut mem,
+            4096,
+            &[(0x31 << 23) | (1 << 8) | 1, BATCH_VA as u32, 0, 0],
+        );
+        put(
+            &mut mem,
+            0,
+            &[
+                LRC_MAGIC,
+                (PBASE + 4096) as u32,
+                8192,
+                0,
+                16,
+                PML4 as u32,
+                0,
+                flags,
+            ],
+        );
+        (v, mem)
+    }
+
+    /// Runs the rig's context from ring offset 0 (its flags as the image
+    /// has them now): the write set.
+    fn run_draw(v: &mut Vgpu, mem: &mut VecMem) -> Sink {
+        put(mem, 12, &[0]);
+        v.submit(PBASE | (5 << 32));
+        let d = v.take_submission().unwrap();
+        let mut sink = Sink(Vec::new(), false);
+        v.execute(d, mem, &mut sink).unwrap();
+        sink.0.sort_unstable();
+        sink.0.dedup();
+        sink
+    }
+
+    use crate::testutil::Sink;
+
+    /// The render target's frames and the context image's.
+    fn rt_frames() -> Vec<u64> {
+        let mut want = vec![0];
+        want.extend(RT_GPA / PAGE_SIZE..RT_GPA / PAGE_SIZE + RT_PAGES);
+        want
+    }
+
+    /// A draw as iris emits it (state base addresses, binding table,
+    /// shader stages, 3DPRIMITIVE) in a PPGTT batch: the write set is its
+    /// render target's frames, through the PPGTT, and the context image.
+    #[test]
+    fn an_iris_draw_writes_its_render_target_frames() {
+        let (mut v, mut mem) = draw_rig(&draw_batch(&[]), LRC_FRESH, 8);
+        let s = run_draw(&mut v, &mut mem);
+        assert!(!s.1, "bounded");
+        assert_eq!(s.0, rt_frames());
+    }
+
+    /// The fresh flag: a context never run has the golden state (no
+    /// binding table pool), one of unknown state has not; the flag is
+    /// cleared on write-back and the state kept across submissions, as
+    /// long as the vGPU keeps it.
+    #[test]
+    fn fresh_contexts_start_from_the_golden_state() {
+        let batch = draw_batch(&[]);
+        let (mut v, mut mem) = draw_rig(&batch, 0, 8);
+        assert!(run_draw(&mut v, &mut mem).1, "state not known: unbounded");
+        let (mut v, mut mem) = draw_rig(&batch, LRC_FRESH, 8);
+        assert!(!run_draw(&mut v, &mut mem).1);
+        assert_eq!(get32(&mem, 28), 0, "fresh no more");
+        let s = run_draw(&mut v, &mut mem);
+        assert_eq!((s.0, s.1), (rt_frames(), false), "the state is kept");
+        // Created anew at the same address: fresh again.
+        put(&mut mem, 28, &[LRC_FRESH]);
+        assert!(!run_draw(&mut v, &mut mem).1);
+        // A reset, or a vGPU keeping no state: not known.
+        v.reset();
+        for i in 0..(MEM as u64 / PAGE_SIZE) {
+            v.write_ggtt_entry(
+                PBASE + i * PAGE_SIZE,
+                Pte::new(i * PAGE_SIZE, 0).unwrap().encode(),
+            );
+        }
+        assert!(run_draw(&mut v, &mut mem).1, "reset drops the state");
+        let (mut v, mut mem) = draw_rig(&batch, LRC_FRESH, 0);
+        assert!(run_draw(&mut v, &mut mem).1, "no slot");
+    }
+
+    /// A bound built on state an earlier command of the submission wrote
+    /// is refused: an MI_STORE_DATA_IMM to the binding table entry, an
+    /// MI_STORE_REGISTER_MEM to the surface state. A store elsewhere
+    /// keeps the draw bounded.
+    #[test]
+    fn a_draw_on_state_written_in_the_same_submission_is_unbounded() {
+        let sdi = |va: u64| [(0x20 << 23) | 2, va as u32, (va >> 32) as u32, 0];
+        let srm = |va: u64| [(0x24 << 23) | 2, 0x2358, va as u32, (va >> 32) as u32];
+        for (extra, refused) in [
+            (sdi(st::SS + st::BT).to_vec(), true),
+            (srm(st::SS + st::SURF + 8).to_vec(), true),
+            (sdi(st::SS + 0x800).to_vec(), false),
+            (srm(st::SS + 0x800).to_vec(), false),
+        ] {
+            let (mut v, mut mem) = draw_rig(&draw_batch(&extra), LRC_FRESH, 8);
+            let s = run_draw(&mut v, &mut mem);
+            assert_eq!(s.1, refused, "{extra:x?}");
+            if !refused {
+                let mut want = rt_frames();
+                want.push(SS_GPA / PAGE_SIZE);
+                want.sort_unstable();
+                assert_eq!(s.0, want);
+            }
+        }
+    }
 }
