@@ -30,6 +30,7 @@ use crate::{
         mem::{GuestMem, MemFault},
         provider::{Provider, ShadowEvent, MAX_EVENT_PAGES},
         sim::{
+            exec::{CtxSlot, CONTEXT_SLOTS},
             replay::{ReplayRun, Tick},
             vgpu::{Event, SimVgpu, TYPES},
             workload::{Command as WorkloadCommand, Params as WorkloadParams, Workload},
@@ -168,10 +169,14 @@ impl GuestMem for DmaMem<'_> {
     }
 }
 
+/// The device model: GGTT entries and the pipeline state of the contexts
+/// it ran (a few KiB each: in a `KVVec`, never on the stack).
+pub(crate) type Sim = SimVgpu<KVVec<u64>, KVVec<CtxSlot>>;
+
 /// What the vGPU lock protects.
 pub(crate) struct Inner {
     /// The device model (registers, GGTT partition, execlists).
-    pub(crate) sim: SimVgpu<KVVec<u64>>,
+    pub(crate) sim: Sim,
     /// The device is open by a VFIO user (guest memory is reachable).
     pub(crate) open: bool,
     /// The synthetic workload, when running, and its batch scratch buffer.
@@ -624,7 +629,7 @@ impl Shared {
 
 /// The sim vGPU as the migration layer drives it.
 impl MigDevice for Shared {
-    type Prov = SimVgpu<KVVec<u64>>;
+    type Prov = Sim;
     type Mem<'a> = DmaMem<'a>;
 
     /// Guest and workload GGTT writes reach the migration through
@@ -705,6 +710,7 @@ pub(crate) fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<
     let dev = vdev.device();
     let entries = usize::try_from(ty.ggtt_size / 4096).map_err(|_| EINVAL)?;
     let storage = KVVec::from_elem(0u64, entries, GFP_KERNEL)?;
+    let contexts = KVVec::from_elem(CtxSlot::EMPTY, CONTEXT_SLOTS, GFP_KERNEL)?;
 
     let mut g = GLOBAL.lock();
     if g.instances.get(type_index).copied().unwrap_or(u32::MAX) >= ty.max_instances {
@@ -730,7 +736,9 @@ pub(crate) fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<
     };
     let dev_for_shared = dev.clone();
     let built = (|| -> Result<KBox<Vgpu>> {
-        let sim = SimVgpu::new(ty, partition, storage).ok_or(EINVAL)?;
+        let sim = SimVgpu::new(ty, partition, storage)
+            .ok_or(EINVAL)?
+            .with_contexts(contexts);
         let shared = Arc::pin_init(
             try_pin_init!(Shared {
                 vdev,

@@ -9,17 +9,19 @@
 //! could have written. That set is derived from the commands the provider
 //! parsed, before they run: MI_STORE_DATA_IMM, MI_FLUSH_DW and PIPE_CONTROL
 //! post-sync writes, XY_COLOR_BLT / XY_SRC_COPY_BLT destination
-//! rectangles (the sim's streamer runs no other blit; it faults on
-//! unknown opcodes), the context image the engine writes back, and
-//! the pages the device model itself writes on the guest driver's behalf
-//! (ring, batch buffers and context images of the synthetic workload). A
-//! command whose write set the parser cannot bound (a 3D draw, a GPGPU
-//! walker, media objects: state the streamer does not follow) makes the
-//! set [`WriteSet::is_unbounded`]: then every tracked frame counts (a
-//! superset of what the active address spaces map writable). A provider
-//! whose parser meets MI_ATOMIC, MI_COPY_MEM_MEM or MI_STORE_REGISTER_MEM
-//! (the sim faults on those) records their destinations or goes unbounded
-//! the same way.
+//! rectangles, the context image the engine writes back, the writes of
+//! the commands the sim's streamer runs without effect
+//! ([`command::command_write`]: MI_STORE_REGISTER_MEM, timestamp
+//! PIPE_CONTROLs, ...), and the pages the device model itself writes on
+//! the guest driver's behalf (ring, batch buffers and context images of
+//! the synthetic workload). Draws, compute dispatches and depth/HiZ
+//! operations are bounded from the context's pipeline state
+//! ([`state::PipeState`], which the sim's streamer follows per context).
+//! A command whose write set cannot be bounded (state not seen, a kernel
+//! or surface the analysis refuses, media objects, MI_ATOMIC,
+//! MI_COPY_MEM_MEM) makes the set [`WriteSet::is_unbounded`]: then every
+//! tracked frame counts (a superset of what the active address spaces map
+//! writable).
 //!
 //! The set is a bitmap over the tracker's window (one bit per frame, 1/64
 //! of the tracker's own memory), given by the caller, so recording never

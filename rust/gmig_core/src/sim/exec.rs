@@ -14,36 +14,97 @@
 //! | 3 | ring head (byte offset; written back on completion) |
 //! | 4 | ring tail (byte offset) |
 //! | 5, 6 | PPGTT PML4 guest-physical address (low, high; 0 = none) |
+//! | 7 | flags: bit 0 [`LRC_FRESH`], "never run since created" (cleared on write-back) |
 //!
-//! The streamer runs the ring from head to tail (wrapping) and executes a
-//! Gen9 subset (encodings as in i915's `intel_gpu_commands.h` and GVT-g's
-//! `cmd_parser.c`): MI_NOOP, MI_USER_INTERRUPT, MI_BATCH_BUFFER_START
-//! (GGTT or PPGTT, chained or second level), MI_BATCH_BUFFER_END,
-//! MI_STORE_DATA_IMM, MI_LOAD_REGISTER_IMM (to a few allowed registers),
-//! MI_FLUSH_DW and PIPE_CONTROL with a post-sync immediate write,
-//! XY_COLOR_BLT and XY_SRC_COPY_BLT (32 bpp, GGTT addresses), and skips
-//! other GFXPIPE (3D) state commands by their length. Every graphics
-//! address goes through the vGPU's GGTT partition or the context's 4-level
-//! PPGTT; every access to guest memory goes through [`GuestMem`]. An unknown
-//! opcode, an address outside the partition, a non-present entry, a guest
-//! memory fault, a bad ring, or an exhausted budget stops the context with a
-//! [`Fault`].
+//! The streamer runs the ring from head to tail (wrapping) and its batches
+//! (MI_BATCH_BUFFER_START, GGTT or PPGTT, chained or second level, up to
+//! [`MAX_DEPTH`] levels). It takes every command's length from gmig's
+//! parser ([`crate::cmd`]: MI, 2D and GFXPIPE 3D, media and GPGPU
+//! commands, GVT-g's `cmd_parser.c` table, checked against Mesa's genxml
+//! over real iris streams) and executes a subset (encodings as in i915's
+//! `intel_gpu_commands.h`): MI_USER_INTERRUPT, MI_BATCH_BUFFER_START and
+//! _END, MI_STORE_DATA_IMM, MI_FLUSH_DW and PIPE_CONTROL with a post-sync
+//! immediate write, XY_COLOR_BLT and XY_SRC_COPY_BLT (32 bpp, GGTT
+//! addresses). Every other command the parser knows runs without effect in
+//! the model: MI_LOAD_REGISTER_IMM (to any register), _MEM and _REG,
+//! MI_MATH, MI_PREDICATE, MI_SET_PREDICATE, MI_ARB_*, MI_SEMAPHORE_WAIT,
+//! MI_CONDITIONAL_BATCH_BUFFER_END (never ends the batch: the rest runs, a
+//! superset of the writes), MI_STORE_REGISTER_MEM, MI_ATOMIC,
+//! MI_COPY_MEM_MEM, MI_REPORT_PERF_COUNT, other blits, 3D and media state,
+//! draws and dispatches. Every graphics address goes through the vGPU's
+//! GGTT partition or the context's 4-level PPGTT; every access to guest
+//! memory goes through [`GuestMem`]. A command the parser does not know
+//! or whose length it refuses, an address outside the partition, a
+//! non-present entry, a guest memory fault, a bad ring, or an exhausted
+//! budget stops the context with a [`Fault`].
+//!
+//! Write sets: before each command runs, the [`WriteSink`] learns the
+//! guest frames it may write. The context's pipeline state
+//! ([`PipeState`], one per context in the vGPU's [`CtxSlot`]s) sees each
+//! command first and bounds what draws (3DPRIMITIVE), compute dispatches
+//! (GPGPU_WALKER) and depth/HiZ operations write, from the state they run
+//! with (GPU virtual ranges, each page translated through the PPGTT;
+//! unmapped pages are left out: a write there faults and dirties
+//! nothing). Commands the sim executes record the frames they write; the
+//! others record [`command_write`]'s verdict on their fields. A bound
+//! built on state an earlier command of the same submission may have
+//! written is refused (unbounded), as the host analyzer does (`gmig_trace`
+//! `analyze.rs`). A context whose state is not kept (no slot, evicted, or
+//! restored after migration) starts as [`PipeState::new`], nothing known:
+//! its draws are unbounded until its commands set the state again; one
+//! whose image has [`LRC_FRESH`] starts as [`PipeState::fresh`], the state
+//! i915 gives a new context.
 
-use super::super::gtt::{Pte, PAGE_SIZE};
+use super::super::cmd::{self, Client, Command, Kind, Mode, Space as CmdSpace};
+use super::super::gtt::{Partition, Pte, PAGE_SIZE};
 use super::super::mem::{GuestMem, MemFault};
-use super::super::writeset::{command::writes_through_state, WriteSink};
-use super::regs::{ContextDescriptor, CTX_CONTROL, RCS_IMR, RING_CTL};
-use super::vgpu::SimVgpu;
+use super::super::writeset::command::{command_write, writes_through_state, CmdWrite};
+use super::super::writeset::state::{GpuRead, PipeState, StateSink};
+use super::super::writeset::surface::Range;
+use super::super::writeset::WriteSink;
+use super::regs::ContextDescriptor;
+use super::vgpu::{translate_ggtt, SimVgpu};
 
 /// Magic of a gmig-sim context image, "GMLC".
 pub const LRC_MAGIC: u32 = 0x434c_4d47;
-/// Context image dword 7, bit 0: the context has not run since it was
-/// created (its pipeline state is the golden one).
+/// Context image flag (dword 7, bit 0): the context has never run since
+/// it was created; its pipeline state is i915's golden state
+/// ([`PipeState::fresh`]). The streamer clears it when it writes the image
+/// back.
 pub const LRC_FRESH: u32 = 1;
+/// Bytes of the context image the streamer reads.
+const LRC_BYTES: usize = 32;
+/// Byte offset of the flags dword in the context image.
+const LRC_FLAGS: u64 = 28;
 /// Commands executed per submission at most.
 pub const MAX_COMMANDS: u32 = 1 << 16;
 /// Bytes written by blits per submission at most.
 pub const MAX_BLIT_BYTES: u64 = 64 << 20;
+/// Context state slots a vGPU is normally given ([`SimVgpu::with_contexts`]).
+pub const CONTEXT_SLOTS: usize = 8;
+/// Pages one write range of a draw or command may span to be recorded
+/// page by page (256 MiB: a 4K render target with its auxiliary surface is
+/// about 40 MiB); a larger one makes the write set unbounded.
+pub const MAX_RANGE_PAGES: u64 = 1 << 16;
+/// Pages of write ranges (draws' and commands' not executed by the sim)
+/// translated per submission at most, then the write set is unbounded:
+/// each costs a share of a page-table read and a [`WriteSink::may_write`].
+pub const MAX_RECORD_PAGES: u64 = 1 << 20;
+/// Reads of pipeline state (binding tables, surface states, kernels,
+/// interface descriptors) per submission at most; past it, draws are
+/// unbounded. A real iris batch needs a few per draw plus a kernel scan
+/// per new kernel.
+pub const MAX_STATE_READS: u32 = 1 << 17;
+/// Merged write ranges of a submission kept to refuse bounds built on
+/// state written earlier in it; past it, the write set is unbounded.
+const SUBMISSION_RANGES: usize = 64;
+/// Write ranges one draw or dispatch may report; past it, unbounded.
+const COMMAND_RANGES: usize = 32;
+/// Dwords of a command fetched at most (the parser's whole window: every
+/// address field lies in it); longer commands (media and state commands
+/// with payloads) are given to the parser and the state tracker cut there.
+const CMD_DWORDS: usize = cmd::MAX_ADDR_CMD_DWORDS;
+
 /// Limits of one submission; [`Budget::default`] is [`MAX_COMMANDS`] and
 /// [`MAX_BLIT_BYTES`]. (The fuzz target runs with smaller ones: the same
 /// code, and far less time spent on inputs that loop until the budget
@@ -86,7 +147,9 @@ pub enum FaultKind {
     Budget = 6,
     /// Malformed command (bad length or field).
     BadCommand = 7,
-    /// MI_LOAD_REGISTER_IMM to a register the guest may not load.
+    /// MI_LOAD_REGISTER_IMM to a register the guest may not load (no
+    /// longer raised: the streamer accepts every register; the code stays
+    /// reserved).
     ForbiddenRegister = 8,
     /// Submission queue full.
     QueueFull = 9,
@@ -141,38 +204,180 @@ pub enum Space {
     Ppgtt,
 }
 
-struct Ctx<'a, S, M> {
-    vgpu: &'a SimVgpu<S>,
+impl From<CmdSpace> for Space {
+    fn from(s: CmdSpace) -> Self {
+        match s {
+            CmdSpace::Ggtt => Space::Ggtt,
+            CmdSpace::Ppgtt => Space::Ppgtt,
+        }
+    }
+}
+
+/// The pipeline state of one context the vGPU ran, kept across its
+/// submissions: storage the caller gives [`SimVgpu::with_contexts`] (e.g.
+/// [`CONTEXT_SLOTS`] copies of [`CtxSlot::EMPTY`]; a few KiB each, so
+/// never on a kernel stack). A slot holds the context of one context
+/// image address and PPGTT; evicting one (least recently run first) only
+/// makes that context's next draws unbounded until its state is seen
+/// again. The states are not migrated: a destination starts with none.
+#[derive(Debug, Clone)]
+pub struct CtxSlot {
+    /// (LRCA, PML4) of the context held; `None`: free.
+    key: Option<(u64, u64)>,
+    /// When it last ran (a count of submissions).
+    used: u64,
+    /// Its last run faulted: the state it left is not known, nor is its
+    /// image's fresh flag to be trusted.
+    faulted: bool,
+    state: PipeState,
+}
+
+impl CtxSlot {
+    /// A free slot.
+    pub const EMPTY: CtxSlot = CtxSlot {
+        key: None,
+        used: 0,
+        faulted: false,
+        state: PipeState::new(),
+    };
+}
+
+/// No context state storage (the default of [`SimVgpu`]): every draw's
+/// write set is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoContexts;
+
+impl core::ops::Deref for NoContexts {
+    type Target = [CtxSlot];
+    fn deref(&self) -> &[CtxSlot] {
+        &[]
+    }
+}
+
+impl core::ops::DerefMut for NoContexts {
+    fn deref_mut(&mut self) -> &mut [CtxSlot] {
+        &mut []
+    }
+}
+
+/// Frees every slot (device reset, restore).
+pub(super) fn clear_contexts(slots: &mut [CtxSlot]) {
+    for s in slots {
+        s.key = None;
+        s.used = 0;
+        s.faulted = false;
+        s.state.forget();
+    }
+}
+
+/// The slot of the context at `lrca` with PPGTT `pml4`, taken (the least
+/// recently run one, a free one first) and started over if it is not
+/// there; its state restarts as [`PipeState::fresh`] if the image says
+/// `fresh` (a context made anew at an address is fresh again).
+fn context_slot(slots: &mut [CtxSlot], lrca: u64, pml4: u64, fresh: bool) -> Option<usize> {
+    let clock = slots.iter().map(|s| s.used).max()?.saturating_add(1);
+    let key = Some((lrca, pml4));
+    let i = match slots.iter().position(|s| s.key == key) {
+        Some(i) => i,
+        None => {
+            let i = slots
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| (s.key.is_some(), s.used))
+                .map(|(i, _)| i)?;
+            let s = slots.get_mut(i)?;
+            s.key = key;
+            s.faulted = false;
+            s.state.forget();
+            i
+        }
+    };
+    let s = slots.get_mut(i)?;
+    if fresh && !s.faulted {
+        s.state = PipeState::fresh();
+    }
+    s.used = clock;
+    Some(i)
+}
+
+struct Ctx<'a, M> {
+    partition: Partition,
+    ggtt: &'a [u64],
     mem: &'a mut M,
     pml4: u64,
+    /// The last PPGTT page table walked to: (graphics address >> 21, its
+    /// guest-physical address). Dropped whenever the streamer writes guest
+    /// memory (it may have written a page table).
+    pt: Option<(u64, u64)>,
     stats: ExecStats,
     blit_bytes: u64,
     budget: Budget,
+    /// State reads left ([`MAX_STATE_READS`]).
+    state_reads: u32,
 }
 
-impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
+impl<M: GuestMem> Ctx<'_, M> {
+    /// The space of 3D and media state addresses: the PPGTT if the context
+    /// has one.
+    fn gfx_space(&self) -> Space {
+        if self.pml4 != 0 {
+            Space::Ppgtt
+        } else {
+            Space::Ggtt
+        }
+    }
+
+    /// How the parser assigns spaces to addresses without a GGTT bit.
+    fn mode(&self) -> Mode {
+        Mode {
+            blt: CmdSpace::Ggtt,
+            gfx: match self.gfx_space() {
+                Space::Ggtt => CmdSpace::Ggtt,
+                Space::Ppgtt => CmdSpace::Ppgtt,
+            },
+        }
+    }
+
+    /// The guest-physical address of the PPGTT page table mapping
+    /// `gaddr` (the last one walked to is remembered).
+    fn page_table(&mut self, gaddr: u64) -> Result<u64, Fault> {
+        if self.pml4 == 0 || gaddr >> 48 != 0 {
+            return Err(Fault::new(FaultKind::Unmapped, gaddr));
+        }
+        if let Some((k, pt)) = self.pt {
+            if k == gaddr >> 21 {
+                return Ok(pt);
+            }
+        }
+        // The PML4 address comes from the guest's context image (64
+        // bits): adding the entry offset can overflow.
+        let mut table = self.pml4;
+        for shift in [39u32, 30, 21] {
+            table = self.entry(table, (gaddr >> shift) & 511, gaddr)?;
+        }
+        self.pt = Some((gaddr >> 21, table));
+        Ok(table)
+    }
+
+    /// The address entry `idx` of the table at `table` points to.
+    fn entry(&mut self, table: u64, idx: u64, gaddr: u64) -> Result<u64, Fault> {
+        let entry = table
+            .checked_add(idx * 8)
+            .ok_or(Fault::new(FaultKind::GuestMemory, table))?;
+        let mut e = [0u8; 8];
+        self.mem.read(entry, &mut e)?;
+        Pte::decode(u64::from_le_bytes(e))
+            .map(|p| p.addr)
+            .ok_or(Fault::new(FaultKind::Unmapped, gaddr))
+    }
+
     fn translate(&mut self, space: Space, gaddr: u64) -> Result<u64, Fault> {
         match space {
-            Space::Ggtt => self.vgpu.translate_ggtt(gaddr),
+            Space::Ggtt => translate_ggtt(self.partition, self.ggtt, gaddr),
             Space::Ppgtt => {
-                if self.pml4 == 0 || gaddr >> 48 != 0 {
-                    return Err(Fault::new(FaultKind::Unmapped, gaddr));
-                }
-                // The PML4 address comes from the guest's context image (64
-                // bits): adding the entry offset can overflow.
-                let mut table = self.pml4;
-                for shift in [39u32, 30, 21, 12] {
-                    let idx = (gaddr >> shift) & 511;
-                    let entry = table
-                        .checked_add(idx * 8)
-                        .ok_or(Fault::new(FaultKind::GuestMemory, table))?;
-                    let mut e = [0u8; 8];
-                    self.mem.read(entry, &mut e)?;
-                    let pte = Pte::decode(u64::from_le_bytes(e))
-                        .ok_or(Fault::new(FaultKind::Unmapped, gaddr))?;
-                    table = pte.addr;
-                }
-                Ok(table + gaddr % PAGE_SIZE)
+                let pt = self.page_table(gaddr)?;
+                let page = self.entry(pt, (gaddr >> 12) & 511, gaddr)?;
+                Ok(page + gaddr % PAGE_SIZE)
             }
         }
     }
@@ -196,6 +401,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
     /// (the blits), whose entries are the vGPU's and cannot change while
     /// it executes. PPGTT writes use [`Ctx::write_recorded`].
     fn write(&mut self, space: Space, gaddr: u64, buf: &[u8]) -> Result<(), Fault> {
+        self.pt = None;
         let mut done = 0usize;
         while done < buf.len() {
             let a = gaddr
@@ -223,6 +429,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
         buf: &[u8],
         sink: &mut impl WriteSink,
     ) -> Result<(), Fault> {
+        self.pt = None;
         let mut done = 0usize;
         while done < buf.len() {
             let a = gaddr
@@ -238,21 +445,47 @@ impl<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem> Ctx<'_, S, M> {
         Ok(())
     }
 
-    /// Tells `sink` the guest frames behind `len` bytes at graphics
-    /// address `gaddr`: the write set of a command, derived from its
-    /// fields before it runs. Stops at the first page that does not
-    /// translate (the write faults there, nothing beyond it is written).
-    fn record(&mut self, space: Space, gaddr: u64, len: u64, sink: &mut impl WriteSink) {
-        let Some(end) = gaddr.checked_add(len) else {
-            return;
-        };
-        let mut a = gaddr;
-        while a < end {
-            match self.translate(space, a) {
-                Ok(gpa) => sink.may_write(gpa / PAGE_SIZE),
-                Err(_) => return,
+    /// Tells `sink` the guest frames behind graphics addresses `[start,
+    /// end)` in `space`: the write set of a command, derived from its
+    /// fields or its state before it runs. Pages that do not translate
+    /// are left out (a write there faults, it writes no guest memory). A
+    /// PPGTT range costs one page-table walk per 2 MiB and one read per
+    /// 32 of its PTEs.
+    fn record(&mut self, space: Space, start: u64, end: u64, sink: &mut impl WriteSink) {
+        let mut page = start / PAGE_SIZE;
+        let last = end.div_ceil(PAGE_SIZE);
+        while page < last {
+            let a = page * PAGE_SIZE;
+            if space == Space::Ggtt {
+                if let Ok(gpa) = self.translate(space, a) {
+                    sink.may_write(gpa / PAGE_SIZE);
+                }
+                page += 1;
+                continue;
             }
-            a = (a / PAGE_SIZE + 1) * PAGE_SIZE;
+            // To the end of this page table, 32 entries at a time.
+            let n = (512 - page % 512).min(last - page).min(32);
+            let Ok(pt) = self.page_table(a) else {
+                page += n;
+                continue;
+            };
+            let mut e = [0u8; 8 * 32];
+            let buf = &mut e[..8 * n as usize];
+            if pt
+                .checked_add((page % 512) * 8)
+                .is_some_and(|at| self.mem.read(at, buf).is_ok())
+            {
+                for k in 0..n as usize {
+                    let mut q = [0u8; 8];
+                    for (j, d) in q.iter_mut().enumerate() {
+                        *d = buf.get(8 * k + j).copied().unwrap_or(0);
+                    }
+                    if let Some(pte) = Pte::decode(u64::from_le_bytes(q)) {
+                        sink.may_write(pte.addr / PAGE_SIZE);
+                    }
+                }
+            }
+            page += n;
         }
     }
 
@@ -296,30 +529,241 @@ impl Cursor {
             self.pos %= self.size;
         }
     }
+
+    /// Dwords from `dwords` on that are contiguous in graphics memory: to
+    /// the end of the page and, in a ring, of the ring.
+    fn contiguous(&self, dwords: u64) -> u64 {
+        let a = self.addr(dwords);
+        let mut n = (PAGE_SIZE - a % PAGE_SIZE) / 4;
+        if self.size != 0 {
+            n = n.min((self.size - (self.pos + 4 * dwords) % self.size) / 4);
+        }
+        n.max(1)
+    }
+}
+
+/// `len` bytes from `addr`.
+fn span(addr: u64, len: u64) -> Range {
+    Range {
+        start: addr,
+        end: addr.saturating_add(len),
+    }
 }
 
 fn addr48(lo: u32, hi: u32) -> u64 {
     (u64::from(lo) | (u64::from(hi & 0xffff) << 32)) & !3
 }
 
+/// Write ranges of one submission (graphics addresses in the context's
+/// state space, merged), to refuse a bound built on state an earlier
+/// command wrote. Two graphics addresses of one frame are not matched
+/// (as in the host analyzer): a guest that aliases its state gets a
+/// wrong bound on a real GPU's writes, never on the sim's, whose draws
+/// write nothing.
+struct Written {
+    r: [Range; SUBMISSION_RANGES],
+    n: usize,
+    /// A write through the other space (the GGTT from a PPGTT context):
+    /// every later state read is refused.
+    other: bool,
+    /// More ranges than kept: every later state read is refused.
+    full: bool,
+}
+
+impl Written {
+    fn ranges(&self) -> &[Range] {
+        self.r.get(..self.n).unwrap_or(&[])
+    }
+
+    fn overlaps(&self, q: Range) -> bool {
+        self.other
+            || self.full
+            || self
+                .ranges()
+                .iter()
+                .any(|r| r.start < q.end && q.start < r.end)
+    }
+
+    fn contains(&self, q: Range) -> bool {
+        self.ranges()
+            .iter()
+            .any(|r| r.start <= q.start && q.end <= r.end)
+    }
+
+    /// Adds `q`, merged with the ranges it overlaps or touches (so the
+    /// union stays exact); false if no room is left.
+    fn add(&mut self, mut q: Range) -> bool {
+        let mut i = 0;
+        while i < self.n {
+            let Some(&r) = self.r.get(i) else { break };
+            if r.start <= q.end && q.start <= r.end {
+                q = Range {
+                    start: q.start.min(r.start),
+                    end: q.end.max(r.end),
+                };
+                self.n -= 1;
+                let last = self.r.get(self.n).copied().unwrap_or(q);
+                if let Some(slot) = self.r.get_mut(i) {
+                    *slot = last;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        match self.r.get_mut(self.n) {
+            Some(slot) => {
+                *slot = q;
+                self.n += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What one submission's write-set recording keeps: the context's state
+/// (if the vGPU keeps one), the ranges written so far, whether the sink
+/// was told the set is unbounded (nothing more needs recording then, but
+/// what the sim writes itself) and the pages still to record.
+struct Track<'s> {
+    state: Option<&'s mut PipeState>,
+    written: Written,
+    unbounded: bool,
+    pages_left: u64,
+}
+
+impl Track<'_> {
+    fn unbounded(&mut self, sink: &mut impl WriteSink) {
+        if !self.unbounded {
+            self.unbounded = true;
+            sink.unbounded();
+        }
+    }
+
+    /// Notes a write of `[r.start, r.end)` in `space`; false if the
+    /// range could not be kept.
+    fn note<M: GuestMem>(&mut self, c: &Ctx<'_, M>, space: Space, r: Range) -> bool {
+        if space != c.gfx_space() {
+            self.written.other = true;
+        } else if !self.written.add(r) {
+            self.written.full = true;
+            return false;
+        }
+        true
+    }
+
+    /// Records what a command not executed here may write: `r` in
+    /// `space`, page by page within the limits above. A range inside the
+    /// ranges this submission recorded already is not translated again
+    /// (the union of the kept ranges is exact).
+    fn write<M: GuestMem>(
+        &mut self,
+        c: &mut Ctx<'_, M>,
+        space: Space,
+        r: Range,
+        sink: &mut impl WriteSink,
+    ) {
+        if r.end <= r.start {
+            return;
+        }
+        let seen = space == c.gfx_space() && self.written.contains(r);
+        if !self.note(c, space, r) {
+            // Later bounds could not be checked against this write.
+            return self.unbounded(sink);
+        }
+        if self.unbounded || seen {
+            return;
+        }
+        let pages = r.end.div_ceil(PAGE_SIZE) - r.start / PAGE_SIZE;
+        if pages > MAX_RANGE_PAGES || pages > self.pages_left {
+            return self.unbounded(sink);
+        }
+        self.pages_left -= pages;
+        c.record(space, r.start, r.end, sink);
+    }
+}
+
+/// The context's memory as the state tracker reads it (its state space),
+/// within [`MAX_STATE_READS`].
+struct StateReader<'c, 'a, M> {
+    c: &'c mut Ctx<'a, M>,
+}
+
+impl<M: GuestMem> GpuRead for StateReader<'_, '_, M> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+        if self.c.state_reads == 0 {
+            return false;
+        }
+        self.c.state_reads -= 1;
+        let space = self.c.gfx_space();
+        self.c.read(space, addr, buf).is_ok()
+    }
+}
+
+/// One draw's or dispatch's verdict from the state tracker.
+struct StateVerdict<'w> {
+    written: &'w Written,
+    ranges: [Range; COMMAND_RANGES],
+    n: usize,
+    unbounded: bool,
+}
+
+impl StateSink for StateVerdict<'_> {
+    fn write(&mut self, r: Range) {
+        match self.ranges.get_mut(self.n) {
+            Some(slot) => {
+                *slot = r;
+                self.n += 1;
+            }
+            None => self.unbounded = true,
+        }
+    }
+
+    fn unbounded(&mut self, _why: &'static str) {
+        self.unbounded = true;
+    }
+
+    fn read_state(&mut self, r: Range) {
+        // State an earlier command of this submission (or this one) may
+        // have written: what was read is not what the GPU will read.
+        let mine = self
+            .ranges
+            .get(..self.n)
+            .unwrap_or(&[])
+            .iter()
+            .any(|w| w.start < r.end && r.start < w.end);
+        if mine || self.written.overlaps(r) {
+            self.unbounded = true;
+        }
+    }
+}
+
 /// Runs the context `desc` of `vgpu` to completion or fault.
-pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
-    vgpu: &mut SimVgpu<S>,
+pub(super) fn run<
+    S: core::ops::DerefMut<Target = [u64]>,
+    C: core::ops::DerefMut<Target = [CtxSlot]>,
+    M: GuestMem,
+>(
+    vgpu: &mut SimVgpu<S, C>,
     desc: u64,
     mem: &mut M,
     sink: &mut impl WriteSink,
     budget: Budget,
 ) -> Result<ExecStats, Fault> {
     let lrca = ContextDescriptor(desc).lrca();
-    let mut image = [0u8; 28];
+    let mut image = [0u8; LRC_BYTES];
+    let (partition, ggtt, slots) = vgpu.exec_parts();
     let (stats, head_tail) = {
         let mut c = Ctx {
-            vgpu,
+            partition,
+            ggtt,
             mem,
             pml4: 0,
+            pt: None,
             stats: ExecStats::default(),
             blit_bytes: 0,
             budget,
+            state_reads: MAX_STATE_READS,
         };
         c.read(Space::Ggtt, lrca, &mut image)?;
         let dw = |i: usize| {
@@ -333,7 +777,7 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
         if dw(0) != LRC_MAGIC {
             return Err(Fault::new(FaultKind::BadRing, lrca));
         }
-        let (start, size, head, tail) = (dw(1), dw(2), dw(3), dw(4));
+        let (start, size, head, tail, flags) = (dw(1), dw(2), dw(3), dw(4), dw(7));
         c.pml4 = u64::from(dw(5)) | (u64::from(dw(6)) << 32);
         let size64 = u64::from(size);
         if size64 == 0
@@ -354,9 +798,41 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             pos: u64::from(head),
             tail: u64::from(tail),
         };
-        run_cursor(&mut c, ring, sink)?;
-        // Write back head = tail (the engine saves the context image).
-        c.write_recorded(Space::Ggtt, lrca + 12, &tail.to_le_bytes(), sink)?;
+        let fresh = flags & LRC_FRESH != 0;
+        let slot = context_slot(slots, lrca, c.pml4, fresh);
+        let mut t = Track {
+            state: slot.and_then(|i| slots.get_mut(i)).map(|s| &mut s.state),
+            written: Written {
+                r: [Range { start: 0, end: 0 }; SUBMISSION_RANGES],
+                n: 0,
+                other: false,
+                full: false,
+            },
+            unbounded: false,
+            pages_left: MAX_RECORD_PAGES,
+        };
+        let res = run_cursor(&mut c, &mut t, ring, sink).and_then(|()| {
+            // Write back head = tail (the engine saves the context image).
+            c.write_recorded(Space::Ggtt, lrca + 12, &tail.to_le_bytes(), sink)
+        });
+        // The context has run (if only in part): it is fresh no more.
+        let flags_back = if fresh {
+            c.write_recorded(
+                Space::Ggtt,
+                lrca + LRC_FLAGS,
+                &(flags & !LRC_FRESH).to_le_bytes(),
+                sink,
+            )
+        } else {
+            Ok(())
+        };
+        if let Some(s) = slot.and_then(|i| slots.get_mut(i)) {
+            s.faulted = res.is_err() || flags_back.is_err();
+            if s.faulted {
+                s.state.forget();
+            }
+        }
+        res.and(flags_back)?;
         (c.stats, (start, tail, size))
     };
     let (start, tail, size) = head_tail;
@@ -364,13 +840,42 @@ pub(super) fn run<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     Ok(stats)
 }
 
-fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
-    c: &mut Ctx<'_, S, M>,
+/// Fetches the dwords `from..buf.len()` of the command at `cur` into
+/// `buf`, page by page.
+fn fetch<M: GuestMem>(
+    c: &mut Ctx<'_, M>,
+    cur: &Cursor,
+    buf: &mut [u32],
+    from: usize,
+) -> Result<(), Fault> {
+    let mut i = from;
+    let mut b = [0u8; 128];
+    while i < buf.len() {
+        let n = (cur.contiguous(i as u64) as usize)
+            .min(buf.len() - i)
+            .min(b.len() / 4);
+        let bytes = &mut b[..4 * n];
+        c.read(cur.space, cur.addr(i as u64), bytes)?;
+        // Index loops: objtool flags zip() over chunks in kernel builds.
+        for k in 0..n {
+            if let (Some(d), Some(s)) = (buf.get_mut(i + k), bytes.get(4 * k..4 * k + 4)) {
+                *d = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+            }
+        }
+        i += n;
+    }
+    Ok(())
+}
+
+fn run_cursor<M: GuestMem>(
+    c: &mut Ctx<'_, M>,
+    t: &mut Track<'_>,
     ring: Cursor,
     sink: &mut impl WriteSink,
 ) -> Result<(), Fault> {
     let mut stack = [ring; MAX_DEPTH];
     let mut depth = 0usize;
+    let mut buf = [0u32; CMD_DWORDS];
     loop {
         let cur = stack[depth];
         if depth == 0 && cur.at_end() {
@@ -385,217 +890,197 @@ fn run_cursor<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
             ..f
         };
         let dw0 = c.read32(cur.space, cur.addr(0)).map_err(at)?;
-        let fetch = |c: &mut Ctx<'_, S, M>, i: u64| c.read32(cur.space, cur.addr(i)).map_err(at);
-        let client = dw0 >> 29;
-        let len: u64;
-        match client {
-            0 => {
-                let op = (dw0 >> 23) & 0x3f;
-                match op {
-                    0x00 => len = 1, // MI_NOOP
-                    0x02 => {
-                        // MI_USER_INTERRUPT
-                        c.stats.user_interrupts += 1;
-                        len = 1;
-                    }
-                    0x0a => {
-                        // MI_BATCH_BUFFER_END
-                        if depth == 0 {
-                            return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
-                        }
-                        depth -= 1;
-                        continue;
-                    }
-                    0x20 => {
-                        // MI_STORE_DATA_IMM: dw1-2 address, then 1 or 2 data dwords.
-                        len = u64::from(dw0 & 0x3ff) + 2;
-                        if !(4..=5).contains(&len) {
-                            return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
-                        }
-                        let space = if dw0 & (1 << 22) != 0 {
-                            Space::Ggtt
-                        } else {
-                            Space::Ppgtt
-                        };
-                        let addr = addr48(fetch(c, 1)?, fetch(c, 2)?);
-                        store_imm(c, space, addr, len, &fetch, sink).map_err(at)?;
-                    }
-                    0x22 => {
-                        // MI_LOAD_REGISTER_IMM: (offset, value) pairs.
-                        len = u64::from(dw0 & 0xff) + 2;
-                        if len.is_multiple_of(2) {
-                            return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
-                        }
-                        for i in (1..len).step_by(2) {
-                            let reg = u64::from(fetch(c, i)? & 0x7f_fffc);
-                            if reg != RCS_IMR && reg != RING_CTL && reg != CTX_CONTROL {
-                                return Err(at(Fault::new(FaultKind::ForbiddenRegister, reg)));
-                            }
-                        }
-                    }
-                    0x26 => {
-                        // MI_FLUSH_DW: post-sync op in bits 15:14, dw1 bit 2 = GGTT.
-                        len = u64::from(dw0 & 0x3f) + 2;
-                        if !(4..=5).contains(&len) {
-                            return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
-                        }
-                        if (dw0 >> 14) & 3 == 1 {
-                            let lo = fetch(c, 1)?;
-                            let space = if lo & 4 != 0 {
-                                Space::Ggtt
-                            } else {
-                                Space::Ppgtt
-                            };
-                            let addr = addr48(lo & !7, fetch(c, 2)?);
-                            store_imm(c, space, addr, len, &fetch, sink).map_err(at)?;
-                        }
-                    }
-                    0x31 => {
-                        // MI_BATCH_BUFFER_START: bit 8 PPGTT, bit 22 second level.
-                        len = u64::from(dw0 & 0xff) + 2;
-                        if len != 3 {
-                            return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
-                        }
-                        let space = if dw0 & (1 << 8) != 0 {
-                            Space::Ppgtt
-                        } else {
-                            Space::Ggtt
-                        };
-                        let addr = addr48(fetch(c, 1)?, fetch(c, 2)?);
-                        let batch = Cursor {
-                            space,
-                            start: addr,
-                            size: 0,
-                            pos: 0,
-                            tail: 0,
-                        };
-                        let second = dw0 & (1 << 22) != 0;
-                        if depth == 0 || second {
-                            // Call: return to the next command afterwards.
-                            stack[depth].advance(len);
-                            depth += 1;
-                            if depth >= MAX_DEPTH {
-                                return Err(at(Fault::new(FaultKind::Budget, addr)));
-                            }
-                        }
-                        // Chained (first level to first level): replace.
-                        stack[depth] = batch;
-                        continue;
-                    }
-                    _ => return Err(at(Fault::new(FaultKind::UnknownOpcode, u64::from(dw0)))),
-                }
-            }
-            2 => {
-                len = u64::from(dw0 & 0xff) + 2;
-                let op = (dw0 >> 22) & 0x7f;
-                match (op, len) {
-                    (0x50, 7) => {
-                        // XY_COLOR_BLT
-                        let br13 = fetch(c, 1)?;
-                        let (y1x1, y2x2) = (fetch(c, 2)?, fetch(c, 3)?);
-                        let dst = addr48(fetch(c, 4)?, fetch(c, 5)?);
-                        let color = fetch(c, 6)?;
-                        blit(c, br13, y1x1, y2x2, dst, None, color, sink).map_err(at)?;
-                    }
-                    (0x53, 10) => {
-                        // XY_SRC_COPY_BLT
-                        let br13 = fetch(c, 1)?;
-                        let (y1x1, y2x2) = (fetch(c, 2)?, fetch(c, 3)?);
-                        let dst = addr48(fetch(c, 4)?, fetch(c, 5)?);
-                        let sy1x1 = fetch(c, 6)?;
-                        let spitch = fetch(c, 7)? & 0xffff;
-                        let src = addr48(fetch(c, 8)?, fetch(c, 9)?);
-                        blit(
-                            c,
-                            br13,
-                            y1x1,
-                            y2x2,
-                            dst,
-                            Some((sy1x1, spitch, src)),
-                            0,
-                            sink,
-                        )
-                        .map_err(at)?;
-                    }
-                    _ => return Err(at(Fault::new(FaultKind::UnknownOpcode, u64::from(dw0)))),
-                }
-            }
-            3 => {
-                len = u64::from(dw0 & 0xff) + 2;
-                if dw0 & 0xffff_0000 == 0x7a00_0000 {
-                    // PIPE_CONTROL: dw1 bits 15:14 post-sync op, bit 24 GGTT.
-                    if len != 6 {
-                        return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
-                    }
-                    let dw1 = fetch(c, 1)?;
-                    if (dw1 >> 14) & 3 == 1 {
-                        let space = if dw1 & (1 << 24) != 0 {
-                            Space::Ggtt
-                        } else {
-                            Space::Ppgtt
-                        };
-                        let addr = addr48(fetch(c, 2)? & !7, fetch(c, 3)?);
-                        let mut data = [0u8; 8];
-                        data[..4].copy_from_slice(&fetch(c, 4)?.to_le_bytes());
-                        data[4..].copy_from_slice(&fetch(c, 5)?.to_le_bytes());
-                        c.write_recorded(space, addr, &data, sink).map_err(at)?;
-                    }
-                } else if writes_through_state(dw0) {
-                    // A real GPU writes the bound render targets, UAVs or
-                    // media surfaces here: state this streamer does not
-                    // follow, so the command's write set is unknown.
-                    sink.unbounded();
-                }
-                // Other GFXPIPE state commands have no effect on memory here.
-            }
-            _ => return Err(at(Fault::new(FaultKind::UnknownOpcode, u64::from(dw0)))),
-        }
-        let cur = &mut stack[depth];
+        let unknown = at(Fault::new(FaultKind::UnknownOpcode, u64::from(dw0)));
+        let len = cmd::command_len(dw0).ok_or(unknown)?;
         if depth == 0 {
             // The whole command must lie between head and tail.
             let avail = (cur.tail + cur.size - cur.pos) % cur.size;
-            if len * 4 > avail {
-                return Err(Fault {
-                    offset: cur.pos as u32,
-                    ..Fault::new(FaultKind::BadRing, cur.addr(0))
-                });
+            if len as u64 * 4 > avail {
+                return Err(at(Fault::new(FaultKind::BadRing, cur.addr(0))));
             }
         }
-        cur.advance(len);
+        let n = len.min(CMD_DWORDS);
+        let words = &mut buf[..n];
+        words[0] = dw0;
+        fetch(c, &cur, words, 1).map_err(at)?;
+        let words = &buf[..n];
+        let parsed = Command::decode(words, 0, c.mode()).map_err(|e| match e {
+            cmd::CmdError::UnknownOpcode { .. } => unknown,
+            _ => at(Fault::new(FaultKind::BadCommand, cur.addr(0))),
+        })?;
+        match parsed.kind {
+            Kind::MiBatchBufferEnd => {
+                if depth == 0 {
+                    return Err(at(Fault::new(FaultKind::BadCommand, cur.addr(0))));
+                }
+                depth -= 1;
+                continue;
+            }
+            Kind::MiBatchBufferStart {
+                space,
+                second_level,
+            } => {
+                let addr = addr48(words[1], words[2]);
+                let batch = Cursor {
+                    space: space.into(),
+                    start: addr,
+                    size: 0,
+                    pos: 0,
+                    tail: 0,
+                };
+                if depth == 0 || second_level {
+                    // Call: return to the next command afterwards.
+                    stack[depth].advance(len as u64);
+                    depth += 1;
+                    if depth >= MAX_DEPTH {
+                        return Err(at(Fault::new(FaultKind::Budget, addr)));
+                    }
+                }
+                // Chained (first level to first level): replace.
+                stack[depth] = batch;
+                continue;
+            }
+            _ => {}
+        }
+        command(c, t, words, &parsed, sink).map_err(at)?;
+        stack[depth].advance(len as u64);
     }
+}
+
+/// Records what one command (not a batch start or end) may write and
+/// executes it: `words` is its start (all of it, or [`CMD_DWORDS`]).
+fn command<M: GuestMem>(
+    c: &mut Ctx<'_, M>,
+    t: &mut Track<'_>,
+    words: &[u32],
+    parsed: &Command,
+    sink: &mut impl WriteSink,
+) -> Result<(), Fault> {
+    let dw = |i: usize| words.get(i).copied().unwrap_or(0);
+    let dw0 = parsed.header;
+    // Draws and dispatches need no verdict once the set is unbounded.
+    let skip = t.unbounded && writes_through_state(dw0);
+    if let (Some(state), false) = (t.state.as_deref_mut(), skip) {
+        let mut v = StateVerdict {
+            written: &t.written,
+            ranges: [Range { start: 0, end: 0 }; COMMAND_RANGES],
+            n: 0,
+            unbounded: false,
+        };
+        if state.command(words, &mut StateReader { c }, &mut v) {
+            let (ranges, n, unbounded) = (v.ranges, v.n, v.unbounded);
+            if unbounded {
+                t.unbounded(sink);
+            }
+            let space = c.gfx_space();
+            for r in ranges.iter().take(n) {
+                t.write(c, space, *r, sink);
+            }
+            return Ok(());
+        }
+    }
+    match parsed.kind {
+        Kind::Other {
+            client: Client::Mi,
+            opcode: 0x02,
+        } => c.stats.user_interrupts += 1,
+        Kind::Other {
+            client: Client::Mi,
+            opcode: 0x22,
+        } => {
+            // MI_LOAD_REGISTER_IMM: (offset, value) pairs. No register
+            // load has an effect on memory in the model.
+            if parsed.len.is_multiple_of(2) {
+                return Err(Fault::new(FaultKind::BadCommand, u64::from(dw0)));
+            }
+        }
+        Kind::MiStoreDataImm => {
+            // dw1-2 address, then 1 or 2 data dwords.
+            let space = if dw0 & (1 << 22) != 0 {
+                Space::Ggtt
+            } else {
+                Space::Ppgtt
+            };
+            let addr = addr48(dw(1), dw(2));
+            store_imm(c, t, space, addr, words, sink)?;
+        }
+        Kind::MiFlushDw if (dw0 >> 14) & 3 == 1 => {
+            // Post-sync op in bits 15:14, dw1 bit 2 = GGTT.
+            let lo = dw(1);
+            let space = if lo & 4 != 0 {
+                Space::Ggtt
+            } else {
+                Space::Ppgtt
+            };
+            let addr = addr48(lo & !7, dw(2));
+            store_imm(c, t, space, addr, words, sink)?;
+        }
+        Kind::PipeControl if (dw(1) >> 14) & 3 == 1 => {
+            // dw1 bits 15:14 post-sync op, bit 24 GGTT.
+            let space = if dw(1) & (1 << 24) != 0 {
+                Space::Ggtt
+            } else {
+                Space::Ppgtt
+            };
+            let addr = addr48(dw(2) & !7, dw(3));
+            let mut data = [0u8; 8];
+            data[..4].copy_from_slice(&dw(4).to_le_bytes());
+            data[4..].copy_from_slice(&dw(5).to_le_bytes());
+            t.note(c, space, span(addr, 8));
+            c.write_recorded(space, addr, &data, sink)?;
+        }
+        Kind::XyColorBlt => {
+            blit(c, t, words, None, dw(6), sink)?;
+        }
+        Kind::XySrcCopyBlt => {
+            let src = (dw(6), dw(7) & 0xffff, addr48(dw(8), dw(9)));
+            blit(c, t, words, Some(src), 0, sink)?;
+        }
+        _ => match command_write(words, c.mode()) {
+            CmdWrite::Nothing | CmdWrite::StatusPage => {}
+            CmdWrite::Unbounded => t.unbounded(sink),
+            CmdWrite::Range { space, addr, len } => {
+                t.write(c, space.into(), span(addr, len), sink);
+            }
+        },
+    }
+    Ok(())
 }
 
 /// The immediate-data write of MI_STORE_DATA_IMM and MI_FLUSH_DW: the
 /// command's `len - 3` data dwords (one or two, from dword 3 on) go to
 /// `addr`.
-fn store_imm<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
-    c: &mut Ctx<'_, S, M>,
+fn store_imm<M: GuestMem>(
+    c: &mut Ctx<'_, M>,
+    t: &mut Track<'_>,
     space: Space,
     addr: u64,
-    len: u64,
-    fetch: &impl Fn(&mut Ctx<'_, S, M>, u64) -> Result<u32, Fault>,
+    words: &[u32],
     sink: &mut impl WriteSink,
 ) -> Result<(), Fault> {
     let mut data = [0u8; 8];
-    let n = usize::try_from(len.saturating_sub(3)).unwrap_or(0).min(2);
-    for i in 0..n {
-        data[4 * i..4 * i + 4].copy_from_slice(&fetch(c, 3 + i as u64)?.to_le_bytes());
+    let n = words.len().saturating_sub(3).min(2);
+    for (i, d) in words.iter().skip(3).take(n).enumerate() {
+        data[4 * i..4 * i + 4].copy_from_slice(&d.to_le_bytes());
     }
+    t.note(c, space, span(addr, 4 * n as u64));
     c.write_recorded(space, addr, &data[..4 * n], sink)
 }
 
-/// A 32 bpp blit: fill (`src` None) or copy, rows of `x2 - x1` pixels.
-#[allow(clippy::too_many_arguments)]
-fn blit<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
-    c: &mut Ctx<'_, S, M>,
-    br13: u32,
-    y1x1: u32,
-    y2x2: u32,
-    dst: u64,
+/// A 32 bpp blit (`words`: XY_COLOR_BLT or XY_SRC_COPY_BLT): fill (`src`
+/// None) or copy from (source y1x1, pitch, address), rows of `x2 - x1`
+/// pixels.
+fn blit<M: GuestMem>(
+    c: &mut Ctx<'_, M>,
+    t: &mut Track<'_>,
+    words: &[u32],
     src: Option<(u32, u32, u64)>,
     color: u32,
     sink: &mut impl WriteSink,
 ) -> Result<(), Fault> {
+    let dw = |i: usize| words.get(i).copied().unwrap_or(0);
+    let (br13, y1x1, y2x2) = (dw(1), dw(2), dw(3));
+    let dst = addr48(dw(4), dw(5));
     if (br13 >> 24) & 3 != 3 {
         return Err(Fault::new(FaultKind::BadCommand, u64::from(br13)));
     }
@@ -613,8 +1098,14 @@ fn blit<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
     if c.blit_bytes > c.budget.blit_bytes {
         return Err(Fault::new(FaultKind::Budget, dst));
     }
+    t.note(
+        c,
+        Space::Ggtt,
+        span(dst + y1 * pitch + x1 * 4, (y2 - y1 - 1) * pitch + row),
+    );
     for y in y1..y2 {
-        c.record(Space::Ggtt, dst + y * pitch + x1 * 4, row, sink);
+        let a = dst + y * pitch + x1 * 4;
+        c.record(Space::Ggtt, a, a + row, sink);
     }
     let mut buf = [0u8; 256];
     for y in y1..y2 {
@@ -1078,9 +1569,18 @@ pub(crate) mod tests {
                 FaultKind::Unmapped,
             ),
             (&[(0x20 << 23) | 2, 0x1000, 0, 1], FaultKind::Unmapped),
+            // MI_LOAD_REGISTER_IMM of an even length (half a pair).
+            (&[(0x22 << 23) | 2, 0x4400, 0, 0], FaultKind::BadCommand),
+            // GFXPIPE and 2D opcodes the parser does not know.
+            (&[0x7fff_0000, 0, 0, 0], FaultKind::UnknownOpcode),
             (
-                &[(0x22 << 23) | 1, 0x4400, 0, 0],
-                FaultKind::ForbiddenRegister,
+                &[(2 << 29) | (0x7f << 22), 0, 0, 0],
+                FaultKind::UnknownOpcode,
+            ),
+            // XY_COLOR_BLT of the wrong length.
+            (
+                &[(2 << 29) | (0x50 << 22) | 2, 0, 0, 0],
+                FaultKind::BadCommand,
             ),
             (&[0x0a << 23, 0, 0, 0], FaultKind::BadCommand),
             // A batch that jumps to itself forever.
@@ -1150,5 +1650,267 @@ pub(crate) mod tests {
         v.region_write(0, super::super::regs::RCS_IIR, &u32::MAX.to_le_bytes())
             .unwrap();
         assert!(!v.irq_pending());
+    }
+
+    /// Commands iris emits that the streamer runs without effect: no
+    /// fault; those that write memory reach the sink (MI_STORE_REGISTER_MEM
+    /// and a timestamp PIPE_CONTROL their frames, MI_ATOMIC and a
+    /// dispatch without pipeline state unbounded).
+    #[test]
+    fn iris_commands_run_and_record_their_writes() {
+        use crate::testutil::Sink;
+        let ring: &[u32] = &[
+            // MI_LOAD_REGISTER_IMM to a register the model does not keep.
+            (0x22 << 23) | 1,
+            0x2580,
+            0x1234,
+            // MI_MATH, MI_PREDICATE, MI_SET_PREDICATE, MI_ARB_CHECK.
+            (0x1a << 23) | 1,
+            0,
+            0,
+            0x0c << 23,
+            0x01 << 23,
+            0x05 << 23,
+            // MI_LOAD_REGISTER_MEM, MI_CONDITIONAL_BATCH_BUFFER_END,
+            // MI_SEMAPHORE_WAIT (GGTT).
+            (0x29 << 23) | (1 << 22) | 2,
+            0x2400,
+            G + 0x20000,
+            0,
+            (0x36 << 23) | (1 << 22) | 2,
+            0,
+            G + 0x20000,
+            0,
+            (0x1c << 23) | (1 << 22) | 2,
+            0,
+            G + 0x20000,
+            0,
+            // MEDIA_VFE_STATE.
+            0x7000_0007,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            // MI_STORE_REGISTER_MEM (GGTT) to 0x30000.
+            (0x24 << 23) | (1 << 22) | 2,
+            0x2358,
+            G + 0x30000,
+            0,
+            // PIPE_CONTROL writing a timestamp (post-sync op 3) to 0x40000.
+            0x7a00_0004,
+            (1 << 24) | (3 << 14),
+            G + 0x40000,
+            0,
+            0,
+            0,
+        ];
+        let (mut v, mut mem) = rig();
+        let mut sink = Sink(Vec::new(), false);
+        run_ring_into(&mut v, &mut mem, ring, &mut sink).unwrap();
+        assert_eq!(
+            (sink.0.as_slice(), sink.1),
+            (&[0x30u64, 0x40, 0][..], false)
+        );
+        // MI_ATOMIC and GPGPU_WALKER (no pipeline state kept): unbounded.
+        let mut walker = vec![0x7105_000d];
+        walker.resize(15, 0);
+        for ring in [vec![(0x2f << 23) | (1 << 22) | 1, G + 0x50000, 0], walker] {
+            let (mut v, mut mem) = rig();
+            let mut sink = Sink(Vec::new(), false);
+            run_ring_into(&mut v, &mut mem, &ring, &mut sink).unwrap();
+            assert!(sink.1, "{:#x} is unbounded", ring[0]);
+        }
+    }
+
+    use crate::writeset::state::tests as st;
+
+    /// Guest-physical layout of the draw rig: PPGTT tables from PML4 on,
+    /// the batch, the state tracker tests' surface state and instruction
+    /// pages, and their 256x256 RGBA8 render target (64 pages).
+    const PML4: u64 = 0x10_0000;
+    const BATCH_VA: u64 = 0x50_0000;
+    const BATCH_GPA: u64 = 0x20_0000;
+    const SS_GPA: u64 = 0x21_0000;
+    const IB_GPA: u64 = 0x22_0000;
+    const RT_GPA: u64 = 0x28_0000;
+    const RT_PAGES: u64 = 64;
+
+    type Vgpu = SimVgpu<Vec<u64>, Vec<CtxSlot>>;
+
+    fn get64(mem: &VecMem, gpa: u64) -> u64 {
+        u64::from(get32(mem, gpa)) | u64::from(get32(mem, gpa + 4)) << 32
+    }
+
+    /// Maps GPU virtual page `va` to guest frame `gpa` in the PPGTT at
+    /// [`PML4`], taking new tables from `next` on.
+    fn map(mem: &mut VecMem, next: &mut u64, va: u64, gpa: u64) {
+        let mut table = PML4;
+        for shift in [39u32, 30, 21] {
+            let e = table + ((va >> shift) & 511) * 8;
+            let raw = get64(mem, e);
+            table = if raw & 1 != 0 {
+                raw & 0xf_ffff_f000
+            } else {
+                let t = *next;
+                *next += 4096;
+                mem.write(e, &(t | 3).to_le_bytes()).unwrap();
+                t
+            };
+        }
+        let e = table + ((va >> 12) & 511) * 8;
+        mem.write(e, &(gpa | 3).to_le_bytes()).unwrap();
+    }
+
+    /// The state tracker tests' draw set-up, `extra`, 3DPRIMITIVE, end.
+    fn draw_batch(extra: &[u32]) -> Vec<u32> {
+        let mut b: Vec<u32> = st::setup().concat();
+        b.extend_from_slice(extra);
+        b.extend_from_slice(&st::DRAW);
+        b.push(0x0a << 23);
+        b
+    }
+
+    /// A vGPU keeping `slots` context states, guest memory holding the
+    /// draw state behind a PPGTT, `batch` at [`BATCH_VA`], a ring calling
+    /// it, and the context image (flags dword `flags`) at 0.
+    fn draw_rig(batch: &[u32], flags: u32, slots: usize) -> (Vgpu, VecMem) {
+        let (v, mut mem) = rig();
+        let v = v.with_contexts(vec![CtxSlot::EMPTY; slots]);
+        let mut next = PML4 + 4096;
+        let shader = st::fragment_shader();
+        let ib_pages = (st::KSP + shader.len() as u64).div_ceil(PAGE_SIZE);
+        for i in 0..ib_pages {
+            map(&mut mem, &mut next, st::IB + i * 4096, IB_GPA + i * 4096);
+        }
+        map(&mut mem, &mut next, st::SS, SS_GPA);
+        for i in 0..RT_PAGES {
+            map(&mut mem, &mut next, st::RT + i * 4096, RT_GPA + i * 4096);
+        }
+        for i in 0..(4 * batch.len() as u64).div_ceil(PAGE_SIZE) {
+            map(
+                &mut mem,
+                &mut next,
+                BATCH_VA + i * 4096,
+                BATCH_GPA + i * 4096,
+            );
+        }
+        assert!(next <= BATCH_GPA);
+        mem.write(IB_GPA + st::KSP, &shader).unwrap();
+        put(&mut mem, SS_GPA + st::BT, &[st::SURF as u32]);
+        put(&mut mem, SS_GPA + st::SURF, &st::render_target());
+        put(&mut mem, BATCH_GPA, batch);
+        put(
+            &mut mem,
+            4096,
+            &[(0x31 << 23) | (1 << 8) | 1, BATCH_VA as u32, 0, 0],
+        );
+        put(
+            &mut mem,
+            0,
+            &[
+                LRC_MAGIC,
+                (PBASE + 4096) as u32,
+                8192,
+                0,
+                16,
+                PML4 as u32,
+                0,
+                flags,
+            ],
+        );
+        (v, mem)
+    }
+
+    /// Runs the rig's context from ring offset 0 (its flags as the image
+    /// has them now): the write set.
+    fn run_draw(v: &mut Vgpu, mem: &mut VecMem) -> Sink {
+        put(mem, 12, &[0]);
+        v.submit(PBASE | (5 << 32));
+        let d = v.take_submission().unwrap();
+        let mut sink = Sink(Vec::new(), false);
+        v.execute(d, mem, &mut sink).unwrap();
+        sink.0.sort_unstable();
+        sink.0.dedup();
+        sink
+    }
+
+    use crate::testutil::Sink;
+
+    /// The render target's frames and the context image's.
+    fn rt_frames() -> Vec<u64> {
+        let mut want = vec![0];
+        want.extend(RT_GPA / PAGE_SIZE..RT_GPA / PAGE_SIZE + RT_PAGES);
+        want
+    }
+
+    /// A draw as iris emits it (state base addresses, binding table,
+    /// shader stages, 3DPRIMITIVE) in a PPGTT batch: the write set is its
+    /// render target's frames, through the PPGTT, and the context image.
+    #[test]
+    fn an_iris_draw_writes_its_render_target_frames() {
+        let (mut v, mut mem) = draw_rig(&draw_batch(&[]), LRC_FRESH, 8);
+        let s = run_draw(&mut v, &mut mem);
+        assert!(!s.1, "bounded");
+        assert_eq!(s.0, rt_frames());
+    }
+
+    /// The fresh flag: a context never run has the golden state (no
+    /// binding table pool), one of unknown state has not; the flag is
+    /// cleared on write-back and the state kept across submissions, as
+    /// long as the vGPU keeps it.
+    #[test]
+    fn fresh_contexts_start_from_the_golden_state() {
+        let batch = draw_batch(&[]);
+        let (mut v, mut mem) = draw_rig(&batch, 0, 8);
+        assert!(run_draw(&mut v, &mut mem).1, "state not known: unbounded");
+        let (mut v, mut mem) = draw_rig(&batch, LRC_FRESH, 8);
+        assert!(!run_draw(&mut v, &mut mem).1);
+        assert_eq!(get32(&mem, 28), 0, "fresh no more");
+        let s = run_draw(&mut v, &mut mem);
+        assert_eq!((s.0, s.1), (rt_frames(), false), "the state is kept");
+        // Created anew at the same address: fresh again.
+        put(&mut mem, 28, &[LRC_FRESH]);
+        assert!(!run_draw(&mut v, &mut mem).1);
+        // A reset, or a vGPU keeping no state: not known.
+        v.reset();
+        for i in 0..(MEM as u64 / PAGE_SIZE) {
+            v.write_ggtt_entry(
+                PBASE + i * PAGE_SIZE,
+                Pte::new(i * PAGE_SIZE, 0).unwrap().encode(),
+            );
+        }
+        assert!(run_draw(&mut v, &mut mem).1, "reset drops the state");
+        let (mut v, mut mem) = draw_rig(&batch, LRC_FRESH, 0);
+        assert!(run_draw(&mut v, &mut mem).1, "no slot");
+    }
+
+    /// A bound built on state an earlier command of the submission wrote
+    /// is refused: an MI_STORE_DATA_IMM to the binding table entry, an
+    /// MI_STORE_REGISTER_MEM to the surface state. A store elsewhere
+    /// keeps the draw bounded.
+    #[test]
+    fn a_draw_on_state_written_in_the_same_submission_is_unbounded() {
+        let sdi = |va: u64| [(0x20 << 23) | 2, va as u32, (va >> 32) as u32, 0];
+        let srm = |va: u64| [(0x24 << 23) | 2, 0x2358, va as u32, (va >> 32) as u32];
+        for (extra, refused) in [
+            (sdi(st::SS + st::BT).to_vec(), true),
+            (srm(st::SS + st::SURF + 8).to_vec(), true),
+            (sdi(st::SS + 0x800).to_vec(), false),
+            (srm(st::SS + 0x800).to_vec(), false),
+        ] {
+            let (mut v, mut mem) = draw_rig(&draw_batch(&extra), LRC_FRESH, 8);
+            let s = run_draw(&mut v, &mut mem);
+            assert_eq!(s.1, refused, "{extra:x?}");
+            if !refused {
+                let mut want = rt_frames();
+                want.push(SS_GPA / PAGE_SIZE);
+                want.sort_unstable();
+                assert_eq!(s.0, want);
+            }
+        }
     }
 }

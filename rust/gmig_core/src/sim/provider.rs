@@ -9,6 +9,7 @@ use super::super::mem::GuestMem;
 use super::super::provider::{Provider, RestoreError, Restored, PROVIDER_SIM};
 use super::super::stream::{self, EntrySpan, Section, StreamError, Writer, FLAG_MANDATORY};
 use super::config::CONFIG_SIZE;
+use super::exec::CtxSlot;
 use super::remap::{self, PendingSource};
 use super::vgpu::{Regs, SimVgpu, REGS_BYTES, TYPES};
 
@@ -54,7 +55,9 @@ fn le64(b: &[u8], off: usize) -> Option<u64> {
     ]))
 }
 
-impl<S: core::ops::DerefMut<Target = [u64]>> Provider for SimVgpu<S> {
+impl<S: core::ops::DerefMut<Target = [u64]>, C: core::ops::DerefMut<Target = [CtxSlot]>> Provider
+    for SimVgpu<S, C>
+{
     fn id(&self) -> u16 {
         PROVIDER_SIM
     }

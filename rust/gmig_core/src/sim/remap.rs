@@ -9,7 +9,7 @@ use super::super::cmd::{CmdError, Command, Kind, Level, Mode, Space, MAX_ADDR_CM
 use super::super::gtt::Partition;
 use super::super::mem::GuestMem;
 use super::super::remap::*;
-use super::exec::LRC_MAGIC;
+use super::exec::{CtxSlot, LRC_MAGIC};
 use super::regs::ContextDescriptor;
 use super::vgpu::SimVgpu;
 
@@ -271,8 +271,12 @@ impl<V: PendingSource, M: GuestMem> Walk<'_, V, M> {
 /// ring head to tail and of the GGTT batches they start. Returns the
 /// number of graphics addresses rewritten. Validates everything first; on
 /// error neither guest memory nor the pending queue is changed.
-pub fn remap_pending<S: core::ops::DerefMut<Target = [u64]>, M: GuestMem>(
-    vgpu: &mut SimVgpu<S>,
+pub fn remap_pending<
+    S: core::ops::DerefMut<Target = [u64]>,
+    C: core::ops::DerefMut<Target = [CtxSlot]>,
+    M: GuestMem,
+>(
+    vgpu: &mut SimVgpu<S, C>,
     src: Partition,
     dst: Partition,
     mem: &mut M,
@@ -294,7 +298,9 @@ pub trait PendingSource {
     fn translate_ggtt(&self, gaddr: u64) -> Option<u64>;
 }
 
-impl<S: core::ops::DerefMut<Target = [u64]>> PendingSource for SimVgpu<S> {
+impl<S: core::ops::DerefMut<Target = [u64]>, C: core::ops::DerefMut<Target = [CtxSlot]>>
+    PendingSource for SimVgpu<S, C>
+{
     fn pending(&self) -> &[u64] {
         SimVgpu::pending(self)
     }

@@ -30,6 +30,7 @@
 use super::super::gtt::{Pte, PAGE_SIZE};
 use super::super::mem::{GuestMem, MemFault};
 use super::super::replay::{model_stamp, Record, Replay, ReplayError, MAX_CONTEXTS, PAGE};
+use super::exec::CtxSlot;
 use super::exec::{LRC_FRESH, LRC_MAGIC};
 use super::regs::{ContextDescriptor, GGTT_OFFSET};
 use super::vgpu::{Event, SimVgpu, REGION_BAR0};
@@ -160,11 +161,14 @@ impl ReplayRun {
     /// partition (through BAR0, as a guest driver writes the GGTT; each
     /// update goes to `on_event`), writes the page tables and the context
     /// images, and tells the vGPU which frames the PPGTT maps.
-    pub fn setup<S: core::ops::DerefMut<Target = [u64]>>(
+    pub fn setup<
+        S: core::ops::DerefMut<Target = [u64]>,
+        C: core::ops::DerefMut<Target = [CtxSlot]>,
+    >(
         base: u64,
         size: u64,
         blob: &[u8],
-        vgpu: &mut SimVgpu<S>,
+        vgpu: &mut SimVgpu<S, C>,
         mem: &mut impl GuestMem,
         on_event: &mut impl FnMut(Event),
     ) -> Result<Self, ReplayRunError> {
@@ -290,10 +294,13 @@ impl ReplayRun {
 
     /// Writes the next PAGE records and, at an EXEC, submits it. The
     /// writes are the guest driver's: the caller records them.
-    pub fn tick<S: core::ops::DerefMut<Target = [u64]>>(
+    pub fn tick<
+        S: core::ops::DerefMut<Target = [u64]>,
+        C: core::ops::DerefMut<Target = [CtxSlot]>,
+    >(
         &mut self,
         blob: &[u8],
-        vgpu: &mut SimVgpu<S>,
+        vgpu: &mut SimVgpu<S, C>,
         mem: &mut impl GuestMem,
     ) -> Result<Tick, ReplayRunError> {
         if self.in_flight.is_some() {

@@ -16,7 +16,7 @@ use super::super::mem::GuestMem;
 use super::super::writeset::WriteSink;
 use super::{
     config::{ConfigError, ConfigSpace, CONFIG_SIZE},
-    exec::{self, ExecStats, Fault},
+    exec::{self, CtxSlot, ExecStats, Fault, NoContexts},
     regs::*,
 };
 
@@ -196,11 +196,26 @@ impl Regs {
     }
 }
 
-/// The sim vGPU device model.
-pub struct SimVgpu<S> {
+/// Translates GGTT graphics address `gaddr` through `ggtt`, the entries
+/// of `partition`, to a guest physical address.
+pub(super) fn translate_ggtt(partition: Partition, ggtt: &[u64], gaddr: u64) -> Result<u64, Fault> {
+    let index = partition
+        .index(gaddr)
+        .ok_or(Fault::new(exec::FaultKind::OutsidePartition, gaddr))?;
+    let raw = ggtt.get(index).copied().unwrap_or(0);
+    let pte = Pte::decode(raw).ok_or(Fault::new(exec::FaultKind::Unmapped, gaddr))?;
+    Ok(pte.addr + (gaddr % PAGE_SIZE))
+}
+
+/// The sim vGPU device model: GGTT storage `S`, and storage `C` for the
+/// pipeline state of the contexts it ran ([`CtxSlot`]s: a `KVVec` in the
+/// kernel, a `Vec` in tests; [`NoContexts`], the default, keeps none and
+/// every draw's write set is unbounded). See [`SimVgpu::with_contexts`].
+pub struct SimVgpu<S, C = NoContexts> {
     ty: &'static VgpuType,
     partition: Partition,
     ggtt: S,
+    contexts: C,
     config: ConfigSpace,
     regs: Regs,
     ggtt_dropped: u64,
@@ -215,7 +230,8 @@ pub struct SimVgpu<S> {
 
 impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
     /// A vGPU of type `ty` at `partition`; `ggtt` must hold exactly one
-    /// entry per partition page.
+    /// entry per partition page. It keeps no context state until given
+    /// storage for it ([`SimVgpu::with_contexts`]).
     pub fn new(ty: &'static VgpuType, partition: Partition, ggtt: S) -> Option<Self> {
         if ggtt.len() as u64 != partition.entries()
             || partition.size != ty.ggtt_size
@@ -227,6 +243,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
             ty,
             partition,
             ggtt,
+            contexts: NoContexts,
             config: ConfigSpace::new(),
             regs: Regs::default(),
             ggtt_dropped: 0,
@@ -238,9 +255,46 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         Some(v)
     }
 
-    /// Device reset: registers, config space and GGTT cleared, scheduling
-    /// running.
+    /// The vGPU with `contexts` as storage for the pipeline state of the
+    /// contexts it runs (emptied here), one context per slot, least
+    /// recently run evicted first: e.g. `CONTEXT_SLOTS` copies of
+    /// [`CtxSlot::EMPTY`]. The command streamer follows each context's
+    /// state across its submissions ([`exec`]) to bound what its draws and
+    /// dispatches write.
+    pub fn with_contexts<C: core::ops::DerefMut<Target = [CtxSlot]>>(
+        self,
+        mut contexts: C,
+    ) -> SimVgpu<S, C> {
+        exec::clear_contexts(&mut contexts);
+        SimVgpu {
+            ty: self.ty,
+            partition: self.partition,
+            ggtt: self.ggtt,
+            contexts,
+            config: self.config,
+            regs: self.regs,
+            ggtt_dropped: self.ggtt_dropped,
+            completed: self.completed,
+            quiesced: self.quiesced,
+            pinned: self.pinned,
+        }
+    }
+}
+
+impl<S: core::ops::DerefMut<Target = [u64]>, C: core::ops::DerefMut<Target = [CtxSlot]>>
+    SimVgpu<S, C>
+{
+    /// The GGTT partition, its entries and the context state slots,
+    /// borrowed apart (the command streamer reads the first two while it
+    /// updates the third).
+    pub(super) fn exec_parts(&mut self) -> (Partition, &[u64], &mut [CtxSlot]) {
+        (self.partition, &self.ggtt, &mut self.contexts)
+    }
+
+    /// Device reset: registers, config space, GGTT and context states
+    /// cleared, scheduling running.
     pub fn reset(&mut self) {
+        exec::clear_contexts(&mut self.contexts);
         self.quiesced = false;
         self.pinned = (0, 0);
         self.regs = Regs::default();
@@ -309,13 +363,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
 
     /// Translates a GGTT graphics address to a guest physical address.
     pub fn translate_ggtt(&self, gaddr: u64) -> Result<u64, Fault> {
-        let index = self
-            .partition
-            .index(gaddr)
-            .ok_or(Fault::new(exec::FaultKind::OutsidePartition, gaddr))?;
-        let raw = self.ggtt.get(index).copied().unwrap_or(0);
-        let pte = Pte::decode(raw).ok_or(Fault::new(exec::FaultKind::Unmapped, gaddr))?;
-        Ok(pte.addr + (gaddr % PAGE_SIZE))
+        translate_ggtt(self.partition, &self.ggtt, gaddr)
     }
 
     /// Guest frames mapped by present GGTT entries.
@@ -364,8 +412,12 @@ impl<S: core::ops::DerefMut<Target = [u64]>> SimVgpu<S> {
         }
     }
 
-    /// Restores registers and config space from a migration stream.
+    /// Restores registers and config space from a migration stream. The
+    /// contexts' pipeline states are not migrated: they are dropped here
+    /// and the streamer starts each context as not known (its draws are
+    /// unbounded until its commands set the state again: safe).
     pub fn restore_state(&mut self, regs: Regs, config: &[u8; CONFIG_SIZE]) {
+        exec::clear_contexts(&mut self.contexts);
         self.regs = regs;
         self.config.restore(config);
     }

@@ -28,7 +28,7 @@
 
 use super::super::gtt::{Pte, PAGE_SIZE};
 use super::super::mem::{GuestMem, MemFault};
-use super::exec::LRC_MAGIC;
+use super::exec::{CtxSlot, LRC_MAGIC};
 use super::regs::GGTT_OFFSET;
 use super::vgpu::{Event, SimVgpu, REGION_BAR0};
 
@@ -264,9 +264,12 @@ impl Workload {
     /// Maps the window into the top of the partition (through the same BAR0
     /// GGTT path a guest uses), writes the context image and an empty ring.
     /// `on_event` sees each GGTT update.
-    pub fn setup<S: core::ops::DerefMut<Target = [u64]>>(
+    pub fn setup<
+        S: core::ops::DerefMut<Target = [u64]>,
+        C: core::ops::DerefMut<Target = [CtxSlot]>,
+    >(
         params: Params,
-        vgpu: &mut SimVgpu<S>,
+        vgpu: &mut SimVgpu<S, C>,
         mem: &mut impl GuestMem,
         on_event: &mut impl FnMut(Event),
     ) -> Result<Self, WorkloadError> {
@@ -404,9 +407,12 @@ impl Workload {
 
     /// Builds a frame, writes it to the batch buffer and the ring, and
     /// submits the context.
-    pub fn submit_frame<S: core::ops::DerefMut<Target = [u64]>>(
+    pub fn submit_frame<
+        S: core::ops::DerefMut<Target = [u64]>,
+        C: core::ops::DerefMut<Target = [CtxSlot]>,
+    >(
         &mut self,
-        vgpu: &mut SimVgpu<S>,
+        vgpu: &mut SimVgpu<S, C>,
         mem: &mut impl GuestMem,
         scratch: &mut [u32],
     ) -> Result<(), WorkloadError> {

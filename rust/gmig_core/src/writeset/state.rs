@@ -567,7 +567,7 @@ impl Stage {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
@@ -610,21 +610,21 @@ mod tests {
     /// The SIMD16 fragment shader iris compiled for gmig-gl's desktop
     /// (testdata/desktop.txt, second kernel: one render-target write to
     /// binding table entry 0).
-    fn fragment_shader() -> Vec<u8> {
+    pub(crate) fn fragment_shader() -> Vec<u8> {
         let mut k = super::super::eu::tests::kernels(include_str!("testdata/desktop.txt"));
         k.swap_remove(2).bytes
     }
 
-    const IB: u64 = 0x10_0000;
-    const SS: u64 = 0x20_0000;
-    const GS_BASE: u64 = 0x30_0000;
-    const KSP: u64 = 0x40;
-    const BT: u64 = 0x100;
-    const SURF: u64 = 0x200;
-    const RT: u64 = 0x1_0000_0000;
+    pub(crate) const IB: u64 = 0x10_0000;
+    pub(crate) const SS: u64 = 0x20_0000;
+    pub(crate) const GS_BASE: u64 = 0x30_0000;
+    pub(crate) const KSP: u64 = 0x40;
+    pub(crate) const BT: u64 = 0x100;
+    pub(crate) const SURF: u64 = 0x200;
+    pub(crate) const RT: u64 = 0x1_0000_0000;
 
     /// A 256x256 RGBA8 linear render target at RT (pitch 1024).
-    fn render_target() -> [u32; 16] {
+    pub(crate) fn render_target() -> [u32; 16] {
         let mut dw = [0u32; 16];
         // 2D, format R8G8B8A8_UNORM (0xc7), vertical/horizontal
         // alignment 4, linear.
@@ -648,7 +648,7 @@ mod tests {
         Mem(vec![(SS, ss), (IB, ib)])
     }
 
-    fn sba() -> [u32; 19] {
+    pub(crate) fn sba() -> [u32; 19] {
         let mut c = [0u32; 19];
         c[0] = 0x6101_0011;
         for (i, b) in [(1, GS_BASE), (4, SS), (6, 0), (8, 0), (10, IB)] {
@@ -660,7 +660,7 @@ mod tests {
 
     /// What a context does before a draw: bases, binding table, shader
     /// stages (only the PS, SIMD16), no depth, no stream output.
-    fn setup() -> Vec<Vec<u32>> {
+    pub(crate) fn setup() -> Vec<Vec<u32>> {
         let mut ps = vec![0x7820_000a, KSP as u32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         ps[6] = 2;
         vec![
@@ -679,7 +679,7 @@ mod tests {
         ]
     }
 
-    const DRAW: [u32; 7] = [0x7b00_0005, 0, 3, 0, 1, 0, 0];
+    pub(crate) const DRAW: [u32; 7] = [0x7b00_0005, 0, 3, 0, 1, 0, 0];
 
     fn draw(cmds: &[Vec<u32>], mem: &mut Mem, fresh: bool) -> Sink {
         let mut st = if fresh {
