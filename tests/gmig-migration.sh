@@ -105,7 +105,13 @@ $QMP cmd $T/src.qmp pmemsave "{\"val\": $win, \"size\": $len, \"filename\": \"$T
 $QMP cmd $T/dst.qmp pmemsave "{\"val\": $win, \"size\": $len, \"filename\": \"$T/dst.mem\"}" >/dev/null
 s1=$(sha256sum <$T/src.mem | cut -c1-16); s2=$(sha256sum <$T/dst.mem | cut -c1-16)
 echo "window sha256: source $s1 destination $s2"
-[ "$s1" = "$s2" ] || { cmp $T/src.mem $T/dst.mem | head -3; fail "guest memory differs after migration"; }
+if [ "$s1" != "$s2" ]; then
+	cmp -l $T/src.mem $T/dst.mem | awk '{ p = int(($1 - 1) / 4096); if (!(p in s)) { s[p] = 1; n++; if (n <= 8) printf "  window page %d (guest %#x) differs from byte %d\n", p, '"$win"' + p * 4096, ($1 - 1) % 4096 } } END { print "  " n " pages differ" }'
+	# GMIG_E2E_KEEP=DIR keeps both windows for a closer look.
+	[ -n "${GMIG_E2E_KEEP:-}" ] && cp $T/src.mem $T/dst.mem "$GMIG_E2E_KEEP/"
+	echo "--- source stats"; vgpu_stats $U1
+	fail "guest memory differs after migration"
+fi
 
 # What QEMU learnt from gmig's DMA log must be what gmig says it reported.
 [ -s $T/src.trace ] || fail "QEMU wrote no vfio_get_dirty_bitmap trace (no device dirty tracking?)"

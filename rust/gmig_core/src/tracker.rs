@@ -266,9 +266,13 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
     /// `candidates` (every tracked page if the set is unbounded) and the
     /// tracked pages with no snapshot yet; every other tracked page keeps
     /// its hash, unread (`skipped` counts those of the whole window).
-    /// Calls `out` for each changed page (a never-hashed candidate, or an
-    /// unreadable one, counts as changed; never-hashed non-candidates as
-    /// `unhashed` says). `candidates` must cover this tracker's window.
+    /// Calls `out` for every tracked candidate, changed or not, and for
+    /// never-hashed non-candidates as `unhashed` says (an unreadable one
+    /// always). A hash that did not change does not prove the VMM's copy
+    /// current: the page may have changed and changed back while the VMM
+    /// copied it, which only the write set knows (the dirty log's test
+    /// `pages_that_change_and_change_back_while_the_vmm_copies_are_not_lost`).
+    /// `candidates` must cover this tracker's window.
     /// Allocates nothing; the work is proportional to the candidates,
     /// plus one pass over the slots when some page has no snapshot.
     pub fn scan_candidates<B, E>(
@@ -309,11 +313,10 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
                     Ok(()) => {
                         self.hashed += 1;
                         let h = stored(page_hash(seed, scratch));
-                        let report_new = unhashed == Unhashed::Report
-                            || !same_window
-                            || candidates.contains(gfn);
-                        let c = was != h && (was != NOT_HASHED || report_new);
-                        (c, h)
+                        // Every tracked page is a candidate here, and a
+                        // candidate is reported whether its hash changed
+                        // or not (see below).
+                        (true, h)
                     }
                     Err(_) => (true, NOT_HASHED),
                 };
@@ -371,21 +374,22 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
             if *s == UNTRACKED {
                 continue;
             }
+            // A candidate goes out even when its hash did not change: the
+            // GPU may have changed it and changed it back (a frame cleared
+            // and drawn again) while the VMM copied it, and then the
+            // destination holds neither the old nor the new contents.
             let was = *s;
-            let (c, new) = match read(gfn, scratch) {
+            let new = match read(gfn, scratch) {
                 Ok(()) => {
                     self.hashed += 1;
-                    let h = stored(page_hash(seed, scratch));
-                    (was != h, h)
+                    stored(page_hash(seed, scratch))
                 }
-                Err(_) => (true, NOT_HASHED),
+                Err(_) => NOT_HASHED,
             };
             account(&mut self.unhashed, was, new);
             *s = new;
-            if c {
-                changed += 1;
-                out(gfn);
-            }
+            changed += 1;
+            out(gfn);
         }
         let rehashed = self.hashed - before;
         RehashStats {
