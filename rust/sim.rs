@@ -31,12 +31,12 @@ use crate::{
         provider::{Provider, ShadowEvent, MAX_EVENT_PAGES},
         sim::{
             exec::{CtxSlot, CONTEXT_SLOTS},
-            replay::{ReplayRun, Tick},
+            replay::{window_pages, witness_words, ReplayRun, Tick},
             vgpu::{Event, SimVgpu, TYPES},
             workload::{Command as WorkloadCommand, Params as WorkloadParams, Workload},
         },
         slots::Slots,
-        writeset::{FrameLog, RecordingMem},
+        writeset::{FrameLog, RecordingMem, Tee},
     },
     migration::{Locked, MigDevice, Migration},
 };
@@ -189,7 +189,7 @@ pub(crate) struct Inner {
     /// runs from it), the replay running, and a `start replay` waiting for
     /// the worker (window base and size).
     pub(crate) replay_file: KVVec<u8>,
-    pub(crate) replay: Option<ReplayRun>,
+    pub(crate) replay: Option<ReplayRun<KVVec<u64>>>,
     pub(crate) replay_start: Option<(u64, u64)>,
     /// Migration state of this vGPU (source or destination side).
     pub(crate) mig: Migration,
@@ -271,7 +271,11 @@ impl Shared {
             };
             // The streamer tells the migration each command's write set
             // before running it.
-            let res = sim.execute(desc, &mut mem, mig);
+            let res = match replay.as_mut() {
+                // The replay's witness sees what the streamer names too.
+                Some(run) => sim.execute(desc, &mut mem, &mut Tee(&mut *mig, run.witness())),
+                None => sim.execute(desc, &mut mem, mig),
+            };
             self.stats.contexts.fetch_add(1, Ordering::Relaxed);
             // A replayed execbuffer: the model GPU writes what Mesa said it
             // writes, unrecorded (what the analysis must have foreseen).
@@ -341,6 +345,7 @@ impl Shared {
             writeln!(f, "replay_loops: {}", s.loops)?;
             writeln!(f, "replay_pages_written: {}", s.pages_written)?;
             writeln!(f, "replay_model_pages: {}", s.model_pages)?;
+            writeln!(f, "replay_unnamed_pages: {}", s.unnamed)?;
         }
         writeln!(f, "faults: {}", self.faults.load(Ordering::Relaxed))?;
         self.stats.show(f)
@@ -414,6 +419,13 @@ impl Shared {
         let Some((base, size)) = inner.replay_start.take() else {
             return;
         };
+        let witness = match KVVec::from_elem(0u64, witness_words(&inner.replay_file), GFP_KERNEL) {
+            Ok(w) => w,
+            Err(_) => {
+                dev_err!(self.dev, "workload: no memory for the replay's witness\n");
+                return;
+            }
+        };
         let mut dma = DmaMem::new(self);
         let Inner {
             sim,
@@ -426,7 +438,7 @@ impl Shared {
             size
         } else {
             match crate::gmig_core::replay::Replay::parse(replay_file) {
-                Ok(r) => ReplayRun::window_pages(&r) * 4096,
+                Ok(r) => window_pages(&r) * 4096,
                 Err(_) => 0,
             }
         };
@@ -440,7 +452,7 @@ impl Shared {
                 mem: &mut dma,
                 sink: &mut *mig,
             };
-            ReplayRun::setup(base, size, replay_file, sim, &mut mem, &mut |ev| {
+            ReplayRun::setup(base, size, replay_file, witness, sim, &mut mem, &mut |ev| {
                 if let (Event::GgttUpdate { index, old, new }, Some(slot)) = (ev, ggtt.get_mut(n)) {
                     *slot = (index, old, new);
                     n += 1;

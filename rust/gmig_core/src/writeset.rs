@@ -42,6 +42,21 @@ pub trait WriteSink {
     fn unbounded(&mut self);
 }
 
+/// Both sinks are told (the migration's write set and a replay's witness
+/// of what each execbuffer's analysis named).
+pub struct Tee<'a, A, B>(pub &'a mut A, pub &'a mut B);
+
+impl<A: WriteSink, B: WriteSink> WriteSink for Tee<'_, A, B> {
+    fn may_write(&mut self, gfn: u64) {
+        self.0.may_write(gfn);
+        self.1.may_write(gfn);
+    }
+    fn unbounded(&mut self) {
+        self.0.unbounded();
+        self.1.unbounded();
+    }
+}
+
 /// A closure sees the bounded frames only (tests that ignore write sets).
 impl<F: FnMut(u64)> WriteSink for F {
     fn may_write(&mut self, gfn: u64) {

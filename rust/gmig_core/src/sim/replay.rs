@@ -21,15 +21,20 @@
 //! run it, [`ReplayRun::executed`] writes the model GPU's part: a
 //! [`model_stamp`] at the start of every page of the EXEC's write ranges
 //! (numbered by execbuffers run, so that every run of the file writes new
-//! data), through plain guest memory, unseen by any write set. The analysis under
-//! test sees only the commands and memory, as on real hardware; a page it
-//! fails to name is lost in a migration, which the end-to-end test's
-//! window comparison catches. At the end of the file the replay starts
+//! data), through plain guest memory, unseen by any write set. The
+//! analysis under test sees only the commands and memory, as on real
+//! hardware; a page it fails to name is lost in a migration, which the
+//! end-to-end test's window comparison catches. The replay's witness
+//! ([`ReplayRun::witness`]) also sees what the streamer names for each
+//! execbuffer, so that every model write the analysis did not name is
+//! counted ([`ReplayStats::unnamed`]), whether a migration happens to fall
+//! between the two or not. At the end of the file the replay starts
 //! again with fresh contexts.
 
 use super::super::gtt::{Pte, PAGE_SIZE};
 use super::super::mem::{GuestMem, MemFault};
 use super::super::replay::{model_stamp, Record, Replay, ReplayError, MAX_CONTEXTS, PAGE};
+use super::super::writeset::{words_for, WriteSet};
 use super::exec::CtxSlot;
 use super::exec::{LRC_FRESH, LRC_MAGIC};
 use super::regs::{ContextDescriptor, GGTT_OFFSET};
@@ -94,12 +99,15 @@ pub struct ReplayStats {
     pub pages_written: u64,
     /// Pages the model GPU wrote.
     pub model_pages: u64,
+    /// Pages the model GPU wrote that the streamer had not named for the
+    /// execbuffer (its analysis missed them): 0 unless the analysis is
+    /// wrong.
+    pub unnamed: u64,
 }
 
 /// A running replay. It keeps no reference to the file: each call takes
 /// the file again (the caller keeps it, unchanged, while this lives).
-#[derive(Debug, Clone)]
-pub struct ReplayRun {
+pub struct ReplayRun<B> {
     base: u64,
     gbase: u64,
     contexts: u32,
@@ -112,6 +120,9 @@ pub struct ReplayRun {
     in_flight: Option<(u64, usize, u64)>,
     tails: [u32; MAX_CONTEXTS as usize],
     stats: ReplayStats,
+    /// What the streamer named for the execbuffer in flight, over the
+    /// data frames.
+    named: WriteSet<B>,
 }
 
 /// Page tables the replay's PPGTT needs: `(PDPs, PDs, PTs)`.
@@ -149,18 +160,24 @@ fn zero_page(mem: &mut impl GuestMem, gpa: u64) -> Result<(), MemFault> {
     Ok(())
 }
 
-impl ReplayRun {
-    /// Window pages a replay needs: contexts, rings, page tables and its
-    /// mapped pages.
-    pub fn window_pages(r: &Replay<'_>) -> u64 {
-        let (a, b, c) = table_counts(r);
-        2 * u64::from(r.contexts()) + 1 + a + b + c + r.mapped_pages()
-    }
+/// Window pages a replay needs: contexts, rings, page tables and its
+/// mapped pages.
+pub fn window_pages(r: &Replay<'_>) -> u64 {
+    let (a, b, c) = table_counts(r);
+    2 * u64::from(r.contexts()) + 1 + a + b + c + r.mapped_pages()
+}
 
+/// Words of witness storage [`ReplayRun::setup`] needs for `blob`.
+pub fn witness_words(blob: &[u8]) -> usize {
+    Replay::parse(blob).map_or(0, |r| words_for(r.mapped_pages()))
+}
+
+impl<B: core::ops::DerefMut<Target = [u64]>> ReplayRun<B> {
     /// Checks `blob`, maps the contexts and rings at the top of the
     /// partition (through BAR0, as a guest driver writes the GGTT; each
     /// update goes to `on_event`), writes the page tables and the context
-    /// images, and tells the vGPU which frames the PPGTT maps.
+    /// images, and tells the vGPU which frames the PPGTT maps. `witness`
+    /// holds at least [`witness_words`] words.
     pub fn setup<
         S: core::ops::DerefMut<Target = [u64]>,
         C: core::ops::DerefMut<Target = [CtxSlot]>,
@@ -168,6 +185,7 @@ impl ReplayRun {
         base: u64,
         size: u64,
         blob: &[u8],
+        witness: B,
         vgpu: &mut SimVgpu<S, C>,
         mem: &mut impl GuestMem,
         on_event: &mut impl FnMut(Event),
@@ -175,7 +193,7 @@ impl ReplayRun {
         let r = Replay::parse(blob)?;
         r.validate()?;
         let c = u64::from(r.contexts());
-        let need = Self::window_pages(&r);
+        let need = window_pages(&r);
         let p = vgpu.partition();
         if !base.is_multiple_of(PAGE)
             || !size.is_multiple_of(PAGE)
@@ -238,6 +256,8 @@ impl ReplayRun {
                 frame += 1;
             }
         }
+        let named = WriteSet::new(data / PAGE, r.mapped_pages(), witness)
+            .ok_or(ReplayRunError::BadWindow)?;
         vgpu.pin_frames(data / PAGE, r.mapped_pages());
         let mut run = Self {
             base,
@@ -250,6 +270,7 @@ impl ReplayRun {
             in_flight: None,
             tails: [0; MAX_CONTEXTS as usize],
             stats: ReplayStats::default(),
+            named,
         };
         run.fresh_contexts(mem)?;
         Ok(run)
@@ -285,6 +306,12 @@ impl ReplayRun {
     /// Graphics address of the first context image.
     pub fn gbase(&self) -> u64 {
         self.gbase
+    }
+
+    /// Where the streamer's write-set reports go besides the migration
+    /// while a replay runs (see [`ReplayRun::executed`]).
+    pub fn witness(&mut self) -> &mut WriteSet<B> {
+        &mut self.named
     }
 
     /// Figures so far.
@@ -385,6 +412,7 @@ impl ReplayRun {
             return Err(ReplayRunError::File(ReplayError::BadExec { offset: off }));
         };
         let mut pages = 0u64;
+        let named = &mut self.named;
         for (s, end) in e.writes() {
             let mut a = s;
             while a < end {
@@ -392,11 +420,16 @@ impl ReplayRun {
                     offset: off,
                     addr: a,
                 })?;
-                mem.write(self.data + frame * PAGE, &model_stamp(n, a))?;
+                let gfn = self.data / PAGE + frame;
+                if !named.is_unbounded() && !named.contains(gfn) {
+                    self.stats.unnamed += 1;
+                }
+                mem.write(gfn * PAGE, &model_stamp(n, a))?;
                 pages += 1;
                 a += PAGE;
             }
         }
+        named.clear();
         self.stats.model_pages += pages;
         Ok(pages)
     }
@@ -409,6 +442,7 @@ mod tests {
     use super::*;
     use crate::gtt::Partition;
     use crate::replay::write::Writer;
+    use crate::writeset::Tee;
     use std::vec;
     use std::vec::Vec;
 
@@ -445,7 +479,7 @@ mod tests {
     }
 
     fn run_one(
-        run: &mut ReplayRun,
+        run: &mut ReplayRun<Vec<u64>>,
         b: &[u8],
         v: &mut SimVgpu<Vec<u64>>,
         mem: &mut VecMem,
@@ -453,7 +487,9 @@ mod tests {
     ) -> u64 {
         while run.tick(b, v, mem).unwrap() != Tick::Submitted {}
         let desc = v.take_submission().unwrap();
-        v.execute(desc, mem, &mut |g| seen.push(g)).unwrap();
+        let mut log = |g| seen.push(g);
+        v.execute(desc, mem, &mut Tee(&mut log, run.witness()))
+            .unwrap();
         run.executed(desc, b, mem).unwrap()
     }
 
@@ -462,7 +498,8 @@ mod tests {
         let b = blob();
         let mut v = vgpu();
         let mut mem = VecMem::new(4 << 20);
-        let mut run = ReplayRun::setup(BASE, SIZE, &b, &mut v, &mut mem, &mut |_| {}).unwrap();
+        let mut run =
+            ReplayRun::setup(BASE, SIZE, &b, vec![0u64; 4], &mut v, &mut mem, &mut |_| {}).unwrap();
         let (first, n) = run.data_frames(&b);
         assert_eq!(n, 5);
         assert_eq!(v.pinned_frames(), first..first + 5);
@@ -481,6 +518,9 @@ mod tests {
         assert_eq!(at(&mem, data + PAGE), model_stamp(0, 0x1_0000_1000));
         assert_eq!(at(&mem, data + 2 * PAGE), model_stamp(0, 0x1_0000_2000));
         assert_eq!(run.stats().model_pages, 2);
+        // The batch's store named its page only: the model's two are
+        // counted as missed by the analysis.
+        assert_eq!(run.stats().unnamed, 2);
         // The second one, on the other context, then the file again.
         assert_eq!(run_one(&mut run, &b, &mut v, &mut mem, &mut seen), 0);
         assert_eq!(run_one(&mut run, &b, &mut v, &mut mem, &mut seen), 2);
@@ -498,18 +538,44 @@ mod tests {
         let mut mem = VecMem::new(4 << 20);
         let r = Replay::parse(&b).unwrap();
         // 2 contexts x 2, a PML4, 2 PDPs... (two addresses far apart).
-        let need = ReplayRun::window_pages(&r);
+        let need = window_pages(&r);
         assert_eq!(need, 4 + 1 + 2 + 2 + 2 + 5);
         let small = (need - 1) * PAGE;
         assert_eq!(
-            ReplayRun::setup(BASE, small, &b, &mut v, &mut mem, &mut |_| {}).err(),
+            ReplayRun::setup(
+                BASE,
+                small,
+                &b,
+                vec![0u64; 4],
+                &mut v,
+                &mut mem,
+                &mut |_| {}
+            )
+            .err(),
             Some(ReplayRunError::BadWindow)
         );
-        assert!(ReplayRun::setup(BASE, need * PAGE, &b, &mut v, &mut mem, &mut |_| {}).is_ok());
+        assert!(ReplayRun::setup(
+            BASE,
+            need * PAGE,
+            &b,
+            vec![0u64; 4],
+            &mut v,
+            &mut mem,
+            &mut |_| {}
+        )
+        .is_ok());
         let mut bad = b.clone();
         bad.truncate(bad.len() - 1);
         assert!(matches!(
-            ReplayRun::setup(BASE, SIZE, &bad, &mut v, &mut mem, &mut |_| {}),
+            ReplayRun::setup(
+                BASE,
+                SIZE,
+                &bad,
+                vec![0u64; 4],
+                &mut v,
+                &mut mem,
+                &mut |_| {}
+            ),
             Err(ReplayRunError::File(_))
         ));
     }
@@ -519,7 +585,8 @@ mod tests {
         let b = blob();
         let mut v = vgpu();
         let mut mem = VecMem::new(4 << 20);
-        let mut run = ReplayRun::setup(BASE, SIZE, &b, &mut v, &mut mem, &mut |_| {}).unwrap();
+        let mut run =
+            ReplayRun::setup(BASE, SIZE, &b, vec![0u64; 4], &mut v, &mut mem, &mut |_| {}).unwrap();
         while run.tick(&b, &mut v, &mut mem).unwrap() != Tick::Submitted {}
         assert_eq!(run.executed(0x1234, &b, &mut mem).unwrap(), 0);
         assert_eq!(run.tick(&b, &mut v, &mut mem).unwrap(), Tick::Waiting);
