@@ -130,10 +130,12 @@ if [ "$gvt_qemu" = 1 ]; then
 	extra=$((extra + 900))
 	[ "$FLAVOUR" = debug ] && extra=$((extra + 2700))
 fi
+# The real-workload replays under QEMU (tests/vm-tests.sh): about 6 min.
+extra=$((extra + 480))
 flock "$VM_LOCK" timeout "${VM_TIMEOUT:-$((2400 + 2 * hostile + extra))}" "$VNG" --run "$KDIR/arch/x86/boot/bzImage" \
 	--disable-kvm --disable-microvm --memory 2G --cpus 2 --rodir "$GMIG_CACHE" \
 	--append log_buf_len=32M \
-	--rwdir "$OUT" --exec "${LONG:+GMIG_LONG=1} GMIG_LIBVIRT=$libvirt GMIG_GVT_QEMU=$gvt_qemu GMIG_HOSTILE_SECS=$hostile ${HOSTILE_SEED:+GMIG_HOSTILE_SEED=$HOSTILE_SEED} bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \
+	--rwdir "$OUT" --exec "${LONG:+GMIG_LONG=1} GMIG_REPLAY_DIR=$GMIG_CACHE/traces/check GMIG_LIBVIRT=$libvirt GMIG_GVT_QEMU=$gvt_qemu GMIG_HOSTILE_SECS=$hostile ${HOSTILE_SEED:+GMIG_HOSTILE_SEED=$HOSTILE_SEED} bash $GMIG_ROOT/tests/vm-tests.sh $KDIR $OUT" \
 	</dev/null >"$vmlog" 2>&1
 vmrc=$?
 grep -E '^GMIG-RESULT|^    ' "$vmlog" | grep -vE '^    (ok|#)' | head -400

@@ -100,7 +100,7 @@ fi
 e2e_figures() {
 	grep -E '^(migrate|window)' "$OUT/$1.log" | cut -c1-160 | sed 's/^/    /'
 	awk -v v="$2" '/^--- source stats/ { src = 1 } /^--- destination/ { src = 0 }
-		src && /^(pages_tracked|pages_dirty_stopcopy|pages_sent_stopcopy|downtime_us):/ { s = s " " $0 }
+		src && /^(pages_tracked|pages_dirty_stopcopy|pages_sent_stopcopy|pages_rehashed_stopcopy|rehash_stopcopy_us|downtime_us):/ { s = s " " $0 }
 		END { print "    figures " v ":" s }' "$OUT/$1.log"
 }
 # The scenarios of tests/qemu-paths.sh, for both providers.
@@ -113,6 +113,34 @@ for v in "oneshot hash" "oneshot all" "iterative hash"; do
 	check "e2e-gmig-qemu-migration-$1-$2" bash "$ROOT/tests/gmig-migration.sh" "$KDIR" desktop "$1" "$2"
 	e2e_figures "e2e-gmig-qemu-migration-$1-$2" "$1/$2"
 done
+# Real GPU work under QEMU: Mesa's iris command streams captured on the
+# host (trace/workloads.sh packs them into $GMIG_REPLAY_DIR/NAME/
+# capture.replay) replayed as the sim vGPU's guest workload during a
+# migration, with the write-set re-hash and with gMig's full one (same
+# run: their downtimes are the figures of Documentation/benchmarks.rst,
+# "Replayed under QEMU"). A page the analysis misses fails the window
+# check or the replay's witness (replay_unnamed_pages).
+replay_e2e() {
+	local name=$1 rehash=$2 file=${GMIG_REPLAY_DIR:-}/$1/capture.replay
+	shift 2
+	if [ ! -f "$file" ]; then
+		result skip "e2e-replay-$name-$rehash"
+		return
+	fi
+	check "e2e-replay-$name-$rehash" env GMIG_REPLAY="$file" GMIG_REHASH=$rehash "$@" \
+		bash "$ROOT/tests/gmig-migration.sh" "$KDIR" replay oneshot hash
+	e2e_figures "e2e-replay-$name-$rehash" "replay $name rehash=$rehash"
+}
+for r in writeset all; do
+	replay_e2e glmark2-desktop $r
+	# 82 MiB of pages: a larger window; a switchover forced after 8 s of
+	# pre-copy (its render targets, rewritten by every execbuffer, keep
+	# the pre-copy from converging under TCG).
+	replay_e2e glmark2-game $r GMIG_REPLAY_MB=84 GMIG_CONVERGE_AFTER=8
+done
+replay_e2e gmig-compute writeset
+echo writeset >/sys/module/gmig/parameters/rehash 2>/dev/null
+
 # The other paths QEMU takes through the uAPI (tests/qemu-paths.sh).
 for p in $QEMU_PATHS; do
 	check "e2e-qemu-path-$p" bash "$ROOT/tests/qemu-paths.sh" "$KDIR" "$p"

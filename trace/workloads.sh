@@ -11,7 +11,9 @@
 # traces`. Captures go to DIR/NAME (default DIR: $GMIG_CACHE/traces/SET;
 # the AUB files are large: 0.5-13 GB in the `traces` set, as intel_dump_gpu
 # writes every buffer the driver maps at each execbuffer; each is deleted
-# once analyzed unless GMIG_TRACE_KEEP=1). Prints one line per workload,
+# once analyzed unless GMIG_TRACE_KEEP=1; the check set packs three of
+# them first, as DIR/NAME/capture.replay, for tests/vm-tests.sh's replays
+# under QEMU). Prints one line per workload,
 #   trace NAME: ok|FAIL execbuffers N bounded B ...
 # and writes RESULTS (default DIR/results.json): one object per workload with `workload`,
 # `source` and the analysis's summary fields. A workload passes when its
@@ -56,7 +58,11 @@ record_glmark2() {
 		/usr/bin/glmark2-es2 --off-screen -s 640x480 "${args[@]}"
 }
 
+# Workloads packed as replay files (DIR/NAME/capture.replay) for the
+# end-to-end replay tests: the check set's only.
+REPLAYS=()
 if [ "$set_name" = check ]; then
+	REPLAYS=(glmark2-desktop glmark2-game gmig-compute)
 	FRAMES=2
 	DESKTOP=(desktop:duration=0.1:effect=blur:windows=4 desktop:duration=0.1:effect=shadow:windows=4)
 	GAME=(terrain:duration=0.1 refract:duration=0.1)
@@ -105,6 +111,14 @@ for w in "${WORKLOADS[@]}"; do
 	"$TRACE" analyze "$out" >"$out/analysis.jsonl" 2>"$out/analysis.log"
 	arc=$?
 	t2=$(date +%s.%N)
+	# The replays the end-to-end tests run under QEMU (tests/vm-tests.sh):
+	# packed from the capture before it goes.
+	prc=0
+	rm -f "$out/capture.replay"
+	if [ "$arc" = 0 ] && [[ " ${REPLAYS[*]} " == *" $name "* ]]; then
+		"$TRACE" pack "$out" "$out/capture.replay" >"$out/pack.log" 2>&1
+		prc=$?
+	fi
 	[ -z "${GMIG_TRACE_KEEP:-}" ] && rm -f "$out/capture.aub"
 	summary=$(grep -m1 '^{"summary"' "$out/analysis.jsonl" | sed -e 's/^{"summary": {//' -e 's/}}$//')
 	field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" <<<"$summary"; }
@@ -122,6 +136,8 @@ for w in "${WORKLOADS[@]}"; do
 		why="$(field missed_bos) missed buffers"
 	elif [ "$(field parser_mismatches)" != 0 ]; then
 		why="$(field parser_mismatches) parser mismatches: $(grep -m1 'parser mismatch' "$out/analysis.log")"
+	elif [ "$prc" != 0 ]; then
+		why="pack failed: $(tail -1 "$out/pack.log")"
 	fi
 	if [ -n "$why" ]; then
 		verdict=FAIL
