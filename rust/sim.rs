@@ -419,7 +419,13 @@ impl Shared {
         let Some((base, size)) = inner.replay_start.take() else {
             return;
         };
-        let witness = match KVVec::from_elem(0u64, witness_words(&inner.replay_file), GFP_KERNEL) {
+        // The witness is a bit per mapped page (at most MAX_MAPPED:
+        // 512 KiB), charged to the VMM like the rest of the replay.
+        let witness = match KVVec::from_elem(
+            0u64,
+            witness_words(&inner.replay_file),
+            GFP_KERNEL_ACCOUNT,
+        ) {
             Ok(w) => w,
             Err(_) => {
                 dev_err!(self.dev, "workload: no memory for the replay's witness\n");

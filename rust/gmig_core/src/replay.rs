@@ -48,6 +48,9 @@ pub const VERSION: u32 = 1;
 pub const MAX_CONTEXTS: u32 = 8;
 /// Write ranges one EXEC may name at most.
 pub const MAX_RANGES: u32 = 4096;
+/// Pages a replay may map at most (16 GiB): more than any vGPU window,
+/// and few enough that walking them stays quick.
+pub const MAX_MAPPED: u64 = 1 << 22;
 /// Bytes of a page.
 pub const PAGE: u64 = 4096;
 /// GPU addresses lie below this.
@@ -183,7 +186,12 @@ impl<'a> Replay<'a> {
             return Err(ReplayError::BadHeader);
         }
         let (contexts, execs, maps, mapped) = (h(2)?, h(3)?, h(4)? as usize, u64::from(h(5)?));
-        if contexts == 0 || contexts > MAX_CONTEXTS || execs == 0 || maps == 0 {
+        if contexts == 0
+            || contexts > MAX_CONTEXTS
+            || execs == 0
+            || maps == 0
+            || mapped > MAX_MAPPED
+        {
             return Err(ReplayError::BadHeader);
         }
         let r = Self {
@@ -578,5 +586,15 @@ mod tests {
         );
         let w = Writer::new(1, &[(0x10800, 1)]);
         assert!(Replay::parse(&w.finish()).is_err(), "unaligned map");
+        // A few bytes may not claim more pages than a replay can map.
+        let mut w = Writer::new(1, &[(0, MAX_MAPPED + 1)]);
+        w.exec(0, 0, &[]);
+        assert_eq!(
+            Replay::parse(&w.finish()).err(),
+            Some(ReplayError::BadHeader)
+        );
+        let mut w = Writer::new(1, &[(0, MAX_MAPPED)]);
+        w.exec(0, 0, &[]);
+        assert!(Replay::parse(&w.finish()).is_ok());
     }
 }

@@ -193,6 +193,10 @@ impl<B: core::ops::DerefMut<Target = [u64]>> ReplayRun<B> {
         let r = Replay::parse(blob)?;
         r.validate()?;
         let c = u64::from(r.contexts());
+        // Before the page tables are counted (a walk over every page).
+        if r.mapped_pages() > size / PAGE {
+            return Err(ReplayRunError::BadWindow);
+        }
         let need = window_pages(&r);
         let p = vgpu.partition();
         if !base.is_multiple_of(PAGE)
