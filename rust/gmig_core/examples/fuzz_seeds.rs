@@ -20,6 +20,8 @@
 //!   and HiZ commands iris emitted for gmig-gl's game workload (a render
 //!   target with CCS_E, a shadow map with HiZ, an SSBO), as the target
 //!   reads them.
+//! - `<dir>/replay_run/`: the same, and one whose batch stores through
+//!   the PPGTT (the replay workload, `gmig_core::sim::replay`);
 //! - `<dir>/replay_read/`: small replay files (`gmig_core::replay`): two
 //!   contexts, pages and EXECs with and without write ranges, a map table
 //!   of adjacent and distant runs.
@@ -462,6 +464,31 @@ fn replay_seeds(dir: &Path) -> usize {
     2
 }
 
+/// Replay files for the replay workload: the reader's, and one whose batch
+/// stores through the PPGTT and whose model writes another buffer.
+fn replay_run_seeds(dir: &Path) -> usize {
+    let n = replay_seeds(dir);
+    let batch = 0xfffe_0000_0000u64;
+    let low = 0x1_0000_0000u64;
+    let mut w = ReplayWriter::new(2, &[(low, 4), (batch, 1)]);
+    let mut page = [0u8; 4096];
+    let cmds = [
+        (0x20 << 23) | 2,
+        low as u32 + 8,
+        (low >> 32) as u32,
+        0xcafe,
+        0x0a << 23,
+    ];
+    for (i, c) in cmds.iter().enumerate() {
+        page[4 * i..4 * i + 4].copy_from_slice(&c.to_le_bytes());
+    }
+    w.page(batch, &page);
+    w.exec(1, batch, &[(low + 0x1000, low + 0x3000)]);
+    w.exec(0, batch, &[]);
+    write(dir, "store-and-model", &w.finish());
+    n + 1
+}
+
 fn main() {
     let Some(dir) = std::env::args().nth(1) else {
         eprintln!("usage: fuzz_seeds <dir>");
@@ -480,10 +507,11 @@ fn main() {
     let f = surface_seeds(&dir.join("surface_extent"));
     let p = pipe_seeds(&dir.join("pipe_state"));
     let r = replay_seeds(&dir.join("replay_read"));
+    let rr = replay_run_seeds(&dir.join("replay_run"));
     println!(
         "{s} stream_decode seeds, {c} cmd_exec_remap seeds, {a} aub_read seeds, \
          {e} eu_kernel seeds, {f} surface_extent seeds, {p} pipe_state seeds, \
-         {r} replay_read seeds in {}",
+         {r} replay_read seeds, {rr} replay_run seeds in {}",
         dir.display()
     );
 }

@@ -83,7 +83,10 @@ fuzz_target!(|data: &[u8]| {
         let ids = rd32(img, 12).unwrap_or(0);
         let (provider, ty) = (ids as u16, (ids >> 16) as u16);
         if let Ok(Resolved::Delta { base, delta }) = resolve(img, &LIMITS, provider, ty) {
-            assert!(delta.result_len() <= LIMITS.max_total, "result over the limit");
+            assert!(
+                delta.result_len() <= LIMITS.max_total,
+                "result over the limit"
+            );
             out.clear();
             out.resize(delta.result_len(), 0);
             if let Ok(h) = delta.apply(base, out, &LIMITS) {
