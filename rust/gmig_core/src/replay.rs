@@ -355,25 +355,15 @@ impl<'a> Replay<'a> {
 
     /// Checks every record and the number of EXECs.
     pub fn validate(&self) -> Result<(), ReplayError> {
-        let (mut off, mut execs) = (self.first_record(), 0u64);
+        let (mut off, mut execs, mut last_exec) = (self.first_record(), 0u64, false);
         while let Some(r) = self.record_at(off) {
             let (rec, next) = r?;
-            if let Record::Exec(_) = rec {
-                execs += 1;
-            }
+            last_exec = matches!(rec, Record::Exec(_));
+            execs += u64::from(last_exec);
             off = next;
-        }
-        if execs != u64::from(self.execs) {
-            return Err(ReplayError::ExecCount { found: execs });
         }
         // The last record is an EXEC: nothing written after it is lost.
-        let mut last_exec = false;
-        let mut off = self.first_record();
-        while let Some(Ok((rec, next))) = self.record_at(off) {
-            last_exec = matches!(rec, Record::Exec(_));
-            off = next;
-        }
-        if !last_exec {
+        if execs != u64::from(self.execs) || !last_exec {
             return Err(ReplayError::ExecCount { found: execs });
         }
         Ok(())

@@ -37,8 +37,9 @@ use super::super::replay::{model_stamp, Record, Replay, ReplayError, MAX_CONTEXT
 use super::super::writeset::{words_for, WriteSet};
 use super::exec::CtxSlot;
 use super::exec::{LRC_FRESH, LRC_MAGIC};
-use super::regs::{ContextDescriptor, GGTT_OFFSET};
-use super::vgpu::{Event, SimVgpu, REGION_BAR0};
+use super::regs::ContextDescriptor;
+use super::vgpu::{Event, SimVgpu};
+use super::workload::{map_top, put_le32};
 
 /// Ring bytes per context.
 const RING_SIZE: u64 = PAGE_SIZE;
@@ -142,13 +143,10 @@ fn table_counts(r: &Replay<'_>) -> (u64, u64, u64) {
     n
 }
 
+/// Writes up to 8 dwords.
 fn write_u32s(mem: &mut impl GuestMem, gpa: u64, words: &[u32]) -> Result<(), MemFault> {
     let mut b = [0u8; 32];
-    for (i, w) in words.iter().enumerate().take(8) {
-        if let Some(c) = b.get_mut(4 * i..4 * i + 4) {
-            c.copy_from_slice(&w.to_le_bytes());
-        }
-    }
+    put_le32(&mut b, words);
     mem.write(gpa, b.get(..4 * words.len().min(8)).unwrap_or(&[]))
 }
 
@@ -208,16 +206,7 @@ impl<B: core::ops::DerefMut<Target = [u64]>> ReplayRun<B> {
             return Err(ReplayRunError::BadWindow);
         }
         let gbase = p.base + p.size - 2 * c * PAGE;
-        for i in 0..2 * c {
-            let pte = Pte::new(base + i * PAGE, 0)
-                .ok_or(ReplayRunError::BadWindow)?
-                .encode();
-            let off = GGTT_OFFSET + (gbase / PAGE + i) * 8;
-            let ev = vgpu
-                .region_write(REGION_BAR0, off, &pte.to_le_bytes())
-                .map_err(|_| ReplayRunError::BadWindow)?;
-            on_event(ev);
-        }
+        map_top(vgpu, base, 2 * c, on_event).ok_or(ReplayRunError::BadWindow)?;
         // The PPGTT: tables allocated in the order the sorted pages need
         // them, each zeroed before its first entry is written.
         let pml4 = base + 2 * c * PAGE;

@@ -46,12 +46,38 @@ pub const PIECE_BYTES: u64 = 256 << 10;
 /// Index loops rather than `chunks_exact_mut().zip()`: with rustc 1.96 the
 /// latter leaves a division-by-zero panic path that Linux 7.3's objtool
 /// does not know to be noreturn, and it warns.
-fn put_le32(out: &mut [u8], words: &[u32]) {
+pub(super) fn put_le32(out: &mut [u8], words: &[u32]) {
     for (i, w) in words.iter().enumerate() {
         if let Some(c) = out.get_mut(4 * i..4 * i + 4) {
             c.copy_from_slice(&w.to_le_bytes());
         }
     }
+}
+
+/// Maps `pages` guest pages from `base` at the top of `vgpu`'s partition,
+/// through BAR0 as a guest driver writes its GGTT; `on_event` sees each
+/// update. `None` if an address does not fit a PTE or BAR0 refuses.
+pub(super) fn map_top<S, C>(
+    vgpu: &mut SimVgpu<S, C>,
+    base: u64,
+    pages: u64,
+    on_event: &mut impl FnMut(Event),
+) -> Option<()>
+where
+    S: core::ops::DerefMut<Target = [u64]>,
+    C: core::ops::DerefMut<Target = [CtxSlot]>,
+{
+    let p = vgpu.partition();
+    let first = (p.base + p.size) / PAGE_SIZE - pages;
+    for i in 0..pages {
+        let pte = Pte::new(base + i * PAGE_SIZE, 0)?.encode();
+        let off = GGTT_OFFSET + (first + i) * 8;
+        on_event(
+            vgpu.region_write(REGION_BAR0, off, &pte.to_le_bytes())
+                .ok()?,
+        );
+    }
+    Some(())
 }
 
 /// A workload profile.
@@ -293,16 +319,7 @@ impl Workload {
             .checked_add(size)
             .ok_or(WorkloadError::BadWindow)?;
         let gbase = p.base + p.size - size;
-        for i in 0..size / PAGE_SIZE {
-            let pte = Pte::new(params.base + i * PAGE_SIZE, 0)
-                .ok_or(WorkloadError::BadWindow)?
-                .encode();
-            let off = GGTT_OFFSET + (gbase / PAGE_SIZE + i) * 8;
-            let ev = vgpu
-                .region_write(REGION_BAR0, off, &pte.to_le_bytes())
-                .map_err(|_| WorkloadError::BadWindow)?;
-            on_event(ev);
-        }
+        map_top(vgpu, params.base, size / PAGE_SIZE, on_event).ok_or(WorkloadError::BadWindow)?;
         let ws_pages = size / PAGE_SIZE - META_PAGES;
         let run_bytes = Self::frame_run(params.profile, ws_pages) * PITCH;
         let pieces = run_bytes.div_ceil(PIECE_BYTES).max(1);
