@@ -421,17 +421,14 @@ impl Shared {
         };
         // The witness is a bit per mapped page (at most MAX_MAPPED:
         // 512 KiB), charged to the VMM like the rest of the replay.
-        let witness = match KVVec::from_elem(
-            0u64,
-            witness_words(&inner.replay_file),
-            GFP_KERNEL_ACCOUNT,
-        ) {
-            Ok(w) => w,
-            Err(_) => {
-                dev_err!(self.dev, "workload: no memory for the replay's witness\n");
-                return;
-            }
-        };
+        let witness =
+            match KVVec::from_elem(0u64, witness_words(&inner.replay_file), GFP_KERNEL_ACCOUNT) {
+                Ok(w) => w,
+                Err(_) => {
+                    dev_err!(self.dev, "workload: no memory for the replay's witness\n");
+                    return;
+                }
+            };
         let mut dma = DmaMem::new(self);
         let Inner {
             sim,
