@@ -151,10 +151,26 @@ struct intel_gvt_workload {
  *	vGPU must report it dirty. Called after the write, and for one that
  *	failed too (it may have written part); with or without the vGPU's
  *	lock held.
+ * @scan_workload: the command scanner is about to scan the commands of a
+ *	workload queued on @engine (its ring, batch buffers and indirect
+ *	context): the commands @scan_cmd sees until the next @scan_workload
+ *	are this workload's. @lrca is the graphics address of its context
+ *	image (as @map_gma moved it); @pdps are the guest physical root
+ *	pointers of its PPGTT, as GVT-g read them from that image: the PML4
+ *	in pdps[0] with @lvl4, else the four page directory pointers of a
+ *	3-level PPGTT; NULL if the workload has no PPGTT.
+ * @ppgtt_entry: the guest changed an entry of a PPGTT page table that
+ *	GVT-g shadows, to @val (a guest entry): a write GVT-g trapped, or an
+ *	entry of an out-of-sync page it now syncs. @level is the table's: 1
+ *	for a page table, 2 for a page directory, 3 for a page directory
+ *	pointer table, 4 for a PML4. Called before GVT-g updates its shadow;
+ *	the GPU may use the new entry from then on.
  *
  * Every callback but @vgpu_create and @vgpu_destroy is optional. They are
  * called in process context and may sleep, some with the vGPU's lock held:
- * but for @vgpu_reset, they must not call back into GVT-g.
+ * but for @vgpu_reset, they must not call back into GVT-g, except that
+ * @scan_cmd and @scan_workload may read guest memory with
+ * intel_gvt_companion_rw_gpa(), which takes no lock of GVT-g's.
  */
 struct intel_gvt_companion_ops {
 	u32 version;
@@ -183,6 +199,9 @@ struct intel_gvt_companion_ops {
 	int (*scan_cmd)(void *priv, u32 *cmd, u32 len, bool ggtt);
 	int (*map_gma)(void *priv, u64 *gma, u64 size);
 	void (*gpa_written)(void *priv, u64 gpa, u64 len);
+	void (*scan_workload)(void *priv, unsigned int engine, u64 lrca,
+			      const u64 *pdps, bool lvl4);
+	void (*ppgtt_entry)(void *priv, unsigned int level, u64 val);
 };
 
 int intel_gvt_register_companion(const struct intel_gvt_companion_ops *ops);
