@@ -70,7 +70,9 @@ def core_parts():
     parts = {}
     for dirpath, _, files in os.walk(CORE):
         for f in files:
-            if not f.endswith(".rs") or f == "lib.rs":
+            # A module file of its own named tests.rs is a test module
+            # (declared under #[cfg(test)], as aub/tests.rs is).
+            if not f.endswith(".rs") or f in ("lib.rs", "tests.rs"):
                 continue
             rel = os.path.relpath(os.path.join(dirpath, f), CORE)
             mod = rel[:-3].split(os.sep)

@@ -787,7 +787,7 @@ impl Headers {
             // mov(1) gN.2<1>UD <offset>UD
             if imm && self.grf[r].0 & HDR_BUILT != 0 {
                 let h = self.grf[r].0 & (HDR_BUILT | HDR_DW5);
-                self.grf[r] = Hdr(h | HDR_DW2 | (inst.imm() as u32) as u64);
+                self.grf[r] = Hdr(h | HDR_DW2 | u64::from(inst.imm() as u32));
                 return true;
             }
         }
