@@ -79,7 +79,10 @@ use crate::{
         },
         mem::{GuestMem, MemFault},
         provider::{tracker_update, Provider, ShadowEvent},
-        writeset::WriteSink,
+        writeset::{
+            scan::{CtxSlot, CONTEXT_SLOTS},
+            WriteSink,
+        },
     },
     migration::{Locked, MigDevice, Migration},
 };
@@ -142,6 +145,8 @@ struct Counters {
     gmas_mapped: AtomicU64,
     gmas_refused: AtomicU64,
     gpas_written: AtomicU64,
+    ppgtt_entries: AtomicU64,
+    scans: AtomicU64,
 }
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
@@ -179,6 +184,8 @@ static COUNTERS: Counters = Counters {
     gmas_mapped: AtomicU64::new(0),
     gmas_refused: AtomicU64::new(0),
     gpas_written: AtomicU64::new(0),
+    ppgtt_entries: AtomicU64::new(0),
+    scans: AtomicU64::new(0),
 };
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -218,7 +225,9 @@ impl core::fmt::Debug for Status {
         writeln!(f, "workloads_resubmitted: {}", r(&c.workloads_resubmitted))?;
         writeln!(f, "gmas_mapped: {}", r(&c.gmas_mapped))?;
         writeln!(f, "gmas_refused: {}", r(&c.gmas_refused))?;
-        writeln!(f, "gpas_written: {}", r(&c.gpas_written))
+        writeln!(f, "gpas_written: {}", r(&c.gpas_written))?;
+        writeln!(f, "ppgtt_entries: {}", r(&c.ppgtt_entries))?;
+        writeln!(f, "scans: {}", r(&c.scans))
     }
 }
 
@@ -438,11 +447,12 @@ const MAX_SCAN_RANGES: usize = 1024;
 const MAX_OUTSIDE_RANGES: usize = 64;
 
 /// What the hooks learn of the GPU's and kvmgt's writes.
-type Writes = GvtWrites<KVVec<(u64, u64)>, KVVec<u32>>;
+type Writes = GvtWrites<KVVec<(u64, u64)>, KVVec<u32>, KVVec<CtxSlot>>;
 
 /// The hooks' record of writes for a vGPU of `layout`: the guest GGTT
 /// mirror (every entry unknown), room for [`MAX_SCAN_RANGES`] ranges and
-/// [`MAX_OUTSIDE_RANGES`] of kvmgt's writes outside workloads.
+/// [`MAX_OUTSIDE_RANGES`] of kvmgt's writes outside workloads, and the
+/// pipeline state of [`CONTEXT_SLOTS`] contexts.
 fn new_writes(layout: GvtLayout) -> Result<Writes> {
     let mirror = GgttMirror::new(
         layout,
@@ -453,7 +463,8 @@ fn new_writes(layout: GvtLayout) -> Result<Writes> {
         KVVec::from_elem((0u64, 0u64), MAX_SCAN_RANGES, GFP_KERNEL)?,
         KVVec::from_elem((0u64, 0u64), MAX_OUTSIDE_RANGES, GFP_KERNEL)?,
         mirror,
-    ))
+    )
+    .with_contexts(KVVec::from_elem(CtxSlot::EMPTY, CONTEXT_SLOTS, GFP_KERNEL)?))
 }
 
 /// The dword at byte offset `off` of a register image kvmgt saved into
@@ -867,6 +878,7 @@ impl GvtDev {
             }
             EventKind::PpgttCreated => bump(&n.ppgtt_shadows, 1),
             EventKind::PpgttDestroyed => {
+                h.writes.ppgtt_destroyed(a);
                 n.ppgtt_shadows
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
                     .ok();
@@ -901,6 +913,16 @@ impl GvtDev {
                 // A migration already logging has it queued (or, if the
                 // queue overflowed, fails at its next report: `sync()`).
                 h.reached(r.first, r.count);
+            }
+            EventKind::PpgttEntry => {
+                bump(&n.ppgtt_entries, 1);
+                h.writes
+                    .ppgtt_entry(u32::try_from(a).unwrap_or(u32::MAX), b);
+            }
+            EventKind::ScanWorkload => {
+                bump(&n.scans, 1);
+                // `b` is the LRCA, `c` the PML4 of a 4-level PPGTT or 0.
+                h.writes.scan_workload(b, (c != 0).then_some(c));
             }
             EventKind::GpaWritten => {
                 bump(&n.gpas_written, 1);
@@ -1139,8 +1161,10 @@ unsafe extern "C" fn gmig_rs_gvt_scan_cmd(
                 u64::try_from(k).unwrap_or(u64::MAX),
             );
             // The addresses the GPU will use, translated through this
-            // vGPU's GGTT.
-            g.hooks.lock().writes.scanned(buf, ggtt);
+            // vGPU's GGTT or the workload's PPGTT, whose tables and
+            // state are read in guest memory now (kvmgt's rw_gpa takes
+            // none of GVT-g's locks).
+            g.hooks.lock().writes.scanned(buf, ggtt, &mut g.mem());
             0
         }
         Err(e) => {
@@ -1208,6 +1232,19 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
+    /// Guest memory nothing can be read from.
+    struct NoMem;
+
+    impl GuestMem for NoMem {
+        fn read(&mut self, gpa: u64, _buf: &mut [u8]) -> Result<(), MemFault> {
+            Err(MemFault { gpa })
+        }
+
+        fn write(&mut self, gpa: u64, _buf: &[u8]) -> Result<(), MemFault> {
+            Err(MemFault { gpa })
+        }
+    }
+
     fn layouts() -> Result<(GvtLayout, GvtLayout)> {
         let a = GvtLayout::new((32 * MIB, 64 * MIB), (512 * MIB, 384 * MIB), 4).ok_or(EINVAL)?;
         let b = GvtLayout::new((96 * MIB, 64 * MIB), (896 * MIB, 384 * MIB), 4).ok_or(EINVAL)?;
@@ -1253,7 +1290,7 @@ mod tests {
         }
         let ap = u32::try_from(l.aperture.base)?;
         let sdi = [(0x20 << 23) | (1 << 22) | 2, ap + 3 * 4096, 0, 1];
-        w.scanned(&sdi, true);
+        w.scanned(&sdi, true, &mut NoMem);
         w.queued();
         w.completed(l.aperture.base + 32 * 4096, true);
         // The render engine's HWS_PGA (byte 0x2080) at page 60.
@@ -1269,7 +1306,7 @@ mod tests {
         assert!(ws.contains(0x103) && ws.contains(0x120) && ws.contains(0x13c));
         assert_eq!(ws.len(), 1 + 22 + 1);
         ws.clear();
-        w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true);
+        w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true, &mut NoMem);
         w.queued();
         w.completed(l.aperture.base + 32 * 4096, true);
         w.sync(Some(&reg), &mut ws);

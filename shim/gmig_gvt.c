@@ -194,6 +194,19 @@ static void gmig_gvt_gpa_written(void *priv, u64 gpa, u64 len)
 	gmig_rs_gvt_event(rs(priv), GMIG_GVT_GPA_WRITTEN, gpa, len, 0);
 }
 
+static void gmig_gvt_scan_workload(void *priv, unsigned int engine, u64 lrca,
+				   const u64 *pdps, bool lvl4)
+{
+	/* A 3-level PPGTT (four PDPs) is not walked: 0, as for none. */
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_SCAN_WORKLOAD, engine, lrca,
+			  pdps && lvl4 ? pdps[0] : 0);
+}
+
+static void gmig_gvt_ppgtt_entry(void *priv, unsigned int level, u64 val)
+{
+	gmig_rs_gvt_event(rs(priv), GMIG_GVT_PPGTT_ENTRY, level, val, 0);
+}
+
 static const struct intel_gvt_companion_ops gmig_gvt_ops = {
 	.version = INTEL_GVT_COMPANION_VERSION,
 	.size = sizeof(struct intel_gvt_companion_ops),
@@ -213,6 +226,8 @@ static const struct intel_gvt_companion_ops gmig_gvt_ops = {
 	.scan_cmd = gmig_gvt_scan_cmd,
 	.map_gma = gmig_gvt_map_gma,
 	.gpa_written = gmig_gvt_gpa_written,
+	.scan_workload = gmig_gvt_scan_workload,
+	.ppgtt_entry = gmig_gvt_ppgtt_entry,
 };
 
 static void gmig_gvt_put_symbols(void)

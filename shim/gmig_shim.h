@@ -94,6 +94,8 @@ enum gmig_gvt_event {
 	GMIG_GVT_PAGES_PINNED,		/* gfn, size */
 	GMIG_GVT_PAGES_UNPINNED,	/* gfn, size */
 	GMIG_GVT_GPA_WRITTEN,		/* gpa, len */
+	GMIG_GVT_PPGTT_ENTRY,		/* level, new guest entry */
+	GMIG_GVT_SCAN_WORKLOAD,		/* engine, lrca, 4-level PML4 or 0 */
 };
 
 struct gmig_gvt_vgpu *gmig_rs_gvt_vgpu_create(struct intel_vgpu *vgpu,

@@ -31,6 +31,7 @@ use super::gtt::PAGE_SIZE;
 
 pub mod command;
 pub mod eu;
+pub mod scan;
 pub mod state;
 pub mod surface;
 

@@ -31,6 +31,11 @@ pub enum EventKind {
     PagesUnpinned = 9,
     /// kvmgt wrote guest memory outside a workload (gpa, length).
     GpaWritten = 10,
+    /// The guest changed a shadowed PPGTT entry (level, new guest entry).
+    PpgttEntry = 11,
+    /// kvmgt begins to scan a workload (engine, LRCA, the PML4 of its
+    /// 4-level PPGTT or 0).
+    ScanWorkload = 12,
 }
 
 impl TryFrom<u32> for EventKind {
@@ -48,6 +53,8 @@ impl TryFrom<u32> for EventKind {
             8 => Self::PagesPinned,
             9 => Self::PagesUnpinned,
             10 => Self::GpaWritten,
+            11 => Self::PpgttEntry,
+            12 => Self::ScanWorkload,
             _ => return Err(v),
         })
     }

@@ -54,8 +54,15 @@
 
 use super::super::cmd::{Mode, Space};
 use super::super::gtt::PAGE_SIZE;
+use super::super::mem::GuestMem;
 use super::super::writeset::{
     command::{command_write, record_write, CmdWrite},
+    scan::{
+        context_slot, CtxSlot, Format, NoContexts, Ppgtt, StateVerdict, Walk, Written,
+        COMMAND_RANGES, MAX_RANGE_PAGES, MAX_RECORD_PAGES, MAX_STATE_READS,
+    },
+    state::{GpuRead, PipeState},
+    surface::Range,
     WriteSink,
 };
 use super::layout::GvtLayout;
@@ -291,7 +298,7 @@ pub fn reg32(image: &[u8], off: usize) -> Option<u32> {
 /// after kvmgt's own writes of the last report interval, record their old
 /// and new frames: the GPU or kvmgt writes through the entry as it is
 /// when it writes.
-pub struct GvtWrites<R, M> {
+pub struct GvtWrites<R, M, C = NoContexts> {
     log: super::super::writeset::RangeLog<R>,
     /// Frames kvmgt wrote outside a workload since the last report.
     outside: super::super::writeset::RangeLog<R>,
@@ -301,6 +308,45 @@ pub struct GvtWrites<R, M> {
     scanned_since_queue: bool,
     status_due: bool,
     hwsp: [u32; HWS_PGA.len()],
+    /// The pipeline state of the contexts whose workloads were scanned.
+    contexts: C,
+    /// The workload being scanned ([`GvtWrites::scan_workload`]).
+    scan: Option<Scan>,
+    /// A guest command enabled a binding table pool, or the contexts'
+    /// history is not known (a restore): a context first seen then does
+    /// not start from i915's golden state.
+    pool_seen: bool,
+}
+
+/// The workload kvmgt is scanning, and what its scan recorded so far.
+struct Scan {
+    /// Its PPGTT (4-level), if it has one.
+    ppgtt: Option<Ppgtt>,
+    /// Its context's slot in [`GvtWrites::contexts`].
+    slot: Option<usize>,
+    /// What its commands wrote so far, in the PPGTT.
+    written: Written,
+    /// Pages still to record, and state reads left.
+    pages_left: u64,
+    state_reads: u32,
+}
+
+/// The context's memory as the state tracker reads it at scan time
+/// (through its PPGTT), within [`MAX_STATE_READS`].
+struct ScanReader<'a, G> {
+    ppgtt: &'a mut Ppgtt,
+    mem: &'a mut G,
+    left: &'a mut u32,
+}
+
+impl<G: GuestMem> GpuRead for ScanReader<'_, G> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+        if *self.left == 0 {
+            return false;
+        }
+        *self.left -= 1;
+        self.ppgtt.read(self.mem, addr, buf).is_ok()
+    }
 }
 
 impl<R, M> GvtWrites<R, M>
@@ -311,7 +357,8 @@ where
     /// Nothing recorded; `ranges` bounds the record (past it, the next
     /// report is unbounded), `outside` the record of kvmgt's writes
     /// outside a workload (past it, [`GvtWrites::sync`] says frames were
-    /// lost).
+    /// lost). No context state is kept: draws are unbounded until
+    /// [`GvtWrites::with_contexts`] gives storage for it.
     pub fn new(ranges: R, outside: R, mirror: GgttMirror<M>) -> Self {
         Self {
             log: super::super::writeset::RangeLog::new(ranges),
@@ -321,6 +368,38 @@ where
             scanned_since_queue: false,
             status_due: false,
             hwsp: [0; HWS_PGA.len()],
+            contexts: NoContexts,
+            scan: None,
+            pool_seen: false,
+        }
+    }
+}
+
+impl<R, M, C> GvtWrites<R, M, C>
+where
+    R: core::ops::DerefMut<Target = [(u64, u64)]>,
+    M: core::ops::DerefMut<Target = [u32]>,
+    C: core::ops::DerefMut<Target = [CtxSlot]>,
+{
+    /// The same, keeping the pipeline state of as many contexts as
+    /// `contexts` holds slots (e.g. [`super::super::writeset::scan::CONTEXT_SLOTS`]
+    /// copies of [`CtxSlot::EMPTY`]).
+    pub fn with_contexts<D: core::ops::DerefMut<Target = [CtxSlot]>>(
+        self,
+        mut contexts: D,
+    ) -> GvtWrites<R, M, D> {
+        super::super::writeset::scan::clear_contexts(&mut contexts);
+        GvtWrites {
+            log: self.log,
+            outside: self.outside,
+            mirror: self.mirror,
+            in_flight: self.in_flight,
+            scanned_since_queue: self.scanned_since_queue,
+            status_due: self.status_due,
+            hwsp: self.hwsp,
+            contexts,
+            scan: None,
+            pool_seen: self.pool_seen,
         }
     }
 
@@ -336,11 +415,169 @@ where
         self.in_flight
     }
 
-    /// The scanner hook saw `cmd` (after its rewrite) in a buffer in the
-    /// GGTT (`ggtt`) or a PPGTT.
-    pub fn scanned(&mut self, cmd: &[u32], ggtt: bool) {
-        scan_writes(cmd, ggtt, &self.mirror, &mut self.log);
+    /// kvmgt begins to scan a workload of the context whose image is at
+    /// GGTT address `lrca`, with a 4-level PPGTT whose PML4 is at guest
+    /// physical `pml4` (`None`: no PPGTT, or a 3-level one, which is not
+    /// walked). The commands [`GvtWrites::scanned`] sees next are its.
+    pub fn scan_workload(&mut self, lrca: u64, pml4: Option<u64>) {
+        let ppgtt = pml4
+            .filter(|&p| p != 0)
+            .map(|p| Ppgtt::new(p, Format::Gen8));
+        let golden = !self.pool_seen;
+        let slot = ppgtt.and_then(|p| {
+            context_slot(&mut self.contexts, lrca, p.pml4(), || {
+                if golden {
+                    PipeState::fresh()
+                } else {
+                    PipeState::new()
+                }
+            })
+        });
+        self.scan = Some(Scan {
+            ppgtt,
+            slot,
+            written: Written::new(),
+            pages_left: MAX_RECORD_PAGES,
+            state_reads: MAX_STATE_READS,
+        });
         self.scanned_since_queue = true;
+    }
+
+    /// The scanner hook saw `cmd` (after its rewrite) in a buffer in the
+    /// GGTT (`ggtt`) or a PPGTT; `mem` is the guest's memory, where the
+    /// workload's page tables and pipeline state are read, now.
+    pub fn scanned(&mut self, cmd: &[u32], ggtt: bool, mem: &mut impl GuestMem) {
+        self.scanned_since_queue = true;
+        // 3DSTATE_BINDING_TABLE_POOL_ALLOC with its enable bit (dw1 bit
+        // 11): from now on a context first seen may have one too.
+        if cmd.first().is_some_and(|d| d >> 16 == 0x7919)
+            && cmd.get(1).is_some_and(|d| d & (1 << 11) != 0)
+        {
+            self.pool_seen = true;
+        }
+        let Some(scan) = self.scan.as_mut() else {
+            return scan_writes(cmd, ggtt, &self.mirror, &mut self.log);
+        };
+        let Some(mut ppgtt) = scan.ppgtt else {
+            return scan_writes(cmd, ggtt, &self.mirror, &mut self.log);
+        };
+        if let Some(slot) = scan.slot.and_then(|i| self.contexts.get_mut(i)) {
+            let mut v = StateVerdict::new(&scan.written);
+            let mut reader = ScanReader {
+                ppgtt: &mut ppgtt,
+                mem,
+                left: &mut scan.state_reads,
+            };
+            if slot.state.command(cmd, &mut reader, &mut v) {
+                let mut ranges = [Range { start: 0, end: 0 }; COMMAND_RANGES];
+                let n = v.ranges().len();
+                for (d, r) in ranges.iter_mut().zip(v.ranges()) {
+                    *d = *r;
+                }
+                if v.unbounded {
+                    self.log.unbounded();
+                }
+                for r in ranges.iter().take(n) {
+                    scan.ppgtt_write(&mut ppgtt, *r, mem, &mut self.log);
+                }
+                scan.ppgtt = Some(ppgtt);
+                return;
+            }
+        }
+        match command_write(cmd, SCAN_MODE) {
+            CmdWrite::Range {
+                space: Space::Ppgtt,
+                addr,
+                len,
+            } => {
+                let r = span(addr, len);
+                scan.ppgtt_write(&mut ppgtt, r, mem, &mut self.log);
+            }
+            w @ CmdWrite::Range {
+                space: Space::Ggtt,
+                addr,
+                len,
+            } => {
+                // A state read later in the workload may see it through
+                // another graphics address: refuse those bounds.
+                scan.written.other = true;
+                record_write(
+                    w,
+                    |_, gma| match self.mirror.translate(gma) {
+                        Ggtt::Frame(gfn) => Some(gfn),
+                        _ => None,
+                    },
+                    &mut self.log,
+                );
+                if !ggtt {
+                    // Some engines ignore the GGTT bit in a batch buffer
+                    // in a PPGTT: the write may go through the PPGTT.
+                    let r = span(addr, len);
+                    scan.ppgtt_write(&mut ppgtt, r, mem, &mut self.log);
+                }
+            }
+            w => record_write(w, |_, _| None, &mut self.log),
+        }
+        scan.ppgtt = Some(ppgtt);
+    }
+
+    /// The guest changed an entry of a PPGTT page table kvmgt shadows, at
+    /// `level` (1: a page table), to `val`: the GPU may write through the
+    /// new entry from now on. While work kvmgt scanned may still run, the
+    /// frames of a new page table entry become candidates (the 64 KiB
+    /// block around it: a page table of 64 KiB pages uses every 16th
+    /// entry), and a new upper-level entry makes the record unbounded
+    /// (it may bring a whole subtree). An entry the scan read before is
+    /// in the record already (its old frame); the page tables a later
+    /// scan walks hold the new one.
+    pub fn ppgtt_entry(&mut self, level: u32, val: u64) {
+        // The translations of the workload being scanned may have been
+        // read before the change.
+        if let Some(p) = self.scan.as_mut().and_then(|s| s.ppgtt.as_mut()) {
+            p.invalidate();
+        }
+        if !(self.in_flight > 0 || self.scanned_since_queue || self.status_due) {
+            return;
+        }
+        if level != 1 {
+            self.log.unbounded();
+            return;
+        }
+        if val & 1 == 0 {
+            return;
+        }
+        let block = entry_gfn(val) & !15;
+        for gfn in block..block + 16 {
+            self.log.record(gfn);
+        }
+    }
+
+    /// kvmgt destroyed its shadow of the PPGTT whose root is at `root`:
+    /// a context of that root seen again may be a new one.
+    pub fn ppgtt_destroyed(&mut self, root: u64) {
+        for s in self.contexts.iter_mut() {
+            if s.key().is_some_and(|(_, pml4)| pml4 == root) {
+                s.clear();
+            }
+        }
+    }
+
+    /// Forgets the contexts whose image may lie in the GGTT page of
+    /// `gma` (its entry changed: a new context may be bound there), or
+    /// whose image is at `lrca` (`gma` None).
+    fn forget_contexts(&mut self, gma: Option<u64>, lrca: u64) {
+        for s in self.contexts.iter_mut() {
+            let hit = s.key().is_some_and(|(l, _)| match gma {
+                Some(g) => {
+                    let base = l - l % PAGE_SIZE;
+                    g >= base && g - base < CONTEXT_PAGES * PAGE_SIZE
+                }
+                None => l == lrca,
+            });
+            if hit {
+                s.clear();
+            }
+        }
     }
 
     /// A workload was queued.
@@ -368,6 +605,10 @@ where
         self.status_due = true;
         if ok {
             context_writes(lrca, &self.mirror, &mut self.log);
+        } else {
+            // Its scan changed the context's state as if it ran; it did
+            // not, or not all of it.
+            self.forget_contexts(None, lrca);
         }
     }
 
@@ -403,6 +644,7 @@ where
 
     /// The guest set global GGTT entry `index` to `new`.
     pub fn ggtt_write(&mut self, index: u64, new: u64) {
+        self.forget_contexts(Some(index.saturating_mul(PAGE_SIZE)), 0);
         if self.in_flight > 0 || self.scanned_since_queue || self.status_due {
             match self.mirror.translate(index.saturating_mul(PAGE_SIZE)) {
                 Ggtt::Outside => {}
@@ -425,11 +667,18 @@ where
         self.in_flight = 0;
         self.scanned_since_queue = false;
         self.log.unbounded();
+        super::super::writeset::scan::clear_contexts(&mut self.contexts);
+        self.scan = None;
     }
 
-    /// A restore loaded the GGTT entries `entries_le` (image order).
+    /// A restore loaded the GGTT entries `entries_le` (image order). The
+    /// guest's contexts ran on the source: their state is not known here,
+    /// nor whether one enabled a binding table pool.
     pub fn restored(&mut self, entries_le: &[u8]) {
         self.mirror.load(entries_le);
+        super::super::writeset::scan::clear_contexts(&mut self.contexts);
+        self.scan = None;
+        self.pool_seen = true;
     }
 
     /// At a report: tells `sink` what the GPU and kvmgt may have written
@@ -464,6 +713,50 @@ where
             _ => {}
         }
         kept
+    }
+}
+
+/// The range of `len` bytes from `addr` (at least one).
+fn span(addr: u64, len: u64) -> Range {
+    Range {
+        start: addr,
+        end: addr.saturating_add(len.max(1)),
+    }
+}
+
+impl Scan {
+    /// Records what a command may write at `r`, graphics addresses in the
+    /// workload's PPGTT, as its page tables map it now: within
+    /// [`MAX_RANGE_PAGES`] per range and [`MAX_RECORD_PAGES`] per
+    /// workload, and only if later bounds can be checked against it;
+    /// else, and if a page table cannot be read or walked, unbounded.
+    fn ppgtt_write(
+        &mut self,
+        ppgtt: &mut Ppgtt,
+        r: Range,
+        mem: &mut impl GuestMem,
+        sink: &mut impl WriteSink,
+    ) {
+        if r.end <= r.start {
+            return;
+        }
+        let seen = self.written.contains(r);
+        if !self.written.add(r) {
+            self.written.full = true;
+            return sink.unbounded();
+        }
+        if seen {
+            return;
+        }
+        let pages = r.end.div_ceil(PAGE_SIZE) - r.start / PAGE_SIZE;
+        if pages > MAX_RANGE_PAGES || pages > self.pages_left {
+            return sink.unbounded();
+        }
+        self.pages_left -= pages;
+        match ppgtt.record(mem, r.start, r.end, sink) {
+            Ok(()) => {}
+            Err(Walk::Unmapped | Walk::Mem(_) | Walk::Unsupported) => sink.unbounded(),
+        }
     }
 }
 
@@ -668,7 +961,20 @@ mod writes_tests {
         ]
     }
 
-    fn sync(w: &mut GvtWrites<Vec<(u64, u64)>, Vec<u32>>) -> (Vec<u64>, bool, bool) {
+    /// Guest memory nothing can be read from.
+    struct NoMem;
+    impl GuestMem for NoMem {
+        fn read(&mut self, gpa: u64, _buf: &mut [u8]) -> Result<(), crate::mem::MemFault> {
+            Err(crate::mem::MemFault { gpa })
+        }
+        fn write(&mut self, gpa: u64, _buf: &[u8]) -> Result<(), crate::mem::MemFault> {
+            Err(crate::mem::MemFault { gpa })
+        }
+    }
+
+    fn sync<C: core::ops::DerefMut<Target = [CtxSlot]>>(
+        w: &mut GvtWrites<Vec<(u64, u64)>, Vec<u32>, C>,
+    ) -> (Vec<u64>, bool, bool) {
         let mut s = Sink::default();
         let due = w.status_due();
         w.sync(Some(&|_| None), &mut s);
@@ -687,7 +993,7 @@ mod writes_tests {
     fn a_workload_writes_its_scanned_frames_and_context() {
         let mut w = writes();
         assert_eq!(sync(&mut w), (vec![], false, false), "idle: nothing");
-        w.scanned(&sdi(3), true);
+        w.scanned(&sdi(3), true, &mut NoMem);
         w.queued();
         assert_eq!(
             sync(&mut w),
@@ -731,7 +1037,7 @@ mod writes_tests {
                     }
                     1 => {
                         let e = rng.below(40);
-                        w.scanned(&sdi(e), true);
+                        w.scanned(&sdi(e), true, &mut NoMem);
                         scanned.push(e);
                     }
                     2 if !scanned.is_empty() => {
@@ -818,10 +1124,10 @@ mod writes_tests {
     fn dropped_workloads_leave_narrowing_on() {
         let mut w = writes();
         let lrca = AP + 50 * PAGE_SIZE;
-        w.scanned(&sdi(3), true);
+        w.scanned(&sdi(3), true, &mut NoMem);
         w.queued();
         w.queued();
-        w.scanned(&sdi(4), true);
+        w.scanned(&sdi(4), true, &mut NoMem);
         w.queued();
         assert_eq!(
             sync(&mut w),
@@ -833,14 +1139,14 @@ mod writes_tests {
         }
         assert_eq!(w.in_flight(), 0);
         assert_eq!(sync(&mut w), (vec![0x1003, 0x1004], false, true));
-        w.scanned(&sdi(5), true);
+        w.scanned(&sdi(5), true, &mut NoMem);
         w.queued();
         w.completed(LRCA, true);
         let mut want = vec![0x1005];
         want.extend(ctx());
         assert_eq!(sync(&mut w), (want, false, true));
         // A failed workload: what it may have written stays recorded.
-        w.scanned(&sdi(6), true);
+        w.scanned(&sdi(6), true, &mut NoMem);
         w.queued();
         assert_eq!(sync(&mut w), (vec![0x1006], false, true), "in flight");
         w.completed(lrca, false);
@@ -913,7 +1219,7 @@ mod writes_tests {
     #[test]
     fn a_report_between_scan_and_queue_keeps_the_frames() {
         let mut w = writes();
-        w.scanned(&sdi(5), true);
+        w.scanned(&sdi(5), true, &mut NoMem);
         assert_eq!(sync(&mut w).0, vec![0x1005]);
         w.queued();
         w.completed(LRCA, true);
@@ -924,7 +1230,7 @@ mod writes_tests {
     #[test]
     fn a_ggtt_change_under_a_scanned_workload_records_both_frames() {
         let mut w = writes();
-        w.scanned(&sdi(6), true);
+        w.scanned(&sdi(6), true, &mut NoMem);
         w.ggtt_write(AP / PAGE_SIZE + 6, 0x5000 << 12);
         w.queued();
         w.completed(LRCA, true);
@@ -948,13 +1254,13 @@ mod writes_tests {
     #[test]
     fn unbounded_commands_overflow_and_resets_fall_back() {
         let mut w = writes();
-        w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true);
+        w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true, &mut NoMem);
         w.queued();
         w.completed(LRCA, true);
         assert!(sync(&mut w).1, "a draw");
         let mut w = writes();
         for p in 0..64 {
-            w.scanned(&sdi(63 - p), true);
+            w.scanned(&sdi(63 - p), true, &mut NoMem);
         }
         w.queued();
         w.completed(LRCA, true);
@@ -964,12 +1270,12 @@ mod writes_tests {
         w.reset();
         let (_, unbounded, _) = sync(&mut w);
         assert!(unbounded);
-        w.scanned(&sdi(3), true);
+        w.scanned(&sdi(3), true, &mut NoMem);
         w.queued();
         w.completed(LRCA, true);
         assert!(sync(&mut w).1, "entries unknown after a reset");
         w.restored(&vec![0u8; 8 * 64]);
-        w.scanned(&sdi(3), true);
+        w.scanned(&sdi(3), true, &mut NoMem);
         w.queued();
         w.completed(LRCA, true);
         let (f, unbounded, _) = sync(&mut w);
@@ -978,5 +1284,331 @@ mod writes_tests {
             (vec![0], false),
             "restored entries map frame 0"
         );
+    }
+
+    use crate::sim::exec::tests::VecMem;
+    use crate::writeset::state::tests as st;
+
+    const PML4: u64 = 0x10_0000;
+    const SS_GPA: u64 = 0x21_0000;
+    const IB_GPA: u64 = 0x22_0000;
+    const RT_GPA: u64 = 0x28_0000;
+    const RT_PAGES: u64 = 64;
+    /// A graphics page of the PPGTT mapped to frame `SCRATCH_GPA >> 12 + i`.
+    const DATA_VA: u64 = 0x7_0000_0000;
+    const DATA_GPA: u64 = 0x30_0000;
+
+    fn get64(mem: &mut VecMem, gpa: u64) -> u64 {
+        let mut b = [0u8; 8];
+        mem.read(gpa, &mut b).unwrap();
+        u64::from_le_bytes(b)
+    }
+
+    /// Maps graphics page `va` to guest frame `gpa` in the PPGTT at
+    /// [`PML4`] (Gen8 entries), taking new tables from `next` on; returns
+    /// the leaf entry's guest physical address.
+    fn map(mem: &mut VecMem, next: &mut u64, va: u64, gpa: u64) -> u64 {
+        let mut table = PML4;
+        for shift in [39u32, 30, 21] {
+            let e = table + ((va >> shift) & 511) * 8;
+            let raw = get64(mem, e);
+            table = if raw & 1 != 0 {
+                raw & 0x3fff_ffff_f000
+            } else {
+                let t = *next;
+                *next += 4096;
+                mem.write(e, &(t | 3).to_le_bytes()).unwrap();
+                t
+            };
+        }
+        let e = table + ((va >> 12) & 511) * 8;
+        mem.write(e, &(gpa | 3).to_le_bytes()).unwrap();
+        e
+    }
+
+    fn put(mem: &mut VecMem, gpa: u64, dws: &[u32]) {
+        for (i, d) in dws.iter().enumerate() {
+            mem.write(gpa + 4 * i as u64, &d.to_le_bytes()).unwrap();
+        }
+    }
+
+    /// Guest memory with the state tracker tests' draw state behind a
+    /// PPGTT (kernel, binding table and surface state, a 64-page render
+    /// target), and 8 data pages at [`DATA_VA`].
+    fn ppgtt_mem() -> VecMem {
+        let mut mem = VecMem::new(0x40_0000);
+        let mut next = PML4 + 4096;
+        let shader = st::fragment_shader();
+        let ib_pages = (st::KSP + shader.len() as u64).div_ceil(PAGE_SIZE);
+        for i in 0..ib_pages {
+            map(&mut mem, &mut next, st::IB + i * 4096, IB_GPA + i * 4096);
+        }
+        map(&mut mem, &mut next, st::SS, SS_GPA);
+        for i in 0..RT_PAGES {
+            map(&mut mem, &mut next, st::RT + i * 4096, RT_GPA + i * 4096);
+        }
+        for i in 0..8 {
+            map(&mut mem, &mut next, DATA_VA + i * 4096, DATA_GPA + i * 4096);
+        }
+        assert!(next <= SS_GPA);
+        mem.write(IB_GPA + st::KSP, &shader).unwrap();
+        put(&mut mem, SS_GPA + st::BT, &[st::SURF as u32]);
+        put(&mut mem, SS_GPA + st::SURF, &st::render_target());
+        mem
+    }
+
+    type CtxWrites = GvtWrites<Vec<(u64, u64)>, Vec<u32>, Vec<CtxSlot>>;
+
+    fn ctx_writes() -> CtxWrites {
+        writes().with_contexts(vec![CtxSlot::EMPTY; 8])
+    }
+
+    /// Scans a workload of the context at [`LRCA`] in the PPGTT at
+    /// [`PML4`], `cmds` from a PPGTT batch, and queues it.
+    fn workload(w: &mut CtxWrites, mem: &mut VecMem, cmds: &[Vec<u32>]) {
+        w.scan_workload(LRCA, Some(PML4));
+        for c in cmds {
+            w.scanned(c, false, mem);
+        }
+        w.queued();
+    }
+
+    fn rt_frames() -> Vec<u64> {
+        (RT_GPA / PAGE_SIZE..RT_GPA / PAGE_SIZE + RT_PAGES).collect()
+    }
+
+    fn draw_cmds() -> Vec<Vec<u32>> {
+        let mut c = st::setup();
+        c.push(st::DRAW.to_vec());
+        c
+    }
+
+    /// An iris draw from a PPGTT batch: the report names its render
+    /// target's frames, read through the guest's PPGTT and state at scan
+    /// time; the state is kept for the context's next workload.
+    #[test]
+    fn a_ppgtt_draw_is_bounded_by_its_state_at_scan_time() {
+        let mut mem = ppgtt_mem();
+        let mut w = ctx_writes();
+        workload(&mut w, &mut mem, &draw_cmds());
+        let (frames, unbounded, _) = sync(&mut w);
+        assert!(!unbounded, "bounded");
+        assert_eq!(frames, rt_frames());
+        w.completed(LRCA, true);
+        sync(&mut w);
+        workload(&mut w, &mut mem, &[st::DRAW.to_vec()]);
+        let (frames, unbounded, _) = sync(&mut w);
+        assert!(!unbounded, "the state is kept");
+        assert_eq!(frames, rt_frames());
+        // Without a scan context (kvmgt without patch 0019), or without
+        // context storage, the draw is unbounded as before.
+        let mut old = ctx_writes();
+        for c in draw_cmds() {
+            old.scanned(&c, false, &mut mem);
+        }
+        old.queued();
+        assert!(sync(&mut old).1);
+        let mut none = writes();
+        none.scan_workload(LRCA, Some(PML4));
+        for c in draw_cmds() {
+            none.scanned(&c, false, &mut mem);
+        }
+        none.queued();
+        assert!(sync(&mut none).1);
+    }
+
+    /// What makes a context's state unknown: a workload of it that failed
+    /// or was dropped, a GGTT change under its image, its PPGTT's shadow
+    /// destroyed, a restore; and a binding table pool enabled anywhere
+    /// makes a context first seen not golden.
+    #[test]
+    fn contexts_whose_state_is_not_known_are_unbounded() {
+        let draw = [st::DRAW.to_vec()];
+        let forgets: [&dyn Fn(&mut CtxWrites); 4] = [
+            &|w| w.completed(LRCA, false),
+            &|w| w.ggtt_write(LRCA / PAGE_SIZE + 3, 0x4242 << 12),
+            &|w| w.ppgtt_destroyed(PML4),
+            &|w| w.restored(&[]),
+        ];
+        for (i, forget) in forgets.iter().enumerate() {
+            let mut mem = ppgtt_mem();
+            let mut w = ctx_writes();
+            workload(&mut w, &mut mem, &draw_cmds());
+            w.completed(LRCA, true);
+            sync(&mut w);
+            forget(&mut w);
+            sync(&mut w);
+            workload(&mut w, &mut mem, &draw);
+            assert!(sync(&mut w).1, "case {i}: state forgotten");
+        }
+        // A GGTT change elsewhere keeps it.
+        let mut mem = ppgtt_mem();
+        let mut w = ctx_writes();
+        workload(&mut w, &mut mem, &draw_cmds());
+        w.completed(LRCA, true);
+        w.ggtt_write(LRCA / PAGE_SIZE + CONTEXT_PAGES, 0x4242 << 12);
+        sync(&mut w);
+        workload(&mut w, &mut mem, &draw);
+        assert!(!sync(&mut w).1, "kept");
+        // A pool enabled by another context: this one, first seen after,
+        // starts unknown.
+        let mut mem = ppgtt_mem();
+        let mut w = ctx_writes();
+        w.scan_workload(LRCA + 0x10_0000, Some(PML4));
+        w.scanned(&[0x7919_0002, 1 << 11, 0, 0], false, &mut mem);
+        w.queued();
+        w.completed(LRCA + 0x10_0000, true);
+        sync(&mut w);
+        workload(&mut w, &mut mem, &draw_cmds());
+        assert!(sync(&mut w).1, "pool seen: not golden");
+    }
+
+    /// Commands with addresses: a store without the GGTT bit goes through
+    /// the PPGTT; one with it, from a PPGTT batch, through both (some
+    /// engines ignore the bit there); a blit's destination through the
+    /// PPGTT; an address the PPGTT does not map writes nothing.
+    #[test]
+    fn ppgtt_commands_are_translated_at_scan_time() {
+        let mut mem = ppgtt_mem();
+        let sdi = |va: u64, ggtt: bool| {
+            vec![
+                (0x20 << 23) | (u32::from(ggtt) << 22) | 2,
+                va as u32,
+                (va >> 32) as u32,
+                1,
+            ]
+        };
+        let mut w = ctx_writes();
+        workload(
+            &mut w,
+            &mut mem,
+            &[
+                sdi(DATA_VA + 2 * PAGE_SIZE, false),
+                sdi(AP + 5 * PAGE_SIZE, true),
+                sdi(0x9_0000_0000, false),
+            ],
+        );
+        let (frames, unbounded, _) = sync(&mut w);
+        assert!(!unbounded);
+        assert_eq!(frames, vec![DATA_GPA / PAGE_SIZE + 2, 0x1005]);
+        // XY_COLOR_BLT, 32 bpp, 4 rows of 1024 bytes at DATA_VA.
+        let blt = vec![
+            (2 << 29) | (0x50 << 22) | (3 << 20) | 5,
+            (3 << 24) | 1024,
+            0,
+            (4 << 16) | 256,
+            DATA_VA as u32,
+            (DATA_VA >> 32) as u32,
+            0,
+        ];
+        let mut w = ctx_writes();
+        workload(&mut w, &mut mem, &[blt]);
+        let (frames, unbounded, _) = sync(&mut w);
+        assert!(!unbounded);
+        assert_eq!(frames, vec![DATA_GPA / PAGE_SIZE]);
+    }
+
+    /// A PPGTT entry the guest changes while scanned work may run: a page
+    /// table entry's new frame (its 64 KiB block) joins the record, an
+    /// upper level's change makes it unbounded; with nothing in flight
+    /// nothing is recorded.
+    #[test]
+    fn ppgtt_changes_under_work_in_flight() {
+        let mut mem = ppgtt_mem();
+        let mut w = ctx_writes();
+        w.ppgtt_entry(1, (0x777 << 12) | 3);
+        w.ppgtt_entry(2, (0x777 << 12) | 3);
+        assert_eq!(sync(&mut w), (vec![], false, false), "idle");
+        workload(&mut w, &mut mem, &[]);
+        w.ppgtt_entry(1, (0x777 << 12) | 3);
+        w.ppgtt_entry(1, 0x888 << 12);
+        let (frames, unbounded, _) = sync(&mut w);
+        assert!(!unbounded);
+        assert_eq!(frames, (0x770..0x780).collect::<Vec<_>>());
+        w.ppgtt_entry(3, (0x999 << 12) | 3);
+        assert!(sync(&mut w).1, "a new subtree");
+        assert!(sync(&mut w).1, "until the work is done");
+        w.completed(LRCA, true);
+        assert!(sync(&mut w).1);
+        assert!(!sync(&mut w).1, "then bounded again");
+    }
+
+    /// Random interleavings of scans of PPGTT stores, the GPU running
+    /// them (part-way or to completion) through the PPGTT as it is when
+    /// it writes, the guest rewriting page table entries (reported to
+    /// [`GvtWrites::ppgtt_entry`] as GVT-g's shadow follows them), and
+    /// reports: every frame written is in the first report after the
+    /// write, or that report is unbounded.
+    #[test]
+    fn every_ppgtt_write_is_in_the_next_report() {
+        use std::collections::{BTreeSet, VecDeque};
+        let mut rng = crate::testutil::Rng::new(23);
+        let mut bounded = 0;
+        for _ in 0..200 {
+            let mut mem = VecMem::new(0x40_0000);
+            let mut next = PML4 + 4096;
+            let ptes: Vec<u64> = (0..8)
+                .map(|i| map(&mut mem, &mut next, DATA_VA + i * 4096, DATA_GPA + i * 4096))
+                .collect();
+            let mut w = ctx_writes();
+            let mut queue: VecDeque<Vec<u64>> = VecDeque::new();
+            let mut written: BTreeSet<u64> = BTreeSet::new();
+            for _ in 0..60 {
+                match rng.below(5) {
+                    0 => {
+                        let pages: Vec<u64> = (0..1 + rng.below(2)).map(|_| rng.below(8)).collect();
+                        w.scan_workload(LRCA, Some(PML4));
+                        for &p in &pages {
+                            let va = DATA_VA + p * PAGE_SIZE;
+                            w.scanned(
+                                &[(0x20 << 23) | 2, va as u32, (va >> 32) as u32, 1],
+                                false,
+                                &mut mem,
+                            );
+                        }
+                        w.queued();
+                        queue.push_back(pages);
+                    }
+                    1 | 2 => {
+                        // The GPU writes the head workload's next page
+                        // through the PTE as it is now; the last one
+                        // completes it.
+                        let Some(head) = queue.front_mut() else {
+                            continue;
+                        };
+                        if let Some(p) = head.pop() {
+                            let raw = get64(&mut mem, ptes[p as usize]);
+                            if raw & 1 != 0 {
+                                written.insert(entry_gfn(raw));
+                            }
+                        }
+                        if head.is_empty() {
+                            queue.pop_front();
+                            w.completed(LRCA, true);
+                        }
+                    }
+                    3 => {
+                        let p = rng.below(8) as usize;
+                        let new = match rng.below(3) {
+                            0 => 0,
+                            _ => ((0x400 + rng.below(64)) << 12) | 3,
+                        };
+                        mem.write(ptes[p], &new.to_le_bytes()).unwrap();
+                        w.ppgtt_entry(1, new);
+                    }
+                    _ => {
+                        let (frames, unbounded, _) = sync(&mut w);
+                        if !unbounded {
+                            bounded += 1;
+                            for f in &written {
+                                assert!(frames.contains(f), "frame {f:#x} written, not reported");
+                            }
+                        }
+                        written.clear();
+                    }
+                }
+            }
+        }
+        assert!(bounded > 1000, "{bounded} bounded reports");
     }
 }

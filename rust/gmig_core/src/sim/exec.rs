@@ -56,10 +56,15 @@
 //! i915 gives a new context.
 
 use super::super::cmd::{self, Client, Command, Kind, Mode, Space as CmdSpace};
-use super::super::gtt::{Partition, Pte, PAGE_SIZE};
+use super::super::gtt::{Partition, PAGE_SIZE};
 use super::super::mem::{GuestMem, MemFault};
 use super::super::writeset::command::{command_write, writes_through_state, CmdWrite};
-use super::super::writeset::state::{GpuRead, PipeState, StateSink};
+pub use super::super::writeset::scan::{clear_contexts, CtxSlot, NoContexts, CONTEXT_SLOTS};
+use super::super::writeset::scan::{
+    context_slot, Format, Ppgtt, StateVerdict, Walk, Written, COMMAND_RANGES, MAX_RANGE_PAGES,
+    MAX_RECORD_PAGES, MAX_STATE_READS,
+};
+use super::super::writeset::state::{GpuRead, PipeState};
 use super::super::writeset::surface::Range;
 use super::super::writeset::WriteSink;
 use super::regs::ContextDescriptor;
@@ -80,26 +85,6 @@ const LRC_FLAGS: u64 = 28;
 pub const MAX_COMMANDS: u32 = 1 << 16;
 /// Bytes written by blits per submission at most.
 pub const MAX_BLIT_BYTES: u64 = 64 << 20;
-/// Context state slots a vGPU is normally given ([`SimVgpu::with_contexts`]).
-pub const CONTEXT_SLOTS: usize = 8;
-/// Pages one write range of a draw or command may span to be recorded
-/// page by page (256 MiB: a 4K render target with its auxiliary surface is
-/// about 40 MiB); a larger one makes the write set unbounded.
-pub const MAX_RANGE_PAGES: u64 = 1 << 16;
-/// Pages of write ranges (draws' and commands' not executed by the sim)
-/// translated per submission at most, then the write set is unbounded:
-/// each costs a share of a page-table read and a [`WriteSink::may_write`].
-pub const MAX_RECORD_PAGES: u64 = 1 << 20;
-/// Reads of pipeline state (binding tables, surface states, kernels,
-/// interface descriptors) per submission at most; past it, draws are
-/// unbounded. A real iris batch needs a few per draw plus a kernel scan
-/// per new kernel.
-pub const MAX_STATE_READS: u32 = 1 << 17;
-/// Merged write ranges of a submission kept to refuse bounds built on
-/// state written earlier in it; past it, the write set is unbounded.
-const SUBMISSION_RANGES: usize = 64;
-/// Write ranges one draw or dispatch may report; past it, unbounded.
-const COMMAND_RANGES: usize = 32;
 /// Dwords of a command fetched at most (the parser's whole window: every
 /// address field lies in it); longer commands (media and state commands
 /// with payloads) are given to the parser and the state tracker cut there.
@@ -184,6 +169,14 @@ impl From<MemFault> for Fault {
     }
 }
 
+/// The fault of a PPGTT walk for graphics address `gaddr`.
+fn walk_fault(w: Walk, gaddr: u64) -> Fault {
+    match w {
+        Walk::Mem(m) => m.into(),
+        Walk::Unmapped | Walk::Unsupported => Fault::new(FaultKind::Unmapped, gaddr),
+    }
+}
+
 /// What one context did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecStats {
@@ -213,90 +206,16 @@ impl From<CmdSpace> for Space {
     }
 }
 
-/// The pipeline state of one context the vGPU ran, kept across its
-/// submissions: storage the caller gives [`SimVgpu::with_contexts`] (e.g.
-/// [`CONTEXT_SLOTS`] copies of [`CtxSlot::EMPTY`]; a few KiB each, so
-/// never on a kernel stack). A slot holds the context of one context
-/// image address and PPGTT; evicting one (least recently run first) only
-/// makes that context's next draws unbounded until its state is seen
-/// again. The states are not migrated: a destination starts with none.
-#[derive(Debug, Clone)]
-pub struct CtxSlot {
-    /// (LRCA, PML4) of the context held; `None`: free.
-    key: Option<(u64, u64)>,
-    /// When it last ran (a count of submissions).
-    used: u64,
-    /// Its last run faulted: the state it left is not known, nor is its
-    /// image's fresh flag to be trusted.
-    faulted: bool,
-    state: PipeState,
-}
-
-impl CtxSlot {
-    /// A free slot.
-    pub const EMPTY: CtxSlot = CtxSlot {
-        key: None,
-        used: 0,
-        faulted: false,
-        state: PipeState::new(),
-    };
-}
-
-/// No context state storage (the default of [`SimVgpu`]): every draw's
-/// write set is unbounded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NoContexts;
-
-impl core::ops::Deref for NoContexts {
-    type Target = [CtxSlot];
-    fn deref(&self) -> &[CtxSlot] {
-        &[]
-    }
-}
-
-impl core::ops::DerefMut for NoContexts {
-    fn deref_mut(&mut self) -> &mut [CtxSlot] {
-        &mut []
-    }
-}
-
-/// Frees every slot (device reset, restore).
-pub(super) fn clear_contexts(slots: &mut [CtxSlot]) {
-    for s in slots {
-        s.key = None;
-        s.used = 0;
-        s.faulted = false;
-        s.state.forget();
-    }
-}
-
-/// The slot of the context at `lrca` with PPGTT `pml4`, taken (the least
-/// recently run one, a free one first) and started over if it is not
-/// there; its state restarts as [`PipeState::fresh`] if the image says
-/// `fresh` (a context made anew at an address is fresh again).
-fn context_slot(slots: &mut [CtxSlot], lrca: u64, pml4: u64, fresh: bool) -> Option<usize> {
-    let clock = slots.iter().map(|s| s.used).max()?.saturating_add(1);
-    let key = Some((lrca, pml4));
-    let i = match slots.iter().position(|s| s.key == key) {
-        Some(i) => i,
-        None => {
-            let i = slots
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| (s.key.is_some(), s.used))
-                .map(|(i, _)| i)?;
-            let s = slots.get_mut(i)?;
-            s.key = key;
-            s.faulted = false;
-            s.state.forget();
-            i
-        }
-    };
+/// The sim's slot of a context: found or taken ([`context_slot`]); its
+/// state restarts as [`PipeState::fresh`] if the image says `fresh` (a
+/// context made anew at an address is fresh again), unless its last run
+/// faulted.
+fn sim_context_slot(slots: &mut [CtxSlot], lrca: u64, pml4: u64, fresh: bool) -> Option<usize> {
+    let i = context_slot(slots, lrca, pml4, PipeState::new)?;
     let s = slots.get_mut(i)?;
     if fresh && !s.faulted {
         s.state = PipeState::fresh();
     }
-    s.used = clock;
     Some(i)
 }
 
@@ -304,11 +223,10 @@ struct Ctx<'a, M> {
     partition: Partition,
     ggtt: &'a [u64],
     mem: &'a mut M,
-    pml4: u64,
-    /// The last PPGTT page table walked to: (graphics address >> 21, its
-    /// guest-physical address). Dropped whenever the streamer writes guest
-    /// memory (it may have written a page table).
-    pt: Option<(u64, u64)>,
+    /// The context's PPGTT (PML4 0: none). The page table walked to last
+    /// is forgotten whenever the streamer writes guest memory (it may have
+    /// written a page table).
+    ppgtt: Ppgtt,
     stats: ExecStats,
     blit_bytes: u64,
     budget: Budget,
@@ -320,7 +238,7 @@ impl<M: GuestMem> Ctx<'_, M> {
     /// The space of 3D and media state addresses: the PPGTT if the context
     /// has one.
     fn gfx_space(&self) -> Space {
-        if self.pml4 != 0 {
+        if self.ppgtt.pml4() != 0 {
             Space::Ppgtt
         } else {
             Space::Ggtt
@@ -338,47 +256,13 @@ impl<M: GuestMem> Ctx<'_, M> {
         }
     }
 
-    /// The guest-physical address of the PPGTT page table mapping
-    /// `gaddr` (the last one walked to is remembered).
-    fn page_table(&mut self, gaddr: u64) -> Result<u64, Fault> {
-        if self.pml4 == 0 || gaddr >> 48 != 0 {
-            return Err(Fault::new(FaultKind::Unmapped, gaddr));
-        }
-        if let Some((k, pt)) = self.pt {
-            if k == gaddr >> 21 {
-                return Ok(pt);
-            }
-        }
-        // The PML4 address comes from the guest's context image (64
-        // bits): adding the entry offset can overflow.
-        let mut table = self.pml4;
-        for shift in [39u32, 30, 21] {
-            table = self.entry(table, (gaddr >> shift) & 511, gaddr)?;
-        }
-        self.pt = Some((gaddr >> 21, table));
-        Ok(table)
-    }
-
-    /// The address entry `idx` of the table at `table` points to.
-    fn entry(&mut self, table: u64, idx: u64, gaddr: u64) -> Result<u64, Fault> {
-        let entry = table
-            .checked_add(idx * 8)
-            .ok_or(Fault::new(FaultKind::GuestMemory, table))?;
-        let mut e = [0u8; 8];
-        self.mem.read(entry, &mut e)?;
-        Pte::decode(u64::from_le_bytes(e))
-            .map(|p| p.addr)
-            .ok_or(Fault::new(FaultKind::Unmapped, gaddr))
-    }
-
     fn translate(&mut self, space: Space, gaddr: u64) -> Result<u64, Fault> {
         match space {
             Space::Ggtt => translate_ggtt(self.partition, self.ggtt, gaddr),
-            Space::Ppgtt => {
-                let pt = self.page_table(gaddr)?;
-                let page = self.entry(pt, (gaddr >> 12) & 511, gaddr)?;
-                Ok(page + gaddr % PAGE_SIZE)
-            }
+            Space::Ppgtt => self
+                .ppgtt
+                .translate(&mut *self.mem, gaddr)
+                .map_err(|w| walk_fault(w, gaddr)),
         }
     }
 
@@ -401,7 +285,7 @@ impl<M: GuestMem> Ctx<'_, M> {
     /// (the blits), whose entries are the vGPU's and cannot change while
     /// it executes. PPGTT writes use [`Ctx::write_recorded`].
     fn write(&mut self, space: Space, gaddr: u64, buf: &[u8]) -> Result<(), Fault> {
-        self.pt = None;
+        self.ppgtt.invalidate();
         let mut done = 0usize;
         while done < buf.len() {
             let a = gaddr
@@ -429,7 +313,7 @@ impl<M: GuestMem> Ctx<'_, M> {
         buf: &[u8],
         sink: &mut impl WriteSink,
     ) -> Result<(), Fault> {
-        self.pt = None;
+        self.ppgtt.invalidate();
         let mut done = 0usize;
         while done < buf.len() {
             let a = gaddr
@@ -463,29 +347,9 @@ impl<M: GuestMem> Ctx<'_, M> {
                 page += 1;
                 continue;
             }
-            // To the end of this page table, 32 entries at a time.
-            let n = (512 - page % 512).min(last - page).min(32);
-            let Ok(pt) = self.page_table(a) else {
-                page += n;
-                continue;
-            };
-            let mut e = [0u8; 8 * 32];
-            let buf = &mut e[..8 * n as usize];
-            if pt
-                .checked_add((page % 512) * 8)
-                .is_some_and(|at| self.mem.read(at, buf).is_ok())
-            {
-                for k in 0..n as usize {
-                    let mut q = [0u8; 8];
-                    for (j, d) in q.iter_mut().enumerate() {
-                        *d = buf.get(8 * k + j).copied().unwrap_or(0);
-                    }
-                    if let Some(pte) = Pte::decode(u64::from_le_bytes(q)) {
-                        sink.may_write(pte.addr / PAGE_SIZE);
-                    }
-                }
-            }
-            page += n;
+            // The sim's format leaves out what does not translate.
+            let _ = self.ppgtt.record(&mut *self.mem, a, end, sink);
+            return;
         }
     }
 
@@ -552,73 +416,6 @@ fn span(addr: u64, len: u64) -> Range {
 
 fn addr48(lo: u32, hi: u32) -> u64 {
     (u64::from(lo) | (u64::from(hi & 0xffff) << 32)) & !3
-}
-
-/// Write ranges of one submission (graphics addresses in the context's
-/// state space, merged), to refuse a bound built on state an earlier
-/// command wrote. Two graphics addresses of one frame are not matched
-/// (as in the host analyzer): a guest that aliases its state gets a
-/// wrong bound on a real GPU's writes, never on the sim's, whose draws
-/// write nothing.
-struct Written {
-    r: [Range; SUBMISSION_RANGES],
-    n: usize,
-    /// A write through the other space (the GGTT from a PPGTT context):
-    /// every later state read is refused.
-    other: bool,
-    /// More ranges than kept: every later state read is refused.
-    full: bool,
-}
-
-impl Written {
-    fn ranges(&self) -> &[Range] {
-        self.r.get(..self.n).unwrap_or(&[])
-    }
-
-    fn overlaps(&self, q: Range) -> bool {
-        self.other
-            || self.full
-            || self
-                .ranges()
-                .iter()
-                .any(|r| r.start < q.end && q.start < r.end)
-    }
-
-    fn contains(&self, q: Range) -> bool {
-        self.ranges()
-            .iter()
-            .any(|r| r.start <= q.start && q.end <= r.end)
-    }
-
-    /// Adds `q`, merged with the ranges it overlaps or touches (so the
-    /// union stays exact); false if no room is left.
-    fn add(&mut self, mut q: Range) -> bool {
-        let mut i = 0;
-        while i < self.n {
-            let Some(&r) = self.r.get(i) else { break };
-            if r.start <= q.end && q.start <= r.end {
-                q = Range {
-                    start: q.start.min(r.start),
-                    end: q.end.max(r.end),
-                };
-                self.n -= 1;
-                let last = self.r.get(self.n).copied().unwrap_or(q);
-                if let Some(slot) = self.r.get_mut(i) {
-                    *slot = last;
-                }
-            } else {
-                i += 1;
-            }
-        }
-        match self.r.get_mut(self.n) {
-            Some(slot) => {
-                *slot = q;
-                self.n += 1;
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 /// What one submission's write-set recording keeps: the context's state
@@ -700,44 +497,6 @@ impl<M: GuestMem> GpuRead for StateReader<'_, '_, M> {
     }
 }
 
-/// One draw's or dispatch's verdict from the state tracker.
-struct StateVerdict<'w> {
-    written: &'w Written,
-    ranges: [Range; COMMAND_RANGES],
-    n: usize,
-    unbounded: bool,
-}
-
-impl StateSink for StateVerdict<'_> {
-    fn write(&mut self, r: Range) {
-        match self.ranges.get_mut(self.n) {
-            Some(slot) => {
-                *slot = r;
-                self.n += 1;
-            }
-            None => self.unbounded = true,
-        }
-    }
-
-    fn unbounded(&mut self, _why: &'static str) {
-        self.unbounded = true;
-    }
-
-    fn read_state(&mut self, r: Range) {
-        // State an earlier command of this submission (or this one) may
-        // have written: what was read is not what the GPU will read.
-        let mine = self
-            .ranges
-            .get(..self.n)
-            .unwrap_or(&[])
-            .iter()
-            .any(|w| w.start < r.end && r.start < w.end);
-        if mine || self.written.overlaps(r) {
-            self.unbounded = true;
-        }
-    }
-}
-
 /// Runs the context `desc` of `vgpu` to completion or fault.
 pub(super) fn run<
     S: core::ops::DerefMut<Target = [u64]>,
@@ -758,8 +517,7 @@ pub(super) fn run<
             partition,
             ggtt,
             mem,
-            pml4: 0,
-            pt: None,
+            ppgtt: Ppgtt::new(0, Format::Sim),
             stats: ExecStats::default(),
             blit_bytes: 0,
             budget,
@@ -778,7 +536,8 @@ pub(super) fn run<
             return Err(Fault::new(FaultKind::BadRing, lrca));
         }
         let (start, size, head, tail, flags) = (dw(1), dw(2), dw(3), dw(4), dw(7));
-        c.pml4 = u64::from(dw(5)) | (u64::from(dw(6)) << 32);
+        let pml4 = u64::from(dw(5)) | (u64::from(dw(6)) << 32);
+        c.ppgtt = Ppgtt::new(pml4, Format::Sim);
         let size64 = u64::from(size);
         if size64 == 0
             || size64 % PAGE_SIZE != 0
@@ -799,15 +558,10 @@ pub(super) fn run<
             tail: u64::from(tail),
         };
         let fresh = flags & LRC_FRESH != 0;
-        let slot = context_slot(slots, lrca, c.pml4, fresh);
+        let slot = sim_context_slot(slots, lrca, pml4, fresh);
         let mut t = Track {
             state: slot.and_then(|i| slots.get_mut(i)).map(|s| &mut s.state),
-            written: Written {
-                r: [Range { start: 0, end: 0 }; SUBMISSION_RANGES],
-                n: 0,
-                other: false,
-                full: false,
-            },
+            written: Written::new(),
             unbounded: false,
             pages_left: MAX_RECORD_PAGES,
         };
@@ -961,15 +715,14 @@ fn command<M: GuestMem>(
     // Draws and dispatches need no verdict once the set is unbounded.
     let skip = t.unbounded && writes_through_state(dw0);
     if let (Some(state), false) = (t.state.as_deref_mut(), skip) {
-        let mut v = StateVerdict {
-            written: &t.written,
-            ranges: [Range { start: 0, end: 0 }; COMMAND_RANGES],
-            n: 0,
-            unbounded: false,
-        };
+        let mut v = StateVerdict::new(&t.written);
         if state.command(words, &mut StateReader { c }, &mut v) {
-            let (ranges, n, unbounded) = (v.ranges, v.n, v.unbounded);
-            if unbounded {
+            let mut ranges = [Range { start: 0, end: 0 }; COMMAND_RANGES];
+            let n = v.ranges().len();
+            for (d, r) in ranges.iter_mut().zip(v.ranges()) {
+                *d = *r;
+            }
+            if v.unbounded {
                 t.unbounded(sink);
             }
             let space = c.gfx_space();
@@ -1138,7 +891,7 @@ fn blit<M: GuestMem>(
 pub(crate) mod tests {
     use super::super::vgpu::{SimVgpu, TYPES};
     use super::*;
-    use crate::gtt::Partition;
+    use crate::gtt::{Partition, Pte};
     use std::vec;
     use std::vec::Vec;
 
