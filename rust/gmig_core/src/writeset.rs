@@ -806,8 +806,9 @@ mod property {
                     }
                     _ => {
                         if self.rng.below(6) == 0 {
-                            // 3DPRIMITIVE: write set unknown.
-                            b.extend([0x7b00_0005, 0, 3, 0, 1, 0, 0]);
+                            // MI_ATOMIC: write set unknown (a draw would
+                            // fall back to the PPGTT's frames).
+                            b.extend([(0x2f << 23) | 1, 0, 0]);
                             unbounded = true;
                         } else {
                             b.push(0);

@@ -56,7 +56,7 @@ use super::super::cmd::{Mode, Space};
 use super::super::gtt::PAGE_SIZE;
 use super::super::mem::GuestMem;
 use super::super::writeset::{
-    command::{command_write, record_write, CmdWrite},
+    command::{command_write, record_write, writes_through_state, CmdWrite},
     scan::{
         context_slot, CtxSlot, Format, NoContexts, Ppgtt, StateVerdict, Walk, Written,
         COMMAND_RANGES, MAX_RANGE_PAGES, MAX_RECORD_PAGES, MAX_STATE_READS,
@@ -329,6 +329,8 @@ struct Scan {
     /// Pages still to record, and state reads left.
     pages_left: u64,
     state_reads: u32,
+    /// Every frame its PPGTT maps was recorded ([`Scan::through_ppgtt`]).
+    all_mapped: bool,
 }
 
 /// The context's memory as the state tracker reads it at scan time
@@ -439,6 +441,7 @@ where
             written: Written::new(),
             pages_left: MAX_RECORD_PAGES,
             state_reads: MAX_STATE_READS,
+            all_mapped: false,
         });
         self.scanned_since_queue = true;
     }
@@ -461,6 +464,12 @@ where
         let Some(mut ppgtt) = scan.ppgtt else {
             return scan_writes(cmd, ggtt, &self.mirror, &mut self.log);
         };
+        let draw = cmd.first().is_some_and(|&d| writes_through_state(d));
+        if draw && scan.all_mapped {
+            // Its state still follows (a draw changes none).
+            scan.ppgtt = Some(ppgtt);
+            return;
+        }
         if let Some(slot) = scan.slot.and_then(|i| self.contexts.get_mut(i)) {
             let mut v = StateVerdict::new(&scan.written);
             let mut reader = ScanReader {
@@ -475,7 +484,7 @@ where
                     *d = *r;
                 }
                 if v.unbounded {
-                    self.log.unbounded();
+                    scan.through_ppgtt(&mut ppgtt, mem, &mut self.log);
                 }
                 for r in ranges.iter().take(n) {
                     scan.ppgtt_write(&mut ppgtt, *r, mem, &mut self.log);
@@ -516,6 +525,7 @@ where
                     scan.ppgtt_write(&mut ppgtt, r, mem, &mut self.log);
                 }
             }
+            CmdWrite::Unbounded if draw => scan.through_ppgtt(&mut ppgtt, mem, &mut self.log),
             w => record_write(w, |_, _| None, &mut self.log),
         }
         scan.ppgtt = Some(ppgtt);
@@ -725,6 +735,28 @@ fn span(addr: u64, len: u64) -> Range {
 }
 
 impl Scan {
+    /// A draw, dispatch or media command whose writes are not bounded
+    /// writes through the workload's PPGTT only: every frame it maps now
+    /// is recorded, once per workload ([`Ppgtt::record_all`]; a mapping
+    /// that changes later comes to [`GvtWrites::ppgtt_entry`]). A walk
+    /// that fails is unbounded. Later state reads of the workload are
+    /// refused (the command may have written anywhere).
+    fn through_ppgtt(
+        &mut self,
+        ppgtt: &mut Ppgtt,
+        mem: &mut impl GuestMem,
+        sink: &mut impl WriteSink,
+    ) {
+        self.written.full = true;
+        if self.all_mapped {
+            return;
+        }
+        match ppgtt.record_all(mem, sink) {
+            Ok(_) => self.all_mapped = true,
+            Err(_) => sink.unbounded(),
+        }
+    }
+
     /// Records what a command may write at `r`, graphics addresses in the
     /// workload's PPGTT, as its page tables map it now: within
     /// [`MAX_RANGE_PAGES`] per range and [`MAX_RECORD_PAGES`] per
@@ -1377,6 +1409,17 @@ mod writes_tests {
         (RT_GPA / PAGE_SIZE..RT_GPA / PAGE_SIZE + RT_PAGES).collect()
     }
 
+    /// Every frame the PPGTT at [`PML4`] maps: the report of a draw whose
+    /// writes are not bounded.
+    fn all_frames(mem: &mut VecMem) -> Vec<u64> {
+        let mut v = Vec::new();
+        Ppgtt::new(PML4, Format::Gen8)
+            .record_all(mem, &mut |f| v.push(f))
+            .unwrap();
+        v.sort_unstable();
+        v
+    }
+
     fn draw_cmds() -> Vec<Vec<u32>> {
         let mut c = st::setup();
         c.push(st::DRAW.to_vec());
@@ -1400,8 +1443,9 @@ mod writes_tests {
         let (frames, unbounded, _) = sync(&mut w);
         assert!(!unbounded, "the state is kept");
         assert_eq!(frames, rt_frames());
-        // Without a scan context (kvmgt without patch 0019), or without
-        // context storage, the draw is unbounded as before.
+        // Without a scan context (kvmgt without patch 0019) the draw is
+        // unbounded as before; without context storage it writes what the
+        // PPGTT maps.
         let mut old = ctx_writes();
         for c in draw_cmds() {
             old.scanned(&c, false, &mut mem);
@@ -1414,15 +1458,19 @@ mod writes_tests {
             none.scanned(&c, false, &mut mem);
         }
         none.queued();
-        assert!(sync(&mut none).1);
+        let all = all_frames(&mut mem);
+        assert!(all.len() > rt_frames().len() + 8);
+        let (frames, unbounded, _) = sync(&mut none);
+        assert_eq!((frames, unbounded), (all, false));
     }
 
     /// What makes a context's state unknown: a workload of it that failed
     /// or was dropped, a GGTT change under its image, its PPGTT's shadow
     /// destroyed, a restore; and a binding table pool enabled anywhere
-    /// makes a context first seen not golden.
+    /// makes a context first seen not golden. A draw then writes what its
+    /// PPGTT maps.
     #[test]
-    fn contexts_whose_state_is_not_known_are_unbounded() {
+    fn contexts_whose_state_is_not_known_fall_back_to_their_ppgtt() {
         let draw = [st::DRAW.to_vec()];
         let forgets: [&dyn Fn(&mut CtxWrites); 4] = [
             &|w| w.completed(LRCA, false),
@@ -1439,7 +1487,12 @@ mod writes_tests {
             forget(&mut w);
             sync(&mut w);
             workload(&mut w, &mut mem, &draw);
-            assert!(sync(&mut w).1, "case {i}: state forgotten");
+            let (frames, unbounded, _) = sync(&mut w);
+            assert_eq!(
+                (frames, unbounded),
+                (all_frames(&mut mem), false),
+                "case {i}"
+            );
         }
         // A GGTT change elsewhere keeps it.
         let mut mem = ppgtt_mem();
@@ -1449,7 +1502,7 @@ mod writes_tests {
         w.ggtt_write(LRCA / PAGE_SIZE + CONTEXT_PAGES, 0x4242 << 12);
         sync(&mut w);
         workload(&mut w, &mut mem, &draw);
-        assert!(!sync(&mut w).1, "kept");
+        assert_eq!(sync(&mut w).0, rt_frames(), "kept");
         // A pool enabled by another context: this one, first seen after,
         // starts unknown.
         let mut mem = ppgtt_mem();
@@ -1460,7 +1513,11 @@ mod writes_tests {
         w.completed(LRCA + 0x10_0000, true);
         sync(&mut w);
         workload(&mut w, &mut mem, &draw_cmds());
-        assert!(sync(&mut w).1, "pool seen: not golden");
+        assert_eq!(
+            sync(&mut w).0,
+            all_frames(&mut mem),
+            "pool seen: not golden"
+        );
     }
 
     /// Commands with addresses: a store without the GGTT bit goes through
@@ -1533,7 +1590,8 @@ mod writes_tests {
         assert!(!sync(&mut w).1, "then bounded again");
     }
 
-    /// Random interleavings of scans of PPGTT stores, the GPU running
+    /// Random interleavings of scans of PPGTT stores and of draws on state
+    /// never seen, the GPU running
     /// them (part-way or to completion) through the PPGTT as it is when
     /// it writes, the guest rewriting page table entries (reported to
     /// [`GvtWrites::ppgtt_entry`] as GVT-g's shadow follows them), and
@@ -1558,13 +1616,19 @@ mod writes_tests {
                     0 => {
                         let pages: Vec<u64> = (0..1 + rng.below(2)).map(|_| rng.below(8)).collect();
                         w.scan_workload(LRCA, Some(PML4));
-                        for &p in &pages {
-                            let va = DATA_VA + p * PAGE_SIZE;
-                            w.scanned(
-                                &[(0x20 << 23) | 2, va as u32, (va >> 32) as u32, 1],
-                                false,
-                                &mut mem,
-                            );
+                        if rng.below(3) == 0 {
+                            // A draw on state never seen: it may write
+                            // any page its PPGTT maps.
+                            w.scanned(&st::DRAW, false, &mut mem);
+                        } else {
+                            for &p in &pages {
+                                let va = DATA_VA + p * PAGE_SIZE;
+                                w.scanned(
+                                    &[(0x20 << 23) | 2, va as u32, (va >> 32) as u32, 1],
+                                    false,
+                                    &mut mem,
+                                );
+                            }
                         }
                         w.queued();
                         queue.push_back(pages);

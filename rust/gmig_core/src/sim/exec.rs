@@ -48,12 +48,16 @@
 //! nothing). Commands the sim executes record the frames they write; the
 //! others record [`command_write`]'s verdict on their fields. A bound
 //! built on state an earlier command of the same submission may have
-//! written is refused (unbounded), as the host analyzer does (`gmig_trace`
+//! written is refused, as the host analyzer does (`gmig_trace`
 //! `analyze.rs`). A context whose state is not kept (no slot, evicted, or
-//! restored after migration) starts as [`PipeState::new`], nothing known:
-//! its draws are unbounded until its commands set the state again; one
-//! whose image has [`LRC_FRESH`] starts as [`PipeState::fresh`], the state
-//! i915 gives a new context.
+//! restored after migration) starts as [`PipeState::new`], nothing known;
+//! one whose image has [`LRC_FRESH`] starts as [`PipeState::fresh`], the
+//! state i915 gives a new context. A draw, dispatch or media command the
+//! state does not bound (or a refused bound) writes through the context's
+//! PPGTT only: every frame the PPGTT maps is recorded instead, once per
+//! submission ([`Ppgtt::record_all`]); only a context without a PPGTT, or
+//! a PPGTT past [`super::super::writeset::scan::MAX_WALK_TABLES`] page
+//! tables, makes it unbounded.
 
 use super::super::cmd::{self, Client, Command, Kind, Mode, Space as CmdSpace};
 use super::super::gtt::{Partition, PAGE_SIZE};
@@ -427,9 +431,32 @@ struct Track<'s> {
     written: Written,
     unbounded: bool,
     pages_left: u64,
+    /// Every frame the context's PPGTT maps was recorded
+    /// ([`Track::through_ppgtt`]).
+    all_mapped: bool,
 }
 
 impl Track<'_> {
+    /// A draw, dispatch or media command whose writes are not bounded: it
+    /// writes through the context's PPGTT only, so every frame the PPGTT
+    /// maps is recorded, once per submission ([`Ppgtt::record_all`]); a
+    /// context without one, or a walk that fails, is unbounded. Later
+    /// state reads of the submission are refused (the command may have
+    /// written anywhere).
+    fn through_ppgtt<M: GuestMem>(&mut self, c: &mut Ctx<'_, M>, sink: &mut impl WriteSink) {
+        self.written.full = true;
+        if self.unbounded || self.all_mapped {
+            return;
+        }
+        if c.gfx_space() != Space::Ppgtt {
+            return self.unbounded(sink);
+        }
+        match c.ppgtt.record_all(&mut *c.mem, sink) {
+            Ok(_) => self.all_mapped = true,
+            Err(_) => self.unbounded(sink),
+        }
+    }
+
     fn unbounded(&mut self, sink: &mut impl WriteSink) {
         if !self.unbounded {
             self.unbounded = true;
@@ -564,6 +591,7 @@ pub(super) fn run<
             written: Written::new(),
             unbounded: false,
             pages_left: MAX_RECORD_PAGES,
+            all_mapped: false,
         };
         let res = run_cursor(&mut c, &mut t, ring, sink).and_then(|()| {
             // Write back head = tail (the engine saves the context image).
@@ -712,8 +740,9 @@ fn command<M: GuestMem>(
 ) -> Result<(), Fault> {
     let dw = |i: usize| words.get(i).copied().unwrap_or(0);
     let dw0 = parsed.header;
-    // Draws and dispatches need no verdict once the set is unbounded.
-    let skip = t.unbounded && writes_through_state(dw0);
+    // Draws and dispatches need no verdict once the set is unbounded or
+    // holds every frame the PPGTT maps.
+    let skip = (t.unbounded || t.all_mapped) && writes_through_state(dw0);
     if let (Some(state), false) = (t.state.as_deref_mut(), skip) {
         let mut v = StateVerdict::new(&t.written);
         if state.command(words, &mut StateReader { c }, &mut v) {
@@ -723,7 +752,7 @@ fn command<M: GuestMem>(
                 *d = *r;
             }
             if v.unbounded {
-                t.unbounded(sink);
+                t.through_ppgtt(c, sink);
             }
             let space = c.gfx_space();
             for r in ranges.iter().take(n) {
@@ -791,6 +820,7 @@ fn command<M: GuestMem>(
         }
         _ => match command_write(words, c.mode()) {
             CmdWrite::Nothing | CmdWrite::StatusPage => {}
+            CmdWrite::Unbounded if writes_through_state(dw0) => t.through_ppgtt(c, sink),
             CmdWrite::Unbounded => t.unbounded(sink),
             CmdWrite::Range { space, addr, len } => {
                 t.write(c, space.into(), span(addr, len), sink);
@@ -1593,6 +1623,18 @@ pub(crate) mod tests {
 
     use crate::testutil::Sink;
 
+    /// Every frame the rig's PPGTT maps (kernel, surface state, render
+    /// target, batch), and the context image's: the write set of a draw
+    /// whose writes are not bounded.
+    fn mapped_frames(mem: &mut VecMem) -> Vec<u64> {
+        let mut want = vec![0];
+        Ppgtt::new(PML4, Format::Sim)
+            .record_all(mem, &mut |f| want.push(f))
+            .unwrap();
+        want.sort_unstable();
+        want
+    }
+
     /// The render target's frames and the context image's.
     fn rt_frames() -> Vec<u64> {
         let mut want = vec![0];
@@ -1619,7 +1661,14 @@ pub(crate) mod tests {
     fn fresh_contexts_start_from_the_golden_state() {
         let batch = draw_batch(&[]);
         let (mut v, mut mem) = draw_rig(&batch, 0, 8);
-        assert!(run_draw(&mut v, &mut mem).1, "state not known: unbounded");
+        let all = mapped_frames(&mut mem);
+        assert!(all.len() > rt_frames().len() + 2, "{}", all.len());
+        let s = run_draw(&mut v, &mut mem);
+        assert_eq!(
+            (s.0, s.1),
+            (all.clone(), false),
+            "state not known: the PPGTT's frames"
+        );
         let (mut v, mut mem) = draw_rig(&batch, LRC_FRESH, 8);
         assert!(!run_draw(&mut v, &mut mem).1);
         assert_eq!(get32(&mem, 28), 0, "fresh no more");
@@ -1636,9 +1685,10 @@ pub(crate) mod tests {
                 Pte::new(i * PAGE_SIZE, 0).unwrap().encode(),
             );
         }
-        assert!(run_draw(&mut v, &mut mem).1, "reset drops the state");
+        assert_eq!(run_draw(&mut v, &mut mem).0, all, "reset drops the state");
         let (mut v, mut mem) = draw_rig(&batch, LRC_FRESH, 0);
-        assert!(run_draw(&mut v, &mut mem).1, "no slot");
+        let s = run_draw(&mut v, &mut mem);
+        assert_eq!((s.0, s.1), (all, false), "no slot");
     }
 
     /// A bound built on state an earlier command of the submission wrote
@@ -1646,7 +1696,7 @@ pub(crate) mod tests {
     /// MI_STORE_REGISTER_MEM to the surface state. A store elsewhere
     /// keeps the draw bounded.
     #[test]
-    fn a_draw_on_state_written_in_the_same_submission_is_unbounded() {
+    fn a_draw_on_state_written_in_the_same_submission_falls_back_to_the_ppgtt() {
         let sdi = |va: u64| [(0x20 << 23) | 2, va as u32, (va >> 32) as u32, 0];
         let srm = |va: u64| [(0x24 << 23) | 2, 0x2358, va as u32, (va >> 32) as u32];
         for (extra, refused) in [
@@ -1656,9 +1706,13 @@ pub(crate) mod tests {
             (srm(st::SS + 0x800).to_vec(), false),
         ] {
             let (mut v, mut mem) = draw_rig(&draw_batch(&extra), LRC_FRESH, 8);
+            let all = mapped_frames(&mut mem);
             let s = run_draw(&mut v, &mut mem);
-            assert_eq!(s.1, refused, "{extra:x?}");
-            if !refused {
+            assert!(!s.1, "{extra:x?}");
+            if refused {
+                // Refused: the PPGTT's frames.
+                assert_eq!(s.0, all, "{extra:x?}");
+            } else {
                 let mut want = rt_frames();
                 want.push(SS_GPA / PAGE_SIZE);
                 want.sort_unstable();

@@ -230,6 +230,81 @@ impl Ppgtt {
     }
 }
 
+/// Page tables [`Ppgtt::record_all`] reads at most (the PML4, PDPs, PDs
+/// and PTs; 1024 page tables map 2 GiB of 4 KiB pages).
+pub const MAX_WALK_TABLES: u32 = 1 << 10;
+
+impl Ppgtt {
+    /// Tells `sink` every guest frame the PPGTT maps (each present entry
+    /// of its page tables): what a command that writes only through it
+    /// may write. Returns the frames told. Fails ([`Walk::Unsupported`])
+    /// past [`MAX_WALK_TABLES`] page tables (a guest's tables may point at
+    /// themselves) or without a PPGTT; with [`Format::Gen8`] also on a huge
+    /// or 64 KiB page and on a table that cannot be read. Upper-level
+    /// tables are read 32 entries at a time; nothing is allocated.
+    pub fn record_all(
+        &mut self,
+        mem: &mut impl GuestMem,
+        sink: &mut impl WriteSink,
+    ) -> Result<u64, Walk> {
+        if self.pml4 == 0 {
+            return Err(Walk::Unsupported);
+        }
+        let mut tables = 0u32;
+        let mut frames = 0u64;
+        self.walk_table(mem, self.pml4, 3, &mut tables, &mut frames, sink)?;
+        Ok(frames)
+    }
+
+    /// Walks the table at `table`, `level` levels above the pages (0: a
+    /// page table).
+    fn walk_table(
+        &mut self,
+        mem: &mut impl GuestMem,
+        table: u64,
+        level: u32,
+        tables: &mut u32,
+        frames: &mut u64,
+        sink: &mut impl WriteSink,
+    ) -> Result<(), Walk> {
+        *tables += 1;
+        if *tables > MAX_WALK_TABLES {
+            return Err(Walk::Unsupported);
+        }
+        let format = self.format;
+        let fail = |w: Walk| match (w, format) {
+            (Walk::Unmapped, _) | (Walk::Mem(_), Format::Sim) => Ok(()),
+            (w, _) => Err(w),
+        };
+        for chunk in 0..512 / 32 {
+            let mut e = [0u8; 8 * 32];
+            let read = table
+                .checked_add(chunk * 32 * 8)
+                .ok_or(Walk::Mem(MemFault { gpa: table }))
+                .and_then(|at| mem.read(at, &mut e).map_err(Walk::Mem));
+            if let Err(w) = read {
+                fail(w)?;
+                continue;
+            }
+            for k in 0..32 {
+                let mut q = [0u8; 8];
+                for (j, d) in q.iter_mut().enumerate() {
+                    *d = e.get(8 * k + j).copied().unwrap_or(0);
+                }
+                match decode(format, u64::from_le_bytes(q), level == 0) {
+                    Ok(addr) if level == 0 => {
+                        sink.may_write(addr / PAGE_SIZE);
+                        *frames += 1;
+                    }
+                    Ok(addr) => self.walk_table(mem, addr, level - 1, tables, frames, sink)?,
+                    Err(w) => fail(w)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The address a raw entry points to; `leaf`: a page table's entry.
 fn decode(format: Format, raw: u64, leaf: bool) -> Result<u64, Walk> {
     match format {
@@ -575,6 +650,28 @@ mod tests {
         assert!(matches!(r, Err(Walk::Mem(_))), "{r:?}");
         let mut p = Ppgtt::new(0x1000, Format::Sim);
         assert_eq!(p.record(&mut m, va, va + PAGE_SIZE, &mut |_| {}), Ok(()));
+    }
+
+    #[test]
+    fn record_all_names_every_mapped_frame_within_its_budget() {
+        let (mut m, _) = rig();
+        for format in [Format::Sim, Format::Gen8] {
+            let mut got = Vec::new();
+            let n = Ppgtt::new(0x1000, format)
+                .record_all(&mut m, &mut |f| got.push(f))
+                .unwrap();
+            assert_eq!(n, 8);
+            assert_eq!(got, (0x100..0x108).collect::<Vec<_>>(), "{format:?}");
+        }
+        // Tables that map themselves at every level: 512^3 tables to walk.
+        let mut m = Mem(vec![0u8; 0x2000]);
+        for i in 0..512 {
+            put(&mut m, 0x1000 + i * 8, 0x1000 | 3);
+        }
+        let r = Ppgtt::new(0x1000, Format::Gen8).record_all(&mut m, &mut |_| {});
+        assert_eq!(r, Err(Walk::Unsupported));
+        let r = Ppgtt::new(0, Format::Sim).record_all(&mut m, &mut |_| {});
+        assert_eq!(r, Err(Walk::Unsupported));
     }
 
     #[test]
