@@ -1322,10 +1322,7 @@ mod writes_tests {
     use crate::writeset::state::tests as st;
 
     const PML4: u64 = 0x10_0000;
-    const SS_GPA: u64 = 0x21_0000;
-    const IB_GPA: u64 = 0x22_0000;
-    const RT_GPA: u64 = 0x28_0000;
-    const RT_PAGES: u64 = 64;
+    use crate::writeset::scan::tests::{RT_GPA, RT_PAGES, SS_GPA};
     /// A graphics page of the PPGTT mapped to frame `SCRATCH_GPA >> 12 + i`.
     const DATA_VA: u64 = 0x7_0000_0000;
     const DATA_GPA: u64 = 0x30_0000;
@@ -1337,31 +1334,9 @@ mod writes_tests {
     }
 
     /// Maps graphics page `va` to guest frame `gpa` in the PPGTT at
-    /// [`PML4`] (Gen8 entries), taking new tables from `next` on; returns
-    /// the leaf entry's guest physical address.
+    /// [`PML4`]; returns the leaf entry's guest physical address.
     fn map(mem: &mut VecMem, next: &mut u64, va: u64, gpa: u64) -> u64 {
-        let mut table = PML4;
-        for shift in [39u32, 30, 21] {
-            let e = table + ((va >> shift) & 511) * 8;
-            let raw = get64(mem, e);
-            table = if raw & 1 != 0 {
-                raw & 0x3fff_ffff_f000
-            } else {
-                let t = *next;
-                *next += 4096;
-                mem.write(e, &(t | 3).to_le_bytes()).unwrap();
-                t
-            };
-        }
-        let e = table + ((va >> 12) & 511) * 8;
-        mem.write(e, &(gpa | 3).to_le_bytes()).unwrap();
-        e
-    }
-
-    fn put(mem: &mut VecMem, gpa: u64, dws: &[u32]) {
-        for (i, d) in dws.iter().enumerate() {
-            mem.write(gpa + 4 * i as u64, &d.to_le_bytes()).unwrap();
-        }
+        crate::writeset::scan::tests::map(mem, PML4, next, va, gpa)
     }
 
     /// Guest memory with the state tracker tests' draw state behind a
@@ -1370,22 +1345,11 @@ mod writes_tests {
     fn ppgtt_mem() -> VecMem {
         let mut mem = VecMem::new(0x40_0000);
         let mut next = PML4 + 4096;
-        let shader = st::fragment_shader();
-        let ib_pages = (st::KSP + shader.len() as u64).div_ceil(PAGE_SIZE);
-        for i in 0..ib_pages {
-            map(&mut mem, &mut next, st::IB + i * 4096, IB_GPA + i * 4096);
-        }
-        map(&mut mem, &mut next, st::SS, SS_GPA);
-        for i in 0..RT_PAGES {
-            map(&mut mem, &mut next, st::RT + i * 4096, RT_GPA + i * 4096);
-        }
+        crate::writeset::scan::tests::draw_state(&mut mem, PML4, &mut next);
         for i in 0..8 {
             map(&mut mem, &mut next, DATA_VA + i * 4096, DATA_GPA + i * 4096);
         }
         assert!(next <= SS_GPA);
-        mem.write(IB_GPA + st::KSP, &shader).unwrap();
-        put(&mut mem, SS_GPA + st::BT, &[st::SURF as u32]);
-        put(&mut mem, SS_GPA + st::SURF, &st::render_target());
         mem
     }
 

@@ -1517,35 +1517,14 @@ pub(crate) mod tests {
     const PML4: u64 = 0x10_0000;
     const BATCH_VA: u64 = 0x50_0000;
     const BATCH_GPA: u64 = 0x20_0000;
-    const SS_GPA: u64 = 0x21_0000;
-    const IB_GPA: u64 = 0x22_0000;
-    const RT_GPA: u64 = 0x28_0000;
-    const RT_PAGES: u64 = 64;
+    use crate::writeset::scan::tests::{RT_GPA, RT_PAGES, SS_GPA};
 
     type Vgpu = SimVgpu<Vec<u64>, Vec<CtxSlot>>;
-
-    fn get64(mem: &VecMem, gpa: u64) -> u64 {
-        u64::from(get32(mem, gpa)) | u64::from(get32(mem, gpa + 4)) << 32
-    }
 
     /// Maps GPU virtual page `va` to guest frame `gpa` in the PPGTT at
     /// [`PML4`], taking new tables from `next` on.
     fn map(mem: &mut VecMem, next: &mut u64, va: u64, gpa: u64) {
-        let mut table = PML4;
-        for shift in [39u32, 30, 21] {
-            let e = table + ((va >> shift) & 511) * 8;
-            let raw = get64(mem, e);
-            table = if raw & 1 != 0 {
-                raw & 0xf_ffff_f000
-            } else {
-                let t = *next;
-                *next += 4096;
-                mem.write(e, &(t | 3).to_le_bytes()).unwrap();
-                t
-            };
-        }
-        let e = table + ((va >> 12) & 511) * 8;
-        mem.write(e, &(gpa | 3).to_le_bytes()).unwrap();
+        crate::writeset::scan::tests::map(mem, PML4, next, va, gpa);
     }
 
     /// The state tracker tests' draw set-up, `extra`, 3DPRIMITIVE, end.
@@ -1564,15 +1543,7 @@ pub(crate) mod tests {
         let (v, mut mem) = rig();
         let v = v.with_contexts(vec![CtxSlot::EMPTY; slots]);
         let mut next = PML4 + 4096;
-        let shader = st::fragment_shader();
-        let ib_pages = (st::KSP + shader.len() as u64).div_ceil(PAGE_SIZE);
-        for i in 0..ib_pages {
-            map(&mut mem, &mut next, st::IB + i * 4096, IB_GPA + i * 4096);
-        }
-        map(&mut mem, &mut next, st::SS, SS_GPA);
-        for i in 0..RT_PAGES {
-            map(&mut mem, &mut next, st::RT + i * 4096, RT_GPA + i * 4096);
-        }
+        crate::writeset::scan::tests::draw_state(&mut mem, PML4, &mut next);
         for i in 0..(4 * batch.len() as u64).div_ceil(PAGE_SIZE) {
             map(
                 &mut mem,
@@ -1582,9 +1553,6 @@ pub(crate) mod tests {
             );
         }
         assert!(next <= BATCH_GPA);
-        mem.write(IB_GPA + st::KSP, &shader).unwrap();
-        put(&mut mem, SS_GPA + st::BT, &[st::SURF as u32]);
-        put(&mut mem, SS_GPA + st::SURF, &st::render_target());
         put(&mut mem, BATCH_GPA, batch);
         put(
             &mut mem,

@@ -561,37 +561,94 @@ pub fn context_slot(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::sim::exec::tests::VecMem as Mem;
     use std::vec;
     use std::vec::Vec;
 
-    struct Mem(Vec<u8>);
-    impl GuestMem for Mem {
-        fn read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
-            let s = usize::try_from(gpa).map_err(|_| MemFault { gpa })?;
-            let src = self.0.get(s..s + buf.len()).ok_or(MemFault { gpa })?;
-            buf.copy_from_slice(src);
-            Ok(())
-        }
-        fn write(&mut self, gpa: u64, buf: &[u8]) -> Result<(), MemFault> {
-            let s = usize::try_from(gpa).map_err(|_| MemFault { gpa })?;
-            self.0
-                .get_mut(s..s + buf.len())
-                .ok_or(MemFault { gpa })?
-                .copy_from_slice(buf);
-            Ok(())
-        }
+    fn put(m: &mut impl GuestMem, at: u64, v: u64) {
+        m.write(at, &v.to_le_bytes()).unwrap();
     }
 
-    fn put(m: &mut Mem, at: u64, v: u64) {
-        m.write(at, &v.to_le_bytes()).unwrap();
+    fn get64(m: &mut impl GuestMem, at: u64) -> u64 {
+        let mut b = [0u8; 8];
+        m.read(at, &mut b).unwrap();
+        u64::from_le_bytes(b)
+    }
+
+    /// Maps graphics page `va` to guest frame `gpa` in the 4-level PPGTT at
+    /// `pml4` (entries present and writable, valid in both formats),
+    /// taking new tables from `next` on; returns the leaf entry's guest
+    /// physical address.
+    pub(crate) fn map(
+        mem: &mut impl GuestMem,
+        pml4: u64,
+        next: &mut u64,
+        va: u64,
+        gpa: u64,
+    ) -> u64 {
+        let mut table = pml4;
+        for shift in [39u32, 30, 21] {
+            let e = table + ((va >> shift) & 511) * 8;
+            let raw = get64(mem, e);
+            table = if raw & 1 != 0 {
+                raw & GEN8_ADDR
+            } else {
+                let t = *next;
+                *next += PAGE_SIZE;
+                put(mem, e, t | 3);
+                t
+            };
+        }
+        let e = table + ((va >> 12) & 511) * 8;
+        put(mem, e, gpa | 3);
+        e
+    }
+
+    /// Where [`draw_state`] puts the state tracker tests' draw state.
+    pub(crate) const SS_GPA: u64 = 0x21_0000;
+    pub(crate) const IB_GPA: u64 = 0x22_0000;
+    pub(crate) const RT_GPA: u64 = 0x28_0000;
+    pub(crate) const RT_PAGES: u64 = 64;
+
+    /// Maps and writes the state tracker tests' draw state (kernel,
+    /// binding table and surface state, a [`RT_PAGES`]-page render target)
+    /// behind the PPGTT at `pml4`, tables from `next` on.
+    pub(crate) fn draw_state(mem: &mut impl GuestMem, pml4: u64, next: &mut u64) {
+        use super::super::state::tests as st;
+        let shader = st::fragment_shader();
+        let ib_pages = (st::KSP + shader.len() as u64).div_ceil(PAGE_SIZE);
+        for i in 0..ib_pages {
+            map(
+                mem,
+                pml4,
+                next,
+                st::IB + i * PAGE_SIZE,
+                IB_GPA + i * PAGE_SIZE,
+            );
+        }
+        map(mem, pml4, next, st::SS, SS_GPA);
+        for i in 0..RT_PAGES {
+            map(
+                mem,
+                pml4,
+                next,
+                st::RT + i * PAGE_SIZE,
+                RT_GPA + i * PAGE_SIZE,
+            );
+        }
+        mem.write(IB_GPA + st::KSP, &shader).unwrap();
+        let dw = |d: &[u32]| d.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        mem.write(SS_GPA + st::BT, &dw(&[st::SURF as u32])).unwrap();
+        mem.write(SS_GPA + st::SURF, &dw(&st::render_target()))
+            .unwrap();
     }
 
     /// PML4 at 0x1000, PDP 0x2000, PD 0x3000, PT 0x4000 mapping graphics
     /// page 0x40_0000_0000 + i to frame 0x100 + i for i < 8.
     fn rig() -> (Mem, u64) {
-        let mut m = Mem(vec![0u8; 0x20_0000]);
+        let mut m = Mem::new(0x20_0000);
         let va: u64 = 0x40_0000_0000;
         put(&mut m, 0x1000 + ((va >> 39) & 511) * 8, 0x2000 | 3);
         put(&mut m, 0x2000 + ((va >> 30) & 511) * 8, 0x3000 | 3);
@@ -664,7 +721,7 @@ mod tests {
             assert_eq!(got, (0x100..0x108).collect::<Vec<_>>(), "{format:?}");
         }
         // Tables that map themselves at every level: 512^3 tables to walk.
-        let mut m = Mem(vec![0u8; 0x2000]);
+        let mut m = Mem::new(0x2000);
         for i in 0..512 {
             put(&mut m, 0x1000 + i * 8, 0x1000 | 3);
         }
