@@ -271,10 +271,14 @@ static void kv_unpin_range(struct kv_vgpu *kv, u64 first, u64 last)
  *   then       the replay's pages, in mapping order
  *
  * The contexts and rings are mapped at the top of the aperture through
- * the GTT MMIO range. Each tick writes at most RP_PAGES_PER_TICK page
- * records and, at an execbuffer, puts MI_BATCH_BUFFER_START (PPGTT) to its
- * batch into the context's ring and writes the context's descriptor
- * (addressing mode legacy 64-bit) to the ELSP; one is in flight at a time.
+ * the GTT MMIO range; the driver keeps that GM address in guest memory
+ * (the first context's LRCA page, which the mock's GPU does not write),
+ * so that on a destination at another GGTT place it goes on with the
+ * source's, which map_gma moves, as the desktop driver does. Each tick
+ * writes at most RP_PAGES_PER_TICK page records and, at an execbuffer,
+ * puts MI_BATCH_BUFFER_START (PPGTT) to its batch into the context's
+ * ring and writes the context's descriptor (addressing mode legacy
+ * 64-bit) to the ELSP; one is in flight at a time.
  * When the mock's GPU runs it, the model GPU (kv_replay_executed()) writes
  * a stamp at the start of every page the file names for it, through guest
  * memory, seen by no hook, as a GPU's writes. At the end of the file the
@@ -296,6 +300,7 @@ static void kv_unpin_range(struct kv_vgpu *kv, u64 first, u64 last)
 #define RP_CTX_ID_BASE		0xfe00
 #define RP_BB_START		((0x31 << 23) | (1 << 8) | 1)
 #define RP_PDE			(BIT_ULL(0) | BIT_ULL(1))	/* present, RW */
+#define RP_STATE_MAGIC		0x6c707247	/* "Grpl" */
 
 struct kv_replay {
 	/* the file's header and map table */
@@ -631,6 +636,7 @@ static int kv_replay_setup(struct kv_vgpu *kv)
 	struct kv_replay *r;
 	u64 c, need, size, k;
 	size_t bad = 0;
+	u32 st[3];
 	int ret;
 
 	r = kzalloc_obj(*r);
@@ -663,6 +669,18 @@ static int kv_replay_setup(struct kv_vgpu *kv)
 	r->base = kv->rp_base;
 	r->gbase = m->layout.aperture_base + m->layout.aperture_size -
 		   3 * c * MOCK_PAGE;
+	/* a driver that ran before (here or on a source) keeps its GM */
+	ret = mock_mem_rw(m, r->base, st, sizeof(st), false);
+	if (!ret && st[0] == RP_STATE_MAGIC)
+		r->gbase = st[1] | (u64)st[2] << 32;
+	st[0] = RP_STATE_MAGIC;
+	st[1] = lower_32_bits(r->gbase);
+	st[2] = upper_32_bits(r->gbase);
+	ret = ret ?: kv_cpu_write(kv, r->base, st, sizeof(st));
+	if (ret) {
+		kv_replay_free(r);
+		return ret;
+	}
 	r->pml4 = r->base + 3 * c * MOCK_PAGE;
 	r->data = r->base + (need - r->mapped) * MOCK_PAGE;
 	r->next = r->first;
