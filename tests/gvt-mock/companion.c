@@ -732,6 +732,16 @@ static u32 mock_mi_op(u32 dw0)
 	return dw0 >> 29 ? ~0U : (dw0 >> 23) & 0x3f;
 }
 
+/*
+ * GVT-g scans no PPGTT batch buffer unless the host sets the vGPU's debugfs
+ * scan_nonprivbb (an engine mask, 0 by default); gmig sees their commands
+ * only then, so the mock's vGPUs start with it set on every engine.
+ */
+static unsigned long scan_nonprivbb = GENMASK(MOCK_ENGINES - 1, 0);
+module_param(scan_nonprivbb, ulong, 0644);
+MODULE_PARM_DESC(scan_nonprivbb,
+		 "engines whose PPGTT batch buffers new vGPUs scan (GVT-g's default: 0)");
+
 /* Fault injection for the tests: every Nth leaf a shadow maps stays unpinned. */
 static unsigned int ppgtt_skip_pin;
 module_param(ppgtt_skip_pin, uint, 0644);
@@ -1726,12 +1736,7 @@ int mock_init(struct mock_vgpu *m, const char *name,
 	m->name = name;
 	m->layout = *l;
 	m->refuse_check = -1;
-	/*
-	 * GVT-g scans no PPGTT batch buffer unless the host sets the vGPU's
-	 * debugfs scan_nonprivbb; gmig sees their commands only then, so the
-	 * mock's vGPUs start with it set on every engine.
-	 */
-	m->scan_nonprivbb = GENMASK(MOCK_ENGINES - 1, 0);
+	m->scan_nonprivbb = scan_nonprivbb;
 	m->fail_apply = -1;
 	for (i = 0; i < MOCK_ENGINES; i++)
 		m->csb_wp[i] = 7;
