@@ -143,20 +143,18 @@ vgpu_stat() {
 
 # vgpu_workload UUID CMD: the stand-in guest driver's workload on the vGPU
 # ("start PROFILE", "stop"). "start replay ..." first writes the replay
-# file $GMIG_REPLAY (made by scripts/trace.sh pack) to the vGPU (sim only).
+# file $GMIG_REPLAY (made by scripts/trace.sh pack) to the vGPU's replay
+# file (gmig's for sim, the mock's for gvt).
 vgpu_workload() {
-	case ${GMIG_PROVIDER:-sim} in
-	gvt) echo "$2" >$GVT_MOCK_DEBUGFS/$1/workload ;;
-	*)
-		case $2 in
-		"start replay"*)
-			[ -f "${GMIG_REPLAY:-}" ] || { echo "vgpu_workload: no replay file GMIG_REPLAY=${GMIG_REPLAY:-}"; return 1; }
-			cat "$GMIG_REPLAY" >$GMIG_DEBUGFS/$1/replay || return 1
-			;;
-		esac
-		echo "$2" >$GMIG_DEBUGFS/$1/workload
+	local dir=$GMIG_DEBUGFS
+	[ "${GMIG_PROVIDER:-sim}" = gvt ] && dir=$GVT_MOCK_DEBUGFS
+	case $2 in
+	"start replay"*)
+		[ -f "${GMIG_REPLAY:-}" ] || { echo "vgpu_workload: no replay file GMIG_REPLAY=${GMIG_REPLAY:-}"; return 1; }
+		cat "$GMIG_REPLAY" >$dir/$1/replay || return 1
 		;;
 	esac
+	echo "$2" >$dir/$1/workload
 }
 
 # vgpu_dmesg: the kernel log lines of gmig (and of the mock for gvt).

@@ -712,51 +712,540 @@ static void mock_free_workload(struct mock_workload *wl)
 }
 
 /*
- * intel_gvt_scan_and_shadow_ringbuffer(): copies the guest's ring from
- * rb_head to rb_tail (the mock's rings do not wrap) and calls scan_cmd on
- * each command of the copy, before the audit.
+ * The command scanner (drivers/gpu/drm/i915/gvt/cmd_parser.c). Its limits
+ * are the mock's: GVT-g bounds a scan by guest memory only.
+ */
+#define MOCK_SCAN_CMDS		BIT(18)	/* commands per workload */
+#define MOCK_SCAN_BBS		64		/* batch buffers per workload */
+#define MOCK_BB_DWORDS		(SZ_1M / 4)	/* dwords per batch buffer */
+#define MOCK_PPGTT_TABLES	4096		/* tables a shadow walks */
+#define MOCK_PPGTT_PAGES	BIT(17)	/* pages a shadow pins */
+#define MOCK_MI_BB_END		0x0a
+#define MOCK_MI_BB_START	0x31
+#define MOCK_BB_2ND_LEVEL	BIT(22)
+#define MOCK_BB_PPGTT		BIT(8)
+enum { MOCK_RING, MOCK_BB, MOCK_BB2 };
+
+/* The MI opcode of @dw0 (bits 28:23), ~0 for another client. */
+static u32 mock_mi_op(u32 dw0)
+{
+	return dw0 >> 29 ? ~0U : (dw0 >> 23) & 0x3f;
+}
+
+/*
+ * GVT-g scans no PPGTT batch buffer unless the host sets the vGPU's debugfs
+ * scan_nonprivbb (an engine mask, 0 by default); gmig sees their commands
+ * only then, so the mock's vGPUs start with it set on every engine.
+ */
+static unsigned long scan_nonprivbb = GENMASK(MOCK_ENGINES - 1, 0);
+module_param(scan_nonprivbb, ulong, 0644);
+MODULE_PARM_DESC(scan_nonprivbb,
+		 "engines whose PPGTT batch buffers new vGPUs scan (GVT-g's default: 0)");
+
+/* Fault injection for the tests: every Nth leaf a shadow maps stays unpinned. */
+static unsigned int ppgtt_skip_pin;
+module_param(ppgtt_skip_pin, uint, 0644);
+MODULE_PARM_DESC(ppgtt_skip_pin,
+		 "leave every Nth page a shadow PPGTT maps unpinned (tests: 0 = none)");
+
+static u32 mock_var_len(u32 dw0, unsigned int bits)
+{
+	return (dw0 & GENMASK(bits - 1, 0)) + 2;
+}
+
+/* GFXPIPE (client 3): @pipe, @opc and @sub of bits 28:27, 26:24, 23:16. */
+static u32 mock_gfx_len(u32 dw0, u32 pipe, u32 opc, u32 sub)
+{
+	if ((pipe == 1 && opc == 0 && sub == 0x0b) ||
+	    (pipe == 3 && opc == 0 && sub == 0x0b) ||
+	    (pipe == 1 && opc == 1 && sub == 0x04))
+		return 1;	/* 3DSTATE_VF_STATISTICS, PIPELINE_SELECT */
+	switch (pipe << 4 | opc) {
+	case 0x01:	/* STATE_BASE_ADDRESS, STATE_SIP, 0x6104 */
+		return sub == 0x01 || sub == 0x02 || sub == 0x04 ?
+		       mock_var_len(dw0, 8) : 0;
+	case 0x00:	/* STATE_PREFETCH */
+		return sub == 0x03 ? mock_var_len(dw0, 8) : 0;
+	case 0x20:	/* MEDIA_VFE_STATE .. MEDIA_STATE_FLUSH */
+		return sub <= 0x05 ? mock_var_len(dw0, 16) : 0;
+	case 0x21:	/* MEDIA_OBJECT*, GPGPU_WALKER */
+		if (sub == 0x05)
+			return mock_var_len(dw0, 8);
+		return sub == 0x00 || sub == 0x02 || sub == 0x03 ?
+		       mock_var_len(dw0, 16) : 0;
+	case 0x30:	/* 3DSTATE_* */
+		if (sub == 0x39 || sub == 0x3a)
+			return mock_var_len(dw0, 11);
+		if (sub >= 0x43 && sub <= 0x47)
+			return mock_var_len(dw0, 9);
+		if ((sub >= 0x04 && sub <= 0x21 && sub != 0x0b) ||
+		    (sub >= 0x23 && sub <= 0x38) ||
+		    (sub >= 0x3b && sub <= 0x42) ||
+		    (sub >= 0x49 && sub <= 0x52) || sub == 0x55)
+			return mock_var_len(dw0, 8);
+		return 0;
+	case 0x31:	/* 3DSTATE_* (more), SO_DECL_LIST, the pools */
+		if (sub == 0x17)
+			return mock_var_len(dw0, 9);
+		if (sub == 0x00 || sub == 0x02 || sub == 0x04 ||
+		    (sub >= 0x06 && sub <= 0x08) ||
+		    (sub >= 0x0a && sub <= 0x0c) ||
+		    (sub >= 0x11 && sub <= 0x1c))
+			return mock_var_len(dw0, 8);
+		return 0;
+	case 0x32:	/* PIPE_CONTROL */
+	case 0x33:	/* 3DPRIMITIVE */
+		return sub == 0 ? mock_var_len(dw0, 8) : 0;
+	}
+	return 0;
+}
+
+/*
+ * The length in dwords of the command with header @dw0, 0 for one the
+ * mock does not know: GVT-g's cmd_info[] and get_cmd_length() for the
+ * render and blitter rings' MI, 2D and GFXPIPE commands, as
+ * gmig_core::cmd::command_len() (rust/gmig_core/src/cmd.rs) has them.
+ */
+static u32 mock_cmd_len(u32 dw0)
+{
+	u32 op, key;
+
+	switch (dw0 >> 29) {
+	case 0:
+		op = (dw0 >> 23) & 0x3f;
+		if (op <= 0x0f)
+			return 1;
+		switch (op) {
+		case 0x12:
+			return 2;	/* MI_LOAD_SCAN_LINES_INCL */
+		case 0x20: case 0x23: case 0x27:
+			return mock_var_len(dw0, 10);
+		case 0x26: case 0x28:
+			return mock_var_len(dw0, 6);
+		case 0x14: case 0x16: case 0x19: case 0x1a: case 0x1b:
+		case 0x1c: case 0x21: case 0x22: case 0x24: case 0x29:
+		case 0x2a: case 0x2b: case 0x2c: case 0x2d: case 0x2e:
+		case 0x2f: case 0x31: case 0x36:
+			return mock_var_len(dw0, 8);
+		}
+		return 0;
+	case 2:
+		op = (dw0 >> 22) & 0x7f;
+		switch (op) {
+		case 0x01: case 0x03: case 0x11: case 0x24: case 0x25:
+		case 0x26: case 0x31: case 0x42:
+		case 0x50 ... 0x59:
+		case 0x71 ... 0x77:
+			return mock_var_len(dw0, 8);
+		}
+		return 0;
+	case 3:
+		key = (dw0 >> 16) & 0x1fff;
+		return mock_gfx_len(dw0, key >> 11, (key >> 8) & 7, key & 0xff);
+	}
+	return 0;
+}
+
+/*
+ * intel_vgpu_gma_to_gpa() through the guest PPGTT of @wl (the guest's
+ * tables in guest memory, as GVT-g's shadow mirrors them): ~0 if not
+ * mapped. Large pages are not modelled and do not map.
+ */
+static u64 mock_ppgtt_gpa(struct mock_vgpu *m, const struct mock_workload *wl,
+			  u64 gma)
+{
+	int level = wl->lvl4 ? 4 : 2;
+	u64 e;
+
+	if (!wl->ppgtt || gma >> (wl->lvl4 ? 48 : 32))
+		return ~0ULL;
+	e = wl->lvl4 ? wl->pdps[0] | MOCK_PPGTT_PRESENT :
+		       wl->pdps[(gma >> 30) & 3];
+	for (; level; level--) {
+		u64 idx = (gma >> (12 + 9 * (level - 1))) & 511;
+
+		if (!(e & MOCK_PPGTT_PRESENT) ||
+		    mem_rw(m, (e & MOCK_PPGTT_ADDR) + 8 * idx, &e, 8, false,
+			   false) ||
+		    (level > 1 && (e & BIT_ULL(7))))
+			return ~0ULL;
+	}
+	if (!(e & MOCK_PPGTT_PRESENT))
+		return ~0ULL;
+	return (e & MOCK_PPGTT_ADDR) | (gma & 0xfff);
+}
+
+/* copy_gma_to_hva(): @len bytes at @gma, page by page, through the GGTT or PPGTT. */
+static int mock_read_gma(struct mock_vgpu *m, const struct mock_workload *wl,
+			 bool ppgtt, u64 gma, void *buf, size_t len)
+{
+	while (len) {
+		size_t n = min_t(size_t, len, MOCK_PAGE - gma % MOCK_PAGE);
+		u64 gpa = ppgtt ? mock_ppgtt_gpa(m, wl, gma) :
+				  mock_gma_to_gpa(m, gma);
+
+		if (gpa == ~0ULL || mem_rw(m, gpa, buf, n, false, false))
+			return -EFAULT;
+		gma += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* struct parser_exec_state, what the mock needs */
+struct mock_scan {
+	struct mock_vgpu *m;
+	struct mock_workload *wl;
+	unsigned int cmds, bbs;
+};
+
+/* A shadow batch buffer (struct intel_vgpu_shadow_bb): the dwords read. */
+struct mock_bb {
+	u64 gma;
+	bool ppgtt;
+	u32 *buf;
+	u32 n, cap;
+};
+
+/* Reads @bb's guest dwords up to at least @want, a page at a time. */
+static int mock_bb_fetch(struct mock_scan *s, struct mock_bb *bb, u32 want)
+{
+	while (bb->n < want) {
+		u64 gma = bb->gma + 4ULL * bb->n;
+		u32 k = (MOCK_PAGE - gma % MOCK_PAGE) / 4;
+		int ret;
+
+		if (bb->n + k > MOCK_BB_DWORDS)
+			return -E2BIG;
+		if (bb->n + k > bb->cap) {
+			u32 cap = clamp_t(u32, 2 * bb->cap, bb->n + k,
+					  MOCK_BB_DWORDS);
+			u32 *b = kvrealloc(bb->buf, cap * sizeof(u32),
+					   GFP_KERNEL);
+
+			if (!b)
+				return -ENOMEM;
+			bb->buf = b;
+			bb->cap = cap;
+		}
+		ret = mock_read_gma(s->m, s->wl, bb->ppgtt, gma,
+				    bb->buf + bb->n, 4 * k);
+		if (ret)
+			return ret;
+		bb->n += k;
+	}
+	return 0;
+}
+
+/*
+ * find_bb_size() and the copy of perform_bb_shadow(): the batch ends at
+ * MI_BATCH_BUFFER_END or a chained MI_BATCH_BUFFER_START (bit 22 clear),
+ * each command's length decoded; an unknown command is refused.
+ */
+static int mock_bb_size(struct mock_scan *s, struct mock_bb *bb, u32 *size)
+{
+	u32 i = 0, len, op;
+	int ret;
+
+	for (;;) {
+		ret = mock_bb_fetch(s, bb, i + 1);
+		if (ret)
+			return ret;
+		len = mock_cmd_len(bb->buf[i]);
+		if (!len)
+			return -EBADRQC;
+		op = mock_mi_op(bb->buf[i]);
+		i += len;
+		if (op == MOCK_MI_BB_END ||
+		    (op == MOCK_MI_BB_START &&
+		     !(bb->buf[i - len] & MOCK_BB_2ND_LEVEL)))
+			break;
+	}
+	*size = i;
+	return mock_bb_fetch(s, bb, i);
+}
+
+/* The companion's scan_cmd on one command of the shadow (patch 0006). */
+static int mock_scan_cmd(struct mock_scan *s, u32 *cmd, u32 len, bool ggtt)
+{
+	struct mock_vgpu *m = s->m;
+	int ret = 0;
+
+	if (++s->cmds > MOCK_SCAN_CMDS)
+		return -E2BIG;
+	m->scan_cmds++;
+	if (m->ops->scan_cmd) {
+		cb_begin(m);
+		ret = m->ops->scan_cmd(m->priv, cmd, len, ggtt);
+		cb_end(m);
+	}
+	return ret;
+}
+
+static int mock_bb_start(struct mock_scan *s, const u32 *c, int level,
+			 bool ppgtt, u64 *chain);
+
+/*
+ * A batch buffer at @gma started from a buffer of @level - 1, its
+ * commands scanned as command_scan() does once perform_bb_shadow() moved
+ * the parser into it; a chained batch continues in the same loop.
+ */
+static int mock_scan_bb(struct mock_scan *s, u64 gma, int level, bool ppgtt)
+{
+	struct mock_bb bb = { .ppgtt = ppgtt };
+	u32 i, len, size;
+	int ret;
+
+	for (;;) {
+		u64 chain = ~0ULL;
+
+		if (++s->bbs > MOCK_SCAN_BBS) {
+			ret = -E2BIG;
+			break;
+		}
+		s->m->scan_batches++;
+		bb.gma = gma;
+		bb.n = 0;
+		ret = mock_bb_size(s, &bb, &size);
+		for (i = 0; !ret && i < size; i += len) {
+			u32 *c = &bb.buf[i];
+
+			len = mock_cmd_len(*c);
+			ret = mock_scan_cmd(s, c, len, !ppgtt);
+			if (!ret && mock_mi_op(*c) == MOCK_MI_BB_START)
+				ret = mock_bb_start(s, c, level, ppgtt, &chain);
+		}
+		if (ret < 0 || chain == ~0ULL)
+			break;
+		gma = chain;
+	}
+	kvfree(bb.buf);
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * cmd_handler_mi_batch_buffer_start() in a buffer of @level: from the
+ * ring a first-level batch, in the GGTT or the PPGTT by bit 8
+ * (addr_type_update_snb(); batches inherit it); from a first-level batch
+ * a second-level one (bit 22, returns here) or a chained one (*@chain:
+ * the current batch ends), none from a second-level batch. A PPGTT batch
+ * is scanned only on the engines of scan_nonprivbb
+ * (batch_buffer_needs_scan()): otherwise GVT-g emulates its end.
+ */
+static int mock_bb_start(struct mock_scan *s, const u32 *c, int level,
+			 bool ppgtt, u64 *chain)
+{
+	bool second = c[0] & MOCK_BB_2ND_LEVEL;
+	u64 gma = (c[1] & ~3U) | (u64)(c[2] & 0xffff) << 32;
+	bool scan = !(c[0] & MOCK_BB_PPGTT) ||
+		    test_bit(s->wl->w.engine, &s->m->scan_nonprivbb);
+
+	if (level == MOCK_BB2 || (second && level != MOCK_BB))
+		return -EFAULT;
+	if (level == MOCK_RING)
+		ppgtt = c[0] & MOCK_BB_PPGTT;
+	if (!scan)
+		return 1;
+	if (level == MOCK_RING)
+		return mock_scan_bb(s, gma, MOCK_BB, ppgtt);
+	if (second)
+		return mock_scan_bb(s, gma, MOCK_BB2, ppgtt);
+	*chain = gma;
+	return 1;
+}
+
+/*
+ * intel_gvt_scan_and_shadow_workload() with patch 0019: the companion's
+ * scan_workload, then intel_gvt_scan_and_shadow_ringbuffer(), which copies
+ * the guest's ring from rb_head to rb_tail (the mock's rings do not wrap),
+ * and scan_workload(), which calls scan_cmd on each command of the copy
+ * before its audit and follows MI_BATCH_BUFFER_START into the batch
+ * buffers (mock_bb_start()). A command the mock cannot decode is refused
+ * (-EBADRQC), an address it cannot map too (-EFAULT).
  */
 static int mock_scan(struct mock_vgpu *m, struct mock_workload *wl)
 {
 	u32 n = (wl->w.rb_tail - wl->w.rb_head) / 4, i, len;
+	struct mock_scan s = { .m = m, .wl = wl };
+	u64 chain;
 	int ret;
 
 	if (wl->shadow)
 		return 0;
+	if (m->ops->scan_workload) {
+		cb_begin(m);
+		m->ops->scan_workload(m->priv, wl->w.engine, wl->ctx_gma,
+				      wl->ppgtt ? wl->pdps : NULL, wl->lvl4);
+		cb_end(m);
+	}
 	wl->shadow = kcalloc(n ?: 1, sizeof(u32), GFP_KERNEL);
 	if (!wl->shadow)
 		return -ENOMEM;
 	wl->shadow_len = n;
-	/* copy_gma_to_hva(): page by page through the GGTT */
-	for (i = 0; i < n; i += len) {
-		u64 gma = wl->rb_start + wl->w.rb_head + 4 * i;
-		u64 gpa = mock_gma_to_gpa(m, gma);
+	ret = mock_read_gma(m, wl, false, wl->rb_start + wl->w.rb_head,
+			    wl->shadow, 4 * n);
+	for (i = 0; !ret && i < n; i += len) {
+		u32 *c = &wl->shadow[i];
 
-		if (gpa == ~0ULL)
-			return -EFAULT;
-		len = min_t(u32, n - i, (MOCK_PAGE - gma % MOCK_PAGE) / 4);
-		if (mem_rw(m, gpa, &wl->shadow[i], 4 * len, false, false))
-			return -EFAULT;
-	}
-	for (i = 0; i < n; i += len) {
-		len = wl->shadow[i] == 0 ? 1 : 4;
-		if (len == 4 && wl->shadow[i] != MOCK_SDI)
-			return -EBADRQC;	/* the mock knows no other */
-		if (i + len > n)
-			return -EBADRQC;
-		if (m->ops->scan_cmd) {
-			cb_begin(m);
-			ret = m->ops->scan_cmd(m->priv, &wl->shadow[i], len, true);
-			cb_end(m);
-			if (ret < 0)
-				return ret;
+		len = mock_cmd_len(*c);
+		if (!len || i + len > n || mock_mi_op(*c) == MOCK_MI_BB_END) {
+			ret = -EBADRQC;
+			break;
 		}
+		ret = mock_scan_cmd(&s, c, len, true);
 		/* the audit: a store must land in the vGPU's GM */
-		if (len == 4 && !mock_gm_valid(m, ((u64)wl->shadow[i + 2] << 32) |
-					       wl->shadow[i + 1], 4))
-			return -EFAULT;
+		if (!ret && *c == MOCK_SDI &&
+		    !mock_gm_valid(m, (u64)c[2] << 32 | c[1], 4))
+			ret = -EFAULT;
+		if (!ret && mock_mi_op(*c) == MOCK_MI_BB_START)
+			ret = mock_bb_start(&s, c, MOCK_RING, false, &chain);
+	}
+	if (ret < 0) {
+		m->scan_refused++;
+		pr_notice_ratelimited("%s: scan of a workload on engine %u refused: %d\n",
+				      m->name, wl->w.engine, ret);
+		return ret;
 	}
 	return 0;
+}
+
+/*
+ * The shadow PPGTT (gtt.c): ppgtt_populate_spt() walks the guest's tables
+ * from the root; each present leaf's guest page is pinned
+ * (gvt_dma_map_page(), reported to pages_pinned with patch 0004). The
+ * walk is bounded: a hostile guest's tables fail the shadow.
+ */
+static int mock_ppgtt_walk(struct mock_vgpu *m, struct mock_ppgtt *pt,
+			   u64 table, int level, unsigned int *tables)
+{
+	u64 *t;
+	int i, ret = 0;
+
+	if (++*tables > MOCK_PPGTT_TABLES)
+		return -E2BIG;
+	t = kmalloc(MOCK_PAGE, GFP_KERNEL);
+	if (!t)
+		return -ENOMEM;
+	if (mem_rw(m, table & MOCK_PPGTT_ADDR, t, MOCK_PAGE, false, false))
+		ret = -EFAULT;
+	for (i = 0; !ret && i < MOCK_PAGE / 8; i++) {
+		if (!(t[i] & MOCK_PPGTT_PRESENT))
+			continue;
+		if (level > 1 && (t[i] & BIT_ULL(7)))
+			ret = -EINVAL;	/* large pages: not modelled */
+		else if (level > 1)
+			ret = mock_ppgtt_walk(m, pt, t[i], level - 1, tables);
+		else if (pt->npins == MOCK_PPGTT_PAGES)
+			ret = -E2BIG;
+		else
+			pt->gfns[pt->npins++] = (t[i] & MOCK_PPGTT_ADDR) >> 12;
+	}
+	kfree(t);
+	return ret;
+}
+
+/* ppgtt_destroy_mm(): the pins dropped, the companion told. m->lock held. */
+static void mock_ppgtt_destroy(struct mock_vgpu *m, struct mock_ppgtt *pt)
+{
+	u32 i;
+
+	if (!pt->used)
+		return;
+	for (i = 0; m->kv && i < pt->npins; i++)
+		if (pt->gfns[i] != ~0ULL)
+			kv_unpin(m, pt->gfns[i]);
+	if (m->priv && m->ops->ppgtt_destroyed) {
+		cb_begin(m);
+		m->ops->ppgtt_destroyed(m->priv, pt->pdps[0]);
+		cb_end(m);
+	}
+	kvfree(pt->gfns);
+	memset(pt, 0, sizeof(*pt));
+}
+
+/*
+ * intel_vgpu_get_ppgtt_mm() for @wl, m->lock held: the shadow of its
+ * root pointers, created at its first workload (intel_vgpu_create_ppgtt_mm():
+ * the walk, each leaf's page pinned, then ppgtt_created).
+ */
+static int mock_ppgtt_get(struct mock_vgpu *m, const struct mock_workload *wl)
+{
+	struct mock_ppgtt *pt = NULL;
+	unsigned int tables = 0;
+	int i, ret = 0;
+	u32 k;
+
+	for (i = 0; i < MOCK_PPGTTS; i++) {
+		if (m->ppgtt[i].used && m->ppgtt[i].lvl4 == wl->lvl4 &&
+		    !memcmp(m->ppgtt[i].pdps, wl->pdps, sizeof(wl->pdps)))
+			return 0;
+		if (!m->ppgtt[i].used && !pt)
+			pt = &m->ppgtt[i];
+	}
+	if (!pt)
+		return -ENOSPC;	/* the mock reclaims no shadow */
+	pt->gfns = kvmalloc_array(MOCK_PPGTT_PAGES, sizeof(u64), GFP_KERNEL);
+	if (!pt->gfns)
+		return -ENOMEM;
+	pt->used = true;
+	pt->lvl4 = wl->lvl4;
+	memcpy(pt->pdps, wl->pdps, sizeof(pt->pdps));
+	if (wl->lvl4)
+		ret = mock_ppgtt_walk(m, pt, wl->pdps[0], 4, &tables);
+	for (i = 0; !wl->lvl4 && !ret && i < 4; i++)
+		if (wl->pdps[i] & MOCK_PPGTT_PRESENT)
+			ret = mock_ppgtt_walk(m, pt, wl->pdps[i], 2, &tables);
+	for (k = 0; m->kv && k < pt->npins; k++)
+		if (ret || (ppgtt_skip_pin && k % ppgtt_skip_pin ==
+			    ppgtt_skip_pin - 1) || kv_pin(m, pt->gfns[k]))
+			pt->gfns[k] = ~0ULL;
+	if (m->ops->ppgtt_created) {
+		cb_begin(m);
+		m->ops->ppgtt_created(m->priv, pt->pdps[0]);
+		cb_end(m);
+	}
+	if (ret) {
+		pr_notice_ratelimited("%s: shadowing the PPGTT at %#llx: %d\n",
+				      m->name, pt->pdps[0], ret);
+		mock_ppgtt_destroy(m, pt);
+	}
+	return ret;
+}
+
+/* All shadows destroyed: a vGPU reset or release. m->lock held. */
+static void mock_ppgtt_destroy_all(struct mock_vgpu *m)
+{
+	int i;
+
+	for (i = 0; i < MOCK_PPGTTS; i++)
+		mock_ppgtt_destroy(m, &m->ppgtt[i]);
+}
+
+/*
+ * prepare_mm(): the descriptor's addressing mode picks the root pointers
+ * read from the ring context page (read_guest_pdps()): the PML4 in pdps[0]
+ * for legacy 64-bit, PDP0..3 for legacy 32-bit. The mock's own contexts
+ * (mode 0) and a PML4 of 0 have no PPGTT.
+ */
+static int mock_prepare_mm(struct mock_vgpu *m, struct mock_workload *wl)
+{
+	u32 mode = MOCK_DESC_MODE(wl->w.desc[0]);
+	int i;
+
+	if (mode != MOCK_DESC_LEGACY_32 && mode != MOCK_DESC_LEGACY_64)
+		return 0;
+	for (i = 0; i < 4; i++)
+		wl->pdps[i] = (u64)mock_rd32(m, wl->ring_ctx_gpa +
+					     MOCK_CTX_PDP_UDW(i)) << 32 |
+			      mock_rd32(m, wl->ring_ctx_gpa + MOCK_CTX_PDP_LDW(i));
+	wl->lvl4 = mode == MOCK_DESC_LEGACY_64;
+	if (wl->lvl4)
+		memset(&wl->pdps[1], 0, 3 * sizeof(u64));
+	wl->ppgtt = wl->lvl4 ? wl->pdps[0] != 0 :
+			       (wl->pdps[0] | wl->pdps[1] | wl->pdps[2] |
+				wl->pdps[3]) != 0;
+	return wl->ppgtt ? mock_ppgtt_get(m, wl) : 0;
 }
 
 /*
@@ -820,12 +1309,12 @@ static int mock_create_workload(struct mock_vgpu *m, unsigned int engine,
 	wl->w.rb_tail = tail;
 	wl->w.rb_start = rb;
 	wl->w.rb_ctl = ctl;
-	if (list_empty(&m->q[engine])) {
+	ret = mock_prepare_mm(m, wl);
+	if (!ret && list_empty(&m->q[engine]))
 		ret = mock_scan(m, wl);
-		if (ret) {
-			mock_free_workload(wl);
-			return ret;
-		}
+	if (ret) {
+		mock_free_workload(wl);
+		return ret;
 	}
 	list_add_tail(&wl->list, &m->q[engine]);
 	if (m->ops->workload_queued) {
@@ -994,7 +1483,8 @@ static int gpu_run(struct mock_vgpu *m, bool force, int max)
 					      list);
 			list_del(&wl->list);
 			ret = mock_scan(m, wl);
-			for (i = 0; !ret && i < wl->shadow_len; i++) {
+			for (i = 0; !ret && i < wl->shadow_len;
+			     i += mock_cmd_len(wl->shadow[i])) {
 				u64 gma, gpa;
 
 				if (wl->shadow[i] != MOCK_SDI)
@@ -1009,8 +1499,10 @@ static int gpu_run(struct mock_vgpu *m, bool force, int max)
 				else
 					ret = mock_wr32(m, gpa,
 							wl->shadow[i + 3]);
-				i += 3;
 			}
+			/* the stand-in driver's batch buffers: the model GPU */
+			if (!ret && m->kv)
+				ret = kv_replay_executed(m, wl->w.desc);
 			/* update_guest_context(): the ring head */
 			if (!ret)
 				ret = mock_wr32(m, wl->ring_ctx_gpa +
@@ -1098,6 +1590,7 @@ void mock_reset_locked(struct mock_vgpu *m)
 	int e;
 
 	mock_clean_workloads(m);
+	mock_ppgtt_destroy_all(m);
 	memset(m->ggtt, 0, m->ggtt_entries * sizeof(u64));
 	memset(m->vregs, 0, m->vregs_size);
 	memset(m->fences, 0, m->layout.fence_count * sizeof(u64));
@@ -1197,6 +1690,7 @@ void mock_release(struct mock_vgpu *m, bool reset)
 		m->autorun = false;
 		cancel_work_sync(&m->run_work);
 	}
+	mock_ppgtt_destroy_all(m);
 	if (m->priv) {
 		if (reset && m->ops->vgpu_reset)
 			m->ops->vgpu_reset(m->priv);
@@ -1242,6 +1736,7 @@ int mock_init(struct mock_vgpu *m, const char *name,
 	m->name = name;
 	m->layout = *l;
 	m->refuse_check = -1;
+	m->scan_nonprivbb = scan_nonprivbb;
 	m->fail_apply = -1;
 	for (i = 0; i < MOCK_ENGINES; i++)
 		m->csb_wp[i] = 7;

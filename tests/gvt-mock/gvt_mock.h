@@ -48,6 +48,34 @@ struct kv_vgpu;
 #define MOCK_TARGETS		4
 
 /*
+ * The context descriptor's addressing mode (bits 4:3): 1 legacy 32-bit
+ * (3-level PPGTT), 3 legacy 64-bit (4-level); the PDP registers' values in
+ * the ring context page (struct execlist_ring_context: pdps[] holds PDP3
+ * first, each pair's value after its register, UDW before LDW).
+ */
+#define MOCK_DESC_MODE(d)	(((d) >> 3) & 3)
+#define MOCK_DESC_LEGACY_32	1
+#define MOCK_DESC_LEGACY_64	3
+#define MOCK_CTX_PDP_UDW(n)	(0xc4 - 0x10 * (n))
+#define MOCK_CTX_PDP_LDW(n)	(0xcc - 0x10 * (n))
+/* Gen8 PPGTT entries: bit 0 present, address bits 47:12 */
+#define MOCK_PPGTT_PRESENT	BIT_ULL(0)
+#define MOCK_PPGTT_ADDR		GENMASK_ULL(47, 12)
+#define MOCK_PPGTTS		4	/* shadow PPGTTs per vGPU */
+
+/*
+ * A shadow of a guest PPGTT (struct intel_vgpu_mm of INTEL_GVT_MM_PPGTT):
+ * its guest root pointers and the guest frames its leaf entries map, each
+ * pinned.
+ */
+struct mock_ppgtt {
+	bool used, lvl4;
+	u64 pdps[4];
+	u64 *gfns;
+	u32 npins;
+};
+
+/*
  * Graphics addresses GVT-g keeps outside command buffers (patches 0014-0016):
  * fence ranges (Gen6+ layout, i965_write_fence_reg()), each engine's status
  * page (RING_HWS_PGA(engine->mmio_base) of the mock's engines: render,
@@ -73,6 +101,8 @@ struct mock_workload {
 	u64 ctx_gma;			/* mapped LRCA */
 	u64 ring_ctx_gpa;
 	u64 rb_start;			/* mapped ring start */
+	bool ppgtt, lvl4;		/* its PPGTT, if any: prepare_mm() */
+	u64 pdps[4];
 	u32 *shadow;			/* scanned ring, rb_head..rb_tail */
 	u32 shadow_len;
 };
@@ -155,6 +185,15 @@ struct mock_vgpu {
 	u64 opregion_gfn;
 
 	/*
+	 * Shadow PPGTTs, under lock; the engines whose PPGTT batch buffers
+	 * the scanner follows (GVT-g's debugfs scan_nonprivbb); what the
+	 * scanner saw.
+	 */
+	struct mock_ppgtt ppgtt[MOCK_PPGTTS];
+	unsigned long scan_nonprivbb;
+	u64 scan_cmds, scan_batches, scan_refused;
+
+	/*
 	 * kvmgt.c's mdev vGPUs only (NULL for the runs'): guest memory is the
 	 * VFIO user's, through vfio_dma_rw(), and GGTT entries pin pages.
 	 */
@@ -210,9 +249,10 @@ void mock_opregion_base_locked(struct mock_vgpu *m, u32 gpa);
 int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci);
 
 /* kvmgt.c: pins behind GGTT entries, and the mdev parent */
-void kv_pin(struct mock_vgpu *m, u64 gfn);
+int kv_pin(struct mock_vgpu *m, u64 gfn);
 void kv_unpin(struct mock_vgpu *m, u64 gfn);
 bool kv_pinned(struct mock_vgpu *m, u64 gfn);
+int kv_replay_executed(struct mock_vgpu *m, const u32 *desc);
 int kv_register(struct dentry *dir);
 void kv_unregister(void);
 
