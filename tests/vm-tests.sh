@@ -190,11 +190,11 @@ if [ "${GMIG_GVT_QEMU:-1}" = 1 ]; then
 	done
 	# The captured Mesa workloads as the mock's stand-in guest driver's
 	# workload (its replay driver, tests/gvt-mock/kvmgt.c): PPGTT batches
-	# through GVT-g's scanner, the pages behind the PPGTT pinned by its
-	# shadow, the model GPU's writes seen by no hook; the window check
-	# fails on a page gmig misses. The switchover is forced after 8 s of
-	# pre-copy: every report re-hashes all tracked pages while a PPGTT
-	# batch is unbounded, and the replay keeps rewriting them.
+	# through GVT-g's scanner (scan_nonprivbb on every engine), the pages
+	# behind the PPGTT pinned by its shadow, the model GPU's writes seen
+	# by no hook; the window check fails on a page gmig misses. The
+	# switchover is forced after 8 s of pre-copy, as on the sim: the
+	# replay keeps rewriting its render targets.
 	for r in writeset all; do
 		REPLAY_TEST=e2e-gvt-replay replay_e2e glmark2-desktop $r \
 			GMIG_PROVIDER=gvt GVT_MOCK_KO="$gvt_ko" GMIG_CONVERGE_AFTER=8
@@ -202,6 +202,16 @@ if [ "${GMIG_GVT_QEMU:-1}" = 1 ]; then
 			GMIG_PROVIDER=gvt GVT_MOCK_KO="$gvt_ko" GMIG_REPLAY_MB=84 \
 			GMIG_CONVERGE_AFTER=8
 	done
+	# GVT-g's default: no PPGTT batch scanned (scan_nonprivbb 0 on the
+	# vGPUs created now). gmig then counts what each workload's PPGTT
+	# maps; before, it counted nothing and lost the batches' pages.
+	if echo 0 >/sys/module/gvt_mock/parameters/scan_nonprivbb; then
+		REPLAY_TEST=e2e-gvt-replay-noscan replay_e2e glmark2-desktop writeset \
+			GMIG_PROVIDER=gvt GVT_MOCK_KO="$gvt_ko" GMIG_CONVERGE_AFTER=8
+		echo 7 >/sys/module/gvt_mock/parameters/scan_nonprivbb
+	else
+		result fail e2e-gvt-replay-noscan-glmark2-desktop-writeset
+	fi
 	echo writeset >/sys/module/gmig/parameters/rehash 2>/dev/null
 	# Both modules out (gmig first: it holds the mock), then gmig alone
 	# again if it was loaded before, so that module-unload and

@@ -316,6 +316,10 @@ pub struct GvtWrites<R, M, C = NoContexts> {
     /// history is not known (a restore): a context first seen then does
     /// not start from i915's golden state.
     pool_seen: bool,
+    /// A batch start into a PPGTT was scanned in a buffer in the GGTT and
+    /// no command of its batch has been seen since: kvmgt may not scan it
+    /// ([`GvtWrites::scanned`]).
+    batch_pending: bool,
 }
 
 /// The workload kvmgt is scanning, and what its scan recorded so far.
@@ -373,6 +377,7 @@ where
             contexts: NoContexts,
             scan: None,
             pool_seen: false,
+            batch_pending: false,
         }
     }
 }
@@ -402,6 +407,7 @@ where
             contexts,
             scan: None,
             pool_seen: self.pool_seen,
+            batch_pending: self.batch_pending,
         }
     }
 
@@ -422,6 +428,7 @@ where
     /// physical `pml4` (`None`: no PPGTT, or a 3-level one, which is not
     /// walked). The commands [`GvtWrites::scanned`] sees next are its.
     pub fn scan_workload(&mut self, lrca: u64, pml4: Option<u64>) {
+        self.batch_ended_scan();
         let ppgtt = pml4
             .filter(|&p| p != 0)
             .map(|p| Ppgtt::new(p, Format::Gen8));
@@ -451,6 +458,18 @@ where
     /// workload's page tables and pipeline state are read, now.
     pub fn scanned(&mut self, cmd: &[u32], ggtt: bool, mem: &mut impl GuestMem) {
         self.scanned_since_queue = true;
+        // GVT-g scans a batch buffer in a PPGTT only on the engines set in
+        // the vGPU's `scan_nonprivbb` (none by default); otherwise it
+        // emulates the batch's end (`batch_buffer_needs_scan()`) and the
+        // hook sees none of its commands. Right after a scanned batch
+        // start, a command in a PPGTT buffer is its batch's; one in the
+        // GGTT is the ring's again: the batch was not scanned.
+        if core::mem::take(&mut self.batch_pending) && ggtt {
+            self.batch_unscanned(mem);
+        }
+        if ggtt && is_ppgtt_batch_start(cmd) {
+            self.batch_pending = true;
+        }
         // 3DSTATE_BINDING_TABLE_POOL_ALLOC with its enable bit (dw1 bit
         // 11): from now on a context first seen may have one too.
         if cmd.first().is_some_and(|d| d >> 16 == 0x7919)
@@ -529,6 +548,32 @@ where
             w => record_write(w, |_, _| None, &mut self.log),
         }
         scan.ppgtt = Some(ppgtt);
+    }
+
+    /// A batch buffer in the PPGTT that kvmgt did not scan writes
+    /// through the workload's PPGTT only (a non-privileged batch cannot
+    /// use the GGTT): every frame the PPGTT maps, read with `mem`; without
+    /// a PPGTT known, or without `mem` (a batch start that ended a scan),
+    /// unbounded.
+    fn batch_unscanned(&mut self, mem: &mut impl GuestMem) {
+        match self.scan.as_mut() {
+            Some(scan) => match scan.ppgtt {
+                Some(mut p) => {
+                    scan.through_ppgtt(&mut p, mem, &mut self.log);
+                    scan.ppgtt = Some(p);
+                }
+                None => self.log.unbounded(),
+            },
+            None => self.log.unbounded(),
+        }
+    }
+
+    /// A batch start ended a scan, or a report comes between it and the
+    /// next command: whether kvmgt scans its batch is not known.
+    fn batch_ended_scan(&mut self) {
+        if core::mem::take(&mut self.batch_pending) {
+            self.log.unbounded();
+        }
     }
 
     /// The guest changed an entry of a PPGTT page table kvmgt shadows, at
@@ -703,6 +748,7 @@ where
         regs: Option<&dyn Fn(usize) -> Option<u32>>,
         sink: &mut impl WriteSink,
     ) -> bool {
+        self.batch_ended_scan();
         let kept = !self.outside.is_unbounded();
         if kept {
             self.outside.replay(sink);
@@ -724,6 +770,12 @@ where
         }
         kept
     }
+}
+
+/// Whether `cmd` is an MI_BATCH_BUFFER_START into a PPGTT (bit 8).
+fn is_ppgtt_batch_start(cmd: &[u32]) -> bool {
+    cmd.first()
+        .is_some_and(|&d| d >> 29 == 0 && (d >> 23) & 0x3f == 0x31 && d & (1 << 8) != 0)
 }
 
 /// The range of `len` bytes from `addr` (at least one).
@@ -1554,8 +1606,8 @@ mod writes_tests {
         assert!(!sync(&mut w).1, "then bounded again");
     }
 
-    /// Random interleavings of scans of PPGTT stores and of draws on state
-    /// never seen, the GPU running
+    /// Random interleavings of scans of PPGTT stores, of draws on state
+    /// never seen and of batches kvmgt does not scan, the GPU running
     /// them (part-way or to completion) through the PPGTT as it is when
     /// it writes, the guest rewriting page table entries (reported to
     /// [`GvtWrites::ppgtt_entry`] as GVT-g's shadow follows them), and
@@ -1580,10 +1632,16 @@ mod writes_tests {
                     0 => {
                         let pages: Vec<u64> = (0..1 + rng.below(2)).map(|_| rng.below(8)).collect();
                         w.scan_workload(LRCA, Some(PML4));
-                        if rng.below(3) == 0 {
+                        let kind = rng.below(6);
+                        if kind == 0 {
                             // A draw on state never seen: it may write
                             // any page its PPGTT maps.
                             w.scanned(&st::DRAW, false, &mut mem);
+                        } else if kind == 1 {
+                            // A batch kvmgt does not scan (scan_nonprivbb
+                            // off): the ring's batch start, then the ring.
+                            w.scanned(&BB_START, true, &mut mem);
+                            w.scanned(&[0], true, &mut mem);
                         } else {
                             for &p in &pages {
                                 let va = DATA_VA + p * PAGE_SIZE;
@@ -1638,5 +1696,56 @@ mod writes_tests {
             }
         }
         assert!(bounded > 1000, "{bounded} bounded reports");
+    }
+
+    /// MI_BATCH_BUFFER_START into the PPGTT at [`DATA_VA`].
+    const BB_START: [u32; 3] = [
+        (0x31 << 23) | (1 << 8) | 1,
+        DATA_VA as u32,
+        (DATA_VA >> 32) as u32,
+    ];
+
+    /// GVT-g scans a PPGTT batch only where `scan_nonprivbb` is set. A
+    /// batch start in the ring that the ring's next command follows was
+    /// not scanned: it writes what the PPGTT maps. One its batch's
+    /// commands follow (in a PPGTT buffer) was. One that ends the scan is
+    /// not known: unbounded; as without a scan context.
+    #[test]
+    fn a_batch_kvmgt_does_not_scan_writes_what_its_ppgtt_maps() {
+        let mut mem = ppgtt_mem();
+        let all = all_frames(&mut mem);
+        let sdi = |va: u64| vec![(0x20 << 23) | 2, va as u32, (va >> 32) as u32, 1];
+        type Case<'a> = (&'a [(&'a [u32], bool)], Option<Vec<u64>>);
+        let cases: [Case<'_>; 3] = [
+            (&[(&BB_START, true), (&[0], true)], Some(all.clone())),
+            (
+                &[
+                    (&BB_START, true),
+                    (&sdi(DATA_VA + PAGE_SIZE), false),
+                    (&[0x0a << 23], false),
+                    (&[0], true),
+                ],
+                Some(vec![DATA_GPA / PAGE_SIZE + 1]),
+            ),
+            (&[(&BB_START, true)], None),
+        ];
+        for (i, (cmds, want)) in cases.iter().enumerate() {
+            let mut w = ctx_writes();
+            w.scan_workload(LRCA, Some(PML4));
+            for (c, ggtt) in cmds.iter() {
+                w.scanned(c, *ggtt, &mut mem);
+            }
+            w.queued();
+            let (frames, unbounded, _) = sync(&mut w);
+            match want {
+                Some(f) => assert_eq!((&frames, unbounded), (f, false), "case {i}"),
+                None => assert!(unbounded, "case {i}"),
+            }
+        }
+        let mut w = ctx_writes();
+        w.scanned(&BB_START, true, &mut mem);
+        w.scanned(&[0], true, &mut mem);
+        w.queued();
+        assert!(sync(&mut w).1, "no scan context");
     }
 }
