@@ -437,9 +437,11 @@ const DRAIN_MS: i64 = 1000;
 const MAX_REACHABLE: usize = 4096;
 
 /// Most frame ranges the scanned commands and kvmgt's writes record
-/// between two syncs (16 bytes each); past it, the next report re-hashes
-/// every tracked page.
-const MAX_SCAN_RANGES: usize = 1024;
+/// between two syncs, and the carry-over of earlier reports (16 bytes
+/// each, two records of 64 KiB per vGPU); past it, a report re-hashes
+/// every tracked page. iris's buffers lie scattered in guest memory: the
+/// replayed glmark2 overflowed 1024 ranges in 16 reports of a migration.
+const MAX_SCAN_RANGES: usize = 4096;
 
 /// Most frame ranges kvmgt's own writes outside workloads (the OpRegion
 /// mailbox) record between two syncs; past it, the migration fails (those
@@ -464,6 +466,7 @@ fn new_writes(layout: GvtLayout) -> Result<Writes> {
         KVVec::from_elem((0u64, 0u64), MAX_OUTSIDE_RANGES, GFP_KERNEL)?,
         mirror,
     )
+    .with_carry(KVVec::from_elem((0u64, 0u64), MAX_SCAN_RANGES, GFP_KERNEL)?)
     .with_contexts(KVVec::from_elem(CtxSlot::EMPTY, CONTEXT_SLOTS, GFP_KERNEL)?))
 }
 
@@ -848,7 +851,7 @@ impl GvtDev {
         match kind {
             EventKind::WorkloadQueued => {
                 bump(&n.workloads_queued, 1);
-                h.writes.queued();
+                h.writes.queued(a);
             }
             EventKind::WorkloadCompleted => {
                 bump(&n.workloads_completed, 1);
@@ -859,7 +862,7 @@ impl GvtDev {
                 }
                 // `b` is the LRCA: kvmgt wrote the context image back if
                 // the workload succeeded.
-                h.writes.completed(b, c == 0);
+                h.writes.completed(a, b, c == 0);
             }
             EventKind::SchedStopped => bump(&n.sched_stops, 1),
             EventKind::SchedStarted => bump(&n.sched_starts, 1),
@@ -922,7 +925,7 @@ impl GvtDev {
             EventKind::ScanWorkload => {
                 bump(&n.scans, 1);
                 // `b` is the LRCA, `c` the PML4 of a 4-level PPGTT or 0.
-                h.writes.scan_workload(b, (c != 0).then_some(c));
+                h.writes.scan_workload(a, b, (c != 0).then_some(c));
             }
             EventKind::GpaWritten => {
                 bump(&n.gpas_written, 1);
@@ -1291,8 +1294,8 @@ mod tests {
         let ap = u32::try_from(l.aperture.base)?;
         let sdi = [(0x20 << 23) | (1 << 22) | 2, ap + 3 * 4096, 0, 1];
         w.scanned(&sdi, true, &mut NoMem);
-        w.queued();
-        w.completed(l.aperture.base + 32 * 4096, true);
+        w.queued(0);
+        w.completed(0, l.aperture.base + 32 * 4096, true);
         // The render engine's HWS_PGA (byte 0x2080) at page 60.
         let mut regs = KVVec::from_elem(0u64, 0x2100 / 8, GFP_KERNEL)?;
         let mut hws = [0u8; 8];
@@ -1307,8 +1310,8 @@ mod tests {
         assert_eq!(ws.len(), 1 + 22 + 1);
         ws.clear();
         w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true, &mut NoMem);
-        w.queued();
-        w.completed(l.aperture.base + 32 * 4096, true);
+        w.queued(0);
+        w.completed(0, l.aperture.base + 32 * 4096, true);
         w.sync(Some(&reg), &mut ws);
         assert!(ws.is_unbounded());
         Ok(())
@@ -1323,7 +1326,7 @@ mod tests {
         let mut w = new_writes(l)?;
         let mut ws = WriteSet::new(0, 512, KVVec::from_elem(0u64, words_for(512), GFP_KERNEL)?)
             .ok_or(EINVAL)?;
-        w.queued();
+        w.queued(0);
         w.kvmgt_wrote(0x150 * 4096 + 0x200, 4);
         w.kvmgt_wrote(0x150 * 4096 + 0x204, 4);
         assert!(w.sync(None, &mut ws));

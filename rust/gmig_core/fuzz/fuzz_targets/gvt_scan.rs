@@ -73,6 +73,7 @@ fuzz_target!(|data: &[u8]| {
     let layout = GvtLayout::new((32 * MIB, 4 * MIB), (512 * MIB, 4 * MIB), 4).unwrap();
     let mirror = GgttMirror::new(layout, vec![0u32; layout.entries() as usize]).unwrap();
     let mut w = GvtWrites::new(vec![(0, 0); 64], vec![(0, 0); 4], mirror)
+        .with_carry(vec![(0, 0); 64])
         .with_contexts(vec![CtxSlot::EMPTY; CONTEXT_SLOTS]);
     let mut inp = Input(rest);
     while let Some(op) = inp.u8() {
@@ -83,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 // Mostly a root inside the window.
                 let pml4 = if pml4 & 1 == 0 { pml4 % MEM as u64 } else { pml4 };
-                w.scan_workload(lrca, Some(pml4));
+                w.scan_workload(lrca & 3, lrca, Some(pml4));
             }
             1 | 2 => {
                 let Some(n) = inp.u8() else { break };
@@ -96,12 +97,15 @@ fuzz_target!(|data: &[u8]| {
                 }
                 w.scanned(&cmd, op % 8 == 2, &mut mem);
             }
-            3 => w.queued(),
+            3 => {
+                let Some(e) = inp.u8() else { break };
+                w.queued(u64::from(e % 4));
+            }
             4 => {
                 let (Some(lrca), Some(ok)) = (inp.u64(), inp.u8()) else {
                     break;
                 };
-                w.completed(lrca, ok & 1 != 0);
+                w.completed(u64::from(ok >> 6), lrca, ok & 1 != 0);
             }
             5 => {
                 let (Some(level), Some(val)) = (inp.u8(), inp.u64()) else {

@@ -283,7 +283,15 @@ pub fn reg32(image: &[u8], off: usize) -> Option<u32> {
 /// engine's queue) or when it dispatches it, and a report may fall between
 /// the scan and the queueing. So a report clears the record only when no
 /// workload is in flight and no command was scanned since the last
-/// workload was queued; until then every report replays it.
+/// workload was queued; until then every report replays it. With a
+/// carry-over record ([`GvtWrites::with_carry`]) a report hands what it
+/// recorded to the carry-over instead, with, per engine, the completions
+/// that engine must reach before every workload in flight at the report
+/// has completed (GVT-g completes and drops an engine's workloads in queue
+/// order); the first report at which all of them are reached replays it
+/// one last time and drops it. A guest that keeps one workload in flight
+/// at all times then has the frames of the last few workloads as
+/// candidates, not every frame since its last idle moment.
 ///
 /// A workload in flight (queued, not completed) at a report keeps its
 /// scanned frames as candidates, report after report, until it completes:
@@ -320,7 +328,24 @@ pub struct GvtWrites<R, M, C = NoContexts> {
     /// no command of its batch has been seen since: kvmgt may not scan it
     /// ([`GvtWrites::scanned`]).
     batch_pending: bool,
+    /// Per engine id: workloads queued and not completed, and completions
+    /// so far.
+    engine_in_flight: [u32; ENGINES],
+    engine_done: [u64; ENGINES],
+    /// The engine of the last workload scanned (`None`: not known).
+    scan_engine: Option<usize>,
+    /// The record of earlier reports still due, if the caller gave it
+    /// storage: dropped once every engine's completions reach `carry_until`,
+    /// or (`carry_idle`, some engine not known) once nothing is in flight.
+    carry: Option<super::super::writeset::RangeLog<R>>,
+    carry_until: [u64; ENGINES],
+    carry_idle: bool,
 }
+
+/// Engine ids whose workloads the carry-over follows (i915's `enum
+/// intel_engine_id` has fewer); a workload of another id makes the
+/// carry-over wait for a report with nothing in flight.
+pub const ENGINES: usize = 32;
 
 /// The workload kvmgt is scanning, and what its scan recorded so far.
 struct Scan {
@@ -378,7 +403,21 @@ where
             scan: None,
             pool_seen: false,
             batch_pending: false,
+            engine_in_flight: [0; ENGINES],
+            engine_done: [0; ENGINES],
+            scan_engine: None,
+            carry: None,
+            carry_until: [0; ENGINES],
+            carry_idle: false,
         }
+    }
+
+    /// The same, handing each report's record to a carry-over in `carry`
+    /// (its capacity in ranges) that lives only until the workloads in
+    /// flight at the report have completed (see [`GvtWrites`]).
+    pub fn with_carry(mut self, carry: R) -> Self {
+        self.carry = Some(super::super::writeset::RangeLog::new(carry));
+        self
     }
 }
 
@@ -408,6 +447,12 @@ where
             scan: None,
             pool_seen: self.pool_seen,
             batch_pending: self.batch_pending,
+            engine_in_flight: self.engine_in_flight,
+            engine_done: self.engine_done,
+            scan_engine: self.scan_engine,
+            carry: self.carry,
+            carry_until: self.carry_until,
+            carry_idle: self.carry_idle,
         }
     }
 
@@ -423,12 +468,13 @@ where
         self.in_flight
     }
 
-    /// kvmgt begins to scan a workload of the context whose image is at
+    /// kvmgt begins to scan a workload of `engine`, of the context whose image is at
     /// GGTT address `lrca`, with a 4-level PPGTT whose PML4 is at guest
     /// physical `pml4` (`None`: no PPGTT, or a 3-level one, which is not
     /// walked). The commands [`GvtWrites::scanned`] sees next are its.
-    pub fn scan_workload(&mut self, lrca: u64, pml4: Option<u64>) {
+    pub fn scan_workload(&mut self, engine: u64, lrca: u64, pml4: Option<u64>) {
         self.batch_ended_scan();
+        self.scan_engine = usize::try_from(engine).ok().filter(|&e| e < ENGINES);
         let ppgtt = pml4
             .filter(|&p| p != 0)
             .map(|p| Ppgtt::new(p, Format::Gen8));
@@ -635,14 +681,18 @@ where
         }
     }
 
-    /// A workload was queued.
-    pub fn queued(&mut self) {
+    /// A workload was queued on `engine`.
+    pub fn queued(&mut self, engine: u64) {
         self.in_flight = self.in_flight.saturating_add(1);
+        match self.engine_slot(engine) {
+            Some(e) => *e = e.saturating_add(1),
+            None => self.carry_idle = true,
+        }
         self.scanned_since_queue = false;
         self.status_due = true;
     }
 
-    /// The workload of the context at GGTT address `lrca` completed, or
+    /// The workload of `engine` of the context at GGTT address `lrca` completed, or
     /// was dropped. Each workload [`GvtWrites::queued`] counted comes here
     /// once: with `ok` when it completed with status 0, when kvmgt wrote
     /// its context image back (through the GGTT as it is now); without,
@@ -655,8 +705,16 @@ where
     /// report with nothing in flight hands it out. The status pages are
     /// due either way: a workload that failed after it was dispatched
     /// had its schedule-in CSB written.
-    pub fn completed(&mut self, lrca: u64, ok: bool) {
+    pub fn completed(&mut self, engine: u64, lrca: u64, ok: bool) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(e) = usize::try_from(engine).ok().filter(|&e| e < ENGINES) {
+            if let Some(n) = self.engine_in_flight.get_mut(e) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(d) = self.engine_done.get_mut(e) {
+                *d += 1;
+            }
+        }
         self.status_due = true;
         if ok {
             context_writes(lrca, &self.mirror, &mut self.log);
@@ -665,6 +723,14 @@ where
             // not, or not all of it.
             self.forget_contexts(None, lrca);
         }
+    }
+
+    /// The in-flight count of engine id `engine`, if the carry-over
+    /// follows that id.
+    fn engine_slot(&mut self, engine: u64) -> Option<&mut u32> {
+        usize::try_from(engine)
+            .ok()
+            .and_then(|e| self.engine_in_flight.get_mut(e))
     }
 
     /// kvmgt wrote `len` bytes of guest memory at `gpa` outside a
@@ -722,6 +788,12 @@ where
         self.in_flight = 0;
         self.scanned_since_queue = false;
         self.log.unbounded();
+        self.engine_in_flight = [0; ENGINES];
+        if let Some(c) = self.carry.as_mut() {
+            c.clear();
+        }
+        self.carry_until = [0; ENGINES];
+        self.carry_idle = false;
         super::super::writeset::scan::clear_contexts(&mut self.contexts);
         self.scan = None;
     }
@@ -755,7 +827,47 @@ where
         }
         self.outside.clear();
         self.log.replay(sink);
-        if self.in_flight == 0 && !self.scanned_since_queue {
+        let idle = self.in_flight == 0 && !self.scanned_since_queue;
+        if let Some(carry) = self.carry.as_mut() {
+            carry.replay(sink);
+            // Every workload in flight at the reports it holds has
+            // completed since, and this report named its frames once more.
+            let done = self
+                .engine_done
+                .iter()
+                .zip(&self.carry_until)
+                .all(|(d, u)| d >= u);
+            if idle || (done && !self.carry_idle) {
+                carry.clear();
+                self.carry_until = [0; ENGINES];
+                self.carry_idle = false;
+            }
+            if !idle {
+                // This report's record joins it, until the workloads in
+                // flight now (and one being scanned) have completed.
+                if self.log.is_unbounded() {
+                    carry.unbounded();
+                }
+                for &(first, count) in self.log.ranges() {
+                    for gfn in first..first.saturating_add(count) {
+                        carry.record(gfn);
+                    }
+                }
+                for (e, u) in self.carry_until.iter_mut().enumerate() {
+                    let mut need = self.engine_done.get(e).copied().unwrap_or(0)
+                        + u64::from(self.engine_in_flight.get(e).copied().unwrap_or(0));
+                    if self.scanned_since_queue && self.scan_engine == Some(e) {
+                        need += 1;
+                    }
+                    *u = (*u).max(need);
+                }
+                if self.scanned_since_queue && self.scan_engine.is_none() {
+                    self.carry_idle = true;
+                }
+                self.log.clear();
+            }
+        }
+        if idle {
             self.log.clear();
         }
         match (self.status_due(), regs) {
@@ -1027,7 +1139,8 @@ mod writes_tests {
     fn writes() -> GvtWrites<Vec<(u64, u64)>, Vec<u32>> {
         let l = GvtLayout::new((AP, 32 * MIB), (512 * MIB, 64 * MIB), 4).unwrap();
         let m = GgttMirror::new(l, vec![0; l.entries() as usize]).unwrap();
-        let mut w = GvtWrites::new(vec![(0, 0); 64], vec![(0, 0); 4], m);
+        let mut w =
+            GvtWrites::new(vec![(0, 0); 64], vec![(0, 0); 4], m).with_carry(vec![(0, 0); 64]);
         for i in 0..64 {
             w.ggtt_write(AP / PAGE_SIZE + i, (0x1000 + i) << 12);
         }
@@ -1078,14 +1191,14 @@ mod writes_tests {
         let mut w = writes();
         assert_eq!(sync(&mut w), (vec![], false, false), "idle: nothing");
         w.scanned(&sdi(3), true, &mut NoMem);
-        w.queued();
+        w.queued(0);
         assert_eq!(
             sync(&mut w),
             (vec![0x1003], false, true),
             "in flight: its scan"
         );
         assert_eq!(sync(&mut w), (vec![0x1003], false, true), "still in flight");
-        w.completed(LRCA, true);
+        w.completed(0, LRCA, true);
         let mut want = vec![0x1003];
         want.extend(ctx());
         assert_eq!(sync(&mut w), (want, false, true));
@@ -1102,74 +1215,113 @@ mod writes_tests {
         use std::collections::{BTreeSet, VecDeque};
         let mut rng = crate::testutil::Rng::new(17);
         let mut bounded = 0;
+        let mut candidates = 0usize;
         for _ in 0..300 {
             let mut w = writes();
             let mut ggtt: Vec<u64> = (0..64).map(|i| 0x1000 + i).collect();
             let hws = (AP + 63 * PAGE_SIZE) as u32;
+            // Stores scanned for a workload not queued yet, and its engine.
             let mut scanned: Vec<u64> = Vec::new();
-            let mut queue: VecDeque<Vec<u64>> = VecDeque::new();
+            let mut engine = 0usize;
+            // Per engine (GVT-g runs each in order): stores, and whether
+            // kvmgt scanned them (at creation) or will at dispatch.
+            let mut queue: [VecDeque<(Vec<u64>, bool)>; 2] = Default::default();
             let mut written = BTreeSet::new();
             // Frames kvmgt wrote outside workloads (not GPU-mapped: an
             // unbounded report does not cover them).
             let mut outside = BTreeSet::new();
             for _ in 0..60 {
-                match rng.below(10) {
+                let e = rng.below(2) as usize;
+                // dispatch_workload(): the head is scanned if it was not.
+                let dispatch = |w: &mut GvtWrites<Vec<(u64, u64)>, Vec<u32>>,
+                                q: &mut VecDeque<(Vec<u64>, bool)>| {
+                    if let Some((stores, done)) = q.front_mut() {
+                        if !*done {
+                            w.scan_workload(e as u64, LRCA, None);
+                            for &s in stores.iter() {
+                                w.scanned(&sdi(s), true, &mut NoMem);
+                            }
+                            *done = true;
+                        }
+                    }
+                };
+                // A scan before queueing and the queueing are one step of
+                // kvmgt's under the vGPU's lock: no other workload is
+                // queued, run or dropped in between (reports may come).
+                let op = match rng.below(11) {
+                    3..=5 | 7 | 8 if !scanned.is_empty() => 9,
+                    op => op,
+                };
+                match op {
                     0 => {
-                        let e = rng.below(64);
-                        ggtt[e as usize] = 0x2000 + rng.below(64);
-                        w.ggtt_write(AP / PAGE_SIZE + e, ggtt[e as usize] << 12);
+                        let g = rng.below(64);
+                        ggtt[g as usize] = 0x2000 + rng.below(64);
+                        w.ggtt_write(AP / PAGE_SIZE + g, ggtt[g as usize] << 12);
                     }
                     1 => {
-                        let e = rng.below(40);
-                        w.scanned(&sdi(e), true, &mut NoMem);
-                        scanned.push(e);
+                        if scanned.is_empty() {
+                            engine = e;
+                            w.scan_workload(e as u64, LRCA, None);
+                        }
+                        let g = rng.below(40);
+                        w.scanned(&sdi(g), true, &mut NoMem);
+                        scanned.push(g);
                     }
                     2 if !scanned.is_empty() => {
-                        w.queued();
-                        queue.push_back(core::mem::take(&mut scanned));
+                        w.queued(engine as u64);
+                        queue[engine].push_back((core::mem::take(&mut scanned), true));
+                    }
+                    8 => {
+                        // Queued behind others: scanned at dispatch.
+                        let stores = (0..1 + rng.below(2)).map(|_| rng.below(40)).collect();
+                        w.queued(e as u64);
+                        queue[e].push_back((stores, false));
                     }
                     3 => {
-                        if let Some(stores) = queue.pop_front() {
+                        dispatch(&mut w, &mut queue[e]);
+                        if let Some((stores, _)) = queue[e].pop_front() {
                             // The GPU runs it, kvmgt writes the context
                             // image back and the CSB, then completes it.
-                            for e in stores {
-                                written.insert(ggtt[e as usize]);
+                            for g in stores {
+                                written.insert(ggtt[g as usize]);
                             }
                             written.insert(ggtt[41]);
                             written.insert(ggtt[63]);
-                            w.completed(LRCA, true);
+                            w.completed(e as u64, LRCA, true);
                         }
                     }
                     7 => {
                         // The head workload runs part-way: kvmgt schedules
                         // it in (the CSB), the GPU does some of its stores;
                         // it stays in flight across reports.
-                        if let Some(stores) = queue.front() {
-                            for &e in stores {
+                        dispatch(&mut w, &mut queue[e]);
+                        if let Some((stores, _)) = queue[e].front() {
+                            for &g in stores {
                                 if rng.below(2) == 0 {
-                                    written.insert(ggtt[e as usize]);
+                                    written.insert(ggtt[g as usize]);
                                 }
                             }
                             written.insert(ggtt[63]);
                         }
                     }
                     4 => {
-                        // An engine reset: GVT-g drops the queue unrun.
-                        for _ in queue.drain(..) {
-                            w.completed(LRCA, false);
+                        // An engine reset: GVT-g drops its queue unrun.
+                        for _ in queue[e].drain(..) {
+                            w.completed(e as u64, LRCA, false);
                         }
                     }
                     5 => {
-                        if let Some(stores) = queue.pop_front() {
+                        dispatch(&mut w, &mut queue[e]);
+                        if let Some((stores, _)) = queue[e].pop_front() {
                             // It fails part-way: some of its stores and
                             // the schedule-in CSB, no context write-back.
-                            for e in stores {
+                            for g in stores {
                                 if rng.below(2) == 0 {
-                                    written.insert(ggtt[e as usize]);
+                                    written.insert(ggtt[g as usize]);
                                 }
                             }
                             written.insert(ggtt[63]);
-                            w.completed(LRCA, false);
+                            w.completed(e as u64, LRCA, false);
                         }
                     }
                     6 => {
@@ -1188,6 +1340,7 @@ mod writes_tests {
                         assert!(outside.is_subset(&got), "{outside:x?} not in {got:x?}");
                         if !s.1 {
                             bounded += 1;
+                            candidates += got.len();
                             assert!(written.is_subset(&got), "{written:x?} not in {got:x?}");
                         }
                         written.clear();
@@ -1197,6 +1350,7 @@ mod writes_tests {
             }
         }
         assert!(bounded > 1000, "only {bounded} bounded reports");
+        std::println!("{bounded} bounded reports, {candidates} candidates in all");
     }
 
     /// Workloads GVT-g drops unrun (an engine reset): once the last one
@@ -1209,31 +1363,31 @@ mod writes_tests {
         let mut w = writes();
         let lrca = AP + 50 * PAGE_SIZE;
         w.scanned(&sdi(3), true, &mut NoMem);
-        w.queued();
-        w.queued();
+        w.queued(0);
+        w.queued(0);
         w.scanned(&sdi(4), true, &mut NoMem);
-        w.queued();
+        w.queued(0);
         assert_eq!(
             sync(&mut w),
             (vec![0x1003, 0x1004], false, true),
             "in flight"
         );
         for _ in 0..3 {
-            w.completed(lrca, false);
+            w.completed(0, lrca, false);
         }
         assert_eq!(w.in_flight(), 0);
         assert_eq!(sync(&mut w), (vec![0x1003, 0x1004], false, true));
         w.scanned(&sdi(5), true, &mut NoMem);
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         let mut want = vec![0x1005];
         want.extend(ctx());
         assert_eq!(sync(&mut w), (want, false, true));
         // A failed workload: what it may have written stays recorded.
         w.scanned(&sdi(6), true, &mut NoMem);
-        w.queued();
+        w.queued(0);
         assert_eq!(sync(&mut w), (vec![0x1006], false, true), "in flight");
-        w.completed(lrca, false);
+        w.completed(0, lrca, false);
         assert_eq!(sync(&mut w), (vec![0x1006], false, true));
     }
 
@@ -1246,10 +1400,10 @@ mod writes_tests {
         w.kvmgt_wrote(0x9000 * PAGE_SIZE + 0x204, 4);
         assert_eq!(sync(&mut w), (vec![0x9000], false, false));
         assert_eq!(sync(&mut w), (vec![], false, false), "once");
-        w.queued();
+        w.queued(0);
         w.kvmgt_wrote(0x9001 * PAGE_SIZE - 2, 4);
         assert_eq!(sync(&mut w), (vec![0x9000, 0x9001], false, true));
-        w.completed(LRCA, true);
+        w.completed(0, LRCA, true);
         sync(&mut w);
         // Nothing, and what logging did not see, is nothing.
         w.kvmgt_wrote(0x42 * PAGE_SIZE, 0);
@@ -1286,8 +1440,8 @@ mod writes_tests {
         let mut s = Sink::default();
         w.sync(Some(&rcs), &mut s);
         assert!(s.0.is_empty(), "no workload: not due");
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         assert!(w.status_due());
         let mut s = Sink::default();
         w.sync(None, &mut s);
@@ -1305,8 +1459,8 @@ mod writes_tests {
         let mut w = writes();
         w.scanned(&sdi(5), true, &mut NoMem);
         assert_eq!(sync(&mut w).0, vec![0x1005]);
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         let (f, unbounded, _) = sync(&mut w);
         assert!(!unbounded && f.contains(&0x1005), "{f:x?}");
     }
@@ -1316,17 +1470,17 @@ mod writes_tests {
         let mut w = writes();
         w.scanned(&sdi(6), true, &mut NoMem);
         w.ggtt_write(AP / PAGE_SIZE + 6, 0x5000 << 12);
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         let (f, _, _) = sync(&mut w);
         assert!(f.contains(&0x1006) && f.contains(&0x5000), "{f:x?}");
         // After kvmgt's own writes (a status page behind entry 7, say):
         // the frame it wrote through is recorded.
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         sync(&mut w);
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         w.ggtt_write(AP / PAGE_SIZE + 7, 0x7000 << 12);
         let (f, _, due) = sync(&mut w);
         assert!(due && f.contains(&0x1007) && f.contains(&0x7000), "{f:x?}");
@@ -1339,29 +1493,29 @@ mod writes_tests {
     fn unbounded_commands_overflow_and_resets_fall_back() {
         let mut w = writes();
         w.scanned(&[0x7b00_0005, 0, 3, 0, 1, 0, 0], true, &mut NoMem);
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         assert!(sync(&mut w).1, "a draw");
         let mut w = writes();
         for p in 0..64 {
             w.scanned(&sdi(63 - p), true, &mut NoMem);
         }
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         assert!(sync(&mut w).1, "more ranges than the log holds");
         let mut w = writes();
-        w.queued();
+        w.queued(0);
         w.reset();
         let (_, unbounded, _) = sync(&mut w);
         assert!(unbounded);
         w.scanned(&sdi(3), true, &mut NoMem);
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         assert!(sync(&mut w).1, "entries unknown after a reset");
         w.restored(&vec![0u8; 8 * 64]);
         w.scanned(&sdi(3), true, &mut NoMem);
-        w.queued();
-        w.completed(LRCA, true);
+        w.queued(0);
+        w.completed(0, LRCA, true);
         let (f, unbounded, _) = sync(&mut w);
         assert_eq!(
             (f, unbounded),
@@ -1414,11 +1568,11 @@ mod writes_tests {
     /// Scans a workload of the context at [`LRCA`] in the PPGTT at
     /// [`PML4`], `cmds` from a PPGTT batch, and queues it.
     fn workload(w: &mut CtxWrites, mem: &mut VecMem, cmds: &[Vec<u32>]) {
-        w.scan_workload(LRCA, Some(PML4));
+        w.scan_workload(0, LRCA, Some(PML4));
         for c in cmds {
             w.scanned(c, false, mem);
         }
-        w.queued();
+        w.queued(0);
     }
 
     fn rt_frames() -> Vec<u64> {
@@ -1453,7 +1607,7 @@ mod writes_tests {
         let (frames, unbounded, _) = sync(&mut w);
         assert!(!unbounded, "bounded");
         assert_eq!(frames, rt_frames());
-        w.completed(LRCA, true);
+        w.completed(0, LRCA, true);
         sync(&mut w);
         workload(&mut w, &mut mem, &[st::DRAW.to_vec()]);
         let (frames, unbounded, _) = sync(&mut w);
@@ -1466,14 +1620,14 @@ mod writes_tests {
         for c in draw_cmds() {
             old.scanned(&c, false, &mut mem);
         }
-        old.queued();
+        old.queued(0);
         assert!(sync(&mut old).1);
         let mut none = writes();
-        none.scan_workload(LRCA, Some(PML4));
+        none.scan_workload(0, LRCA, Some(PML4));
         for c in draw_cmds() {
             none.scanned(&c, false, &mut mem);
         }
-        none.queued();
+        none.queued(0);
         let all = all_frames(&mut mem);
         assert!(all.len() > rt_frames().len() + 8);
         let (frames, unbounded, _) = sync(&mut none);
@@ -1489,7 +1643,7 @@ mod writes_tests {
     fn contexts_whose_state_is_not_known_fall_back_to_their_ppgtt() {
         let draw = [st::DRAW.to_vec()];
         let forgets: [&dyn Fn(&mut CtxWrites); 4] = [
-            &|w| w.completed(LRCA, false),
+            &|w| w.completed(0, LRCA, false),
             &|w| w.ggtt_write(LRCA / PAGE_SIZE + 3, 0x4242 << 12),
             &|w| w.ppgtt_destroyed(PML4),
             &|w| w.restored(&[]),
@@ -1498,7 +1652,7 @@ mod writes_tests {
             let mut mem = ppgtt_mem();
             let mut w = ctx_writes();
             workload(&mut w, &mut mem, &draw_cmds());
-            w.completed(LRCA, true);
+            w.completed(0, LRCA, true);
             sync(&mut w);
             forget(&mut w);
             sync(&mut w);
@@ -1514,7 +1668,7 @@ mod writes_tests {
         let mut mem = ppgtt_mem();
         let mut w = ctx_writes();
         workload(&mut w, &mut mem, &draw_cmds());
-        w.completed(LRCA, true);
+        w.completed(0, LRCA, true);
         w.ggtt_write(LRCA / PAGE_SIZE + CONTEXT_PAGES, 0x4242 << 12);
         sync(&mut w);
         workload(&mut w, &mut mem, &draw);
@@ -1523,10 +1677,10 @@ mod writes_tests {
         // starts unknown.
         let mut mem = ppgtt_mem();
         let mut w = ctx_writes();
-        w.scan_workload(LRCA + 0x10_0000, Some(PML4));
+        w.scan_workload(0, LRCA + 0x10_0000, Some(PML4));
         w.scanned(&[0x7919_0002, 1 << 11, 0, 0], false, &mut mem);
-        w.queued();
-        w.completed(LRCA + 0x10_0000, true);
+        w.queued(0);
+        w.completed(0, LRCA + 0x10_0000, true);
         sync(&mut w);
         workload(&mut w, &mut mem, &draw_cmds());
         assert_eq!(
@@ -1601,7 +1755,7 @@ mod writes_tests {
         w.ppgtt_entry(3, (0x999 << 12) | 3);
         assert!(sync(&mut w).1, "a new subtree");
         assert!(sync(&mut w).1, "until the work is done");
-        w.completed(LRCA, true);
+        w.completed(0, LRCA, true);
         assert!(sync(&mut w).1);
         assert!(!sync(&mut w).1, "then bounded again");
     }
@@ -1631,7 +1785,7 @@ mod writes_tests {
                 match rng.below(5) {
                     0 => {
                         let pages: Vec<u64> = (0..1 + rng.below(2)).map(|_| rng.below(8)).collect();
-                        w.scan_workload(LRCA, Some(PML4));
+                        w.scan_workload(0, LRCA, Some(PML4));
                         let kind = rng.below(6);
                         if kind == 0 {
                             // A draw on state never seen: it may write
@@ -1652,7 +1806,7 @@ mod writes_tests {
                                 );
                             }
                         }
-                        w.queued();
+                        w.queued(0);
                         queue.push_back(pages);
                     }
                     1 | 2 => {
@@ -1670,7 +1824,7 @@ mod writes_tests {
                         }
                         if head.is_empty() {
                             queue.pop_front();
-                            w.completed(LRCA, true);
+                            w.completed(0, LRCA, true);
                         }
                     }
                     3 => {
@@ -1731,11 +1885,11 @@ mod writes_tests {
         ];
         for (i, (cmds, want)) in cases.iter().enumerate() {
             let mut w = ctx_writes();
-            w.scan_workload(LRCA, Some(PML4));
+            w.scan_workload(0, LRCA, Some(PML4));
             for (c, ggtt) in cmds.iter() {
                 w.scanned(c, *ggtt, &mut mem);
             }
-            w.queued();
+            w.queued(0);
             let (frames, unbounded, _) = sync(&mut w);
             match want {
                 Some(f) => assert_eq!((&frames, unbounded), (f, false), "case {i}"),
@@ -1745,7 +1899,7 @@ mod writes_tests {
         let mut w = ctx_writes();
         w.scanned(&BB_START, true, &mut mem);
         w.scanned(&[0], true, &mut mem);
-        w.queued();
+        w.queued(0);
         assert!(sync(&mut w).1, "no scan context");
     }
 }
