@@ -492,8 +492,9 @@ struct Hooks {
     /// `reachable` could not grow: the next sync re-reports every pin.
     overflow: bool,
     /// What the scanned commands and kvmgt may have written, and the
-    /// guest's GGTT they are translated through.
-    writes: Writes,
+    /// guest's GGTT they are translated through (2 KiB: boxed, so that
+    /// the creation path does not carry copies of it on its stack).
+    writes: KBox<Writes>,
     /// Pins that could not be recorded and are not unpinned yet: their
     /// frames are missing from [`Hooks::pinned`], so no dirty logging may
     /// start (its first report would miss them) until they are unpinned.
@@ -1030,7 +1031,7 @@ unsafe fn create(
     // `get_device()` takes a reference.
     let dev = unsafe { Device::get_device(dev) };
     let vgpu = VgpuPtr(vgpu);
-    let writes = new_writes(layout)?;
+    let writes = KBox::new(new_writes(layout)?, GFP_KERNEL)?;
     let hooks = Arc::pin_init(
         new_mutex!(Hooks {
             pinned: RBTree::new(),

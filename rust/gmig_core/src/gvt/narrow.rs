@@ -428,13 +428,14 @@ where
     C: core::ops::DerefMut<Target = [CtxSlot]>,
 {
     /// The same, keeping the pipeline state of as many contexts as
-    /// `contexts` holds slots (e.g. [`super::super::writeset::scan::CONTEXT_SLOTS`]
-    /// copies of [`CtxSlot::EMPTY`]).
+    /// `contexts` holds slots, which must be free (e.g.
+    /// [`super::super::writeset::scan::CONTEXT_SLOTS`] copies of
+    /// [`CtxSlot::EMPTY`]; they are not cleared here, since a slot is
+    /// 3 KiB and a kernel stack 16).
     pub fn with_contexts<D: core::ops::DerefMut<Target = [CtxSlot]>>(
         self,
-        mut contexts: D,
+        contexts: D,
     ) -> GvtWrites<R, M, D> {
-        super::super::writeset::scan::clear_contexts(&mut contexts);
         GvtWrites {
             log: self.log,
             outside: self.outside,
