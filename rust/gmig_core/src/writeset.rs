@@ -806,9 +806,10 @@ mod property {
                     }
                     _ => {
                         if self.rng.below(6) == 0 {
-                            // MI_ATOMIC: write set unknown (a draw would
-                            // fall back to the PPGTT's frames).
-                            b.extend([(0x2f << 23) | 1, 0, 0]);
+                            // MI_ATOMIC through the GGTT: write set
+                            // unknown (through the PPGTT it would fall
+                            // back to the PPGTT's frames).
+                            b.extend([(0x2f << 23) | (1 << 22) | 1, 0, 0]);
                             unbounded = true;
                         } else {
                             b.push(0);

@@ -56,7 +56,7 @@ use super::super::cmd::{Mode, Space};
 use super::super::gtt::PAGE_SIZE;
 use super::super::mem::GuestMem;
 use super::super::writeset::{
-    command::{command_write, record_write, writes_through_state, CmdWrite},
+    command::{command_write, record_write, unbounded_space, writes_through_state, CmdWrite},
     scan::{
         context_slot, CtxSlot, Format, NoContexts, Ppgtt, StateVerdict, Walk, Written,
         COMMAND_RANGES, MAX_RANGE_PAGES, MAX_RECORD_PAGES, MAX_STATE_READS,
@@ -591,7 +591,9 @@ where
                     scan.ppgtt_write(&mut ppgtt, r, mem, &mut self.log);
                 }
             }
-            CmdWrite::Unbounded if draw => scan.through_ppgtt(&mut ppgtt, mem, &mut self.log),
+            CmdWrite::Unbounded if unbounded_space(cmd, SCAN_MODE) == Some(Space::Ppgtt) => {
+                scan.through_ppgtt(&mut ppgtt, mem, &mut self.log)
+            }
             w => record_write(w, |_, _| None, &mut self.log),
         }
         scan.ppgtt = Some(ppgtt);
@@ -1719,6 +1721,21 @@ mod writes_tests {
         let (frames, unbounded, _) = sync(&mut w);
         assert!(!unbounded);
         assert_eq!(frames, vec![DATA_GPA / PAGE_SIZE + 2, 0x1005]);
+        // MI_ATOMIC through the PPGTT: what the PPGTT maps; through the
+        // GGTT: unbounded.
+        for (g, want) in [(0u32, Some(all_frames(&mut mem))), (1, None)] {
+            let mut w = ctx_writes();
+            workload(
+                &mut w,
+                &mut mem,
+                &[vec![(0x2f << 23) | (g << 22) | 1, 0x1000, 0]],
+            );
+            let (frames, unbounded, _) = sync(&mut w);
+            match want {
+                Some(f) => assert_eq!((frames, unbounded), (f, false)),
+                None => assert!(unbounded),
+            }
+        }
         // XY_COLOR_BLT, 32 bpp, 4 rows of 1024 bytes at DATA_VA.
         let blt = vec![
             (2 << 29) | (0x50 << 22) | (3 << 20) | 5,

@@ -53,16 +53,20 @@
 //! restored after migration) starts as [`PipeState::new`], nothing known;
 //! one whose image has [`LRC_FRESH`] starts as [`PipeState::fresh`], the
 //! state i915 gives a new context. A draw, dispatch or media command the
-//! state does not bound (or a refused bound) writes through the context's
-//! PPGTT only: every frame the PPGTT maps is recorded instead, once per
-//! submission ([`Ppgtt::record_all`]); only a context without a PPGTT, or
-//! a PPGTT past [`super::super::writeset::scan::MAX_WALK_TABLES`] page
-//! tables, makes it unbounded.
+//! state does not bound (or a refused bound), and an MI command whose
+//! addresses the parser does not decode and that has no GGTT bit
+//! ([`unbounded_space`]), write through the context's PPGTT only: every
+//! frame the PPGTT maps is recorded instead, once per submission
+//! ([`Ppgtt::record_all`]); only a context without a PPGTT, or a PPGTT
+//! past [`super::super::writeset::scan::MAX_WALK_TABLES`] page tables,
+//! makes it unbounded.
 
 use super::super::cmd::{self, Client, Command, Kind, Mode, Space as CmdSpace};
 use super::super::gtt::{Partition, PAGE_SIZE};
 use super::super::mem::{GuestMem, MemFault};
-use super::super::writeset::command::{command_write, writes_through_state, CmdWrite};
+use super::super::writeset::command::{
+    command_write, unbounded_space, writes_through_state, CmdWrite,
+};
 pub use super::super::writeset::scan::{clear_contexts, CtxSlot, NoContexts, CONTEXT_SLOTS};
 use super::super::writeset::scan::{
     context_slot, Format, Ppgtt, StateVerdict, Walk, Written, COMMAND_RANGES, MAX_RANGE_PAGES,
@@ -820,7 +824,9 @@ fn command<M: GuestMem>(
         }
         _ => match command_write(words, c.mode()) {
             CmdWrite::Nothing | CmdWrite::StatusPage => {}
-            CmdWrite::Unbounded if writes_through_state(dw0) => t.through_ppgtt(c, sink),
+            CmdWrite::Unbounded if unbounded_space(words, c.mode()) == Some(CmdSpace::Ppgtt) => {
+                t.through_ppgtt(c, sink)
+            }
             CmdWrite::Unbounded => t.unbounded(sink),
             CmdWrite::Range { space, addr, len } => {
                 t.write(c, space.into(), span(addr, len), sink);
@@ -1663,6 +1669,18 @@ pub(crate) mod tests {
     /// is refused: an MI_STORE_DATA_IMM to the binding table entry, an
     /// MI_STORE_REGISTER_MEM to the surface state. A store elsewhere
     /// keeps the draw bounded.
+    #[test]
+    fn an_mi_atomic_through_the_ppgtt_writes_what_it_maps() {
+        let atomic = |g: u32| [(0x2f << 23) | (g << 22) | 1, 0x1000, 0];
+        let (mut v, mut mem) = draw_rig(&draw_batch(&atomic(0)), LRC_FRESH, 8);
+        let all = mapped_frames(&mut mem);
+        let s = run_draw(&mut v, &mut mem);
+        assert_eq!((s.0, s.1), (all, false));
+        // Through the GGTT: unbounded.
+        let (mut v, mut mem) = draw_rig(&draw_batch(&atomic(1)), LRC_FRESH, 8);
+        assert!(run_draw(&mut v, &mut mem).1);
+    }
+
     #[test]
     fn a_draw_on_state_written_in_the_same_submission_falls_back_to_the_ppgtt() {
         let sdi = |va: u64| [(0x20 << 23) | 2, va as u32, (va >> 32) as u32, 0];

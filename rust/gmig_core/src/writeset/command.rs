@@ -97,6 +97,28 @@ fn at_field(c: &Command, cmd: &[u32], at: usize, len: u64) -> CmdWrite {
     }
 }
 
+/// The one address space through which a command whose writes
+/// [`command_write`] cannot bound writes, if there is one: draws,
+/// dispatches, media commands and depth/HiZ operations write surfaces
+/// through the 3D and media state space (`mode.gfx`, the context's PPGTT
+/// in execlist mode), and MI commands carrying addresses the parser does
+/// not decode (MI_ATOMIC, MI_COPY_MEM_MEM, MI_REPORT_PERF_COUNT, ...)
+/// through the space their GGTT bits name ([`Command::opaque`]). `None`:
+/// not known. A caller may then bound the command by every page that
+/// space maps, instead of every tracked page.
+pub fn unbounded_space(cmd: &[u32], mode: Mode) -> Option<Space> {
+    let c = Command::decode(cmd, 0, mode).ok()?;
+    if writes_through_state(c.header) {
+        return Some(mode.gfx);
+    }
+    match c.kind {
+        Kind::Other {
+            client: Client::Mi, ..
+        } => c.opaque,
+        _ => None,
+    }
+}
+
 /// The destination bytes of an XY_* blit of `bpp` bytes per pixel, pitch
 /// `pitch` bytes (`tiled`: the destination is tiled), rectangle from
 /// `y1x1` to `y2x2` (exclusive) at `dst` in `space`.
@@ -318,6 +340,22 @@ mod tests {
             addr,
             len,
         }
+    }
+
+    #[test]
+    fn the_space_of_what_cannot_be_bounded() {
+        let ppgtt = Mode::PPGTT;
+        // 3DPRIMITIVE: the 3D state space.
+        let draw = [0x7b00_0005, 0, 3, 0, 1, 0, 0];
+        assert_eq!(unbounded_space(&draw, ppgtt), Some(Space::Ppgtt));
+        assert_eq!(unbounded_space(&draw, Mode::GGTT), Some(Space::Ggtt));
+        // MI_ATOMIC: its Use Global GTT bit (22).
+        let atomic = |g: u32| [(0x2f << 23) | (g << 22) | 1, 0x1000, 0];
+        assert_eq!(command_write(&atomic(0), ppgtt), CmdWrite::Unbounded);
+        assert_eq!(unbounded_space(&atomic(0), ppgtt), Some(Space::Ppgtt));
+        assert_eq!(unbounded_space(&atomic(1), ppgtt), Some(Space::Ggtt));
+        // Unknown commands: nothing known.
+        assert_eq!(unbounded_space(&[0xffff_ffff], ppgtt), None);
     }
 
     #[test]
