@@ -147,6 +147,7 @@ struct Counters {
     gpas_written: AtomicU64,
     ppgtt_entries: AtomicU64,
     scans: AtomicU64,
+    scan_record_overflows: AtomicU64,
 }
 
 static REGISTERED: AtomicBool = AtomicBool::new(false);
@@ -186,6 +187,7 @@ static COUNTERS: Counters = Counters {
     gpas_written: AtomicU64::new(0),
     ppgtt_entries: AtomicU64::new(0),
     scans: AtomicU64::new(0),
+    scan_record_overflows: AtomicU64::new(0),
 };
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -227,7 +229,8 @@ impl core::fmt::Debug for Status {
         writeln!(f, "gmas_refused: {}", r(&c.gmas_refused))?;
         writeln!(f, "gpas_written: {}", r(&c.gpas_written))?;
         writeln!(f, "ppgtt_entries: {}", r(&c.ppgtt_entries))?;
-        writeln!(f, "scans: {}", r(&c.scans))
+        writeln!(f, "scans: {}", r(&c.scans))?;
+        writeln!(f, "scan_record_overflows: {}", r(&c.scan_record_overflows))
     }
 }
 
@@ -748,7 +751,15 @@ impl MigDevice for GvtDev {
         };
         let reg: Option<&dyn Fn(usize) -> Option<u32>> =
             if regs.is_some() { Some(&reg) } else { None };
-        if !self.hooks.lock().writes.sync(reg, mig) {
+        let mut h = self.hooks.lock();
+        let before = h.writes.overflows();
+        let kept = h.writes.sync(reg, mig);
+        bump(
+            &COUNTERS.scan_record_overflows,
+            h.writes.overflows() - before,
+        );
+        drop(h);
+        if !kept {
             // Frames kvmgt wrote outside workloads, perhaps untracked: no
             // report of this migration can be complete.
             dev_ratelimited!(

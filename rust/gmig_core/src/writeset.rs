@@ -361,6 +361,8 @@ pub struct RangeLog<B> {
     ranges: B,
     n: usize,
     unbounded: bool,
+    /// It went unbounded for want of room.
+    overflowed: bool,
 }
 
 impl<B: core::ops::DerefMut<Target = [(u64, u64)]>> RangeLog<B> {
@@ -370,7 +372,13 @@ impl<B: core::ops::DerefMut<Target = [(u64, u64)]>> RangeLog<B> {
             ranges,
             n: 0,
             unbounded: false,
+            overflowed: false,
         }
+    }
+
+    /// Whether it went unbounded for want of room since it was cleared.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
     /// Records `gfn`.
@@ -393,7 +401,10 @@ impl<B: core::ops::DerefMut<Target = [(u64, u64)]>> RangeLog<B> {
                 *r = (gfn, 1);
                 self.n += 1;
             }
-            None => self.unbounded = true,
+            None => {
+                self.unbounded = true;
+                self.overflowed = true;
+            }
         }
     }
 
@@ -429,6 +440,7 @@ impl<B: core::ops::DerefMut<Target = [(u64, u64)]>> RangeLog<B> {
     pub fn clear(&mut self) {
         self.n = 0;
         self.unbounded = false;
+        self.overflowed = false;
     }
 }
 

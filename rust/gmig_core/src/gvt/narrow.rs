@@ -340,6 +340,9 @@ pub struct GvtWrites<R, M, C = NoContexts> {
     carry: Option<super::super::writeset::RangeLog<R>>,
     carry_until: [u64; ENGINES],
     carry_idle: bool,
+    /// Reports the record or the carry-over made unbounded for want of
+    /// room.
+    overflows: u64,
 }
 
 /// Engine ids whose workloads the carry-over follows (i915's `enum
@@ -409,6 +412,7 @@ where
             carry: None,
             carry_until: [0; ENGINES],
             carry_idle: false,
+            overflows: 0,
         }
     }
 
@@ -454,6 +458,7 @@ where
             carry: self.carry,
             carry_until: self.carry_until,
             carry_idle: self.carry_idle,
+            overflows: self.overflows,
         }
     }
 
@@ -462,6 +467,12 @@ where
     /// in flight).
     pub fn status_due(&self) -> bool {
         self.status_due || self.in_flight > 0
+    }
+
+    /// Reports so far that the record or the carry-over made unbounded
+    /// for want of room.
+    pub fn overflows(&self) -> u64 {
+        self.overflows
     }
 
     /// Workloads queued and not completed.
@@ -830,6 +841,9 @@ where
         }
         self.outside.clear();
         self.log.replay(sink);
+        if self.log.overflowed() || self.carry.as_ref().is_some_and(|c| c.overflowed()) {
+            self.overflows += 1;
+        }
         let idle = self.in_flight == 0 && !self.scanned_since_queue;
         if let Some(carry) = self.carry.as_mut() {
             carry.replay(sink);
@@ -1919,5 +1933,26 @@ mod writes_tests {
         w.scanned(&[0], true, &mut mem);
         w.queued(0);
         assert!(sync(&mut w).1, "no scan context");
+    }
+
+    /// A record that runs out of room makes the report unbounded and is
+    /// counted.
+    #[test]
+    fn overflows_are_counted() {
+        let mut w = writes();
+        w.queued(0);
+        // 64 ranges of room: 65 frames two apart.
+        for i in 0..65 {
+            w.ggtt_write(AP / PAGE_SIZE + i, (0x3000 + 2 * i) << 12);
+        }
+        assert_eq!(w.overflows(), 0);
+        assert!(sync(&mut w).1);
+        assert_eq!(w.overflows(), 1);
+        // The carry-over holds it unbounded until the workload is done.
+        assert!(sync(&mut w).1);
+        w.completed(0, LRCA, true);
+        assert!(sync(&mut w).1);
+        assert!(!sync(&mut w).1);
+        assert_eq!(w.overflows(), 1);
     }
 }
