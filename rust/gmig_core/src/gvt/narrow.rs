@@ -59,7 +59,7 @@ use super::super::writeset::{
     command::{command_write, record_write, unbounded_space, writes_through_state, CmdWrite},
     scan::{
         context_slot, CtxSlot, Format, NoContexts, Ppgtt, StateVerdict, Walk, Written,
-        COMMAND_RANGES, MAX_RANGE_PAGES, MAX_RECORD_PAGES, MAX_STATE_READS,
+        MAX_RANGE_PAGES, MAX_RECORD_PAGES, MAX_STATE_READS,
     },
     state::{GpuRead, PipeState},
     surface::Range,
@@ -555,12 +555,8 @@ where
                 left: &mut scan.state_reads,
             };
             if slot.state.command(cmd, &mut reader, &mut v) {
-                let mut ranges = [Range { start: 0, end: 0 }; COMMAND_RANGES];
-                let n = v.ranges().len();
-                for (d, r) in ranges.iter_mut().zip(v.ranges()) {
-                    *d = *r;
-                }
-                if v.unbounded {
+                let (ranges, n, unbounded) = v.into_parts();
+                if unbounded {
                     scan.through_ppgtt(&mut ppgtt, mem, &mut self.log);
                 }
                 for r in ranges.iter().take(n) {
@@ -613,8 +609,8 @@ where
     /// A batch buffer in the PPGTT that kvmgt did not scan writes
     /// through the workload's PPGTT only (a non-privileged batch cannot
     /// use the GGTT): every frame the PPGTT maps, read with `mem`; without
-    /// a PPGTT known, or without `mem` (a batch start that ended a scan),
-    /// unbounded.
+    /// a PPGTT known, unbounded ([`GvtWrites::batch_ended_scan`] covers a
+    /// batch start that ended a scan).
     fn batch_unscanned(&mut self, mem: &mut impl GuestMem) {
         match self.scan.as_mut() {
             Some(scan) => match scan.ppgtt {
@@ -862,14 +858,7 @@ where
             if !idle {
                 // This report's record joins it, until the workloads in
                 // flight now (and one being scanned) have completed.
-                if self.log.is_unbounded() {
-                    carry.unbounded();
-                }
-                for &(first, count) in self.log.ranges() {
-                    for gfn in first..first.saturating_add(count) {
-                        carry.record(gfn);
-                    }
-                }
+                self.log.replay(carry);
                 for (e, u) in self.carry_until.iter_mut().enumerate() {
                     let mut need = self.engine_done.get(e).copied().unwrap_or(0)
                         + u64::from(self.engine_in_flight.get(e).copied().unwrap_or(0));

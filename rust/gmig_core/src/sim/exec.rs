@@ -69,8 +69,8 @@ use super::super::writeset::command::{
 };
 pub use super::super::writeset::scan::{clear_contexts, CtxSlot, NoContexts, CONTEXT_SLOTS};
 use super::super::writeset::scan::{
-    context_slot, Format, Ppgtt, StateVerdict, Walk, Written, COMMAND_RANGES, MAX_RANGE_PAGES,
-    MAX_RECORD_PAGES, MAX_STATE_READS,
+    context_slot, Format, Ppgtt, StateVerdict, Walk, Written, MAX_RANGE_PAGES, MAX_RECORD_PAGES,
+    MAX_STATE_READS,
 };
 use super::super::writeset::state::{GpuRead, PipeState};
 use super::super::writeset::surface::Range;
@@ -750,12 +750,8 @@ fn command<M: GuestMem>(
     if let (Some(state), false) = (t.state.as_deref_mut(), skip) {
         let mut v = StateVerdict::new(&t.written);
         if state.command(words, &mut StateReader { c }, &mut v) {
-            let mut ranges = [Range { start: 0, end: 0 }; COMMAND_RANGES];
-            let n = v.ranges().len();
-            for (d, r) in ranges.iter_mut().zip(v.ranges()) {
-                *d = *r;
-            }
-            if v.unbounded {
+            let (ranges, n, unbounded) = v.into_parts();
+            if unbounded {
                 t.through_ppgtt(c, sink);
             }
             let space = c.gfx_space();

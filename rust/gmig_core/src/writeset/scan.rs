@@ -433,6 +433,13 @@ impl<'w> StateVerdict<'w> {
     pub fn ranges(&self) -> &[Range] {
         self.ranges.get(..self.n).unwrap_or(&[])
     }
+
+    /// The verdict without its borrow of the submission's record: the
+    /// ranges (the first `n` of them count), `n`, and whether the command
+    /// is unbounded.
+    pub fn into_parts(self) -> ([Range; COMMAND_RANGES], usize, bool) {
+        (self.ranges, self.n, self.unbounded)
+    }
 }
 
 impl StateSink for StateVerdict<'_> {
