@@ -86,8 +86,8 @@ wait_firmware "$T" src || fail "source firmware"
 vgpu_workload $U1 "$START" || fail "workload start"
 sleep 3
 [ "$(vgpu_stat $U1 workload)" = "$PROFILE" ] || fail "workload not running on the source"
+vgpu_ran $U1 60 || fail "the workload executed no context"
 before=$(vgpu_stat $U1 contexts)
-[ "${before:-0}" -gt 0 ] || fail "the workload executed no context"
 [ "$(vgpu_stat $U1 faults)" = 0 ] || fail "the workload faulted on the source"
 
 replayed=$(vgpu_stat $U1 replay_executed)
@@ -160,10 +160,11 @@ vgpu_gmig_stats $U2 | grep -q '^stream_errors: 0' || fail "stream errors on the 
 # The workload continues on the destination.
 vgpu_workload $U2 "$START" || fail "workload start on destination"
 sleep 3
+vgpu_ran $U2 60
 after=$(vgpu_stat $U2 contexts)
 faults=$(vgpu_stat $U2 faults)
 echo "destination: $after contexts, $faults faults"
-[ "${after:-0}" -gt 0 ] || fail "no context ran on the destination"
+[ "${after:-0}" -gt 0 ] || { vgpu_stats $U2; fail "no context ran on the destination"; }
 [ "$faults" = 0 ] || fail "faults on the destination"
 vgpu_workload $U2 stop
 

@@ -141,6 +141,19 @@ vgpu_stat() {
 	vgpu_stats $1 | awk -v k="$2:" '$1 == k && !n++ { print $2 }'
 }
 
+# vgpu_ran UUID SECS: until the vGPU's stand-in driver has run a context,
+# at most SECS s. A replay writes its buffers' pages before its first
+# execbuffer: glmark2's game scene thousands, some seconds in the debug
+# kernel.
+vgpu_ran() {
+	local i
+	for ((i = 0; i < $2 * 2; i++)); do
+		[ "$(vgpu_stat $1 contexts)" -gt 0 ] 2>/dev/null && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
 # vgpu_workload UUID CMD: the stand-in guest driver's workload on the vGPU
 # ("start PROFILE", "stop"). "start replay ..." first writes the replay
 # file $GMIG_REPLAY (made by scripts/trace.sh pack) to the vGPU's replay
