@@ -156,25 +156,30 @@ unsafe extern "C" fn gmig_rs_mig_write(
     on_device!(provider, rs, |d| migration::mig_write(d, data))
 }
 
-/// VFIO_MIG_GET_PRECOPY_INFO: unread bytes of the current image.
+/// VFIO_MIG_GET_PRECOPY_INFO: unread bytes of the current image;
+/// `*reinit` says they are new initial data (VFIO_PRECOPY_INFO_REINIT),
+/// which only a VMM that opted in (`v2`) is given.
 ///
 /// # Safety
 ///
 /// `rs` is a live object of `provider` (see `on_device!`).
-/// Both pointers are valid for writes.
+/// The three output pointers are valid for writes.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_precopy_info(
     provider: u32,
     rs: *mut c_void,
+    v2: bool,
     initial: *mut u64,
     dirty: *mut u64,
+    reinit: *mut bool,
 ) -> c_int {
-    match on_device!(provider, rs, |d| migration::precopy_info(d)) {
-        Ok(left) => {
+    match on_device!(provider, rs, |d| migration::precopy_info(d, v2)) {
+        Ok(info) => {
             // SAFETY: valid for writes (caller contract).
             unsafe {
-                *initial = left;
+                *initial = info.initial;
                 *dirty = 0;
+                *reinit = info.reinit;
             }
             0
         }

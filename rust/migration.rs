@@ -54,7 +54,7 @@ use crate::{
         mem::GuestMem,
         planner::{self, Action, DirtySource, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent},
-        stream::{self, delta, ChangedEntries, Resolved, ResumeError},
+        stream::{self, delta, ChangedEntries, Incoming, Resolved, ResumeError},
         tracker::HashTracker,
         writeset::{words_for, WriteSet, WriteSink},
     },
@@ -233,6 +233,12 @@ struct MigStats {
     final_delta: bool,
     /// Bytes of the final image.
     final_bytes: u64,
+    /// New pre-copy images sent after the base went stale
+    /// (VFIO_PRECOPY_INFO_REINIT).
+    precopy_reinits: u64,
+    /// Resume side: bytes of images a later full image superseded,
+    /// dropped as they arrived.
+    superseded_bytes: u64,
 }
 
 /// The dirty log of a migration, with what its kernel glue needs.
@@ -261,8 +267,11 @@ pub(crate) struct Migration {
     changed: Option<ChangedEntries<KVVec<u64>>>,
     /// The full stop-copy image a delta is computed from.
     full: KVVec<u8>,
-    /// Resume side: bytes written so far.
+    /// Resume side: bytes written so far, less the images a later full
+    /// image superseded.
     incoming: KVVec<u8>,
+    /// Resume side: the images in `incoming`, as far as they are complete.
+    arrived: Incoming,
     /// When STOP_COPY was entered (device downtime runs until the last
     /// byte of the final image is read).
     stopped_at: Option<Instant<Monotonic>>,
@@ -284,6 +293,7 @@ impl Migration {
             changed: None,
             full: KVVec::new(),
             incoming: KVVec::new(),
+            arrived: Incoming::default(),
             stopped_at: None,
         }
     }
@@ -324,6 +334,8 @@ impl Migration {
             if s.final_delta { "delta" } else { "full" }
         )?;
         writeln!(f, "final_image_bytes: {}", s.final_bytes)?;
+        writeln!(f, "precopy_reinits: {}", s.precopy_reinits)?;
+        writeln!(f, "superseded_bytes: {}", s.superseded_bytes)?;
         writeln!(f, "downtime_us: {}", s.downtime_us)?;
         writeln!(f, "resume_us: {}", s.resume_us)?;
         writeln!(f, "remap_patched: {}", s.remap_patched)?;
@@ -425,6 +437,7 @@ impl Migration {
         self.drop_images();
         self.image = KVVec::new();
         self.incoming = KVVec::new();
+        self.arrived = Incoming::default();
     }
 
     /// The pre-copy image is in `image`: it is the base of the stop-copy
@@ -535,6 +548,41 @@ impl Migration {
         res.map(|_| ())
     }
 
+    /// In PRE_COPY, with the base read whole: if it went stale
+    /// ([`ChangedEntries::base_is_stale`]) and fewer than
+    /// [`delta::MAX_REINITS`] new bases were sent, the current image
+    /// becomes the new base and the next bytes to read. Returns whether it
+    /// did. Without memory the old base stays, and so does the larger
+    /// delta over it.
+    fn reinit(&mut self, d: &impl MigDevice, p: &impl Provider) -> bool {
+        let stale = self.changed.as_ref().is_some_and(|c| c.base_is_stale());
+        if self.state != PRE_COPY
+            || !stale
+            || self.base_len == 0
+            || self.base_len != self.image.len()
+            || self.pos != self.image.len()
+            || self.stats.precopy_reinits >= u64::from(delta::MAX_REINITS)
+        {
+            return false;
+        }
+        self.full.clear();
+        if let Err(e) = build_image(p, &mut self.full) {
+            dev_ratelimited!(
+                dev_warn,
+                d.dev(),
+                "no new pre-copy image ({}): the stop-copy delta stays over the old one\n",
+                e.why()
+            );
+            return false;
+        }
+        core::mem::swap(&mut self.image, &mut self.full);
+        self.full.clear();
+        self.pos = 0;
+        self.keep_base(p, d.ggtt_writes_seen());
+        self.stats.precopy_reinits += 1;
+        true
+    }
+
     /// Appends `full` (the delta was not worth it): a wholly read base
     /// gives up its buffer.
     fn append_full(&mut self) -> core::result::Result<(), SaveError> {
@@ -629,11 +677,13 @@ fn build_with(
     res.map(|_| ()).map_err(SaveError::Provider)
 }
 
-/// Finds the state in `data` ([`stream::resolve`]), saying why not.
+/// Finds the state in `data` ([`stream::resolve`]), saying why not; the
+/// stream's first `dropped` bytes were superseded and are not in `data`.
 fn resolve_images<'a, D: MigDevice>(
     d: &D,
     p: &D::Prov,
     data: &'a [u8],
+    dropped: usize,
     limits: &stream::Limits,
 ) -> Result<Resolved<'a>> {
     stream::resolve(data, limits, p.id(), p.type_index()).map_err(|e| {
@@ -642,7 +692,7 @@ fn resolve_images<'a, D: MigDevice>(
                 dev_err,
                 d.dev(),
                 "migration stream rejected at byte {}: {:?}\n",
-                at,
+                at + dropped,
                 err
             ),
             ResumeError::WrongDevice { hdr, .. } => dev_ratelimited!(
@@ -659,7 +709,7 @@ fn resolve_images<'a, D: MigDevice>(
                 dev_err,
                 d.dev(),
                 "migration stream: the delta image at byte {} does not apply: {:?}\n",
-                at,
+                at + dropped,
                 err
             ),
             ResumeError::Empty => {
@@ -699,7 +749,8 @@ fn state_image<'a, D: MigDevice>(
 /// and applies the resulting state.
 fn apply_images<D: MigDevice>(d: &D, l: &mut Locked<'_, D::Prov>, data: &[u8]) -> Result {
     let limits = stream::Limits::for_state_len(l.prov.state_len());
-    let resolved = resolve_images(d, &*l.prov, data, &limits)?;
+    let dropped = l.mig.arrived.dropped();
+    let resolved = resolve_images(d, &*l.prov, data, dropped, &limits)?;
     let mut buf = KVVec::new();
     let (hdr, image) = state_image(d, resolved, &limits, &mut buf)?;
     let mut mem = d.mem();
@@ -838,6 +889,7 @@ fn arc_locked<D: MigDevice>(
         (STOP, RESUMING) => {
             mig.reset_stats();
             mig.incoming = KVVec::new();
+            mig.arrived = Incoming::default();
         }
         (RESUMING, STOP) => {
             let start = Instant::<Monotonic>::now();
@@ -929,43 +981,95 @@ pub(crate) fn mig_read_commit<D: MigDevice>(d: &D, at: u64, n: usize) -> Result 
     })
 }
 
+/// write() of the resuming data fd: appends `data` to the stream, image by
+/// image, and drops the images a later full image superseded (a source
+/// that sent new initial data, VFIO_PRECOPY_INFO_REINIT) as soon as that
+/// image is complete: the buffer holds at most a full image and the next.
+/// Returns the bytes taken, short if the budget or memory ran out part way.
 pub(crate) fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
+    if data.is_empty() {
+        return 0;
+    }
     d.with_locked(|l| {
         // Sized from this vGPU's type: a real GVT-g type's images are
         // several MiB (2 MiB of vregs and 8 bytes per GM page).
-        let budget = stream::Limits::for_state_len(l.prov.state_len()).resume_budget();
+        let limits = stream::Limits::for_state_len(l.prov.state_len());
+        let budget = limits.resume_budget();
+        let (id, ty) = (l.prov.id(), l.prov.type_index());
         let mig = &mut *l.mig;
-        if mig.incoming.len().saturating_add(data.len()) > budget {
-            // One line per resume (the counter restarts at STOP -> RESUMING),
-            // however often a client retries, and a bounded number however
-            // often it resumes.
-            if mig.stats.stream_errors == 0 {
-                dev_ratelimited!(
-                    dev_err,
-                    d.dev(),
-                    "migration stream larger than {} bytes ({} images of this vGPU type)\n",
-                    budget,
-                    stream::IMAGES_PER_MIGRATION
-                );
+        let mut taken = 0;
+        while taken < data.len() {
+            let n = mig.arrived.cut(&mig.incoming, data.len() - taken);
+            let piece = &data[taken..taken + n];
+            if mig.incoming.len().saturating_add(n) > budget {
+                // One line per resume (the counter restarts at STOP ->
+                // RESUMING), however often a client retries, and a bounded
+                // number however often it resumes.
+                if mig.stats.stream_errors == 0 {
+                    dev_ratelimited!(
+                        dev_err,
+                        d.dev(),
+                        "migration stream larger than {} bytes ({} images of this vGPU type)\n",
+                        budget,
+                        stream::IMAGES_PER_MIGRATION
+                    );
+                }
+                mig.stats.stream_errors += 1;
+                break;
             }
-            mig.stats.stream_errors += 1;
-            return EFBIG.to_errno() as isize;
+            if mig
+                .incoming
+                .extend_from_slice(piece, GFP_KERNEL_ACCOUNT)
+                .is_err()
+            {
+                return match taken {
+                    0 => ENOMEM.to_errno() as isize,
+                    t => isize::try_from(t).unwrap_or(isize::MAX),
+                };
+            }
+            taken += n;
+            // A bad image stays for the resume to refuse by name.
+            if let Ok(gone) = mig.arrived.arrived(&mig.incoming, &limits, id, ty) {
+                if gone > 0 {
+                    mig.incoming.copy_within(gone.., 0);
+                    mig.incoming.truncate(mig.incoming.len() - gone);
+                    mig.stats.superseded_bytes += gone as u64;
+                }
+            }
         }
-        match mig.incoming.extend_from_slice(data, GFP_KERNEL_ACCOUNT) {
-            Ok(()) => isize::try_from(data.len()).unwrap_or(isize::MAX),
-            Err(_) => ENOMEM.to_errno() as isize,
+        match taken {
+            0 => EFBIG.to_errno() as isize,
+            t => isize::try_from(t).unwrap_or(isize::MAX),
         }
     })
 }
 
-pub(crate) fn precopy_info<D: MigDevice>(d: &D) -> Result<u64> {
+/// VFIO_MIG_GET_PRECOPY_INFO: the unread bytes of the pre-copy data, all
+/// of them initial data (gmig's images are whole: there are no dirty
+/// bytes). With `v2` (the VMM opted in to
+/// VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2) and a base gone stale, the new
+/// initial data is built here: `reinit` in the answer, which the shim
+/// reports as VFIO_PRECOPY_INFO_REINIT.
+pub(crate) fn precopy_info<D: MigDevice>(d: &D, v2: bool) -> Result<PrecopyInfo> {
     d.with_locked(|l| {
-        let mig = &*l.mig;
-        if !mig.state.is_pre_copy() {
+        if !l.mig.state.is_pre_copy() {
             return Err(EINVAL);
         }
-        Ok((mig.image.len() - mig.pos) as u64)
+        let reinit = v2 && l.mig.reinit(d, &*l.prov);
+        let mig = &*l.mig;
+        Ok(PrecopyInfo {
+            initial: (mig.image.len() - mig.pos) as u64,
+            reinit,
+        })
     })
+}
+
+/// What [`precopy_info`] answers.
+pub(crate) struct PrecopyInfo {
+    /// Initial bytes left to read.
+    pub(crate) initial: u64,
+    /// They are new initial data: a new base.
+    pub(crate) reinit: bool,
 }
 
 /// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: bytes of a stop-copy image. Once the

@@ -35,9 +35,17 @@
  * (the VMM's copy); afterwards each source in turn is removed and a
  * gmig-small destination takes its RAM and stream (RESUMING -> STOP).
  *
+ * New initial data (-g N): an idle gmig-small vGPU whose guest rewrites
+ * half of its GGTT after the pre-copy image was read, migrated N times
+ * without the PRECOPY_INFOv2 opt-in and N times with it, alternating; with
+ * it the source sends a new base (VFIO_PRECOPY_INFO_REINIT) and the final
+ * image shrinks. Final image bytes, device downtime and the kernel's image
+ * time, median and spread, and their ratios; every destination must
+ * restore the source's GGTT.
+ *
  * Usage: gmig_bench [-s MiB,MiB,...] [-p desktop,game] [-v VARIANTS]
  *                   [-r rounds] [-w warmup_ms] [-i round_ms] [-j out.json]
- *                   [-c N,N,...] [-m MiB] [-S own,sync]
+ *                   [-c N,N,...] [-m MiB] [-S own,sync] [-g N]
  *                   [-X lose|corrupt]
  * Variants: writeset (oneshot/hash, rehash=writeset), gmig (oneshot/hash,
  * rehash=all), naive (iterative/all). -c: counts of concurrent vGPUs (0:
@@ -796,6 +804,148 @@ static int run_singles(const char *sizes, const char *profiles,
 	return bad;
 }
 
+#define FAIL_AT(step) do { err = step; goto out; } while (0)
+
+/* -g: one migration of the REINIT runs, its figures. */
+struct reinit_run {
+	double down_ms, final_bytes, image_ms, reinit_bytes;
+};
+
+#define REINIT_ENTRIES 8192	/* half of gmig-small's 16384 */
+
+static const char *reinit_one(struct sim *s, struct sim *d, bool v2,
+			      unsigned int salt, struct reinit_run *out)
+{
+	uint64_t initial = 0, dirty = 0;
+	char *img = NULL;
+	size_t len = 0, cap = 0, pre;
+	const char *err = NULL;
+	uint32_t flags = 0;
+	unsigned int i;
+	double t0;
+	int fd = -1;
+
+	if (v2 && gvfio_precopy_info_v2(&s->v))
+		return "PRECOPY_INFOv2 opt-in";
+	if (gvfio_mig_set_state(&s->v, VFIO_DEVICE_STATE_PRE_COPY, &fd) || fd < 0)
+		return "PRE_COPY";
+	if (drain(fd, &img, &len, &cap))
+		FAIL_AT("pre-copy read");
+	if (sim_rewrite_ggtt(s, 0, REINIT_ENTRIES, salt))
+		FAIL_AT("GGTT rewrite");
+	pre = len;
+	if (gvfio_precopy_info_flags(fd, &initial, &dirty, &flags))
+		FAIL_AT("PRECOPY_INFO");
+	if (!!(flags & VFIO_PRECOPY_INFO_REINIT) != v2 || !initial != !v2)
+		FAIL_AT("REINIT reported to a VMM that did not opt in, or not to one that did");
+	if (drain(fd, &img, &len, &cap))
+		FAIL_AT("new initial data read");
+	out->reinit_bytes = len - pre;
+	pre = len;
+	if (gvfio_mig_set_state(&s->v, VFIO_DEVICE_STATE_PRE_COPY_P2P, NULL))
+		FAIL_AT("PRE_COPY_P2P");
+	t0 = now_ms();
+	if (gvfio_mig_set_state(&s->v, VFIO_DEVICE_STATE_STOP_COPY, NULL))
+		FAIL_AT("STOP_COPY");
+	if (drain(fd, &img, &len, &cap))
+		FAIL_AT("stop-copy read");
+	out->down_ms = now_ms() - t0;
+	out->final_bytes = len - pre;
+	out->image_ms = sim_stat(US, "image_us") / 1e3;
+	err = resume(&d->v, img, len);
+	for (i = 0; !err && i < REINIT_ENTRIES; i += 127)
+		if (sim_ggtt_entry(s, i) != sim_ggtt_entry(d, i))
+			err = "the destination's GGTT differs";
+out:
+	if (fd >= 0)
+		close(fd);
+	gvfio_mig_set_state(&s->v, VFIO_DEVICE_STATE_RUNNING, NULL);
+	gvfio_mig_set_state(&d->v, VFIO_DEVICE_STATE_RUNNING, NULL);
+	free(img);
+	return err;
+}
+
+static void spread3(const double *x, int n, double *med, double *lo, double *hi)
+{
+	double *c = malloc(n * sizeof(*c));
+
+	*med = *lo = *hi = 0;
+	if (!c || !n) {
+		free(c);
+		return;
+	}
+	memcpy(c, x, n * sizeof(*c));
+	qsort(c, n, sizeof(*c), cmp_double);
+	*med = median(c, n);
+	*lo = c[0];
+	*hi = c[n - 1];
+	free(c);
+}
+
+/* -g N: the REINIT runs, N of each kind, alternating. */
+static int run_reinit(int reps, FILE *jf)
+{
+	struct reinit_run *r = calloc(2 * reps, sizeof(*r));
+	double x[2][4][64];
+	const char *what[4] = { "final_bytes", "down_ms", "image_ms", "reinit_bytes" };
+	struct sim s, d;
+	int i, k, v, bad = 0;
+
+	if (!r || reps > 64)
+		return 1;
+	sim_remove_mdev(US);
+	sim_remove_mdev(UD);
+	if (set_param("precopy", "oneshot") || sim_create_mdev("gmig-small", US) ||
+	    sim_create_mdev("gmig-small", UD) || sim_open(&d, UD, IOVA, 8 << 20)) {
+		fprintf(stderr, "gmig_bench: cannot set up the REINIT runs\n");
+		free(r);
+		return 1;
+	}
+	for (i = 0; i < 2 * reps; i++) {
+		const char *err;
+
+		v = i % 2;
+		if (sim_open(&s, US, IOVA, 8 << 20)) {
+			fprintf(stderr, "gmig_bench: cannot open the source\n");
+			bad++;
+			break;
+		}
+		err = reinit_one(&s, &d, v, i + 1, &r[i]);
+		gvfio_close(&s.v);
+		if (err) {
+			fprintf(stderr, "gmig_bench: REINIT run %d (%s): %s\n", i,
+				v ? "opted in" : "no opt-in", err);
+			bad++;
+		}
+		x[v][0][i / 2] = r[i].final_bytes;
+		x[v][1][i / 2] = r[i].down_ms;
+		x[v][2][i / 2] = r[i].image_ms;
+		x[v][3][i / 2] = r[i].reinit_bytes;
+	}
+	gvfio_close(&d.v);
+	sim_remove_mdev(US);
+	sim_remove_mdev(UD);
+	printf("\nREINIT: gmig-small, %d of its GGTT entries rewritten after the pre-copy image, %d runs each\n",
+	       REINIT_ENTRIES, reps);
+	printf("%-14s %28s %28s %8s\n", "figure", "no opt-in: median [min-max]",
+	       "REINIT: median [min-max]", "ratio");
+	for (k = 0; k < 4; k++) {
+		double m[2], lo[2], hi[2];
+
+		for (v = 0; v < 2; v++)
+			spread3(x[v][k], reps, &m[v], &lo[v], &hi[v]);
+		printf("%-14s %10.2f [%6.2f-%8.2f] %10.2f [%6.2f-%8.2f] %8.2f\n",
+		       what[k], m[0], lo[0], hi[0], m[1], lo[1], hi[1],
+		       m[1] > 0 ? m[0] / m[1] : 0);
+		if (jf)
+			fprintf(jf, "%s  {\"mode\": \"reinit\", \"figure\": \"%s\", \"runs\": %d, \"plain_median\": %.3f, \"plain_min\": %.3f, \"plain_max\": %.3f, \"reinit_median\": %.3f, \"reinit_min\": %.3f, \"reinit_max\": %.3f}",
+				ftell(jf) > 2 ? ",\n" : "", what[k], reps, m[0], lo[0],
+				hi[0], m[1], lo[1], hi[1]);
+	}
+	free(r);
+	return bad;
+}
+
 static void conc_json(FILE *jf, const struct conc_result *r)
 {
 	static const char *const keys[] = {
@@ -900,9 +1050,10 @@ int main(int argc, char **argv)
 	unsigned long long conc_mib = 64;
 	int modes = STOP_OWN | STOP_SYNC;
 	int rounds = 3, warmup_ms = 1000, round_ms = 300, opt, bad = 0;
+	int reinit_reps = 0;
 	FILE *jf = NULL;
 
-	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:X:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:g:X:")) != -1) {
 		switch (opt) {
 		case 's':
 			sizes = optarg;
@@ -931,6 +1082,13 @@ int main(int argc, char **argv)
 		case 'm':
 			conc_mib = strtoull(optarg, NULL, 0);
 			break;
+		case 'g':
+			reinit_reps = atoi(optarg);
+			if (reinit_reps < 0 || reinit_reps > 64) {
+				fprintf(stderr, "-g: 0 to 64 runs\n");
+				return 2;
+			}
+			break;
 		case 'S':
 			modes = (strstr(optarg, "own") ? STOP_OWN : 0) |
 				(strstr(optarg, "sync") ? STOP_SYNC : 0);
@@ -944,7 +1102,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-X lose|corrupt]\n",
+			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-X lose|corrupt]\n",
 				argv[0]);
 			return 2;
 		}
@@ -967,6 +1125,8 @@ int main(int argc, char **argv)
 	if (strcmp(counts, "0"))
 		bad += run_concurrents(counts, conc_mib, profiles, rounds,
 				       warmup_ms, round_ms, modes, jf);
+	if (reinit_reps)
+		bad += run_reinit(reinit_reps, jf);
 	if (jf) {
 		fprintf(jf, "\n]\n");
 		fclose(jf);

@@ -10,7 +10,8 @@
  *  - set any device state, valid arc or not, and values that are no state;
  *  - read saving fds with any length, close them mid-stream, write garbage
  *    or a mutated real stream into resuming fds, query PRECOPY_INFO with
- *    bad arguments;
+ *    bad arguments, opt in to PRECOPY_INFOv2 and remap thousands of GGTT
+ *    entries, so that pre-copy bases go stale (REINIT);
  *  - start, stop and report DMA logging with hostile ranges (none, too
  *    many, unaligned, overlapping, wrapping, huge) and bitmaps the kernel
  *    cannot write;
@@ -293,6 +294,16 @@ static int step(struct hostile *h, enum op op, uint8_t *buf, size_t room)
 		}
 		if (!ret && below(h, 2))
 			ret = gvfio_mig_data_size(&h->s.v, &a);
+		/*
+		 * New initial data: the PRECOPY_INFOv2 opt-in, and a guest
+		 * remapping thousands of GGTT entries (above the test's own
+		 * pages) so that a pre-copy base goes stale.
+		 */
+		if (!below(h, 8))
+			gvfio_precopy_info_v2(&h->s.v);
+		if (!below(h, 8))
+			sim_rewrite_ggtt(&h->s, SIM_PAGES + below(h, 4096),
+					 2048 + below(h, 2048), below(h, 4096));
 		break;
 	case OP_LOG_START:
 		n = below(h, 4) ? 1 + below(h, 4) : below(h, 300);

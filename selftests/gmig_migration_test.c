@@ -384,6 +384,134 @@ TEST_F(mig, stop_copy_sends_a_delta_over_the_precopy_image)
 	free(fin);
 }
 
+/*
+ * One migration A -> B during which the guest rewrites half of A's GGTT
+ * (8192 of gmig-small's 16384 entries) after the pre-copy image was read.
+ * Returns the final image's length; *nreinit gets the bytes of new initial
+ * data (0 unless the client opted in to PRECOPY_INFOv2), and B restores
+ * what A had.
+ */
+static ssize_t half_ggtt_rewritten(struct __test_metadata *_metadata,
+				   struct sim *a, struct sim *b, bool v2,
+				   ssize_t *nreinit)
+{
+	char *pre = NULL, *re = NULL, *fin = NULL, *all;
+	uint64_t initial = 0, dirty = 0;
+	uint32_t flags = 0;
+	ssize_t npre, nre = 0, nfin;
+	unsigned int i;
+	int fd, rfd;
+
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_EQ(0, gvfio_precopy_info_flags(fd, &initial, &dirty, &flags));
+	ASSERT_EQ(0, flags);
+	npre = read_all(fd, &pre);
+	ASSERT_EQ((ssize_t)initial, npre);
+	ASSERT_EQ(0, sim_rewrite_ggtt(a, 0, 8192, 7 + v2));
+	ASSERT_EQ(0, gvfio_precopy_info_flags(fd, &initial, &dirty, &flags));
+	if (v2) {
+		/* New initial data, reported once: a new base. */
+		ASSERT_EQ(VFIO_PRECOPY_INFO_REINIT, flags);
+		ASSERT_LT(0, initial);
+		ASSERT_EQ(0, gvfio_precopy_info_flags(fd, &initial, &dirty, &flags));
+		ASSERT_EQ(0, flags);
+		nre = read_all(fd, &re);
+		ASSERT_EQ((ssize_t)initial, nre);
+		ASSERT_EQ(1, sim_stat(UA, "precopy_reinits"));
+	} else {
+		/* Without the opt-in the flags are the caller's (0) and nothing is re-sent. */
+		ASSERT_EQ(0, flags);
+		ASSERT_EQ(0, initial);
+		ASSERT_EQ(0, sim_stat(UA, "precopy_reinits"));
+	}
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	nfin = read_all(fd, &fin);
+	close(fd);
+	ASSERT_LT(0, nfin);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+
+	/* The destination takes the whole stream in one write. */
+	all = malloc(npre + nre + nfin);
+	ASSERT_NE(NULL, all);
+	memcpy(all, pre, npre);
+	if (nre)
+		memcpy(all + npre, re, nre);
+	memcpy(all + npre + nre, fin, nfin);
+	memcpy(b->v.mem, a->v.mem, MEM);
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RESUMING, &rfd));
+	ASSERT_EQ(npre + nre + nfin, write(rfd, all, npre + nre + nfin));
+	ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	close(rfd);
+	ASSERT_EQ(1, sim_stat(UB, "images_applied"));
+	/* A new base superseded the first: B dropped it as it came. */
+	ASSERT_EQ(nre ? npre : 0, sim_stat(UB, "superseded_bytes"));
+	for (i = 0; i < 8192; i += 509)
+		ASSERT_EQ(sim_ggtt_entry(a, i), sim_ggtt_entry(b, i));
+	ASSERT_NE(0, sim_ggtt_entry(b, 8191));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+	free(pre);
+	free(re);
+	free(fin);
+	free(all);
+	*nreinit = nre;
+	return nfin;
+}
+
+/*
+ * PRECOPY_INFOv2 and REINIT: a guest that rewrites half of its GGTT during
+ * pre-copy. Without the opt-in the final image carries those entries as a
+ * delta; with it the source sends a new base while the VM runs, and the
+ * final image is small. Prints both sizes.
+ */
+TEST_F(mig, reinit_sends_a_new_base_when_the_ggtt_is_rewritten)
+{
+	struct sim *a = &self->a, *b = &self->b;
+	ssize_t plain, reinit, nre = 0;
+
+	plain = half_ggtt_rewritten(_metadata, a, b, false, &nre);
+	ASSERT_EQ(0, nre);
+	ASSERT_EQ(0, gvfio_precopy_info_v2(&a->v));
+	reinit = half_ggtt_rewritten(_metadata, a, b, true, &nre);
+	TH_LOG("half of the GGTT rewritten in pre-copy: final image %zd bytes without REINIT, %zd with it (new base %zd bytes)",
+	       plain, reinit, nre);
+	ASSERT_LT(65536, plain);
+	ASSERT_GE(65536, reinit);
+	ASSERT_GT(plain, 4 * reinit);
+}
+
+/*
+ * A guest that keeps rewriting its GGTT: at most MAX_REINITS (8) new bases
+ * per migration, then the old one stays and the delta grows.
+ */
+TEST_F(mig, reinits_per_migration_are_bounded)
+{
+	struct sim *a = &self->a;
+	uint64_t initial = 0, dirty = 0;
+	uint32_t flags = 0;
+	unsigned int round, reinits = 0;
+	char *buf = NULL;
+	int fd;
+
+	ASSERT_EQ(0, gvfio_precopy_info_v2(&a->v));
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_LT(0, read_all(fd, &buf));
+	free(buf);
+	for (round = 0; round < 10; round++) {
+		ASSERT_EQ(0, sim_rewrite_ggtt(a, 0, 2048, round + 1));
+		ASSERT_EQ(0, gvfio_precopy_info_flags(fd, &initial, &dirty, &flags));
+		reinits += !!(flags & VFIO_PRECOPY_INFO_REINIT);
+		ASSERT_EQ(!!(flags & VFIO_PRECOPY_INFO_REINIT), initial > 0);
+		buf = NULL;
+		if (initial)
+			ASSERT_EQ((ssize_t)initial, read_all(fd, &buf));
+		free(buf);
+	}
+	ASSERT_EQ(8, reinits);
+	ASSERT_EQ(8, sim_stat(UA, "precopy_reinits"));
+	close(fd);
+	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+}
+
 /* Writes gmig's fault injection file; returns 0 or -errno. */
 static int set_fault(const char *what)
 {

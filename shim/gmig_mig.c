@@ -178,6 +178,7 @@ static long gmig_migf_ioctl(struct file *filp, unsigned int cmd,
 {
 	struct gmig_migf *migf = filp->private_data;
 	struct vfio_precopy_info info = {};
+	bool reinit = false;
 	struct gmig_mig *m;
 	int ret;
 
@@ -190,8 +191,12 @@ static long gmig_migf_ioctl(struct file *filp, unsigned int cmd,
 	ret = vfio_check_precopy_ioctl(m->vdev, cmd, arg, &info);
 	if (!ret)
 		ret = gmig_rs_precopy_info(m->provider, m->rs,
+					   m->vdev->precopy_info_v2,
 					   &info.initial_bytes,
-					   &info.dirty_bytes);
+					   &info.dirty_bytes, &reinit);
+	/* only a VMM that opted in gets the flag (v1: flags are reserved) */
+	if (!ret && reinit)
+		info.flags |= VFIO_PRECOPY_INFO_REINIT;
 	mutex_unlock(&migf->lock);
 	if (ret)
 		return ret;

@@ -54,8 +54,8 @@ ssize_t gmig_rs_mig_read(u32 provider, void *rs, void *buf, size_t len,
 int gmig_rs_mig_read_commit(u32 provider, void *rs, u64 at, size_t n);
 ssize_t gmig_rs_mig_write(u32 provider, void *rs, const void *buf,
 			  size_t len);
-int gmig_rs_precopy_info(u32 provider, void *rs, u64 *initial_bytes,
-			 u64 *dirty_bytes);
+int gmig_rs_precopy_info(u32 provider, void *rs, bool v2, u64 *initial_bytes,
+			 u64 *dirty_bytes, bool *reinit);
 int gmig_rs_mig_data_size(u32 provider, void *rs, u64 *size);
 void gmig_rs_mig_abort(u32 provider, void *rs);
 int gmig_rs_log_start(u32 provider, void *rs, const u64 *ranges, u32 n);

@@ -94,6 +94,34 @@ int sim_map_ggtt(struct sim *s)
 	return 0;
 }
 
+int sim_rewrite_ggtt(struct sim *s, unsigned int first, unsigned int n,
+		     unsigned int salt)
+{
+	unsigned int i, pages = s->v.mem_size / 4096;
+	int ret;
+
+	if (!pages)
+		return -EINVAL;
+	for (i = first; i < first + n; i++) {
+		uint64_t page = (i + salt) % pages;
+		uint64_t pte = (s->v.mem_iova + page * 4096) | 1;
+		uint64_t off = SIM_GGTT_OFFSET + (sim_gaddr(s, i) / 4096) * 8;
+
+		ret = gvfio_write64(&s->v, VFIO_PCI_BAR0_REGION_INDEX, off, pte);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+uint64_t sim_ggtt_entry(struct sim *s, unsigned int page)
+{
+	uint64_t off = SIM_GGTT_OFFSET + (sim_gaddr(s, page) / 4096) * 8, e = 0;
+
+	gvfio_region_rw(&s->v, VFIO_PCI_BAR0_REGION_INDEX, off, &e, 8, false);
+	return e;
+}
+
 int sim_open(struct sim *s, const char *uuid, uint64_t iova, uint64_t mem_size)
 {
 	int ret;

@@ -271,13 +271,28 @@ int gvfio_mig_data_size(struct gvfio *v, uint64_t *size)
 
 int gvfio_precopy_info(int data_fd, uint64_t *initial, uint64_t *dirty)
 {
+	uint32_t flags;
+
+	return gvfio_precopy_info_flags(data_fd, initial, dirty, &flags);
+}
+
+int gvfio_precopy_info_flags(int data_fd, uint64_t *initial, uint64_t *dirty,
+			     uint32_t *flags)
+{
 	struct vfio_precopy_info info = { .argsz = sizeof(info) };
 
 	if (ioctl(data_fd, VFIO_MIG_GET_PRECOPY_INFO, &info))
 		return -errno;
 	*initial = info.initial_bytes;
 	*dirty = info.dirty_bytes;
+	*flags = info.flags;
 	return 0;
+}
+
+int gvfio_precopy_info_v2(struct gvfio *v)
+{
+	return feature(v, VFIO_DEVICE_FEATURE_SET |
+		       VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, NULL, 0);
 }
 
 int gvfio_log_start_ranges(struct gvfio *v,

@@ -40,8 +40,10 @@
 //! every version 2 image by its version.
 
 pub mod delta;
+pub mod incoming;
 
 pub use delta::{ChangedEntries, DeltaError, DeltaView, EntrySpan};
+pub use incoming::Incoming;
 
 /// Stream magic.
 pub const MAGIC: [u8; 8] = *b"GMIGSTRM";
@@ -159,9 +161,11 @@ pub struct Limits {
     pub max_section: usize,
 }
 
-/// Images a source sends in one migration at most: the pre-copy image
-/// (built on entering PRE_COPY, sent whole even if the switch-over comes
-/// before it was read) and the stop-copy image.
+/// Images a destination buffers at most: the pre-copy image (built on
+/// entering PRE_COPY, sent whole even if the switch-over comes before it
+/// was read) and the stop-copy image. A source that sends new initial data
+/// (VFIO_PRECOPY_INFO_REINIT) sends more full images; each one, once
+/// complete, supersedes those before it ([`Incoming`]).
 pub const IMAGES_PER_MIGRATION: usize = 2;
 
 impl Limits {
@@ -175,9 +179,9 @@ impl Limits {
         }
     }
 
-    /// Bytes a destination buffers during one resume: every image of one
-    /// migration, each at most [`Limits::max_total`]. A stream longer than
-    /// this is refused as it arrives.
+    /// Bytes a destination buffers during one resume: the images of one
+    /// migration it keeps, each at most [`Limits::max_total`]. A stream
+    /// longer than this is refused as it arrives.
     pub fn resume_budget(&self) -> usize {
         self.max_total.saturating_mul(IMAGES_PER_MIGRATION)
     }

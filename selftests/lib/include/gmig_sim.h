@@ -56,6 +56,14 @@ int sim_remove_mdev(const char *uuid);
 int sim_open(struct sim *s, const char *uuid, uint64_t iova, uint64_t mem_size);
 void sim_close(struct sim *s);
 int sim_map_ggtt(struct sim *s);
+/*
+ * Rewrites n GGTT entries from page first on, as a guest remapping its
+ * graphics memory: entry i maps page (i + salt) % the pages of its memory.
+ */
+int sim_rewrite_ggtt(struct sim *s, unsigned int first, unsigned int n,
+		     unsigned int salt);
+/* The GGTT entry of page n of the partition, read through BAR0 (0 if not). */
+uint64_t sim_ggtt_entry(struct sim *s, unsigned int page);
 /* Graphics address and CPU pointer of test page n. */
 uint64_t sim_gaddr(struct sim *s, unsigned int page);
 void *sim_ptr(struct sim *s, unsigned int page);

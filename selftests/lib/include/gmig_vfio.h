@@ -51,6 +51,11 @@ int gvfio_mig_set_state(struct gvfio *v, uint32_t state, int *data_fd);
 int gvfio_mig_get_state(struct gvfio *v, uint32_t *state);
 int gvfio_mig_data_size(struct gvfio *v, uint64_t *size);
 int gvfio_precopy_info(int data_fd, uint64_t *initial, uint64_t *dirty);
+/* As gvfio_precopy_info(), with the flags the kernel returns. */
+int gvfio_precopy_info_flags(int data_fd, uint64_t *initial, uint64_t *dirty,
+			     uint32_t *flags);
+/* Opts in to VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (flags, REINIT). */
+int gvfio_precopy_info_v2(struct gvfio *v);
 int gvfio_log_start(struct gvfio *v, uint64_t iova, uint64_t length);
 /* DMA logging over n ranges (as QEMU starts it for a guest with holes). */
 int gvfio_log_start_ranges(struct gvfio *v,

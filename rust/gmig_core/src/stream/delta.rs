@@ -108,6 +108,8 @@ pub struct ChangedEntries<S> {
     span: EntrySpan,
     words: S,
     all: bool,
+    /// Entries marked (each once).
+    marked: usize,
 }
 
 impl<S> ChangedEntries<S> {
@@ -120,7 +122,35 @@ impl<S> ChangedEntries<S> {
     pub fn span(&self) -> EntrySpan {
         self.span
     }
+
+    /// How many entries were marked; `None` once a write outside the span
+    /// marked them all.
+    pub fn marked(&self) -> Option<usize> {
+        (!self.all).then_some(self.marked)
+    }
+
+    /// Whether the base has gone stale for a VMM that takes new initial
+    /// data (VFIO_PRECOPY_INFO_REINIT): a stop-copy delta over it would
+    /// carry at least [`REINIT_BYTES`] of GGTT entries, or an unknown
+    /// number of them.
+    pub fn base_is_stale(&self) -> bool {
+        self.marked()
+            .is_none_or(|n| n.saturating_mul(8) >= REINIT_BYTES)
+    }
 }
+
+/// GGTT entry bytes written since the base from which a VMM that opted in
+/// to VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 gets a new base in pre-copy
+/// ([`ChangedEntries::base_is_stale`]): 2048 entries, 8 MiB of graphics
+/// memory mapped anew. The new base costs a full image in pre-copy, while
+/// the VM runs; the delta it saves would be sent and applied in the
+/// downtime.
+pub const REINIT_BYTES: usize = 16 << 10;
+
+/// New bases a source sends in one migration at most: a guest that keeps
+/// rewriting its GGTT still converges, its last delta as large as it
+/// would have been.
+pub const MAX_REINITS: u32 = 8;
 
 impl<S: Deref<Target = [u64]>> ChangedEntries<S> {
     /// Whether entry `i` was marked.
@@ -152,6 +182,7 @@ impl<S: DerefMut<Target = [u64]>> ChangedEntries<S> {
             span,
             words,
             all: false,
+            marked: 0,
         })
     }
 
@@ -162,7 +193,12 @@ impl<S: DerefMut<Target = [u64]>> ChangedEntries<S> {
             .ok()
             .filter(|&i| i < self.span.entries);
         match i.and_then(|i| self.words.get_mut(i / 64).map(|w| (i, w))) {
-            Some((i, w)) => *w |= 1 << (i % 64),
+            Some((i, w)) => {
+                if *w & (1 << (i % 64)) == 0 {
+                    self.marked += 1;
+                }
+                *w |= 1 << (i % 64);
+            }
             None => self.all = true,
         }
     }
@@ -824,6 +860,35 @@ mod tests {
             let got = restore(&cat(&[from, &out[..n]])).unwrap();
             assert!(got == *to, "result differs");
         }
+    }
+
+    /// REINIT: the base goes stale once the entries written since would
+    /// make a delta of [`REINIT_BYTES`], each entry counted once, or when
+    /// a write outside the span leaves their number unknown.
+    #[test]
+    fn the_base_goes_stale_at_reinit_bytes_of_entries() {
+        let span = EntrySpan {
+            offset: 64,
+            entries: 4096,
+        };
+        let words = vec![0; ChangedEntries::<Vec<u64>>::words_for(span.entries)];
+        let mut c = ChangedEntries::new(span, words).unwrap();
+        let stale_at = REINIT_BYTES / 8;
+        for i in 0..stale_at as u64 - 1 {
+            c.mark(i);
+            c.mark(i);
+        }
+        assert_eq!(c.marked(), Some(stale_at - 1));
+        assert!(!c.base_is_stale());
+        c.mark(stale_at as u64 - 1);
+        assert!(c.base_is_stale());
+        let words = vec![0; ChangedEntries::<Vec<u64>>::words_for(span.entries)];
+        let mut c = ChangedEntries::new(span, words).unwrap();
+        c.mark(1);
+        assert!(!c.base_is_stale());
+        c.mark(span.entries as u64);
+        assert_eq!(c.marked(), None);
+        assert!(c.base_is_stale());
     }
 
     #[test]
