@@ -19,8 +19,7 @@
 //! Everything here is `core`-only and allocates nothing: a batch is a few
 //! hundred bytes of the caller's stack.
 
-use super::hash::page_hash;
-use super::tracker::PAGE;
+use super::hash::{page_hash, PAGE_BYTES as PAGE};
 use core::ops::Range;
 
 /// Most frames of one batch, and so of one run a source is given (the
