@@ -491,18 +491,22 @@ unsafe extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
         .map_or(-1, |ms| c_long::try_from(ms).unwrap_or(-1))
 }
 
-/// A DMA mapping went away: the streamer's next access to it faults (the
-/// sim reaches guest memory only through `vfio_dma_rw()`, nothing is pinned).
+/// A DMA mapping went away: returns once no page of it is pinned by this
+/// vGPU (the in-place hashing's runs, `crate::pin`); the streamer's next
+/// access to it faults.
 ///
 /// # Safety
 ///
 /// `vgpu` came from `gmig_rs_vgpu_create()` and is not destroyed yet.
 #[no_mangle]
 unsafe extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64) {
-    // Nothing is pinned, so there is nothing to drop, and the vGPU lock is
-    // not taken: type1 calls this with its device list lock held, and the
-    // streamer holds the vGPU lock across vfio_dma_rw(), which takes
-    // type1's iommu lock (a three-lock cycle). Reads of pages in the range
-    // fail from now on and count as changed at the next report.
-    let _ = (vgpu, iova, length);
+    // The vGPU lock is not taken: type1 calls this with its device list
+    // lock held, and the streamer and the hashing hold the vGPU lock across
+    // vfio_dma_rw() and vfio_pin_pages(), which take type1's iommu lock (a
+    // three-lock cycle). A scan's pinned run is unpinned under the vGPU
+    // lock; this waits for it on the run's own spinlock (`PinWindow`).
+    // Reads of pages in the range fail from now on and count as changed at
+    // the next report.
+    // SAFETY: `vgpu` is live for this call (the function's contract).
+    unsafe { vgpu_ref(vgpu) }.shared.pins.unmap(iova, length);
 }

@@ -43,6 +43,13 @@ extern "C" {
     pub(crate) fn gmig_cancel_workload(gv: *mut GmigVdev);
     pub(crate) fn gmig_vdev_device(gv: *mut GmigVdev) -> *mut c_void;
     pub(crate) fn gmig_log_set_dirty(dirty: *mut IovaBitmap, iova: u64, length: u64);
+    pub(crate) fn gmig_pin_pages(
+        gv: *mut GmigVdev,
+        iova: u64,
+        npage: c_int,
+        pages: *mut *mut c_void,
+    ) -> c_int;
+    pub(crate) fn gmig_unpin_pages(gv: *mut GmigVdev, iova: u64, npage: c_int);
 }
 
 /// A pointer to the C object that is valid for the whole life of the Rust
@@ -70,6 +77,11 @@ impl Vdev {
     pub(crate) unsafe fn new(ptr: *mut GmigVdev) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self(ptr)
+    }
+
+    /// The C object, for the shim's functions that `crate::pin` calls.
+    pub(crate) fn raw(&self) -> *mut GmigVdev {
+        self.0
     }
 
     /// Reads guest memory at `iova` through the VFIO DMA path.

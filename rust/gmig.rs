@@ -26,6 +26,7 @@ mod gvt;
 mod kunit;
 mod log;
 mod migration;
+mod pin;
 mod sim;
 
 module! {

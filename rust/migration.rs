@@ -52,12 +52,14 @@ use crate::{
         farframes::FarFrames,
         gtt::PAGE_SIZE,
         mem::GuestMem,
-        planner::{self, Action, DirtySource, Phase, Policy, Rehash},
+        pageread::{Copying, HashSource},
+        planner::{self, Action, DirtySource, Hashing, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent},
         stream::{self, delta, ChangedEntries, Incoming, Resolved, ResumeError},
         tracker::HashTracker,
         writeset::{words_for, WriteSet, WriteSink},
     },
+    pin::{InPlace, InPlaceCounts},
 };
 
 /// What the vGPU lock protects, as the migration layer sees it.
@@ -83,8 +85,15 @@ pub(crate) trait MigDevice {
     fn dev(&self) -> &Device;
     /// Runs `f` with the vGPU lock held.
     fn with_locked<R>(&self, f: impl FnOnce(&mut Locked<'_, Self::Prov>) -> R) -> R;
-    /// Reads guest memory (a page to hash).
+    /// Reads guest memory (a page to hash, on the copy path).
     fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result;
+    /// The source that hashes guest pages in place for one scan, if the
+    /// device has one (`hashing=inplace`; `open`: a VFIO user has the
+    /// device open, read under the vGPU lock the caller holds). `None`:
+    /// pages are copied with [`MigDevice::read_guest`].
+    fn in_place(&self, _open: bool) -> Option<InPlace<'_>> {
+        None
+    }
     /// Guest memory for [`Provider::restore_state`].
     fn mem(&self) -> Self::Mem<'_>;
     /// An arc is about to take the vGPU lock (sim: the command streamer
@@ -190,13 +199,63 @@ fn injected_failure() -> bool {
 }
 
 /// The policies of this migration, from the module parameters.
-fn policies() -> (Policy, DirtySource, Rehash) {
+fn policies() -> (Policy, DirtySource, Rehash, Hashing) {
     use planner::Param;
     let v = |p| ParamValue::read(p);
     let p = Policy::parse(v(Param::Precopy).as_str()).unwrap_or(Policy::Oneshot);
     let d = DirtySource::parse(v(Param::Dirty).as_str()).unwrap_or(DirtySource::Hash);
     let r = Rehash::parse(v(Param::Rehash).as_str()).unwrap_or(Rehash::WriteSet);
-    (p, d, r)
+    let h = Hashing::parse(v(Param::Hashing).as_str()).unwrap_or(Hashing::InPlace);
+    (p, d, r, h)
+}
+
+/// The pages one scan hashes: in place when the migration's `hashing` is
+/// `inplace` and the device offers it ([`MigDevice::in_place`]), else
+/// copied into the scratch page with [`MigDevice::read_guest`].
+struct Pages<'a, D: MigDevice> {
+    d: &'a D,
+    scratch: &'a mut [u8; 4096],
+    in_place: Option<InPlace<'a>>,
+}
+
+impl<'a, D: MigDevice> Pages<'a, D> {
+    fn new(d: &'a D, hashing: Hashing, open: bool, scratch: &'a mut [u8; 4096]) -> Self {
+        let in_place = match hashing {
+            Hashing::InPlace => d.in_place(open),
+            Hashing::Copy => None,
+        };
+        Self {
+            d,
+            scratch,
+            in_place,
+        }
+    }
+}
+
+impl<D: MigDevice> Pages<'_, D> {
+    /// What hashing in place did (all zero on the copy path).
+    fn counts(&self) -> InPlaceCounts {
+        self.in_place
+            .as_ref()
+            .map_or_else(InPlaceCounts::default, InPlace::counts)
+    }
+}
+
+impl<D: MigDevice> HashSource for Pages<'_, D> {
+    fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) {
+        let Self {
+            d,
+            scratch,
+            in_place,
+        } = self;
+        let mut copy = Copying::new(scratch, |gfn, buf| {
+            d.read_guest(gfn * PAGE_SIZE, &mut buf[..])
+        });
+        match in_place {
+            Some(p) => p.hash_run(seed, first, out, &mut copy),
+            None => copy.hash_run(seed, first, out),
+        }
+    }
 }
 
 /// Per-migration statistics (debugfs `stats`), reset when one starts.
@@ -221,6 +280,14 @@ struct MigStats {
     pages_rehashed_stopcopy: u64,
     /// Pages pre-copy reports re-hashed.
     pages_rehashed_precopy: u64,
+    /// Time pre-copy reports took (their re-hash included).
+    precopy_report_us: i64,
+    /// Pages hashed in place, the runs they were pinned in, and pages read
+    /// with `vfio_dma_rw()` instead because the VMM unmapped memory during
+    /// a scan (`hashing=inplace`).
+    pages_hashed_inplace: u64,
+    pin_runs: u64,
+    pages_copied_after_unmap: u64,
     /// Time of the stop-copy re-hash.
     rehash_stopcopy_us: i64,
     /// Reports whose write set was unbounded (every tracked page read).
@@ -241,6 +308,15 @@ struct MigStats {
     superseded_bytes: u64,
 }
 
+impl MigStats {
+    /// Counts what a scan's in-place hashing did.
+    fn add_in_place(&mut self, c: InPlaceCounts) {
+        self.pages_hashed_inplace += c.pages;
+        self.pin_runs += c.runs;
+        self.pages_copied_after_unmap += c.copied;
+    }
+}
+
 /// The dirty log of a migration, with what its kernel glue needs.
 struct Tracking {
     log: DirtyLog<KVVec<u64>>,
@@ -255,6 +331,7 @@ pub(crate) struct Migration {
     policy: Policy,
     source: DirtySource,
     rehash: Rehash,
+    hashing: Hashing,
     stats: MigStats,
     tracking: Option<Tracking>,
     /// Save side: bytes to hand out and how many were read.
@@ -279,12 +356,13 @@ pub(crate) struct Migration {
 
 impl Migration {
     pub(crate) fn new() -> Self {
-        let (policy, source, rehash) = policies();
+        let (policy, source, rehash, hashing) = policies();
         Self {
             state: RUNNING,
             policy,
             source,
             rehash,
+            hashing,
             stats: MigStats::default(),
             tracking: None,
             image: KVVec::new(),
@@ -312,6 +390,7 @@ impl Migration {
         writeln!(f, "precopy: {}", self.policy.name())?;
         writeln!(f, "dirty: {}", self.source.name())?;
         writeln!(f, "rehash: {}", self.rehash.name())?;
+        writeln!(f, "hashing: {}", self.hashing.name())?;
         writeln!(f, "precopy_rounds: {}", s.precopy_rounds)?;
         writeln!(f, "precopy_bytes: {}", s.precopy_bytes)?;
         writeln!(f, "stopcopy_bytes: {}", s.stopcopy_bytes)?;
@@ -325,6 +404,14 @@ impl Migration {
         writeln!(f, "pages_rehashed_stopcopy: {}", s.pages_rehashed_stopcopy)?;
         writeln!(f, "pages_rehashed_precopy: {}", s.pages_rehashed_precopy)?;
         writeln!(f, "rehash_stopcopy_us: {}", s.rehash_stopcopy_us)?;
+        writeln!(f, "precopy_report_us: {}", s.precopy_report_us)?;
+        writeln!(f, "pages_hashed_inplace: {}", s.pages_hashed_inplace)?;
+        writeln!(f, "pin_runs: {}", s.pin_runs)?;
+        writeln!(
+            f,
+            "pages_copied_after_unmap: {}",
+            s.pages_copied_after_unmap
+        )?;
         writeln!(f, "writeset_unbounded: {}", s.writeset_unbounded)?;
         writeln!(f, "quiesce_wait_us: {}", s.quiesce_wait_us)?;
         writeln!(f, "image_us: {}", s.image_us)?;
@@ -374,27 +461,29 @@ impl Migration {
     }
 
     fn reset_stats(&mut self) {
-        let (p, d, r) = policies();
+        let (p, d, r, h) = policies();
         self.policy = p;
         self.source = d;
         self.rehash = r;
+        self.hashing = h;
         self.stats = MigStats::default();
     }
 
     /// The stop-copy re-hash, when the vGPU has just been quiesced: its
     /// result waits in `pending` for the final report(s), so its cost
     /// falls inside the device downtime it belongs to.
-    fn stop_scan(&mut self, d: &impl MigDevice) {
+    /// `open`: a VFIO user has the device open.
+    fn stop_scan(&mut self, d: &impl MigDevice, open: bool) {
         let action = planner::decide_rehash(self.policy, self.source, self.rehash, Phase::StopCopy);
         let Some(t) = self.tracking.as_mut() else {
             return;
         };
         let start = Instant::<Monotonic>::now();
-        let Some(st) = t.log.stop_scan(action, &mut t.scratch, |gfn, buf| {
-            d.read_guest(gfn * PAGE_SIZE, &mut buf[..])
-        }) else {
+        let mut pages = Pages::new(d, self.hashing, open, &mut t.scratch);
+        let Some(st) = t.log.stop_scan_with(action, &mut pages) else {
             return;
         };
+        self.stats.add_in_place(pages.counts());
         self.stats.writeset_unbounded += st.unbounded;
         if action == Action::Candidates {
             self.stats.pages_rehash_skipped = st.skipped;
@@ -835,7 +924,7 @@ fn arc_locked<D: MigDevice>(
         (RUNNING_P2P, STOP) => {
             l.prov.quiesce();
             d.sync(mig);
-            mig.stop_scan(d);
+            mig.stop_scan(d, l.open);
         }
         (STOP, RUNNING_P2P) => {
             mig.stopped_at = None;
@@ -849,7 +938,7 @@ fn arc_locked<D: MigDevice>(
             if cur == PRE_COPY_P2P {
                 l.prov.quiesce();
                 d.sync(mig);
-                mig.stop_scan(d);
+                mig.stop_scan(d, l.open);
             } else {
                 mig.start_save();
                 mig.drop_images();
@@ -1192,9 +1281,10 @@ unsafe fn log_report_locked<D: MigDevice>(
     dirty: *mut IovaBitmap,
 ) -> Result {
     d.sync(l.mig);
-    let stopped = l.prov.is_quiesced() || !l.open;
+    let open = l.open;
+    let stopped = l.prov.is_quiesced() || !open;
     let mig = &mut *l.mig;
-    let (policy, source, rehash) = (mig.policy, mig.source, mig.rehash);
+    let (policy, source, rehash, hashing) = (mig.policy, mig.source, mig.rehash, mig.hashing);
     if mig.tracking.is_none() {
         return Err(EINVAL);
     }
@@ -1205,7 +1295,7 @@ unsafe fn log_report_locked<D: MigDevice>(
     };
     if phase == Phase::StopCopy {
         // Normally done when STOP_COPY was entered.
-        mig.stop_scan(d);
+        mig.stop_scan(d, open);
     }
     let Some(t) = mig.tracking.as_mut() else {
         return Err(EINVAL);
@@ -1238,18 +1328,17 @@ unsafe fn log_report_locked<D: MigDevice>(
         Phase::StopCopy => Action::Nothing,
         Phase::PreCopy => planner::decide_rehash(policy, source, rehash, phase),
     };
-    let st = t.log.report(
-        action,
-        first..last,
-        &mut t.scratch,
-        |gfn, buf| d.read_guest(gfn * PAGE_SIZE, &mut buf[..]),
-        |gfn| {
-            // SAFETY: `dirty` is the bitmap of this report, valid during
-            // the call (the function's contract).
-            unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
-        },
-    );
+    let start = Instant::<Monotonic>::now();
+    let mut pages = Pages::new(d, hashing, open, &mut t.scratch);
+    let st = t.log.report_with(action, first..last, &mut pages, |gfn| {
+        // SAFETY: `dirty` is the bitmap of this report, valid during
+        // the call (the function's contract).
+        unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
+    });
+    let took = start.elapsed().as_micros_ceil();
+    let counts = pages.counts();
     let mig_stats = &mut l.mig.stats;
+    mig_stats.add_in_place(counts);
     mig_stats.read_errors += st.read_errors;
     mig_stats.writeset_unbounded += st.unbounded;
     let slot = match phase {
@@ -1264,6 +1353,7 @@ unsafe fn log_report_locked<D: MigDevice>(
         Phase::PreCopy => {
             mig_stats.pages_reported_precopy += st.dirty;
             mig_stats.pages_rehashed_precopy += st.rehashed;
+            mig_stats.precopy_report_us += took;
         }
     }
     Ok(())

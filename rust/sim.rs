@@ -6,8 +6,10 @@
 //!
 //! Lock order: the shim's `state_mutex`, then a migration file's lock, then
 //! [`Shared::inner`]. Nothing sleeps on the C side with `inner` held except
-//! `vfio_dma_rw()` (which takes the IOMMU's lock; its `dma_unmap` callback
-//! is made with that lock dropped) and `gmig_raise_irq()` (a spinlock).
+//! `vfio_dma_rw()`, `vfio_pin_pages()` and `vfio_unpin_pages()` (which take
+//! the IOMMU's lock; its `dma_unmap` callback is made with that lock
+//! dropped and takes only [`Shared::pins`]' spinlock, never `inner`: see
+//! `crate::pin`) and `gmig_raise_irq()` (a spinlock).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -39,6 +41,7 @@ use crate::{
         writeset::{FrameLog, RecordingMem, Tee},
     },
     migration::{Locked, MigDevice, Migration},
+    pin::{InPlace, PinWindow},
 };
 
 /// Counters of a vGPU outside any migration, for its current VFIO user
@@ -235,6 +238,10 @@ pub(crate) struct Shared {
     /// streamer finishes the running context and leaves the queued ones
     /// (they migrate as pending submissions).
     pub(crate) stopping: AtomicBool,
+    /// The guest pages a scan pins to hash them in place, which the
+    /// `dma_unmap` callback waits for (outside `inner`).
+    #[pin]
+    pub(crate) pins: PinWindow,
     #[pin]
     pub(crate) inner: Mutex<Inner>,
 }
@@ -672,6 +679,16 @@ impl MigDevice for Shared {
         self.vdev.dma_read(gpa, buf)
     }
 
+    /// Pages pinned a run at a time and hashed where they are
+    /// ([`crate::pin`]); `dma_unmap` waits on [`Shared::pins`].
+    fn in_place(&self, open: bool) -> Option<InPlace<'_>> {
+        // SAFETY: the caller holds the vGPU lock and the device is open
+        // (`open`, read under that lock): `close_device` takes the lock to
+        // mark it closed, so it stays open while the caller's scan runs;
+        // `pins` is the window `gmig_rs_dma_unmap()` waits on.
+        open.then(|| unsafe { InPlace::new(self.vdev, &self.pins) })
+    }
+
     fn mem(&self) -> DmaMem<'_> {
         DmaMem::new(self)
     }
@@ -763,6 +780,7 @@ pub(crate) fn create(vdev: Vdev, type_index: usize, name: &CStr) -> Result<KBox<
                 stats: Stats::new(),
                 faults: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
+                pins <- PinWindow::new(),
                 inner <- kernel::new_mutex!(Inner {
                     sim,
                     open: false,

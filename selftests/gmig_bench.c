@@ -46,10 +46,13 @@
  * Usage: gmig_bench [-s MiB,MiB,...] [-p desktop,game] [-v VARIANTS]
  *                   [-r rounds] [-w warmup_ms] [-i round_ms] [-j out.json]
  *                   [-c N,N,...] [-m MiB] [-S own,sync] [-g N]
- *                   [-X lose|corrupt]
+ *                   [-H reps] [-M MiB] [-X lose|corrupt]
  * Variants: writeset (oneshot/hash, rehash=writeset), gmig (oneshot/hash,
  * rehash=all), naive (iterative/all). -c: counts of concurrent vGPUs (0:
  * none), -m: the working set of each. -s 0 skips the single-vGPU runs.
+ * -H: repetitions of the hashing comparison (default 7, 0: none; see
+ * run_hashing()), -M: its working set (default 64 MiB), on the first -p
+ * profile.
  * -X lose|corrupt: makes every run fail (see inject). Exits non-zero if a
  * page was lost or a step failed.
  */
@@ -742,6 +745,142 @@ static const char *type_for(unsigned long long mib)
 	return mib < 127 ? "gmig-large" : "gmig-xl";
 }
 
+/*
+ * -H N: gmig's hashing in place (module parameter hashing=inplace)
+ * against the copy path it replaced (hashing=copy), in the same run: one
+ * source vGPU of the -M working set with the workload running, N
+ * repetitions, each measuring both parameters back to back, alternating
+ * which goes first, so that the machine's drift falls on both. One
+ * measurement is a DMA logging session with precopy=iterative dirty=hash
+ * rehash=all, in which every pre-copy report re-hashes every tracked page:
+ * a first report hashes them all, the second is measured (gmig's
+ * precopy_report_us over its pages_rehashed_precopy: the time per page,
+ * the report's fixed part included). A repetition's sample is copy's time
+ * per page over inplace's; the line gives their median and spread, and
+ * how many pages were really hashed in place (a run that fell back to
+ * vfio_dma_rw() counts as copied).
+ */
+struct hash_sample {
+	double us_per_page;
+	long long pages, inplace, runs;
+};
+
+static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
+			const char *mode, struct hash_sample *h)
+{
+	long long us0, pg0, ip0, rn0;
+	int ret = -1;
+
+	if (set_param("hashing", mode) || gvfio_log_start(s, IOVA, mem))
+		return -1;
+	if (gvfio_log_report(s, IOVA, mem, bm))
+		goto out;
+	us0 = sim_stat(US, "precopy_report_us");
+	pg0 = sim_stat(US, "pages_rehashed_precopy");
+	ip0 = sim_stat(US, "pages_hashed_inplace");
+	rn0 = sim_stat(US, "pin_runs");
+	if (gvfio_log_report(s, IOVA, mem, bm))
+		goto out;
+	h->pages = sim_stat(US, "pages_rehashed_precopy") - pg0;
+	h->inplace = sim_stat(US, "pages_hashed_inplace") - ip0;
+	h->runs = sim_stat(US, "pin_runs") - rn0;
+	if (h->pages <= 0)
+		goto out;
+	h->us_per_page = (double)(sim_stat(US, "precopy_report_us") - us0) /
+			 h->pages;
+	ret = 0;
+out:
+	gvfio_log_stop(s);
+	return ret;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int run_hashing(int reps, unsigned long long ws_mib,
+		       const char *profile, FILE *jf)
+{
+	size_t win = (ws_mib << 20) + META_BYTES > XL_WINDOW ?
+		     XL_WINDOW : (ws_mib << 20) + META_BYTES;
+	size_t mem = win + (1 << 20), words = (mem / PAGE + 63) / 64;
+	struct gvfio s = { .container = -1 };
+	double *ratio = calloc(reps, sizeof(double));
+	double *cp = calloc(reps, sizeof(double));
+	double *ip = calloc(reps, sizeof(double));
+	uint64_t *bm = calloc(words, 8);
+	long long pages = 0, inplace = 0, runs = 0;
+	char cmd[160], path[128];
+	int i, ok = 0;
+
+	sim_remove_mdev(US);
+	if (!ratio || !cp || !ip || !bm || reps <= 0)
+		FAIL("no memory\n");
+	if (set_param("precopy", "iterative") || set_param("dirty", "hash") ||
+	    set_param("rehash", "all"))
+		FAIL("cannot set module parameters\n");
+	if (sim_create_mdev(type_for(ws_mib), US) || gvfio_open(&s, US) ||
+	    gvfio_map_mem(&s, IOVA, mem))
+		FAIL("cannot set up a %s vGPU with %zu MiB of DMA memory\n",
+		     type_for(ws_mib), mem >> 20);
+	snprintf(cmd, sizeof(cmd), "start %s base=%llu size=%zu", profile,
+		 IOVA, win);
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
+	if (sim_write_sysfs(path, cmd) || wait_contexts(US, 2, 60000))
+		FAIL("the workload does not run (%s)\n", cmd);
+	for (i = 0; i < reps; i++) {
+		struct hash_sample c = { 0 }, n = { 0 };
+		int first_copy = i % 2 == 0;
+
+		if (hash_measure(&s, mem, bm, first_copy ? "copy" : "inplace",
+				 first_copy ? &c : &n) ||
+		    hash_measure(&s, mem, bm, first_copy ? "inplace" : "copy",
+				 first_copy ? &n : &c))
+			FAIL("repetition %d: a report failed or hashed nothing\n", i);
+		cp[i] = c.us_per_page;
+		ip[i] = n.us_per_page;
+		ratio[i] = n.us_per_page > 0 ? c.us_per_page / n.us_per_page : 0;
+		pages += n.pages;
+		inplace += n.inplace;
+		runs += n.runs;
+	}
+	qsort(ratio, reps, sizeof(double), cmp_dbl);
+	qsort(cp, reps, sizeof(double), cmp_dbl);
+	qsort(ip, reps, sizeof(double), cmp_dbl);
+	ok = inplace == pages;
+	printf("\nhashing in place vs copy (hashing=inplace|copy), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
+	       (win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
+	printf("  copy %.3f us/page (spread %.3f-%.3f), inplace %.3f us/page (spread %.3f-%.3f); hashed in place %lld of %lld pages, %.1f pages per pinned run\n",
+	       cp[reps / 2], cp[0], cp[reps - 1], ip[reps / 2], ip[0],
+	       ip[reps - 1], inplace, pages, runs ? (double)inplace / runs : 0);
+	printf("  copy/inplace time per page: median %.2fx, spread %.2f-%.2fx: target (>= 2x) %s%s\n",
+	       ratio[reps / 2], ratio[0], ratio[reps - 1],
+	       ratio[reps / 2] >= 2 ? "met" : "missed",
+	       ok ? "" : "  FAILED (pages fell back to the copy path)");
+	if (jf)
+		fprintf(jf, "%s  {\"mode\": \"hashing\", \"ws_bytes\": %zu, \"profile\": \"%s\", \"reps\": %d, \"pages\": %lld, \"pages_inplace\": %lld, \"pin_runs\": %lld, \"copy_us_per_page_median\": %.4f, \"inplace_us_per_page_median\": %.4f, \"ratio_median\": %.3f, \"ratio_min\": %.3f, \"ratio_max\": %.3f, \"ok\": %s}",
+			ftell(jf) > 2 ? ",\n" : "", (size_t)(win - META_BYTES), profile,
+			reps, pages, inplace, runs, cp[reps / 2], ip[reps / 2],
+			ratio[reps / 2], ratio[0], ratio[reps - 1],
+			ok ? "true" : "false");
+out:
+	if (s.container >= 0) {
+		snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
+		sim_write_sysfs(path, "stop");
+		gvfio_close(&s);
+	}
+	sim_remove_mdev(US);
+	set_param("hashing", "inplace");
+	free(ratio);
+	free(cp);
+	free(ip);
+	free(bm);
+	return ok ? 0 : -1;
+}
+
 /* The single-vGPU matrix: sizes x profiles x variants. */
 static int run_singles(const char *sizes, const char *profiles,
 		       const char *vars, int rounds, int warmup_ms,
@@ -1047,13 +1186,14 @@ int main(int argc, char **argv)
 	const char *sizes = "64,256,1024", *profiles = "desktop,game";
 	const char *vars = "writeset,gmig,naive", *json = NULL;
 	const char *counts = "1,3,7";
-	unsigned long long conc_mib = 64;
+	unsigned long long conc_mib = 64, hash_mib = 64;
+	int hash_reps = 7;
 	int modes = STOP_OWN | STOP_SYNC;
 	int rounds = 3, warmup_ms = 1000, round_ms = 300, opt, bad = 0;
 	int reinit_reps = 0;
 	FILE *jf = NULL;
 
-	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:g:X:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:g:X:H:M:")) != -1) {
 		switch (opt) {
 		case 's':
 			sizes = optarg;
@@ -1089,6 +1229,12 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'H':
+			hash_reps = atoi(optarg);
+			break;
+		case 'M':
+			hash_mib = strtoull(optarg, NULL, 0);
+			break;
 		case 'S':
 			modes = (strstr(optarg, "own") ? STOP_OWN : 0) |
 				(strstr(optarg, "sync") ? STOP_SYNC : 0);
@@ -1102,7 +1248,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-X lose|corrupt]\n",
+			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-H reps] [-M MiB] [-X lose|corrupt]\n",
 				argv[0]);
 			return 2;
 		}
@@ -1122,6 +1268,13 @@ int main(int argc, char **argv)
 	if (strcmp(sizes, "0"))
 		bad += run_singles(sizes, profiles, vars, rounds, warmup_ms,
 				   round_ms, jf);
+	if (hash_reps > 0) {
+		char *pl = strdup(profiles), *save = NULL;
+
+		bad += run_hashing(hash_reps, hash_mib,
+				   pl ? strtok_r(pl, ",", &save) : "desktop", jf);
+		free(pl);
+	}
 	if (strcmp(counts, "0"))
 		bad += run_concurrents(counts, conc_mib, profiles, rounds,
 				       warmup_ms, round_ms, modes, jf);

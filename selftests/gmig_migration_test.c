@@ -683,6 +683,114 @@ static int bit(const uint64_t *bm, unsigned int page)
 }
 
 /*
+ * hashing=inplace (pages pinned a run at a time and hashed where they are)
+ * and hashing=copy (each copied with vfio_dma_rw() first) report the same
+ * pages, and only the first reads guest memory in place. Each a logging
+ * session whose every pre-copy report re-hashes every tracked page
+ * (precopy=iterative dirty=hash rehash=all).
+ */
+TEST_F(mig, hashing_in_place_reports_what_the_copy_path_does)
+{
+	static const char *const modes[] = { "copy", "inplace" };
+	struct sim *a = &self->a;
+	size_t words = MEM / 4096 / 64;
+	uint64_t *bm[2] = { calloc(words, 8), calloc(words, 8) };
+	unsigned int i, n[2];
+	int first;
+
+	ASSERT_NE(NULL, bm[0]);
+	ASSERT_NE(NULL, bm[1]);
+	ASSERT_EQ(0, set_param("precopy", "iterative"));
+	ASSERT_EQ(0, set_param("rehash", "all"));
+	for (i = 0; i < 2; i++) {
+		uint32_t cmd[] = {
+			(0x20u << 23) | (1u << 22) | 2,
+			(uint32_t)sim_gaddr(a, SIM_PAGE_DATA + 7 + i), 0, 0x5a5a0000 + i,
+		};
+		long long rehashed;
+
+		ASSERT_EQ(0, set_param("hashing", modes[i]));
+		ASSERT_EQ(0, gvfio_log_start(&a->v, IOVA, MEM));
+		/* The first report hashes every tracked page (all new). */
+		ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm[i]));
+		ASSERT_EQ(0, sim_submit(a, cmd, 4, 9 + i));
+		ASSERT_EQ(0, sim_wait(a));
+		memset(bm[i], 0, words * 8);
+		ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm[i]));
+		n[i] = count_bits(bm[i], words, &first);
+		ASSERT_TRUE(bit(bm[i], SIM_PAGE_DATA + 7 + i));
+		rehashed = sim_stat(UA, "pages_rehashed_precopy");
+		ASSERT_EQ(2 * sim_stat(UA, "pages_tracked"), rehashed);
+		/* Every page read was read in place (one that cannot be is an error). */
+		ASSERT_EQ(i ? rehashed : 0, sim_stat(UA, "pages_hashed_inplace") +
+			  (i ? sim_stat(UA, "log_read_errors") : 0));
+		ASSERT_EQ(0, sim_stat(UA, "pages_copied_after_unmap"));
+		ASSERT_EQ(0, gvfio_log_stop(&a->v));
+	}
+	/* The same pages but each mode's own store. */
+	ASSERT_EQ(n[0], n[1]);
+	bm[0][(SIM_PAGE_DATA + 7) / 64] &= ~(1ull << ((SIM_PAGE_DATA + 7) % 64));
+	bm[0][(SIM_PAGE_DATA + 8) / 64] |= 1ull << ((SIM_PAGE_DATA + 8) % 64);
+	ASSERT_EQ(0, memcmp(bm[0], bm[1], words * 8));
+	ASSERT_EQ(0, set_param("hashing", "inplace"));
+	ASSERT_EQ(0, set_param("precopy", "oneshot"));
+	ASSERT_EQ(0, set_param("rehash", "writeset"));
+	free(bm[0]);
+	free(bm[1]);
+}
+
+struct reporter {
+	struct gvfio *v;
+	volatile int stop;
+	int reports, failed;
+};
+
+static void *report_loop(void *arg)
+{
+	struct reporter *r = arg;
+	size_t words = MEM / 4096 / 64;
+	uint64_t *bm = calloc(words, 8);
+
+	while (bm && !r->stop) {
+		if (gvfio_log_report(r->v, IOVA, MEM, bm))
+			r->failed++;
+		r->reports++;
+	}
+	free(bm);
+	return NULL;
+}
+
+/*
+ * The VMM unmaps guest memory while reports hash it in place: the
+ * dma_unmap callback waits for the run a report has pinned and the unmap
+ * completes (type1 BUG()s if a page stays pinned through ten callbacks);
+ * reports after it read nothing and say every tracked page changed.
+ */
+TEST_F(mig, unmap_while_hashing_in_place)
+{
+	struct reporter r = { .v = &self->a.v };
+	pthread_t th;
+
+	ASSERT_EQ(0, set_param("precopy", "iterative"));
+	ASSERT_EQ(0, set_param("rehash", "all"));
+	ASSERT_EQ(0, set_param("hashing", "inplace"));
+	ASSERT_EQ(0, gvfio_log_start(&self->a.v, IOVA, MEM));
+	ASSERT_EQ(0, pthread_create(&th, NULL, report_loop, &r));
+	while (r.reports < 3)
+		usleep(1000);
+	ASSERT_EQ(0, gvfio_unmap_mem(&self->a.v));
+	usleep(20000);
+	r.stop = 1;
+	pthread_join(th, NULL);
+	ASSERT_EQ(0, r.failed);
+	ASSERT_LT(0, sim_stat(UA, "pages_hashed_inplace"));
+	ASSERT_EQ(0, gvfio_log_stop(&self->a.v));
+	ASSERT_EQ(0, set_param("precopy", "oneshot"));
+	ASSERT_EQ(0, set_param("rehash", "writeset"));
+}
+
+
+/*
  * rehash=writeset: reports re-hash only what the executed commands could
  * write (the store's page and the context image the engine writes back),
  * pre-copy reports keep the hashes current, and stop-copy reads only the

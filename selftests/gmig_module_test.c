@@ -118,6 +118,11 @@ TEST_F(gmig, policy_parameters_take_their_values_only)
 	ASSERT_EQ(0, write_param("rehash", "all"));
 	ASSERT_STREQ("all", read_param("rehash", buf, sizeof(buf)));
 	ASSERT_EQ(0, write_param("rehash", "writeset"));
+	ASSERT_STREQ("inplace", read_param("hashing", buf, sizeof(buf)));
+	ASSERT_EQ(-EINVAL, write_param("hashing", "all"));
+	ASSERT_EQ(0, write_param("hashing", "copy\n"));
+	ASSERT_STREQ("copy", read_param("hashing", buf, sizeof(buf)));
+	ASSERT_EQ(0, write_param("hashing", "inplace"));
 }
 
 TEST_HARNESS_MAIN

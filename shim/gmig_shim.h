@@ -20,6 +20,7 @@ struct gmig_vgpu;	/* Rust: the vGPU behind it */
 struct gmig_gvt_vgpu;	/* Rust: gvt provider state of a GVT-g vGPU */
 struct intel_vgpu;	/* kvmgt's vGPU (opaque) */
 struct iova_bitmap;
+struct page;
 
 #define GMIG_TYPE_NAME_LEN 32
 #define GMIG_TYPE_DESC_LEN 160
@@ -78,6 +79,7 @@ enum gmig_param {
 	GMIG_PARAM_PRECOPY,	/* oneshot, iterative, off */
 	GMIG_PARAM_DIRTY,	/* hash, all */
 	GMIG_PARAM_REHASH,	/* writeset, all */
+	GMIG_PARAM_HASHING,	/* inplace, copy */
 };
 
 int gmig_rs_param_set(u32 which, const char *val, char *buf, size_t cap);
@@ -141,6 +143,9 @@ void gmig_schedule_workload(struct gmig_vdev *gv, unsigned long delay_ms);
 void gmig_cancel_workload(struct gmig_vdev *gv);
 struct device *gmig_vdev_device(struct gmig_vdev *gv);
 void gmig_log_set_dirty(struct iova_bitmap *dirty, u64 iova, u64 length);
+int gmig_pin_pages(struct gmig_vdev *gv, u64 iova, int npage,
+		   struct page **pages);
+void gmig_unpin_pages(struct gmig_vdev *gv, u64 iova, int npage);
 void gmig_param_get(enum gmig_param which, char *buf, size_t len);
 
 #endif /* GMIG_SHIM_H */

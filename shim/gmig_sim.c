@@ -13,6 +13,7 @@
  */
 #include <linux/device.h>
 #include <linux/eventfd.h>
+#include <linux/iommu.h>
 #include <linux/mdev.h>
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -47,6 +48,7 @@ static const struct vfio_device_ops gmig_dev_ops;
 static char gmig_precopy[16] = "oneshot";
 static char gmig_dirty[16] = "hash";
 static char gmig_rehash[16] = "writeset";
+static char gmig_hashing[16] = "inplace";
 
 /* The values are parsed once, by Rust (gmig_core::planner::Param). */
 static int gmig_param_set(const char *val, const struct kernel_param *kp,
@@ -75,6 +77,11 @@ static int gmig_rehash_set(const char *val, const struct kernel_param *kp)
 	return gmig_param_set(val, kp, GMIG_PARAM_REHASH);
 }
 
+static int gmig_hashing_set(const char *val, const struct kernel_param *kp)
+{
+	return gmig_param_set(val, kp, GMIG_PARAM_HASHING);
+}
+
 static const struct kernel_param_ops gmig_precopy_ops = {
 	.set = gmig_precopy_set,
 	.get = param_get_string,
@@ -90,6 +97,11 @@ static const struct kernel_param_ops gmig_rehash_ops = {
 	.get = param_get_string,
 };
 
+static const struct kernel_param_ops gmig_hashing_ops = {
+	.set = gmig_hashing_set,
+	.get = param_get_string,
+};
+
 static struct kparam_string gmig_precopy_kps = {
 	.maxlen = sizeof(gmig_precopy), .string = gmig_precopy,
 };
@@ -102,12 +114,18 @@ static struct kparam_string gmig_rehash_kps = {
 	.maxlen = sizeof(gmig_rehash), .string = gmig_rehash,
 };
 
+static struct kparam_string gmig_hashing_kps = {
+	.maxlen = sizeof(gmig_hashing), .string = gmig_hashing,
+};
+
 module_param_cb(precopy, &gmig_precopy_ops, &gmig_precopy_kps, 0644);
 MODULE_PARM_DESC(precopy, "GPU page pre-copy policy: oneshot (default), iterative, off");
 module_param_cb(dirty, &gmig_dirty_ops, &gmig_dirty_kps, 0644);
 MODULE_PARM_DESC(dirty, "dirty GPU pages: hash (software dirty pages, default) or all");
 module_param_cb(rehash, &gmig_rehash_ops, &gmig_rehash_kps, 0644);
 MODULE_PARM_DESC(rehash, "pages a hashing report re-hashes: writeset (what executed commands could write, default) or all (gMig)");
+module_param_cb(hashing, &gmig_hashing_ops, &gmig_hashing_kps, 0644);
+MODULE_PARM_DESC(hashing, "how hashing reads guest pages: inplace (pinned and hashed where they are, default) or copy (copied with vfio_dma_rw)");
 
 /*
  * Copies module parameter @which into @buf (@len bytes, NUL-terminated)
@@ -121,6 +139,7 @@ void gmig_param_get(enum gmig_param which, char *buf, size_t len)
 		[GMIG_PARAM_PRECOPY] = gmig_precopy,
 		[GMIG_PARAM_DIRTY] = gmig_dirty,
 		[GMIG_PARAM_REHASH] = gmig_rehash,
+		[GMIG_PARAM_HASHING] = gmig_hashing,
 	};
 
 	kernel_param_lock(THIS_MODULE);
@@ -141,6 +160,31 @@ int gmig_dma_rw(struct gmig_vdev *gv, u64 iova, void *data, size_t len,
 				       "vfio_dma_rw %s of %zu bytes at IOVA %#llx: %d\n",
 				       write ? "write" : "read", len, iova, ret);
 	return ret;
+}
+
+/*
+ * Pins the @npage guest pages from @iova for reading, with one
+ * vfio_pin_pages() call, into @pages: 0 with all of them pinned, or a
+ * negative errno with none. The caller unpins the same run with
+ * gmig_unpin_pages(), and its dma_unmap callback waits for that before it
+ * returns (rust/pin.rs).
+ */
+int gmig_pin_pages(struct gmig_vdev *gv, u64 iova, int npage,
+		   struct page **pages)
+{
+	int ret = vfio_pin_pages(&gv->vdev, iova, npage, IOMMU_READ, pages);
+
+	if (ret == npage)
+		return 0;
+	/* Both backends pin all pages or none; be safe if that changes. */
+	if (ret > 0)
+		vfio_unpin_pages(&gv->vdev, iova, ret);
+	return ret < 0 ? ret : -EFAULT;
+}
+
+void gmig_unpin_pages(struct gmig_vdev *gv, u64 iova, int npage)
+{
+	vfio_unpin_pages(&gv->vdev, iova, npage);
 }
 
 void gmig_raise_irq(struct gmig_vdev *gv)

@@ -14,6 +14,7 @@
 //! the planner's [`Action`] says.
 
 use super::farframes::{note_frame, FarFrames, Noted};
+use super::pageread::{Copying, Counting, HashSource};
 use super::planner::Action;
 use super::tracker::{HashTracker, Unhashed, PAGE};
 use super::writeset::WriteSet;
@@ -123,7 +124,16 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
         &mut self,
         action: Action,
         scratch: &mut [u8; PAGE],
-        mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+    ) -> Option<ScanStats> {
+        self.stop_scan_with(action, &mut Copying::new(scratch, read))
+    }
+
+    /// [`DirtyLog::stop_scan`], the pages hashed through `src`.
+    pub fn stop_scan_with(
+        &mut self,
+        action: Action,
+        src: &mut (impl HashSource + ?Sized),
     ) -> Option<ScanStats> {
         if self.stop_scanned {
             return None;
@@ -135,12 +145,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             pending,
             ..
         } = self;
-        let mut errors = 0u64;
-        let mut read = |gfn: u64, buf: &mut [u8; PAGE]| {
-            let r = read(gfn, buf);
-            errors += u64::from(r.is_err());
-            r
-        };
+        let mut src = Counting::new(src);
         let before = tracker.hashed();
         match action {
             Action::Nothing | Action::Snapshot | Action::Refresh => {}
@@ -153,7 +158,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             Action::Changed => {
                 // The pages whose hash changed and, as candidates do, every
                 // page the GPU may have written since the last report.
-                tracker.scan_changed(scratch, &mut read, |g| pending.record(g));
+                tracker.scan_changed_with(&mut src, |g| pending.record(g));
                 st.unbounded = u64::from(materialise(tracker, written));
                 for g in written.iter() {
                     pending.record(g);
@@ -164,12 +169,11 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             Action::Candidates => {
                 st.unbounded = u64::from(written.is_unbounded());
                 let window = written.base()..written.base() + written.window();
-                let r = tracker.scan_candidates(
+                let r = tracker.scan_candidates_with(
                     written,
                     window,
                     Unhashed::Report,
-                    scratch,
-                    &mut read,
+                    &mut src,
                     |g| pending.record(g),
                 );
                 written.clear();
@@ -178,7 +182,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             }
         }
         st.rehashed = tracker.hashed() - before;
-        st.read_errors = errors;
+        st.read_errors = src.errors;
         self.stop_scanned = true;
         Some(st)
     }
@@ -198,11 +202,23 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
         action: Action,
         range: Range<u64>,
         scratch: &mut [u8; PAGE],
-        mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        mark: impl FnMut(u64),
+    ) -> ScanStats {
+        self.report_with(action, range, &mut Copying::new(scratch, read), mark)
+    }
+
+    /// [`DirtyLog::report`], the pages hashed through `src`.
+    pub fn report_with(
+        &mut self,
+        action: Action,
+        range: Range<u64>,
+        src: &mut (impl HashSource + ?Sized),
         mut mark: impl FnMut(u64),
     ) -> ScanStats {
         let (first, last) = (range.start, range.end);
         let mut st = ScanStats::default();
+        let mut src = Counting::new(src);
         let mut out = |gfn: u64, st: &mut ScanStats| {
             mark(gfn);
             st.dirty += 1;
@@ -248,21 +264,11 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
                 } else {
                     Unhashed::Report
                 };
-                let mut errors = 0u64;
-                let r = tracker.scan_candidates(
-                    written,
-                    first..last,
-                    unhashed,
-                    scratch,
-                    |gfn, buf| {
-                        let r = read(gfn, buf);
-                        errors += u64::from(r.is_err());
-                        r
-                    },
-                    |gfn| out(gfn, &mut st),
-                );
+                let r =
+                    tracker.scan_candidates_with(written, first..last, unhashed, &mut src, |gfn| {
+                        out(gfn, &mut st)
+                    });
                 written.clear_range(first..last);
-                st.read_errors += errors;
                 st.rehashed += r.rehashed;
                 st.skipped += r.skipped;
             }
@@ -270,29 +276,31 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
                 if action == Action::Changed {
                     st.unbounded += u64::from(materialise(&self.tracker, &mut self.written));
                 }
-                let base = self.tracker.base();
-                let lo = first.max(base);
-                let hi = last.min(base + self.tracker.window());
-                for gfn in lo..hi {
-                    let wanted = match action {
-                        Action::Snapshot => self.tracker.needs_hash(gfn),
-                        _ => self.tracker.is_tracked(gfn),
-                    };
-                    if !wanted {
-                        continue;
-                    }
-                    let ok = read(gfn, scratch).is_ok();
-                    st.read_errors += u64::from(!ok);
-                    st.rehashed += 1;
-                    // A page that cannot be read counts as changed.
-                    let changed =
-                        !ok || self.tracker.check(gfn, &scratch[..], true).unwrap_or(true);
-                    // A page the GPU may have written goes out even if
-                    // its hash is the old one (see `scan_candidates`).
-                    if action == Action::Changed && (changed || self.written.contains(gfn)) {
-                        out(gfn, &mut st);
-                    }
-                }
+                let Self {
+                    tracker, written, ..
+                } = self;
+                let lo = first.max(tracker.base());
+                let hi = last.min(tracker.base() + tracker.window());
+                tracker.hash_frames(
+                    &mut src,
+                    lo,
+                    |t, from| {
+                        (from..hi).find(|&g| match action {
+                            Action::Snapshot => t.needs_hash(g),
+                            _ => t.is_tracked(g),
+                        })
+                    },
+                    |t, gfn, h| {
+                        st.rehashed += 1;
+                        // A page that cannot be read counts as changed.
+                        let changed = h.is_none_or(|h| t.check_hash(gfn, h, true).unwrap_or(true));
+                        // A page the GPU may have written goes out even if
+                        // its hash is the old one (see `scan_candidates`).
+                        if action == Action::Changed && (changed || written.contains(gfn)) {
+                            out(gfn, &mut st);
+                        }
+                    },
+                );
                 // What the GPU may have written since the last report that
                 // re-hashed stays recorded through snapshots (oneshot's
                 // pre-copy reports nothing: its final report covers the
@@ -302,6 +310,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
                 }
             }
         }
+        st.read_errors += src.errors;
         st
     }
 }

@@ -30,6 +30,8 @@ pub mod gvt;
 pub mod hash;
 /// Guest memory as a vGPU reaches it.
 pub mod mem;
+/// How the tracker reads the guest pages it hashes (batches, runs, sources).
+pub mod pageread;
 /// Pre-copy policies and per-report decisions.
 pub mod planner;
 /// The provider interface and shadow page table events.

@@ -68,6 +68,37 @@ impl Rehash {
     }
 }
 
+/// How a hashing report reads the pages it hashes (module parameter
+/// `hashing`; [`super::pageread`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hashing {
+    /// In place: guest pages pinned a run at a time, each mapped and hashed
+    /// where it is (the default).
+    InPlace,
+    /// The old path: each page copied into a scratch page (the sim:
+    /// `vfio_dma_rw()`), then hashed. Kept to measure against.
+    Copy,
+}
+
+impl Hashing {
+    /// Parses `inplace|copy`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "inplace" => Some(Self::InPlace),
+            "copy" => Some(Self::Copy),
+            _ => None,
+        }
+    }
+
+    /// The parameter spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InPlace => "inplace",
+            Self::Copy => "copy",
+        }
+    }
+}
+
 /// gmig's module parameters of the migration policy (`enum gmig_param` in
 /// shim/gmig_shim.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,12 +109,14 @@ pub enum Param {
     Dirty = 1,
     /// `rehash`: a [`Rehash`].
     Rehash = 2,
+    /// `hashing`: a [`Hashing`].
+    Hashing = 3,
 }
 
 impl Param {
     /// The parameter of shim value `v`.
     pub fn from_u32(v: u32) -> Option<Self> {
-        [Self::Precopy, Self::Dirty, Self::Rehash]
+        [Self::Precopy, Self::Dirty, Self::Rehash, Self::Hashing]
             .into_iter()
             .find(|p| *p as u32 == v)
     }
@@ -96,6 +129,7 @@ impl Param {
             Self::Precopy => Policy::parse(s).map(Policy::name),
             Self::Dirty => DirtySource::parse(s).map(DirtySource::name),
             Self::Rehash => Rehash::parse(s).map(Rehash::name),
+            Self::Hashing => Hashing::parse(s).map(Hashing::name),
         }
     }
 }
@@ -204,8 +238,12 @@ mod tests {
         assert_eq!(Param::Precopy.canonical("all"), None);
         assert_eq!(Param::Dirty.canonical("writeset"), None);
         assert_eq!(Param::Rehash.canonical(""), None);
+        assert_eq!(Param::Hashing.canonical(" copy\n"), Some("copy"));
+        assert_eq!(Param::Hashing.canonical("inplace"), Some("inplace"));
+        assert_eq!(Param::Hashing.canonical("all"), None);
         assert_eq!(Param::from_u32(2), Some(Param::Rehash));
-        assert_eq!(Param::from_u32(3), None);
+        assert_eq!(Param::from_u32(3), Some(Param::Hashing));
+        assert_eq!(Param::from_u32(4), None);
     }
 
     use super::*;

@@ -8,10 +8,14 @@
 //! snapshot (hashes 0 and 1 are stored as 2 and 3). So the memory cost is
 //! exactly 8 bytes per page of the window plus a few counters, lookups are
 //! O(1) by guest frame number, and nothing on the stop-copy path allocates:
-//! the caller passes the slot storage in and reads pages into its own
-//! buffer.
+//! the caller passes the slot storage in. Pages are hashed through a
+//! [`HashSource`] in batches of contiguous runs ([`super::pageread`]):
+//! copied into the caller's scratch page ([`Copying`], the `scan_*`
+//! functions that take a reader) or hashed in place in guest memory (the
+//! kernel's source, given to the `*_with` functions).
 
 use super::hash::page_hash;
+use super::pageread::{Batch, Copying, HashSource, BATCH};
 use super::writeset::WriteSet;
 
 /// Page size the tracker hashes.
@@ -163,19 +167,30 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
     /// never-hashed page counts as changed); stores the new hash if
     /// `update`. Untracked pages are never changed.
     pub fn check(&mut self, gfn: u64, page: &[u8], update: bool) -> Result<bool, OutOfWindow> {
-        let seed = self.seed;
+        let h = page_hash(self.seed, page);
+        let r = self.check_hash(gfn, h, update)?;
+        if self.is_tracked(gfn) {
+            self.hashed += 1;
+        }
+        Ok(r)
+    }
+
+    /// [`HashTracker::check`] of a page whose [`page_hash`] with this
+    /// tracker's seed is `h` (as a [`HashSource`] gives it): whether it
+    /// differs from the snapshot; stores it if `update`. Does not count the
+    /// page as hashed (the caller that read it does).
+    pub fn check_hash(&mut self, gfn: u64, h: u64, update: bool) -> Result<bool, OutOfWindow> {
         let s = self.slot(gfn)?;
         if *s == UNTRACKED {
             return Ok(false);
         }
-        let h = stored(page_hash(seed, page));
+        let h = stored(h);
         let changed = *s != h;
         let was_unhashed = *s == NOT_HASHED;
         if update {
             *s = h;
         }
         self.unhashed -= u64::from(update && was_unhashed);
-        self.hashed += 1;
         Ok(changed)
     }
 
@@ -187,27 +202,96 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
             .is_some_and(|&s| s == NOT_HASHED)
     }
 
+    /// Stores slot value `new` for tracked `gfn` (a stored hash, or
+    /// [`NOT_HASHED`]), keeping the count of unhashed slots.
+    fn set(&mut self, gfn: u64, new: u64) {
+        let Ok(s) = self.slot(gfn) else {
+            return;
+        };
+        let old = core::mem::replace(s, new);
+        account(&mut self.unhashed, old, new);
+    }
+
+    /// The slot value of `gfn` ([`UNTRACKED`] outside the window).
+    fn value(&self, gfn: u64) -> u64 {
+        gfn.checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.slots.get(i))
+            .copied()
+            .unwrap_or(UNTRACKED)
+    }
+
+    /// The first frame of `from..end` in the window whose slot value
+    /// satisfies `want`.
+    fn next_slot(&self, from: u64, end: u64, want: impl Fn(u64) -> bool) -> Option<u64> {
+        let (lo, hi) = self.indices(&(from..end));
+        let i = self.slots.get(lo..hi)?.iter().position(|&s| want(s))?;
+        Some(self.base + (lo + i) as u64)
+    }
+
+    /// Hashes frames through `src`, a batch of up to [`BATCH`] frames at a
+    /// time, in runs of contiguous frames, and hands each frame with its
+    /// hash (as stored: hashes 0 and 1 are 2 and 3; `None` if it could not
+    /// be read) to `done`, in increasing order. The frames are those
+    /// `next(tracker, from)` names: the first frame at or above `from` to
+    /// hash, or `None` when there is none. `next` is asked up to a batch
+    /// ahead of `done`, so what it looks at for a frame must not depend on
+    /// what `done` does to lower frames (`done` changes only its own
+    /// frame's slot). Counts every hashed page in [`HashTracker::hashed`].
+    pub fn hash_frames<Src: HashSource + ?Sized>(
+        &mut self,
+        src: &mut Src,
+        start: u64,
+        mut next: impl FnMut(&Self, u64) -> Option<u64>,
+        mut done: impl FnMut(&mut Self, u64, Option<u64>),
+    ) {
+        let mut batch = Batch::new();
+        let mut at = Some(start);
+        loop {
+            while batch.len() < BATCH {
+                let Some(g) = at.and_then(|a| next(self, a)) else {
+                    at = None;
+                    break;
+                };
+                batch.push(g);
+                at = g.checked_add(1);
+            }
+            if batch.is_empty() {
+                return;
+            }
+            let seed = self.seed;
+            for (gfn, h) in batch.hash(src, seed) {
+                self.hashed += u64::from(h.is_some());
+                done(self, gfn, h.map(stored));
+            }
+        }
+    }
+
     /// Snapshots the tracked pages that have none yet; returns how many.
     /// Pages that cannot be read stay without a snapshot.
     pub fn scan_new<E>(
         &mut self,
         scratch: &mut [u8; PAGE],
-        mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
     ) -> u64 {
-        let seed = self.seed;
-        let base = self.base;
+        self.scan_new_with(&mut Copying::new(scratch, read))
+    }
+
+    /// [`HashTracker::scan_new`] through `src`.
+    pub fn scan_new_with(&mut self, src: &mut (impl HashSource + ?Sized)) -> u64 {
+        let end = self.base + self.window();
         let mut n = 0;
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if *s != NOT_HASHED {
-                continue;
-            }
-            if read(base + i as u64, scratch).is_ok() {
-                *s = stored(page_hash(seed, scratch));
-                self.hashed += 1;
-                self.unhashed -= 1;
-                n += 1;
-            }
-        }
+        self.hash_frames(
+            src,
+            self.base,
+            |t, from| t.next_slot(from, end, |s| s == NOT_HASHED),
+            |t, gfn, h| {
+                if let Some(h) = h {
+                    t.set(gfn, h);
+                    n += 1;
+                }
+            },
+        );
         n
     }
 
@@ -228,37 +312,33 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
     pub fn scan_changed<E>(
         &mut self,
         scratch: &mut [u8; PAGE],
-        mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        out: impl FnMut(u64),
+    ) -> u64 {
+        self.scan_changed_with(&mut Copying::new(scratch, read), out)
+    }
+
+    /// [`HashTracker::scan_changed`] through `src`.
+    pub fn scan_changed_with(
+        &mut self,
+        src: &mut (impl HashSource + ?Sized),
         mut out: impl FnMut(u64),
     ) -> u64 {
-        let seed = self.seed;
-        let base = self.base;
+        let end = self.base + self.window();
         let mut n = 0;
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if *s == UNTRACKED {
-                continue;
-            }
-            let gfn = base + i as u64;
-            let changed = match read(gfn, scratch) {
-                Ok(()) => {
-                    self.hashed += 1;
-                    let h = stored(page_hash(seed, scratch));
-                    let c = *s != h;
-                    account(&mut self.unhashed, *s, h);
-                    *s = h;
-                    c
+        self.hash_frames(
+            src,
+            self.base,
+            |t, from| t.next_slot(from, end, |s| s != UNTRACKED),
+            |t, gfn, h| {
+                let changed = h.is_none_or(|h| t.value(gfn) != h);
+                t.set(gfn, h.unwrap_or(NOT_HASHED));
+                if changed {
+                    n += 1;
+                    out(gfn);
                 }
-                Err(_) => {
-                    account(&mut self.unhashed, *s, NOT_HASHED);
-                    *s = NOT_HASHED;
-                    true
-                }
-            };
-            if changed {
-                n += 1;
-                out(gfn);
-            }
-        }
+            },
+        );
         n
     }
 
@@ -281,115 +361,95 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         range: core::ops::Range<u64>,
         unhashed: Unhashed,
         scratch: &mut [u8; PAGE],
-        mut read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        read: impl FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+        out: impl FnMut(u64),
+    ) -> RehashStats
+    where
+        B: core::ops::DerefMut<Target = [u64]>,
+    {
+        self.scan_candidates_with(
+            candidates,
+            range,
+            unhashed,
+            &mut Copying::new(scratch, read),
+            out,
+        )
+    }
+
+    /// [`HashTracker::scan_candidates`] through `src`.
+    pub fn scan_candidates_with<B>(
+        &mut self,
+        candidates: &WriteSet<B>,
+        range: core::ops::Range<u64>,
+        unhashed: Unhashed,
+        src: &mut (impl HashSource + ?Sized),
         mut out: impl FnMut(u64),
     ) -> RehashStats
     where
         B: core::ops::DerefMut<Target = [u64]>,
     {
+        let before = self.hashed;
+        let mut changed = 0;
+        let end = range.end;
         let same_window = candidates.base() == self.base && candidates.window() == self.window();
         if candidates.is_unbounded() || !same_window {
             // Unknown write set (or a set of another window): every
-            // tracked page is a candidate; a never-hashed one is reported
-            // if recorded, or if `unhashed` says so.
-            let before = self.hashed;
-            let mut changed = 0;
-            let base = self.base;
-            let seed = self.seed;
-            let (lo, hi) = self.indices(&range);
-            for (i, s) in self
-                .slots
-                .get_mut(lo..hi)
-                .unwrap_or(&mut [])
-                .iter_mut()
-                .enumerate()
-            {
-                if *s == UNTRACKED {
-                    continue;
-                }
-                let gfn = base + (lo + i) as u64;
-                let was = *s;
-                let (c, new) = match read(gfn, scratch) {
-                    Ok(()) => {
-                        self.hashed += 1;
-                        let h = stored(page_hash(seed, scratch));
-                        // Every tracked page is a candidate here, and a
-                        // candidate is reported whether its hash changed
-                        // or not (see below).
-                        (true, h)
-                    }
-                    Err(_) => (true, NOT_HASHED),
-                };
-                account(&mut self.unhashed, was, new);
-                *s = new;
-                if c {
+            // tracked page is a candidate, and a candidate is reported
+            // whether its hash changed or not (see below).
+            self.hash_frames(
+                src,
+                range.start,
+                |t, from| t.next_slot(from, end, |s| s != UNTRACKED),
+                |t, gfn, h| {
+                    t.set(gfn, h.unwrap_or(NOT_HASHED));
                     changed += 1;
                     out(gfn);
-                }
-            }
-            let rehashed = self.hashed - before;
-            return RehashStats {
-                rehashed,
-                skipped: self.tracked.saturating_sub(rehashed),
-                changed,
-            };
-        }
-        let before = self.hashed;
-        let mut changed = 0;
-        let base = self.base;
-        let seed = self.seed;
-        if self.unhashed > 0 {
-            let (lo, hi) = self.indices(&range);
-            for (i, s) in self
-                .slots
-                .get_mut(lo..hi)
-                .unwrap_or(&mut [])
-                .iter_mut()
-                .enumerate()
-            {
-                let gfn = base + (lo + i) as u64;
-                if *s != NOT_HASHED || candidates.contains(gfn) {
-                    continue;
-                }
-                let ok = read(gfn, scratch).is_ok();
-                if ok {
-                    self.hashed += 1;
-                    *s = stored(page_hash(seed, scratch));
-                    self.unhashed -= 1;
-                }
-                if !ok || unhashed == Unhashed::Report {
-                    changed += 1;
-                    out(gfn);
-                }
-            }
-        }
-        for gfn in candidates.iter_range(range) {
-            let Some(s) = gfn
-                .checked_sub(base)
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| self.slots.get_mut(i))
-            else {
-                continue;
-            };
-            if *s == UNTRACKED {
-                continue;
+                },
+            );
+        } else {
+            if self.unhashed > 0 {
+                self.hash_frames(
+                    src,
+                    range.start,
+                    |t, from| {
+                        let mut from = from;
+                        loop {
+                            let g = t.next_slot(from, end, |s| s == NOT_HASHED)?;
+                            if !candidates.contains(g) {
+                                return Some(g);
+                            }
+                            from = g + 1;
+                        }
+                    },
+                    |t, gfn, h| {
+                        if let Some(h) = h {
+                            t.set(gfn, h);
+                        }
+                        if h.is_none() || unhashed == Unhashed::Report {
+                            changed += 1;
+                            out(gfn);
+                        }
+                    },
+                );
             }
             // A candidate goes out even when its hash did not change: the
             // GPU may have changed it and changed it back (a frame cleared
             // and drawn again) while the VMM copied it, and then the
             // destination holds neither the old nor the new contents.
-            let was = *s;
-            let new = match read(gfn, scratch) {
-                Ok(()) => {
-                    self.hashed += 1;
-                    stored(page_hash(seed, scratch))
-                }
-                Err(_) => NOT_HASHED,
-            };
-            account(&mut self.unhashed, was, new);
-            *s = new;
-            changed += 1;
-            out(gfn);
+            self.hash_frames(
+                src,
+                range.start,
+                |t, from| {
+                    candidates
+                        .iter_range(from..end)
+                        .find(|&g| t.value(g) != UNTRACKED)
+                },
+                |t, gfn, h| {
+                    t.set(gfn, h.unwrap_or(NOT_HASHED));
+                    changed += 1;
+                    out(gfn);
+                },
+            );
         }
         let rehashed = self.hashed - before;
         RehashStats {
@@ -478,6 +538,105 @@ mod tests {
                 assert_eq!(got, want, "seed {seed}");
                 assert_eq!(t.tracked(), reference.len() as u64);
             }
+        }
+    }
+
+    /// Hashes guest memory word by word, as the kernel's in-place source
+    /// does, and checks the runs it is given.
+    struct InPlace<'a> {
+        mem: &'a [[u8; PAGE]],
+        runs: u64,
+    }
+
+    impl HashSource for InPlace<'_> {
+        fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) {
+            assert!(!out.is_empty() && out.len() <= BATCH);
+            self.runs += 1;
+            for (g, o) in (first..).zip(out.iter_mut()) {
+                *o = self.mem.get(g as usize).map(|p| {
+                    crate::hash::page_hash_words(seed, |i| {
+                        let mut w = [0u8; 8];
+                        w.copy_from_slice(&p[8 * i..8 * i + 8]);
+                        u64::from_le_bytes(w)
+                    })
+                });
+            }
+        }
+    }
+
+    /// The in-place source and the copy path find the same pages, in the
+    /// same order, with the same slots, through every scan; the in-place
+    /// source is given runs of contiguous frames.
+    #[test]
+    fn hashing_in_place_agrees_with_the_copy_path() {
+        use crate::writeset::{words_for, WriteSet};
+        for seed in 0..30u64 {
+            let mut rng = Rng(seed);
+            let n = 200usize;
+            let mut mem = vec![[0u8; PAGE]; n];
+            let hseed = rng.next();
+            // The tracker's window is a frame larger than memory: the last
+            // frame cannot be read.
+            let mut a = HashTracker::new(0, hseed, vec![0u64; n + 1]);
+            let mut b = HashTracker::new(0, hseed, vec![0u64; n + 1]);
+            let mut scratch = [0u8; PAGE];
+            let mut runs = 0;
+            for round in 0..12 {
+                for _ in 0..rng.next() % 40 {
+                    let g = rng.next() % (n as u64 + 1);
+                    if rng.next().is_multiple_of(5) {
+                        a.untrack(g).unwrap();
+                        b.untrack(g).unwrap();
+                    } else {
+                        a.track(g).unwrap();
+                        b.track(g).unwrap();
+                    }
+                }
+                let mut cand =
+                    WriteSet::new(0, n as u64 + 1, vec![0u64; words_for(n as u64 + 1)]).unwrap();
+                for _ in 0..rng.next() % 60 {
+                    let g = (rng.next() % n as u64) as usize;
+                    mem[g][(rng.next() % PAGE as u64) as usize] ^= 1 + (rng.next() % 255) as u8;
+                    cand.record(g as u64);
+                }
+                let read = |g: u64, buf: &mut [u8; PAGE]| {
+                    buf.copy_from_slice(mem.get(g as usize).ok_or(())?);
+                    Ok::<(), ()>(())
+                };
+                let mut src = InPlace { mem: &mem, runs: 0 };
+                let (mut ga, mut gb) = (Vec::new(), Vec::new());
+                match round % 3 {
+                    0 => {
+                        let na = a.scan_changed(&mut scratch, read, |g| ga.push(g));
+                        let nb = b.scan_changed_with(&mut src, |g| gb.push(g));
+                        assert_eq!(na, nb);
+                    }
+                    1 => {
+                        let lo = rng.next() % 50;
+                        let hi = lo + rng.next() % 200;
+                        let u = if rng.next().is_multiple_of(2) {
+                            Unhashed::Report
+                        } else {
+                            Unhashed::Snapshot
+                        };
+                        let ra =
+                            a.scan_candidates(&cand, lo..hi, u, &mut scratch, read, |g| ga.push(g));
+                        let rb = b.scan_candidates_with(&cand, lo..hi, u, &mut src, |g| gb.push(g));
+                        assert_eq!(ra, rb);
+                    }
+                    _ => {
+                        assert_eq!(a.scan_new(&mut scratch, read), b.scan_new_with(&mut src));
+                    }
+                }
+                runs += src.runs;
+                assert_eq!(ga, gb, "seed {seed} round {round}");
+                assert_eq!(a.slots, b.slots, "seed {seed} round {round}");
+                assert_eq!(
+                    (a.tracked(), a.hashed(), a.unhashed()),
+                    (b.tracked(), b.hashed(), b.unhashed())
+                );
+            }
+            assert!(runs > 0);
         }
     }
 

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How the tracker reads the guest pages it hashes.
+//!
+//! A scan of the tracker ([`super::tracker::HashTracker`]) visits frames in
+//! increasing order. It gathers them in a [`Batch`] of at most [`BATCH`]
+//! frames, which hands them to a [`HashSource`] as runs of contiguous frames
+//! ([`runs`]), and takes each frame's hash back in order. Two sources:
+//!
+//! - [`Copying`] (module parameter `hashing=copy`, the old path): each page
+//!   is read into a scratch page by the caller's reader (`vfio_dma_rw()` in
+//!   the kernel), then hashed with [`page_hash`].
+//! - The kernel's in-place source (`hashing=inplace`, `rust/pin.rs`): a run
+//!   is pinned with one `vfio_pin_pages()` call, each page is mapped with
+//!   `kmap_local_page()` and hashed through volatile word reads
+//!   ([`super::hash::page_hash_words`]), and the run is unpinned. Both give
+//!   the same hash for the same bytes.
+//!
+//! Everything here is `core`-only and allocates nothing: a batch is a few
+//! hundred bytes of the caller's stack.
+
+use super::hash::{page_hash, PAGE_BYTES as PAGE};
+use core::ops::Range;
+
+/// Most frames of one batch, and so of one run a source is given (the
+/// in-place source pins at most this many pages at once).
+pub const BATCH: usize = 32;
+
+/// Hashes guest frames for the tracker.
+pub trait HashSource {
+    /// Hashes the contiguous frames `first..first + out.len()` (at most
+    /// [`BATCH`]) with `seed`: `out[i]` becomes [`page_hash`] of frame
+    /// `first + i`'s 4096 bytes, or `None` if that frame could not be read
+    /// (the tracker counts it as changed).
+    fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]);
+}
+
+impl<S: HashSource + ?Sized> HashSource for &mut S {
+    fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) {
+        (**self).hash_run(seed, first, out)
+    }
+}
+
+/// The copy path: `read(gfn, page)` fills a scratch page, which is then
+/// hashed.
+pub struct Copying<'a, F> {
+    scratch: &'a mut [u8; PAGE],
+    read: F,
+}
+
+impl<'a, F, E> Copying<'a, F>
+where
+    F: FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+{
+    /// A source reading each frame into `scratch` through `read`.
+    pub fn new(scratch: &'a mut [u8; PAGE], read: F) -> Self {
+        Self { scratch, read }
+    }
+}
+
+impl<F, E> HashSource for Copying<'_, F>
+where
+    F: FnMut(u64, &mut [u8; PAGE]) -> Result<(), E>,
+{
+    fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) {
+        for (gfn, o) in (first..).zip(out.iter_mut()) {
+            *o = (self.read)(gfn, self.scratch)
+                .ok()
+                .map(|()| page_hash(seed, &self.scratch[..]));
+        }
+    }
+}
+
+/// A source that counts the frames it could not read.
+pub struct Counting<S> {
+    /// The source.
+    pub inner: S,
+    /// Frames hashed to `None` so far.
+    pub errors: u64,
+}
+
+impl<S: HashSource> Counting<S> {
+    /// Wraps `inner`, no error counted yet.
+    pub fn new(inner: S) -> Self {
+        Self { inner, errors: 0 }
+    }
+}
+
+impl<S: HashSource> HashSource for Counting<S> {
+    fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) {
+        self.inner.hash_run(seed, first, out);
+        self.errors += out.iter().filter(|o| o.is_none()).count() as u64;
+    }
+}
+
+/// The runs of contiguous frames in `gfns` (increasing), at most `max`
+/// frames each, as index ranges into `gfns`. `max` of 0 counts as 1.
+pub fn runs(gfns: &[u64], max: usize) -> Runs<'_> {
+    Runs {
+        gfns,
+        at: 0,
+        max: max.max(1),
+    }
+}
+
+/// Iterator of [`runs`].
+pub struct Runs<'a> {
+    gfns: &'a [u64],
+    at: usize,
+    max: usize,
+}
+
+impl Iterator for Runs<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        let start = self.at;
+        let first = *self.gfns.get(start)?;
+        let mut end = start + 1;
+        while end - start < self.max
+            && self
+                .gfns
+                .get(end)
+                .is_some_and(|&g| Some(g) == first.checked_add((end - start) as u64))
+        {
+            end += 1;
+        }
+        self.at = end;
+        Some(start..end)
+    }
+}
+
+/// Frames gathered for hashing, in increasing order, and their hashes.
+pub struct Batch {
+    gfns: [u64; BATCH],
+    hashes: [Option<u64>; BATCH],
+    len: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Batch {
+    /// An empty batch.
+    pub const fn new() -> Self {
+        Self {
+            gfns: [0; BATCH],
+            hashes: [None; BATCH],
+            len: 0,
+        }
+    }
+
+    /// Adds `gfn` (above every frame already in); `false` if the batch is
+    /// full (nothing added).
+    pub fn push(&mut self, gfn: u64) -> bool {
+        match self.gfns.get_mut(self.len) {
+            Some(g) => {
+                *g = gfn;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Frames in the batch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Hashes the batch's frames through `src`, a run of contiguous frames
+    /// at a time, and returns them with their hashes, in order; the batch
+    /// is empty afterwards.
+    pub fn hash(
+        &mut self,
+        src: &mut (impl HashSource + ?Sized),
+        seed: u64,
+    ) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
+        let n = core::mem::take(&mut self.len);
+        let gfns = self.gfns.get(..n).unwrap_or(&[]);
+        let hashes = self.hashes.get_mut(..n).unwrap_or(&mut []);
+        for r in runs(gfns, BATCH) {
+            if let (Some(&first), Some(out)) = (gfns.get(r.start), hashes.get_mut(r)) {
+                src.hash_run(seed, first, out);
+            }
+        }
+        gfns.iter().copied().zip(hashes.iter().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn runs_split_at_gaps_and_at_the_limit() {
+        let g = [1u64, 2, 3, 5, 6, 9, 10, 11, 12, 13];
+        let r: Vec<_> = runs(&g, 4).collect();
+        assert_eq!(r, vec![0..3, 3..5, 5..9, 9..10]);
+        let r: Vec<_> = runs(&g, 0).collect();
+        assert_eq!(r.len(), g.len(), "max 0 counts as 1");
+        assert_eq!(runs(&[], 4).count(), 0);
+        // No overflow at the top of the frame space.
+        let r: Vec<_> = runs(&[u64::MAX - 1, u64::MAX], 8).collect();
+        assert_eq!(r, vec![0..2]);
+    }
+
+    /// Every frame lands in exactly one run, runs are contiguous and
+    /// bounded, and two neighbouring runs are split only at a gap or at
+    /// the limit.
+    #[test]
+    fn runs_cover_every_frame_once() {
+        let mut rng = crate::testutil::Rng::new(3);
+        for _ in 0..500 {
+            let mut g = Vec::new();
+            let mut at = rng.below(1000);
+            for _ in 0..rng.below(80) {
+                g.push(at);
+                at += 1 + rng.below(3) * rng.below(2);
+            }
+            let max = 1 + rng.below(40) as usize;
+            let mut next = 0;
+            let mut last: Option<Range<usize>> = None;
+            for r in runs(&g, max) {
+                assert_eq!(r.start, next);
+                assert!(!r.is_empty() && r.len() <= max);
+                for i in r.clone().skip(1) {
+                    assert_eq!(g[i], g[i - 1] + 1);
+                }
+                if let Some(l) = last {
+                    assert!(l.len() == max || g[r.start] != g[r.start - 1] + 1);
+                }
+                next = r.end;
+                last = Some(r);
+            }
+            assert_eq!(next, g.len());
+        }
+    }
+
+    /// A source that records the runs it is given.
+    struct Recorder {
+        runs: Vec<(u64, usize)>,
+        unreadable: u64,
+    }
+
+    impl HashSource for Recorder {
+        fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) {
+            self.runs.push((first, out.len()));
+            for (g, o) in (first..).zip(out.iter_mut()) {
+                *o = (g != self.unreadable).then_some(g ^ seed);
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_hashes_by_runs_and_returns_in_order() {
+        let mut b = Batch::new();
+        let frames = [4u64, 5, 6, 8, 9, 20];
+        for &g in &frames {
+            assert!(b.push(g));
+        }
+        let mut src = Counting::new(Recorder {
+            runs: Vec::new(),
+            unreadable: 9,
+        });
+        let got: Vec<_> = b.hash(&mut src, 0x100).collect();
+        assert_eq!(
+            got,
+            vec![
+                (4, Some(0x104)),
+                (5, Some(0x105)),
+                (6, Some(0x106)),
+                (8, Some(0x108)),
+                (9, None),
+                (20, Some(0x114)),
+            ]
+        );
+        assert_eq!(src.inner.runs, vec![(4, 3), (8, 2), (20, 1)]);
+        assert_eq!(src.errors, 1);
+        assert!(b.is_empty());
+        for g in 0..BATCH as u64 {
+            assert!(b.push(g));
+        }
+        assert!(!b.push(99), "full");
+        assert_eq!(b.len(), BATCH);
+        let _ = b.hash(&mut src, 0).count();
+        assert_eq!(src.inner.runs.last(), Some(&(0, BATCH)), "one run");
+    }
+
+    #[test]
+    fn the_copy_path_hashes_what_it_reads() {
+        let mut mem = vec![[0u8; PAGE]; 4];
+        crate::testutil::Rng::new(1).fill(&mut mem[2]);
+        let mut scratch = [0u8; PAGE];
+        let mut src = Copying::new(&mut scratch, |g, b: &mut [u8; PAGE]| {
+            let p = mem.get(g as usize).ok_or(())?;
+            b.copy_from_slice(p);
+            Ok::<(), ()>(())
+        });
+        let mut out = [None; 3];
+        src.hash_run(7, 2, &mut out);
+        assert_eq!(out[0], Some(page_hash(7, &mem[2])));
+        assert_eq!(out[1], Some(page_hash(7, &mem[3])));
+        assert_eq!(out[2], None, "frame 4 is not there");
+    }
+}

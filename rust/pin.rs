@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Hashing guest pages in place (module parameter `hashing=inplace`, the
+//! default): the sim's [`HashSource`] for the tracker's scans.
+//!
+//! A scan hands the source runs of at most [`BATCH`] contiguous frames
+//! ([`crate::gmig_core::pageread`]). For each run the source:
+//!
+//! 1. marks the run's IOVA range busy in the vGPU's [`PinWindow`],
+//! 2. pins the run with one `vfio_pin_pages()` call (read only),
+//! 3. maps each page with `kmap_local_page()` and hashes it through
+//!    volatile 8-byte reads ([`page_hash_words`]): the guest may write the
+//!    page while pre-copy hashes it, so no `&[u8]` is ever made over guest
+//!    memory; a racing write makes the hash that of a mix of old and new
+//!    words, and the write set names the page again,
+//! 4. unmaps, unpins the run, clears the busy range and wakes a waiting
+//!    `dma_unmap` callback.
+//!
+//! A run whose pin fails is pinned again page by page, so that one
+//! unmapped page does not make its neighbours unreadable; a page that
+//! cannot be pinned counts as changed, as a failed copy did.
+//!
+//! # The DMA-unmap rules and the lock analysis
+//!
+//! A range the VMM unmaps must hold no page pinned by the device once its
+//! `dma_unmap` callback returns: type1 calls the callbacks again while a
+//! page of the range stays pinned and `BUG()`s after ten tries, iommufd
+//! `WARN`s after a hundred. The callback ([`PinWindow::unmap`]) therefore
+//! waits until no busy range overlaps the unmapped one. The busy range is
+//! set before the pin and cleared after the unpin, so when the callback
+//! returns the run is unpinned, whether the pin happened before the
+//! unmap looked for pins or after.
+//!
+//! The callback takes only [`PinWindow::busy`] (a spinlock no one holds
+//! across a call into VFIO) and never the vGPU lock: type1 calls it with
+//! its device list lock held and the iommu lock dropped, and the hashing
+//! runs under the vGPU lock and takes the iommu lock in `vfio_pin_pages()`
+//! and `vfio_unpin_pages()` (vGPU lock -> iommu lock -> device list lock ->
+//! vGPU lock would be a cycle). What the callback waits for is a short
+//! stretch of the scan (pin, hash at most 32 pages, unpin) that holds no
+//! lock the callback's caller holds. The unpin that ends the wait takes
+//! type1's iommu lock, which the unmapping thread dropped before calling
+//! back: the callback's wait needs the iommu lock exactly where upstream's
+//! own rule for a callback (unpin from it, as kvmgt does) needs it, and
+//! adds no lock to type1's order. iommufd (`iommufd_access_notify_unmap()`)
+//! calls the callback with no lock of its own held, and refuses new pins
+//! of an area being unmapped (`prevent_access`).
+//!
+//! type1 does not refuse them: a scan that kept pinning pages of a range
+//! being unmapped could make type1 call back more than ten times. So the
+//! first callback a scan sees (a count in [`PinWindow`]) makes the rest of
+//! that scan read pages with `vfio_dma_rw()`, which pins nothing (see
+//! [`InPlace::hash_run`]); the next scan pins again.
+
+use core::{
+    ptr::NonNull,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use kernel::{
+    bindings,
+    ffi::{c_int, c_void},
+    new_condvar,
+    new_spinlock,
+    page::BorrowedPage,
+    prelude::*,
+    sync::{CondVar, SpinLock}, //
+};
+
+use crate::{
+    ffi::{gmig_pin_pages, gmig_unpin_pages, Vdev},
+    gmig_core::{
+        gtt::PAGE_SIZE,
+        hash::{page_hash_words, PAGE_BYTES},
+        pageread::{HashSource, BATCH},
+    },
+};
+
+/// Words of a page.
+const WORDS: usize = PAGE_BYTES / 8;
+
+/// The guest pages a vGPU's scan has pinned or is pinning, for the
+/// `dma_unmap` callback.
+#[pin_data]
+pub(crate) struct PinWindow {
+    /// The IOVA range `[start, end)` a scan has pinned or is pinning.
+    #[pin]
+    busy: SpinLock<Option<(u64, u64)>>,
+    /// Notified when `busy` is cleared.
+    #[pin]
+    idle: CondVar,
+    /// `dma_unmap` callbacks so far.
+    unmaps: AtomicU64,
+}
+
+impl PinWindow {
+    /// A window with nothing pinned.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            busy <- new_spinlock!(None, "PinWindow::busy"),
+            idle <- new_condvar!("PinWindow::idle"),
+            unmaps: AtomicU64::new(0),
+        })
+    }
+
+    /// The `dma_unmap` callback of `[iova, iova + length)`: returns once no
+    /// page of the range is pinned by this vGPU (see the module's lock
+    /// analysis). Takes no vGPU lock.
+    pub(crate) fn unmap(&self, iova: u64, length: u64) {
+        self.unmaps.fetch_add(1, Ordering::AcqRel);
+        let end = iova.saturating_add(length);
+        let mut busy = self.busy.lock();
+        while busy.is_some_and(|(s, e)| s < end && iova < e) {
+            self.idle.wait(&mut busy);
+        }
+    }
+
+    /// Marks `[start, end)` busy until the returned guard is dropped.
+    fn hold(&self, start: u64, end: u64) -> Busy<'_> {
+        *self.busy.lock() = Some((start, end));
+        Busy(self)
+    }
+}
+
+/// A busy range of a [`PinWindow`]; dropping it clears the range and wakes
+/// the callbacks waiting for it.
+struct Busy<'a>(&'a PinWindow);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        *self.0.busy.lock() = None;
+        self.0.idle.notify_all();
+    }
+}
+
+/// A run of guest pages pinned for reading; dropping it unpins them.
+///
+/// # Invariants
+///
+/// `pages[..n]` are the pages of `iova..iova + n * PAGE_SIZE`, pinned by
+/// one successful `gmig_pin_pages()` of that run on the open device
+/// `vdev`, until `drop` unpins them.
+struct PinnedRun {
+    vdev: Vdev,
+    iova: u64,
+    n: usize,
+    pages: [*mut bindings::page; BATCH],
+}
+
+impl PinnedRun {
+    /// Pins the `n` (1..=[`BATCH`]) pages from `iova`.
+    ///
+    /// # Safety
+    ///
+    /// The device is open (`vfio_pin_pages()` requires it) until the
+    /// returned run is dropped, and `iova..iova + n * PAGE_SIZE` is marked
+    /// busy in the vGPU's [`PinWindow`] for as long (so that a `dma_unmap`
+    /// callback waits for the unpin).
+    unsafe fn pin(vdev: Vdev, iova: u64, n: usize) -> Result<Self> {
+        if n == 0 || n > BATCH {
+            return Err(EINVAL);
+        }
+        let mut pages: [*mut bindings::page; BATCH] = [core::ptr::null_mut(); BATCH];
+        // SAFETY:
+        // - `vdev` is live (`Vdev`'s invariant) and open (the contract);
+        // - `pages` holds `n <= BATCH` entries for the call to fill.
+        let ret = unsafe {
+            gmig_pin_pages(
+                vdev.raw(),
+                iova,
+                n as c_int,
+                pages.as_mut_ptr().cast::<*mut c_void>(),
+            )
+        };
+        crate::ffi::to_result(ret)?;
+        // INVARIANT: the shim returns 0 only when all `n` pages are pinned.
+        Ok(Self {
+            vdev,
+            iova,
+            n,
+            pages,
+        })
+    }
+
+    /// The run's pages, valid while the run is.
+    fn pages(&self) -> impl Iterator<Item = Option<BorrowedPage<'_>>> + '_ {
+        self.pages.iter().take(self.n).map(|&p| {
+            // SAFETY: `p` is a page of the run, pinned until `self` is
+            // dropped (the invariant), which the borrow outlives.
+            NonNull::new(p).map(|p| unsafe { BorrowedPage::from_raw(p) })
+        })
+    }
+}
+
+impl Drop for PinnedRun {
+    fn drop(&mut self) {
+        // SAFETY: the run was pinned by one `gmig_pin_pages()` of the same
+        // IOVA and count on the open device (the invariant), and no
+        // `BorrowedPage` of it outlives `self`.
+        unsafe { gmig_unpin_pages(self.vdev.raw(), self.iova, self.n as c_int) };
+    }
+}
+
+/// Hashes a pinned page where it is, through volatile 8-byte reads.
+fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
+    // The kernel crate's `Page` maps a page only to copy it
+    // (`read_raw()`); its `with_page_mapped()` is private. So the page is
+    // mapped here, as `Page` does it.
+    //
+    // SAFETY: `page` is a valid, pinned `struct page` (`BorrowedPage`'s
+    // invariant).
+    let va = unsafe { bindings::kmap_local_page(page.as_ptr()) };
+    let words = va.cast::<u64>().cast_const();
+    let h = page_hash_words(seed, |i| {
+        // SAFETY:
+        // - `words` is the page-aligned local mapping of a 4096-byte page,
+        //   and `i.min(WORDS - 1)` indexes one of its 512 aligned words
+        //   (`page_hash_words` asks for `i < 512` only);
+        // - the page is guest memory that the guest may write meanwhile:
+        //   one volatile load per word, no reference to it, so the read is
+        //   of whatever the word holds (as `READ_ONCE()` in C).
+        u64::from_le(unsafe { words.add(i.min(WORDS - 1)).read_volatile() })
+    });
+    // SAFETY: `va` is this task's latest local mapping, made above.
+    unsafe { bindings::kunmap_local(va) };
+    h
+}
+
+/// The in-place [`HashSource`] of one scan.
+pub(crate) struct InPlace<'a> {
+    vdev: Vdev,
+    win: &'a PinWindow,
+    /// [`PinWindow::unmaps`] when the scan started.
+    unmaps: u64,
+    /// What the scan did so far.
+    counts: InPlaceCounts,
+}
+
+/// What an in-place scan did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct InPlaceCounts {
+    /// Runs pinned with one `vfio_pin_pages()` call each.
+    pub(crate) runs: u64,
+    /// Pages hashed in place.
+    pub(crate) pages: u64,
+    /// Pages read with `vfio_dma_rw()` because a `dma_unmap` came.
+    pub(crate) copied: u64,
+}
+
+impl<'a> InPlace<'a> {
+    /// The source of a scan starting now.
+    ///
+    /// # Safety
+    ///
+    /// The device behind `vdev` is open while the source is used, and `win`
+    /// is the window its `dma_unmap` callback waits on.
+    pub(crate) unsafe fn new(vdev: Vdev, win: &'a PinWindow) -> Self {
+        Self {
+            vdev,
+            win,
+            unmaps: win.unmaps.load(Ordering::Acquire),
+            counts: InPlaceCounts::default(),
+        }
+    }
+
+    /// What the scan did so far.
+    pub(crate) fn counts(&self) -> InPlaceCounts {
+        self.counts
+    }
+
+    /// Pins, hashes and unpins the run `first..first + out.len()`; runs of
+    /// more than one page that cannot be pinned whole are tried page by
+    /// page. `copy` reads pages once a `dma_unmap` callback came during
+    /// this scan.
+    pub(crate) fn hash_run(
+        &mut self,
+        seed: u64,
+        first: u64,
+        out: &mut [Option<u64>],
+        copy: &mut dyn HashSource,
+    ) {
+        // `vfio_dma_rw()` is the only correct way to read once the VMM
+        // unmaps memory under this scan: type1 does not refuse a new pin
+        // of a range it is unmapping, and each pin there would make it
+        // call back again (it `BUG()`s after ten tries). It pins nothing.
+        if self.win.unmaps.load(Ordering::Acquire) != self.unmaps {
+            self.counts.copied += out.len() as u64;
+            copy.hash_run(seed, first, out);
+            return;
+        }
+        if !self.pinned(seed, first, out) && out.len() > 1 {
+            for (gfn, o) in (first..).zip(out.chunks_mut(1)) {
+                self.pinned(seed, gfn, o);
+            }
+        }
+    }
+
+    /// Hashes `first..first + out.len()` pinned as one run; `false` (every
+    /// page unreadable) if the run cannot be pinned.
+    fn pinned(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) -> bool {
+        let Some(iova) = first.checked_mul(PAGE_SIZE) else {
+            out.fill(None);
+            return true;
+        };
+        let Some(end) = (out.len() as u64)
+            .checked_mul(PAGE_SIZE)
+            .and_then(|l| iova.checked_add(l))
+        else {
+            out.fill(None);
+            return true;
+        };
+        // Dropped last: the run is unpinned before the range stops being
+        // busy.
+        let _busy = self.win.hold(iova, end);
+        // SAFETY: the device is open while `self` is used (`new()`'s
+        // contract), and the run is busy in the window its callback waits
+        // on until `_busy` is dropped, after the run.
+        let Ok(run) = (unsafe { PinnedRun::pin(self.vdev, iova, out.len()) }) else {
+            out.fill(None);
+            return false;
+        };
+        for (o, page) in out.iter_mut().zip(run.pages()) {
+            *o = page.map(|p| hash_page(seed, &p));
+        }
+        self.counts.runs += 1;
+        self.counts.pages += out.len() as u64;
+        drop(run);
+        true
+    }
+}
