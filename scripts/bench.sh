@@ -9,6 +9,8 @@
 #   scripts/bench.sh [gmig_bench options]   e.g. -s 64,256 -p game -r 3 -c 1,3,7
 # (-H reps: hashing=inplace against hashing=copy in the same run, default 7,
 # -H 0 skips it; -M MiB its working set, default 64)
+# (-g N: a stale pre-copy base with and without new initial data, REINIT,
+# N runs each; default 0)
 # (the concurrent runs: -c counts of gmig-small vGPUs, -m MiB each, -S own,sync;
 # -c 0 skips them).
 # Environment: BENCH_MEMORY (VM memory, default 4G: 1 GiB working sets
