@@ -1509,6 +1509,39 @@ mod tests {
         Ok(())
     }
 
+    /// kvmgt's callback of `read_pinned` hashes the page it is lent as
+    /// the copy path hashes the same bytes, and ignores a frame past the
+    /// run.
+    #[test]
+    fn a_lent_page_hashes_as_its_copy() -> Result {
+        use crate::gmig_core::hash::page_hash;
+        use kernel::page::Page;
+
+        let page = Page::alloc_page(GFP_KERNEL)?;
+        let mut bytes = KVVec::from_elem(0u8, 4096, GFP_KERNEL)?;
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(31) ^ 0x5a;
+        }
+        // SAFETY: `bytes` holds 4096 readable bytes, the page 4096.
+        unsafe { page.write_raw(bytes.as_ptr(), 0, 4096)? };
+        let mut out = [None; 3];
+        let mut run = LentRun {
+            seed: 7,
+            out: &mut out,
+            mask: 0,
+        };
+        let data = (&raw mut run).cast::<c_void>();
+        // SAFETY: `data` is `run`, used by nothing else during the calls;
+        // `page` is allocated (so valid) for longer than they take.
+        unsafe {
+            hash_lent(data, 1, page.as_ptr());
+            hash_lent(data, 3, page.as_ptr());
+        }
+        assert_eq!(run.mask, 0b10);
+        assert_eq!(out, [None, Some(page_hash(7, &bytes)), None]);
+        Ok(())
+    }
+
     #[test]
     fn scanner_hook_moves_a_store_to_the_destination() -> Result {
         let (src, dst) = layouts()?;
