@@ -756,6 +756,14 @@ impl InPlaceSource for Lent {
 }
 
 /// Guest memory of a GVT-g vGPU (kvmgt's VFIO DMA path).
+///
+/// `rw_gpa` (`vfio_dma_rw()`) stays the only correct way here: the scanner
+/// hook reads page tables and pipeline state from inside kvmgt's
+/// `scan_cmd` callback, where the interface allows no call into GVT-g but
+/// `rw_gpa` (`read_pinned` would take `cache_lock`, which kvmgt may hold
+/// around its pin hooks), reads of a few bytes that need no page lent, and
+/// a restore writes guest memory, which `read_pinned` never lends a page
+/// for.
 pub(crate) struct GvtMem(VgpuPtr);
 
 impl GuestMem for GvtMem {
@@ -854,6 +862,8 @@ impl MigDevice for GvtDev {
         })
     }
 
+    /// The copy path: every page with `hashing=copy` or a kvmgt without
+    /// `read_pinned`, else the frames kvmgt does not hold pinned ([`Lent`]).
     fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result {
         self.vgpu.rw_gpa(gpa, buf.as_mut_ptr(), buf.len(), false)
     }
