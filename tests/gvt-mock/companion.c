@@ -4086,7 +4086,9 @@ static int step_hashing(struct scenario *s, bool inplace)
 		goto out;
 	vmm_send(s, vmm);
 
-	pin_range(m, HASHING_UNPINNED, HASHING_UNPINNED_N, false);
+	/* kvmgt unpins what it pinned, a frame at a time here */
+	for (n = 0; n < HASHING_UNPINNED_N; n++)
+		pin_range(m, HASHING_UNPINNED + n, 1, false);
 	ret = narrow_workload(s, m, game);
 	if (ret)
 		goto out;
