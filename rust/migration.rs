@@ -59,7 +59,7 @@ use crate::{
         tracker::HashTracker,
         writeset::{words_for, WriteSet, WriteSink},
     },
-    pin::{InPlace, InPlaceCounts},
+    pin::{InPlaceCounts, InPlaceSource},
 };
 
 /// What the vGPU lock protects, as the migration layer sees it.
@@ -80,6 +80,10 @@ pub(crate) trait MigDevice {
     type Mem<'a>: GuestMem
     where
         Self: 'a;
+    /// Its source of pages hashed in place ([`MigDevice::in_place`]).
+    type InPlace<'a>: InPlaceSource
+    where
+        Self: 'a;
 
     /// The device messages are logged for.
     fn dev(&self) -> &Device;
@@ -91,7 +95,7 @@ pub(crate) trait MigDevice {
     /// device has one (`hashing=inplace`; `open`: a VFIO user has the
     /// device open, read under the vGPU lock the caller holds). `None`:
     /// pages are copied with [`MigDevice::read_guest`].
-    fn in_place(&self, _open: bool) -> Option<InPlace<'_>> {
+    fn in_place(&self, _open: bool) -> Option<Self::InPlace<'_>> {
         None
     }
     /// Guest memory for [`Provider::restore_state`].
@@ -215,7 +219,7 @@ fn policies() -> (Policy, DirtySource, Rehash, Hashing) {
 struct Pages<'a, D: MigDevice> {
     d: &'a D,
     scratch: &'a mut [u8; 4096],
-    in_place: Option<InPlace<'a>>,
+    in_place: Option<D::InPlace<'a>>,
 }
 
 impl<'a, D: MigDevice> Pages<'a, D> {
@@ -237,7 +241,7 @@ impl<D: MigDevice> Pages<'_, D> {
     fn counts(&self) -> InPlaceCounts {
         self.in_place
             .as_ref()
-            .map_or_else(InPlaceCounts::default, InPlace::counts)
+            .map_or_else(InPlaceCounts::default, InPlaceSource::counts)
     }
 }
 
@@ -288,6 +292,9 @@ struct MigStats {
     pages_hashed_inplace: u64,
     pin_runs: u64,
     pages_copied_after_unmap: u64,
+    /// GVT-g: pages read with kvmgt's `rw_gpa` because kvmgt did not hold
+    /// them pinned (`hashing=inplace`).
+    pages_copied_unpinned: u64,
     /// Time of the stop-copy re-hash.
     rehash_stopcopy_us: i64,
     /// Reports whose write set was unbounded (every tracked page read).
@@ -314,6 +321,7 @@ impl MigStats {
         self.pages_hashed_inplace += c.pages;
         self.pin_runs += c.runs;
         self.pages_copied_after_unmap += c.copied;
+        self.pages_copied_unpinned += c.unpinned;
     }
 }
 
@@ -412,6 +420,7 @@ impl Migration {
             "pages_copied_after_unmap: {}",
             s.pages_copied_after_unmap
         )?;
+        writeln!(f, "pages_copied_unpinned: {}", s.pages_copied_unpinned)?;
         writeln!(f, "writeset_unbounded: {}", s.writeset_unbounded)?;
         writeln!(f, "quiesce_wait_us: {}", s.quiesce_wait_us)?;
         writeln!(f, "image_us: {}", s.image_us)?;
@@ -1337,6 +1346,7 @@ unsafe fn log_report_locked<D: MigDevice>(
     });
     let took = start.elapsed().as_micros_ceil();
     let counts = pages.counts();
+    drop(pages);
     let mig_stats = &mut l.mig.stats;
     mig_stats.add_in_place(counts);
     mig_stats.read_errors += st.read_errors;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Hashing guest pages in place (module parameter `hashing=inplace`, the
-//! default): the sim's [`HashSource`] for the tracker's scans.
+//! default): the sim's [`HashSource`] for the tracker's scans, and the
+//! [`InPlaceSource`] trait that it and the gvt provider's source (which
+//! borrows kvmgt's pins instead, `crate::gvt::Lent`) implement.
 //!
 //! A scan hands the source runs of at most [`BATCH`] contiguous frames
 //! ([`crate::gmig_core::pageread`]). For each run the source:
@@ -201,8 +203,9 @@ impl Drop for PinnedRun {
     }
 }
 
-/// Hashes a pinned page where it is, through volatile 8-byte reads.
-fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
+/// Hashes a pinned page where it is, through volatile 8-byte reads (also
+/// the pages kvmgt lends the gvt provider, `crate::gvt`).
+pub(crate) fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
     // The kernel crate's `Page` maps a page only to copy it
     // (`read_raw()`); its `with_page_mapped()` is private. So the page is
     // mapped here, as `Page` does it.
@@ -226,6 +229,22 @@ fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
     h
 }
 
+/// A source that hashes guest pages in place for one scan
+/// (`hashing=inplace`): the sim's [`InPlace`], GVT-g's `crate::gvt::Lent`.
+pub(crate) trait InPlaceSource {
+    /// Hashes the run `first..first + out.len()` (at most [`BATCH`]) into
+    /// `out`; `copy` reads the pages the source cannot reach in place.
+    fn hash_run(
+        &mut self,
+        seed: u64,
+        first: u64,
+        out: &mut [Option<u64>],
+        copy: &mut dyn HashSource,
+    );
+    /// What the scan did so far.
+    fn counts(&self) -> InPlaceCounts;
+}
+
 /// The in-place [`HashSource`] of one scan.
 pub(crate) struct InPlace<'a> {
     vdev: Vdev,
@@ -245,6 +264,9 @@ pub(crate) struct InPlaceCounts {
     pub(crate) pages: u64,
     /// Pages read with `vfio_dma_rw()` because a `dma_unmap` came.
     pub(crate) copied: u64,
+    /// GVT-g: pages copied with kvmgt's `rw_gpa` because kvmgt did not
+    /// hold them pinned.
+    pub(crate) unpinned: u64,
 }
 
 impl<'a> InPlace<'a> {
@@ -262,9 +284,10 @@ impl<'a> InPlace<'a> {
             counts: InPlaceCounts::default(),
         }
     }
+}
 
-    /// What the scan did so far.
-    pub(crate) fn counts(&self) -> InPlaceCounts {
+impl InPlaceSource for InPlace<'_> {
+    fn counts(&self) -> InPlaceCounts {
         self.counts
     }
 
@@ -272,7 +295,7 @@ impl<'a> InPlace<'a> {
     /// more than one page that cannot be pinned whole are tried page by
     /// page. `copy` reads pages once a `dma_unmap` callback came during
     /// this scan.
-    pub(crate) fn hash_run(
+    fn hash_run(
         &mut self,
         seed: u64,
         first: u64,
@@ -294,7 +317,9 @@ impl<'a> InPlace<'a> {
             }
         }
     }
+}
 
+impl InPlace<'_> {
     /// Hashes `first..first + out.len()` pinned as one run; `false` (every
     /// page unreadable) if the run cannot be pinned.
     fn pinned(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) -> bool {
