@@ -794,13 +794,6 @@ out:
 	return ret;
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int run_hashing(int reps, unsigned long long ws_mib,
 		       const char *profile, FILE *jf)
 {
@@ -847,9 +840,9 @@ static int run_hashing(int reps, unsigned long long ws_mib,
 		inplace += n.inplace;
 		runs += n.runs;
 	}
-	qsort(ratio, reps, sizeof(double), cmp_dbl);
-	qsort(cp, reps, sizeof(double), cmp_dbl);
-	qsort(ip, reps, sizeof(double), cmp_dbl);
+	qsort(ratio, reps, sizeof(double), cmp_double);
+	qsort(cp, reps, sizeof(double), cmp_double);
+	qsort(ip, reps, sizeof(double), cmp_double);
 	ok = inplace == pages;
 	printf("\nhashing in place vs copy (hashing=inplace|copy), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
 	       (win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
