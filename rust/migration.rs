@@ -607,17 +607,18 @@ impl Migration {
         Ok(())
     }
 
+    /// The save side holds only the base, and all of it was read.
+    fn base_read_whole(&self) -> bool {
+        self.base_len > 0 && self.base_len == self.image.len() && self.pos == self.image.len()
+    }
+
     /// In pre-copy, with the pre-copy image read whole and kept as the
     /// base: the length of the delta a stop-copy would send now (the
     /// current image built into `full`, the delta written behind the base
     /// and dropped again; both buffers were reserved by `keep_base()`).
     /// `None` without a base, or if the delta would not be sent.
     fn delta_now(&mut self, p: &impl Provider) -> Option<usize> {
-        if !self.state.is_pre_copy()
-            || self.base_len == 0
-            || self.base_len != self.image.len()
-            || self.pos != self.image.len()
-        {
+        if !self.state.is_pre_copy() || !self.base_read_whole() {
             return None;
         }
         self.full.clear();
@@ -656,9 +657,7 @@ impl Migration {
         let stale = self.changed.as_ref().is_some_and(|c| c.base_is_stale());
         if self.state != PRE_COPY
             || !stale
-            || self.base_len == 0
-            || self.base_len != self.image.len()
-            || self.pos != self.image.len()
+            || !self.base_read_whole()
             || self.stats.precopy_reinits >= u64::from(delta::MAX_REINITS)
         {
             return false;
