@@ -53,7 +53,7 @@ use crate::{
         gtt::PAGE_SIZE,
         mem::GuestMem,
         pageread::{Copying, HashSource},
-        planner::{self, Action, DirtySource, Hashing, Phase, Policy, Rehash},
+        planner::{self, Action, DirtySource, FinalImage, Hashing, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent},
         stream::{self, delta, ChangedEntries, Incoming, Resolved, ResumeError},
         tracker::HashTracker,
@@ -203,14 +203,15 @@ fn injected_failure() -> bool {
 }
 
 /// The policies of this migration, from the module parameters.
-fn policies() -> (Policy, DirtySource, Rehash, Hashing) {
+fn policies() -> (Policy, DirtySource, Rehash, Hashing, FinalImage) {
     use planner::Param;
     let v = |p| ParamValue::read(p);
     let p = Policy::parse(v(Param::Precopy).as_str()).unwrap_or(Policy::Oneshot);
     let d = DirtySource::parse(v(Param::Dirty).as_str()).unwrap_or(DirtySource::Hash);
     let r = Rehash::parse(v(Param::Rehash).as_str()).unwrap_or(Rehash::WriteSet);
     let h = Hashing::parse(v(Param::Hashing).as_str()).unwrap_or(Hashing::InPlace);
-    (p, d, r, h)
+    let f = FinalImage::parse(v(Param::FinalImage).as_str()).unwrap_or(FinalImage::Patch);
+    (p, d, r, h, f)
 }
 
 /// The pages one scan hashes: in place when the migration's `hashing` is
@@ -307,6 +308,15 @@ struct MigStats {
     final_delta: bool,
     /// Bytes of the final image.
     final_bytes: u64,
+    /// The final delta was patched from what changed
+    /// ([`FinalImage::Patch`]), not diffed from an image built whole.
+    final_patched: bool,
+    /// Patched final images compared, after the stop, with the image
+    /// built whole.
+    final_checks: u64,
+    /// ... and found to describe another image: a change the GGTT write
+    /// path did not mark (the destination restores the base's entry).
+    final_mismatches: u64,
     /// New pre-copy images sent after the base went stale
     /// (VFIO_PRECOPY_INFO_REINIT).
     precopy_reinits: u64,
@@ -340,6 +350,10 @@ pub(crate) struct Migration {
     source: DirtySource,
     rehash: Rehash,
     hashing: Hashing,
+    final_image: FinalImage,
+    /// The digest of the image a patched final delta describes, until the
+    /// image built whole after the stop was compared with it.
+    patched: Option<u32>,
     stats: MigStats,
     tracking: Option<Tracking>,
     /// Save side: bytes to hand out and how many were read.
@@ -364,13 +378,15 @@ pub(crate) struct Migration {
 
 impl Migration {
     pub(crate) fn new() -> Self {
-        let (policy, source, rehash, hashing) = policies();
+        let (policy, source, rehash, hashing, final_image) = policies();
         Self {
             state: RUNNING,
             policy,
             source,
             rehash,
             hashing,
+            final_image,
+            patched: None,
             stats: MigStats::default(),
             tracking: None,
             image: KVVec::new(),
@@ -399,6 +415,7 @@ impl Migration {
         writeln!(f, "dirty: {}", self.source.name())?;
         writeln!(f, "rehash: {}", self.rehash.name())?;
         writeln!(f, "hashing: {}", self.hashing.name())?;
+        writeln!(f, "final_image_from: {}", self.final_image.name())?;
         writeln!(f, "precopy_rounds: {}", s.precopy_rounds)?;
         writeln!(f, "precopy_bytes: {}", s.precopy_bytes)?;
         writeln!(f, "stopcopy_bytes: {}", s.stopcopy_bytes)?;
@@ -430,6 +447,9 @@ impl Migration {
             if s.final_delta { "delta" } else { "full" }
         )?;
         writeln!(f, "final_image_bytes: {}", s.final_bytes)?;
+        writeln!(f, "final_image_patched: {}", u8::from(s.final_patched))?;
+        writeln!(f, "final_image_checks: {}", s.final_checks)?;
+        writeln!(f, "final_image_mismatches: {}", s.final_mismatches)?;
         writeln!(f, "precopy_reinits: {}", s.precopy_reinits)?;
         writeln!(f, "superseded_bytes: {}", s.superseded_bytes)?;
         writeln!(f, "downtime_us: {}", s.downtime_us)?;
@@ -470,11 +490,12 @@ impl Migration {
     }
 
     fn reset_stats(&mut self) {
-        let (p, d, r, h) = policies();
+        let (p, d, r, h, f) = policies();
         self.policy = p;
         self.source = d;
         self.rehash = r;
         self.hashing = h;
+        self.final_image = f;
         self.stats = MigStats::default();
     }
 
@@ -550,7 +571,10 @@ impl Migration {
             .then(|| KVVec::from_elem(0u64, words, GFP_KERNEL_ACCOUNT).ok())
             .flatten()
             .and_then(|w| ChangedEntries::new(span, w));
-        let reserved = self.full.reserve(len, GFP_KERNEL_ACCOUNT).is_ok()
+        // `full` is sized (and zeroed) here: a patched final image fills
+        // its sections in it without a memset in the downtime.
+        self.full.clear();
+        let reserved = self.full.resize(len, 0, GFP_KERNEL_ACCOUNT).is_ok()
             && self.image.reserve(len / 2, GFP_KERNEL_ACCOUNT).is_ok();
         self.base_len = if reserved { self.image.len() } else { 0 };
     }
@@ -580,6 +604,8 @@ impl Migration {
             pos => self.image.len() - pos,
         };
         self.stats.final_delta = false;
+        self.stats.final_patched = false;
+        self.patched = None;
         if injected_failure() {
             return Err(SaveError::Injected);
         }
@@ -592,11 +618,16 @@ impl Migration {
             self.base_len = 0;
             self.changed = None;
         } else if self.base_len > 0 && self.base_len == self.image.len() {
-            self.full.clear();
-            build_image(p, &mut self.full)?;
-            self.stats.final_delta = self.append_delta().is_ok();
-            if !self.stats.final_delta {
-                self.append_full()?;
+            self.stats.final_patched =
+                self.final_image == FinalImage::Patch && self.append_patch(p).is_ok();
+            self.stats.final_delta = self.stats.final_patched;
+            if !self.stats.final_patched {
+                self.full.clear();
+                build_image(p, &mut self.full)?;
+                self.stats.final_delta = self.append_delta().is_ok();
+                if !self.stats.final_delta {
+                    self.append_full()?;
+                }
             }
         } else {
             build_image(p, &mut self.image)?;
@@ -628,8 +659,56 @@ impl Migration {
         let res = self.append_delta();
         let n = self.image.len() - self.base_len;
         self.image.truncate(self.base_len);
-        self.full.clear();
+        // `full` keeps its length: a patched final image fills it.
         res.ok().map(|()| n)
+    }
+
+    /// Appends the delta from the base to the image the provider would
+    /// build now, patched from what changed ([`stream::Patcher`]: no
+    /// whole image is built or checksummed), if it is at most half an
+    /// image long. Keeps the digest of the image it describes for
+    /// [`Migration::check_patched`].
+    fn append_patch(&mut self, p: &impl Provider) -> core::result::Result<(), stream::StreamError> {
+        let (base_len, len) = (self.base_len, p.state_len());
+        let no_space = |_| stream::StreamError::NoSpace;
+        // Sized by `keep_base()`, unless `delta_now()` left it shorter.
+        if self.full.len() < len {
+            self.full
+                .resize(len, 0, GFP_KERNEL_ACCOUNT)
+                .map_err(no_space)?;
+        }
+        self.image
+            .resize(base_len + len / 2, 0, GFP_KERNEL_ACCOUNT)
+            .map_err(no_space)?;
+        let (base, out) = self.image.split_at_mut(base_len);
+        let res = p.save_delta(base, self.changed.as_ref(), &mut self.full, out);
+        let n = res.as_ref().map_or(0, |&(n, _)| n);
+        self.image.truncate(base_len + n);
+        self.patched = Some(res?.1);
+        Ok(())
+    }
+
+    /// After the stop (STOP_COPY -> STOP, outside the downtime): builds
+    /// the image a patched final delta describes whole and compares the
+    /// digests. A mismatch is a GGTT change the write path did not mark:
+    /// the destination restored the base's entry, which the log says.
+    fn check_patched(&mut self, d: &impl MigDevice, p: &impl Provider) {
+        let Some(want) = self.patched.take() else {
+            return;
+        };
+        self.full.clear();
+        if build_image(p, &mut self.full).is_err() {
+            return;
+        }
+        self.stats.final_checks += 1;
+        if stream::digest(&self.full) != Ok(want) {
+            self.stats.final_mismatches += 1;
+            dev_ratelimited!(
+                dev_err,
+                d.dev(),
+                "the stop-copy delta missed a change: a GGTT entry was written unmarked, the destination has the pre-copy value\n"
+            );
+        }
     }
 
     /// Appends the delta from the base to `full`, if it is at most half
@@ -920,7 +999,6 @@ fn arc_locked<D: MigDevice>(
             mig.keep_base(&*l.prov, d.ggtt_writes_seen());
         }
         (PRE_COPY, RUNNING) | (PRE_COPY_P2P, RUNNING_P2P) | (STOP_COPY, STOP) => {
-            mig.release_images();
             // A client that left STOP_COPY before reading the last byte:
             // the downtime ends here.
             if let Some(t) = mig.stopped_at.take() {
@@ -928,6 +1006,10 @@ fn arc_locked<D: MigDevice>(
                     mig.stats.downtime_us = t.elapsed().as_micros_ceil();
                 }
             }
+            if cur == STOP_COPY {
+                mig.check_patched(d, &*l.prov);
+            }
+            mig.release_images();
         }
         (RUNNING_P2P, STOP) => {
             l.prov.quiesce();

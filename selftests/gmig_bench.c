@@ -110,13 +110,7 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static int set_param(const char *name, const char *val)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "/sys/module/gmig/parameters/%s", name);
-	return sim_write_sysfs(path, val);
-}
+#define set_param sim_set_param
 
 /* Reads the data fd until it returns 0; appends to *buf. */
 static int drain(int fd, char **buf, size_t *len, size_t *cap)

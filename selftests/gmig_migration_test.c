@@ -374,7 +374,12 @@ TEST_F(mig, stop_copy_sends_a_delta_over_the_precopy_image)
 	ASSERT_GE((uint64_t)nfin + 64, size);
 	ASSERT_GE(size + 64, (uint64_t)nfin);
 	ASSERT_EQ(nfin, sim_stat(UA, "final_image_bytes"));
+	/* Patched from what changed, then checked whole after the stop. */
+	ASSERT_EQ(1, sim_stat(UA, "final_image_patched"));
+	ASSERT_EQ(0, sim_stat(UA, "final_image_checks"));
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(1, sim_stat(UA, "final_image_checks"));
+	ASSERT_EQ(0, sim_stat(UA, "final_image_mismatches"));
 
 	bad_stream(_metadata, b, fin, nfin);
 	resume_from(_metadata, a, b, pre, npre, fin, nfin);
@@ -429,6 +434,7 @@ static ssize_t half_ggtt_rewritten(struct __test_metadata *_metadata,
 	close(fd);
 	ASSERT_LT(0, nfin);
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, sim_stat(UA, "final_image_mismatches"));
 
 	/* The destination takes the whole stream in one write. */
 	all = malloc(npre + nre + nfin);
@@ -510,6 +516,50 @@ TEST_F(mig, reinits_per_migration_are_bounded)
 	ASSERT_EQ(8, sim_stat(UA, "precopy_reinits"));
 	close(fd);
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+}
+
+/*
+ * final_image=patch|build: the stop-copy delta patched from the marked
+ * GGTT entries and the sections compared one by one, or diffed from the
+ * image built whole, restores the same state on the destination; the
+ * patched one says so in the stats and passes the check after the stop.
+ */
+TEST_F(mig, a_patched_final_image_restores_what_a_built_one_does)
+{
+	struct sim *a = &self->a, *b = &self->b;
+	static const char *const modes[] = { "build", "patch" };
+	unsigned int m, i;
+
+	for (m = 0; m < 2; m++) {
+		char *pre = NULL, *fin = NULL;
+		ssize_t npre, nfin;
+		int fd;
+
+		ASSERT_EQ(0, sim_set_param("final_image", modes[m]));
+		ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+		npre = read_all(fd, &pre);
+		ASSERT_LT(0, npre);
+		ASSERT_EQ(0, sim_rewrite_ggtt(a, 100 + m, 300, 3 + m));
+		ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+		nfin = read_all(fd, &fin);
+		close(fd);
+		ASSERT_LT(0, nfin);
+		ASSERT_EQ((long long)m, sim_stat(UA, "final_image_patched"));
+		ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP, NULL));
+		ASSERT_EQ((long long)m, sim_stat(UA, "final_image_checks"));
+		ASSERT_EQ(0, sim_stat(UA, "final_image_mismatches"));
+		TH_LOG("final_image=%s: final image %zd bytes, built in %lld us",
+		       modes[m], nfin, sim_stat(UA, "image_us"));
+		resume_from(_metadata, a, b, pre, npre, fin, nfin);
+		ASSERT_EQ(1, sim_stat(UB, "images_applied"));
+		for (i = 100; i < 400 + m; i += 7)
+			ASSERT_EQ(sim_ggtt_entry(a, i), sim_ggtt_entry(b, i));
+		ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+		ASSERT_EQ(0, gvfio_mig_set_state(&b->v, VFIO_DEVICE_STATE_STOP, NULL));
+		free(pre);
+		free(fin);
+	}
+	ASSERT_EQ(0, sim_set_param("final_image", "patch"));
 }
 
 /* Writes gmig's fault injection file; returns 0 or -errno. */

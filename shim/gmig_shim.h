@@ -80,6 +80,7 @@ enum gmig_param {
 	GMIG_PARAM_DIRTY,	/* hash, all */
 	GMIG_PARAM_REHASH,	/* writeset, all */
 	GMIG_PARAM_HASHING,	/* inplace, copy */
+	GMIG_PARAM_FINAL_IMAGE,	/* patch, build */
 };
 
 int gmig_rs_param_set(u32 which, const char *val, char *buf, size_t cap);

@@ -49,6 +49,7 @@ static char gmig_precopy[16] = "oneshot";
 static char gmig_dirty[16] = "hash";
 static char gmig_rehash[16] = "writeset";
 static char gmig_hashing[16] = "inplace";
+static char gmig_final_image[16] = "patch";
 
 /* The values are parsed once, by Rust (gmig_core::planner::Param). */
 static int gmig_param_set(const char *val, const struct kernel_param *kp,
@@ -82,6 +83,11 @@ static int gmig_hashing_set(const char *val, const struct kernel_param *kp)
 	return gmig_param_set(val, kp, GMIG_PARAM_HASHING);
 }
 
+static int gmig_final_image_set(const char *val, const struct kernel_param *kp)
+{
+	return gmig_param_set(val, kp, GMIG_PARAM_FINAL_IMAGE);
+}
+
 static const struct kernel_param_ops gmig_precopy_ops = {
 	.set = gmig_precopy_set,
 	.get = param_get_string,
@@ -102,6 +108,11 @@ static const struct kernel_param_ops gmig_hashing_ops = {
 	.get = param_get_string,
 };
 
+static const struct kernel_param_ops gmig_final_image_ops = {
+	.set = gmig_final_image_set,
+	.get = param_get_string,
+};
+
 static struct kparam_string gmig_precopy_kps = {
 	.maxlen = sizeof(gmig_precopy), .string = gmig_precopy,
 };
@@ -118,6 +129,10 @@ static struct kparam_string gmig_hashing_kps = {
 	.maxlen = sizeof(gmig_hashing), .string = gmig_hashing,
 };
 
+static struct kparam_string gmig_final_image_kps = {
+	.maxlen = sizeof(gmig_final_image), .string = gmig_final_image,
+};
+
 module_param_cb(precopy, &gmig_precopy_ops, &gmig_precopy_kps, 0644);
 MODULE_PARM_DESC(precopy, "GPU page pre-copy policy: oneshot (default), iterative, off");
 module_param_cb(dirty, &gmig_dirty_ops, &gmig_dirty_kps, 0644);
@@ -126,6 +141,8 @@ module_param_cb(rehash, &gmig_rehash_ops, &gmig_rehash_kps, 0644);
 MODULE_PARM_DESC(rehash, "pages a hashing report re-hashes: writeset (what executed commands could write, default) or all (gMig)");
 module_param_cb(hashing, &gmig_hashing_ops, &gmig_hashing_kps, 0644);
 MODULE_PARM_DESC(hashing, "how hashing reads guest pages: inplace (pinned and hashed where they are, default) or copy (copied with vfio_dma_rw)");
+module_param_cb(final_image, &gmig_final_image_ops, &gmig_final_image_kps, 0644);
+MODULE_PARM_DESC(final_image, "how the stop-copy delta is made: patch (from what changed, default) or build (the image built whole, then compared)");
 
 /*
  * Copies module parameter @which into @buf (@len bytes, NUL-terminated)
@@ -140,6 +157,7 @@ void gmig_param_get(enum gmig_param which, char *buf, size_t len)
 		[GMIG_PARAM_DIRTY] = gmig_dirty,
 		[GMIG_PARAM_REHASH] = gmig_rehash,
 		[GMIG_PARAM_HASHING] = gmig_hashing,
+		[GMIG_PARAM_FINAL_IMAGE] = gmig_final_image,
 	};
 
 	kernel_param_lock(THIS_MODULE);

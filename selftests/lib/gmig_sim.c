@@ -24,6 +24,14 @@ int sim_write_sysfs(const char *path, const char *val)
 	return n == (ssize_t)strlen(val) ? 0 : -EIO;
 }
 
+int sim_set_param(const char *name, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/gmig/parameters/%s", name);
+	return sim_write_sysfs(path, val);
+}
+
 long long sim_stat(const char *uuid, const char *key)
 {
 	char path[128], line[256];

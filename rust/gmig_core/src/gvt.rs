@@ -51,7 +51,7 @@ pub use pending::*;
 use super::gtt::Partition;
 use super::mem::GuestMem;
 use super::provider::{Provider, RestoreError, Restored, MAX_EVENT_PAGES, PROVIDER_GVT};
-use super::stream::{self, EntrySpan, Section, StreamError};
+use super::stream::{self, EntrySpan, ImageSink, Section, StreamError};
 
 /// Version of the companion interface gmig speaks
 /// (`INTEL_GVT_COMPANION_VERSION` in the kvmgt patch series).
@@ -234,20 +234,13 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
 
     /// A stopped vGPU's image carries its pending workloads; a pre-copy
     /// snapshot has none (the stop-copy image is the one restored).
-    fn save_state(&self, out: &mut [u8]) -> Result<usize, StreamError> {
+    fn write_state<W: ImageSink>(&self, w: &mut W) -> Result<(), StreamError> {
         let pending = if self.quiesced {
             self.host.pending_count()
         } else {
             0
         };
-        write_image(
-            out,
-            self.vgpu_type,
-            &self.guest,
-            &self.sizes,
-            &self.host,
-            pending,
-        )
+        write_sections(w, &self.guest, &self.sizes, &self.host, pending)
     }
 
     /// The stop-copy image's length if the vGPU stopped now: its pending
@@ -1335,5 +1328,39 @@ mod tests {
         assert_eq!(got.len(), 2 + 512 + 512, "huge ranges are clamped");
         assert_eq!(&got[..2], &[10, 11]);
         assert!(got.contains(&(0x800 + 511)));
+    }
+
+    /// GVT-g: a patched final delta restores the image kvmgt's save
+    /// gives, with the workloads that appeared at the stop and changes in
+    /// the registers, the marked GGTT entries and the fences.
+    #[test]
+    fn a_patched_final_image_is_the_one_gvt_saves() {
+        use crate::stream::{digest, ChangedEntries, DeltaView};
+        let l = layout(0);
+        let (mut p, _) = fake(&l, 21);
+        let base = provider_image(&p);
+        let span = p.ggtt_in_image();
+        let words = vec![0; ChangedEntries::<Vec<u64>>::words_for(span.entries)];
+        let mut changed = ChangedEntries::new(span, words).unwrap();
+        for i in [0usize, 5, 4096] {
+            p.host.state.ggtt[i] ^= 0x7000;
+            changed.mark(i as u64);
+        }
+        p.host.state.vregs[0x2000] ^= 1;
+        p.host.state.fences[1] = 0;
+        p.host.pending = (0..3).map(|i| record(&l, i)).collect();
+        p.quiesce();
+        let full = provider_image(&p);
+        let len = p.state_len();
+        let (mut scratch, mut out) = (vec![0u8; len], vec![0u8; len]);
+        let (n, result) = p
+            .save_delta(&base, Some(&changed), &mut scratch, &mut out)
+            .unwrap();
+        assert_eq!(Ok(result), digest(&full));
+        assert!(n < 4096, "{n}");
+        let v = DeltaView::parse(&out[..n]).unwrap();
+        let mut got = vec![0u8; v.result_len()];
+        v.apply(&base, &mut got, &limits()).unwrap();
+        assert_eq!(got, full);
     }
 }

@@ -99,6 +99,37 @@ impl Hashing {
     }
 }
 
+/// How the stop-copy delta image is made (module parameter
+/// `final_image`; [`crate::stream::patch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalImage {
+    /// From what changed since the pre-copy image, section by section,
+    /// without the whole image (the default).
+    Patch,
+    /// The old path: the image built whole, then compared with the base.
+    /// Kept to measure against.
+    Build,
+}
+
+impl FinalImage {
+    /// Parses `patch|build`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "patch" => Some(Self::Patch),
+            "build" => Some(Self::Build),
+            _ => None,
+        }
+    }
+
+    /// The parameter spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Patch => "patch",
+            Self::Build => "build",
+        }
+    }
+}
+
 /// gmig's module parameters of the migration policy (`enum gmig_param` in
 /// shim/gmig_shim.h).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,14 +142,22 @@ pub enum Param {
     Rehash = 2,
     /// `hashing`: a [`Hashing`].
     Hashing = 3,
+    /// `final_image`: a [`FinalImage`].
+    FinalImage = 4,
 }
 
 impl Param {
     /// The parameter of shim value `v`.
     pub fn from_u32(v: u32) -> Option<Self> {
-        [Self::Precopy, Self::Dirty, Self::Rehash, Self::Hashing]
-            .into_iter()
-            .find(|p| *p as u32 == v)
+        [
+            Self::Precopy,
+            Self::Dirty,
+            Self::Rehash,
+            Self::Hashing,
+            Self::FinalImage,
+        ]
+        .into_iter()
+        .find(|p| *p as u32 == v)
     }
 
     /// The one parse of a value written to the parameter: its canonical
@@ -130,6 +169,7 @@ impl Param {
             Self::Dirty => DirtySource::parse(s).map(DirtySource::name),
             Self::Rehash => Rehash::parse(s).map(Rehash::name),
             Self::Hashing => Hashing::parse(s).map(Hashing::name),
+            Self::FinalImage => FinalImage::parse(s).map(FinalImage::name),
         }
     }
 }
@@ -241,9 +281,13 @@ mod tests {
         assert_eq!(Param::Hashing.canonical(" copy\n"), Some("copy"));
         assert_eq!(Param::Hashing.canonical("inplace"), Some("inplace"));
         assert_eq!(Param::Hashing.canonical("all"), None);
+        assert_eq!(Param::FinalImage.canonical("build\n"), Some("build"));
+        assert_eq!(Param::FinalImage.canonical("patch"), Some("patch"));
+        assert_eq!(Param::FinalImage.canonical("copy"), None);
+        assert_eq!(Param::from_u32(4), Some(Param::FinalImage));
+        assert_eq!(Param::from_u32(5), None);
         assert_eq!(Param::from_u32(2), Some(Param::Rehash));
         assert_eq!(Param::from_u32(3), Some(Param::Hashing));
-        assert_eq!(Param::from_u32(4), None);
     }
 
     use super::*;

@@ -27,7 +27,8 @@
 use super::gtt::{Partition, Pte};
 use super::mem::GuestMem;
 use super::remap::RemapError;
-use super::stream::{self, EntrySpan, StreamError};
+use super::stream::{self, ChangedEntries, EntrySpan, ImageSink, StreamError};
+use core::ops::Deref;
 
 /// Provider id of the sim vGPU in stream headers.
 pub const PROVIDER_SIM: u16 = 1;
@@ -113,9 +114,34 @@ pub trait Provider {
     /// Bytes [`Provider::save_state`] writes, end marker and header
     /// included.
     fn state_len(&self) -> usize;
+    /// Describes the vGPU state, section by section, to `w` (a
+    /// [`stream::Writer`] or a [`stream::Patcher`]).
+    fn write_state<W: ImageSink>(&self, w: &mut W) -> Result<(), StreamError>;
     /// Writes the vGPU state as sections of a stream image into `out`
     /// (at least [`Provider::state_len`] bytes); returns the image length.
-    fn save_state(&self, out: &mut [u8]) -> Result<usize, StreamError>;
+    fn save_state(&self, out: &mut [u8]) -> Result<usize, StreamError> {
+        let mut w = stream::Writer::new(out, self.id(), self.type_index())?;
+        self.write_state(&mut w)?;
+        w.finish()
+    }
+    /// Writes into `out` the delta over `base` (an image
+    /// [`Provider::save_state`] wrote) of the image it would write now,
+    /// from what changed ([`stream::Patcher`]): `changed` names the GGTT
+    /// entries written since `base`, `scratch` holds the sections a
+    /// provider fills whole. Returns the delta's length and the digest of
+    /// the image it describes.
+    fn save_delta<S: Deref<Target = [u64]>>(
+        &self,
+        base: &[u8],
+        changed: Option<&ChangedEntries<S>>,
+        scratch: &mut [u8],
+        out: &mut [u8],
+    ) -> Result<(usize, u32), StreamError> {
+        let mut p =
+            stream::Patcher::new(base, changed, scratch, out, self.id(), self.type_index())?;
+        self.write_state(&mut p)?;
+        p.finish()
+    }
     /// Writes an image as long as the one [`Provider::save_state`] would
     /// write if the vGPU stopped now, for sizing only (the VMM's
     /// MIG_DATA_SIZE): GVT-g's running vGPU gets a pending-work section of

@@ -41,9 +41,11 @@
 
 pub mod delta;
 pub mod incoming;
+pub mod patch;
 
 pub use delta::{ChangedEntries, DeltaError, DeltaView, EntrySpan};
 pub use incoming::Incoming;
+pub use patch::Patcher;
 
 /// Stream magic.
 pub const MAGIC: [u8; 8] = *b"GMIGSTRM";
@@ -247,6 +249,58 @@ pub fn crc32c_update(crc: u32, data: &[u8]) -> u32 {
     !crc
 }
 
+/// The reflected CRC32C polynomial.
+const POLY: u32 = 0x82f6_3b78;
+
+/// `a * b mod P` over GF(2), reflected (bit 31 is x^0).
+const fn mul_mod_p(a: u32, mut b: u32) -> u32 {
+    let mut p = 0;
+    let mut m = 1u32 << 31;
+    while m != 0 {
+        if a & m != 0 {
+            p ^= b;
+        }
+        m >>= 1;
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    p
+}
+
+/// `x^(2^k) mod P` for each `k`.
+const X2N: [u32; 64] = {
+    let mut t = [0u32; 64];
+    t[0] = 1 << 30;
+    let mut k = 1;
+    while k < 64 {
+        t[k] = mul_mod_p(t[k - 1], t[k - 1]);
+        k += 1;
+    }
+    t
+};
+
+/// The CRC register `reg` (no pre- or post-inversion) after `data`.
+fn crc_raw(reg: u32, data: &[u8]) -> u32 {
+    !crc32c_update(!reg, data)
+}
+
+/// The CRC register `reg` after `n` zero bytes, in `O(log n)` for long
+/// runs: `reg * x^(8n) mod P`.
+fn crc_raw_zeros(reg: u32, n: usize) -> u32 {
+    const ZEROS: [u8; 64] = [0; 64];
+    if n <= ZEROS.len() {
+        return crc_raw(reg, &ZEROS[..n]);
+    }
+    let (mut f, mut n, mut k) = (1u32 << 31, n as u64, 3);
+    while n != 0 && k < X2N.len() {
+        if n & 1 != 0 {
+            f = mul_mod_p(X2N[k], f);
+        }
+        n >>= 1;
+        k += 1;
+    }
+    mul_mod_p(f, reg)
+}
+
 fn rd16(b: &[u8], o: usize) -> Result<u16, StreamError> {
     let s = b.get(o..o + 2).ok_or(StreamError::Truncated)?;
     Ok(u16::from_le_bytes([s[0], s[1]]))
@@ -272,6 +326,56 @@ pub struct Header {
     pub flags: u32,
     /// Total image length.
     pub total: u32,
+}
+
+/// Where a provider writes the sections of its state image: a [`Writer`]
+/// builds the whole image, a [`Patcher`] only what changed since a base
+/// image, as a delta image. A provider describes its image once, for
+/// both.
+pub trait ImageSink {
+    /// Appends a section whose payload `fill` writes into the given slice
+    /// of exactly `len` bytes.
+    fn section(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), StreamError>;
+
+    /// Appends a section of `head` bytes that `fill_head` writes, followed
+    /// by `entries` little-endian u64s, entry `i` being `entry(i)`. A
+    /// [`Patcher`] asks only for the entries the GGTT write path marked
+    /// when they are the ones its [`EntrySpan`] names.
+    fn section_entries(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        head: usize,
+        fill_head: impl FnOnce(&mut [u8]),
+        entries: usize,
+        entry: impl FnMut(usize) -> u64,
+    ) -> Result<(), StreamError> {
+        let len = entries
+            .checked_mul(8)
+            .and_then(|n| n.checked_add(head))
+            .ok_or(StreamError::TooLarge)?;
+        self.section(ty, flags, len, |p| fill_entries(p, head, fill_head, entry))
+    }
+}
+
+/// Fills the payload `p` of an [`ImageSink::section_entries`] section.
+fn fill_entries(
+    p: &mut [u8],
+    head: usize,
+    fill_head: impl FnOnce(&mut [u8]),
+    mut entry: impl FnMut(usize) -> u64,
+) {
+    let (h, body) = p.split_at_mut(head.min(p.len()));
+    fill_head(h);
+    for (i, c) in body.chunks_exact_mut(8).enumerate() {
+        c.copy_from_slice(&entry(i).to_le_bytes());
+    }
 }
 
 /// Builds a stream into a caller-provided buffer.
@@ -382,6 +486,18 @@ impl<'a> Writer<'a> {
         let crc = crc32c(&h[..24]);
         h[24..28].copy_from_slice(&crc.to_le_bytes());
         Ok(self.len)
+    }
+}
+
+impl ImageSink for Writer<'_> {
+    fn section(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), StreamError> {
+        Writer::section(self, ty, flags, len, fill)
     }
 }
 

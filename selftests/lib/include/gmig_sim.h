@@ -48,6 +48,8 @@ struct sim {
 
 /* Writes val to a sysfs or debugfs file: 0 or -errno (-EIO if short). */
 int sim_write_sysfs(const char *path, const char *val);
+/* Writes gmig's module parameter @name; 0 or -errno. */
+int sim_set_param(const char *name, const char *val);
 /* The value of `key` in the vGPU's debugfs stats, or -1. */
 long long sim_stat(const char *uuid, const char *key);
 int sim_create_mdev(const char *type, const char *uuid);

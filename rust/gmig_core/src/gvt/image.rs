@@ -3,7 +3,7 @@
 //! The GVT-g state image: its sections, their sizes, writing and checking.
 
 use super::super::provider::{RestoreError, PROVIDER_GVT};
-use super::super::stream::{self, Section, StreamError, Writer, FLAG_MANDATORY};
+use super::super::stream::{self, ImageSink, Section, StreamError, Writer, FLAG_MANDATORY};
 use super::layout::GvtLayout;
 use super::pending::{pending_section_len, PendingList, MAX_PENDING, WORKLOAD_LEN};
 
@@ -108,15 +108,29 @@ pub fn write_image<S: StateSource>(
     src: &S,
     pending: usize,
 ) -> Result<usize, StreamError> {
+    let mut w = Writer::new(out, PROVIDER_GVT, vgpu_type)?;
+    write_sections(&mut w, layout, sizes, src, pending)?;
+    w.finish()
+}
+
+/// Describes the sections of [`write_image`]'s image to `w`.
+pub fn write_sections<W: ImageSink, S: StateSource>(
+    w: &mut W,
+    layout: &GvtLayout,
+    sizes: &StateSizes,
+    src: &S,
+    pending: usize,
+) -> Result<(), StreamError> {
     if pending > MAX_PENDING {
         return Err(StreamError::TooManyPending(pending));
     }
     let mut ok = true;
-    let mut w = Writer::new(out, PROVIDER_GVT, vgpu_type)?;
     w.section(Section::GvtVregs as u16, FLAG_MANDATORY, sizes.vregs, |p| {
         ok &= src.save(Part::Vregs, p)
     })?;
     let glen = ggtt_section_len(layout).ok_or(StreamError::TooLarge)?;
+    // kvmgt saves the entries all at once: a section filled whole, of
+    // which a Patcher compares only the marked entries.
     w.section(Section::GvtGgtt as u16, FLAG_MANDATORY, glen, |p| {
         let (h, body) = p.split_at_mut(32);
         h[0..8].copy_from_slice(&layout.aperture.base.to_le_bytes());
@@ -154,7 +168,7 @@ pub fn write_image<S: StateSource>(
     if !ok {
         return Err(StreamError::SaveFailed);
     }
-    w.finish()
+    Ok(())
 }
 
 /// A GVT state image checked against a destination vGPU, ready to apply.

@@ -7,7 +7,7 @@
 use super::super::gtt::{Partition, Pte, PAGE_SIZE};
 use super::super::mem::GuestMem;
 use super::super::provider::{Provider, RestoreError, Restored, PROVIDER_SIM};
-use super::super::stream::{self, EntrySpan, Section, StreamError, Writer, FLAG_MANDATORY};
+use super::super::stream::{self, EntrySpan, ImageSink, Section, StreamError, FLAG_MANDATORY};
 use super::config::CONFIG_SIZE;
 use super::exec::CtxSlot;
 use super::remap::{self, PendingSource};
@@ -101,8 +101,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>, C: core::ops::DerefMut<Target = [Ct
         sim_image_len(self.ggtt().len())
     }
 
-    fn save_state(&self, out: &mut [u8]) -> Result<usize, StreamError> {
-        let mut w = Writer::new(out, PROVIDER_SIM, self.type_index())?;
+    fn write_state<W: ImageSink>(&self, w: &mut W) -> Result<(), StreamError> {
         w.section(Section::Config as u16, FLAG_MANDATORY, CONFIG_SIZE, |p| {
             p.copy_from_slice(self.config().bytes())
         })?;
@@ -113,21 +112,17 @@ impl<S: core::ops::DerefMut<Target = [u64]>, C: core::ops::DerefMut<Target = [Ct
         })?;
         let p = SimVgpu::partition(self);
         let entries = self.ggtt();
-        w.section(
+        w.section_entries(
             Section::Ggtt as u16,
             FLAG_MANDATORY,
-            16 + 8 * entries.len(),
+            16,
             |b| {
                 b[0..8].copy_from_slice(&p.base.to_le_bytes());
                 b[8..16].copy_from_slice(&p.size.to_le_bytes());
-                for (i, e) in entries.iter().enumerate() {
-                    if let Some(c) = b.get_mut(16 + 8 * i..24 + 8 * i) {
-                        c.copy_from_slice(&e.to_le_bytes());
-                    }
-                }
             },
-        )?;
-        w.finish()
+            entries.len(),
+            |i| entries.get(i).copied().unwrap_or(0),
+        )
     }
 
     fn restore_state<M: GuestMem>(
@@ -549,5 +544,48 @@ mod tests {
             tracker_update(&ShadowEvent::GpuWrote { gfn: 9 }),
             Some(TrackRange { first: 9, count: 1 })
         );
+    }
+
+    /// A patched final delta ([`Provider::save_delta`]) restores the
+    /// image [`Provider::save_state`] writes, the GGTT changes marked as
+    /// the migration layer marks them, the registers changed by a run.
+    #[test]
+    fn a_patched_final_image_is_the_one_the_sim_saves() {
+        use crate::stream::{digest, ChangedEntries, DeltaView};
+        let limits = stream::Limits {
+            max_total: 1 << 24,
+            max_section: 1 << 24,
+        };
+        let mut mem = Mem(vec![0; MEM]);
+        let mut a = vgpu(64 << 20);
+        let mut base = vec![0u8; a.state_len()];
+        let n = a.save_state(&mut base).unwrap();
+        base.truncate(n);
+        let span = a.ggtt_in_image();
+        let words = vec![0; ChangedEntries::<Vec<u64>>::words_for(span.entries)];
+        let mut changed = ChangedEntries::new(span, words).unwrap();
+        for i in 0..40u64 {
+            let g = a.partition().base + (600 + 7 * i) * PAGE_SIZE;
+            changed.mark(map_ggtt(&mut a, g, 0x20_0000 + i * PAGE_SIZE));
+        }
+        for i in submit_store(&mut a, &mut mem, 0x1234, 700) {
+            changed.mark(i);
+        }
+        a.quiesce();
+        let mut full = vec![0u8; a.state_len()];
+        let n = a.save_state(&mut full).unwrap();
+        full.truncate(n);
+        let mut scratch = vec![0u8; a.state_len()];
+        let mut out = vec![0u8; a.state_len()];
+        let (n, result) = a
+            .save_delta(&base, Some(&changed), &mut scratch, &mut out)
+            .unwrap();
+        assert_eq!(Ok(result), digest(&full));
+        // The GGTT is 128 KiB of the image; the delta is the changes.
+        assert!(n < 2048, "{n}");
+        let v = DeltaView::parse(&out[..n]).unwrap();
+        let mut got = vec![0u8; v.result_len()];
+        v.apply(&base, &mut got, &limits).unwrap();
+        assert_eq!(got, full);
     }
 }

@@ -154,17 +154,24 @@ pub const MAX_REINITS: u32 = 8;
 
 impl<S: Deref<Target = [u64]>> ChangedEntries<S> {
     /// Whether entry `i` was marked.
+    #[cfg(test)]
     fn is_marked(&self, i: usize) -> bool {
         self.words
             .get(i / 64)
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
-    /// Calls `f` with the image bytes of every marked entry, in order.
-    fn for_each_marked(&self, f: &mut impl FnMut(Range<usize>)) {
-        for i in 0..self.span.entries {
-            if self.is_marked(i) {
-                f(self.span.entry(i));
+    /// Calls `f` with the image bytes of every marked entry, in order;
+    /// the work follows the words of the bitmap, not its bits.
+    pub(super) fn for_each_marked(&self, f: &mut impl FnMut(Range<usize>)) {
+        for (w, &bits) in self.words.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if i < self.span.entries {
+                    f(self.span.entry(i));
+                }
             }
         }
     }
