@@ -46,13 +46,16 @@
  * Usage: gmig_bench [-s MiB,MiB,...] [-p desktop,game] [-v VARIANTS]
  *                   [-r rounds] [-w warmup_ms] [-i round_ms] [-j out.json]
  *                   [-c N,N,...] [-m MiB] [-S own,sync] [-g N]
- *                   [-H reps] [-M MiB] [-X lose|corrupt]
+ *                   [-H reps] [-M MiB] [-P reps] [-X lose|corrupt]
  * Variants: writeset (oneshot/hash, rehash=writeset), gmig (oneshot/hash,
  * rehash=all), naive (iterative/all). -c: counts of concurrent vGPUs (0:
  * none), -m: the working set of each. -s 0 skips the single-vGPU runs.
  * -H: repetitions of the hashing comparison (default 7, 0: none; see
  * run_hashing()), -M: its working set (default 64 MiB), on the first -p
  * profile.
+ * -P: repetitions of the spread re-hash comparison (default 0: none; see
+ * run_spread()): a full re-hash on one CPU (rehash_cpus=1) against every
+ * online CPU (rehash_cpus=0), on the -M working set.
  * -X lose|corrupt: makes every run fail (see inject). Exits non-zero if a
  * page was lost or a step failed.
  */
@@ -762,16 +765,17 @@ static const char *type_for(unsigned long long mib)
  */
 struct hash_sample {
 	double us_per_page;
-	long long pages, inplace, runs;
+	long long pages, inplace, runs, spread, cpus;
 };
 
-static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
-			const char *mode, struct hash_sample *h)
+static int hash_measure_with(struct gvfio *s, size_t mem, uint64_t *bm,
+			     const char *param, const char *mode,
+			     struct hash_sample *h)
 {
-	long long us0, pg0, ip0, rn0;
+	long long us0, pg0, ip0, rn0, sp0;
 	int ret = -1;
 
-	if (set_param("hashing", mode) || gvfio_log_start(s, IOVA, mem))
+	if (set_param(param, mode) || gvfio_log_start(s, IOVA, mem))
 		return -1;
 	if (gvfio_log_report(s, IOVA, mem, bm))
 		goto out;
@@ -779,11 +783,14 @@ static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
 	pg0 = sim_stat(US, "pages_rehashed_precopy");
 	ip0 = sim_stat(US, "pages_hashed_inplace");
 	rn0 = sim_stat(US, "pin_runs");
+	sp0 = sim_stat(US, "rehash_rounds_spread");
 	if (gvfio_log_report(s, IOVA, mem, bm))
 		goto out;
 	h->pages = sim_stat(US, "pages_rehashed_precopy") - pg0;
 	h->inplace = sim_stat(US, "pages_hashed_inplace") - ip0;
 	h->runs = sim_stat(US, "pin_runs") - rn0;
+	h->spread = sim_stat(US, "rehash_rounds_spread") - sp0;
+	h->cpus = sim_stat(US, "rehash_cpus");
 	if (h->pages <= 0)
 		goto out;
 	h->us_per_page = (double)(sim_stat(US, "precopy_report_us") - us0) /
@@ -792,6 +799,12 @@ static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
 out:
 	gvfio_log_stop(s);
 	return ret;
+}
+
+static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
+			const char *mode, struct hash_sample *h)
+{
+	return hash_measure_with(s, mem, bm, "hashing", mode, h);
 }
 
 static int cmp_dbl(const void *a, const void *b)
@@ -877,6 +890,105 @@ out:
 	free(ratio);
 	free(cp);
 	free(ip);
+	free(bm);
+	return ok ? 0 : -1;
+}
+
+/*
+ * -P N: a full re-hash spread over every online CPU (module parameter
+ * rehash_cpus=0) against the same on one CPU (rehash_cpus=1), in the same
+ * run, as -H measures hashing in place: one source vGPU of the -M working
+ * set with the first -p profile's workload running, hashing=inplace
+ * precopy=iterative dirty=hash rehash=all, N repetitions of both back to
+ * back, alternating which goes first; each measurement is gmig's
+ * precopy_report_us over pages_rehashed_precopy of the second report of a
+ * DMA logging session, which re-hashes every tracked page through the
+ * same scan as an unbounded stop-copy re-hash. A repetition's sample is
+ * one CPU's time per page over all CPUs'; the line gives their median and
+ * spread, the CPUs used and the rounds spread (a run whose "all CPUs"
+ * measurement spread no round fails: the comparison would be void).
+ */
+static int run_spread(int reps, unsigned long long ws_mib,
+		      const char *profile, FILE *jf)
+{
+	size_t win = (ws_mib << 20) + META_BYTES > XL_WINDOW ?
+		     XL_WINDOW : (ws_mib << 20) + META_BYTES;
+	size_t mem = win + (1 << 20), words = (mem / PAGE + 63) / 64;
+	struct gvfio s = { .container = -1 };
+	double *ratio = calloc(reps, sizeof(double));
+	double *one = calloc(reps, sizeof(double));
+	double *all = calloc(reps, sizeof(double));
+	uint64_t *bm = calloc(words, 8);
+	long long pages = 0, spread = 0, cpus = 0;
+	char cmd[160], path[128];
+	int i, ok = 0;
+
+	sim_remove_mdev(US);
+	if (!ratio || !one || !all || !bm || reps <= 0)
+		FAIL("no memory\n");
+	if (set_param("precopy", "iterative") || set_param("dirty", "hash") ||
+	    set_param("rehash", "all") || set_param("hashing", "inplace"))
+		FAIL("cannot set module parameters\n");
+	if (sim_create_mdev(type_for(ws_mib), US) || gvfio_open(&s, US) ||
+	    gvfio_map_mem(&s, IOVA, mem))
+		FAIL("cannot set up a %s vGPU with %zu MiB of DMA memory\n",
+		     type_for(ws_mib), mem >> 20);
+	snprintf(cmd, sizeof(cmd), "start %s base=%llu size=%zu", profile,
+		 IOVA, win);
+	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
+	if (sim_write_sysfs(path, cmd) || wait_contexts(US, 2, 60000))
+		FAIL("the workload does not run (%s)\n", cmd);
+	for (i = 0; i < reps; i++) {
+		struct hash_sample o = { 0 }, a = { 0 };
+		int first_one = i % 2 == 0;
+
+		if (hash_measure_with(&s, mem, bm, "rehash_cpus",
+				      first_one ? "1" : "0",
+				      first_one ? &o : &a) ||
+		    hash_measure_with(&s, mem, bm, "rehash_cpus",
+				      first_one ? "0" : "1",
+				      first_one ? &a : &o))
+			FAIL("repetition %d: a report failed or hashed nothing\n", i);
+		one[i] = o.us_per_page;
+		all[i] = a.us_per_page;
+		ratio[i] = a.us_per_page > 0 ? o.us_per_page / a.us_per_page : 0;
+		pages += a.pages;
+		spread += a.spread;
+		cpus = a.cpus;
+		if (o.spread || o.cpus != 1)
+			FAIL("repetition %d: rehash_cpus=1 used %lld CPUs\n", i, o.cpus);
+	}
+	qsort(ratio, reps, sizeof(double), cmp_dbl);
+	qsort(one, reps, sizeof(double), cmp_dbl);
+	qsort(all, reps, sizeof(double), cmp_dbl);
+	ok = cpus < 2 || spread > 0;
+	printf("\nre-hash on %lld CPUs vs one (rehash_cpus=0|1), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
+	       cpus, (win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
+	printf("  one CPU %.3f us/page (spread %.3f-%.3f), %lld CPUs %.3f us/page (spread %.3f-%.3f); %.1f rounds spread per re-hash\n",
+	       one[reps / 2], one[0], one[reps - 1], cpus, all[reps / 2],
+	       all[0], all[reps - 1], (double)spread / reps);
+	printf("  one/all time per page: median %.2fx, spread %.2f-%.2fx: target (>= 1.6x with 2 CPUs) %s%s\n",
+	       ratio[reps / 2], ratio[0], ratio[reps - 1],
+	       cpus < 2 ? "not measurable (one CPU online)" :
+	       ratio[reps / 2] >= 1.6 ? "met" : "missed",
+	       ok ? "" : "  FAILED (no round was spread)");
+	if (jf)
+		fprintf(jf, "%s  {\"mode\": \"spread\", \"ws_bytes\": %zu, \"profile\": \"%s\", \"reps\": %d, \"cpus\": %lld, \"pages\": %lld, \"rounds_spread\": %lld, \"one_us_per_page_median\": %.4f, \"all_us_per_page_median\": %.4f, \"ratio_median\": %.3f, \"ratio_min\": %.3f, \"ratio_max\": %.3f, \"ok\": %s}",
+			ftell(jf) > 2 ? ",\n" : "", (size_t)(win - META_BYTES), profile,
+			reps, cpus, pages, spread, one[reps / 2], all[reps / 2],
+			ratio[reps / 2], ratio[0], ratio[reps - 1],
+			ok ? "true" : "false");
+out:
+	if (s.container >= 0) {
+		snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
+		sim_write_sysfs(path, "stop");
+		gvfio_close(&s);
+	}
+	sim_remove_mdev(US);
+	set_param("rehash_cpus", "0");
+	free(ratio);
+	free(one);
+	free(all);
 	free(bm);
 	return ok ? 0 : -1;
 }
@@ -1187,13 +1299,13 @@ int main(int argc, char **argv)
 	const char *vars = "writeset,gmig,naive", *json = NULL;
 	const char *counts = "1,3,7";
 	unsigned long long conc_mib = 64, hash_mib = 64;
-	int hash_reps = 7;
+	int hash_reps = 7, spread_reps = 0;
 	int modes = STOP_OWN | STOP_SYNC;
 	int rounds = 3, warmup_ms = 1000, round_ms = 300, opt, bad = 0;
 	int reinit_reps = 0;
 	FILE *jf = NULL;
 
-	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:g:X:H:M:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:g:X:H:M:P:")) != -1) {
 		switch (opt) {
 		case 's':
 			sizes = optarg;
@@ -1235,6 +1347,9 @@ int main(int argc, char **argv)
 		case 'M':
 			hash_mib = strtoull(optarg, NULL, 0);
 			break;
+		case 'P':
+			spread_reps = atoi(optarg);
+			break;
 		case 'S':
 			modes = (strstr(optarg, "own") ? STOP_OWN : 0) |
 				(strstr(optarg, "sync") ? STOP_SYNC : 0);
@@ -1248,7 +1363,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-H reps] [-M MiB] [-X lose|corrupt]\n",
+			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-H reps] [-M MiB] [-P reps] [-X lose|corrupt]\n",
 				argv[0]);
 			return 2;
 		}
@@ -1273,6 +1388,13 @@ int main(int argc, char **argv)
 
 		bad += run_hashing(hash_reps, hash_mib,
 				   pl ? strtok_r(pl, ",", &save) : "desktop", jf);
+		free(pl);
+	}
+	if (spread_reps > 0) {
+		char *pl = strdup(profiles), *save = NULL;
+
+		bad += run_spread(spread_reps, hash_mib,
+				  pl ? strtok_r(pl, ",", &save) : "desktop", jf);
 		free(pl);
 	}
 	if (strcmp(counts, "0"))

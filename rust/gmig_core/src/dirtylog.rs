@@ -179,13 +179,10 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             Action::Candidates => {
                 st.unbounded = u64::from(written.is_unbounded());
                 let window = written.base()..written.base() + written.window();
-                let r = tracker.scan_candidates_by(
-                    written,
-                    window,
-                    Unhashed::Report,
-                    &mut src,
-                    |g| pending.record(g),
-                );
+                let r =
+                    tracker.scan_candidates_by(written, window, Unhashed::Report, &mut src, |g| {
+                        pending.record(g)
+                    });
                 written.clear();
                 st.dirty = r.changed;
                 st.skipped = r.skipped;
@@ -486,7 +483,11 @@ mod tests {
                 assert_eq!(sa, sb, "{ctx}");
                 assert_eq!(ra, rb, "{ctx}");
                 assert_eq!(ma, mb, "{ctx}");
-                assert_eq!(&*a.tracker.slots_for_test(), &*b.tracker.slots_for_test(), "{ctx}");
+                assert_eq!(
+                    a.tracker.slots_for_test(),
+                    b.tracker.slots_for_test(),
+                    "{ctx}"
+                );
                 assert_eq!(
                     a.pending.iter().collect::<Vec<_>>(),
                     b.pending.iter().collect::<Vec<_>>(),

@@ -458,7 +458,10 @@ impl<'c, P: ChunkHasher + ?Sized> Chunked<'c, P> {
 impl<P: ChunkHasher + ?Sized> Hasher for Chunked<'_, P> {
     fn is_full(&self) -> bool {
         self.used == self.chunks.len()
-            && self.chunks.get(self.used.wrapping_sub(1)).is_some_and(Chunk::is_full)
+            && self
+                .chunks
+                .get(self.used.wrapping_sub(1))
+                .is_some_and(Chunk::is_full)
     }
     fn is_empty(&self) -> bool {
         self.frames == 0
@@ -471,7 +474,11 @@ impl<P: ChunkHasher + ?Sized> Hasher for Chunked<'_, P> {
             }
             self.used += 1;
         }
-        if let Some(c) = self.used.checked_sub(1).and_then(|i| self.chunks.get_mut(i)) {
+        if let Some(c) = self
+            .used
+            .checked_sub(1)
+            .and_then(|i| self.chunks.get_mut(i))
+        {
             c.push(gfn);
             self.frames += 1;
         }

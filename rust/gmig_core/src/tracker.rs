@@ -750,9 +750,15 @@ mod tests {
                 let ra = {
                     let mut h = Chunked::new(&mut chunks, &mut pool).unwrap();
                     match kind {
-                        0 => (a.scan_changed_by(&mut h, |g| ga.push(g)), RehashStats::default()),
+                        0 => (
+                            a.scan_changed_by(&mut h, |g| ga.push(g)),
+                            RehashStats::default(),
+                        ),
                         1 => (a.scan_new_by(&mut h), RehashStats::default()),
-                        _ => (0, a.scan_candidates_by(&cand, lo..hi, u, &mut h, |g| ga.push(g))),
+                        _ => (
+                            0,
+                            a.scan_candidates_by(&cand, lo..hi, u, &mut h, |g| ga.push(g)),
+                        ),
                     }
                 };
                 // Pages of a failed chunk read as unreadable pages do.
@@ -762,9 +768,15 @@ mod tests {
                     unreadable: &gone,
                 };
                 let rb = match kind {
-                    0 => (b.scan_changed_with(&mut src, |g| gb.push(g)), RehashStats::default()),
+                    0 => (
+                        b.scan_changed_with(&mut src, |g| gb.push(g)),
+                        RehashStats::default(),
+                    ),
                     1 => (b.scan_new_with(&mut src), RehashStats::default()),
-                    _ => (0, b.scan_candidates_with(&cand, lo..hi, u, &mut src, |g| gb.push(g))),
+                    _ => (
+                        0,
+                        b.scan_candidates_with(&cand, lo..hi, u, &mut src, |g| gb.push(g)),
+                    ),
                 };
                 let ctx = std::format!("seed {seed} round {round} kind {kind}");
                 assert_eq!(ra, rb, "{ctx}");
