@@ -12,7 +12,13 @@
 //! - quiesce/resume: kvmgt's `intel_gvt_companion_{stop,start}_schedule()`;
 //! - the state image ([`gvt::write_image`] / [`gvt::decode_image`]):
 //!   `intel_gvt_companion_{save,restore}_state()`;
-//! - guest pages to hash: `intel_gvt_companion_rw_gpa()`;
+//! - guest pages to hash ([`Lent`], `hashing=inplace`): those kvmgt holds
+//!   pinned are hashed where they are, in batches of up to 64 frames, each
+//!   page lent for the time of its hash under kvmgt's DMA cache lock
+//!   (`intel_gvt_companion_read_pinned()`, patch 0021); the others (a
+//!   PPGTT page the shadow has not reached, a frame kvmgt unpinned while
+//!   it stays tracked), and every page with `hashing=copy` or a kvmgt
+//!   without patch 0021, are copied with `intel_gvt_companion_rw_gpa()`;
 //! - writable pages: the pin hooks' record ([`Hooks::pinned`]); pins and
 //!   GGTT writes during dirty logging join the tracker (reported at the
 //!   next report);
@@ -46,10 +52,36 @@
 //! services), then [`GvtDev::hooks`]. kvmgt calls the hooks with its
 //! `vgpu_lock` held, so they take `hooks` only.
 //!
+//! Hashing in place adds kvmgt's `cache_lock` (the lock of its DMA cache,
+//! which every pin and unpin of kvmgt takes, its `dma_unmap` callback's
+//! included) after `inner`: a scan runs with `inner` held and nothing else
+//! of gmig's (`sync()` has dropped `hooks` and `status_regs`), and
+//! `read_pinned` takes `cache_lock` and calls [`hash_lent`], which takes no
+//! lock. kvmgt already orders `vgpu_lock` -> `cache_lock` (a GTT write
+//! pins under both) and `cache_lock` -> `hooks` (the pin and unpin hooks
+//! run under it), and type1's `device_list_lock` -> `cache_lock` (its unmap
+//! notifier); none of those holders takes `inner` (the hooks take `hooks`
+//! only, kvmgt's `dma_unmap` is its own), so `inner` -> `cache_lock` closes
+//! no cycle. gmig pins nothing here: a page kvmgt unpins is unpinned once
+//! `cache_lock` is free, after the hash, as the DMA-unmap rules want.
+//!
+//! A re-hash spread over CPUs (`crate::crew`, module parameter
+//! `rehash_cpus`) calls `read_pinned` and `rw_gpa` from work items too,
+//! one [`Lent`] per lane, while the scan's caller holds `inner` and waits
+//! for them: a work item holds nothing of gmig's when it takes
+//! `cache_lock` (or, in `rw_gpa`, the VFIO locks), so the order is the
+//! caller's own, `inner` -> `cache_lock`, and no crew lock is held across
+//! either. kvmgt's `cache_lock` is never held across a crew fork (a lane
+//! takes it only inside one `read_pinned` call), and `inner` is never
+//! taken by a lane.
+//!
 //! None of it can run without an Intel GPU (Broadwell to Comet Lake);
 //! `tests/gvt-mock` drives all of it through a mock kvmgt.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::{
+    ptr::NonNull,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+};
 
 use crate::log::dev_ratelimited;
 use kernel::{
@@ -57,8 +89,9 @@ use kernel::{
     bindings,
     debugfs::{Dir, File},
     device::Device,
-    ffi::{c_int, c_void},
+    ffi::{c_int, c_uint, c_void},
     new_mutex,
+    page::BorrowedPage,
     prelude::*,
     rbtree::RBTree,
     str::CString,
@@ -78,6 +111,7 @@ use crate::{
             WORKLOAD_LEN, WORKLOAD_WORDS,
         },
         mem::{GuestMem, MemFault},
+        pageread::{hash_pinned_or_copied, HashSource, PinnedCounts, PinnedHasher, PINNED_MAX},
         provider::{tracker_update, Provider, ShadowEvent},
         writeset::{
             scan::{CtxSlot, CONTEXT_SLOTS},
@@ -85,6 +119,7 @@ use crate::{
         },
     },
     migration::{Locked, MigDevice, Migration},
+    pin::{hash_page, InPlaceCounts, InPlaceSource},
 };
 
 /// kvmgt's `struct intel_vgpu` (opaque).
@@ -121,6 +156,14 @@ extern "C" {
     ) -> c_int;
     fn gmig_gvt_save_workloads(vgpu: *mut IntelVgpu, buf: *mut u32, count: u32) -> c_int;
     fn gmig_gvt_resubmit_workloads(vgpu: *mut IntelVgpu, buf: *const u32, count: u32) -> c_int;
+    fn gmig_gvt_can_read_pinned() -> bool;
+    fn gmig_gvt_read_pinned(
+        vgpu: *mut IntelVgpu,
+        gfn: u64,
+        count: u32,
+        f: unsafe extern "C" fn(data: *mut c_void, index: c_uint, page: *mut bindings::page),
+        data: *mut c_void,
+    ) -> c_int;
 }
 
 /// Counters over all GVT-g vGPUs (debugfs `gmig/gvt`).
@@ -252,6 +295,10 @@ impl Registration {
         // SAFETY: no preconditions; undone in `drop()` if it succeeded.
         let r = to_result(unsafe { gmig_gvt_register() });
         match r {
+            // SAFETY: no preconditions (a symbol looked up at registration).
+            Ok(()) if !unsafe { gmig_gvt_can_read_pinned() } => pr_info!(
+                "gvt provider registered with kvmgt (no intel_gvt_companion_read_pinned(): guest pages are hashed through copies)\n"
+            ),
             Ok(()) => pr_info!("gvt provider registered with kvmgt\n"),
             Err(e) if e == ENOENT => pr_info!(
                 "gvt provider not available (no kvmgt with the companion interface loaded); sim provider only\n"
@@ -423,6 +470,31 @@ impl VgpuPtr {
         to_result(unsafe { gmig_gvt_resubmit_workloads(self.0, words.as_ptr(), count) })?;
         bump(&COUNTERS.workloads_resubmitted, u64::from(count));
         Ok(())
+    }
+
+    /// Hashes, where they are, the frames of `first..first + out.len()`
+    /// (at most [`PINNED_MAX`]) that kvmgt holds pinned, each lent for the
+    /// time of its hash under kvmgt's DMA cache lock; returns the mask of
+    /// those frames, `None` if kvmgt refused the call.
+    fn read_pinned(self, seed: u64, first: u64, out: &mut [Option<u64>]) -> Option<u64> {
+        if out.len() > PINNED_MAX {
+            return None;
+        }
+        let count = u32::try_from(out.len()).ok()?;
+        let mut run = LentRun { seed, out, mask: 0 };
+        // SAFETY: live vGPU (type invariant); `hash_lent` is called only
+        // during the call, with `data` the `run` that outlives it and that
+        // nothing else accesses meanwhile.
+        let n = unsafe {
+            gmig_gvt_read_pinned(
+                self.0,
+                first,
+                count,
+                hash_lent,
+                (&raw mut run).cast::<c_void>(),
+            )
+        };
+        (n >= 0).then_some(run.mask)
     }
 
     fn rw_gpa(self, gpa: u64, buf: *mut u8, len: usize, write: bool) -> Result {
@@ -608,7 +680,114 @@ impl GvtHost for Host {
     }
 }
 
+/// What kvmgt's callbacks of one `read_pinned` call fill.
+struct LentRun<'a> {
+    seed: u64,
+    /// The run's hashes, at most [`PINNED_MAX`].
+    out: &'a mut [Option<u64>],
+    /// Bit `i`: `out[i]` was hashed in place.
+    mask: u64,
+}
+
+/// kvmgt lends the page of frame `index` of a `read_pinned` run: hashes it
+/// where it is ([`hash_page`]: volatile 8-byte reads, no `&[u8]` over
+/// memory the guest may be writing). Takes no lock.
+///
+/// # Safety
+///
+/// `data` is the [`LentRun`] of the `read_pinned` call in progress, which
+/// nothing else accesses during this call; `page` is NULL or a page kvmgt
+/// holds pinned until this returns (under its DMA cache lock).
+unsafe extern "C" fn hash_lent(data: *mut c_void, index: c_uint, page: *mut bindings::page) {
+    // SAFETY: `data` is the call's `LentRun`, exclusively ours for now
+    // (the function's contract).
+    let run = unsafe { &mut *data.cast::<LentRun<'_>>() };
+    let (Some(page), Ok(i)) = (NonNull::new(page), usize::try_from(index)) else {
+        return;
+    };
+    // A frame past the run is none of ours: ignored. `i` < 64 then.
+    let Some(o) = run.out.get_mut(i) else {
+        return;
+    };
+    // SAFETY: kvmgt holds the page pinned until this returns (the
+    // function's contract), and the borrow ends before.
+    let page = unsafe { BorrowedPage::from_raw(page) };
+    *o = Some(hash_page(run.seed, &page));
+    run.mask |= 1 << i;
+}
+
+/// kvmgt as the holder of the pins of one vGPU.
+struct Holder(VgpuPtr);
+
+impl PinnedHasher for Holder {
+    fn hash_pinned(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) -> Option<u64> {
+        self.0.read_pinned(seed, first, out)
+    }
+}
+
+/// GVT-g's in-place source of one scan (`hashing=inplace`): the pages
+/// kvmgt holds pinned are lent and hashed where they are, the others
+/// copied with `rw_gpa` ([`hash_pinned_or_copied`]).
+pub(crate) struct Lent {
+    vgpu: VgpuPtr,
+    counts: PinnedCounts,
+}
+
+impl InPlaceSource for Lent {
+    fn hash_run(
+        &mut self,
+        seed: u64,
+        first: u64,
+        out: &mut [Option<u64>],
+        copy: &mut dyn HashSource,
+    ) {
+        // `rw_gpa` (`vfio_dma_rw()`) stays the only correct way to read a
+        // frame kvmgt does not hold pinned: gmig pinning it itself would
+        // add pins that kvmgt's `dma_unmap` callback does not know to
+        // drop, and type1 `BUG()`s when an unmap keeps finding pins.
+        hash_pinned_or_copied(
+            &mut Holder(self.vgpu),
+            copy,
+            &mut self.counts,
+            seed,
+            first,
+            out,
+        );
+    }
+
+    fn counts(&self) -> InPlaceCounts {
+        InPlaceCounts {
+            runs: self.counts.calls,
+            pages: self.counts.pages,
+            copied: 0,
+            unpinned: self.counts.copied,
+        }
+    }
+
+    /// Lanes share nothing of gmig's: each lane's `read_pinned` call takes
+    /// kvmgt's `cache_lock` for its own run, so the lent pages of several
+    /// lanes are hashed one call after the other (only their `rw_gpa`
+    /// copies overlap), and a lane that is a work item holds no lock when
+    /// it takes `cache_lock`, while the caller it works for holds `inner`
+    /// and waits: the order stays `inner` -> `cache_lock` (see the
+    /// module's lock order).
+    fn for_lane(&self, _lane: usize) -> Self {
+        Self {
+            vgpu: self.vgpu,
+            counts: PinnedCounts::default(),
+        }
+    }
+}
+
 /// Guest memory of a GVT-g vGPU (kvmgt's VFIO DMA path).
+///
+/// `rw_gpa` (`vfio_dma_rw()`) stays the only correct way here: the scanner
+/// hook reads page tables and pipeline state from inside kvmgt's
+/// `scan_cmd` callback, where the interface allows no call into GVT-g but
+/// `rw_gpa` (`read_pinned` would take `cache_lock`, which kvmgt may hold
+/// around its pin hooks), reads of a few bytes that need no page lent, and
+/// a restore writes guest memory, which `read_pinned` never lends a page
+/// for.
 pub(crate) struct GvtMem(VgpuPtr);
 
 impl GuestMem for GvtMem {
@@ -690,6 +869,7 @@ pub(crate) unsafe fn device_ref<'a>(rs: *mut c_void) -> &'a GvtDev {
 impl MigDevice for GvtDev {
     type Prov = GvtVgpu<Host>;
     type Mem<'a> = GvtMem;
+    type InPlace<'a> = Lent;
 
     fn dev(&self) -> &Device {
         &self.dev
@@ -706,12 +886,23 @@ impl MigDevice for GvtDev {
         })
     }
 
+    /// The copy path: every page with `hashing=copy` or a kvmgt without
+    /// `read_pinned`, else the frames kvmgt does not hold pinned ([`Lent`]).
     fn read_guest(&self, gpa: u64, buf: &mut [u8]) -> Result {
         self.vgpu.rw_gpa(gpa, buf.as_mut_ptr(), buf.len(), false)
     }
 
     fn mem(&self) -> GvtMem {
         GvtMem(self.vgpu)
+    }
+
+    /// kvmgt lends the pages it holds pinned, if it can (patch 0021).
+    fn in_place(&self, _open: bool) -> Option<Lent> {
+        // SAFETY: no preconditions (a symbol looked up at registration).
+        unsafe { gmig_gvt_can_read_pinned() }.then_some(Lent {
+            vgpu: self.vgpu,
+            counts: PinnedCounts::default(),
+        })
     }
 
     fn sync(&self, mig: &mut Migration) {
@@ -1349,6 +1540,39 @@ mod tests {
             n += 1;
         }
         assert!(!w.sync(None, &mut ws));
+        Ok(())
+    }
+
+    /// kvmgt's callback of `read_pinned` hashes the page it is lent as
+    /// the copy path hashes the same bytes, and ignores a frame past the
+    /// run.
+    #[test]
+    fn a_lent_page_hashes_as_its_copy() -> Result {
+        use crate::gmig_core::hash::page_hash;
+        use kernel::page::Page;
+
+        let page = Page::alloc_page(GFP_KERNEL)?;
+        let mut bytes = KVVec::from_elem(0u8, 4096, GFP_KERNEL)?;
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(31) ^ 0x5a;
+        }
+        // SAFETY: `bytes` holds 4096 readable bytes, the page 4096.
+        unsafe { page.write_raw(bytes.as_ptr(), 0, 4096)? };
+        let mut out = [None; 3];
+        let mut run = LentRun {
+            seed: 7,
+            out: &mut out,
+            mask: 0,
+        };
+        let data = (&raw mut run).cast::<c_void>();
+        // SAFETY: `data` is `run`, used by nothing else during the calls;
+        // `page` is allocated (so valid) for longer than they take.
+        unsafe {
+            hash_lent(data, 1, page.as_ptr());
+            hash_lent(data, 3, page.as_ptr());
+        }
+        assert_eq!(run.mask, 0b10);
+        assert_eq!(out, [None, Some(page_hash(7, &bytes)), None]);
         Ok(())
     }
 

@@ -41,24 +41,29 @@
 //! in rounds of chunks ([`Chunked`]) when the migration has a [`Crew`]
 //! (module parameter `rehash_cpus`, 0: every online CPU; none with 1): a
 //! round of [`SPREAD_MIN`] frames or more is hashed by every lane of the
-//! crew at once, each lane with its own source ([`Pages`]: its pin slot in
-//! the vGPU's `PinWindow`, its own scratch page for the copy path), each
-//! chunk into its own buffer; the caller then merges the round into the
-//! tracker in order, alone. The result is that of one CPU, bit for bit
+//! crew at once, each lane with its own source ([`Pages`]: its own
+//! scratch page for the copy path, and its own [`InPlaceSource`] from
+//! [`InPlaceSource::for_lane`]: on the sim its pin slot in the vGPU's
+//! `PinWindow`, on GVT-g a `Lent` of its own), each chunk into its own
+//! buffer; the caller then merges the round into the tracker in order,
+//! alone. The result is that of one CPU, bit for bit
 //! (`gmig_core::pageread`). A smaller round, as a write-set re-hash
 //! usually is, runs on the caller's CPU.
 //!
 //! Locks: the caller holds the vGPU lock (and the shim's `state_mutex`)
-//! and waits in [`Crew::fork`] until every lane's task returned; a lane
-//! that is a work item takes, per run of pages, `PinWindow::busy` (a leaf
-//! spinlock) and, in `vfio_pin_pages()`/`vfio_unpin_pages()` or
-//! `vfio_dma_rw()`, the VFIO container's iommu lock and the VMM's
-//! `mmap_lock` — what the caller took itself before, in the same order
-//! after the vGPU lock. It takes neither the vGPU lock nor `state_mutex`,
-//! nor anything the `dma_unmap` callback holds while it waits (type1's
-//! device list lock), so the callback's wait for a lane's run ends as it
-//! did for the caller's, and no cycle is added. The lanes' only new lock
-//! is the crew's job spinlock, a leaf.
+//! and waits in [`Crew::fork`] until every lane's task returned. A lane
+//! that is a work item takes, per run of pages, what the caller took
+//! itself before, in the same order after the vGPU lock: on the sim,
+//! `PinWindow::busy` (a leaf spinlock) and, in `vfio_pin_pages()`,
+//! `vfio_unpin_pages()` or `vfio_dma_rw()`, the VFIO container's iommu
+//! lock and the VMM's `mmap_lock`; on GVT-g, kvmgt's `cache_lock` for one
+//! `read_pinned` call (the lanes' calls take turns on it) and, in
+//! `rw_gpa`, what `vfio_dma_rw()` takes (`crate::gvt`'s order, `inner` ->
+//! `cache_lock`, is kept). It takes neither the vGPU lock nor
+//! `state_mutex`, nor anything a `dma_unmap` callback holds while it waits
+//! (type1's device list lock), so the callback's wait for a lane's run
+//! ends as it did for the caller's, and no cycle is added. The lanes' only
+//! new lock is the crew's job spinlock, a leaf.
 //!
 //! Close or reset mid-way: both take the vGPU lock (`close_device` to
 //! mark the device closed, a reset to end the migration), which the
@@ -92,7 +97,7 @@ use crate::{
         tracker::HashTracker,
         writeset::{words_for, WriteSet, WriteSink},
     },
-    pin::{InPlace, InPlaceCounts},
+    pin::{InPlaceCounts, InPlaceSource},
 };
 
 #[cfg(doc)]
@@ -119,6 +124,10 @@ pub(crate) trait MigDevice: Sync {
     type Mem<'a>: GuestMem
     where
         Self: 'a;
+    /// Its source of pages hashed in place ([`MigDevice::in_place`]).
+    type InPlace<'a>: InPlaceSource
+    where
+        Self: 'a;
 
     /// The device messages are logged for.
     fn dev(&self) -> &Device;
@@ -130,7 +139,7 @@ pub(crate) trait MigDevice: Sync {
     /// device has one (`hashing=inplace`; `open`: a VFIO user has the
     /// device open, read under the vGPU lock the caller holds). `None`:
     /// pages are copied with [`MigDevice::read_guest`].
-    fn in_place(&self, _open: bool) -> Option<InPlace<'_>> {
+    fn in_place(&self, _open: bool) -> Option<Self::InPlace<'_>> {
         None
     }
     /// Guest memory for [`Provider::restore_state`].
@@ -194,7 +203,8 @@ fn rehash_lanes() -> usize {
 }
 
 /// Chunks of one round of a spread re-hash (16 MiB of guest memory; 96
-/// KiB of buffers per migration).
+/// KiB of buffers per migration, plus a scratch page per lane past the
+/// caller's: Documentation/migration.rst, "Memory charged to the VMM").
 const ROUND_CHUNKS: usize = 16;
 
 /// A copy of a module parameter's value, taken under the parameter lock
@@ -268,7 +278,7 @@ fn policies() -> (Policy, DirtySource, Rehash, Hashing) {
 struct Pages<'a, D: MigDevice> {
     d: &'a D,
     scratch: &'a mut [u8; 4096],
-    in_place: Option<InPlace<'a>>,
+    in_place: Option<D::InPlace<'a>>,
 }
 
 impl<'a, D: MigDevice> Pages<'a, D> {
@@ -290,7 +300,7 @@ impl<D: MigDevice> Pages<'_, D> {
     fn counts(&self) -> InPlaceCounts {
         self.in_place
             .as_ref()
-            .map_or_else(InPlaceCounts::default, InPlace::counts)
+            .map_or_else(InPlaceCounts::default, InPlaceSource::counts)
     }
 }
 
@@ -352,18 +362,6 @@ impl<'a, D: MigDevice> Lanes<'a, D> {
             pages,
             spread_rounds: 0,
         }
-    }
-
-    /// What hashing in place did on every lane.
-    fn counts(&self) -> InPlaceCounts {
-        let mut c = InPlaceCounts::default();
-        for p in self.pages.iter().flatten() {
-            let l = p.counts();
-            c.runs += l.runs;
-            c.pages += l.pages;
-            c.copied += l.copied;
-        }
-        c
     }
 }
 
@@ -459,7 +457,9 @@ fn with_hasher<D: MigDevice, R>(
             _ => f(&mut Batched::new(&mut NoPages)),
         },
     };
-    stats.add_in_place(lanes.counts());
+    for p in lanes.pages.iter().flatten() {
+        stats.add_in_place(p.counts());
+    }
     stats.rehash_rounds_spread += lanes.spread_rounds;
     r
 }
@@ -503,6 +503,9 @@ struct MigStats {
     pages_hashed_inplace: u64,
     pin_runs: u64,
     pages_copied_after_unmap: u64,
+    /// GVT-g: pages read with kvmgt's `rw_gpa` because kvmgt did not hold
+    /// them pinned (`hashing=inplace`).
+    pages_copied_unpinned: u64,
     /// Time of the stop-copy re-hash.
     rehash_stopcopy_us: i64,
     /// Reports whose write set was unbounded (every tracked page read).
@@ -533,6 +536,7 @@ impl MigStats {
         self.pages_hashed_inplace += c.pages;
         self.pin_runs += c.runs;
         self.pages_copied_after_unmap += c.copied;
+        self.pages_copied_unpinned += c.unpinned;
     }
 }
 
@@ -633,6 +637,7 @@ impl Migration {
             "pages_copied_after_unmap: {}",
             s.pages_copied_after_unmap
         )?;
+        writeln!(f, "pages_copied_unpinned: {}", s.pages_copied_unpinned)?;
         writeln!(f, "writeset_unbounded: {}", s.writeset_unbounded)?;
         writeln!(f, "rehash_cpus: {}", s.rehash_cpus)?;
         writeln!(f, "rehash_rounds_spread: {}", s.rehash_rounds_spread)?;
@@ -834,17 +839,18 @@ impl Migration {
         Ok(())
     }
 
+    /// The save side holds only the base, and all of it was read.
+    fn base_read_whole(&self) -> bool {
+        self.base_len > 0 && self.base_len == self.image.len() && self.pos == self.image.len()
+    }
+
     /// In pre-copy, with the pre-copy image read whole and kept as the
     /// base: the length of the delta a stop-copy would send now (the
     /// current image built into `full`, the delta written behind the base
     /// and dropped again; both buffers were reserved by `keep_base()`).
     /// `None` without a base, or if the delta would not be sent.
     fn delta_now(&mut self, p: &impl Provider) -> Option<usize> {
-        if !self.state.is_pre_copy()
-            || self.base_len == 0
-            || self.base_len != self.image.len()
-            || self.pos != self.image.len()
-        {
+        if !self.state.is_pre_copy() || !self.base_read_whole() {
             return None;
         }
         self.full.clear();
@@ -883,9 +889,7 @@ impl Migration {
         let stale = self.changed.as_ref().is_some_and(|c| c.base_is_stale());
         if self.state != PRE_COPY
             || !stale
-            || self.base_len == 0
-            || self.base_len != self.image.len()
-            || self.pos != self.image.len()
+            || !self.base_read_whole()
             || self.stats.precopy_reinits >= u64::from(delta::MAX_REINITS)
         {
             return false;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Hashing guest pages in place (module parameter `hashing=inplace`, the
-//! default): the sim's [`HashSource`] for the tracker's scans.
+//! default): the sim's [`HashSource`] for the tracker's scans, and the
+//! [`InPlaceSource`] trait that it and the gvt provider's source (which
+//! borrows kvmgt's pins instead, `crate::gvt::Lent`) implement.
 //!
 //! A scan hands the source runs of at most [`BATCH`] contiguous frames
 //! ([`crate::gmig_core::pageread`]). For each run the source:
@@ -28,10 +30,10 @@
 //! `dma_unmap` callback returns: type1 calls the callbacks again while a
 //! page of the range stays pinned and `BUG()`s after ten tries, iommufd
 //! `WARN`s after a hundred. The callback ([`PinWindow::unmap`]) therefore
-//! waits until no busy range, of any lane, overlaps the unmapped one. The busy range is
-//! set before the pin and cleared after the unpin, so when the callback
-//! returns the run is unpinned, whether the pin happened before the
-//! unmap looked for pins or after.
+//! waits until no busy range, of any lane, overlaps the unmapped one. The
+//! busy range is set before the pin and cleared after the unpin, so when
+//! the callback returns the run is unpinned, whether the pin happened
+//! before the unmap looked for pins or after.
 //!
 //! The callback takes only [`PinWindow::busy`] (a spinlock no one holds
 //! across a call into VFIO) and never the vGPU lock: type1 calls it with
@@ -43,13 +45,13 @@
 //! lock the callback's caller holds, on whichever lane: a lane that is a
 //! work item holds no lock at all there but [`PinWindow::busy`] for a
 //! moment, and the vGPU lock its caller holds is not one the callback
-//! takes. The unpin that ends the wait takes
-//! type1's iommu lock, which the unmapping thread dropped before calling
-//! back: the callback's wait needs the iommu lock exactly where upstream's
-//! own rule for a callback (unpin from it, as kvmgt does) needs it, and
-//! adds no lock to type1's order. iommufd (`iommufd_access_notify_unmap()`)
-//! calls the callback with no lock of its own held, and refuses new pins
-//! of an area being unmapped (`prevent_access`).
+//! takes. The unpin that ends the wait takes type1's iommu lock, which the
+//! unmapping thread dropped before calling back: the callback's wait needs
+//! the iommu lock exactly where upstream's own rule for a callback (unpin
+//! from it, as kvmgt does) needs it, and adds no lock to type1's order.
+//! iommufd (`iommufd_access_notify_unmap()`) calls the callback with no
+//! lock of its own held, and refuses new pins of an area being unmapped
+//! (`prevent_access`).
 //!
 //! type1 does not refuse them: a scan that kept pinning pages of a range
 //! being unmapped could make type1 call back more than ten times. So the
@@ -215,8 +217,9 @@ impl Drop for PinnedRun {
     }
 }
 
-/// Hashes a pinned page where it is, through volatile 8-byte reads.
-fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
+/// Hashes a pinned page where it is, through volatile 8-byte reads (also
+/// the pages kvmgt lends the gvt provider, `crate::gvt`).
+pub(crate) fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
     // The kernel crate's `Page` maps a page only to copy it
     // (`read_raw()`); its `with_page_mapped()` is private. So the page is
     // mapped here, as `Page` does it.
@@ -238,6 +241,35 @@ fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
     // SAFETY: `va` is this task's latest local mapping, made above.
     unsafe { bindings::kunmap_local(va) };
     h
+}
+
+/// A source that hashes guest pages in place for one scan
+/// (`hashing=inplace`): the sim's [`InPlace`], GVT-g's `crate::gvt::Lent`.
+///
+/// A re-hash spread over CPUs (`crate::crew`) hashes through one source
+/// per lane, each made by [`InPlaceSource::for_lane`] and used on its
+/// lane's thread only, the lanes at once: a source is `Send`, and the
+/// sources of one scan may run side by side (the sim's pin in their own
+/// slots of the [`PinWindow`]; GVT-g's each take kvmgt's `cache_lock` for
+/// their own `read_pinned` calls).
+pub(crate) trait InPlaceSource: Send {
+    /// Hashes the run `first..first + out.len()` (at most [`BATCH`]) into
+    /// `out`; `copy` reads the pages the source cannot reach in place.
+    fn hash_run(
+        &mut self,
+        seed: u64,
+        first: u64,
+        out: &mut [Option<u64>],
+        copy: &mut dyn HashSource,
+    );
+    /// What the scan did so far.
+    fn counts(&self) -> InPlaceCounts;
+    /// The same scan's source for `lane` (below [`MAX_LANES`]; no two
+    /// sources of one scan hash on the same lane at once), nothing counted
+    /// yet.
+    fn for_lane(&self, lane: usize) -> Self
+    where
+        Self: Sized;
 }
 
 /// The in-place [`HashSource`] of one scan, on one lane.
@@ -262,6 +294,9 @@ pub(crate) struct InPlaceCounts {
     pub(crate) pages: u64,
     /// Pages read with `vfio_dma_rw()` because a `dma_unmap` came.
     pub(crate) copied: u64,
+    /// GVT-g: pages copied with kvmgt's `rw_gpa` because kvmgt did not
+    /// hold them pinned.
+    pub(crate) unpinned: u64,
 }
 
 impl<'a> InPlace<'a> {
@@ -280,23 +315,10 @@ impl<'a> InPlace<'a> {
             counts: InPlaceCounts::default(),
         }
     }
+}
 
-    /// The same scan's source for `lane` (below [`MAX_LANES`]; no two
-    /// sources of one window hash on the same lane at once), nothing
-    /// counted yet: a `dma_unmap` callback since the scan started makes it
-    /// copy too.
-    pub(crate) fn for_lane(&self, lane: usize) -> Self {
-        Self {
-            vdev: self.vdev,
-            win: self.win,
-            lane,
-            unmaps: self.unmaps,
-            counts: InPlaceCounts::default(),
-        }
-    }
-
-    /// What the scan did so far.
-    pub(crate) fn counts(&self) -> InPlaceCounts {
+impl InPlaceSource for InPlace<'_> {
+    fn counts(&self) -> InPlaceCounts {
         self.counts
     }
 
@@ -304,7 +326,7 @@ impl<'a> InPlace<'a> {
     /// more than one page that cannot be pinned whole are tried page by
     /// page. `copy` reads pages once a `dma_unmap` callback came during
     /// this scan.
-    pub(crate) fn hash_run(
+    fn hash_run(
         &mut self,
         seed: u64,
         first: u64,
@@ -327,6 +349,21 @@ impl<'a> InPlace<'a> {
         }
     }
 
+    /// Pins in `lane`'s slot of the window: a `dma_unmap` callback waits
+    /// for every lane's run. One that came since the scan started makes
+    /// this lane copy too.
+    fn for_lane(&self, lane: usize) -> Self {
+        Self {
+            vdev: self.vdev,
+            win: self.win,
+            lane,
+            unmaps: self.unmaps,
+            counts: InPlaceCounts::default(),
+        }
+    }
+}
+
+impl InPlace<'_> {
     /// Hashes `first..first + out.len()` pinned as one run; `false` (every
     /// page unreadable) if the run cannot be pinned.
     fn pinned(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) -> bool {

@@ -653,6 +653,7 @@ impl Shared {
 impl MigDevice for Shared {
     type Prov = Sim;
     type Mem<'a> = DmaMem<'a>;
+    type InPlace<'a> = InPlace<'a>;
 
     /// Guest and workload GGTT writes reach the migration through
     /// `handle_event()` and `workload_setup()`; a reset, which clears the

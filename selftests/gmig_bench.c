@@ -807,13 +807,6 @@ static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
 	return hash_measure_with(s, mem, bm, "hashing", mode, h);
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int run_hashing(int reps, unsigned long long ws_mib,
 		       const char *profile, FILE *jf)
 {
@@ -860,9 +853,9 @@ static int run_hashing(int reps, unsigned long long ws_mib,
 		inplace += n.inplace;
 		runs += n.runs;
 	}
-	qsort(ratio, reps, sizeof(double), cmp_dbl);
-	qsort(cp, reps, sizeof(double), cmp_dbl);
-	qsort(ip, reps, sizeof(double), cmp_dbl);
+	qsort(ratio, reps, sizeof(double), cmp_double);
+	qsort(cp, reps, sizeof(double), cmp_double);
+	qsort(ip, reps, sizeof(double), cmp_double);
 	ok = inplace == pages;
 	printf("\nhashing in place vs copy (hashing=inplace|copy), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
 	       (win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
@@ -958,9 +951,9 @@ static int run_spread(int reps, unsigned long long ws_mib,
 		if (o.spread || o.cpus != 1)
 			FAIL("repetition %d: rehash_cpus=1 used %lld CPUs\n", i, o.cpus);
 	}
-	qsort(ratio, reps, sizeof(double), cmp_dbl);
-	qsort(one, reps, sizeof(double), cmp_dbl);
-	qsort(all, reps, sizeof(double), cmp_dbl);
+	qsort(ratio, reps, sizeof(double), cmp_double);
+	qsort(one, reps, sizeof(double), cmp_double);
+	qsort(all, reps, sizeof(double), cmp_double);
 	ok = cpus < 2 || spread > 0;
 	printf("\nre-hash on %lld CPUs vs one (rehash_cpus=0|1), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
 	       cpus, (win - META_BYTES) / 1048576.0, profile, reps, pages / reps);

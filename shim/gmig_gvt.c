@@ -16,6 +16,10 @@
  * applied, and from gmig's copy otherwise (gmig_gvt_companion.h, identical
  * to the series' include/drm/intel/intel_gvt_companion.h; CI checks that).
  * kvmgt refuses ops of another interface version or size at registration.
+ *
+ * intel_gvt_companion_read_pinned() (patch 0021) is optional: without it
+ * gmig hashes GVT-g's guest pages through rw_gpa copies, as with
+ * hashing=copy.
  */
 #include <linux/err.h>
 #include <linux/module.h>
@@ -46,7 +50,12 @@ static struct {
 	typeof(intel_gvt_companion_rw_gpa) *rw_gpa;
 	typeof(intel_gvt_companion_save_workloads) *save_wl;
 	typeof(intel_gvt_companion_resubmit_workloads) *resubmit_wl;
+	typeof(intel_gvt_companion_read_pinned) *read_pinned;	/* optional */
 } gvt;
+
+/* rust/gvt.rs asks for at most this many frames a call (pageread.rs). */
+#define GMIG_GVT_READ_PINNED_MAX 64
+static_assert(INTEL_GVT_READ_PINNED_MAX >= GMIG_GVT_READ_PINNED_MAX);
 
 /* rust/gvt.rs passes workloads as GMIG_GVT_WORKLOAD_WORDS dwords each. */
 #define GMIG_GVT_WORKLOAD_WORDS 16
@@ -252,6 +261,8 @@ static void gmig_gvt_put_symbols(void)
 		symbol_put(intel_gvt_companion_save_workloads);
 	if (gvt.resubmit_wl)
 		symbol_put(intel_gvt_companion_resubmit_workloads);
+	if (gvt.read_pinned)
+		symbol_put(intel_gvt_companion_read_pinned);
 	memset(&gvt, 0, sizeof(gvt));
 }
 
@@ -275,6 +286,7 @@ int gmig_gvt_register(void)
 	gvt.rw_gpa = symbol_get(intel_gvt_companion_rw_gpa);
 	gvt.save_wl = symbol_get(intel_gvt_companion_save_workloads);
 	gvt.resubmit_wl = symbol_get(intel_gvt_companion_resubmit_workloads);
+	gvt.read_pinned = symbol_get(intel_gvt_companion_read_pinned);
 	if (!gvt.unreg || !gvt.stop || !gvt.start || !gvt.save ||
 	    !gvt.restore || !gvt.check || !gvt.rw_gpa || !gvt.save_wl || !gvt.resubmit_wl) {
 		ret = -ENOENT;
@@ -344,4 +356,24 @@ int gmig_gvt_resubmit_workloads(struct intel_vgpu *vgpu, const u32 *buf,
 {
 	return gvt.resubmit_wl(vgpu, (const struct intel_gvt_workload *)buf,
 			       count);
+}
+
+/* Whether kvmgt lets gmig read the pages it holds pinned (patch 0021). */
+bool gmig_gvt_can_read_pinned(void)
+{
+	return gvt.read_pinned;
+}
+
+/*
+ * @fn is called under kvmgt's DMA cache lock for each of the @count frames
+ * from @gfn that kvmgt holds pinned; returns how many, or an error.
+ */
+int gmig_gvt_read_pinned(struct intel_vgpu *vgpu, u64 gfn, u32 count,
+			 void (*fn)(void *data, unsigned int index,
+				    struct page *page),
+			 void *data)
+{
+	if (!gvt.read_pinned)
+		return -EOPNOTSUPP;
+	return gvt.read_pinned(vgpu, gfn, count, fn, data);
 }

@@ -14,9 +14,13 @@
 
 struct intel_vgpu;
 struct module;
+struct page;
 struct vfio_device;
 
 #define INTEL_GVT_COMPANION_VERSION 1
+
+/* The most frames intel_gvt_companion_read_pinned() takes in one call. */
+#define INTEL_GVT_READ_PINNED_MAX 64
 
 /**
  * struct intel_gvt_vgpu_layout - graphics memory and fences of a vGPU
@@ -226,5 +230,10 @@ int intel_gvt_companion_save_workloads(struct intel_vgpu *vgpu,
 int intel_gvt_companion_resubmit_workloads(struct intel_vgpu *vgpu,
 					   const struct intel_gvt_workload *w,
 					   unsigned int count);
+int intel_gvt_companion_read_pinned(struct intel_vgpu *vgpu, u64 gfn,
+				    unsigned int count,
+				    void (*fn)(void *data, unsigned int index,
+					       struct page *page),
+				    void *data);
 
 #endif /* _INTEL_GVT_COMPANION_H_ */

@@ -131,6 +131,11 @@ int gmig_gvt_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf, size_t len,
 int gmig_gvt_save_workloads(struct intel_vgpu *vgpu, u32 *buf, u32 count);
 int gmig_gvt_resubmit_workloads(struct intel_vgpu *vgpu, const u32 *buf,
 				u32 count);
+bool gmig_gvt_can_read_pinned(void);
+int gmig_gvt_read_pinned(struct intel_vgpu *vgpu, u64 gfn, u32 count,
+			 void (*fn)(void *data, unsigned int index,
+				    struct page *page),
+			 void *data);
 
 /* C side (shim/gmig_sim.c), called from Rust. */
 int gmig_vfio_register(void);

@@ -149,6 +149,16 @@ else
 		fail "QEMU's dirty page count is not gmig's plus at most the driver's CPU writes"
 fi
 
+# gvt, hashing=inplace (the default): kvmgt lends gmig the pages it holds
+# pinned for their hashes (patch 0021) instead of gmig copying each.
+if [ "$PROVIDER" = gvt ] && [ "$(cat /sys/module/gmig/parameters/hashing)" = inplace ]; then
+	lent=$(vgpu_stat $U1 pages_read_pinned)
+	echo "hashing in place: kvmgt lent ${lent:-0} pages, gmig hashed" \
+		"$(vgpu_stat $U1 pages_hashed_inplace) in place and copied" \
+		"$(vgpu_stat $U1 pages_copied_unpinned) kvmgt had not pinned"
+	[ "${lent:-0}" -gt 0 ] || fail "hashing=inplace, but kvmgt lent gmig no page"
+fi
+
 $QMP cmd $T/dst.qmp cont >/dev/null || fail "cont"
 sleep 1
 $QMP cmd $T/dst.qmp query-status | grep -q '"running"' || fail "destination not running"

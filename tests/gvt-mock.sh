@@ -126,6 +126,19 @@ if loaded gmig && loaded gvt_mock; then
 	for step in engine-reset in-flight opregion; do
 		run_type "$step" "$step"
 	done
+	# Hashing in place on GVT-g (patch 0021): the pages kvmgt holds
+	# pinned are read where they are, the others through rw_gpa; then
+	# the copy path, in the same run. Each migrates one vGPU and checks
+	# that no page is lost; the figures are the mock's "hashing" lines.
+	hparam=/sys/module/gmig/parameters/hashing
+	hashing_was=$(cat "$hparam")
+	for mode in inplace copy; do
+		echo "$mode" >"$hparam"
+		run_type "hashing-$mode" "hashing-$mode"
+		grep -o 'hashing [a-z]*: pages_read_pinned=.*' "$OUT/gvt-mock-run-hashing-$mode.log" |
+			sed 's/^/    /'
+	done
+	echo "$hashing_was" >"$hparam"
 	echo "$rehash_was" >"$param"
 	# The randomized hostile client (GMIG_HOSTILE_SECS, default 20;
 	# GMIG_HOSTILE_SEED replays a run).

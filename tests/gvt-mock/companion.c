@@ -4,7 +4,7 @@
  * that gmig's gvt provider runs in the base test kernel, which has no i915,
  * no kvmgt and no Intel GPU.
  *
- * The module exports the ten functions of the interface
+ * The module exports the eleven functions of the interface
  * (shim/gmig_gvt_companion.h) with the semantics of the patch series.
  * gmig, loaded after it, finds them with symbol_get() and registers as the
  * companion. Writing "1" (the mock's small type) or "v5_1" (GVT-g's largest
@@ -449,6 +449,59 @@ int intel_gvt_companion_rw_gpa(struct intel_vgpu *vgpu, u64 gpa, void *buf,
 	return mock_mem_rw(m, gpa, buf, len, write);
 }
 EXPORT_SYMBOL_GPL(intel_gvt_companion_rw_gpa);
+
+/*
+ * Patch 0021: the companion reads the pages kvmgt holds pinned where they
+ * are, under kvmgt's DMA cache lock (intel_gvt_companion_read_pinned() in
+ * kvmgt.c). The mock's lock of its pins is m->lock: kvmgt.c's pins
+ * (kv_pinned_page()) and dma_unmap take it, and so do the runs' (pin());
+ * a runs' vGPU's page is that of its buffer. A frame not pinned is skipped,
+ * and the companion copies it with rw_gpa. The frames go to m->reads as
+ * rw_gpa's do (the re-hash candidates the narrow steps count).
+ */
+int intel_gvt_companion_read_pinned(struct intel_vgpu *vgpu, u64 gfn,
+				    unsigned int count,
+				    void (*fn)(void *data, unsigned int index,
+					       struct page *page),
+				    void *data)
+{
+	struct mock_vgpu *m = to_mock(vgpu);
+	struct page *page;
+	unsigned int i;
+	int n = 0;
+
+	if (!m)
+		return -EINVAL;
+	if (count > INTEL_GVT_READ_PINNED_MAX)
+		return -EINVAL;
+	/* kvmgt calls pages_pinned and _unpinned under its cache_lock */
+	if (reentered(m, "read_pinned"))
+		return -EDEADLK;
+	atomic64_inc(&m->pinned_calls);
+	guard(mutex)(&m->lock);
+	for (i = 0; i < count; i++) {
+		u64 g = gfn + i;
+
+		if (m->kv)
+			page = kv_pinned_page(m, g);
+		else if (g < MOCK_MEM_PAGES && test_bit(g, m->pins))
+			page = vmalloc_to_page(m->mem + g * MOCK_PAGE);
+		else
+			page = NULL;
+		if (!page)
+			continue;
+		if (!m->kv && READ_ONCE(m->log_reads)) {
+			guard(mutex)(&m->mem_lock);
+			set_bit(g, m->reads);
+			set_bit(g, m->reads_pinned);
+		}
+		fn(data, i, page);
+		n++;
+	}
+	atomic64_add(n, &m->pinned_reads);
+	return n;
+}
+EXPORT_SYMBOL_GPL(intel_gvt_companion_read_pinned);
 
 /*
  * Guest memory: kvmgt's intel_gvt_read_gpa() and _write_gpa(), that is
@@ -1965,13 +2018,29 @@ static void touch_frame(struct mock_vgpu *m, unsigned long gfn)
 	m->mem[gfn * MOCK_PAGE + 123] ^= 0xa5;
 }
 
-static void pin(struct mock_vgpu *m, u64 gfn)
+/*
+ * The runs' guest pins @pages frames from @gfn (@pinned) or unpins them,
+ * in the mock's pin table, and reports it as kvmgt does: under its lock.
+ */
+static void pin_range(struct mock_vgpu *m, u64 gfn, u64 pages, bool pinned)
 {
-	if (!m->ops->pages_pinned)
+	void (*fn)(void *priv, u64 gfn, u64 size);
+	u64 g;
+
+	guard(mutex)(&m->lock);
+	for (g = gfn; g - gfn < pages && g < MOCK_MEM_PAGES; g++)
+		assign_bit(g, m->pins, pinned);
+	fn = pinned ? m->ops->pages_pinned : m->ops->pages_unpinned;
+	if (!fn)
 		return;
 	cb_begin(m);
-	m->ops->pages_pinned(m->priv, gfn, MOCK_PAGE);
+	fn(m->priv, gfn, pages * MOCK_PAGE);
 	cb_end(m);
+}
+
+static void pin(struct mock_vgpu *m, u64 gfn)
+{
+	pin_range(m, gfn, 1, true);
 }
 
 /*
@@ -3045,11 +3114,7 @@ static int step_pin_record_lost(struct scenario *s)
 	}
 	if (ret != -ENOMEM)
 		return fail(s, "log_start with a lost pin: %d, expected -ENOMEM", ret);
-	if (m->ops->pages_unpinned) {
-		cb_begin(m);
-		m->ops->pages_unpinned(m->priv, 200, MOCK_PAGE);
-		cb_end(m);
-	}
+	pin_range(m, 200, 1, false);
 	ret = vdev->log_ops->log_start(vdev, &root, 1, &page_size);
 	if (ret)
 		return fail(s, "log_start after the lost pin was unpinned: %d", ret);
@@ -3952,10 +4017,136 @@ out:
 }
 
 /* Steps run on their own, each on a new scenario ("engine-reset"). */
+/*
+ * "hashing inplace|copy" (gmig's hashing parameter, which the caller set):
+ * on GVT-g, hashing in place reads the pages kvmgt holds pinned where they
+ * are (patch 0021, intel_gvt_companion_read_pinned()) and copies the rest
+ * with rw_gpa; the copy path copies them all. One mock vGPU, the narrow
+ * runs' set-up (frames 1..250 pinned and tracked), migrates up to its
+ * stop-copy report with the VMM modelled as a copy of guest memory (its
+ * first pass, then the frames each report names). After pre-copy the
+ * guest unpins frames 5..8, which stay tracked: gmig must read them with
+ * rw_gpa. A workload whose writes are unbounded (the "game" profile) makes
+ * every tracked page a re-hash candidate of the next report; then a
+ * bounded one ("store") runs before the stop. Checked: the VMM's copy ends
+ * equal to guest memory (no page lost), frames 5..8 were read and not
+ * through read_pinned, and read_pinned handed out pages (every other
+ * tracked frame in the unbounded report) with "inplace", none with "copy".
+ * Logs "hashing <mode>: pages_read_pinned=N read_pinned_calls=N rw_gpa=N".
+ */
+#define HASHING_UNPINNED	5	/* frames 5..8 */
+#define HASHING_UNPINNED_N	4
+
+static int hashing_reads(struct scenario *s, struct mock_vgpu *m, bool inplace)
+{
+	unsigned int g, pinned = 0;
+
+	for (g = 1; g <= NARROW_PINNED; g++) {
+		bool gone = g - HASHING_UNPINNED < HASHING_UNPINNED_N;
+
+		if (!test_bit(g, m->reads))
+			return fail(s, "frame %u not re-hashed by an unbounded report", g);
+		if (gone && test_bit(g, m->reads_pinned))
+			return fail(s, "frame %u read in place after kvmgt unpinned it", g);
+		if (!gone && inplace && !test_bit(g, m->reads_pinned))
+			return fail(s, "frame %u, pinned, not read in place", g);
+		pinned += test_bit(g, m->reads_pinned);
+	}
+	if (!inplace && pinned)
+		return fail(s, "%u frames read in place with hashing=copy", pinned);
+	return 0;
+}
+
+static int step_hashing(struct scenario *s, bool inplace)
+{
+	const struct narrow_profile *game = &narrow_profiles[2];
+	const struct narrow_profile *store = &narrow_profiles[0];
+	unsigned int n;
+	s64 downtime;
+	struct mock_vgpu *m;
+	u8 *vmm;
+	int ret;
+
+	m = mock_create("hashing", &s->type->src, s->type->vregs_size,
+			s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->src = m;
+	narrow_setup(m);
+	vmm = kvmalloc(MOCK_MEM_SIZE, GFP_KERNEL);
+	if (!vmm)
+		return -ENOMEM;
+	ret = step_log_start(s);
+	if (ret)
+		goto out;
+	scoped_guard(mutex, &m->mem_lock)
+		memcpy(vmm, m->mem, MOCK_MEM_SIZE);
+	ret = step_pre_copy(s) ?: report(s, m);
+	if (ret)
+		goto out;
+	vmm_send(s, vmm);
+
+	/* kvmgt unpins what it pinned, a frame at a time here */
+	for (n = 0; n < HASHING_UNPINNED_N; n++)
+		pin_range(m, HASHING_UNPINNED + n, 1, false);
+	ret = narrow_workload(s, m, game);
+	if (ret)
+		goto out;
+	bitmap_zero(m->reads, MOCK_MEM_PAGES);
+	bitmap_zero(m->reads_pinned, MOCK_MEM_PAGES);
+	WRITE_ONCE(m->log_reads, true);
+	ret = report(s, m);
+	WRITE_ONCE(m->log_reads, false);
+	if (ret)
+		goto out;
+	vmm_send(s, vmm);
+	ret = hashing_reads(s, m, inplace) ?:
+	      narrow_workload(s, m, store) ?:
+	      narrow_stop_copy(s, m, &n, &downtime);
+	if (ret)
+		goto out;
+	vmm_send(s, vmm);
+	pr_info("hashing %s: pages_read_pinned=%lld read_pinned_calls=%lld rw_gpa=%d stopcopy_candidates=%u downtime_us=%lld\n",
+		inplace ? "inplace" : "copy", atomic64_read(&m->pinned_reads),
+		atomic64_read(&m->pinned_calls), atomic_read(&m->rw_calls), n,
+		downtime);
+	scoped_guard(mutex, &m->mem_lock)
+		n = memcmp(vmm, m->mem, MOCK_MEM_SIZE);
+	if (n) {
+		ret = fail(s, "the VMM's copy of guest memory differs: a page was lost");
+		goto out;
+	}
+	if (inplace != (atomic64_read(&m->pinned_reads) > 0)) {
+		ret = fail(s, "%lld pages read in place with hashing=%s",
+			   atomic64_read(&m->pinned_reads),
+			   inplace ? "inplace" : "copy");
+		goto out;
+	}
+	ret = to_state(s, m, VFIO_DEVICE_STATE_STOP) ?: step_log_stop(s);
+	if (!ret && atomic_read(&m->reentered))
+		ret = fail(s, "%d calls into GVT-g from callbacks",
+			   atomic_read(&m->reentered));
+out:
+	kvfree(vmm);
+	return ret;
+}
+
+static int step_hashing_inplace(struct scenario *s)
+{
+	return step_hashing(s, true);
+}
+
+static int step_hashing_copy(struct scenario *s)
+{
+	return step_hashing(s, false);
+}
+
 static const struct step single_steps[] = {
 	{ "engine-reset", step_engine_reset, false },
 	{ "in-flight", step_in_flight, false },
 	{ "opregion", step_opregion, false },
+	{ "hashing-inplace", step_hashing_inplace, false },
+	{ "hashing-copy", step_hashing_copy, false },
 	{ NULL }
 };
 
@@ -4094,13 +4285,11 @@ static void h_hook(struct hostile *h, struct mock_vgpu *m)
 	cb_begin(m);
 	switch (h_below(h, 9)) {
 	case 0:
-		if (o->pages_pinned)
-			o->pages_pinned(m->priv, gfn, MOCK_PAGE *
-					(1 + h_below(h, 4)));
+		/* in the mock's pin table too: read_pinned hands them out */
+		pin_range(m, gfn, 1 + h_below(h, 4), true);
 		break;
 	case 1:
-		if (o->pages_unpinned)
-			o->pages_unpinned(m->priv, gfn, MOCK_PAGE);
+		pin_range(m, gfn, 1, false);
 		break;
 	case 2:
 		if (o->ggtt_write)

@@ -147,6 +147,17 @@ struct mock_vgpu {
 	bool log_reads;
 	DECLARE_BITMAP(reads, MOCK_MEM_PAGES);
 
+	/*
+	 * The runs' vGPUs only: the frames their guest had pinned (pin(),
+	 * under lock), kvmgt's DMA cache for intel_gvt_companion_read_pinned();
+	 * kvmgt.c's pins are its own. Pages that call handed the companion,
+	 * and its calls (both vGPU kinds).
+	 */
+	DECLARE_BITMAP(pins, MOCK_MEM_PAGES);
+	atomic64_t pinned_reads, pinned_calls;
+	/* of reads, those read_pinned handed out (under mem_lock) */
+	DECLARE_BITMAP(reads_pinned, MOCK_MEM_PAGES);
+
 	/* the hardware fences (intel_vgpu_write_fence()), under lock */
 	u64 hw_fence[MOCK_FENCES];
 	/* vgpu->hws_pga[] and the CSB emulation's writes, under lock */
@@ -252,6 +263,7 @@ int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci);
 int kv_pin(struct mock_vgpu *m, u64 gfn);
 void kv_unpin(struct mock_vgpu *m, u64 gfn);
 bool kv_pinned(struct mock_vgpu *m, u64 gfn);
+struct page *kv_pinned_page(struct mock_vgpu *m, u64 gfn);
 int kv_replay_executed(struct mock_vgpu *m, const u32 *desc);
 int kv_register(struct dentry *dir);
 void kv_unregister(void);

@@ -127,8 +127,12 @@ static const struct kv_profile kv_profiles[] = {
 struct kv_vgpu {
 	struct mock_vgpu m;		/* first: m.vdev is the vfio_device */
 	unsigned int slot;
-	/* pinned guest frames -> shadow entries mapping them, under m.lock */
+	/*
+	 * pinned guest frames -> shadow entries mapping them, and -> their
+	 * page (kvmgt's DMA cache, with patch 0020), under m.lock
+	 */
 	struct xarray pins;
+	struct xarray pin_pages;
 	unsigned long npins;
 	u64 scratch_writes;
 	u8 cfg[KV_CFG_SIZE];		/* under m.lock */
@@ -207,9 +211,13 @@ int kv_pin(struct mock_vgpu *m, u64 gfn)
 		}
 	}
 	if (xa_is_err(xa_store(&kv->pins, gfn, xa_mk_value(n + 1),
-			       GFP_KERNEL))) {
-		if (!n)
+			       GFP_KERNEL)) ||
+	    (!n && xa_is_err(xa_store(&kv->pin_pages, gfn, page,
+				      GFP_KERNEL)))) {
+		if (!n) {
+			xa_erase(&kv->pins, gfn);
 			vfio_unpin_pages(&m->vdev, gfn << PAGE_SHIFT, 1);
+		}
 		return -ENOMEM;
 	}
 	if (!n) {
@@ -222,6 +230,7 @@ int kv_pin(struct mock_vgpu *m, u64 gfn)
 static void kv_drop(struct kv_vgpu *kv, u64 gfn)
 {
 	xa_erase(&kv->pins, gfn);
+	xa_erase(&kv->pin_pages, gfn);
 	vfio_unpin_pages(&kv->m.vdev, gfn << PAGE_SHIFT, 1);
 	kv->npins--;
 	kv_report(&kv->m, gfn, false);
@@ -245,6 +254,16 @@ bool kv_pinned(struct mock_vgpu *m, u64 gfn)
 		return true;
 	m->kv->scratch_writes++;
 	return false;
+}
+
+/*
+ * The page of a frame kvmgt holds pinned, NULL if none (m.lock held, as
+ * kvmgt's cache_lock: intel_gvt_companion_read_pinned(), patch 0021).
+ */
+struct page *kv_pinned_page(struct mock_vgpu *m, u64 gfn)
+{
+	lockdep_assert_held(&m->lock);
+	return xa_load(&m->kv->pin_pages, gfn);
 }
 
 /* Unpins the frames @first..@last (m.lock held). */
@@ -1241,6 +1260,10 @@ static int kv_stats_show(struct seq_file *s, void *unused)
 	scoped_guard(mutex, &m->lock) {
 		seq_printf(s, "queued: %u\n", mock_queued(m));
 		seq_printf(s, "pins: %lu\n", kv->npins);
+		seq_printf(s, "pages_read_pinned: %lld\n",
+			   atomic64_read(&m->pinned_reads));
+		seq_printf(s, "read_pinned_calls: %lld\n",
+			   atomic64_read(&m->pinned_calls));
 		seq_printf(s, "scratch_writes: %llu\n", kv->scratch_writes);
 		seq_printf(s, "scheduled: %s\n", m->stopped ? "no" : "yes");
 		seq_printf(s, "scan_cmds: %llu\n", m->scan_cmds);
@@ -1526,6 +1549,7 @@ static int kv_init_dev(struct vfio_device *vdev)
 	l.hidden_base = SZ_1G + (u64)SZ_512M * kv->slot;
 	l.id = KV_ID_BASE + kv->slot;
 	xa_init(&kv->pins);
+	xa_init(&kv->pin_pages);
 	xa_init(&kv->cpu_dirty);
 	spin_lock_init(&kv->req_lock);
 	INIT_DELAYED_WORK(&kv->tick, kv_tick);
@@ -1557,6 +1581,7 @@ static void kv_release_dev(struct vfio_device *vdev)
 	cancel_delayed_work_sync(&kv->tick);
 	mock_release(&kv->m, false);
 	xa_destroy(&kv->pins);
+	xa_destroy(&kv->pin_pages);
 	xa_destroy(&kv->cpu_dirty);
 	kvfree(kv->rp_file);
 	kfree(kv->ring);

@@ -15,6 +15,10 @@
 //!   `kmap_local_page()` and hashed through volatile word reads
 //!   ([`super::hash::page_hash_words`]), and the run is unpinned. Both give
 //!   the same hash for the same bytes.
+//! - On GVT-g (`hashing=inplace`, `rust/gvt.rs`), kvmgt holds the pages the
+//!   GPU can write pinned already: [`hash_pinned_or_copied`] has the holder
+//!   of the pins hash those of a run where they are ([`PinnedHasher`]) and
+//!   copies the others (pages kvmgt has not pinned) through the copy path.
 //!
 //! A scan gathers and hands back its frames through a [`Hasher`]: on one
 //! CPU, a [`Batch`] at a time ([`Batched`], what every scan did before), or
@@ -102,6 +106,83 @@ impl<S: HashSource> HashSource for Counting<S> {
     fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) {
         self.inner.hash_run(seed, first, out);
         self.errors += out.iter().filter(|o| o.is_none()).count() as u64;
+    }
+}
+
+/// Hashes, where they are, the frames of a run that someone else holds
+/// pinned (kvmgt, for the GVT-g provider).
+pub trait PinnedHasher {
+    /// Hashes each frame of `first..first + out.len()` (at most 64) that is
+    /// pinned now into `out[i]` (`None` if it could not be read) and
+    /// returns the mask of those frames (bit `i`: frame `first + i`).
+    /// `None` if the holder could not be asked; then nothing was hashed.
+    fn hash_pinned(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) -> Option<u64>;
+}
+
+impl<P: PinnedHasher + ?Sized> PinnedHasher for &mut P {
+    fn hash_pinned(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) -> Option<u64> {
+        (**self).hash_pinned(seed, first, out)
+    }
+}
+
+/// What [`hash_pinned_or_copied`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PinnedCounts {
+    /// Calls to [`PinnedHasher::hash_pinned`] (one per run of at most 64).
+    pub calls: u64,
+    /// Frames hashed where they are.
+    pub pages: u64,
+    /// Frames the holder did not hold pinned (or could not be asked
+    /// about), read through the copy path instead.
+    pub copied: u64,
+}
+
+/// Most frames one [`PinnedHasher::hash_pinned`] call is given.
+pub const PINNED_MAX: usize = 64;
+
+/// Hashes the run `first..first + out.len()`: the frames `pinned` holds
+/// pinned where they are, the others through `copy`, as runs of the
+/// contiguous frames left. `out[i]` ends as [`page_hash`] of frame
+/// `first + i` (or `None` if neither could read it), whichever way it was
+/// read.
+pub fn hash_pinned_or_copied(
+    pinned: &mut (impl PinnedHasher + ?Sized),
+    copy: &mut (impl HashSource + ?Sized),
+    counts: &mut PinnedCounts,
+    seed: u64,
+    first: u64,
+    out: &mut [Option<u64>],
+) {
+    for (k, chunk) in out.chunks_mut(PINNED_MAX).enumerate() {
+        let base = first.wrapping_add((k * PINNED_MAX) as u64);
+        chunk.fill(None);
+        counts.calls += 1;
+        let all = if chunk.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << chunk.len()) - 1
+        };
+        let done = pinned.hash_pinned(seed, base, chunk).map_or(0, |m| m & all);
+        if done == 0 {
+            // Whatever the holder wrote, the copy path decides.
+            chunk.fill(None);
+        }
+        counts.pages += u64::from(done.count_ones());
+        let mut i = 0;
+        while i < chunk.len() {
+            if done & (1 << i) != 0 {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < chunk.len() && done & (1 << i) == 0 {
+                i += 1;
+            }
+            counts.copied += (i - start) as u64;
+            if let Some(o) = chunk.get_mut(start..i) {
+                copy.hash_run(seed, base.wrapping_add(start as u64), o);
+            }
+        }
     }
 }
 
@@ -727,6 +808,132 @@ mod tests {
             assert_eq!(hash, (gfn != 7).then_some(gfn ^ 1));
         }
         assert_eq!(pool.0, vec![(3, true), (3, true), (3, true), (1, false)]);
+    }
+
+    /// A holder of pins over `mem`: frames in `pinned` are hashed where
+    /// they are (word by word, as kvmgt's pages are), `fail` makes it
+    /// refuse to be asked, `lie` sets mask bits past the run.
+    struct Holder<'a> {
+        mem: &'a [[u8; PAGE]],
+        pinned: Vec<u64>,
+        calls: Vec<(u64, usize)>,
+        fail: bool,
+        lie: bool,
+    }
+
+    impl PinnedHasher for Holder<'_> {
+        fn hash_pinned(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) -> Option<u64> {
+            self.calls.push((first, out.len()));
+            if self.fail {
+                out.fill(Some(0xbad));
+                return None;
+            }
+            let mut mask = if self.lie && out.len() < 64 {
+                !0u64 << out.len()
+            } else {
+                0
+            };
+            for (i, o) in out.iter_mut().enumerate() {
+                let g = first + i as u64;
+                if !self.pinned.contains(&g) {
+                    continue;
+                }
+                let p = &self.mem[g as usize];
+                *o = Some(crate::hash::page_hash_words(seed, |w| {
+                    u64::from_le_bytes(p[8 * w..8 * w + 8].try_into().unwrap())
+                }));
+                mask |= 1 << i;
+            }
+            Some(mask)
+        }
+    }
+
+    fn random_mem(n: usize, seed: u64) -> Vec<[u8; PAGE]> {
+        let mut rng = crate::testutil::Rng::new(seed);
+        let mut mem = vec![[0u8; PAGE]; n];
+        for p in mem.iter_mut() {
+            rng.fill(p);
+        }
+        mem
+    }
+
+    /// Every frame hashes as the copy path hashes it, whether the holder
+    /// had it pinned or not; only the unpinned ones are copied, in runs
+    /// of the contiguous frames left; frames past memory stay `None`.
+    #[test]
+    fn pinned_frames_hash_in_place_and_the_rest_is_copied() {
+        let mem = random_mem(80, 5);
+        let mut rng = crate::testutil::Rng::new(9);
+        for _ in 0..200 {
+            let first = rng.below(70);
+            let len = 1 + rng.below(2 * PINNED_MAX as u64) as usize;
+            let pinned: Vec<u64> = (first..first + len as u64)
+                .filter(|&g| g < mem.len() as u64 && rng.below(3) != 0)
+                .collect();
+            let mut holder = Holder {
+                mem: &mem,
+                pinned: pinned.clone(),
+                calls: Vec::new(),
+                fail: false,
+                lie: rng.below(4) == 0,
+            };
+            let mut copied = Vec::new();
+            let mut scratch = [0u8; PAGE];
+            let mut copy = Copying::new(&mut scratch, |g, b: &mut [u8; PAGE]| {
+                copied.push(g);
+                b.copy_from_slice(mem.get(g as usize).ok_or(())?);
+                Ok::<(), ()>(())
+            });
+            let mut counts = PinnedCounts::default();
+            let mut out = vec![Some(1); len];
+            hash_pinned_or_copied(&mut holder, &mut copy, &mut counts, 3, first, &mut out);
+            for (i, o) in out.iter().enumerate() {
+                let g = first + i as u64;
+                let want = mem.get(g as usize).map(|p| page_hash(3, p));
+                assert_eq!(*o, want, "frame {g}");
+            }
+            let unpinned: Vec<u64> = (first..first + len as u64)
+                .filter(|g| !pinned.contains(g))
+                .collect();
+            let mut c = copied.clone();
+            c.sort();
+            assert_eq!(c, unpinned, "only the unpinned frames are copied");
+            assert_eq!(counts.pages, pinned.len() as u64);
+            assert_eq!(counts.copied, unpinned.len() as u64);
+            assert_eq!(counts.calls, len.div_ceil(PINNED_MAX) as u64);
+            assert!(holder.calls.iter().all(|&(_, n)| n <= PINNED_MAX));
+        }
+    }
+
+    /// A holder that cannot be asked hashes nothing: the copy path reads
+    /// the whole run, whatever the holder wrote.
+    #[test]
+    fn a_holder_that_fails_leaves_the_run_to_the_copy_path() {
+        let mem = random_mem(8, 6);
+        let mut holder = Holder {
+            mem: &mem,
+            pinned: (0..8).collect(),
+            calls: Vec::new(),
+            fail: true,
+            lie: false,
+        };
+        let mut rec = Recorder {
+            runs: Vec::new(),
+            unreadable: 99,
+        };
+        let mut counts = PinnedCounts::default();
+        let mut out = [None; 6];
+        hash_pinned_or_copied(&mut holder, &mut rec, &mut counts, 0x10, 1, &mut out);
+        assert_eq!(rec.runs, vec![(1, 6)], "one run, copied");
+        assert_eq!(out[0], Some(0x11));
+        assert_eq!(
+            counts,
+            PinnedCounts {
+                calls: 1,
+                pages: 0,
+                copied: 6
+            }
+        );
     }
 
     #[test]
