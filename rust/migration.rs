@@ -550,6 +550,29 @@ struct Tracking {
     lost_said: bool,
 }
 
+impl Tracking {
+    /// Runs `f`, a scan of the log, with this migration's [`Hasher`]
+    /// ([`with_hasher`]: spread over its crew if it has one).
+    fn scan<D: MigDevice, R>(
+        &mut self,
+        d: &D,
+        hashing: Hashing,
+        open: bool,
+        stats: &mut MigStats,
+        f: impl FnOnce(&mut DirtyLog<KVVec<u64>>, &mut dyn Hasher) -> R,
+    ) -> R {
+        let Self {
+            log,
+            scratch,
+            spread,
+            ..
+        } = self;
+        with_hasher(d, hashing, open, scratch, spread.as_mut(), stats, |h| {
+            f(log, h)
+        })
+    }
+}
+
 /// Migration state of one vGPU.
 pub(crate) struct Migration {
     state: DeviceState,
@@ -707,21 +730,9 @@ impl Migration {
             return;
         };
         let start = Instant::<Monotonic>::now();
-        let Tracking {
-            log,
-            scratch,
-            spread,
-            ..
-        } = t;
-        let st = with_hasher(
-            d,
-            self.hashing,
-            open,
-            scratch,
-            spread.as_mut(),
-            &mut self.stats,
-            |h| log.stop_scan_by(action, h),
-        );
+        let st = t.scan(d, self.hashing, open, &mut self.stats, |log, h| {
+            log.stop_scan_by(action, h)
+        });
         let Some(st) = st else {
             return;
         };
@@ -1572,27 +1583,13 @@ unsafe fn log_report_locked<D: MigDevice>(
         Phase::PreCopy => planner::decide_rehash(policy, source, rehash, phase),
     };
     let start = Instant::<Monotonic>::now();
-    let Tracking {
-        log,
-        scratch,
-        spread,
-        ..
-    } = t;
-    let st = with_hasher(
-        d,
-        hashing,
-        open,
-        scratch,
-        spread.as_mut(),
-        &mut mig.stats,
-        |h| {
-            log.report_by(action, first..last, h, |gfn| {
-                // SAFETY: `dirty` is the bitmap of this report, valid
-                // during the call (the function's contract).
-                unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
-            })
-        },
-    );
+    let st = t.scan(d, hashing, open, &mut mig.stats, |log, h| {
+        log.report_by(action, first..last, h, |gfn| {
+            // SAFETY: `dirty` is the bitmap of this report, valid during
+            // the call (the function's contract).
+            unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
+        })
+    });
     let took = start.elapsed().as_micros_ceil();
     let mig_stats = &mut l.mig.stats;
     mig_stats.read_errors += st.read_errors;

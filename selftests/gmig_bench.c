@@ -807,43 +807,83 @@ static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
 	return hash_measure_with(s, mem, bm, "hashing", mode, h);
 }
 
-static int run_hashing(int reps, unsigned long long ws_mib,
-		       const char *profile, FILE *jf)
-{
-	size_t win = (ws_mib << 20) + META_BYTES > XL_WINDOW ?
-		     XL_WINDOW : (ws_mib << 20) + META_BYTES;
-	size_t mem = win + (1 << 20), words = (mem / PAGE + 63) / 64;
-	struct gvfio s = { .container = -1 };
-	double *ratio = calloc(reps, sizeof(double));
-	double *cp = calloc(reps, sizeof(double));
-	double *ip = calloc(reps, sizeof(double));
-	uint64_t *bm = calloc(words, 8);
-	long long pages = 0, inplace = 0, runs = 0;
-	char cmd[160], path[128];
-	int i, ok = 0;
+/*
+ * The vGPU -H and -P measure on: one source vGPU of the -M working set
+ * (@ws_mib) with @profile's workload running, precopy=iterative
+ * dirty=hash rehash=all, and a bitmap for its DMA logging reports.
+ */
+struct rehash_vgpu {
+	struct gvfio s;
+	size_t win, mem;
+	uint64_t *bm;
+};
 
+static int rehash_vgpu_up(struct rehash_vgpu *v, unsigned long long ws_mib,
+			  const char *profile)
+{
+	char cmd[160], path[128];
+
+	v->win = (ws_mib << 20) + META_BYTES > XL_WINDOW ?
+		 XL_WINDOW : (ws_mib << 20) + META_BYTES;
+	v->mem = v->win + (1 << 20);
+	v->bm = calloc((v->mem / PAGE + 63) / 64, 8);
 	sim_remove_mdev(US);
-	if (!ratio || !cp || !ip || !bm || reps <= 0)
+	if (!v->bm)
 		FAIL("no memory\n");
 	if (set_param("precopy", "iterative") || set_param("dirty", "hash") ||
 	    set_param("rehash", "all"))
 		FAIL("cannot set module parameters\n");
-	if (sim_create_mdev(type_for(ws_mib), US) || gvfio_open(&s, US) ||
-	    gvfio_map_mem(&s, IOVA, mem))
+	if (sim_create_mdev(type_for(ws_mib), US) || gvfio_open(&v->s, US) ||
+	    gvfio_map_mem(&v->s, IOVA, v->mem))
 		FAIL("cannot set up a %s vGPU with %zu MiB of DMA memory\n",
-		     type_for(ws_mib), mem >> 20);
+		     type_for(ws_mib), v->mem >> 20);
 	snprintf(cmd, sizeof(cmd), "start %s base=%llu size=%zu", profile,
-		 IOVA, win);
+		 IOVA, v->win);
 	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
 	if (sim_write_sysfs(path, cmd) || wait_contexts(US, 2, 60000))
 		FAIL("the workload does not run (%s)\n", cmd);
+	return 0;
+out:
+	return -1;
+}
+
+static void rehash_vgpu_down(struct rehash_vgpu *v)
+{
+	char path[128];
+
+	if (v->s.container >= 0) {
+		snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
+		sim_write_sysfs(path, "stop");
+		gvfio_close(&v->s);
+	}
+	sim_remove_mdev(US);
+	free(v->bm);
+	v->bm = NULL;
+}
+
+static int run_hashing(int reps, unsigned long long ws_mib,
+		       const char *profile, FILE *jf)
+{
+	struct rehash_vgpu v = { .s = { .container = -1 } };
+	double *ratio = calloc(reps, sizeof(double));
+	double *cp = calloc(reps, sizeof(double));
+	double *ip = calloc(reps, sizeof(double));
+	long long pages = 0, inplace = 0, runs = 0;
+	int i, ok = 0;
+
+	if (!ratio || !cp || !ip || reps <= 0)
+		FAIL("no memory\n");
+	if (rehash_vgpu_up(&v, ws_mib, profile))
+		goto out;
 	for (i = 0; i < reps; i++) {
 		struct hash_sample c = { 0 }, n = { 0 };
 		int first_copy = i % 2 == 0;
 
-		if (hash_measure(&s, mem, bm, first_copy ? "copy" : "inplace",
+		if (hash_measure(&v.s, v.mem, v.bm,
+				 first_copy ? "copy" : "inplace",
 				 first_copy ? &c : &n) ||
-		    hash_measure(&s, mem, bm, first_copy ? "inplace" : "copy",
+		    hash_measure(&v.s, v.mem, v.bm,
+				 first_copy ? "inplace" : "copy",
 				 first_copy ? &n : &c))
 			FAIL("repetition %d: a report failed or hashed nothing\n", i);
 		cp[i] = c.us_per_page;
@@ -858,7 +898,7 @@ static int run_hashing(int reps, unsigned long long ws_mib,
 	qsort(ip, reps, sizeof(double), cmp_double);
 	ok = inplace == pages;
 	printf("\nhashing in place vs copy (hashing=inplace|copy), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
-	       (win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
+	       (v.win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
 	printf("  copy %.3f us/page (spread %.3f-%.3f), inplace %.3f us/page (spread %.3f-%.3f); hashed in place %lld of %lld pages, %.1f pages per pinned run\n",
 	       cp[reps / 2], cp[0], cp[reps - 1], ip[reps / 2], ip[0],
 	       ip[reps - 1], inplace, pages, runs ? (double)inplace / runs : 0);
@@ -868,22 +908,16 @@ static int run_hashing(int reps, unsigned long long ws_mib,
 	       ok ? "" : "  FAILED (pages fell back to the copy path)");
 	if (jf)
 		fprintf(jf, "%s  {\"mode\": \"hashing\", \"ws_bytes\": %zu, \"profile\": \"%s\", \"reps\": %d, \"pages\": %lld, \"pages_inplace\": %lld, \"pin_runs\": %lld, \"copy_us_per_page_median\": %.4f, \"inplace_us_per_page_median\": %.4f, \"ratio_median\": %.3f, \"ratio_min\": %.3f, \"ratio_max\": %.3f, \"ok\": %s}",
-			ftell(jf) > 2 ? ",\n" : "", (size_t)(win - META_BYTES), profile,
+			ftell(jf) > 2 ? ",\n" : "", (size_t)(v.win - META_BYTES), profile,
 			reps, pages, inplace, runs, cp[reps / 2], ip[reps / 2],
 			ratio[reps / 2], ratio[0], ratio[reps - 1],
 			ok ? "true" : "false");
 out:
-	if (s.container >= 0) {
-		snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
-		sim_write_sysfs(path, "stop");
-		gvfio_close(&s);
-	}
-	sim_remove_mdev(US);
+	rehash_vgpu_down(&v);
 	set_param("hashing", "inplace");
 	free(ratio);
 	free(cp);
 	free(ip);
-	free(bm);
 	return ok ? 0 : -1;
 }
 
@@ -904,41 +938,27 @@ out:
 static int run_spread(int reps, unsigned long long ws_mib,
 		      const char *profile, FILE *jf)
 {
-	size_t win = (ws_mib << 20) + META_BYTES > XL_WINDOW ?
-		     XL_WINDOW : (ws_mib << 20) + META_BYTES;
-	size_t mem = win + (1 << 20), words = (mem / PAGE + 63) / 64;
-	struct gvfio s = { .container = -1 };
+	struct rehash_vgpu v = { .s = { .container = -1 } };
 	double *ratio = calloc(reps, sizeof(double));
 	double *one = calloc(reps, sizeof(double));
 	double *all = calloc(reps, sizeof(double));
-	uint64_t *bm = calloc(words, 8);
 	long long pages = 0, spread = 0, cpus = 0;
-	char cmd[160], path[128];
 	int i, ok = 0;
 
-	sim_remove_mdev(US);
-	if (!ratio || !one || !all || !bm || reps <= 0)
+	if (!ratio || !one || !all || reps <= 0)
 		FAIL("no memory\n");
-	if (set_param("precopy", "iterative") || set_param("dirty", "hash") ||
-	    set_param("rehash", "all") || set_param("hashing", "inplace"))
+	if (set_param("hashing", "inplace"))
 		FAIL("cannot set module parameters\n");
-	if (sim_create_mdev(type_for(ws_mib), US) || gvfio_open(&s, US) ||
-	    gvfio_map_mem(&s, IOVA, mem))
-		FAIL("cannot set up a %s vGPU with %zu MiB of DMA memory\n",
-		     type_for(ws_mib), mem >> 20);
-	snprintf(cmd, sizeof(cmd), "start %s base=%llu size=%zu", profile,
-		 IOVA, win);
-	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
-	if (sim_write_sysfs(path, cmd) || wait_contexts(US, 2, 60000))
-		FAIL("the workload does not run (%s)\n", cmd);
+	if (rehash_vgpu_up(&v, ws_mib, profile))
+		goto out;
 	for (i = 0; i < reps; i++) {
 		struct hash_sample o = { 0 }, a = { 0 };
 		int first_one = i % 2 == 0;
 
-		if (hash_measure_with(&s, mem, bm, "rehash_cpus",
+		if (hash_measure_with(&v.s, v.mem, v.bm, "rehash_cpus",
 				      first_one ? "1" : "0",
 				      first_one ? &o : &a) ||
-		    hash_measure_with(&s, mem, bm, "rehash_cpus",
+		    hash_measure_with(&v.s, v.mem, v.bm, "rehash_cpus",
 				      first_one ? "0" : "1",
 				      first_one ? &a : &o))
 			FAIL("repetition %d: a report failed or hashed nothing\n", i);
@@ -956,7 +976,7 @@ static int run_spread(int reps, unsigned long long ws_mib,
 	qsort(all, reps, sizeof(double), cmp_double);
 	ok = cpus < 2 || spread > 0;
 	printf("\nre-hash on %lld CPUs vs one (rehash_cpus=0|1), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
-	       cpus, (win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
+	       cpus, (v.win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
 	printf("  one CPU %.3f us/page (spread %.3f-%.3f), %lld CPUs %.3f us/page (spread %.3f-%.3f); %.1f rounds spread per re-hash\n",
 	       one[reps / 2], one[0], one[reps - 1], cpus, all[reps / 2],
 	       all[0], all[reps - 1], (double)spread / reps);
@@ -967,22 +987,16 @@ static int run_spread(int reps, unsigned long long ws_mib,
 	       ok ? "" : "  FAILED (no round was spread)");
 	if (jf)
 		fprintf(jf, "%s  {\"mode\": \"spread\", \"ws_bytes\": %zu, \"profile\": \"%s\", \"reps\": %d, \"cpus\": %lld, \"pages\": %lld, \"rounds_spread\": %lld, \"one_us_per_page_median\": %.4f, \"all_us_per_page_median\": %.4f, \"ratio_median\": %.3f, \"ratio_min\": %.3f, \"ratio_max\": %.3f, \"ok\": %s}",
-			ftell(jf) > 2 ? ",\n" : "", (size_t)(win - META_BYTES), profile,
+			ftell(jf) > 2 ? ",\n" : "", (size_t)(v.win - META_BYTES), profile,
 			reps, cpus, pages, spread, one[reps / 2], all[reps / 2],
 			ratio[reps / 2], ratio[0], ratio[reps - 1],
 			ok ? "true" : "false");
 out:
-	if (s.container >= 0) {
-		snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
-		sim_write_sysfs(path, "stop");
-		gvfio_close(&s);
-	}
-	sim_remove_mdev(US);
+	rehash_vgpu_down(&v);
 	set_param("rehash_cpus", "0");
 	free(ratio);
 	free(one);
 	free(all);
-	free(bm);
 	return ok ? 0 : -1;
 }
 
