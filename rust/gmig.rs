@@ -21,6 +21,7 @@ pub mod gmig_core;
 
 mod abi;
 mod bench;
+mod crew;
 mod ffi;
 mod gvt;
 mod kunit;

@@ -65,6 +65,16 @@
 //! no cycle. gmig pins nothing here: a page kvmgt unpins is unpinned once
 //! `cache_lock` is free, after the hash, as the DMA-unmap rules want.
 //!
+//! A re-hash spread over CPUs (`crate::crew`, module parameter
+//! `rehash_cpus`) calls `read_pinned` and `rw_gpa` from work items too,
+//! one [`Lent`] per lane, while the scan's caller holds `inner` and waits
+//! for them: a work item holds nothing of gmig's when it takes
+//! `cache_lock` (or, in `rw_gpa`, the VFIO locks), so the order is the
+//! caller's own, `inner` -> `cache_lock`, and no crew lock is held across
+//! either. kvmgt's `cache_lock` is never held across a crew fork (a lane
+//! takes it only inside one `read_pinned` call), and `inner` is never
+//! taken by a lane.
+//!
 //! None of it can run without an Intel GPU (Broadwell to Comet Lake);
 //! `tests/gvt-mock` drives all of it through a mock kvmgt.
 
@@ -767,6 +777,20 @@ impl InPlaceSource for Lent {
             pages: self.counts.pages,
             copied: 0,
             unpinned: self.counts.copied,
+        }
+    }
+
+    /// Lanes share nothing of gmig's: each lane's `read_pinned` call takes
+    /// kvmgt's `cache_lock` for its own run, so the lent pages of several
+    /// lanes are hashed one call after the other (only their `rw_gpa`
+    /// copies overlap), and a lane that is a work item holds no lock when
+    /// it takes `cache_lock`, while the caller it works for holds `inner`
+    /// and waits: the order stays `inner` -> `cache_lock` (see the
+    /// module's lock order).
+    fn for_lane(&self, _lane: usize) -> Self {
+        Self {
+            vgpu: self.vgpu,
+            counts: PinnedCounts::default(),
         }
     }
 }

@@ -34,6 +34,43 @@
 //! ([`crate::abi`]) name the provider of the object they pass.
 //!
 //! Arcs run with the shim's `state_mutex` held and take the vGPU lock.
+//!
+//! # A re-hash on several CPUs
+//!
+//! A scan (a report's re-hash, the stop-copy re-hash) gathers its frames
+//! in rounds of chunks ([`Chunked`]) when the migration has a [`Crew`]
+//! (module parameter `rehash_cpus`, 0: every online CPU; none with 1): a
+//! round of [`SPREAD_MIN`] frames or more is hashed by every lane of the
+//! crew at once, each lane with its own source ([`Pages`]: its own
+//! scratch page for the copy path, and its own [`InPlaceSource`] from
+//! [`InPlaceSource::for_lane`]: on the sim its pin slot in the vGPU's
+//! `PinWindow`, on GVT-g a `Lent` of its own), each chunk into its own
+//! buffer; the caller then merges the round into the tracker in order,
+//! alone. The result is that of one CPU, bit for bit
+//! (`gmig_core::pageread`). A smaller round, as a write-set re-hash
+//! usually is, runs on the caller's CPU.
+//!
+//! Locks: the caller holds the vGPU lock (and the shim's `state_mutex`)
+//! and waits in [`Crew::fork`] until every lane's task returned. A lane
+//! that is a work item takes, per run of pages, what the caller took
+//! itself before, in the same order after the vGPU lock: on the sim,
+//! `PinWindow::busy` (a leaf spinlock) and, in `vfio_pin_pages()`,
+//! `vfio_unpin_pages()` or `vfio_dma_rw()`, the VFIO container's iommu
+//! lock and the VMM's `mmap_lock`; on GVT-g, kvmgt's `cache_lock` for one
+//! `read_pinned` call (the lanes' calls take turns on it) and, in
+//! `rw_gpa`, what `vfio_dma_rw()` takes (`crate::gvt`'s order, `inner` ->
+//! `cache_lock`, is kept). It takes neither the vGPU lock nor
+//! `state_mutex`, nor anything a `dma_unmap` callback holds while it waits
+//! (type1's device list lock), so the callback's wait for a lane's run
+//! ends as it did for the caller's, and no cycle is added. The lanes' only
+//! new lock is the crew's job spinlock, a leaf.
+//!
+//! Close or reset mid-way: both take the vGPU lock (`close_device` to
+//! mark the device closed, a reset to end the migration), which the
+//! caller holds until every lane is done, so neither runs under a lane. A
+//! scan of a device that is not open hashes nothing in place; a lane that
+//! finds it so fails its chunk: its pages count as changed, as pages that
+//! cannot be read do.
 
 use crate::log::dev_ratelimited;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -46,13 +83,14 @@ use kernel::{
 };
 
 use crate::{
+    crew::{Crew, Shares, MAX_LANES},
     ffi::{set_dirty, IovaBitmap},
     gmig_core::{
         dirtylog::{DirtyLog, Loss},
         farframes::FarFrames,
         gtt::PAGE_SIZE,
         mem::GuestMem,
-        pageread::{Copying, HashSource},
+        pageread::{Batched, Chunk, ChunkHasher, Chunked, Copying, HashSource, Hasher},
         planner::{self, Action, DirtySource, FinalImage, Hashing, Phase, Policy, Rehash},
         provider::{tracker_update, Provider, RestoreError, ShadowEvent},
         stream::{self, delta, ChangedEntries, Incoming, Resolved, ResumeError},
@@ -61,6 +99,9 @@ use crate::{
     },
     pin::{InPlaceCounts, InPlaceSource},
 };
+
+#[cfg(doc)]
+use crate::gmig_core::pageread::SPREAD_MIN;
 
 /// What the vGPU lock protects, as the migration layer sees it.
 pub(crate) struct Locked<'a, P> {
@@ -73,7 +114,10 @@ pub(crate) struct Locked<'a, P> {
 }
 
 /// A vGPU the migration layer drives: the object behind one vfio_device.
-pub(crate) trait MigDevice {
+/// `Sync`: the lanes of a spread re-hash read guest memory through it on
+/// several CPUs at once ([`MigDevice::read_guest`], [`MigDevice::in_place`]'s
+/// source).
+pub(crate) trait MigDevice: Sync {
     /// Its backend.
     type Prov: Provider;
     /// Guest memory for a restore's remapping.
@@ -146,7 +190,22 @@ const MAX_FAR_FRAMES: usize = 1 << 16;
 extern "C" {
     fn get_random_u64() -> u64;
     fn gmig_param_get(which: u32, buf: *mut kernel::ffi::c_char, len: usize);
+    fn gmig_rehash_lanes() -> kernel::ffi::c_uint;
 }
+
+/// Lanes a migration starting now spreads its large re-hashes over
+/// (module parameter `rehash_cpus`, at most the online CPUs and
+/// [`MAX_LANES`]).
+fn rehash_lanes() -> usize {
+    // SAFETY: `gmig_rehash_lanes()` has no preconditions.
+    let n = unsafe { gmig_rehash_lanes() };
+    usize::try_from(n).unwrap_or(1).clamp(1, MAX_LANES)
+}
+
+/// Chunks of one round of a spread re-hash (16 MiB of guest memory; 96
+/// KiB of buffers per migration, plus a scratch page per lane past the
+/// caller's: Documentation/migration.rst, "Memory charged to the VMM").
+const ROUND_CHUNKS: usize = 16;
 
 /// A copy of a module parameter's value, taken under the parameter lock
 /// (the shim's buffers hold 16 bytes, NUL included).
@@ -263,6 +322,158 @@ impl<D: MigDevice> HashSource for Pages<'_, D> {
     }
 }
 
+/// Hashes the chunks of a round on the lanes of the migration's crew, each
+/// lane through its own [`Pages`].
+struct Lanes<'a, D: MigDevice> {
+    crew: &'a Crew,
+    /// A VFIO user has the device open (read under the vGPU lock).
+    open: bool,
+    /// Per lane, its source (`None` past the crew's lanes).
+    pages: [Option<Pages<'a, D>>; MAX_LANES],
+    /// Rounds spread over the crew.
+    spread_rounds: u64,
+}
+
+impl<'a, D: MigDevice> Lanes<'a, D> {
+    /// Lane 0 hashes through `first` (the caller's scratch page), lane `k`
+    /// through scratch page `k - 1` of `more`; in place on each lane if
+    /// `first` does.
+    fn new(
+        crew: &'a Crew,
+        open: bool,
+        first: Pages<'a, D>,
+        more: &'a mut [KBox<[u8; 4096]>],
+    ) -> Self {
+        let (d, template) = (first.d, first.in_place.as_ref().map(|p| p.for_lane(0)));
+        let mut more = more.iter_mut();
+        let mut first = Some(first);
+        let lanes = crew.lanes();
+        let pages = core::array::from_fn(|k| match k {
+            0 => first.take(),
+            k if k < lanes => more.next().map(|scratch| Pages {
+                d,
+                scratch,
+                in_place: template.as_ref().map(|p| p.for_lane(k)),
+            }),
+            _ => None,
+        });
+        Self {
+            crew,
+            open,
+            pages,
+            spread_rounds: 0,
+        }
+    }
+}
+
+impl<D: MigDevice> ChunkHasher for Lanes<'_, D> {
+    fn hash_chunks(&mut self, seed: u64, chunks: &mut [Chunk], spread: bool) {
+        let open = self.open;
+        let n = chunks.len();
+        let chunks = Shares::new(chunks);
+        let lanes = Shares::new(&mut self.pages[..]);
+        self.crew.fork(n, spread, &|lane, task| {
+            // SAFETY: a fork runs each task once and each lane on one
+            // thread at a time (`crate::crew`): chunk `task` and lane
+            // `lane`'s source are this call's alone.
+            let (chunk, pages) = unsafe { (chunks.get(task), lanes.get(lane)) };
+            let Some(chunk) = chunk else {
+                return;
+            };
+            match pages {
+                // The vGPU lock the caller holds keeps the device open
+                // (a close takes it); a device found closed all the same
+                // is gone: its pages count as changed.
+                Some(Some(p)) if open => chunk.hash(p, seed),
+                _ => chunk.fail(),
+            }
+        });
+        self.spread_rounds += u64::from(spread && self.crew.lanes() > 1 && n > 1);
+    }
+}
+
+/// A migration's means to spread a re-hash over CPUs, allocated with its
+/// tracker (so nothing is allocated in the downtime).
+struct Spread {
+    crew: Crew,
+    /// The chunks of a round.
+    chunks: KVVec<Chunk>,
+    /// A scratch page per lane past the caller's (the copy path's).
+    scratch: KVec<KBox<[u8; 4096]>>,
+}
+
+impl Spread {
+    /// For `lanes` lanes; `None` for one (or without memory: then every
+    /// re-hash runs on the caller's CPU).
+    fn new(lanes: usize) -> Option<Self> {
+        if lanes < 2 {
+            return None;
+        }
+        let crew = Crew::new(lanes).ok()?;
+        let chunks = KVVec::from_elem(Chunk::new(), ROUND_CHUNKS, GFP_KERNEL_ACCOUNT).ok()?;
+        let mut scratch = KVec::with_capacity(crew.lanes() - 1, GFP_KERNEL_ACCOUNT).ok()?;
+        for _ in 1..crew.lanes() {
+            let page = KBox::new([0u8; 4096], GFP_KERNEL_ACCOUNT).ok()?;
+            scratch.push(page, GFP_KERNEL_ACCOUNT).ok()?;
+        }
+        Some(Self {
+            crew,
+            chunks,
+            scratch,
+        })
+    }
+}
+
+/// Runs `f` (a scan) with the [`Hasher`] of this migration: rounds of
+/// chunks spread over its crew if it has one, else the caller's CPU a
+/// batch at a time; counts what hashing in place did and the rounds
+/// spread.
+fn with_hasher<D: MigDevice, R>(
+    d: &D,
+    hashing: Hashing,
+    open: bool,
+    scratch: &mut [u8; 4096],
+    spread: Option<&mut Spread>,
+    stats: &mut MigStats,
+    f: impl FnOnce(&mut dyn Hasher) -> R,
+) -> R {
+    let pages = Pages::new(d, hashing, open, scratch);
+    let Some(Spread {
+        crew,
+        chunks,
+        scratch: more,
+    }) = spread
+    else {
+        let mut pages = pages;
+        let r = f(&mut Batched::new(&mut pages));
+        stats.add_in_place(pages.counts());
+        return r;
+    };
+    let mut lanes = Lanes::new(crew, open, pages, more);
+    let r = match Chunked::new(chunks, &mut lanes) {
+        Some(mut h) => f(&mut h),
+        // No chunk (cannot be: ROUND_CHUNKS of them): the caller's CPU.
+        None => match lanes.pages.get_mut(0) {
+            Some(Some(p)) => f(&mut Batched::new(p)),
+            _ => f(&mut Batched::new(&mut NoPages)),
+        },
+    };
+    for p in lanes.pages.iter().flatten() {
+        stats.add_in_place(p.counts());
+    }
+    stats.rehash_rounds_spread += lanes.spread_rounds;
+    r
+}
+
+/// A source that reads nothing (every page counts as changed).
+struct NoPages;
+
+impl HashSource for NoPages {
+    fn hash_run(&mut self, _seed: u64, _first: u64, out: &mut [Option<u64>]) {
+        out.fill(None);
+    }
+}
+
 /// Per-migration statistics (debugfs `stats`), reset when one starts.
 #[derive(Default, Clone, Copy)]
 struct MigStats {
@@ -323,6 +534,10 @@ struct MigStats {
     /// Resume side: bytes of images a later full image superseded,
     /// dropped as they arrived.
     superseded_bytes: u64,
+    /// CPUs a large re-hash of this migration is spread over.
+    rehash_cpus: u64,
+    /// Rounds of chunks re-hashed on several CPUs at once.
+    rehash_rounds_spread: u64,
 }
 
 impl MigStats {
@@ -339,8 +554,33 @@ impl MigStats {
 struct Tracking {
     log: DirtyLog<KVVec<u64>>,
     scratch: KBox<[u8; 4096]>,
+    /// Lanes to spread a large re-hash over (`None`: the caller's CPU).
+    spread: Option<Spread>,
     /// The incomplete log was reported in dmesg.
     lost_said: bool,
+}
+
+impl Tracking {
+    /// Runs `f`, a scan of the log, with this migration's [`Hasher`]
+    /// ([`with_hasher`]: spread over its crew if it has one).
+    fn scan<D: MigDevice, R>(
+        &mut self,
+        d: &D,
+        hashing: Hashing,
+        open: bool,
+        stats: &mut MigStats,
+        f: impl FnOnce(&mut DirtyLog<KVVec<u64>>, &mut dyn Hasher) -> R,
+    ) -> R {
+        let Self {
+            log,
+            scratch,
+            spread,
+            ..
+        } = self;
+        with_hasher(d, hashing, open, scratch, spread.as_mut(), stats, |h| {
+            f(log, h)
+        })
+    }
 }
 
 /// Migration state of one vGPU.
@@ -439,6 +679,8 @@ impl Migration {
         )?;
         writeln!(f, "pages_copied_unpinned: {}", s.pages_copied_unpinned)?;
         writeln!(f, "writeset_unbounded: {}", s.writeset_unbounded)?;
+        writeln!(f, "rehash_cpus: {}", s.rehash_cpus)?;
+        writeln!(f, "rehash_rounds_spread: {}", s.rehash_rounds_spread)?;
         writeln!(f, "quiesce_wait_us: {}", s.quiesce_wait_us)?;
         writeln!(f, "image_us: {}", s.image_us)?;
         writeln!(
@@ -509,11 +751,12 @@ impl Migration {
             return;
         };
         let start = Instant::<Monotonic>::now();
-        let mut pages = Pages::new(d, self.hashing, open, &mut t.scratch);
-        let Some(st) = t.log.stop_scan_with(action, &mut pages) else {
+        let st = t.scan(d, self.hashing, open, &mut self.stats, |log, h| {
+            log.stop_scan_by(action, h)
+        });
+        let Some(st) = st else {
             return;
         };
-        self.stats.add_in_place(pages.counts());
         self.stats.writeset_unbounded += st.unbounded;
         if action == Action::Candidates {
             self.stats.pages_rehash_skipped = st.skipped;
@@ -1297,6 +1540,7 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
     log_stop(d);
     let slots = KVVec::from_elem(0u64, usize::try_from(pages)?, GFP_KERNEL_ACCOUNT)?;
     let scratch = KBox::new([0u8; 4096], GFP_KERNEL_ACCOUNT)?;
+    let spread = Spread::new(rehash_lanes());
     let mut far = FarFrames::new(KVVec::from_elem(0u64, MAX_FAR_FRAMES, GFP_KERNEL_ACCOUNT)?);
     // SAFETY: `get_random_u64()` has no preconditions.
     let seed = unsafe { get_random_u64() };
@@ -1315,10 +1559,12 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
         });
         let mig = &mut *l.mig;
         mig.reset_stats();
+        mig.stats.rehash_cpus = spread.as_ref().map_or(1, |s| s.crew.lanes() as u64);
         let tracked = tracker.tracked();
         mig.tracking = Some(Tracking {
             log: DirtyLog::new(tracker, far, written, pending),
             scratch,
+            spread,
             lost_said: false,
         });
         dev_ratelimited!(
@@ -1419,17 +1665,15 @@ unsafe fn log_report_locked<D: MigDevice>(
         Phase::PreCopy => planner::decide_rehash(policy, source, rehash, phase),
     };
     let start = Instant::<Monotonic>::now();
-    let mut pages = Pages::new(d, hashing, open, &mut t.scratch);
-    let st = t.log.report_with(action, first..last, &mut pages, |gfn| {
-        // SAFETY: `dirty` is the bitmap of this report, valid during
-        // the call (the function's contract).
-        unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
+    let st = t.scan(d, hashing, open, &mut mig.stats, |log, h| {
+        log.report_by(action, first..last, h, |gfn| {
+            // SAFETY: `dirty` is the bitmap of this report, valid during
+            // the call (the function's contract).
+            unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
+        })
     });
     let took = start.elapsed().as_micros_ceil();
-    let counts = pages.counts();
-    drop(pages);
     let mig_stats = &mut l.mig.stats;
-    mig_stats.add_in_place(counts);
     mig_stats.read_errors += st.read_errors;
     mig_stats.writeset_unbounded += st.unbounded;
     let slot = match phase {

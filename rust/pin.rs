@@ -8,7 +8,9 @@
 //! A scan hands the source runs of at most [`BATCH`] contiguous frames
 //! ([`crate::gmig_core::pageread`]). For each run the source:
 //!
-//! 1. marks the run's IOVA range busy in the vGPU's [`PinWindow`],
+//! 1. marks the run's IOVA range busy in the vGPU's [`PinWindow`], in the
+//!    slot of the scan's lane (a re-hash spread over CPUs, `crate::crew`,
+//!    pins on every lane at once: one busy range per lane),
 //! 2. pins the run with one `vfio_pin_pages()` call (read only),
 //! 3. maps each page with `kmap_local_page()` and hashes it through
 //!    volatile 8-byte reads ([`page_hash_words`]): the guest may write the
@@ -28,10 +30,10 @@
 //! `dma_unmap` callback returns: type1 calls the callbacks again while a
 //! page of the range stays pinned and `BUG()`s after ten tries, iommufd
 //! `WARN`s after a hundred. The callback ([`PinWindow::unmap`]) therefore
-//! waits until no busy range overlaps the unmapped one. The busy range is
-//! set before the pin and cleared after the unpin, so when the callback
-//! returns the run is unpinned, whether the pin happened before the
-//! unmap looked for pins or after.
+//! waits until no busy range, of any lane, overlaps the unmapped one. The
+//! busy range is set before the pin and cleared after the unpin, so when
+//! the callback returns the run is unpinned, whether the pin happened
+//! before the unmap looked for pins or after.
 //!
 //! The callback takes only [`PinWindow::busy`] (a spinlock no one holds
 //! across a call into VFIO) and never the vGPU lock: type1 calls it with
@@ -40,19 +42,22 @@
 //! and `vfio_unpin_pages()` (vGPU lock -> iommu lock -> device list lock ->
 //! vGPU lock would be a cycle). What the callback waits for is a short
 //! stretch of the scan (pin, hash at most 32 pages, unpin) that holds no
-//! lock the callback's caller holds. The unpin that ends the wait takes
-//! type1's iommu lock, which the unmapping thread dropped before calling
-//! back: the callback's wait needs the iommu lock exactly where upstream's
-//! own rule for a callback (unpin from it, as kvmgt does) needs it, and
-//! adds no lock to type1's order. iommufd (`iommufd_access_notify_unmap()`)
-//! calls the callback with no lock of its own held, and refuses new pins
-//! of an area being unmapped (`prevent_access`).
+//! lock the callback's caller holds, on whichever lane: a lane that is a
+//! work item holds no lock at all there but [`PinWindow::busy`] for a
+//! moment, and the vGPU lock its caller holds is not one the callback
+//! takes. The unpin that ends the wait takes type1's iommu lock, which the
+//! unmapping thread dropped before calling back: the callback's wait needs
+//! the iommu lock exactly where upstream's own rule for a callback (unpin
+//! from it, as kvmgt does) needs it, and adds no lock to type1's order.
+//! iommufd (`iommufd_access_notify_unmap()`) calls the callback with no
+//! lock of its own held, and refuses new pins of an area being unmapped
+//! (`prevent_access`).
 //!
 //! type1 does not refuse them: a scan that kept pinning pages of a range
 //! being unmapped could make type1 call back more than ten times. So the
 //! first callback a scan sees (a count in [`PinWindow`]) makes the rest of
-//! that scan read pages with `vfio_dma_rw()`, which pins nothing (see
-//! [`InPlace::hash_run`]); the next scan pins again.
+//! that scan, on every lane, read pages with `vfio_dma_rw()`, which pins
+//! nothing (see [`InPlace::hash_run`]); the next scan pins again.
 
 use core::{
     ptr::NonNull,
@@ -68,6 +73,8 @@ use kernel::{
     prelude::*,
     sync::{CondVar, SpinLock}, //
 };
+
+use crate::crew::MAX_LANES;
 
 use crate::{
     ffi::{gmig_pin_pages, gmig_unpin_pages, Vdev},
@@ -85,9 +92,10 @@ const WORDS: usize = PAGE_BYTES / 8;
 /// `dma_unmap` callback.
 #[pin_data]
 pub(crate) struct PinWindow {
-    /// The IOVA range `[start, end)` a scan has pinned or is pinning.
+    /// Per lane of a scan, the IOVA range `[start, end)` it has pinned or
+    /// is pinning.
     #[pin]
-    busy: SpinLock<Option<(u64, u64)>>,
+    busy: SpinLock<[Option<(u64, u64)>; MAX_LANES]>,
     /// Notified when `busy` is cleared.
     #[pin]
     idle: CondVar,
@@ -99,38 +107,44 @@ impl PinWindow {
     /// A window with nothing pinned.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            busy <- new_spinlock!(None, "PinWindow::busy"),
+            busy <- new_spinlock!([None; MAX_LANES], "PinWindow::busy"),
             idle <- new_condvar!("PinWindow::idle"),
             unmaps: AtomicU64::new(0),
         })
     }
 
     /// The `dma_unmap` callback of `[iova, iova + length)`: returns once no
-    /// page of the range is pinned by this vGPU (see the module's lock
-    /// analysis). Takes no vGPU lock.
+    /// page of the range is pinned by this vGPU, on any lane (see the
+    /// module's lock analysis). Takes no vGPU lock.
     pub(crate) fn unmap(&self, iova: u64, length: u64) {
         self.unmaps.fetch_add(1, Ordering::AcqRel);
         let end = iova.saturating_add(length);
         let mut busy = self.busy.lock();
-        while busy.is_some_and(|(s, e)| s < end && iova < e) {
+        while busy.iter().flatten().any(|&(s, e)| s < end && iova < e) {
             self.idle.wait(&mut busy);
         }
     }
 
-    /// Marks `[start, end)` busy until the returned guard is dropped.
-    fn hold(&self, start: u64, end: u64) -> Busy<'_> {
-        *self.busy.lock() = Some((start, end));
-        Busy(self)
+    /// Marks `[start, end)` busy for `lane` until the returned guard is
+    /// dropped.
+    fn hold(&self, lane: usize, start: u64, end: u64) -> Busy<'_> {
+        let lane = lane.min(MAX_LANES - 1);
+        if let Some(b) = self.busy.lock().get_mut(lane) {
+            *b = Some((start, end));
+        }
+        Busy(self, lane)
     }
 }
 
-/// A busy range of a [`PinWindow`]; dropping it clears the range and wakes
-/// the callbacks waiting for it.
-struct Busy<'a>(&'a PinWindow);
+/// A lane's busy range of a [`PinWindow`]; dropping it clears the range and
+/// wakes the callbacks waiting for it.
+struct Busy<'a>(&'a PinWindow, usize);
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        *self.0.busy.lock() = None;
+        if let Some(b) = self.0.busy.lock().get_mut(self.1) {
+            *b = None;
+        }
         self.0.idle.notify_all();
     }
 }
@@ -231,7 +245,14 @@ pub(crate) fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
 
 /// A source that hashes guest pages in place for one scan
 /// (`hashing=inplace`): the sim's [`InPlace`], GVT-g's `crate::gvt::Lent`.
-pub(crate) trait InPlaceSource {
+///
+/// A re-hash spread over CPUs (`crate::crew`) hashes through one source
+/// per lane, each made by [`InPlaceSource::for_lane`] and used on its
+/// lane's thread only, the lanes at once: a source is `Send`, and the
+/// sources of one scan may run side by side (the sim's pin in their own
+/// slots of the [`PinWindow`]; GVT-g's each take kvmgt's `cache_lock` for
+/// their own `read_pinned` calls).
+pub(crate) trait InPlaceSource: Send {
     /// Hashes the run `first..first + out.len()` (at most [`BATCH`]) into
     /// `out`; `copy` reads the pages the source cannot reach in place.
     fn hash_run(
@@ -243,12 +264,21 @@ pub(crate) trait InPlaceSource {
     );
     /// What the scan did so far.
     fn counts(&self) -> InPlaceCounts;
+    /// The same scan's source for `lane` (below [`MAX_LANES`]; no two
+    /// sources of one scan hash on the same lane at once), nothing counted
+    /// yet.
+    fn for_lane(&self, lane: usize) -> Self
+    where
+        Self: Sized;
 }
 
-/// The in-place [`HashSource`] of one scan.
+/// The in-place [`HashSource`] of one scan, on one lane.
 pub(crate) struct InPlace<'a> {
     vdev: Vdev,
     win: &'a PinWindow,
+    /// The lane of the scan ([`crate::crew`]) this source hashes on: its
+    /// slot in the window. Lanes hash on distinct threads at once.
+    lane: usize,
     /// [`PinWindow::unmaps`] when the scan started.
     unmaps: u64,
     /// What the scan did so far.
@@ -280,6 +310,7 @@ impl<'a> InPlace<'a> {
         Self {
             vdev,
             win,
+            lane: 0,
             unmaps: win.unmaps.load(Ordering::Acquire),
             counts: InPlaceCounts::default(),
         }
@@ -317,6 +348,19 @@ impl InPlaceSource for InPlace<'_> {
             }
         }
     }
+
+    /// Pins in `lane`'s slot of the window: a `dma_unmap` callback waits
+    /// for every lane's run. One that came since the scan started makes
+    /// this lane copy too.
+    fn for_lane(&self, lane: usize) -> Self {
+        Self {
+            vdev: self.vdev,
+            win: self.win,
+            lane,
+            unmaps: self.unmaps,
+            counts: InPlaceCounts::default(),
+        }
+    }
 }
 
 impl InPlace<'_> {
@@ -336,7 +380,7 @@ impl InPlace<'_> {
         };
         // Dropped last: the run is unpinned before the range stops being
         // busy.
-        let _busy = self.win.hold(iova, end);
+        let _busy = self.win.hold(self.lane, iova, end);
         // SAFETY: the device is open while `self` is used (`new()`'s
         // contract), and the run is busy in the window its callback waits
         // on until `_busy` is dropped, after the run.

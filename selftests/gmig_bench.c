@@ -46,13 +46,16 @@
  * Usage: gmig_bench [-s MiB,MiB,...] [-p desktop,game] [-v VARIANTS]
  *                   [-r rounds] [-w warmup_ms] [-i round_ms] [-j out.json]
  *                   [-c N,N,...] [-m MiB] [-S own,sync] [-g N]
- *                   [-H reps] [-M MiB] [-X lose|corrupt]
+ *                   [-H reps] [-M MiB] [-P reps] [-X lose|corrupt]
  * Variants: writeset (oneshot/hash, rehash=writeset), gmig (oneshot/hash,
  * rehash=all), naive (iterative/all). -c: counts of concurrent vGPUs (0:
  * none), -m: the working set of each. -s 0 skips the single-vGPU runs.
  * -H: repetitions of the hashing comparison (default 7, 0: none; see
  * run_hashing()), -M: its working set (default 64 MiB), on the first -p
  * profile.
+ * -P: repetitions of the spread re-hash comparison (default 0: none; see
+ * run_spread()): a full re-hash on one CPU (rehash_cpus=1) against every
+ * online CPU (rehash_cpus=0), on the -M working set.
  * -X lose|corrupt: makes every run fail (see inject). Exits non-zero if a
  * page was lost or a step failed.
  */
@@ -756,16 +759,17 @@ static const char *type_for(unsigned long long mib)
  */
 struct hash_sample {
 	double us_per_page;
-	long long pages, inplace, runs;
+	long long pages, inplace, runs, spread, cpus;
 };
 
-static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
-			const char *mode, struct hash_sample *h)
+static int hash_measure_with(struct gvfio *s, size_t mem, uint64_t *bm,
+			     const char *param, const char *mode,
+			     struct hash_sample *h)
 {
-	long long us0, pg0, ip0, rn0;
+	long long us0, pg0, ip0, rn0, sp0;
 	int ret = -1;
 
-	if (set_param("hashing", mode) || gvfio_log_start(s, IOVA, mem))
+	if (set_param(param, mode) || gvfio_log_start(s, IOVA, mem))
 		return -1;
 	if (gvfio_log_report(s, IOVA, mem, bm))
 		goto out;
@@ -773,11 +777,14 @@ static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
 	pg0 = sim_stat(US, "pages_rehashed_precopy");
 	ip0 = sim_stat(US, "pages_hashed_inplace");
 	rn0 = sim_stat(US, "pin_runs");
+	sp0 = sim_stat(US, "rehash_rounds_spread");
 	if (gvfio_log_report(s, IOVA, mem, bm))
 		goto out;
 	h->pages = sim_stat(US, "pages_rehashed_precopy") - pg0;
 	h->inplace = sim_stat(US, "pages_hashed_inplace") - ip0;
 	h->runs = sim_stat(US, "pin_runs") - rn0;
+	h->spread = sim_stat(US, "rehash_rounds_spread") - sp0;
+	h->cpus = sim_stat(US, "rehash_cpus");
 	if (h->pages <= 0)
 		goto out;
 	h->us_per_page = (double)(sim_stat(US, "precopy_report_us") - us0) /
@@ -788,43 +795,89 @@ out:
 	return ret;
 }
 
-static int run_hashing(int reps, unsigned long long ws_mib,
-		       const char *profile, FILE *jf)
+static int hash_measure(struct gvfio *s, size_t mem, uint64_t *bm,
+			const char *mode, struct hash_sample *h)
 {
-	size_t win = (ws_mib << 20) + META_BYTES > XL_WINDOW ?
-		     XL_WINDOW : (ws_mib << 20) + META_BYTES;
-	size_t mem = win + (1 << 20), words = (mem / PAGE + 63) / 64;
-	struct gvfio s = { .container = -1 };
-	double *ratio = calloc(reps, sizeof(double));
-	double *cp = calloc(reps, sizeof(double));
-	double *ip = calloc(reps, sizeof(double));
-	uint64_t *bm = calloc(words, 8);
-	long long pages = 0, inplace = 0, runs = 0;
-	char cmd[160], path[128];
-	int i, ok = 0;
+	return hash_measure_with(s, mem, bm, "hashing", mode, h);
+}
 
+/*
+ * The vGPU -H and -P measure on: one source vGPU of the -M working set
+ * (@ws_mib) with @profile's workload running, precopy=iterative
+ * dirty=hash rehash=all, and a bitmap for its DMA logging reports.
+ */
+struct rehash_vgpu {
+	struct gvfio s;
+	size_t win, mem;
+	uint64_t *bm;
+};
+
+static int rehash_vgpu_up(struct rehash_vgpu *v, unsigned long long ws_mib,
+			  const char *profile)
+{
+	char cmd[160], path[128];
+
+	v->win = (ws_mib << 20) + META_BYTES > XL_WINDOW ?
+		 XL_WINDOW : (ws_mib << 20) + META_BYTES;
+	v->mem = v->win + (1 << 20);
+	v->bm = calloc((v->mem / PAGE + 63) / 64, 8);
 	sim_remove_mdev(US);
-	if (!ratio || !cp || !ip || !bm || reps <= 0)
+	if (!v->bm)
 		FAIL("no memory\n");
 	if (set_param("precopy", "iterative") || set_param("dirty", "hash") ||
 	    set_param("rehash", "all"))
 		FAIL("cannot set module parameters\n");
-	if (sim_create_mdev(type_for(ws_mib), US) || gvfio_open(&s, US) ||
-	    gvfio_map_mem(&s, IOVA, mem))
+	if (sim_create_mdev(type_for(ws_mib), US) || gvfio_open(&v->s, US) ||
+	    gvfio_map_mem(&v->s, IOVA, v->mem))
 		FAIL("cannot set up a %s vGPU with %zu MiB of DMA memory\n",
-		     type_for(ws_mib), mem >> 20);
+		     type_for(ws_mib), v->mem >> 20);
 	snprintf(cmd, sizeof(cmd), "start %s base=%llu size=%zu", profile,
-		 IOVA, win);
+		 IOVA, v->win);
 	snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
 	if (sim_write_sysfs(path, cmd) || wait_contexts(US, 2, 60000))
 		FAIL("the workload does not run (%s)\n", cmd);
+	return 0;
+out:
+	return -1;
+}
+
+static void rehash_vgpu_down(struct rehash_vgpu *v)
+{
+	char path[128];
+
+	if (v->s.container >= 0) {
+		snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
+		sim_write_sysfs(path, "stop");
+		gvfio_close(&v->s);
+	}
+	sim_remove_mdev(US);
+	free(v->bm);
+	v->bm = NULL;
+}
+
+static int run_hashing(int reps, unsigned long long ws_mib,
+		       const char *profile, FILE *jf)
+{
+	struct rehash_vgpu v = { .s = { .container = -1 } };
+	double *ratio = calloc(reps, sizeof(double));
+	double *cp = calloc(reps, sizeof(double));
+	double *ip = calloc(reps, sizeof(double));
+	long long pages = 0, inplace = 0, runs = 0;
+	int i, ok = 0;
+
+	if (!ratio || !cp || !ip || reps <= 0)
+		FAIL("no memory\n");
+	if (rehash_vgpu_up(&v, ws_mib, profile))
+		goto out;
 	for (i = 0; i < reps; i++) {
 		struct hash_sample c = { 0 }, n = { 0 };
 		int first_copy = i % 2 == 0;
 
-		if (hash_measure(&s, mem, bm, first_copy ? "copy" : "inplace",
+		if (hash_measure(&v.s, v.mem, v.bm,
+				 first_copy ? "copy" : "inplace",
 				 first_copy ? &c : &n) ||
-		    hash_measure(&s, mem, bm, first_copy ? "inplace" : "copy",
+		    hash_measure(&v.s, v.mem, v.bm,
+				 first_copy ? "inplace" : "copy",
 				 first_copy ? &n : &c))
 			FAIL("repetition %d: a report failed or hashed nothing\n", i);
 		cp[i] = c.us_per_page;
@@ -839,7 +892,7 @@ static int run_hashing(int reps, unsigned long long ws_mib,
 	qsort(ip, reps, sizeof(double), cmp_double);
 	ok = inplace == pages;
 	printf("\nhashing in place vs copy (hashing=inplace|copy), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
-	       (win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
+	       (v.win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
 	printf("  copy %.3f us/page (spread %.3f-%.3f), inplace %.3f us/page (spread %.3f-%.3f); hashed in place %lld of %lld pages, %.1f pages per pinned run\n",
 	       cp[reps / 2], cp[0], cp[reps - 1], ip[reps / 2], ip[0],
 	       ip[reps - 1], inplace, pages, runs ? (double)inplace / runs : 0);
@@ -849,22 +902,95 @@ static int run_hashing(int reps, unsigned long long ws_mib,
 	       ok ? "" : "  FAILED (pages fell back to the copy path)");
 	if (jf)
 		fprintf(jf, "%s  {\"mode\": \"hashing\", \"ws_bytes\": %zu, \"profile\": \"%s\", \"reps\": %d, \"pages\": %lld, \"pages_inplace\": %lld, \"pin_runs\": %lld, \"copy_us_per_page_median\": %.4f, \"inplace_us_per_page_median\": %.4f, \"ratio_median\": %.3f, \"ratio_min\": %.3f, \"ratio_max\": %.3f, \"ok\": %s}",
-			ftell(jf) > 2 ? ",\n" : "", (size_t)(win - META_BYTES), profile,
+			ftell(jf) > 2 ? ",\n" : "", (size_t)(v.win - META_BYTES), profile,
 			reps, pages, inplace, runs, cp[reps / 2], ip[reps / 2],
 			ratio[reps / 2], ratio[0], ratio[reps - 1],
 			ok ? "true" : "false");
 out:
-	if (s.container >= 0) {
-		snprintf(path, sizeof(path), "/sys/kernel/debug/gmig/%s/workload", US);
-		sim_write_sysfs(path, "stop");
-		gvfio_close(&s);
-	}
-	sim_remove_mdev(US);
+	rehash_vgpu_down(&v);
 	set_param("hashing", "inplace");
 	free(ratio);
 	free(cp);
 	free(ip);
-	free(bm);
+	return ok ? 0 : -1;
+}
+
+/*
+ * -P N: a full re-hash spread over every online CPU (module parameter
+ * rehash_cpus=0) against the same on one CPU (rehash_cpus=1), in the same
+ * run, as -H measures hashing in place: one source vGPU of the -M working
+ * set with the first -p profile's workload running, hashing=inplace
+ * precopy=iterative dirty=hash rehash=all, N repetitions of both back to
+ * back, alternating which goes first; each measurement is gmig's
+ * precopy_report_us over pages_rehashed_precopy of the second report of a
+ * DMA logging session, which re-hashes every tracked page through the
+ * same scan as an unbounded stop-copy re-hash. A repetition's sample is
+ * one CPU's time per page over all CPUs'; the line gives their median and
+ * spread, the CPUs used and the rounds spread (a run whose "all CPUs"
+ * measurement spread no round fails: the comparison would be void).
+ */
+static int run_spread(int reps, unsigned long long ws_mib,
+		      const char *profile, FILE *jf)
+{
+	struct rehash_vgpu v = { .s = { .container = -1 } };
+	double *ratio = calloc(reps, sizeof(double));
+	double *one = calloc(reps, sizeof(double));
+	double *all = calloc(reps, sizeof(double));
+	long long pages = 0, spread = 0, cpus = 0;
+	int i, ok = 0;
+
+	if (!ratio || !one || !all || reps <= 0)
+		FAIL("no memory\n");
+	if (set_param("hashing", "inplace"))
+		FAIL("cannot set module parameters\n");
+	if (rehash_vgpu_up(&v, ws_mib, profile))
+		goto out;
+	for (i = 0; i < reps; i++) {
+		struct hash_sample o = { 0 }, a = { 0 };
+		int first_one = i % 2 == 0;
+
+		if (hash_measure_with(&v.s, v.mem, v.bm, "rehash_cpus",
+				      first_one ? "1" : "0",
+				      first_one ? &o : &a) ||
+		    hash_measure_with(&v.s, v.mem, v.bm, "rehash_cpus",
+				      first_one ? "0" : "1",
+				      first_one ? &a : &o))
+			FAIL("repetition %d: a report failed or hashed nothing\n", i);
+		one[i] = o.us_per_page;
+		all[i] = a.us_per_page;
+		ratio[i] = a.us_per_page > 0 ? o.us_per_page / a.us_per_page : 0;
+		pages += a.pages;
+		spread += a.spread;
+		cpus = a.cpus;
+		if (o.spread || o.cpus != 1)
+			FAIL("repetition %d: rehash_cpus=1 used %lld CPUs\n", i, o.cpus);
+	}
+	qsort(ratio, reps, sizeof(double), cmp_double);
+	qsort(one, reps, sizeof(double), cmp_double);
+	qsort(all, reps, sizeof(double), cmp_double);
+	ok = cpus < 2 || spread > 0;
+	printf("\nre-hash on %lld CPUs vs one (rehash_cpus=0|1), %.1f MiB %s, %d interleaved repetitions, a full re-hash of %lld pages each:\n",
+	       cpus, (v.win - META_BYTES) / 1048576.0, profile, reps, pages / reps);
+	printf("  one CPU %.3f us/page (spread %.3f-%.3f), %lld CPUs %.3f us/page (spread %.3f-%.3f); %.1f rounds spread per re-hash\n",
+	       one[reps / 2], one[0], one[reps - 1], cpus, all[reps / 2],
+	       all[0], all[reps - 1], (double)spread / reps);
+	printf("  one/all time per page: median %.2fx, spread %.2f-%.2fx: target (>= 1.6x with 2 CPUs) %s%s\n",
+	       ratio[reps / 2], ratio[0], ratio[reps - 1],
+	       cpus < 2 ? "not measurable (one CPU online)" :
+	       ratio[reps / 2] >= 1.6 ? "met" : "missed",
+	       ok ? "" : "  FAILED (no round was spread)");
+	if (jf)
+		fprintf(jf, "%s  {\"mode\": \"spread\", \"ws_bytes\": %zu, \"profile\": \"%s\", \"reps\": %d, \"cpus\": %lld, \"pages\": %lld, \"rounds_spread\": %lld, \"one_us_per_page_median\": %.4f, \"all_us_per_page_median\": %.4f, \"ratio_median\": %.3f, \"ratio_min\": %.3f, \"ratio_max\": %.3f, \"ok\": %s}",
+			ftell(jf) > 2 ? ",\n" : "", (size_t)(v.win - META_BYTES), profile,
+			reps, cpus, pages, spread, one[reps / 2], all[reps / 2],
+			ratio[reps / 2], ratio[0], ratio[reps - 1],
+			ok ? "true" : "false");
+out:
+	rehash_vgpu_down(&v);
+	set_param("rehash_cpus", "0");
+	free(ratio);
+	free(one);
+	free(all);
 	return ok ? 0 : -1;
 }
 
@@ -1174,13 +1300,13 @@ int main(int argc, char **argv)
 	const char *vars = "writeset,gmig,naive", *json = NULL;
 	const char *counts = "1,3,7";
 	unsigned long long conc_mib = 64, hash_mib = 64;
-	int hash_reps = 7;
+	int hash_reps = 7, spread_reps = 0;
 	int modes = STOP_OWN | STOP_SYNC;
 	int rounds = 3, warmup_ms = 1000, round_ms = 300, opt, bad = 0;
 	int reinit_reps = 0;
 	FILE *jf = NULL;
 
-	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:g:X:H:M:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:p:v:r:w:i:j:c:m:S:g:X:H:M:P:")) != -1) {
 		switch (opt) {
 		case 's':
 			sizes = optarg;
@@ -1222,6 +1348,9 @@ int main(int argc, char **argv)
 		case 'M':
 			hash_mib = strtoull(optarg, NULL, 0);
 			break;
+		case 'P':
+			spread_reps = atoi(optarg);
+			break;
 		case 'S':
 			modes = (strstr(optarg, "own") ? STOP_OWN : 0) |
 				(strstr(optarg, "sync") ? STOP_SYNC : 0);
@@ -1235,7 +1364,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-H reps] [-M MiB] [-X lose|corrupt]\n",
+			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-H reps] [-M MiB] [-P reps] [-X lose|corrupt]\n",
 				argv[0]);
 			return 2;
 		}
@@ -1260,6 +1389,13 @@ int main(int argc, char **argv)
 
 		bad += run_hashing(hash_reps, hash_mib,
 				   pl ? strtok_r(pl, ",", &save) : "desktop", jf);
+		free(pl);
+	}
+	if (spread_reps > 0) {
+		char *pl = strdup(profiles), *save = NULL;
+
+		bad += run_spread(spread_reps, hash_mib,
+				  pl ? strtok_r(pl, ",", &save) : "desktop", jf);
 		free(pl);
 	}
 	if (strcmp(counts, "0"))

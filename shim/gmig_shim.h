@@ -153,5 +153,6 @@ int gmig_pin_pages(struct gmig_vdev *gv, u64 iova, int npage,
 		   struct page **pages);
 void gmig_unpin_pages(struct gmig_vdev *gv, u64 iova, int npage);
 void gmig_param_get(enum gmig_param which, char *buf, size_t len);
+unsigned int gmig_rehash_lanes(void);
 
 #endif /* GMIG_SHIM_H */

@@ -11,6 +11,7 @@
  * a spinlock because gmig_raise_irq() runs from the command streamer worker
  * with the Rust vGPU lock held. No C lock is held while calling into Rust.
  */
+#include <linux/cpumask.h>
 #include <linux/device.h>
 #include <linux/eventfd.h>
 #include <linux/iommu.h>
@@ -143,6 +144,24 @@ module_param_cb(hashing, &gmig_hashing_ops, &gmig_hashing_kps, 0644);
 MODULE_PARM_DESC(hashing, "how hashing reads guest pages: inplace (pinned and hashed where they are, default) or copy (copied with vfio_dma_rw)");
 module_param_cb(final_image, &gmig_final_image_ops, &gmig_final_image_kps, 0644);
 MODULE_PARM_DESC(final_image, "how the stop-copy delta is made: patch (from what changed, default) or build (the image built whole, then compared)");
+
+/*
+ * CPUs a large re-hash is spread over (rust/crew.rs): 0, the default, is
+ * every online CPU; 1 keeps every re-hash on the caller's CPU (the
+ * benchmark's one-CPU reference). Read when dirty logging starts.
+ */
+static unsigned int gmig_rehash_cpus;
+module_param_named(rehash_cpus, gmig_rehash_cpus, uint, 0644);
+MODULE_PARM_DESC(rehash_cpus, "CPUs a large re-hash is spread over: 0 (every online CPU, default), 1 (the caller's only), N (at most N, up to 8)");
+
+/* CPUs a re-hash starting now may use: rehash_cpus, at most those online. */
+unsigned int gmig_rehash_lanes(void)
+{
+	unsigned int online = num_online_cpus();
+	unsigned int want = READ_ONCE(gmig_rehash_cpus);
+
+	return want && want < online ? want : online;
+}
 
 /*
  * Copies module parameter @which into @buf (@len bytes, NUL-terminated)

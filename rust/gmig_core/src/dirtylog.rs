@@ -14,7 +14,7 @@
 //! the planner's [`Action`] says.
 
 use super::farframes::{note_frame, FarFrames, Noted};
-use super::pageread::{Copying, Counting, HashSource};
+use super::pageread::{Batched, Copying, Counted, HashSource, Hasher};
 use super::planner::Action;
 use super::tracker::{HashTracker, Unhashed, PAGE};
 use super::writeset::WriteSet;
@@ -135,6 +135,16 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
         action: Action,
         src: &mut (impl HashSource + ?Sized),
     ) -> Option<ScanStats> {
+        self.stop_scan_by(action, &mut Batched::new(src))
+    }
+
+    /// [`DirtyLog::stop_scan`], the pages hashed through `h` (the kernel's
+    /// spreads a large re-hash over its CPUs, with the same result).
+    pub fn stop_scan_by(
+        &mut self,
+        action: Action,
+        h: &mut (impl Hasher + ?Sized),
+    ) -> Option<ScanStats> {
         if self.stop_scanned {
             return None;
         }
@@ -145,7 +155,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             pending,
             ..
         } = self;
-        let mut src = Counting::new(src);
+        let mut src = Counted::new(h);
         let before = tracker.hashed();
         match action {
             Action::Nothing | Action::Snapshot | Action::Refresh => {}
@@ -158,7 +168,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             Action::Changed => {
                 // The pages whose hash changed and, as candidates do, every
                 // page the GPU may have written since the last report.
-                tracker.scan_changed_with(&mut src, |g| pending.record(g));
+                tracker.scan_changed_by(&mut src, |g| pending.record(g));
                 st.unbounded = u64::from(materialise(tracker, written));
                 for g in written.iter() {
                     pending.record(g);
@@ -169,13 +179,10 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
             Action::Candidates => {
                 st.unbounded = u64::from(written.is_unbounded());
                 let window = written.base()..written.base() + written.window();
-                let r = tracker.scan_candidates_with(
-                    written,
-                    window,
-                    Unhashed::Report,
-                    &mut src,
-                    |g| pending.record(g),
-                );
+                let r =
+                    tracker.scan_candidates_by(written, window, Unhashed::Report, &mut src, |g| {
+                        pending.record(g)
+                    });
                 written.clear();
                 st.dirty = r.changed;
                 st.skipped = r.skipped;
@@ -214,11 +221,22 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
         action: Action,
         range: Range<u64>,
         src: &mut (impl HashSource + ?Sized),
+        mark: impl FnMut(u64),
+    ) -> ScanStats {
+        self.report_by(action, range, &mut Batched::new(src), mark)
+    }
+
+    /// [`DirtyLog::report`], the pages hashed through `h`.
+    pub fn report_by(
+        &mut self,
+        action: Action,
+        range: Range<u64>,
+        h: &mut (impl Hasher + ?Sized),
         mut mark: impl FnMut(u64),
     ) -> ScanStats {
         let (first, last) = (range.start, range.end);
         let mut st = ScanStats::default();
-        let mut src = Counting::new(src);
+        let mut src = Counted::new(h);
         let mut out = |gfn: u64, st: &mut ScanStats| {
             mark(gfn);
             st.dirty += 1;
@@ -265,7 +283,7 @@ impl<S: DerefMut<Target = [u64]>> DirtyLog<S> {
                     Unhashed::Report
                 };
                 let r =
-                    tracker.scan_candidates_with(written, first..last, unhashed, &mut src, |gfn| {
+                    tracker.scan_candidates_by(written, first..last, unhashed, &mut src, |gfn| {
                         out(gfn, &mut st)
                     });
                 written.clear_range(first..last);
@@ -368,6 +386,122 @@ mod tests {
             Some(Loss::FarFrames),
             "the first loss is the one said"
         );
+    }
+
+    /// Reports and the stop-copy re-hash of every action mark the same
+    /// frames in the same order, with the same statistics and the same
+    /// log afterwards, whether pages are hashed a batch at a time or in
+    /// rounds of chunks spread over threads (some of which fail, as a
+    /// worker that finds the device gone does: like unreadable pages).
+    #[test]
+    fn reports_and_stop_scans_spread_over_threads_equal_one_cpu() {
+        use crate::pageread::testing::{Mem, Threads};
+        use crate::pageread::{Chunk, Chunked, CHUNK};
+        use std::collections::BTreeSet;
+        const ACTIONS: [Action; 6] = [
+            Action::Snapshot,
+            Action::Nothing,
+            Action::Changed,
+            Action::All,
+            Action::Refresh,
+            Action::Candidates,
+        ];
+        let big = |n: u64| {
+            let words = words_for(n);
+            DirtyLog::new(
+                HashTracker::new(0, 11, vec![0u64; n as usize]),
+                FarFrames::new(vec![0u64; 4]),
+                WriteSet::new(0, n, vec![0u64; words]).unwrap(),
+                WriteSet::new(0, n, vec![0u64; words]).unwrap(),
+            )
+        };
+        let mut spread = 0;
+        for seed in 0..6u64 {
+            let mut rng = crate::testutil::Rng::new(seed + 7);
+            let n = 3 * CHUNK as u64 + rng.below(500);
+            let mut mem = vec![[0u8; PAGE]; n as usize - 2];
+            let (mut a, mut b) = (big(n), big(n));
+            let mut chunks = vec![Chunk::new(); 2 + rng.below(4) as usize];
+            for step in 0..14 {
+                for _ in 0..rng.below(n) {
+                    let g = rng.below(n);
+                    a.note(g);
+                    b.note(g);
+                }
+                for _ in 0..rng.below(n / 3) {
+                    let g = rng.below(n - 2);
+                    mem[g as usize][rng.below(PAGE as u64) as usize] ^= 3;
+                    a.gpu_may_write(g);
+                    b.gpu_may_write(g);
+                }
+                if rng.below(5) == 0 {
+                    a.written.set_unbounded();
+                    b.written.set_unbounded();
+                }
+                let action = ACTIONS[rng.below(ACTIONS.len() as u64) as usize];
+                let stop = rng.below(4) == 0;
+                let lo = rng.below(n / 4);
+                let hi = lo + rng.below(n);
+                let unreadable: BTreeSet<u64> = (0..rng.below(5)).map(|_| rng.below(n)).collect();
+                let fail_mod = 2 + rng.below(7);
+                let fail = move |i: u64| (i + seed).is_multiple_of(fail_mod);
+                let mut pool = Threads {
+                    mem: &mem,
+                    unreadable: &unreadable,
+                    threads: 2 + rng.below(2) as usize,
+                    fail: &fail,
+                    chunks_seen: 0,
+                    failed: BTreeSet::new(),
+                    spread_rounds: 0,
+                };
+                let (mut ma, mut mb) = (Vec::new(), Vec::new());
+                let (sa, ra) = {
+                    let mut h = Chunked::new(&mut chunks, &mut pool).unwrap();
+                    let sa = if stop {
+                        a.stop_unscan();
+                        a.stop_scan_by(action, &mut h)
+                    } else {
+                        None
+                    };
+                    let act = if stop { Action::Nothing } else { action };
+                    (sa, a.report_by(act, lo..hi, &mut h, |g| ma.push(g)))
+                };
+                let gone: BTreeSet<u64> = unreadable.union(&pool.failed).copied().collect();
+                let mut src = Mem {
+                    mem: &mem,
+                    unreadable: &gone,
+                };
+                let sb = if stop {
+                    b.stop_unscan();
+                    b.stop_scan_with(action, &mut src)
+                } else {
+                    None
+                };
+                let act = if stop { Action::Nothing } else { action };
+                let rb = b.report_with(act, lo..hi, &mut src, |g| mb.push(g));
+                let ctx = std::format!("seed {seed} step {step} {action:?} stop {stop}");
+                assert_eq!(sa, sb, "{ctx}");
+                assert_eq!(ra, rb, "{ctx}");
+                assert_eq!(ma, mb, "{ctx}");
+                assert_eq!(
+                    a.tracker.slots_for_test(),
+                    b.tracker.slots_for_test(),
+                    "{ctx}"
+                );
+                assert_eq!(
+                    a.pending.iter().collect::<Vec<_>>(),
+                    b.pending.iter().collect::<Vec<_>>(),
+                    "{ctx}"
+                );
+                assert_eq!(
+                    a.written.iter().collect::<Vec<_>>(),
+                    b.written.iter().collect::<Vec<_>>(),
+                    "{ctx}"
+                );
+                spread += pool.spread_rounds;
+            }
+        }
+        assert!(spread > 0);
     }
 
     /// The VMM copies a page whenever it likes after the report that names

@@ -20,8 +20,20 @@
 //!   of the pins hash those of a run where they are ([`PinnedHasher`]) and
 //!   copies the others (pages kvmgt has not pinned) through the copy path.
 //!
+//! A scan gathers and hands back its frames through a [`Hasher`]: on one
+//! CPU, a [`Batch`] at a time ([`Batched`], what every scan did before), or
+//! in rounds of [`Chunk`]s ([`Chunked`]) whose hashes a [`ChunkHasher`]
+//! computes independently of each other (the kernel spreads a round over
+//! the online CPUs) and which are then handed back in order, one chunk
+//! after the other, on the scan's own thread. The scan sees the same
+//! frames with the same hashes in the same order either way, so its
+//! result is the same bit for bit (`tests::chunked_scans_equal_batched`
+//! in the tracker). Only a round of at least [`SPREAD_MIN`] frames is
+//! spread: a small write-set re-hash stays on the caller's CPU.
+//!
 //! Everything here is `core`-only and allocates nothing: a batch is a few
-//! hundred bytes of the caller's stack.
+//! hundred bytes of the caller's stack, and the chunks of a round are the
+//! caller's (the kernel allocates them when dirty logging starts).
 
 use super::hash::{page_hash, PAGE_BYTES as PAGE};
 use core::ops::Range;
@@ -277,6 +289,378 @@ impl Batch {
     }
 }
 
+/// Where a scan's frames are hashed: frames are pushed in increasing
+/// order until it is full, then [`Hasher::flush`] hashes them and hands
+/// each back with its hash, in the order pushed.
+pub trait Hasher {
+    /// Whether no frame can be pushed before the next flush.
+    fn is_full(&self) -> bool;
+    /// Whether no frame was pushed since the last flush.
+    fn is_empty(&self) -> bool;
+    /// Adds `gfn` (above every frame pushed since the last flush); ignored
+    /// if the hasher is full.
+    fn push(&mut self, gfn: u64);
+    /// Hashes the pushed frames with `seed` and calls `done` with each and
+    /// its hash (`None`: it could not be read), in the order pushed; the
+    /// hasher is empty afterwards.
+    fn flush(&mut self, seed: u64, done: &mut dyn FnMut(u64, Option<u64>));
+}
+
+impl<H: Hasher + ?Sized> Hasher for &mut H {
+    fn is_full(&self) -> bool {
+        (**self).is_full()
+    }
+    fn is_empty(&self) -> bool {
+        (**self).is_empty()
+    }
+    fn push(&mut self, gfn: u64) {
+        (**self).push(gfn)
+    }
+    fn flush(&mut self, seed: u64, done: &mut dyn FnMut(u64, Option<u64>)) {
+        (**self).flush(seed, done)
+    }
+}
+
+/// One CPU: a [`Batch`] of at most [`BATCH`] frames at a time, through a
+/// [`HashSource`].
+pub struct Batched<'s, S: ?Sized> {
+    batch: Batch,
+    src: &'s mut S,
+}
+
+impl<'s, S: HashSource + ?Sized> Batched<'s, S> {
+    /// Hashes through `src`.
+    pub fn new(src: &'s mut S) -> Self {
+        Self {
+            batch: Batch::new(),
+            src,
+        }
+    }
+
+    /// The source.
+    pub fn source(&mut self) -> &mut S {
+        self.src
+    }
+}
+
+impl<S: HashSource + ?Sized> Hasher for Batched<'_, S> {
+    fn is_full(&self) -> bool {
+        self.batch.len() >= BATCH
+    }
+    fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+    fn push(&mut self, gfn: u64) {
+        self.batch.push(gfn);
+    }
+    fn flush(&mut self, seed: u64, done: &mut dyn FnMut(u64, Option<u64>)) {
+        for (gfn, h) in self.batch.hash(&mut *self.src, seed) {
+            done(gfn, h);
+        }
+    }
+}
+
+/// Counts the frames a hasher could not read.
+pub struct Counted<H> {
+    /// The hasher.
+    pub inner: H,
+    /// Frames handed back with no hash so far.
+    pub errors: u64,
+}
+
+impl<H: Hasher> Counted<H> {
+    /// Wraps `inner`, no error counted yet.
+    pub fn new(inner: H) -> Self {
+        Self { inner, errors: 0 }
+    }
+}
+
+impl<H: Hasher> Hasher for Counted<H> {
+    fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+    fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+    fn push(&mut self, gfn: u64) {
+        self.inner.push(gfn)
+    }
+    fn flush(&mut self, seed: u64, done: &mut dyn FnMut(u64, Option<u64>)) {
+        let errors = &mut self.errors;
+        self.inner.flush(seed, &mut |gfn, h| {
+            *errors += u64::from(h.is_none());
+            done(gfn, h)
+        });
+    }
+}
+
+/// Most frames of one [`Chunk`]: the unit of work a CPU takes (1 MiB of
+/// guest memory).
+pub const CHUNK: usize = 256;
+
+/// Fewest frames a round of chunks must hold to be spread over several
+/// CPUs; a smaller one is hashed on the caller's CPU.
+pub const SPREAD_MIN: usize = 512;
+
+/// Frames of a round hashed as one unit, and their hashes: 6 KiB.
+#[derive(Clone)]
+pub struct Chunk {
+    gfns: [u64; CHUNK],
+    hashes: [Option<u64>; CHUNK],
+    len: usize,
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Chunk {
+    /// An empty chunk.
+    pub const fn new() -> Self {
+        Self {
+            gfns: [0; CHUNK],
+            hashes: [None; CHUNK],
+            len: 0,
+        }
+    }
+
+    /// Frames in the chunk.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the chunk holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn is_full(&self) -> bool {
+        self.len >= CHUNK
+    }
+
+    fn push(&mut self, gfn: u64) {
+        if let Some(g) = self.gfns.get_mut(self.len) {
+            *g = gfn;
+            self.len += 1;
+        }
+    }
+
+    /// The chunk's frames, in increasing order.
+    pub fn frames(&self) -> &[u64] {
+        self.gfns.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Hashes the chunk's frames through `src`, a run of at most [`BATCH`]
+    /// contiguous frames at a time, as a [`Batch`] does.
+    pub fn hash(&mut self, src: &mut (impl HashSource + ?Sized), seed: u64) {
+        let n = self.len;
+        let gfns = self.gfns.get(..n).unwrap_or(&[]);
+        let hashes = self.hashes.get_mut(..n).unwrap_or(&mut []);
+        for r in runs(gfns, BATCH) {
+            if let (Some(&first), Some(out)) = (gfns.get(r.start), hashes.get_mut(r)) {
+                src.hash_run(seed, first, out);
+            }
+        }
+    }
+
+    /// No frame of the chunk could be read (the device is gone): each
+    /// counts as changed, as an unreadable page does.
+    pub fn fail(&mut self) {
+        if let Some(h) = self.hashes.get_mut(..self.len) {
+            h.fill(None);
+        }
+    }
+
+    fn results(&self) -> impl Iterator<Item = (u64, Option<u64>)> + '_ {
+        let n = self.len;
+        let gfns = self.gfns.get(..n).unwrap_or(&[]);
+        let hashes = self.hashes.get(..n).unwrap_or(&[]);
+        gfns.iter().copied().zip(hashes.iter().copied())
+    }
+}
+
+/// Hashes the chunks of a round, each independently of the others.
+pub trait ChunkHasher {
+    /// Hashes every frame of every chunk of `chunks` with `seed` (each
+    /// chunk's hashes as [`Chunk::hash`] gives them, or none of them,
+    /// [`Chunk::fail`]), and returns once all are done. `spread`: the round
+    /// holds at least [`SPREAD_MIN`] frames and may be spread over CPUs.
+    fn hash_chunks(&mut self, seed: u64, chunks: &mut [Chunk], spread: bool);
+}
+
+/// One CPU, a chunk after the other, through a [`HashSource`].
+pub struct Serial<S>(pub S);
+
+impl<S: HashSource> ChunkHasher for Serial<S> {
+    fn hash_chunks(&mut self, seed: u64, chunks: &mut [Chunk], _spread: bool) {
+        for c in chunks {
+            c.hash(&mut self.0, seed);
+        }
+    }
+}
+
+/// Rounds of chunks: frames are pushed into the caller's chunks, one after
+/// the other; a flush has the [`ChunkHasher`] hash the round and hands the
+/// frames back in order.
+pub struct Chunked<'c, P: ?Sized> {
+    chunks: &'c mut [Chunk],
+    /// Chunks holding frames of this round.
+    used: usize,
+    frames: usize,
+    pool: &'c mut P,
+}
+
+impl<'c, P: ChunkHasher + ?Sized> Chunked<'c, P> {
+    /// Rounds of up to `chunks.len()` chunks hashed by `pool`; `None` if
+    /// there is no chunk.
+    pub fn new(chunks: &'c mut [Chunk], pool: &'c mut P) -> Option<Self> {
+        if chunks.is_empty() {
+            return None;
+        }
+        for c in chunks.iter_mut() {
+            c.len = 0;
+        }
+        Some(Self {
+            chunks,
+            used: 0,
+            frames: 0,
+            pool,
+        })
+    }
+
+    /// The chunk hasher.
+    pub fn pool(&mut self) -> &mut P {
+        self.pool
+    }
+}
+
+impl<P: ChunkHasher + ?Sized> Hasher for Chunked<'_, P> {
+    fn is_full(&self) -> bool {
+        self.used == self.chunks.len()
+            && self
+                .chunks
+                .get(self.used.wrapping_sub(1))
+                .is_some_and(Chunk::is_full)
+    }
+    fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+    fn push(&mut self, gfn: u64) {
+        let cur = self.used.checked_sub(1).and_then(|i| self.chunks.get(i));
+        if cur.is_none_or(Chunk::is_full) {
+            if self.used == self.chunks.len() {
+                return;
+            }
+            self.used += 1;
+        }
+        if let Some(c) = self
+            .used
+            .checked_sub(1)
+            .and_then(|i| self.chunks.get_mut(i))
+        {
+            c.push(gfn);
+            self.frames += 1;
+        }
+    }
+    fn flush(&mut self, seed: u64, done: &mut dyn FnMut(u64, Option<u64>)) {
+        let used = core::mem::take(&mut self.used);
+        let spread = core::mem::take(&mut self.frames) >= SPREAD_MIN;
+        let round = self.chunks.get_mut(..used).unwrap_or(&mut []);
+        self.pool.hash_chunks(seed, round, spread);
+        for c in round.iter_mut() {
+            for (gfn, h) in c.results() {
+                done(gfn, h);
+            }
+            c.len = 0;
+        }
+    }
+}
+
+/// Sources and chunk hashers for the host tests of the scans.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::vec::Vec;
+
+    /// Guest memory as a source: a frame past the end, or in `unreadable`,
+    /// cannot be read.
+    pub(crate) struct Mem<'m> {
+        pub(crate) mem: &'m [[u8; PAGE]],
+        pub(crate) unreadable: &'m BTreeSet<u64>,
+    }
+
+    impl HashSource for Mem<'_> {
+        fn hash_run(&mut self, seed: u64, first: u64, out: &mut [Option<u64>]) {
+            assert!(!out.is_empty() && out.len() <= BATCH);
+            for (g, o) in (first..).zip(out.iter_mut()) {
+                *o = self
+                    .mem
+                    .get(g as usize)
+                    .filter(|_| !self.unreadable.contains(&g))
+                    .map(|p| page_hash(seed, p));
+            }
+        }
+    }
+
+    /// Hashes a round's chunks on `threads` threads at once when it may
+    /// be spread (each thread with its own source), and makes the chunks
+    /// `fail` names fail as a worker that found the device gone does.
+    pub(crate) struct Threads<'m> {
+        pub(crate) mem: &'m [[u8; PAGE]],
+        pub(crate) unreadable: &'m BTreeSet<u64>,
+        pub(crate) threads: usize,
+        /// Whether the i-th chunk hashed (counting from the first round)
+        /// fails.
+        pub(crate) fail: &'m dyn Fn(u64) -> bool,
+        pub(crate) chunks_seen: u64,
+        /// Frames of the chunks that failed.
+        pub(crate) failed: BTreeSet<u64>,
+        pub(crate) spread_rounds: u64,
+    }
+
+    impl ChunkHasher for Threads<'_> {
+        fn hash_chunks(&mut self, seed: u64, chunks: &mut [Chunk], spread: bool) {
+            let fails: Vec<bool> = (0..chunks.len() as u64)
+                .map(|i| (self.fail)(self.chunks_seen + i))
+                .collect();
+            self.chunks_seen += chunks.len() as u64;
+            for (c, &f) in chunks.iter().zip(&fails) {
+                if f {
+                    self.failed.extend(c.frames().iter().copied());
+                }
+            }
+            let (mem, unreadable) = (self.mem, self.unreadable);
+            let work = |c: &mut Chunk, f: bool| {
+                if f {
+                    c.fail();
+                } else {
+                    c.hash(&mut Mem { mem, unreadable }, seed);
+                }
+            };
+            if !spread || self.threads < 2 {
+                for (c, &f) in chunks.iter_mut().zip(&fails) {
+                    work(c, f);
+                }
+                return;
+            }
+            self.spread_rounds += 1;
+            let per = chunks.len().div_ceil(self.threads);
+            std::thread::scope(|s| {
+                for (part, f) in chunks.chunks_mut(per).zip(fails.chunks(per)) {
+                    s.spawn(move || {
+                        for (c, &f) in part.iter_mut().zip(f) {
+                            work(c, f);
+                        }
+                    });
+                }
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +760,54 @@ mod tests {
         assert_eq!(b.len(), BATCH);
         let _ = b.hash(&mut src, 0).count();
         assert_eq!(src.inner.runs.last(), Some(&(0, BATCH)), "one run");
+    }
+
+    /// A round holds as many chunks as the caller gave, each at most
+    /// [`CHUNK`] frames; frames come back in the order pushed, and only a
+    /// round of [`SPREAD_MIN`] frames or more may be spread.
+    #[test]
+    fn chunked_rounds_hand_frames_back_in_order() {
+        struct Rec(Vec<(usize, bool)>);
+        impl ChunkHasher for Rec {
+            fn hash_chunks(&mut self, seed: u64, chunks: &mut [Chunk], spread: bool) {
+                self.0.push((chunks.len(), spread));
+                for c in chunks.iter_mut() {
+                    assert!(!c.is_empty() && c.len() <= CHUNK);
+                    c.hash(
+                        &mut Recorder {
+                            runs: Vec::new(),
+                            unreadable: 7,
+                        },
+                        seed,
+                    );
+                }
+            }
+        }
+        let mut chunks = vec![Chunk::new(); 3];
+        let mut pool = Rec(Vec::new());
+        assert!(Chunked::new(&mut [], &mut pool).is_none(), "no chunk");
+        let mut h = Chunked::new(&mut chunks, &mut pool).unwrap();
+        let mut pushed = Vec::new();
+        let mut got = Vec::new();
+        let mut g = 0u64;
+        for _ in 0..3 {
+            while !h.is_full() {
+                h.push(g);
+                pushed.push(g);
+                g += 1 + g % 3;
+            }
+            h.flush(1, &mut |gfn, hash| got.push((gfn, hash)));
+            assert!(h.is_empty());
+        }
+        // A small round stays on the caller's CPU.
+        h.push(g);
+        pushed.push(g);
+        h.flush(1, &mut |gfn, hash| got.push((gfn, hash)));
+        assert_eq!(got.iter().map(|x| x.0).collect::<Vec<_>>(), pushed);
+        for (gfn, hash) in got {
+            assert_eq!(hash, (gfn != 7).then_some(gfn ^ 1));
+        }
+        assert_eq!(pool.0, vec![(3, true), (3, true), (3, true), (1, false)]);
     }
 
     /// A holder of pins over `mem`: frames in `pinned` are hashed where

@@ -12,10 +12,12 @@
 //! [`HashSource`] in batches of contiguous runs ([`super::pageread`]):
 //! copied into the caller's scratch page ([`Copying`], the `scan_*`
 //! functions that take a reader) or hashed in place in guest memory (the
-//! kernel's source, given to the `*_with` functions).
+//! kernel's source, given to the `*_with` functions). The `*_by` functions
+//! take any [`Hasher`]: the kernel's spreads large scans over its CPUs in
+//! rounds of chunks ([`super::pageread::Chunked`]), with the same result.
 
 use super::hash::page_hash;
-use super::pageread::{Batch, Copying, HashSource, BATCH};
+use super::pageread::{Batched, Copying, HashSource, Hasher};
 use super::writeset::WriteSet;
 
 /// Page size the tracker hashes.
@@ -194,6 +196,12 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         Ok(changed)
     }
 
+    /// The slots, for tests that compare two trackers.
+    #[cfg(test)]
+    pub(crate) fn slots_for_test(&self) -> &[u64] {
+        &self.slots
+    }
+
     /// Whether `gfn` is tracked but has no snapshot yet.
     pub fn needs_hash(&self, gfn: u64) -> bool {
         gfn.checked_sub(self.base)
@@ -229,41 +237,40 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         Some(self.base + (lo + i) as u64)
     }
 
-    /// Hashes frames through `src`, a batch of up to [`BATCH`] frames at a
-    /// time, in runs of contiguous frames, and hands each frame with its
-    /// hash (as stored: hashes 0 and 1 are 2 and 3; `None` if it could not
-    /// be read) to `done`, in increasing order. The frames are those
-    /// `next(tracker, from)` names: the first frame at or above `from` to
-    /// hash, or `None` when there is none. `next` is asked up to a batch
+    /// Hashes frames through `h` (a batch, or a round of chunks, at a
+    /// time) and hands each frame with its hash (as stored: hashes 0 and 1
+    /// are 2 and 3; `None` if it could not be read) to `done`, in
+    /// increasing order. The frames are those `next(tracker, from)` names:
+    /// the first frame at or above `from` to hash, or `None` when there is
+    /// none. `next` is asked up to what `h` holds (a batch, or a round)
     /// ahead of `done`, so what it looks at for a frame must not depend on
     /// what `done` does to lower frames (`done` changes only its own
     /// frame's slot). Counts every hashed page in [`HashTracker::hashed`].
-    pub fn hash_frames<Src: HashSource + ?Sized>(
+    pub fn hash_frames<H: Hasher + ?Sized>(
         &mut self,
-        src: &mut Src,
+        h: &mut H,
         start: u64,
         mut next: impl FnMut(&Self, u64) -> Option<u64>,
         mut done: impl FnMut(&mut Self, u64, Option<u64>),
     ) {
-        let mut batch = Batch::new();
         let mut at = Some(start);
         loop {
-            while batch.len() < BATCH {
+            while !h.is_full() {
                 let Some(g) = at.and_then(|a| next(self, a)) else {
                     at = None;
                     break;
                 };
-                batch.push(g);
+                h.push(g);
                 at = g.checked_add(1);
             }
-            if batch.is_empty() {
+            if h.is_empty() {
                 return;
             }
             let seed = self.seed;
-            for (gfn, h) in batch.hash(src, seed) {
-                self.hashed += u64::from(h.is_some());
-                done(self, gfn, h.map(stored));
-            }
+            h.flush(seed, &mut |gfn, hash| {
+                self.hashed += u64::from(hash.is_some());
+                done(self, gfn, hash.map(stored));
+            });
         }
     }
 
@@ -279,10 +286,15 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
 
     /// [`HashTracker::scan_new`] through `src`.
     pub fn scan_new_with(&mut self, src: &mut (impl HashSource + ?Sized)) -> u64 {
+        self.scan_new_by(&mut Batched::new(src))
+    }
+
+    /// [`HashTracker::scan_new`] through `h`.
+    pub fn scan_new_by(&mut self, h: &mut (impl Hasher + ?Sized)) -> u64 {
         let end = self.base + self.window();
         let mut n = 0;
         self.hash_frames(
-            src,
+            h,
             self.base,
             |t, from| t.next_slot(from, end, |s| s == NOT_HASHED),
             |t, gfn, h| {
@@ -322,12 +334,21 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
     pub fn scan_changed_with(
         &mut self,
         src: &mut (impl HashSource + ?Sized),
+        out: impl FnMut(u64),
+    ) -> u64 {
+        self.scan_changed_by(&mut Batched::new(src), out)
+    }
+
+    /// [`HashTracker::scan_changed`] through `h`.
+    pub fn scan_changed_by(
+        &mut self,
+        h: &mut (impl Hasher + ?Sized),
         mut out: impl FnMut(u64),
     ) -> u64 {
         let end = self.base + self.window();
         let mut n = 0;
         self.hash_frames(
-            src,
+            h,
             self.base,
             |t, from| t.next_slot(from, end, |s| s != UNTRACKED),
             |t, gfn, h| {
@@ -383,6 +404,21 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
         range: core::ops::Range<u64>,
         unhashed: Unhashed,
         src: &mut (impl HashSource + ?Sized),
+        out: impl FnMut(u64),
+    ) -> RehashStats
+    where
+        B: core::ops::DerefMut<Target = [u64]>,
+    {
+        self.scan_candidates_by(candidates, range, unhashed, &mut Batched::new(src), out)
+    }
+
+    /// [`HashTracker::scan_candidates`] through `src`.
+    pub fn scan_candidates_by<B>(
+        &mut self,
+        candidates: &WriteSet<B>,
+        range: core::ops::Range<u64>,
+        unhashed: Unhashed,
+        src: &mut (impl Hasher + ?Sized),
         mut out: impl FnMut(u64),
     ) -> RehashStats
     where
@@ -463,6 +499,7 @@ impl<S: core::ops::DerefMut<Target = [u64]>> HashTracker<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pageread::BATCH;
     use std::collections::BTreeMap;
     use std::vec;
     use std::vec::Vec;
@@ -638,6 +675,124 @@ mod tests {
             }
             assert!(runs > 0);
         }
+    }
+
+    /// Every scan gives the same result, bit for bit (reported frames and
+    /// their order, statistics, every slot, the counters), whether its
+    /// pages are hashed a batch at a time on one CPU or in rounds of
+    /// chunks spread over threads and merged in order; and a chunk that
+    /// fails (the device gone under a worker) counts its pages as changed
+    /// exactly as pages that cannot be read do on one CPU.
+    #[test]
+    fn chunked_scans_equal_batched() {
+        use crate::pageread::testing::{Mem, Threads};
+        use crate::pageread::{Chunk, Chunked, CHUNK};
+        use crate::writeset::{words_for, WriteSet};
+        use std::collections::BTreeSet;
+        let mut spread_rounds = 0;
+        let mut failed_frames = 0;
+        for seed in 0..12u64 {
+            let mut rng = Rng(seed + 100);
+            let n = 4 * CHUNK + (rng.next() % 700) as usize;
+            let window = n as u64 + 3;
+            let mut mem = vec![[0u8; PAGE]; n];
+            for p in mem.iter_mut() {
+                p[0] = rng.next() as u8;
+            }
+            let hseed = rng.next();
+            // a: chunked, b: batched, in lockstep.
+            let mut a = HashTracker::new(0, hseed, vec![0u64; window as usize]);
+            let mut b = HashTracker::new(0, hseed, vec![0u64; window as usize]);
+            let mut chunks = vec![Chunk::new(); 1 + (rng.next() % 6) as usize];
+            for round in 0..8 {
+                for _ in 0..rng.next() % (n as u64) {
+                    let g = rng.next() % window;
+                    if rng.next().is_multiple_of(7) {
+                        a.untrack(g).unwrap();
+                        b.untrack(g).unwrap();
+                    } else {
+                        a.track(g).unwrap();
+                        b.track(g).unwrap();
+                    }
+                }
+                let words = vec![0u64; words_for(window)];
+                let mut cand = WriteSet::new(0, window, words).unwrap();
+                for _ in 0..rng.next() % (n as u64 / 2) {
+                    let g = rng.next() % n as u64;
+                    mem[g as usize][(rng.next() % PAGE as u64) as usize] ^= 1;
+                    cand.record(g);
+                }
+                if rng.next().is_multiple_of(4) {
+                    cand.set_unbounded();
+                }
+                let unreadable: BTreeSet<u64> =
+                    (0..rng.next() % 8).map(|_| rng.next() % window).collect();
+                let fail_mod = 2 + rng.next() % 9;
+                let fail = move |i: u64| (i * 7 + seed).is_multiple_of(fail_mod);
+                let mut pool = Threads {
+                    mem: &mem,
+                    unreadable: &unreadable,
+                    threads: 1 + (rng.next() % 4) as usize,
+                    fail: &fail,
+                    chunks_seen: 0,
+                    failed: BTreeSet::new(),
+                    spread_rounds: 0,
+                };
+                let kind = rng.next() % 4;
+                let lo = rng.next() % 100;
+                let hi = lo + rng.next() % window;
+                let u = if rng.next().is_multiple_of(2) {
+                    Unhashed::Report
+                } else {
+                    Unhashed::Snapshot
+                };
+                let (mut ga, mut gb) = (Vec::new(), Vec::new());
+                let ra = {
+                    let mut h = Chunked::new(&mut chunks, &mut pool).unwrap();
+                    match kind {
+                        0 => (
+                            a.scan_changed_by(&mut h, |g| ga.push(g)),
+                            RehashStats::default(),
+                        ),
+                        1 => (a.scan_new_by(&mut h), RehashStats::default()),
+                        _ => (
+                            0,
+                            a.scan_candidates_by(&cand, lo..hi, u, &mut h, |g| ga.push(g)),
+                        ),
+                    }
+                };
+                // Pages of a failed chunk read as unreadable pages do.
+                let gone: BTreeSet<u64> = unreadable.union(&pool.failed).copied().collect();
+                let mut src = Mem {
+                    mem: &mem,
+                    unreadable: &gone,
+                };
+                let rb = match kind {
+                    0 => (
+                        b.scan_changed_with(&mut src, |g| gb.push(g)),
+                        RehashStats::default(),
+                    ),
+                    1 => (b.scan_new_with(&mut src), RehashStats::default()),
+                    _ => (
+                        0,
+                        b.scan_candidates_with(&cand, lo..hi, u, &mut src, |g| gb.push(g)),
+                    ),
+                };
+                let ctx = std::format!("seed {seed} round {round} kind {kind}");
+                assert_eq!(ra, rb, "{ctx}");
+                assert_eq!(ga, gb, "{ctx}");
+                assert_eq!(a.slots, b.slots, "{ctx}");
+                assert_eq!(
+                    (a.tracked(), a.hashed(), a.unhashed()),
+                    (b.tracked(), b.hashed(), b.unhashed()),
+                    "{ctx}"
+                );
+                spread_rounds += pool.spread_rounds;
+                failed_frames += pool.failed.len();
+            }
+        }
+        assert!(spread_rounds >= 10, "rounds were spread ({spread_rounds})");
+        assert!(failed_frames > 0, "chunks failed");
     }
 
     #[test]
