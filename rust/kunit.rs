@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(crc32c(b"123456789"), 0xe306_9283);
         let mut buf = KVVec::from_elem(0u8, 512, GFP_KERNEL)?;
         let mut w = stream::Writer::new(&mut buf, 1, 0).map_err(|_| EINVAL)?;
-        w.section(1, stream::FLAG_MANDATORY, 16, |p| p.fill(7))
+        stream::ImageSink::section(&mut w, 1, stream::FLAG_MANDATORY, 16, |p| p.fill(7))
             .map_err(|_| EINVAL)?;
         let n = w.finish().map_err(|_| EINVAL)?;
         let lim = stream::Limits {

@@ -47,8 +47,11 @@
  *                   [-r rounds] [-w warmup_ms] [-i round_ms] [-j out.json]
  *                   [-c N,N,...] [-m MiB] [-S own,sync] [-g N]
  *                   [-H reps] [-M MiB] [-P reps] [-X lose|corrupt]
- * Variants: writeset (oneshot/hash, rehash=writeset), gmig (oneshot/hash,
- * rehash=all), naive (iterative/all). -c: counts of concurrent vGPUs (0:
+ * Variants: writeset (oneshot/hash, rehash=writeset), built (the same,
+ * final_image=build: the final delta diffed from an image built whole),
+ * gmig (oneshot/hash, rehash=all), naive (iterative/all); every variant
+ * but built has final_image=patch. fixed_ms is the downtime less the
+ * stop-copy re-hash and the VMM's copy of the stop-copy pages. -c: counts of concurrent vGPUs (0:
  * none), -m: the working set of each. -s 0 skips the single-vGPU runs.
  * -H: repetitions of the hashing comparison (default 7, 0: none; see
  * run_hashing()), -M: its working set (default 64 MiB), on the first -p
@@ -85,13 +88,15 @@
 #define XL_WINDOW (1023ull << 20)
 
 struct variant {
-	const char *name, *label, *precopy, *dirty, *rehash;
+	const char *name, *label, *precopy, *dirty, *rehash, *final_image;
 };
 
 static const struct variant variants[] = {
-	{ "writeset", "oneshot/hash+writeset", "oneshot", "hash", "writeset" },
-	{ "gmig", "oneshot/hash (gMig)", "oneshot", "hash", "all" },
-	{ "naive", "iterative/all (naive)", "iterative", "all", "all" },
+	{ "writeset", "oneshot/hash+writeset", "oneshot", "hash", "writeset", "patch" },
+	/* The same, the final delta diffed from an image built whole. */
+	{ "built", "writeset, image built", "oneshot", "hash", "writeset", "build" },
+	{ "gmig", "oneshot/hash (gMig)", "oneshot", "hash", "all", "patch" },
+	{ "naive", "iterative/all (naive)", "iterative", "all", "all", "patch" },
 };
 
 struct result {
@@ -100,10 +105,19 @@ struct result {
 	const struct variant *v;
 	long long tracked, stop_pages, precopy_pages, skipped, rehashed;
 	long long k_downtime_us, k_rehash_us, k_wait_us, k_image_us, contexts, faults;
-	double downtime_ms, memcpy_ms;
+	double downtime_ms, memcpy_ms, copy_ms;
 	long long lost;
 	int ok;
 };
+
+/*
+ * The downtime's fixed part: what is left of it besides the stop-copy
+ * re-hash and copying the stop-copy pages (the VMM's part).
+ */
+static double fixed_ms(const struct result *r)
+{
+	return r->downtime_ms - r->k_rehash_us / 1e3 - r->copy_ms;
+}
 
 static double now_ms(void)
 {
@@ -207,7 +221,7 @@ struct mig {
 	size_t len, cap;
 	int fd;
 	long long precopy_pages, stop_pages;
-	double t_start, t0, t1;
+	double t_start, t0, t1, copy_ms;
 	const char *err;	/* the step that failed */
 };
 
@@ -281,7 +295,9 @@ static int mig_stopcopy(struct mig *m)
 	if (gvfio_log_report(m->s, IOVA, m->mem, m->bm))
 		return mig_fail(m, "stop-copy report");
 	m->stop_pages = inject == INJECT_LOSE ? skip_first(m) : 0;
+	m->copy_ms = now_ms();
 	m->stop_pages += copy_reported(m->bm, m->pages, m->dst, m->s->mem);
+	m->copy_ms = now_ms() - m->copy_ms;
 	if (drain(m->fd, &m->img, &m->len, &m->cap))
 		return mig_fail(m, "stop-copy read");
 	m->t1 = now_ms();
@@ -350,7 +366,8 @@ static int run_one(struct result *r, const char *type, int rounds,
 	if (!m.bm)
 		FAIL("no memory\n");
 	if (set_param("precopy", r->v->precopy) || set_param("dirty", r->v->dirty) ||
-	    set_param("rehash", r->v->rehash))
+	    set_param("rehash", r->v->rehash) ||
+	    set_param("final_image", r->v->final_image))
 		FAIL("cannot set module parameters\n");
 	if (sim_create_mdev(type, US) || sim_create_mdev(type, UD))
 		FAIL("cannot create two %s vGPUs\n", type);
@@ -381,6 +398,7 @@ static int run_one(struct result *r, const char *type, int rounds,
 		FAIL("%s\n", m.err);
 	r->stop_pages = m.stop_pages;
 	r->downtime_ms = m.t1 - m.t0;
+	r->copy_ms = m.copy_ms;
 
 	/* No page lost: the stopped source's window is the destination's. */
 	r->lost = count_lost(s.mem, d.mem, mem);
@@ -641,7 +659,7 @@ static int run_concurrent(struct conc_result *r, unsigned long long ws_mib,
 		v[i].m.fd = -1;
 	}
 	if (set_param("precopy", "oneshot") || set_param("dirty", "hash") ||
-	    set_param("rehash", "writeset")) {
+	    set_param("rehash", "writeset") || set_param("final_image", "patch")) {
 		fprintf(stderr, "gmig_bench: cannot set module parameters\n");
 		goto out;
 	}
@@ -1003,10 +1021,10 @@ static int run_singles(const char *sizes, const char *profiles,
 	unsigned int i;
 	int bad = 0;
 
-	printf("%-6s %-8s %-22s %8s %9s %8s %9s %9s %8s %9s %7s %9s %8s %8s %5s\n",
+	printf("%-6s %-8s %-22s %8s %9s %8s %9s %9s %8s %9s %7s %8s %6s %9s %8s %8s %5s\n",
 	       "ws_MiB", "profile", "variant", "tracked", "stop_pgs", "skipped",
 	       "down_ms", "k_down_ms", "wait_ms", "rehash_ms", "img_ms",
-	       "memcpy_ms", "down/cp", "pre_pgs", "lost");
+	       "fixed_ms", "fixed", "memcpy_ms", "down/cp", "pre_pgs", "lost");
 	sl = strdup(sizes);
 	for (tok = strtok_r(sl, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		pl = strdup(profiles);
@@ -1028,23 +1046,26 @@ static int run_singles(const char *sizes, const char *profiles,
 				if (run_one(&r, type_for(r.ws_mib), rounds, warmup_ms,
 					    round_ms))
 					bad++;
-				printf("%-6.1f %-8s %-22s %8lld %9lld %8lld %9.2f %9.2f %8.2f %9.2f %7.2f %9.2f %7.1f%% %8lld %5lld%s\n",
+				printf("%-6.1f %-8s %-22s %8lld %9lld %8lld %9.2f %9.2f %8.2f %9.2f %7.2f %8.2f %5.1f%% %9.2f %7.1f%% %8lld %5lld%s\n",
 				       r.ws_bytes / 1048576.0, r.profile, r.v->label, r.tracked,
 				       r.stop_pages, r.skipped, r.downtime_ms,
 				       r.k_downtime_us / 1e3, r.k_wait_us / 1e3,
 				       r.k_rehash_us / 1e3, r.k_image_us / 1e3,
+				       fixed_ms(&r),
+				       r.downtime_ms > 0 ? 100 * fixed_ms(&r) / r.downtime_ms : 0,
 				       r.memcpy_ms,
 				       r.memcpy_ms > 0 ? 100 * r.downtime_ms / r.memcpy_ms : 0,
 				       r.precopy_pages, r.lost, r.ok ? "" : "  FAILED");
 				fflush(stdout);
 				if (jf)
-					fprintf(jf, "%s  {\"mode\": \"single\", \"ws_mib\": %llu, \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"%s\", \"precopy\": \"%s\", \"dirty\": \"%s\", \"rehash\": \"%s\", \"pages_tracked\": %lld, \"stopcopy_pages\": %lld, \"rehash_skipped\": %lld, \"rehashed_stopcopy\": %lld, \"downtime_ms\": %.3f, \"kernel_downtime_us\": %lld, \"rehash_stopcopy_us\": %lld, \"quiesce_wait_us\": %lld, \"image_us\": %lld, \"memcpy_ms\": %.3f, \"precopy_pages\": %lld, \"contexts\": %lld, \"faults\": %lld, \"lost_pages\": %lld, \"ok\": %s}",
+					fprintf(jf, "%s  {\"mode\": \"single\", \"ws_mib\": %llu, \"ws_bytes\": %llu, \"profile\": \"%s\", \"variant\": \"%s\", \"precopy\": \"%s\", \"dirty\": \"%s\", \"rehash\": \"%s\", \"pages_tracked\": %lld, \"stopcopy_pages\": %lld, \"rehash_skipped\": %lld, \"rehashed_stopcopy\": %lld, \"downtime_ms\": %.3f, \"kernel_downtime_us\": %lld, \"rehash_stopcopy_us\": %lld, \"quiesce_wait_us\": %lld, \"image_us\": %lld, \"final_image\": \"%s\", \"copy_ms\": %.3f, \"fixed_ms\": %.3f, \"memcpy_ms\": %.3f, \"precopy_pages\": %lld, \"contexts\": %lld, \"faults\": %lld, \"lost_pages\": %lld, \"ok\": %s}",
 						ftell(jf) > 2 ? ",\n" : "",
 						r.ws_mib, r.ws_bytes, r.profile, r.v->name, r.v->precopy,
 						r.v->dirty, r.v->rehash, r.tracked, r.stop_pages,
 						r.skipped, r.rehashed, r.downtime_ms,
 						r.k_downtime_us, r.k_rehash_us, r.k_wait_us,
-						r.k_image_us, r.memcpy_ms,
+						r.k_image_us, r.v->final_image, r.copy_ms,
+						fixed_ms(&r), r.memcpy_ms,
 						r.precopy_pages, r.contexts, r.faults, r.lost,
 						r.ok ? "true" : "false");
 			}
@@ -1297,7 +1318,7 @@ static int run_concurrents(const char *counts, unsigned long long ws_mib,
 int main(int argc, char **argv)
 {
 	const char *sizes = "64,256,1024", *profiles = "desktop,game";
-	const char *vars = "writeset,gmig,naive", *json = NULL;
+	const char *vars = "writeset,built,gmig,naive", *json = NULL;
 	const char *counts = "1,3,7";
 	unsigned long long conc_mib = 64, hash_mib = 64;
 	int hash_reps = 7, spread_reps = 0;
@@ -1364,7 +1385,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-H reps] [-M MiB] [-P reps] [-X lose|corrupt]\n",
+			fprintf(stderr, "usage: %s [-s MiB,..] [-p profile,..] [-v writeset,built,gmig,naive] [-r rounds] [-w ms] [-i ms] [-j file] [-c N,..] [-m MiB] [-S own,sync] [-g N] [-H reps] [-M MiB] [-P reps] [-X lose|corrupt]\n",
 				argv[0]);
 			return 2;
 		}

@@ -35,7 +35,7 @@ use gmig_core::{
     replay::write::Writer as ReplayWriter,
     sim::exec::LRC_MAGIC,
     sim::vgpu::REGS_BYTES,
-    stream::{self, Section, Writer, FLAG_MANDATORY, HEADER_LEN, SECTION_HEADER_LEN},
+    stream::{self, ImageSink, Section, Writer, FLAG_MANDATORY, HEADER_LEN, SECTION_HEADER_LEN},
     testutil::{aub, Rng},
 };
 

@@ -407,21 +407,6 @@ impl<'a> Writer<'a> {
         })
     }
 
-    /// Appends a section whose payload `fill` writes into the given slice
-    /// of exactly `len` bytes.
-    pub fn section(
-        &mut self,
-        ty: u16,
-        flags: u16,
-        len: usize,
-        fill: impl FnOnce(&mut [u8]),
-    ) -> Result<(), StreamError> {
-        self.put(ty, flags, len, |p| {
-            fill(p);
-            Some(len)
-        })
-    }
-
     /// Appends a section whose payload `fill` writes at the start of the
     /// space left (what the end marker leaves), returning its length, or
     /// `None` if it does not fit ([`StreamError::NoSpace`]).
@@ -497,7 +482,10 @@ impl ImageSink for Writer<'_> {
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<(), StreamError> {
-        Writer::section(self, ty, flags, len, fill)
+        self.put(ty, flags, len, |p| {
+            fill(p);
+            Some(len)
+        })
     }
 }
 

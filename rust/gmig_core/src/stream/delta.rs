@@ -34,8 +34,8 @@
 //! refused by name, never applied.
 
 use super::{
-    digest, rd16, rd32, sections_unchecked, validate, Header, Limits, Section, StreamError, Writer,
-    FLAG_MANDATORY, HEADER_LEN,
+    digest, rd16, rd32, sections_unchecked, validate, Header, ImageSink, Limits, Section,
+    StreamError, Writer, FLAG_MANDATORY, HEADER_LEN,
 };
 use core::ops::{Deref, DerefMut, Range};
 

@@ -133,7 +133,8 @@ impl Incoming {
 #[cfg(test)]
 mod tests {
     use super::super::{
-        resolve, ChangedEntries, EntrySpan, Resolved, Section, StreamError, Writer, FLAG_MANDATORY,
+        resolve, ChangedEntries, EntrySpan, ImageSink, Resolved, Section, StreamError, Writer,
+        FLAG_MANDATORY,
     };
     use super::*;
     use std::vec;
