@@ -402,6 +402,31 @@ struct Spread {
     scratch: KVec<KBox<[u8; 4096]>>,
 }
 
+/// `n` empty chunks, written in place. A [`Chunk`] is 6 KiB: passed by
+/// value, as `KVVec::from_elem()` does, two copies of it sit in the frames
+/// of one call chain, which overflowed the 16 KiB stack of the
+/// `DMA_LOGGING_START` ioctl.
+fn empty_chunks(n: usize) -> Option<KVVec<Chunk>> {
+    static EMPTY: Chunk = Chunk::new();
+    let mut v = KVVec::with_capacity(n, GFP_KERNEL_ACCOUNT).ok()?;
+    for slot in v.spare_capacity_mut().iter_mut().take(n) {
+        // SAFETY: `slot` is valid for the write of one `Chunk`, which does
+        // not overlap `EMPTY`; a `Chunk` is plain integers that own
+        // nothing, so a byte copy of `EMPTY` is an empty chunk.
+        unsafe { core::ptr::copy_nonoverlapping(&EMPTY, slot.as_mut_ptr(), 1) };
+    }
+    // SAFETY: the capacity is at least `n`, and the first `n` items were
+    // written above.
+    unsafe { v.inc_len(n) };
+    Some(v)
+}
+
+/// A zeroed scratch page, zeroed where it is allocated (not a 4 KiB array
+/// on the stack moved into the box).
+fn zeroed_page() -> Result<KBox<[u8; 4096]>> {
+    KBox::init(pin_init::init_zeroed(), GFP_KERNEL_ACCOUNT)
+}
+
 impl Spread {
     /// For `lanes` lanes; `None` for one (or without memory: then every
     /// re-hash runs on the caller's CPU).
@@ -410,11 +435,10 @@ impl Spread {
             return None;
         }
         let crew = Crew::new(lanes).ok()?;
-        let chunks = KVVec::from_elem(Chunk::new(), ROUND_CHUNKS, GFP_KERNEL_ACCOUNT).ok()?;
+        let chunks = empty_chunks(ROUND_CHUNKS)?;
         let mut scratch = KVec::with_capacity(crew.lanes() - 1, GFP_KERNEL_ACCOUNT).ok()?;
         for _ in 1..crew.lanes() {
-            let page = KBox::new([0u8; 4096], GFP_KERNEL_ACCOUNT).ok()?;
-            scratch.push(page, GFP_KERNEL_ACCOUNT).ok()?;
+            scratch.push(zeroed_page().ok()?, GFP_KERNEL_ACCOUNT).ok()?;
         }
         Some(Self {
             crew,
@@ -1539,7 +1563,7 @@ pub(crate) fn log_start<D: MigDevice>(d: &D, ranges: &[u64]) -> Result {
     // start fails (a later report gets -EINVAL, the migration fails).
     log_stop(d);
     let slots = KVVec::from_elem(0u64, usize::try_from(pages)?, GFP_KERNEL_ACCOUNT)?;
-    let scratch = KBox::new([0u8; 4096], GFP_KERNEL_ACCOUNT)?;
+    let scratch = zeroed_page()?;
     let spread = Spread::new(rehash_lanes());
     let mut far = FarFrames::new(KVVec::from_elem(0u64, MAX_FAR_FRAMES, GFP_KERNEL_ACCOUNT)?);
     // SAFETY: `get_random_u64()` has no preconditions.
