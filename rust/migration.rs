@@ -944,8 +944,9 @@ impl Migration {
                 .resize(len, 0, GFP_KERNEL_ACCOUNT)
                 .map_err(no_space)?;
         }
+        let room = stream::patch::room_for(len, self.changed.as_ref());
         self.image
-            .resize(base_len + len / 2, 0, GFP_KERNEL_ACCOUNT)
+            .resize(base_len + room, 0, GFP_KERNEL_ACCOUNT)
             .map_err(no_space)?;
         let (base, out) = self.image.split_at_mut(base_len);
         let res = p.save_delta(base, self.changed.as_ref(), &mut self.full, out);

@@ -47,6 +47,33 @@ const BLOCK: usize = 64;
 /// Granularity of a change.
 const CHUNK: usize = 8;
 
+/// Bytes a patched delta over images of at most `len` bytes can take at
+/// most (`changed` as given to the [`Patcher`]), capped at half an image
+/// (a longer delta is not worth sending): 16 bytes for each 8-byte chunk
+/// that changed, of the marked GGTT entries only when they are known, a
+/// checksum run for each section, the header's and the delta's own
+/// sections. The buffer a migration sizes with it is written in the
+/// downtime: sized to what changed, not to the image.
+pub fn room_for<S: Deref<Target = [u64]>>(
+    len: usize,
+    changed: Option<&ChangedEntries<S>>,
+) -> usize {
+    let fixed = RUNS_AT
+        + SECTION_HEADER_LEN
+        + RUN_HEADER_LEN
+        + HEADER_LEN
+        + MAX_SECTIONS * (RUN_HEADER_LEN + 4);
+    let known = changed.and_then(|c| Some((c.span().entries.checked_mul(8)?, c.marked()?)));
+    let changing = match known {
+        Some((span, marked)) => len
+            .saturating_sub(span)
+            .saturating_mul(2)
+            .saturating_add(marked.saturating_mul(2 * CHUNK)),
+        None => len.saturating_mul(2),
+    };
+    changing.saturating_add(fixed).min(len / 2)
+}
+
 /// How the CRC of a message changes when some of its bytes do (its
 /// length staying the same): the XOR of the old and new CRC.
 struct CrcDelta {
@@ -647,13 +674,38 @@ mod tests {
             }
             s.extra = [0, 0, 0, 40, 1][round % 5];
             let full = s.image();
-            let (delta, result) = s.patch(&base, Some(&changed), full.len()).unwrap();
+            let room = room_for(full.len().max(base.len()), Some(&changed));
+            // What room_for() gives is enough, unless the delta is over
+            // half the image (then it is not sent).
+            let (delta, result) = match s.patch(&base, Some(&changed), room) {
+                Ok(d) => d,
+                Err(StreamError::NoSpace) if room == full.len().max(base.len()) / 2 => {
+                    s.patch(&base, Some(&changed), full.len()).unwrap()
+                }
+                Err(e) => panic!("round {round}: {e:?}"),
+            };
             assert_eq!(applied(&base, &delta), full, "round {round}");
             assert_eq!(Ok(result), digest(&full), "round {round}");
             // Without the marks every entry is compared.
             let (delta, _) = s.patch(&base, None, full.len()).unwrap();
             assert_eq!(applied(&base, &delta), full, "round {round}");
         }
+    }
+
+    #[test]
+    fn the_room_follows_the_marked_entries() {
+        let mut changed = marks();
+        let len = SPAN.offset + 8 * ENTRIES + 28;
+        let none = room_for(len, Some(&changed));
+        assert!(none < 2 * (len - 8 * ENTRIES) + 1024, "{none}");
+        for i in 0..10 {
+            changed.mark(i * 300);
+        }
+        assert_eq!(room_for(len, Some(&changed)), none + 10 * 16);
+        // Unknown entries: up to half an image.
+        assert_eq!(room_for::<Vec<u64>>(len, None), len / 2);
+        changed.mark(u64::MAX);
+        assert_eq!(room_for(len, Some(&changed)), len / 2);
     }
 
     #[test]
