@@ -886,7 +886,7 @@ impl Migration {
             self.changed = None;
         } else if self.base_len > 0 && self.base_len == self.image.len() {
             self.stats.final_patched =
-                self.final_image == FinalImage::Patch && self.append_patch(p).is_ok();
+                self.final_image == FinalImage::Patch && self.append_patch(p, false)?;
             self.stats.final_delta = self.stats.final_patched;
             if !self.stats.final_patched {
                 self.full.clear();
@@ -919,9 +919,18 @@ impl Migration {
         if !self.state.is_pre_copy() || !self.base_read_whole() {
             return None;
         }
-        self.full.clear();
         // The image a stop now would give (GVT-g: the workloads queued
-        // now are in it), so the answer is not below what it sends.
+        // now are in it), made as a stop makes it, so the answer is what
+        // it sends.
+        if self.final_image == FinalImage::Patch {
+            let res = self.append_patch(p, true);
+            let n = self.image.len() - self.base_len;
+            self.image.truncate(self.base_len);
+            if let Ok(true) = res {
+                return Some(n);
+            }
+        }
+        self.full.clear();
         build_with(p, &mut self.full, |out| p.save_state_estimate(out)).ok()?;
         let res = self.append_delta();
         let n = self.image.len() - self.base_len;
@@ -931,29 +940,47 @@ impl Migration {
     }
 
     /// Appends the delta from the base to the image the provider would
-    /// build now, patched from what changed ([`stream::Patcher`]: no
-    /// whole image is built or checksummed), if it is at most half an
-    /// image long. Keeps the digest of the image it describes for
-    /// [`Migration::check_patched`].
-    fn append_patch(&mut self, p: &impl Provider) -> core::result::Result<(), stream::StreamError> {
+    /// build now (with `estimate`, the one it would build if it stopped
+    /// now), patched from what changed ([`stream::Patcher`]: no whole
+    /// image is built or checksummed), if it is at most half an image
+    /// long; `Ok(false)` if it is not (or memory is short), for a built
+    /// delta or a full image to follow. Keeps the digest of a final
+    /// delta's image for [`Migration::check_patched`]. The provider's own
+    /// failure to save is the stop's: a second save is not tried.
+    fn append_patch(
+        &mut self,
+        p: &impl Provider,
+        estimate: bool,
+    ) -> core::result::Result<bool, SaveError> {
         let (base_len, len) = (self.base_len, p.state_len());
-        let no_space = |_| stream::StreamError::NoSpace;
         // Sized by `keep_base()`, unless `delta_now()` left it shorter.
-        if self.full.len() < len {
-            self.full
-                .resize(len, 0, GFP_KERNEL_ACCOUNT)
-                .map_err(no_space)?;
-        }
         let room = stream::patch::room_for(len, self.changed.as_ref());
-        self.image
-            .resize(base_len + room, 0, GFP_KERNEL_ACCOUNT)
-            .map_err(no_space)?;
+        let sized = (self.full.len() >= len
+            || self.full.resize(len, 0, GFP_KERNEL_ACCOUNT).is_ok())
+            && self
+                .image
+                .resize(base_len + room, 0, GFP_KERNEL_ACCOUNT)
+                .is_ok();
+        if !sized {
+            self.image.truncate(base_len);
+            return Ok(false);
+        }
         let (base, out) = self.image.split_at_mut(base_len);
-        let res = p.save_delta(base, self.changed.as_ref(), &mut self.full, out);
+        let res = p.save_delta(base, self.changed.as_ref(), &mut self.full, out, estimate);
         let n = res.as_ref().map_or(0, |&(n, _)| n);
         self.image.truncate(base_len + n);
-        self.patched = Some(res?.1);
-        Ok(())
+        match res {
+            Ok((_, digest)) => {
+                if !estimate {
+                    self.patched = Some(digest);
+                }
+                Ok(true)
+            }
+            Err(e @ (stream::StreamError::SaveFailed | stream::StreamError::TooManyPending(_))) => {
+                Err(SaveError::Provider(e))
+            }
+            Err(_) => Ok(false),
+        }
     }
 
     /// After the stop (STOP_COPY -> STOP, outside the downtime): builds

@@ -1074,6 +1074,8 @@ static int run_singles(const char *sizes, const char *profiles,
 		free(pl);
 	}
 	free(sl);
+	/* The variants' parameters do not outlive them. */
+	set_param("final_image", "patch");
 	return bad;
 }
 

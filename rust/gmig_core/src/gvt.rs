@@ -246,17 +246,9 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
     /// The stop-copy image's length if the vGPU stopped now: its pending
     /// workloads are those queued now (a stop drains the queues down to
     /// [`MAX_PENDING`]), their records zero (only the length counts).
-    fn save_state_estimate(&self, out: &mut [u8]) -> Result<usize, StreamError> {
+    fn write_state_estimate<W: ImageSink>(&self, w: &mut W) -> Result<(), StreamError> {
         let pending = self.host.pending_count().min(MAX_PENDING);
-        let sizing = Sizing(&self.host);
-        write_image(
-            out,
-            self.vgpu_type,
-            &self.guest,
-            &self.sizes,
-            &sizing,
-            pending,
-        )
+        write_sections(w, &self.guest, &self.sizes, &Sizing(&self.host), pending)
     }
 
     /// Checks the whole image first: the pending workloads' context images
@@ -1354,7 +1346,7 @@ mod tests {
         let len = p.state_len();
         let (mut scratch, mut out) = (vec![0u8; len], vec![0u8; len]);
         let (n, result) = p
-            .save_delta(&base, Some(&changed), &mut scratch, &mut out)
+            .save_delta(&base, Some(&changed), &mut scratch, &mut out, false)
             .unwrap();
         assert_eq!(Ok(result), digest(&full));
         assert!(n < 4096, "{n}");

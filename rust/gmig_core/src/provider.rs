@@ -128,18 +128,25 @@ pub trait Provider {
     /// [`Provider::save_state`] wrote) of the image it would write now,
     /// from what changed ([`stream::Patcher`]): `changed` names the GGTT
     /// entries written since `base`, `scratch` holds the sections a
-    /// provider fills whole. Returns the delta's length and the digest of
-    /// the image it describes.
+    /// provider fills whole. With `estimate`, of the image
+    /// [`Provider::write_state_estimate`] describes (its length is what
+    /// counts). Returns the delta's length and the digest of the image it
+    /// describes.
     fn save_delta<S: Deref<Target = [u64]>>(
         &self,
         base: &[u8],
         changed: Option<&ChangedEntries<S>>,
         scratch: &mut [u8],
         out: &mut [u8],
+        estimate: bool,
     ) -> Result<(usize, u32), StreamError> {
         let mut p =
             stream::Patcher::new(base, changed, scratch, out, self.id(), self.type_index())?;
-        self.write_state(&mut p)?;
+        if estimate {
+            self.write_state_estimate(&mut p)?;
+        } else {
+            self.write_state(&mut p)?;
+        }
         p.finish()
     }
     /// Writes an image as long as the one [`Provider::save_state`] would
@@ -147,7 +154,14 @@ pub trait Provider {
     /// MIG_DATA_SIZE): GVT-g's running vGPU gets a pending-work section of
     /// the workloads queued now, whose records are not read (zero).
     fn save_state_estimate(&self, out: &mut [u8]) -> Result<usize, StreamError> {
-        self.save_state(out)
+        let mut w = stream::Writer::new(out, self.id(), self.type_index())?;
+        self.write_state_estimate(&mut w)?;
+        w.finish()
+    }
+    /// Describes to `w` the image [`Provider::save_state_estimate`]
+    /// writes.
+    fn write_state_estimate<W: ImageSink>(&self, w: &mut W) -> Result<(), StreamError> {
+        self.write_state(w)
     }
     /// Restores a validated image (see [`stream::validate`]): decodes and
     /// checks every section first, then applies them, and if the image

@@ -578,7 +578,7 @@ mod tests {
         let mut scratch = vec![0u8; a.state_len()];
         let mut out = vec![0u8; a.state_len()];
         let (n, result) = a
-            .save_delta(&base, Some(&changed), &mut scratch, &mut out)
+            .save_delta(&base, Some(&changed), &mut scratch, &mut out, false)
             .unwrap();
         assert_eq!(Ok(result), digest(&full));
         // The GGTT is 128 KiB of the image; the delta is the changes.
