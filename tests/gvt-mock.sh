@@ -102,6 +102,20 @@ run_type() {
 		cut -c1-200 | tail -40 | sed 's/^/    /'
 }
 
+# param_runs PARAM WORD SEP FIGURE MODE...: for each MODE, gmig's parameter
+# file PARAM set to it, the mock's command "WORD<SEP>MODE" (label
+# WORD-MODE), then the figures it logged ("WORD <x>: FIGURE=...").
+param_runs() {
+	local param=$1 word=$2 sep=$3 figure=$4 mode
+	shift 4
+	for mode in "$@"; do
+		echo "$mode" >"$param"
+		run_type "$word$sep$mode" "$word-$mode"
+		grep -o "$word [a-z]*: $figure=.*" "$OUT/gvt-mock-run-$word-$mode.log" |
+			sed 's/^/    /'
+	done
+}
+
 if loaded gmig && loaded gvt_mock; then
 	run_type 1
 	run_type v5_1 v5_1
@@ -114,12 +128,7 @@ if loaded gmig && loaded gvt_mock; then
 	# (re-hash candidates at stop-copy, device downtime).
 	param=/sys/module/gmig/parameters/rehash
 	rehash_was=$(cat "$param")
-	for mode in writeset all; do
-		echo "$mode" >"$param"
-		run_type "narrow $mode" "narrow-$mode"
-		grep -o 'narrow [a-z]*: rehash=.*' "$OUT/gvt-mock-run-narrow-$mode.log" |
-			sed 's/^/    /'
-	done
+	param_runs "$param" narrow ' ' rehash writeset all
 	# Records kvmgt's hooks must keep right, each a step of its own on
 	# a new vGPU (rehash=writeset: they count re-hash candidates).
 	echo writeset >"$param"
@@ -132,12 +141,7 @@ if loaded gmig && loaded gvt_mock; then
 	# that no page is lost; the figures are the mock's "hashing" lines.
 	hparam=/sys/module/gmig/parameters/hashing
 	hashing_was=$(cat "$hparam")
-	for mode in inplace copy; do
-		echo "$mode" >"$hparam"
-		run_type "hashing-$mode" "hashing-$mode"
-		grep -o 'hashing [a-z]*: pages_read_pinned=.*' "$OUT/gvt-mock-run-hashing-$mode.log" |
-			sed 's/^/    /'
-	done
+	param_runs "$hparam" hashing - pages_read_pinned inplace copy
 	echo "$hashing_was" >"$hparam"
 	echo "$rehash_was" >"$param"
 	# The randomized hostile client (GMIG_HOSTILE_SECS, default 20;

@@ -3926,6 +3926,40 @@ static void vmm_send(struct scenario *s, u8 *vmm)
 		       MOCK_PAGE);
 }
 
+/*
+ * The start both the "opregion" and "hashing" steps make: a source vGPU
+ * named @name, its memory and pins as @setup makes them, migrates up to
+ * its first pre-copy report, with the VMM modelled as a copy of guest
+ * memory (@vmm: all of it once dirty logging started, then the report's
+ * frames). The caller kvfree()s *@vmm, whatever this returns.
+ */
+static int vmm_pre_copy(struct scenario *s, const char *name,
+			void (*setup)(struct mock_vgpu *m), u8 **vmm)
+{
+	struct mock_vgpu *m;
+	int ret;
+
+	m = mock_create(name, &s->type->src, s->type->vregs_size,
+			s->why, sizeof(s->why));
+	if (IS_ERR(m))
+		return PTR_ERR(m);
+	s->src = m;
+	setup(m);
+	*vmm = kvmalloc(MOCK_MEM_SIZE, GFP_KERNEL);
+	if (!*vmm)
+		return -ENOMEM;
+	ret = step_log_start(s);
+	if (ret)
+		return ret;
+	scoped_guard(mutex, &m->mem_lock)
+		memcpy(*vmm, m->mem, MOCK_MEM_SIZE);
+	ret = step_pre_copy(s) ?: report(s, m);
+	if (ret)
+		return ret;
+	vmm_send(s, *vmm);
+	return 0;
+}
+
 /* The VMM sends the last report's frames; the OpRegion's must be one. */
 static int opregion_sent(struct scenario *s, u8 *vmm, const char *report)
 {
@@ -3960,38 +3994,31 @@ static int opregion_request(struct scenario *s, u8 *vmm, u32 scic, u32 parm)
 	return 0;
 }
 
+/* Guest memory at random, frames 1..16 pinned, ASLS at OPREG_GFN. */
+static void opregion_setup(struct mock_vgpu *m)
+{
+	unsigned int n;
+
+	get_random_bytes(m->mem, MOCK_MEM_SIZE);
+	for (n = 1; n <= 16; n++)
+		pin(m, n);
+	scoped_guard(mutex, &m->lock)
+		mock_opregion_base_locked(m, OPREG_GFN * MOCK_PAGE);
+}
+
 static int step_opregion(struct scenario *s)
 {
 	u64 gpa = OPREG_GFN * MOCK_PAGE;
 	struct mock_vgpu *m;
 	unsigned int n;
 	s64 downtime;
-	u8 *vmm;
+	u8 *vmm = NULL;
 	int ret;
 
-	m = mock_create("opregion", &s->type->src, s->type->vregs_size,
-			s->why, sizeof(s->why));
-	if (IS_ERR(m))
-		return PTR_ERR(m);
-	s->src = m;
-	get_random_bytes(m->mem, MOCK_MEM_SIZE);
-	for (n = 1; n <= 16; n++)
-		pin(m, n);
-	scoped_guard(mutex, &m->lock)
-		mock_opregion_base_locked(m, gpa);
-	vmm = kvmalloc(MOCK_MEM_SIZE, GFP_KERNEL);
-	if (!vmm)
-		return -ENOMEM;
-
-	ret = step_log_start(s);
+	ret = vmm_pre_copy(s, "opregion", opregion_setup, &vmm);
 	if (ret)
 		goto out;
-	scoped_guard(mutex, &m->mem_lock)
-		memcpy(vmm, m->mem, MOCK_MEM_SIZE);
-	ret = step_pre_copy(s) ?: report(s, m);
-	if (ret)
-		goto out;
-	vmm_send(s, vmm);
+	m = s->src;
 
 	/* a runtime service (func 2): answered "failed", exit bits cleared */
 	ret = opregion_request(s, vmm, 0xe0 | (2 << 1) | 1, 0x1234) ?:
@@ -4064,27 +4091,13 @@ static int step_hashing(struct scenario *s, bool inplace)
 	unsigned int n;
 	s64 downtime;
 	struct mock_vgpu *m;
-	u8 *vmm;
+	u8 *vmm = NULL;
 	int ret;
 
-	m = mock_create("hashing", &s->type->src, s->type->vregs_size,
-			s->why, sizeof(s->why));
-	if (IS_ERR(m))
-		return PTR_ERR(m);
-	s->src = m;
-	narrow_setup(m);
-	vmm = kvmalloc(MOCK_MEM_SIZE, GFP_KERNEL);
-	if (!vmm)
-		return -ENOMEM;
-	ret = step_log_start(s);
+	ret = vmm_pre_copy(s, "hashing", narrow_setup, &vmm);
 	if (ret)
 		goto out;
-	scoped_guard(mutex, &m->mem_lock)
-		memcpy(vmm, m->mem, MOCK_MEM_SIZE);
-	ret = step_pre_copy(s) ?: report(s, m);
-	if (ret)
-		goto out;
-	vmm_send(s, vmm);
+	m = s->src;
 
 	/* kvmgt unpins what it pinned, a frame at a time here */
 	for (n = 0; n < HASHING_UNPINNED_N; n++)
