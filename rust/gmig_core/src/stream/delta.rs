@@ -154,11 +154,27 @@ pub const MAX_REINITS: u32 = 8;
 
 impl<S: Deref<Target = [u64]>> ChangedEntries<S> {
     /// Whether entry `i` was marked.
-    #[cfg(test)]
     fn is_marked(&self, i: usize) -> bool {
         self.words
             .get(i / 64)
             .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// The entries that differ between `base` and `now` (images of this
+    /// vGPU, `base` the one the marks started from) and were not marked:
+    /// GGTT writes the write path missed. A write after any image still
+    /// marks its entry, so the count does not depend on when `now` was
+    /// built. 0 when every entry counts as marked.
+    pub fn unmarked_changes(&self, base: &[u8], now: &[u8]) -> usize {
+        if self.all {
+            return 0;
+        }
+        (0..self.span.entries)
+            .filter(|&i| {
+                let r = self.span.entry(i);
+                !self.is_marked(i) && base.get(r.clone()) != now.get(r)
+            })
+            .count()
     }
 
     /// Calls `f` with the image bytes of every marked entry, in order;
@@ -872,6 +888,22 @@ mod tests {
     /// REINIT: the base goes stale once the entries written since would
     /// make a delta of [`REINIT_BYTES`], each entry counted once, or when
     /// a write outside the span leaves their number unknown.
+    #[test]
+    fn unmarked_changes_are_the_writes_the_path_missed() {
+        let mut c = case(31, 50);
+        assert_eq!(c.changed.unmarked_changes(&c.base, &c.full), 0);
+        // Two more writes, one marked (as after the final image), one not.
+        c.ggtt[7] ^= 1;
+        c.changed.mark(7);
+        let i = (0..ENTRIES).find(|&i| !c.changed.is_marked(i)).unwrap();
+        c.ggtt[i] ^= 2;
+        let regs = [0u8; 256];
+        let now = image(&regs, &c.ggtt);
+        assert_eq!(c.changed.unmarked_changes(&c.base, &now), 1);
+        c.changed.mark(u64::MAX);
+        assert_eq!(c.changed.unmarked_changes(&c.base, &now), 0);
+    }
+
     #[test]
     fn the_base_goes_stale_at_reinit_bytes_of_entries() {
         let span = EntrySpan {

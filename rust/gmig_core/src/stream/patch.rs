@@ -25,8 +25,8 @@
 //! compares, so such a change fails the destination's section checksum,
 //! while a patched delta carries a checksum made from the changes it
 //! knows. The migration layer therefore builds the image whole once the
-//! downtime is over and compares digests ([`Patcher::finish`] returns the
-//! result's).
+//! downtime is over and looks for entries that differ from the base's
+//! unmarked ([`ChangedEntries::unmarked_changes`]).
 
 use super::delta::{ChangedEntries, BASE_SECTION_LEN, RUN_HEADER_LEN};
 use super::{
