@@ -676,21 +676,7 @@ static unsigned int count_bits(const uint64_t *bm, size_t words, int *first)
 }
 
 /* Writes a gmig module parameter; returns 0 or -errno. */
-static int set_param(const char *name, const char *val)
-{
-	char path[128];
-	FILE *f;
-	int ret;
-
-	snprintf(path, sizeof(path), "/sys/module/gmig/parameters/%s", name);
-	f = fopen(path, "w");
-	if (!f)
-		return -errno;
-	ret = fputs(val, f) < 0 ? -EIO : 0;
-	if (fclose(f))
-		ret = -errno;
-	return ret;
-}
+#define set_param sim_set_param
 
 TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
 {
@@ -731,6 +717,58 @@ TEST_F(mig, dirty_logging_reports_gpu_written_pages_only)
 	ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
 	ASSERT_EQ(0, gvfio_log_stop(&a->v));
 	free(bm);
+}
+
+/*
+ * rehash_cpus=0: a re-hash of 512 frames or more is spread over the online
+ * CPUs (the test VM has two), and reports the pages rehash_cpus=1 reports
+ * for the same GPU writes.
+ */
+TEST_F(mig, a_spread_rehash_reports_what_one_cpu_does)
+{
+	static const char *const cpus[] = { "1", "0" };
+	struct sim *a = &self->a;
+	size_t words = MEM / 4096 / 64;
+	uint64_t *bm[2] = { calloc(words, 8), calloc(words, 8) };
+	int m, first, fd;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "one CPU online: nothing to spread over");
+	ASSERT_NE(NULL, bm[0]);
+	ASSERT_NE(NULL, bm[1]);
+	for (m = 0; m < 2; m++) {
+		uint32_t cmd[] = {
+			(0x20u << 23) | (1u << 22) | 2,
+			(uint32_t)sim_gaddr(a, SIM_PAGE_DATA + 5), 0, 0x12345678u + m,
+		};
+
+		ASSERT_EQ(0, set_param("rehash_cpus", cpus[m]));
+		ASSERT_EQ(0, set_param("rehash", "all"));
+		ASSERT_EQ(0, gvfio_log_start(&a->v, IOVA, MEM));
+		ASSERT_EQ(0, set_param("rehash", "writeset"));
+		ASSERT_LE(512, sim_stat(UA, "pages_tracked"));
+		ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm[m]));
+		ASSERT_EQ(0, sim_submit(a, cmd, 4, 5 + m));
+		ASSERT_EQ(0, sim_wait(a));
+		ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+		memset(bm[m], 0, words * 8);
+		ASSERT_EQ(0, gvfio_log_report(&a->v, IOVA, MEM, bm[m]));
+		ASSERT_EQ(m ? 2LL : 1LL, sim_stat(UA, "rehash_cpus"));
+		if (m) {
+			ASSERT_LT(0, sim_stat(UA, "rehash_rounds_spread"));
+		} else {
+			ASSERT_EQ(0, sim_stat(UA, "rehash_rounds_spread"));
+		}
+		close(fd);
+		ASSERT_EQ(0, gvfio_mig_set_state(&a->v, VFIO_DEVICE_STATE_RUNNING, NULL));
+		ASSERT_EQ(0, gvfio_log_stop(&a->v));
+	}
+	ASSERT_EQ(0, set_param("rehash_cpus", "0"));
+	/* The data page, the ring and the context image, on either. */
+	ASSERT_EQ(3u, count_bits(bm[1], words, &first));
+	ASSERT_EQ(0, memcmp(bm[0], bm[1], words * 8));
+	free(bm[0]);
+	free(bm[1]);
 }
 
 static int bit(const uint64_t *bm, unsigned int page)
