@@ -18,8 +18,8 @@
 use std::cell::RefCell;
 
 use gmig_core::stream::{
-    crc32c, crc32c_update, delta, resolve, sections_unchecked, validate, DeltaView, Limits,
-    Resolved, Section, Writer, HEADER_LEN, SECTION_HEADER_LEN,
+    crc32c, crc32c_update, delta, resolve, sections_unchecked, validate, DeltaView, ImageSink,
+    Limits, Resolved, Section, Writer, HEADER_LEN, SECTION_HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
