@@ -73,12 +73,7 @@ echo $U1 >$types/create || fail "create $U1"
 echo $U2 >$types/create || fail "create $U2"
 
 # The source traces every dirty bitmap it pulls from the device's log.
-# GMIG_QEMU_TRACE=PATTERNS adds trace events of the source QEMU (e.g.
-# 'savevm_section_*,vfio_save_*'), time-stamped; they are printed after the
-# migration, in ms since the first.
-src_trace=(-trace "enable=vfio_get_dirty_bitmap,file=$T/src.trace")
-[ -n "${GMIG_QEMU_TRACE:-}" ] && src_trace+=(-msg timestamp=on -trace "enable=$GMIG_QEMU_TRACE")
-vfio_qemu "$T" $U1 src "${src_trace[@]}"
+vfio_qemu "$T" $U1 src -trace enable=vfio_get_dirty_bitmap,file=$T/src.trace
 vfio_qemu "$T" $U2 dst -incoming unix:$T/mig.sock -S
 # Start the workload once the source guest runs (QEMU resets the device
 # while it starts, and a reset stops any workload) and its firmware has
@@ -102,10 +97,6 @@ $QMP migrate $T/src.qmp $T/dst.qmp unix:$T/mig.sock --paused-dst \
 	${GMIG_CONVERGE_AFTER:+--converge-after=$GMIG_CONVERGE_AFTER} >$T/migrate.out
 rc=$?
 cat $T/migrate.out
-if [ -n "${GMIG_QEMU_TRACE:-}" ]; then
-	grep -v vfio_get_dirty_bitmap $T/src.trace | awk -F'[@:]' '
-		$2 ~ /^[0-9]+\.[0-9]+$/ { t = $2 * 1000; if (!t0) t0 = t; sub(/^[^:]*:/, ""); printf "  trace %10.3f ms %s\n", t - t0, $0 }' | tail -${GMIG_QEMU_TRACE_LINES:-60}
-fi
 grep -q '"status": "completed"' $T/migrate.out || fail "migration did not complete (rc=$rc)"
 
 # A replay must have run execbuffers, and so model writes, while the
