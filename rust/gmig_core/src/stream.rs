@@ -356,12 +356,17 @@ pub trait ImageSink {
         entries: usize,
         entry: impl FnMut(usize) -> u64,
     ) -> Result<(), StreamError> {
-        let len = entries
-            .checked_mul(8)
-            .and_then(|n| n.checked_add(head))
-            .ok_or(StreamError::TooLarge)?;
+        let len = entries_len(head, entries)?;
         self.section(ty, flags, len, |p| fill_entries(p, head, fill_head, entry))
     }
+}
+
+/// Payload bytes of an [`ImageSink::section_entries`] section.
+fn entries_len(head: usize, entries: usize) -> Result<usize, StreamError> {
+    entries
+        .checked_mul(8)
+        .and_then(|n| n.checked_add(head))
+        .ok_or(StreamError::TooLarge)
 }
 
 /// Fills the payload `p` of an [`ImageSink::section_entries`] section.

@@ -455,10 +455,7 @@ impl<S: Deref<Target = [u64]>> ImageSink for Patcher<'_, S> {
         entries: usize,
         mut entry: impl FnMut(usize) -> u64,
     ) -> Result<(), StreamError> {
-        let len = entries
-            .checked_mul(8)
-            .and_then(|n| n.checked_add(head))
-            .ok_or(StreamError::TooLarge)?;
+        let len = super::entries_len(head, entries)?;
         let at = self.open(ty)?;
         let base = self.base_section(at, ty, flags, len);
         let sparse = self.changed.filter(|c| {
