@@ -29,6 +29,7 @@ mod log;
 mod migration;
 mod pin;
 mod sim;
+mod vfio;
 
 module! {
     type: Gmig,

@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VFIO devices, their migration and DMA logging, and mediated devices.
+//!
+//! C headers: [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
+//! [`include/linux/mdev.h`](srctree/include/linux/mdev.h).
+
+pub(crate) mod bindings;
