@@ -25,7 +25,8 @@
 # Prints QEMU's downtime and gmig's stats. Runs inside the test VM.
 # Usage: gmig-migration.sh KDIR [profile] [precopy] [dirty]
 # profile replay runs the replay file $GMIG_REPLAY (on gvt through the
-# mock's stand-in guest driver, tests/gvt-mock/kvmgt.c);
+# mock's stand-in guest driver, tests/gvt-mock/kvmgt_drv.c and
+# kvmgt_replay.c);
 # GMIG_REHASH chooses the stop-copy re-hash (writeset, the default, or all).
 set -u
 KDIR=$1

@@ -189,7 +189,7 @@ if [ "${GMIG_GVT_QEMU:-1}" = 1 ]; then
 			bash "$ROOT/tests/qemu-paths.sh" "$KDIR" "$p"
 	done
 	# The captured Mesa workloads as the mock's stand-in guest driver's
-	# workload (its replay driver, tests/gvt-mock/kvmgt.c): PPGTT batches
+	# workload (its replay driver, tests/gvt-mock/kvmgt_replay.c): PPGTT batches
 	# through GVT-g's scanner (scan_nonprivbb on every engine), the pages
 	# behind the PPGTT pinned by its shadow, the model GPU's writes seen
 	# by no hook; the window check fails on a page gmig misses. The

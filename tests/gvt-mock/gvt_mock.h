@@ -1,9 +1,23 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * gvt_mock: what its two halves share. companion.c is kvmgt's companion
- * interface (patches/gvt) and the runs that drive gmig through it without
- * VFIO; kvmgt.c registers mdev vGPUs that a real QEMU opens, the way
- * kvmgt's vfio_device ops do, on top of the same vGPU model.
+ * gvt_mock: what its files share. main.c says what the mock is and runs
+ * the scenarios that drive gmig without VFIO (run.h, run_*.c); the vGPU
+ * model under them and under kvmgt.c's mdev vGPUs, which a real QEMU
+ * opens (kvmgt.h, kvmgt*.c), is split as drivers/gpu/drm/i915/gvt/ is:
+ *
+ *   companion.c   the companion's registration, stop and start of
+ *                 scheduling (gvt/companion.c, sched_policy.c)
+ *   state.c       the state parts' check, save and restore, pending
+ *                 workloads saved and re-created (gvt/companion.c)
+ *   ggtt.c        guest memory and pins, the GGTT, fences, status pages,
+ *                 plane decode (kvmgt.c, gtt.c, aperture_gm.c,
+ *                 handlers.c, fb_decoder.c)
+ *   cmd_parser.c  command lengths, the ring and batch buffer scan
+ *                 (cmd_parser.c)
+ *   ppgtt.c       the shadow PPGTT (gtt.c)
+ *   workload.c    workloads, ELSP, the GPU (execlist.c, scheduler.c)
+ *   vgpu.c        a vGPU's creation, reset and release (vgpu.c)
+ *   opregion.c    the OpRegion's SWSCI mailbox (opregion.c)
  */
 #ifndef _GVT_MOCK_H_
 #define _GVT_MOCK_H_
@@ -210,12 +224,19 @@ struct mock_vgpu {
 	 */
 	struct kv_vgpu *kv;
 	/*
-	 * Taken before lock by stop_schedule and by kvmgt.c's stand-in guest
+	 * Taken before lock by stop_schedule and by kvmgt_drv.c's stand-in guest
 	 * driver around each of its submissions: a vCPU stops before QEMU
 	 * stops the device, so no guest write lands after the stop.
 	 */
 	struct mutex drv_lock;
 };
+
+/* The OpRegion (drivers/gpu/drm/i915/gvt/opregion.c and reg.h of 7.3). */
+#define MOCK_OPREGION_SCIC	0x200	/* INTEL_GVT_OPREGION_SCIC */
+#define MOCK_OPREGION_PARM	0x204	/* INTEL_GVT_OPREGION_PARM */
+#define MOCK_SCIC_EXIT_MASK	0xe0	/* OPREGION_SCIC_EXIT_MASK */
+#define MOCK_SWSCI_SELECT	BIT(15)	/* SWSCI_SCI_SELECT */
+#define MOCK_SWSCI_TRIGGER	BIT(0)	/* SWSCI_SCI_TRIGGER */
 
 /* RING_HWS_PGA() of mock engine @e: render, blitter, video. */
 static inline u32 MOCK_HWS_PGA(unsigned int e)
@@ -236,30 +257,77 @@ static inline void cb_end(struct mock_vgpu *m)
 	WRITE_ONCE(m->cb_task, NULL);
 }
 
-/* companion.c: the vGPU model */
-int mock_init(struct mock_vgpu *m, const char *name,
-	      const struct intel_gvt_vgpu_layout *l, size_t vregs_size,
-	      bool own_mem);
+/* companion.c: the companion, and the calls it makes */
+extern struct mutex companion_lock;
+extern const struct intel_gvt_companion_ops *companion;
+extern atomic_t bad_vgpu_ptr;
+struct mock_vgpu *to_mock(struct intel_vgpu *vgpu);
+bool reentered(struct mock_vgpu *m, const char *what);
 int mock_attach(struct mock_vgpu *m, char *why, size_t why_len);
-void mock_release(struct mock_vgpu *m, bool reset);
+
+/* state.c: the state parts */
+size_t state_size(struct mock_vgpu *m, enum intel_gvt_state part);
+void *state_ptr(struct mock_vgpu *m, enum intel_gvt_state part);
+
+/* ggtt.c: guest memory, the GGTT, addresses outside command buffers */
+int mem_rw(struct mock_vgpu *m, u64 gpa, void *buf, size_t len,
+	   bool write, bool companion);
 int mock_mem_rw(struct mock_vgpu *m, u64 gpa, void *buf, size_t len,
 		bool write);
+void mock_ggtt_set(struct mock_vgpu *m, size_t i, u64 val);
+bool mock_gm_valid(struct mock_vgpu *m, u64 gma, u64 size);
+u64 mock_gma_to_gpa(struct mock_vgpu *m, u64 gma);
+u32 mock_rd32(struct mock_vgpu *m, u64 gpa);
+int mock_wr32(struct mock_vgpu *m, u64 gpa, u32 v);
+int mock_map_gma(struct mock_vgpu *m, u64 *gma, u64 size);
+int mock_map_fence(struct mock_vgpu *m, u64 *v);
+void mock_write_fence(struct mock_vgpu *m, unsigned int i, u64 v);
+int mock_fence_mmio_write(struct mock_vgpu *m, unsigned int fence, u64 val);
+u32 mock_vreg(struct mock_vgpu *m, u32 off);
+void mock_vreg_write(struct mock_vgpu *m, u32 off, u32 val);
+int mock_hws_pga_write(struct mock_vgpu *m, unsigned int engine, u32 val);
+void mock_restore_hws_pga(struct mock_vgpu *m);
+int mock_decode_plane(struct mock_vgpu *m, bool cursor, u32 *base,
+		      u64 *gpa);
+void mock_ggtt_mmio_write(struct mock_vgpu *m, u64 off, u64 val);
+u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off);
+
+/* cmd_parser.c: the command scanner */
+extern unsigned long scan_nonprivbb;
+u32 mock_cmd_len(u32 dw0);
+int mock_scan(struct mock_vgpu *m, struct mock_workload *wl);
+
+/* ppgtt.c: the shadow PPGTT */
+u64 mock_ppgtt_gpa(struct mock_vgpu *m, const struct mock_workload *wl,
+		   u64 gma);
+void mock_ppgtt_destroy_all(struct mock_vgpu *m);
+int mock_prepare_mm(struct mock_vgpu *m, struct mock_workload *wl);
+
+/* workload.c: workloads and the GPU */
+int mock_create_workload(struct mock_vgpu *m, unsigned int engine,
+			 const u32 *desc, const u32 *elsp,
+			 bool schedule_in,
+			 const struct intel_gvt_workload *saved);
+void mock_clean_workloads(struct mock_vgpu *m);
+void mock_engine_reset(struct mock_vgpu *m, unsigned long engines);
+unsigned int mock_queued(struct mock_vgpu *m);
 int mock_elsp(struct mock_vgpu *m, unsigned int engine, u32 desc0,
 	      u32 ctx_id);
 int mock_gpu_run(struct mock_vgpu *m, bool force);
-unsigned int mock_queued(struct mock_vgpu *m);
-void mock_ggtt_mmio_write(struct mock_vgpu *m, u64 off, u64 val);
-u64 mock_ggtt_mmio_read(struct mock_vgpu *m, u64 off);
+void mock_run_work(struct work_struct *work);
+
+/* vgpu.c: a mock vGPU's life */
+int mock_init(struct mock_vgpu *m, const char *name,
+	      const struct intel_gvt_vgpu_layout *l, size_t vregs_size,
+	      bool own_mem);
 void mock_reset_locked(struct mock_vgpu *m);
-int mock_fence_mmio_write(struct mock_vgpu *m, unsigned int fence, u64 val);
-int mock_hws_pga_write(struct mock_vgpu *m, unsigned int engine, u32 val);
-void mock_vreg_write(struct mock_vgpu *m, u32 off, u32 val);
-int mock_decode_plane(struct mock_vgpu *m, bool cursor, u32 *base,
-		      u64 *gpa);
+void mock_release(struct mock_vgpu *m, bool reset);
+
+/* opregion.c: the OpRegion */
 void mock_opregion_base_locked(struct mock_vgpu *m, u32 gpa);
 int mock_opregion_request_locked(struct mock_vgpu *m, u32 swsci);
 
-/* kvmgt.c: pins behind GGTT entries, and the mdev parent */
+/* kvmgt*.c: pins behind GGTT entries, the model GPU, the mdev parent */
 int kv_pin(struct mock_vgpu *m, u64 gfn);
 void kv_unpin(struct mock_vgpu *m, u64 gfn);
 bool kv_pinned(struct mock_vgpu *m, u64 gfn);
