@@ -79,7 +79,7 @@ impl Vdev {
         Self(ptr)
     }
 
-    /// The C object, for the shim's functions that `crate::pin` calls.
+    /// The C object, for the shim's functions that `crate::migration::pin` calls.
     pub(crate) fn raw(&self) -> *mut GmigVdev {
         self.0
     }

@@ -65,7 +65,7 @@
 //! no cycle. gmig pins nothing here: a page kvmgt unpins is unpinned once
 //! `cache_lock` is free, after the hash, as the DMA-unmap rules want.
 //!
-//! A re-hash spread over CPUs (`crate::crew`, module parameter
+//! A re-hash spread over CPUs (`crate::migration::crew`, module parameter
 //! `rehash_cpus`) calls `read_pinned` and `rw_gpa` from work items too,
 //! one [`Lent`] per lane, while the scan's caller holds `inner` and waits
 //! for them: a work item holds nothing of gmig's when it takes
@@ -118,8 +118,8 @@ use crate::{
             WriteSink,
         },
     },
+    migration::pin::{hash_page, InPlaceCounts, InPlaceSource},
     migration::{Locked, MigDevice, Migration},
-    pin::{hash_page, InPlaceCounts, InPlaceSource},
 };
 
 /// kvmgt's `struct intel_vgpu` (opaque).

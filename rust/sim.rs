@@ -9,7 +9,7 @@
 //! `vfio_dma_rw()`, `vfio_pin_pages()` and `vfio_unpin_pages()` (which take
 //! the IOMMU's lock; its `dma_unmap` callback is made with that lock
 //! dropped and takes only [`Shared::pins`]' spinlock, never `inner`: see
-//! `crate::pin`) and `gmig_raise_irq()` (a spinlock).
+//! `crate::migration::pin`) and `gmig_raise_irq()` (a spinlock).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -40,8 +40,8 @@ use crate::{
         slots::Slots,
         writeset::{FrameLog, RecordingMem, Tee},
     },
+    migration::pin::{InPlace, PinWindow},
     migration::{Locked, MigDevice, Migration},
-    pin::{InPlace, PinWindow},
 };
 
 /// Counters of a vGPU outside any migration, for its current VFIO user
@@ -681,7 +681,7 @@ impl MigDevice for Shared {
     }
 
     /// Pages pinned a run at a time and hashed where they are
-    /// ([`crate::pin`]); `dma_unmap` waits on [`Shared::pins`].
+    /// ([`crate::migration::pin`]); `dma_unmap` waits on [`Shared::pins`].
     fn in_place(&self, open: bool) -> Option<InPlace<'_>> {
         // SAFETY: the caller holds the vGPU lock and the device is open
         // (`open`, read under that lock): `close_device` takes the lock to
