@@ -492,7 +492,7 @@ unsafe extern "C" fn gmig_rs_workload_tick(vgpu: *mut c_void) -> c_long {
 }
 
 /// A DMA mapping went away: returns once no page of it is pinned by this
-/// vGPU (the in-place hashing's runs, `crate::pin`); the streamer's next
+/// vGPU (the in-place hashing's runs, `crate::migration::pin`); the streamer's next
 /// access to it faults.
 ///
 /// # Safety

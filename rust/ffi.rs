@@ -5,8 +5,8 @@
 //! Linux 7.3 has no Rust binding for vfio or mdev. `shim/gmig_sim.c` and
 //! `shim/gmig_mig.c` own the `struct vfio_device` and everything that touches
 //! it; Rust sees an opaque [`GmigVdev`] and calls back through the functions
-//! declared here. The Rust entry points the shim calls are in `sim.rs` (the
-//! sim vGPU), `gvt.rs` (kvmgt's callbacks) and `abi.rs` (migration).
+//! declared here. The Rust entry points the shim calls are in `abi.rs` (the
+//! sim vGPU and migration) and `gvt/` (kvmgt's callbacks).
 
 use kernel::{
     bindings,
@@ -79,7 +79,7 @@ impl Vdev {
         Self(ptr)
     }
 
-    /// The C object, for the shim's functions that `crate::pin` calls.
+    /// The C object, for the shim's functions that `crate::migration::pin` calls.
     pub(crate) fn raw(&self) -> *mut GmigVdev {
         self.0
     }

@@ -21,13 +21,11 @@ pub mod gmig_core;
 
 mod abi;
 mod bench;
-mod crew;
 mod ffi;
 mod gvt;
 mod kunit;
 mod log;
 mod migration;
-mod pin;
 mod sim;
 mod vfio;
 

@@ -2,11 +2,20 @@
 # SPDX-License-Identifier: GPL-2.0
 """Import cycles between gmig's parts (`make lint`).
 
-A part is a module of the kernel glue (rust/*.rs but the crate root
-rust/gmig.rs, which owns them all) or a top-level module of the core crate
-(rust/gmig_core/src/*.rs, with its folder). A part depends on another when
-its code outside the test modules names it through `crate::`, `super::` or
-a `use` tree. The glue may depend on the core, never the other way round.
+In the kernel glue (rust/, but the crate root rust/gmig.rs, which owns it
+all, and the crates of their own, gmig_core and gmig_trace) a part is a
+file: rust/abi.rs, rust/migration/arc.rs, named by its module path
+(`abi`, `migration::arc`; a folder's mod.rs is the folder's module,
+`migration`). A file depends on another when its code outside the test
+modules (`#[cfg(test)]`, `#[kunit_tests(..)]`) names the other's module
+through a `crate::`, `super::` or `self::` path or use tree, or names one
+of its own child modules by a bare path (`pub(crate) use arc::abort;` in
+mod.rs); the longest module prefix of the path is the file named. A
+parent's `mod x;` declaration alone is no dependency. In the core crate
+(rust/gmig_core/src) a part is a top-level module with its folder, and
+depends on another when its code outside the test modules names it
+through `crate::`, `super::` or a `use` tree. The glue may depend on the
+core, never the other way round.
 Prints the graph with --print; exits 1 and names the cycle if there is one.
 --root DIR reads another checkout.
 """
@@ -26,7 +35,7 @@ PATH = re.compile(r"\b(\$?crate|super(?:::super)*)::(\{|[A-Za-z_]\w*)")
 def code_of(path):
     """The file's text without comments, strings and test modules."""
     text = open(path, encoding="utf-8").read()
-    cut = re.search(r"^#\[cfg\((all\()?test", text, re.M)
+    cut = re.search(r"^#\[(cfg\((all\()?test|kunit_tests\()", text, re.M)
     if cut:
         text = text[:cut.start()]
     text = re.sub(r'"(\\.|[^"\\])*"', '""', text)
@@ -79,6 +88,83 @@ def core_parts():
             parts[os.path.join(dirpath, f)] = mod
     return parts
 
+GLUE_ROOT = re.compile(r"(?<![\w:])(\$?crate|self|super(?:::super)*)::")
+IDENT = re.compile(r"\s*(r#)?([A-Za-z_]\w*)")
+
+
+def use_tree(text, i):
+    """The paths (lists of segments) of the path or use tree at text[i]."""
+    segs = []
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if text.startswith("{", i):
+            paths, i = [], i + 1
+            while True:
+                while i < len(text) and text[i] in " \t\n,":
+                    i += 1
+                if i >= len(text) or text[i] == "}":
+                    break
+                sub, j = use_tree(text, i)
+                if j == i:
+                    break
+                paths += sub
+                i = j
+            return [segs + p for p in paths] or [segs], i + 1
+        m = IDENT.match(text, i)
+        if not m:
+            return [segs], i
+        segs.append(m.group(2))
+        i = m.end()
+        rest = re.match(r"\s*::", text[i:])
+        if not rest:
+            return [segs], i
+        i += rest.end()
+
+
+def glue_files():
+    """Every file of the kernel glue, by module path (a tuple)."""
+    files = {}
+    for dirpath, dirs, names in os.walk(GLUE):
+        # A crate of its own (gmig_core, gmig_trace) is no glue file.
+        dirs[:] = sorted(
+            d for d in dirs if not os.path.exists(os.path.join(dirpath, d, "Cargo.toml"))
+        )
+        for f in names:
+            if not f.endswith(".rs"):
+                continue
+            mod = tuple(os.path.relpath(os.path.join(dirpath, f), GLUE)[:-3].split(os.sep))
+            if mod == ("gmig",):
+                continue
+            if mod[-1] == "mod":
+                mod = mod[:-1]
+            files[mod] = os.path.join(dirpath, f)
+    return files
+
+
+def glue_name(mod):
+    return "::".join(mod)
+
+
+def glue_targets(mod, text, files):
+    """The glue files the paths in text (of the file of module mod) name."""
+    paths = []
+    for m in GLUE_ROOT.finditer(text):
+        root = m.group(1)
+        base = {"crate": (), "$crate": (), "self": mod}.get(root)
+        if base is None:
+            base = mod[: max(len(mod) - root.count("super"), 0)]
+        paths += [base + tuple(p) for p in use_tree(text, m.end())[0]]
+    # A bare path to one of the file's own child modules.
+    for child in {m[len(mod)] for m in files if len(m) == len(mod) + 1 and m[: len(mod)] == mod}:
+        for m in re.finditer(r"(?<![\w:$])%s\s*::" % re.escape(child), text):
+            paths += [mod + tuple(p) for p in use_tree(text, m.start())[0]]
+    for path in paths:
+        for n in range(len(path), 0, -1):
+            if path[:n] in files:
+                yield path[:n]
+                break
+
 
 def graph():
     deps = {}
@@ -93,12 +179,12 @@ def graph():
             target = where[0] if where else seg
             if target in tops and target != me:
                 deps.setdefault("core::" + me, set()).add("core::" + target)
-    glue = {f[:-3] for f in os.listdir(GLUE) if f.endswith(".rs")} - {"gmig"}
-    for name in glue:
-        text = code_of(os.path.join(GLUE, name + ".rs"))
-        for up, seg in referenced(text):
-            if up == 0 and seg in glue and seg != name:
-                deps.setdefault(name, set()).add(seg)
+    glue = glue_files()
+    for mod, path in glue.items():
+        text = code_of(path)
+        for target in glue_targets(mod, text, glue):
+            if target != mod:
+                deps.setdefault(glue_name(mod), set()).add(glue_name(target))
     return deps
 
 

@@ -7,7 +7,7 @@
  * the sim provider runs). If it is there, gmig registers its companion ops;
  * the symbol references it holds until unload keep kvmgt loaded meanwhile
  * (rmmod kvmgt fails while gmig is loaded). Every callback is forwarded to
- * Rust (rust/gvt.rs), which decides what to do; this file only adapts
+ * Rust (rust/gvt/), which decides what to do; this file only adapts
  * types, and gives each GVT-g vGPU gmig's VFIO migration and DMA logging
  * ops (gmig_mig.c) when kvmgt creates it: a struct gmig_gvt_dev per vGPU,
  * found from kvmgt's vfio_device through an xarray.
@@ -53,11 +53,11 @@ static struct {
 	typeof(intel_gvt_companion_read_pinned) *read_pinned;	/* optional */
 } gvt;
 
-/* rust/gvt.rs asks for at most this many frames a call (pageread.rs). */
+/* rust/gvt/ asks for at most this many frames a call (pageread.rs). */
 #define GMIG_GVT_READ_PINNED_MAX 64
 static_assert(INTEL_GVT_READ_PINNED_MAX >= GMIG_GVT_READ_PINNED_MAX);
 
-/* rust/gvt.rs passes workloads as GMIG_GVT_WORKLOAD_WORDS dwords each. */
+/* rust/gvt/ passes workloads as GMIG_GVT_WORKLOAD_WORDS dwords each. */
 #define GMIG_GVT_WORKLOAD_WORDS 16
 static_assert(sizeof(struct intel_gvt_workload) ==
 	      GMIG_GVT_WORKLOAD_WORDS * sizeof(u32));
@@ -310,7 +310,7 @@ void gmig_gvt_unregister(void)
 	gmig_gvt_put_symbols();
 }
 
-/* The services kvmgt offers the companion, for rust/gvt.rs. */
+/* The services kvmgt offers the companion, for rust/gvt/. */
 void gmig_gvt_stop_schedule(struct intel_vgpu *vgpu)
 {
 	gvt.stop(vgpu);

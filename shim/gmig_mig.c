@@ -4,7 +4,7 @@
  * the state machine walk with vfio_mig_get_next_state(), and DMA logging.
  *
  * What each arc does to the vGPU, what goes into the stream and which pages
- * are dirty is decided in Rust (rust/migration.rs); this file owns the file
+ * are dirty is decided in Rust (rust/migration/); this file owns the file
  * objects and their life cycle:
  *
  * - a migration file holds a pointer to its gmig_mig only while it is

@@ -5,7 +5,7 @@
  * Linux 7.3 has no Rust binding for vfio or mdev, so gmig_sim.c registers the
  * mdev parent, the vfio_device and its ops, and forwards everything that is
  * not plumbing to Rust through the gmig_rs_*() functions below (defined in
- * rust/sim.rs, rust/migration.rs and rust/gvt.rs, as each section says;
+ * rust/sim/, rust/migration/ and rust/gvt/, as each section says;
  * each is an unsafe extern "C" function whose "# Safety" states what C must
  * pass). Rust calls back into the few gmig_*() helpers for the VFIO DMA
  * path and interrupts. The Rust side never sees a struct vfio_device.
@@ -25,7 +25,7 @@ struct page;
 #define GMIG_TYPE_NAME_LEN 32
 #define GMIG_TYPE_DESC_LEN 160
 
-/* Rust side (rust/sim.rs). */
+/* Rust side (rust/sim/). */
 int gmig_rs_type_count(void);
 int gmig_rs_type_info(unsigned int type, char *name, char *desc);
 unsigned int gmig_rs_type_available(unsigned int type);
@@ -43,7 +43,7 @@ long gmig_rs_workload_tick(struct gmig_vgpu *vgpu);
 void gmig_rs_dma_unmap(struct gmig_vgpu *vgpu, u64 iova, u64 length);
 
 /*
- * Migration (rust/migration.rs), of the Rust object @rs of provider
+ * Migration (rust/migration/), of the Rust object @rs of provider
  * @provider: a struct gmig_vgpu (sim) or a struct gmig_gvt_vgpu (GVT-g).
  */
 #define GMIG_PROVIDER_SIM 1
@@ -85,7 +85,7 @@ enum gmig_param {
 
 int gmig_rs_param_set(u32 which, const char *val, char *buf, size_t cap);
 
-/* gvt provider (rust/gvt.rs): kvmgt companion callbacks. */
+/* gvt provider (rust/gvt/): kvmgt companion callbacks. */
 enum gmig_gvt_event {
 	GMIG_GVT_WORKLOAD_QUEUED = 1,	/* engine, lrca */
 	GMIG_GVT_WORKLOAD_COMPLETED,	/* engine, lrca, status */

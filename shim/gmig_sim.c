@@ -4,7 +4,7 @@
  *
  * Registers the "gmig" mdev parent with one mdev type per vGPU type the Rust
  * side defines, and for each mdev a vfio_device with an emulated IOMMU. Every
- * decision is taken in Rust (rust/sim.rs): this file copies user buffers,
+ * decision is taken in Rust (rust/sim/): this file copies user buffers,
  * manages interrupt eventfds and work items, and forwards the rest.
  *
  * Locking: gv->irq_lock protects the eventfd pointers and the INTx mask; it is
@@ -146,9 +146,9 @@ module_param_cb(final_image, &gmig_final_image_ops, &gmig_final_image_kps, 0644)
 MODULE_PARM_DESC(final_image, "how the stop-copy delta is made: patch (from what changed, default) or build (the image built whole, then compared)");
 
 /*
- * CPUs a large re-hash is spread over (rust/crew.rs): 0, the default, is
- * every online CPU; 1 keeps every re-hash on the caller's CPU (the
- * benchmark's one-CPU reference). Read when dirty logging starts.
+ * CPUs a large re-hash is spread over (rust/migration/crew.rs): 0, the
+ * default, is every online CPU; 1 keeps every re-hash on the caller's CPU
+ * (the benchmark's one-CPU reference). Read when dirty logging starts.
  */
 static unsigned int gmig_rehash_cpus;
 module_param_named(rehash_cpus, gmig_rehash_cpus, uint, 0644);
@@ -204,7 +204,7 @@ int gmig_dma_rw(struct gmig_vdev *gv, u64 iova, void *data, size_t len,
  * vfio_pin_pages() call, into @pages: 0 with all of them pinned, or a
  * negative errno with none. The caller unpins the same run with
  * gmig_unpin_pages(), and its dma_unmap callback waits for that before it
- * returns (rust/pin.rs).
+ * returns (rust/migration/pin.rs).
  */
 int gmig_pin_pages(struct gmig_vdev *gv, u64 iova, int npage,
 		   struct page **pages)

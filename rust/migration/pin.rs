@@ -9,7 +9,7 @@
 //! ([`crate::gmig_core::pageread`]). For each run the source:
 //!
 //! 1. marks the run's IOVA range busy in the vGPU's [`PinWindow`], in the
-//!    slot of the scan's lane (a re-hash spread over CPUs, `crate::crew`,
+//!    slot of the scan's lane (a re-hash spread over CPUs, `crate::migration::crew`,
 //!    pins on every lane at once: one busy range per lane),
 //! 2. pins the run with one `vfio_pin_pages()` call (read only),
 //! 3. maps each page with `kmap_local_page()` and hashes it through
@@ -74,7 +74,7 @@ use kernel::{
     sync::{CondVar, SpinLock}, //
 };
 
-use crate::crew::MAX_LANES;
+use super::crew::MAX_LANES;
 
 use crate::{
     ffi::{gmig_pin_pages, gmig_unpin_pages, Vdev},
@@ -246,7 +246,7 @@ pub(crate) fn hash_page(seed: u64, page: &BorrowedPage<'_>) -> u64 {
 /// A source that hashes guest pages in place for one scan
 /// (`hashing=inplace`): the sim's [`InPlace`], GVT-g's `crate::gvt::Lent`.
 ///
-/// A re-hash spread over CPUs (`crate::crew`) hashes through one source
+/// A re-hash spread over CPUs (`crate::migration::crew`) hashes through one source
 /// per lane, each made by [`InPlaceSource::for_lane`] and used on its
 /// lane's thread only, the lanes at once: a source is `Send`, and the
 /// sources of one scan may run side by side (the sim's pin in their own
@@ -276,7 +276,7 @@ pub(crate) trait InPlaceSource: Send {
 pub(crate) struct InPlace<'a> {
     vdev: Vdev,
     win: &'a PinWindow,
-    /// The lane of the scan ([`crate::crew`]) this source hashes on: its
+    /// The lane of the scan ([`crate::migration::crew`]) this source hashes on: its
     /// slot in the window. Lanes hash on distinct threads at once.
     lane: usize,
     /// [`PinWindow::unmaps`] when the scan started.
