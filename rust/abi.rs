@@ -1,14 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The C shim's entry points (shim/gmig_shim.h): one `unsafe extern "C"`
-//! function per `gmig_rs_*()` of the sim provider and of the migration
-//! layer (kvmgt's callbacks of the GVT-g provider are in `crate::gvt`).
-//! Each turns the shim's pointers into references bounded by the call and
-//! dispatches to the provider object ([`crate::sim`]) or to
-//! [`crate::migration`] over the provider's `MigDevice`
-//! (`crate::sim::Shared` for the sim, `crate::gvt::GvtDev` for GVT-g).
-//! This is the only file that knows both providers and the migration
-//! layer: the migration layer sees the provider trait only.
+//! function per `gmig_rs_*()` of the sim provider. Each turns the shim's
+//! pointers into references bounded by the call and dispatches to the
+//! provider object ([`crate::sim`]) or to its migration [`Front`].
 
 use kernel::{
     ffi::{c_char, c_int, c_long, c_uint, c_void},
@@ -18,37 +13,12 @@ use kernel::{
 };
 
 use crate::{
-    ffi::{from_result, GmigVdev, IovaBitmap, Vdev},
-    gmig_core::{
-        planner::Param,
-        provider::PROVIDER_GVT,
-        vfio::{arc_fds, ArcFds, DeviceState},
-    },
-    migration,
+    ffi::{from_result, GmigVdev, Vdev},
+    gmig_core::planner::Param,
+    migration::vfio::{Front, Ops, Registered},
     sim::{self, vgpu_ref, Shared, Vgpu},
+    vfio::{self, bindings::vfio_device},
 };
-
-/// Runs `$body` with `$d` bound to the [`MigDevice`] behind `$rs`, an
-/// object of provider `$provider` (`GMIG_PROVIDER_*` in the shim, the
-/// stream's provider ids), borrowed for the body only. Only for entry
-/// points whose `# Safety` says that `rs` is a live object of `provider`:
-/// one the shim got from `gmig_rs_vgpu_create()` (sim) or
-/// `gmig_rs_gvt_vgpu_create()` (GVT-g) and destroys only after the call.
-macro_rules! on_device {
-    ($provider:expr, $rs:expr, |$d:ident| $body:expr) => {
-        if $provider == u32::from(PROVIDER_GVT) {
-            // SAFETY: `$rs` is a live GVT-g object for this call (the entry
-            // point's contract).
-            let $d = unsafe { crate::gvt::device_ref($rs) };
-            $body
-        } else {
-            // SAFETY: `$rs` is a live sim vGPU for this call (the entry
-            // point's contract).
-            let $d: &Shared = &unsafe { vgpu_ref($rs) }.shared;
-            $body
-        }
-    };
-}
 
 /// A value written to module parameter `which` (`enum gmig_param`): its
 /// canonical spelling goes to `buf`, or -EINVAL if it is no value of the
@@ -81,207 +51,6 @@ unsafe extern "C" fn gmig_rs_param_set(
     // contract): the name and its NUL fit, uncut.
     unsafe { copy_cstr(buf, cap, name) };
     0
-}
-
-/// One arc of the migration state machine.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_arc(provider: u32, rs: *mut c_void, cur: u32, next: u32) -> c_int {
-    on_device!(provider, rs, |d| from_result(migration::arc(d, cur, next)))
-}
-
-/// read() of the saving data fd, without consuming: copies up to `len`
-/// bytes to `buf` and their stream position to `*at`. -ENOMSG means
-/// "nothing now" in PRE_COPY, 0 "end of stream" in STOP_COPY. The bytes
-/// the reader got are consumed by `gmig_rs_mig_read_commit()`.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// `buf` is valid for `len` bytes of writes and not otherwise accessed
-/// during the call; `at` is valid for a write.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_read(
-    provider: u32,
-    rs: *mut c_void,
-    buf: *mut c_void,
-    len: usize,
-    at: *mut u64,
-) -> isize {
-    // SAFETY: `buf` is valid for `len` bytes of writes, exclusively
-    // (caller contract).
-    let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
-    // SAFETY: `at` is valid for a write (caller contract).
-    let at = unsafe { &mut *at };
-    on_device!(provider, rs, |d| migration::mig_read(d, out, at))
-}
-
-/// The reader of the saving data fd got `n` of the bytes
-/// `gmig_rs_mig_read()` handed out at stream position `at`: they are
-/// consumed. 0, or -EIO (nothing consumed) if the stream moved since.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_read_commit(
-    provider: u32,
-    rs: *mut c_void,
-    at: u64,
-    n: usize,
-) -> c_int {
-    on_device!(provider, rs, |d| from_result(migration::mig_read_commit(
-        d, at, n
-    )))
-}
-
-/// write() of the resuming data fd.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// `buf` is valid for `len` bytes of reads.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_write(
-    provider: u32,
-    rs: *mut c_void,
-    buf: *const c_void,
-    len: usize,
-) -> isize {
-    // SAFETY: `buf` is valid for `len` bytes (caller contract).
-    let data = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
-    on_device!(provider, rs, |d| migration::mig_write(d, data))
-}
-
-/// VFIO_MIG_GET_PRECOPY_INFO: unread bytes of the current image;
-/// `*reinit` says they are new initial data (VFIO_PRECOPY_INFO_REINIT),
-/// which only a VMM that opted in (`v2`) is given.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// The three output pointers are valid for writes.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_precopy_info(
-    provider: u32,
-    rs: *mut c_void,
-    v2: bool,
-    initial: *mut u64,
-    dirty: *mut u64,
-    reinit: *mut bool,
-) -> c_int {
-    match on_device!(provider, rs, |d| migration::precopy_info(d, v2)) {
-        Ok(info) => {
-            // SAFETY: valid for writes (caller contract).
-            unsafe {
-                *initial = info.initial;
-                *dirty = 0;
-                *reinit = info.reinit;
-            }
-            0
-        }
-        Err(e) => e.to_errno(),
-    }
-}
-
-/// VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: size of a stop-copy image.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// `size` is valid for writes.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_data_size(
-    provider: u32,
-    rs: *mut c_void,
-    size: *mut u64,
-) -> c_int {
-    let n = on_device!(provider, rs, |d| migration::data_size(d));
-    // SAFETY: valid for writes (caller contract).
-    unsafe { *size = n as u64 };
-    0
-}
-
-/// The migration ended abnormally (close, reset): drop its buffers, let the
-/// provider forget what a restore set up ([`Provider::reset`]) and resume
-/// scheduling.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_mig_abort(provider: u32, rs: *mut c_void) {
-    on_device!(provider, rs, |d| migration::abort(d))
-}
-
-/// DMA_LOGGING_START: `ranges` holds `n` (first, last) IOVA pairs.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-/// `ranges` is valid for `2 * n` reads.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_log_start(
-    provider: u32,
-    rs: *mut c_void,
-    ranges: *const u64,
-    n: u32,
-) -> c_int {
-    let Ok(n) = usize::try_from(n) else {
-        return EINVAL.to_errno();
-    };
-    // SAFETY: valid for `2 * n` reads (caller contract).
-    let r = unsafe { core::slice::from_raw_parts(ranges, 2 * n) };
-    on_device!(provider, rs, |d| from_result(migration::log_start(d, r)))
-}
-
-/// DMA_LOGGING_STOP.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`).
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_log_stop(provider: u32, rs: *mut c_void) {
-    on_device!(provider, rs, |d| migration::log_stop(d))
-}
-
-/// DMA_LOGGING_REPORT for `[iova, iova + length)`.
-///
-/// # Safety
-///
-/// `rs` is a live object of `provider` (see `on_device!`); `dirty` is the
-/// VFIO core's bitmap of this report, valid during the call.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_log_report(
-    provider: u32,
-    rs: *mut c_void,
-    iova: u64,
-    length: u64,
-    dirty: *mut IovaBitmap,
-) -> c_int {
-    // SAFETY: `dirty` is valid during the call (the function's contract).
-    on_device!(provider, rs, |d| from_result(unsafe {
-        migration::log_report(d, iova, length, dirty)
-    }))
-}
-
-/// What arc `cur` -> `next` does with the data fds (`enum gmig_arc_fds`):
-/// the shim opens and closes them by this table, [`migration::arc`] does
-/// the device's part. A value that is no state keeps them (the arc is then
-/// refused).
-///
-/// # Safety
-///
-/// None beyond the call being made from C: any values are accepted.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_arc_fds(cur: u32, next: u32) -> u32 {
-    match (DeviceState::try_from(cur), DeviceState::try_from(next)) {
-        (Ok(c), Ok(n)) => arc_fds(c, n) as u32,
-        _ => ArcFds::Keep as u32,
-    }
 }
 
 // The sim provider's entry points.
@@ -509,4 +278,59 @@ unsafe extern "C" fn gmig_rs_dma_unmap(vgpu: *mut c_void, iova: u64, length: u64
     // the next report.
     // SAFETY: `vgpu` is live for this call (the function's contract).
     unsafe { vgpu_ref(vgpu) }.shared.pins.unmap(iova, length);
+}
+
+/// Makes the sim vfio_device `vdev`, not registered yet, migratable: its
+/// [`Front`] over `vgpu`, and the migration and DMA logging ops.
+///
+/// # Safety
+///
+/// `vdev` is the shim's live vfio_device of `vgpu`, not registered yet;
+/// `gmig_rs_sim_front_destroy()` is called before either goes.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_sim_front_new(vdev: *mut vfio_device, vgpu: *mut c_void) -> c_int {
+    // SAFETY: live until `gmig_rs_sim_front_destroy()` (the contract).
+    let (dev, v) = unsafe { (vfio::device::Device::from_raw(vdev), vgpu_ref(vgpu)) };
+    // SAFETY: `dev` lives until `destroy`, which the contract promises.
+    let res = unsafe { Front::new(dev, v.shared.clone()) }
+        .and_then(|f| Shared::with_registry(|r| r.add(f)));
+    match res {
+        Ok(()) => {
+            // SAFETY: not registered yet (the contract): its ops are ours;
+            // the ops find the front in the sim's registry.
+            unsafe {
+                vfio::migration::install::<Ops<Shared>, Ops<Shared>>(dev, vfio::migration::FLAGS)
+            };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The sim vfio_device `vdev` was closed or reset: see [`Front::reset`].
+///
+/// # Safety
+///
+/// `vdev` is live, and `gmig_rs_sim_front_new()` succeeded on it.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_sim_front_reset(vdev: *mut vfio_device) {
+    // SAFETY: live (the contract).
+    let dev = unsafe { vfio::device::Device::from_raw(vdev) };
+    if let Ok(f) = Shared::front(dev) {
+        f.reset();
+    }
+}
+
+/// The sim vfio_device `vdev` is being released: its front goes.
+///
+/// # Safety
+///
+/// `vdev` is live, unregistered (no op runs on it any more).
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_sim_front_destroy(vdev: *mut vfio_device) {
+    // SAFETY: live (the contract).
+    let dev = unsafe { vfio::device::Device::from_raw(vdev) };
+    if let Some(f) = Shared::with_registry(|r| r.remove(dev)) {
+        f.destroy();
+    }
 }

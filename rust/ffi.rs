@@ -2,18 +2,19 @@
 
 //! The C shim's side of the interface (`shim/gmig_shim.h`).
 //!
-//! Linux 7.3 has no Rust binding for vfio or mdev. `shim/gmig_sim.c` and
-//! `shim/gmig_mig.c` own the `struct vfio_device` and everything that touches
-//! it; Rust sees an opaque [`GmigVdev`] and calls back through the functions
-//! declared here. The Rust entry points the shim calls are in `abi.rs` (the
-//! sim vGPU and migration) and `gvt/` (kvmgt's callbacks).
+//! `shim/gmig_sim.c` still registers the sim's mdev parent and its
+//! vfio_devices; Rust sees the [`GmigVdev`] that embeds each one, reaches
+//! its vfio_device through [`crate::vfio`], and calls back into the shim
+//! through the functions declared here for interrupts and work items. The
+//! Rust entry points the shim calls are in `abi.rs`.
 
 use kernel::{
-    bindings,
-    ffi::{c_int, c_ulong, c_void},
+    ffi::{c_int, c_ulong},
     prelude::*,
     sync::aref::ARef, //
 };
+
+use crate::{log::dev_ratelimited, vfio};
 
 /// The C `struct gmig_vdev` (opaque): one per mdev, embeds the vfio_device.
 #[repr(C)]
@@ -21,35 +22,13 @@ pub(crate) struct GmigVdev {
     _private: [u8; 0],
 }
 
-/// The C `struct iova_bitmap` (opaque): QEMU's dirty bitmap for one report.
-#[repr(C)]
-pub(crate) struct IovaBitmap {
-    _private: [u8; 0],
-}
-
 extern "C" {
     pub(crate) fn gmig_vfio_register() -> c_int;
     pub(crate) fn gmig_vfio_unregister();
-    pub(crate) fn gmig_dma_rw(
-        gv: *mut GmigVdev,
-        iova: u64,
-        data: *mut c_void,
-        len: usize,
-        write: bool,
-    ) -> c_int;
     pub(crate) fn gmig_raise_irq(gv: *mut GmigVdev);
     pub(crate) fn gmig_kick_exec(gv: *mut GmigVdev);
     pub(crate) fn gmig_schedule_workload(gv: *mut GmigVdev, delay_ms: c_ulong);
     pub(crate) fn gmig_cancel_workload(gv: *mut GmigVdev);
-    pub(crate) fn gmig_vdev_device(gv: *mut GmigVdev) -> *mut c_void;
-    pub(crate) fn gmig_log_set_dirty(dirty: *mut IovaBitmap, iova: u64, length: u64);
-    pub(crate) fn gmig_pin_pages(
-        gv: *mut GmigVdev,
-        iova: u64,
-        npage: c_int,
-        pages: *mut *mut c_void,
-    ) -> c_int;
-    pub(crate) fn gmig_unpin_pages(gv: *mut GmigVdev, iova: u64, npage: c_int);
 }
 
 /// A pointer to the C object that is valid for the whole life of the Rust
@@ -80,32 +59,39 @@ impl Vdev {
     }
 
     /// The C object, for the shim's functions that `crate::migration::pin` calls.
-    pub(crate) fn raw(&self) -> *mut GmigVdev {
-        self.0
+    /// The vfio_device, which `struct gmig_vdev` starts with.
+    pub(crate) fn vfio(&self) -> &vfio::device::Device {
+        // SAFETY: `self.0` is live (invariant), and its first member is
+        // its vfio_device (`vfio_alloc_device()` requires it).
+        unsafe { vfio::device::Device::from_raw(self.0.cast()) }
     }
 
-    /// Reads guest memory at `iova` through the VFIO DMA path.
+    /// Reads guest memory at `iova` through the VFIO DMA path. A read that
+    /// fails counts as changed, a write as a GPU fault; both are logged.
     pub(crate) fn dma_read(&self, iova: u64, buf: &mut [u8]) -> Result {
-        // SAFETY: `self.0` is live (invariant); `buf` is valid for `len`
-        // bytes of writes for the duration of the call.
-        let ret = unsafe { gmig_dma_rw(self.0, iova, buf.as_mut_ptr().cast(), buf.len(), false) };
-        to_result(ret)
+        let len = buf.len();
+        self.vfio()
+            .dma_read(iova, buf)
+            .inspect_err(|e| self.dma_failed("read", len, iova, *e))
     }
 
     /// Writes guest memory at `iova` through the VFIO DMA path.
     pub(crate) fn dma_write(&self, iova: u64, buf: &[u8]) -> Result {
-        // SAFETY: `self.0` is live (invariant); `vfio_dma_rw` only reads
-        // `buf` (valid for `len` bytes) when `write` is true.
-        let ret = unsafe {
-            gmig_dma_rw(
-                self.0,
-                iova,
-                buf.as_ptr().cast_mut().cast(),
-                buf.len(),
-                true,
-            )
-        };
-        to_result(ret)
+        self.vfio()
+            .dma_write(iova, buf)
+            .inspect_err(|e| self.dma_failed("write", buf.len(), iova, *e))
+    }
+
+    fn dma_failed(&self, what: &str, len: usize, iova: u64, e: Error) {
+        dev_ratelimited!(
+            dev_notice,
+            self.vfio().dev(),
+            "vfio_dma_rw {} of {} bytes at IOVA {:#x}: {}\n",
+            what,
+            len,
+            iova,
+            e.to_errno()
+        );
     }
 
     /// Signals the vGPU's interrupt (MSI if enabled, else INTx).
@@ -137,23 +123,8 @@ impl Vdev {
 
     /// The mdev's `struct device`, for logging.
     pub(crate) fn device(&self) -> ARef<kernel::device::Device> {
-        // SAFETY: `self.0` is live (invariant), so is the mdev device it
-        // returns, whose refcount is non-zero while its vfio_device exists.
-        unsafe {
-            kernel::device::Device::get_device(gmig_vdev_device(self.0).cast::<bindings::device>())
-        }
+        self.vfio().dev_ref()
     }
-}
-
-/// Marks `[iova, iova + length)` dirty in QEMU's bitmap.
-///
-/// # Safety
-///
-/// `dirty` must be the bitmap the shim passed to the current
-/// `gmig_rs_log_report()` call.
-pub(crate) unsafe fn set_dirty(dirty: *mut IovaBitmap, iova: u64, length: u64) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { gmig_log_set_dirty(dirty, iova, length) }
 }
 
 /// Converts a C return value (0 or a negative errno) into a `Result`.

@@ -45,10 +45,10 @@ if [ ! -f "$KDIR/.gmig-built" ]; then
 fi
 
 # 1. The shim's copy of the interface is the series' header, byte for byte.
-if cmp -s shim/gmig_gvt_companion.h "$SRC/include/drm/intel/intel_gvt_companion.h"; then
+if cmp -s rust/gvt/intel_gvt_companion.h "$SRC/include/drm/intel/intel_gvt_companion.h"; then
 	result pass gvt-header-copy
 else
-	diff -u shim/gmig_gvt_companion.h "$SRC/include/drm/intel/intel_gvt_companion.h" | head -40
+	diff -u rust/gvt/intel_gvt_companion.h "$SRC/include/drm/intel/intel_gvt_companion.h" | head -40
 	result fail gvt-header-copy
 fi
 

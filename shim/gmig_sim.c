@@ -25,6 +25,8 @@
 
 #include "gmig_internal.h"
 
+MODULE_IMPORT_NS("IOMMUFD");
+
 #define GMIG_NAME "gmig"
 #define GMIG_MAX_TYPES 4
 #define GMIG_OFFSET_SHIFT 40
@@ -186,44 +188,6 @@ void gmig_param_get(enum gmig_param which, char *buf, size_t len)
 
 /* Helpers for Rust. */
 
-int gmig_dma_rw(struct gmig_vdev *gv, u64 iova, void *data, size_t len,
-		bool write)
-{
-	int ret = vfio_dma_rw(&gv->vdev, iova, data, len, write);
-
-	/* A read that fails counts as changed, a write as a GPU fault. */
-	if (ret)
-		dev_notice_ratelimited(gv->vdev.dev,
-				       "vfio_dma_rw %s of %zu bytes at IOVA %#llx: %d\n",
-				       write ? "write" : "read", len, iova, ret);
-	return ret;
-}
-
-/*
- * Pins the @npage guest pages from @iova for reading, with one
- * vfio_pin_pages() call, into @pages: 0 with all of them pinned, or a
- * negative errno with none. The caller unpins the same run with
- * gmig_unpin_pages(), and its dma_unmap callback waits for that before it
- * returns (rust/migration/pin.rs).
- */
-int gmig_pin_pages(struct gmig_vdev *gv, u64 iova, int npage,
-		   struct page **pages)
-{
-	int ret = vfio_pin_pages(&gv->vdev, iova, npage, IOMMU_READ, pages);
-
-	if (ret == npage)
-		return 0;
-	/* Both backends pin all pages or none; be safe if that changes. */
-	if (ret > 0)
-		vfio_unpin_pages(&gv->vdev, iova, ret);
-	return ret < 0 ? ret : -EFAULT;
-}
-
-void gmig_unpin_pages(struct gmig_vdev *gv, u64 iova, int npage)
-{
-	vfio_unpin_pages(&gv->vdev, iova, npage);
-}
-
 void gmig_raise_irq(struct gmig_vdev *gv)
 {
 	unsigned long flags;
@@ -253,11 +217,6 @@ void gmig_schedule_workload(struct gmig_vdev *gv, unsigned long delay_ms)
 void gmig_cancel_workload(struct gmig_vdev *gv)
 {
 	cancel_delayed_work_sync(&gv->workload_work);
-}
-
-struct device *gmig_vdev_device(struct gmig_vdev *gv)
-{
-	return gv->vdev.dev;
 }
 
 static void gmig_exec_work(struct work_struct *work)
@@ -504,7 +463,7 @@ static long gmig_ioctl(struct vfio_device *vdev, unsigned int cmd,
 		return ret;
 	}
 	case VFIO_DEVICE_RESET:
-		gmig_mig_reset(&gv->mig);
+		gmig_rs_sim_front_reset(vdev);
 		return gmig_rs_reset(gv->vgpu);
 	}
 	return -ENOTTY;
@@ -522,13 +481,16 @@ static int gmig_init_dev(struct vfio_device *vdev)
 	spin_lock_init(&gv->irq_lock);
 	INIT_WORK(&gv->exec_work, gmig_exec_work);
 	INIT_DELAYED_WORK(&gv->workload_work, gmig_workload_work);
-	gmig_mig_init(&gv->mig, vdev, GMIG_PROVIDER_SIM);
 	gv->vgpu = gmig_rs_vgpu_create(gv, gv->type, dev_name(&mdev->dev),
 				       &err);
-	gv->mig.rs = gv->vgpu;
 	if (!gv->vgpu)
-		gmig_mig_destroy(&gv->mig);
-	return gv->vgpu ? 0 : err;
+		return err;
+	err = gmig_rs_sim_front_new(vdev, gv->vgpu);
+	if (err) {
+		gmig_rs_vgpu_destroy(gv->vgpu);
+		gv->vgpu = NULL;
+	}
+	return err;
 }
 
 static void gmig_release_dev(struct vfio_device *vdev)
@@ -541,7 +503,7 @@ static void gmig_release_dev(struct vfio_device *vdev)
 	 */
 	cancel_delayed_work_sync(&gv->workload_work);
 	cancel_work_sync(&gv->exec_work);
-	gmig_mig_destroy(&gv->mig);
+	gmig_rs_sim_front_destroy(vdev);
 	gmig_rs_vgpu_destroy(gv->vgpu);
 	gv->vgpu = NULL;
 }
@@ -561,7 +523,7 @@ static void gmig_close_device(struct vfio_device *vdev)
 	 * so that the next open finds a RUNNING device and stale data fds
 	 * only get -ENODEV. Rust then stops the workload and the streamer.
 	 */
-	gmig_mig_reset(&gv->mig);
+	gmig_rs_sim_front_reset(vdev);
 	gmig_rs_vgpu_close(gv->vgpu);
 	cancel_delayed_work_sync(&gv->workload_work);
 	cancel_work_sync(&gv->exec_work);
@@ -614,12 +576,6 @@ static const struct vfio_device_ops gmig_dev_ops = {
 	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
 	.detach_ioas = vfio_iommufd_emulated_detach_ioas,
 };
-
-/* The migration state of @vdev if it is one of gmig's sim mdevs. */
-struct gmig_mig *gmig_vfio_mig(struct vfio_device *vdev)
-{
-	return vdev->ops == &gmig_dev_ops ? &gmig_to_gv(vdev)->mig : NULL;
-}
 
 /* mdev driver and parent. */
 

@@ -12,7 +12,7 @@
 #   4. in emulate_ggtt_mmio_write() the new value passed to the ggtt_write
 #      hook is the guest entry, saved from e before ggtt_get_host_entry()
 #      overwrites e with the old host entry (not e itself);
-#   5. gmig's copy of the interface header (shim/gmig_gvt_companion.h) is
+#   5. gmig's copy of the interface header (rust/gvt/intel_gvt_companion.h) is
 #      the one the series creates;
 #   6. intel_vgpu_clean_workloads() reports each workload it drops to the
 #      companion's workload_completed before it frees it;
@@ -166,10 +166,10 @@ fi
 
 # 5. gmig's copy of the header.
 hdr=$tmp/src/include/drm/intel/intel_gvt_companion.h
-if cmp -s shim/gmig_gvt_companion.h "$hdr"; then
+if cmp -s rust/gvt/intel_gvt_companion.h "$hdr"; then
 	result pass header-copy
 else
-	diff -u shim/gmig_gvt_companion.h "$hdr" | head -20 | sed 's/^/    /'
+	diff -u rust/gvt/intel_gvt_companion.h "$hdr" | head -20 | sed 's/^/    /'
 	result fail header-copy
 fi
 finish

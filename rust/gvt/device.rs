@@ -9,16 +9,14 @@ use kernel::{
     alloc::flags::GFP_KERNEL_ACCOUNT,
     debugfs::{Dir, File},
     device::Device,
-    ffi::c_void,
     prelude::*,
     sync::{aref::ARef, Arc, Mutex, MutexGuard},
-    types::ForeignOwnable,
 };
 
 use super::{
     hooks::{reg_at, Hooks, MAX_OUTSIDE_RANGES},
     host::Host,
-    kvmgt::{gmig_gvt_can_read_pinned, VgpuPtr},
+    kvmgt::VgpuPtr,
     lent::Lent,
     mem::GvtMem,
     status::{bump, COUNTERS},
@@ -58,7 +56,7 @@ impl GvtInner {
     }
 }
 
-/// gmig's object for one GVT-g vGPU (`struct gmig_gvt_vgpu` in the shim).
+/// gmig's object for one GVT-g vGPU.
 pub(crate) struct GvtDev {
     // Dropped in declaration order: the file before its directory.
     pub(super) _stats: Option<Pin<KBox<File<InnerLock>>>>,
@@ -80,20 +78,6 @@ pub(crate) struct GvtDev {
     /// Commands the scanner hook refused (logged at powers of two: the
     /// guest controls how many).
     pub(super) refused: AtomicU64,
-}
-
-/// The GVT-g vGPU object behind a pointer the shim holds, borrowed for the
-/// length of one call from C.
-///
-/// # Safety
-///
-/// `rs` came from `gmig_rs_gvt_vgpu_create()`, and
-/// `gmig_rs_gvt_vgpu_destroy()` does not run before `'a` ends (kvmgt
-/// destroys a vGPU after its last callback and VFIO operation returned).
-pub(crate) unsafe fn device_ref<'a>(rs: *mut c_void) -> &'a GvtDev {
-    // SAFETY: `rs` came from `into_foreign()` in `gmig_rs_gvt_vgpu_create()`
-    // and `from_foreign()` comes after `'a` (the function's contract).
-    unsafe { <KBox<GvtDev> as ForeignOwnable>::borrow(rs) }
 }
 
 impl MigDevice for GvtDev {
@@ -128,8 +112,7 @@ impl MigDevice for GvtDev {
 
     /// kvmgt lends the pages it holds pinned, if it can (patch 0021).
     fn in_place(&self, _open: bool) -> Option<Lent> {
-        // SAFETY: no preconditions (a symbol looked up at registration).
-        unsafe { gmig_gvt_can_read_pinned() }.then_some(Lent {
+        self.vgpu.k.can_read_pinned().then_some(Lent {
             vgpu: self.vgpu,
             counts: PinnedCounts::default(),
         })

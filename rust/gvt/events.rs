@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! kvmgt's reports on a vGPU (`enum gmig_gvt_event`): workloads, GGTT
+//! kvmgt's reports on a vGPU (the companion ops' events): workloads, GGTT
 //! writes, pins, scans, kvmgt's own writes, as the hooks record them.
 
 use core::sync::atomic::Ordering;
-use kernel::{ffi::c_void, prelude::*};
+use kernel::prelude::*;
 
 use super::{
-    device::{device_ref, GvtDev},
+    device::GvtDev,
     status::{bump, COUNTERS, FAIL_PIN_RECORDS},
 };
 use crate::{
@@ -19,18 +19,9 @@ use crate::{
 };
 
 impl GvtDev {
-    fn event(&self, kind: u32, a: u64, b: u64, c: u64) {
+    /// One of kvmgt's reports, with its arguments (see [`EventKind`]).
+    pub(super) fn event(&self, kind: EventKind, a: u64, b: u64, c: u64) {
         let n = &COUNTERS;
-        let Ok(kind) = EventKind::try_from(kind) else {
-            dev_ratelimited!(
-                dev_warn,
-                &self.dev,
-                "gvt: vGPU {}: unknown event {}\n",
-                self.id,
-                kind
-            );
-            return;
-        };
         let mut h = self.hooks.lock();
         match kind {
             EventKind::WorkloadQueued => {
@@ -133,15 +124,4 @@ impl GvtDev {
             }
         }
     }
-}
-
-/// One of kvmgt's reports (`enum gmig_gvt_event`).
-///
-/// # Safety
-///
-/// `gg` came from `gmig_rs_gvt_vgpu_create()` and is not destroyed yet.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_gvt_event(gg: *mut c_void, kind: u32, a: u64, b: u64, c: u64) {
-    // SAFETY: `gg` is live for this call (the function's contract).
-    unsafe { device_ref(gg) }.event(kind, a, b, c);
 }

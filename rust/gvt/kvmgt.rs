@@ -3,13 +3,12 @@
 //! kvmgt's services on one vGPU ([`VgpuPtr`]): scheduling, the state
 //! parts, pending workloads, guest memory through `rw_gpa`.
 
-use kernel::{
-    alloc::flags::GFP_KERNEL_ACCOUNT,
-    ffi::{c_int, c_void},
-    prelude::*,
-};
+use kernel::{alloc::flags::GFP_KERNEL_ACCOUNT, prelude::*};
 
-use super::status::{bump, COUNTERS};
+use super::{
+    companion::{IntelVgpu, Symbols},
+    status::{bump, COUNTERS},
+};
 use crate::{
     ffi::to_result,
     gmig_core::gvt::{
@@ -17,51 +16,18 @@ use crate::{
     },
 };
 
-/// kvmgt's `struct intel_vgpu` (opaque).
-#[repr(C)]
-pub(crate) struct IntelVgpu {
-    _private: [u8; 0],
-}
-
-extern "C" {
-    pub(super) fn gmig_gvt_register() -> c_int;
-    pub(super) fn gmig_gvt_unregister();
-    fn gmig_gvt_stop_schedule(vgpu: *mut IntelVgpu);
-    fn gmig_gvt_start_schedule(vgpu: *mut IntelVgpu);
-    fn gmig_gvt_save_state(vgpu: *mut IntelVgpu, part: u32, buf: *mut c_void, size: usize)
-        -> isize;
-    fn gmig_gvt_restore_state(
-        vgpu: *mut IntelVgpu,
-        part: u32,
-        buf: *const c_void,
-        size: usize,
-    ) -> c_int;
-    fn gmig_gvt_check_state(
-        vgpu: *mut IntelVgpu,
-        part: u32,
-        buf: *const c_void,
-        size: usize,
-    ) -> c_int;
-    fn gmig_gvt_rw_gpa(
-        vgpu: *mut IntelVgpu,
-        gpa: u64,
-        buf: *mut c_void,
-        len: usize,
-        write: bool,
-    ) -> c_int;
-    fn gmig_gvt_save_workloads(vgpu: *mut IntelVgpu, buf: *mut u32, count: u32) -> c_int;
-    fn gmig_gvt_resubmit_workloads(vgpu: *mut IntelVgpu, buf: *const u32, count: u32) -> c_int;
-    pub(super) fn gmig_gvt_can_read_pinned() -> bool;
-}
-
 /// kvmgt's vGPU, as the provider calls kvmgt's services on it.
 ///
 /// # Invariants
 ///
-/// The pointee is a live vGPU attached to gmig: kvmgt destroys it only
-/// after `vgpu_destroy()`, which drops the [`GvtDev`] holding this.
+/// `vgpu` is a live vGPU attached to gmig: kvmgt destroys it only after
+/// `vgpu_destroy()`, which drops the [`GvtDev`] holding this.
 #[derive(Clone, Copy)]
-pub(super) struct VgpuPtr(pub(super) *mut IntelVgpu);
+pub(super) struct VgpuPtr {
+    pub(super) vgpu: *mut IntelVgpu,
+    /// kvmgt's functions, found at registration.
+    pub(super) k: &'static Symbols,
+}
 
 // SAFETY: kvmgt's services take the vGPU's own locks; the pointer is only
 // passed to them.
@@ -78,12 +44,12 @@ fn u64_part(part: Part) -> bool {
 impl VgpuPtr {
     pub(super) fn stop_schedule(self) {
         // SAFETY: live vGPU (type invariant).
-        unsafe { gmig_gvt_stop_schedule(self.0) }
+        unsafe { self.k.stop_schedule(self.vgpu) }
     }
 
     pub(super) fn start_schedule(self) {
         // SAFETY: live vGPU (type invariant).
-        unsafe { gmig_gvt_start_schedule(self.0) }
+        unsafe { self.k.start_schedule(self.vgpu) }
     }
 
     /// kvmgt saves into an aligned buffer of u64s; `out` gets its bytes.
@@ -97,7 +63,8 @@ impl VgpuPtr {
             // SAFETY: live vGPU (type invariant); `out` holds `out.len()`
             // writable bytes, 8-aligned as kvmgt's u64s need.
             let n = unsafe {
-                gmig_gvt_save_state(self.0, part as u32, out.as_mut_ptr().cast(), out.len())
+                self.k
+                    .save_state(self.vgpu, part as u32, out.as_mut_ptr().cast(), out.len())
             };
             return match usize::try_from(n) {
                 Ok(n) if n == out.len() => Ok(()),
@@ -137,7 +104,8 @@ impl VgpuPtr {
         // SAFETY: live vGPU (type invariant); `tmp` holds `data.len()`
         // readable bytes.
         to_result(unsafe {
-            gmig_gvt_restore_state(self.0, part as u32, tmp.as_ptr().cast(), data.len())
+            self.k
+                .restore_state(self.vgpu, part as u32, tmp.as_ptr().cast(), data.len())
         })
     }
 
@@ -147,7 +115,8 @@ impl VgpuPtr {
         // SAFETY: live vGPU (type invariant); `tmp` holds `data.len()`
         // readable bytes.
         to_result(unsafe {
-            gmig_gvt_check_state(self.0, part as u32, tmp.as_ptr().cast(), data.len())
+            self.k
+                .check_state(self.vgpu, part as u32, tmp.as_ptr().cast(), data.len())
         })
     }
 
@@ -159,7 +128,10 @@ impl VgpuPtr {
         }
         // SAFETY: live vGPU (type invariant); `buf` holds at least `len`
         // writable bytes (checked above).
-        let n = unsafe { gmig_gvt_save_state(self.0, part as u32, buf.as_mut_ptr().cast(), len) };
+        let n = unsafe {
+            self.k
+                .save_state(self.vgpu, part as u32, buf.as_mut_ptr().cast(), len)
+        };
         if usize::try_from(n).ok() != Some(len) {
             return Err(EIO);
         }
@@ -170,7 +142,7 @@ impl VgpuPtr {
     pub(super) fn pending_count(self) -> Result<usize> {
         // SAFETY: live vGPU (type invariant); a NULL buffer of no room
         // asks for the number only.
-        let n = unsafe { gmig_gvt_save_workloads(self.0, core::ptr::null_mut(), 0) };
+        let n = unsafe { self.k.save_workloads(self.vgpu, core::ptr::null_mut(), 0) };
         usize::try_from(n).map_err(|_| EIO)
     }
 
@@ -187,7 +159,7 @@ impl VgpuPtr {
         // SAFETY: live vGPU (type invariant); `words` holds `count`
         // records of `WORKLOAD_WORDS` dwords (`struct intel_gvt_workload`,
         // the shim checks its size).
-        let got = unsafe { gmig_gvt_save_workloads(self.0, words.as_mut_ptr(), count) };
+        let got = unsafe { self.k.save_workloads(self.vgpu, words.as_mut_ptr(), count) };
         if u32::try_from(got).ok() != Some(count) {
             return Err(EIO);
         }
@@ -211,7 +183,7 @@ impl VgpuPtr {
         let count = u32::try_from(pending.len())?;
         // SAFETY: live vGPU (type invariant); `words` holds `count`
         // records of `WORKLOAD_WORDS` dwords.
-        to_result(unsafe { gmig_gvt_resubmit_workloads(self.0, words.as_ptr(), count) })?;
+        to_result(unsafe { self.k.resubmit_workloads(self.vgpu, words.as_ptr(), count) })?;
         bump(&COUNTERS.workloads_resubmitted, u64::from(count));
         Ok(())
     }
@@ -219,6 +191,6 @@ impl VgpuPtr {
     pub(super) fn rw_gpa(self, gpa: u64, buf: *mut u8, len: usize, write: bool) -> Result {
         // SAFETY: live vGPU (type invariant); the callers pass a buffer
         // valid for `len` bytes (read only when `write`).
-        to_result(unsafe { gmig_gvt_rw_gpa(self.0, gpa, buf.cast(), len, write) })
+        to_result(unsafe { self.k.rw_gpa(self.vgpu, gpa, buf.cast(), len, write) })
     }
 }

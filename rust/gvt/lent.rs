@@ -7,27 +7,17 @@
 use core::ptr::NonNull;
 use kernel::{
     bindings,
-    ffi::{c_int, c_uint, c_void},
+    ffi::{c_uint, c_void},
     page::BorrowedPage,
 };
 
-use super::kvmgt::{IntelVgpu, VgpuPtr};
+use super::kvmgt::VgpuPtr;
 use crate::{
     gmig_core::pageread::{
         hash_pinned_or_copied, HashSource, PinnedCounts, PinnedHasher, PINNED_MAX,
     },
     migration::pin::{hash_page, InPlaceCounts, InPlaceSource},
 };
-
-extern "C" {
-    fn gmig_gvt_read_pinned(
-        vgpu: *mut IntelVgpu,
-        gfn: u64,
-        count: u32,
-        f: unsafe extern "C" fn(data: *mut c_void, index: c_uint, page: *mut bindings::page),
-        data: *mut c_void,
-    ) -> c_int;
-}
 
 impl VgpuPtr {
     /// Hashes, where they are, the frames of `first..first + out.len()`
@@ -44,8 +34,8 @@ impl VgpuPtr {
         // during the call, with `data` the `run` that outlives it and that
         // nothing else accesses meanwhile.
         let n = unsafe {
-            gmig_gvt_read_pinned(
-                self.0,
+            self.k.read_pinned(
+                self.vgpu,
                 first,
                 count,
                 hash_lent,

@@ -2,12 +2,13 @@
 
 //! The gvt provider: gmig as kvmgt's companion module (patches/gvt).
 //!
-//! `shim/gmig_gvt.c` finds kvmgt's companion interface at load time and
-//! registers gmig's ops with it; each callback lands here. Every GVT-g
-//! vGPU created while gmig is loaded becomes a [`GvtDev`]: kvmgt's
-//! vfio_device gets gmig's VFIO migration and DMA logging ops (the shim's
-//! `gmig_mig.c`, the same as the sim's), which [`crate::migration`] runs
-//! through [`MigDevice`] on a [`GvtVgpu`] provider:
+//! `companion.rs` finds kvmgt's companion interface at load time and
+//! registers gmig's ops (`ops.rs`) with it; each callback lands here.
+//! Every GVT-g vGPU created while gmig is loaded becomes a [`GvtDev`]:
+//! kvmgt's vfio_device gets gmig's VFIO migration and DMA logging ops
+//! ([`crate::migration::vfio`], the same as the sim's), which
+//! [`crate::migration`] runs through [`MigDevice`] on a [`GvtVgpu`]
+//! provider:
 //!
 //! - quiesce/resume: kvmgt's `intel_gvt_companion_{stop,start}_schedule()`;
 //! - the state image ([`gvt::write_image`] / [`gvt::decode_image`]):
@@ -79,6 +80,7 @@
 //! `tests/gvt-mock` drives all of it through a mock kvmgt.
 
 mod audit;
+mod companion;
 mod device;
 mod events;
 mod hooks;
@@ -88,11 +90,11 @@ mod kunit;
 mod kvmgt;
 mod lent;
 mod mem;
+mod ops;
 mod register;
 mod status;
 mod vgpu;
 
-pub(crate) use device::device_ref;
 pub(crate) use register::Registration;
 pub(crate) use status::{write_control, Status};
 

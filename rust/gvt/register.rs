@@ -7,19 +7,19 @@ use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 use super::{
-    kvmgt::{gmig_gvt_can_read_pinned, gmig_gvt_register, gmig_gvt_unregister},
+    companion::{self, Symbols},
+    ops::OPS,
     status::REGISTERED,
 };
-use crate::ffi::to_result;
 
 /// gmig's registration with kvmgt; dropping it unregisters.
 ///
 /// # Invariants
 ///
-/// `registered` is true iff `gmig_gvt_register()` succeeded and
-/// `gmig_gvt_unregister()` has not been called since.
+/// `registered` is `Some` iff [`companion::register`] succeeded and
+/// [`companion::unregister`] has not been called since.
 pub(crate) struct Registration {
-    registered: bool,
+    registered: Option<&'static Symbols>,
 }
 
 impl Registration {
@@ -27,35 +27,32 @@ impl Registration {
     /// the kernel log which providers run. Never fails: without kvmgt,
     /// gmig runs the sim provider only.
     pub(crate) fn new() -> Self {
-        // SAFETY: no preconditions; undone in `drop()` if it succeeded.
-        let r = to_result(unsafe { gmig_gvt_register() });
+        super::vgpu::init();
+        let r = companion::register(&OPS.0);
         match r {
-            // SAFETY: no preconditions (a symbol looked up at registration).
-            Ok(()) if !unsafe { gmig_gvt_can_read_pinned() } => pr_info!(
+            Ok(s) if !s.can_read_pinned() => pr_info!(
                 "gvt provider registered with kvmgt (no intel_gvt_companion_read_pinned(): guest pages are hashed through copies)\n"
             ),
-            Ok(()) => pr_info!("gvt provider registered with kvmgt\n"),
+            Ok(_) => pr_info!("gvt provider registered with kvmgt\n"),
             Err(e) if e == ENOENT => pr_info!(
                 "gvt provider not available (no kvmgt with the companion interface loaded); sim provider only\n"
             ),
             Err(e) => pr_warn!("kvmgt refused the gvt provider ({:?}); sim provider only\n", e),
         }
         REGISTERED.store(r.is_ok(), Ordering::Relaxed);
-        // INVARIANT: set from the result of `gmig_gvt_register()`.
-        Self {
-            registered: r.is_ok(),
-        }
+        // INVARIANT: set from the result of `companion::register()`.
+        Self { registered: r.ok() }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if self.registered {
+        if let Some(s) = self.registered.take() {
             REGISTERED.store(false, Ordering::Relaxed);
-            // SAFETY: registered (type invariant), and only once: `self`
-            // is dropped once. No vGPU is attached any more: each one
-            // holds a reference on this module, so it is not unloading.
-            unsafe { gmig_gvt_unregister() };
+            // SAFETY: registered (type invariant), and only once: the
+            // field is taken. No vGPU is attached any more: each one holds
+            // a reference on this module, so it is not unloading.
+            unsafe { companion::unregister(s, &OPS.0) };
             pr_info!("gvt provider unregistered from kvmgt\n");
         }
     }

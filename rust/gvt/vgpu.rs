@@ -5,86 +5,121 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::{
-    bindings, device::Device, ffi::c_void, new_mutex, prelude::*, rbtree::RBTree, str::CString,
-    sync::Arc, types::ForeignOwnable,
+    device::Device,
+    new_mutex,
+    prelude::*,
+    rbtree::RBTree,
+    str::CString,
+    sync::{aref::ARef, Arc},
 };
 
 use super::{
+    companion::{self, IntelVgpu},
     device::{GvtDev, GvtInner, InnerLock},
     hooks::{new_writes, Hooks},
     host::Host,
-    kvmgt::{IntelVgpu, VgpuPtr},
+    kvmgt::VgpuPtr,
     status::{bump, COUNTERS},
 };
 use crate::{
     gmig_core::gvt::{AuditMap, GvtLayout, GvtVgpu, StateSizes},
-    migration::Migration,
+    migration::{
+        vfio::{Registered, Registry},
+        Migration,
+    },
+    vfio::{self, bindings as b},
 };
 
-/// kvmgt created a vGPU: returns gmig's object for it, or NULL (kvmgt then
-/// fails the creation) if its layout is invalid or memory is short.
-///
-/// # Safety
-///
-/// `vgpu` is NULL or kvmgt's live `struct intel_vgpu`, and `dev` NULL or its
-/// live parent device; both outlive the returned object (kvmgt calls
-/// `gmig_rs_gvt_vgpu_destroy()` before it frees them).
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_gvt_vgpu_create(
-    vgpu: *mut IntelVgpu,
-    dev: *mut bindings::device,
-    aperture_base: u64,
-    aperture_size: u64,
-    hidden_base: u64,
-    hidden_size: u64,
-    fences: u32,
-    id: u32,
-    vregs_size: usize,
-    execlist_size: usize,
-) -> *mut c_void {
-    // SAFETY: the pointers are NULL or live beyond the object (the
-    // function's contract), as `create()` requires.
-    let res = unsafe {
-        create(
-            vgpu,
-            dev,
-            (aperture_base, aperture_size),
-            (hidden_base, hidden_size),
-            fences,
-            id,
-            StateSizes {
-                vregs: vregs_size,
-                execlist: execlist_size,
-            },
-        )
-    };
-    match res {
-        Ok(b) => {
-            bump(&COUNTERS.vgpus, 1);
-            b.into_foreign()
-        }
-        Err(e) => {
-            pr_warn!("gvt: vGPU {id}: not made migratable: {e:?}\n");
-            core::ptr::null_mut()
+impl GvtDev {
+    /// kvmgt created a vGPU, whose vfio_device is `vdev` and graphics
+    /// memory `l`: gmig's object for it, or an error (kvmgt then fails the
+    /// creation) if its layout is invalid or memory is short.
+    ///
+    /// # Safety
+    ///
+    /// `vgpu` is kvmgt's live `struct intel_vgpu`, and `vdev` its
+    /// vfio_device; both outlive the returned object (kvmgt calls
+    /// `vgpu_destroy` before it frees them).
+    pub(super) unsafe fn create(
+        vgpu: *mut IntelVgpu,
+        vdev: &vfio::device::Device,
+        l: &b::intel_gvt_vgpu_layout,
+    ) -> Result<Arc<Self>> {
+        let k = companion::symbols().ok_or(ENODEV)?;
+        let size = |part| {
+            // SAFETY: a live vGPU (the function's contract); NULL and 0
+            // ask for the part's size.
+            let n = unsafe { k.save_state(vgpu, part, core::ptr::null_mut(), 0) };
+            usize::try_from(n).map_err(|_| Error::from_errno(n as i32))
+        };
+        let sizes = StateSizes {
+            vregs: size(b::intel_gvt_state_INTEL_GVT_STATE_VREGS)?,
+            execlist: size(b::intel_gvt_state_INTEL_GVT_STATE_EXECLIST)?,
+        };
+        // SAFETY: the vGPU and the vfio_device's parent device outlive the
+        // object (the function's contract).
+        let res = unsafe {
+            create(
+                VgpuPtr { vgpu, k },
+                vdev.dev(),
+                (l.aperture_base, l.aperture_size),
+                (l.hidden_base, l.hidden_size),
+                l.fence_count,
+                l.id,
+                sizes,
+            )
+        };
+        match res {
+            Ok(d) => {
+                bump(&COUNTERS.vgpus, 1);
+                Ok(d)
+            }
+            Err(e) => {
+                pr_warn!("gvt: vGPU {}: not made migratable: {e:?}\n", l.id);
+                Err(e)
+            }
         }
     }
+
+    /// kvmgt destroyed a vGPU ([`GvtDev::create`]).
+    pub(super) fn destroyed() {
+        COUNTERS
+            .vgpus
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
+            .ok();
+    }
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: initialised in the module initialiser (`gvt::init()`) before
+    // gmig registers with kvmgt, so before any other use.
+    unsafe(uninit) static FRONTS: Mutex<Registry<GvtDev>> = Registry::new();
+}
+
+impl Registered for GvtDev {
+    fn with_registry<R>(f: impl FnOnce(&mut Registry<Self>) -> R) -> R {
+        f(&mut FRONTS.lock())
+    }
+}
+
+/// Prepares the registry; called once from the module initialiser.
+pub(crate) fn init() {
+    // SAFETY: called exactly once, before gmig registers with kvmgt.
+    unsafe { FRONTS.init() };
 }
 
 /// # Safety
 ///
-/// `vgpu` and `dev` are NULL or live beyond the returned object.
+/// `vgpu` and `dev` live beyond the returned object.
 unsafe fn create(
-    vgpu: *mut IntelVgpu,
-    dev: *mut bindings::device,
+    vgpu: VgpuPtr,
+    dev: &Device,
     aperture: (u64, u64),
     hidden: (u64, u64),
     fences: u32,
     id: u32,
     sizes: StateSizes,
-) -> Result<KBox<GvtDev>> {
-    if vgpu.is_null() || dev.is_null() {
-        return Err(EINVAL);
-    }
+) -> Result<Arc<GvtDev>> {
     let Some(layout) = GvtLayout::new(aperture, hidden, fences) else {
         pr_warn!(
             "gvt: vGPU {id}: invalid layout (aperture {:#x}+{:#x}, hidden {:#x}+{:#x}, {fences} fences)\n",
@@ -95,11 +130,7 @@ unsafe fn create(
         );
         return Err(EINVAL);
     };
-    // SAFETY: `dev` is non-null, the vfio_device's parent device, which
-    // kvmgt keeps alive while the vGPU exists (the function's contract);
-    // `get_device()` takes a reference.
-    let dev = unsafe { Device::get_device(dev) };
-    let vgpu = VgpuPtr(vgpu);
+    let dev: ARef<Device> = dev.into();
     let writes = KBox::new(new_writes(layout)?, GFP_KERNEL)?;
     let hooks = Arc::pin_init(
         new_mutex!(Hooks {
@@ -147,7 +178,7 @@ unsafe fn create(
         layout.hidden.base,
         layout.hidden.size
     );
-    Ok(KBox::new(
+    Ok(Arc::new(
         GvtDev {
             _stats: stats,
             _dir: dir,
@@ -163,24 +194,4 @@ unsafe fn create(
         },
         GFP_KERNEL,
     )?)
-}
-
-/// kvmgt destroys a vGPU.
-///
-/// # Safety
-///
-/// `gg` came from `gmig_rs_gvt_vgpu_create()` and is not used after this.
-#[no_mangle]
-unsafe extern "C" fn gmig_rs_gvt_vgpu_destroy(gg: *mut c_void) {
-    if gg.is_null() {
-        return;
-    }
-    // SAFETY: `gg` came from `into_foreign()` in
-    // `gmig_rs_gvt_vgpu_create()`; ownership returns here once, after every
-    // borrow ended (caller contract).
-    drop(unsafe { <KBox<GvtDev> as ForeignOwnable>::from_foreign(gg) });
-    COUNTERS
-        .vgpus
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
-        .ok();
 }

@@ -16,7 +16,6 @@ use super::{
     state::{Migration, Tracking},
 };
 use crate::{
-    ffi::{set_dirty, IovaBitmap},
     gmig_core::{
         dirtylog::{DirtyLog, Loss},
         farframes::FarFrames,
@@ -27,6 +26,7 @@ use crate::{
         writeset::{words_for, WriteSet},
     },
     log::dev_ratelimited,
+    vfio::migration::IovaBitmap,
 };
 
 extern "C" {
@@ -140,29 +140,23 @@ pub(crate) fn log_stop<D: MigDevice>(d: &D) {
     drop(old);
 }
 
-/// # Safety
-///
-/// `dirty` is the `struct iova_bitmap` of this report, valid during the
-/// call.
-pub(crate) unsafe fn log_report<D: MigDevice>(
+/// DMA_LOGGING_REPORT for `[iova, iova + length)`, into the VMM's bitmap
+/// `dirty`.
+pub(crate) fn log_report<D: MigDevice>(
     d: &D,
     iova: u64,
     length: u64,
-    dirty: *mut IovaBitmap,
+    dirty: &mut IovaBitmap,
 ) -> Result {
-    // SAFETY: `dirty` is valid during the call (the function's contract).
-    d.with_locked(|l| unsafe { log_report_locked(d, l, iova, length, dirty) })
+    d.with_locked(|l| log_report_locked(d, l, iova, length, dirty))
 }
 
-/// # Safety
-///
-/// As [`log_report`].
-unsafe fn log_report_locked<D: MigDevice>(
+fn log_report_locked<D: MigDevice>(
     d: &D,
     l: &mut Locked<'_, D::Prov>,
     iova: u64,
     length: u64,
-    dirty: *mut IovaBitmap,
+    dirty: &mut IovaBitmap,
 ) -> Result {
     d.sync(l.mig);
     let open = l.open;
@@ -215,9 +209,7 @@ unsafe fn log_report_locked<D: MigDevice>(
     let start = Instant::<Monotonic>::now();
     let st = t.scan(d, hashing, open, &mut mig.stats, |log, h| {
         log.report_by(action, first..last, h, |gfn| {
-            // SAFETY: `dirty` is the bitmap of this report, valid during
-            // the call (the function's contract).
-            unsafe { set_dirty(dirty, gfn * PAGE_SIZE, PAGE_SIZE) };
+            dirty.set(gfn * PAGE_SIZE, PAGE_SIZE);
         })
     });
     let took = start.elapsed().as_micros_ceil();

@@ -86,6 +86,7 @@ mod resume;
 mod spread;
 mod state;
 mod stats;
+pub(crate) mod vfio;
 
 pub(crate) use arc::{abort, arc};
 pub(crate) use data::{data_size, mig_read, mig_read_commit, mig_write, precopy_info};

@@ -66,7 +66,6 @@ use core::{
 
 use kernel::{
     bindings,
-    ffi::{c_int, c_void},
     new_condvar,
     new_spinlock,
     page::BorrowedPage,
@@ -77,7 +76,7 @@ use kernel::{
 use super::crew::MAX_LANES;
 
 use crate::{
-    ffi::{gmig_pin_pages, gmig_unpin_pages, Vdev},
+    ffi::Vdev,
     gmig_core::{
         gtt::PAGE_SIZE,
         hash::{page_hash_words, PAGE_BYTES},
@@ -154,7 +153,7 @@ impl Drop for Busy<'_> {
 /// # Invariants
 ///
 /// `pages[..n]` are the pages of `iova..iova + n * PAGE_SIZE`, pinned by
-/// one successful `gmig_pin_pages()` of that run on the open device
+/// one successful `vfio::device::Device::pin_pages()` of that run on the open device
 /// `vdev`, until `drop` unpins them.
 struct PinnedRun {
     vdev: Vdev,
@@ -177,19 +176,11 @@ impl PinnedRun {
             return Err(EINVAL);
         }
         let mut pages: [*mut bindings::page; BATCH] = [core::ptr::null_mut(); BATCH];
-        // SAFETY:
-        // - `vdev` is live (`Vdev`'s invariant) and open (the contract);
-        // - `pages` holds `n <= BATCH` entries for the call to fill.
-        let ret = unsafe {
-            gmig_pin_pages(
-                vdev.raw(),
-                iova,
-                n as c_int,
-                pages.as_mut_ptr().cast::<*mut c_void>(),
-            )
-        };
-        crate::ffi::to_result(ret)?;
-        // INVARIANT: the shim returns 0 only when all `n` pages are pinned.
+        // SAFETY: the device is open (the contract), and the run is busy in
+        // the window until the run is dropped, which unpins it: a
+        // `dma_unmap` callback waits for that.
+        unsafe { vdev.vfio().pin_pages(iova, &mut pages[..n]) }?;
+        // INVARIANT: `pin_pages` pins all `n` pages or fails.
         Ok(Self {
             vdev,
             iova,
@@ -210,10 +201,10 @@ impl PinnedRun {
 
 impl Drop for PinnedRun {
     fn drop(&mut self) {
-        // SAFETY: the run was pinned by one `gmig_pin_pages()` of the same
-        // IOVA and count on the open device (the invariant), and no
+        // SAFETY: the run was pinned by one `pin_pages()` of the same IOVA
+        // and count on the open device (the invariant), and no
         // `BorrowedPage` of it outlives `self`.
-        unsafe { gmig_unpin_pages(self.vdev.raw(), self.iova, self.n as c_int) };
+        unsafe { self.vdev.vfio().unpin_pages(self.iova, self.n) };
     }
 }
 

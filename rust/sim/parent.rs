@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The sim mdev parent: its vGPU types, and what every vGPU of the parent
-//! shares (the GGTT partition slots, the instances of each type).
+//! shares (the GGTT partition slots, the instances of each type, the
+//! migration fronts of its vfio_devices).
 
 use kernel::prelude::*;
 
+use super::device::Shared;
 use crate::gmig_core::{sim::vgpu::TYPES, slots::Slots};
 
 kernel::sync::global_lock! {
@@ -30,10 +32,26 @@ impl Globals {
     }
 }
 
+kernel::sync::global_lock! {
+    // SAFETY: initialised in the module initialiser (`sim::init()`) before
+    // the mdev parent is registered, so before any other use.
+    unsafe(uninit) static FRONTS: Mutex<crate::migration::vfio::Registry<Shared>> =
+        crate::migration::vfio::Registry::new();
+}
+
+impl crate::migration::vfio::Registered for Shared {
+    fn with_registry<R>(f: impl FnOnce(&mut crate::migration::vfio::Registry<Self>) -> R) -> R {
+        f(&mut FRONTS.lock())
+    }
+}
+
 /// Prepares the globals; called once from the module initialiser.
 pub(crate) fn init() {
     // SAFETY: called exactly once, before the mdev parent is registered.
-    unsafe { GLOBAL.init() };
+    unsafe {
+        GLOBAL.init();
+        FRONTS.init();
+    }
 }
 
 /// Number of vGPU types.

@@ -12,6 +12,16 @@
 #include <linux/mdev.h>
 #include <linux/vfio.h>
 
+/*
+ * kvmgt's companion interface (patches/gvt): the kernel's header when the
+ * tree has the series applied (Kbuild says so), gmig's copy otherwise.
+ */
+#ifdef GMIG_TREE_HAS_GVT_COMPANION
+#include <drm/intel/intel_gvt_companion.h>
+#else
+#include "../gvt/intel_gvt_companion.h"
+#endif
+
 /* Function-like macros bindgen does not expand: their values, as consts. */
 const unsigned int RUST_CONST_HELPER_VFIO_DEVICE_GET_INFO = VFIO_DEVICE_GET_INFO;
 const unsigned int RUST_CONST_HELPER_VFIO_DEVICE_GET_IRQ_INFO =

@@ -6,3 +6,6 @@
 //! [`include/linux/mdev.h`](srctree/include/linux/mdev.h).
 
 pub(crate) mod bindings;
+pub(crate) mod device;
+pub(crate) mod file;
+pub(crate) mod migration;

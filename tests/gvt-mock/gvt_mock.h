@@ -30,7 +30,7 @@
 #include <linux/vfio.h>
 #include <linux/workqueue.h>
 
-#include "../../shim/gmig_gvt_companion.h"
+#include "../../rust/gvt/intel_gvt_companion.h"
 
 struct kv_vgpu;
 

@@ -5,7 +5,7 @@
  * no kvmgt and no Intel GPU.
  *
  * The module exports the eleven functions of the interface
- * (shim/gmig_gvt_companion.h) with the semantics of the patch series.
+ * (rust/gvt/intel_gvt_companion.h) with the semantics of the patch series.
  * gmig, loaded after it, finds them with symbol_get() and registers as the
  * companion. Writing "1" (the mock's small type) or "v5_1" (GVT-g's largest
  * type's sizes) to /sys/kernel/debug/gvt_mock/run then creates two
