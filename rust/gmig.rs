@@ -19,9 +19,7 @@ use kernel::{
 #[path = "gmig_core/src/lib.rs"]
 pub mod gmig_core;
 
-mod abi;
 mod bench;
-mod ffi;
 mod gvt;
 mod kunit;
 mod log;
@@ -35,6 +33,8 @@ module! {
     authors: ["gmig developers"],
     description: "Live migration for mediated vGPUs (software dirty pages, one-shot pre-copy, address remapping)",
     license: "GPL",
+    // iova_bitmap_set() (DMA logging reports).
+    imports_ns: ["IOMMUFD"],
     params: {
         bench: u32 {
             default: 0,
@@ -86,6 +86,8 @@ impl core::fmt::Debug for Version {
 }
 
 struct Gmig {
+    /// The sim's mdev parent, removed first (`drop`).
+    sim: Option<vfio::mdev::Parent<sim::SimParent>>,
     // Dropped in declaration order: the kvmgt registration first, files
     // before their directory.
     _gvt: gvt::Registration,
@@ -127,12 +129,11 @@ impl kernel::Module for Gmig {
             GFP_KERNEL,
         )?;
         sim::init();
-        // SAFETY: called once, after `sim::init()` prepared what the
-        // shim's callbacks use; undone in `drop()`.
-        ffi::to_result(unsafe { ffi::gmig_vfio_register() })
+        let parent = sim::register()
             .inspect_err(|e| pr_err!("registering the sim mdev parent failed: {:?}\n", e))?;
         pr_info!("gmig {VERSION} loaded: sim provider, mdev parent \"gmig\"\n");
         Ok(Gmig {
+            sim: Some(parent),
             _gvt: gvt::Registration::new(),
             _gvt_status: gvt_status,
             _fault: fault,
@@ -144,8 +145,8 @@ impl kernel::Module for Gmig {
 
 impl Drop for Gmig {
     fn drop(&mut self) {
-        // SAFETY: registered in `init()`; no vGPU outlives the parent.
-        unsafe { ffi::gmig_vfio_unregister() };
+        // Its vGPUs go with it.
+        drop(self.sim.take());
         *DEBUGFS.lock() = None;
         pr_info!("gmig {VERSION} unloaded\n");
     }

@@ -9,11 +9,10 @@ use super::{
     companion::{IntelVgpu, Symbols},
     status::{bump, COUNTERS},
 };
-use crate::{
-    ffi::to_result,
-    gmig_core::gvt::{
-        Part, PendingList, PendingWorkload, MAX_PENDING, WORKLOAD_LEN, WORKLOAD_WORDS,
-    },
+use kernel::error::to_result;
+
+use crate::gmig_core::gvt::{
+    Part, PendingList, PendingWorkload, MAX_PENDING, WORKLOAD_LEN, WORKLOAD_WORDS,
 };
 
 /// kvmgt's vGPU, as the provider calls kvmgt's services on it.

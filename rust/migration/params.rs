@@ -4,12 +4,60 @@
 //! (`precopy`, `dirty`, `rehash`, `hashing`, `final_image`) and the CPUs
 //! its large re-hashes are spread over (`rehash_cpus`).
 
+//!
+//! The parameters themselves are declared in C (`shim/gmig_params.c`:
+//! `module_param_cb()` is a macro that places a `struct kernel_param` in
+//! the module's `__param` section); their values are checked and spelled
+//! here ([`gmig_rs_param_set`]).
+
+use kernel::{
+    ffi::{c_char, c_int, c_uint},
+    prelude::*,
+    str::CStr,
+};
+
 use super::crew::MAX_LANES;
-use crate::gmig_core::planner::{self, DirtySource, FinalImage, Hashing, Policy, Rehash};
+use crate::gmig_core::planner::{self, DirtySource, FinalImage, Hashing, Param, Policy, Rehash};
 
 extern "C" {
-    fn gmig_param_get(which: u32, buf: *mut kernel::ffi::c_char, len: usize);
-    fn gmig_rehash_lanes() -> kernel::ffi::c_uint;
+    fn gmig_param_get(which: u32, buf: *mut c_char, len: usize);
+    fn gmig_rehash_lanes() -> c_uint;
+}
+
+/// A value written to module parameter `which` (`enum gmig_param`): its
+/// canonical spelling goes to `buf`, or -EINVAL if it is no value of the
+/// parameter (the buffer is then unchanged). The one parser of the values
+/// is [`Param::canonical`].
+///
+/// # Safety
+///
+/// `val` is a NUL-terminated string and `buf` is valid for writes of `cap`
+/// bytes; the caller holds the module parameter lock.
+#[no_mangle]
+unsafe extern "C" fn gmig_rs_param_set(
+    which: u32,
+    val: *const c_char,
+    buf: *mut c_char,
+    cap: usize,
+) -> c_int {
+    // SAFETY: `val` is NUL-terminated (the function's contract).
+    let val = unsafe { CStr::from_char_ptr(val) };
+    let Some(name) = Param::from_u32(which)
+        .zip(val.to_str().ok())
+        .and_then(|(p, v)| p.canonical(v))
+    else {
+        return EINVAL.to_errno();
+    };
+    if name.len() >= cap {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: `buf` holds `cap > name.len()` bytes (the function's
+    // contract): the name and its NUL fit, uncut.
+    unsafe {
+        core::ptr::copy_nonoverlapping(name.as_ptr(), buf.cast::<u8>(), name.len());
+        *buf.add(name.len()) = 0;
+    }
+    0
 }
 
 /// Lanes a migration starting now spreads its large re-hashes over
@@ -45,7 +93,6 @@ impl ParamValue {
 
 /// The policies of this migration, from the module parameters.
 pub(super) fn policies() -> (Policy, DirtySource, Rehash, Hashing, FinalImage) {
-    use planner::Param;
     let v = |p| ParamValue::read(p);
     let p = Policy::parse(v(Param::Precopy).as_str()).unwrap_or(Policy::Oneshot);
     let d = DirtySource::parse(v(Param::Dirty).as_str()).unwrap_or(DirtySource::Hash);

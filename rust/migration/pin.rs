@@ -76,12 +76,12 @@ use kernel::{
 use super::crew::MAX_LANES;
 
 use crate::{
-    ffi::Vdev,
     gmig_core::{
         gtt::PAGE_SIZE,
         hash::{page_hash_words, PAGE_BYTES},
         pageread::{HashSource, BATCH},
     },
+    vfio,
 };
 
 /// Words of a page.
@@ -153,16 +153,16 @@ impl Drop for Busy<'_> {
 /// # Invariants
 ///
 /// `pages[..n]` are the pages of `iova..iova + n * PAGE_SIZE`, pinned by
-/// one successful `vfio::device::Device::pin_pages()` of that run on the open device
-/// `vdev`, until `drop` unpins them.
-struct PinnedRun {
-    vdev: Vdev,
+/// one successful `pin_pages()` of that run on the open device `vdev`,
+/// until `drop` unpins them.
+struct PinnedRun<'a> {
+    vdev: &'a vfio::device::Device,
     iova: u64,
     n: usize,
     pages: [*mut bindings::page; BATCH],
 }
 
-impl PinnedRun {
+impl<'a> PinnedRun<'a> {
     /// Pins the `n` (1..=[`BATCH`]) pages from `iova`.
     ///
     /// # Safety
@@ -171,7 +171,7 @@ impl PinnedRun {
     /// returned run is dropped, and `iova..iova + n * PAGE_SIZE` is marked
     /// busy in the vGPU's [`PinWindow`] for as long (so that a `dma_unmap`
     /// callback waits for the unpin).
-    unsafe fn pin(vdev: Vdev, iova: u64, n: usize) -> Result<Self> {
+    unsafe fn pin(vdev: &'a vfio::device::Device, iova: u64, n: usize) -> Result<Self> {
         if n == 0 || n > BATCH {
             return Err(EINVAL);
         }
@@ -179,7 +179,7 @@ impl PinnedRun {
         // SAFETY: the device is open (the contract), and the run is busy in
         // the window until the run is dropped, which unpins it: a
         // `dma_unmap` callback waits for that.
-        unsafe { vdev.vfio().pin_pages(iova, &mut pages[..n]) }?;
+        unsafe { vdev.pin_pages(iova, &mut pages[..n]) }?;
         // INVARIANT: `pin_pages` pins all `n` pages or fails.
         Ok(Self {
             vdev,
@@ -199,12 +199,12 @@ impl PinnedRun {
     }
 }
 
-impl Drop for PinnedRun {
+impl Drop for PinnedRun<'_> {
     fn drop(&mut self) {
         // SAFETY: the run was pinned by one `pin_pages()` of the same IOVA
         // and count on the open device (the invariant), and no
         // `BorrowedPage` of it outlives `self`.
-        unsafe { self.vdev.vfio().unpin_pages(self.iova, self.n) };
+        unsafe { self.vdev.unpin_pages(self.iova, self.n) };
     }
 }
 
@@ -265,7 +265,7 @@ pub(crate) trait InPlaceSource: Send {
 
 /// The in-place [`HashSource`] of one scan, on one lane.
 pub(crate) struct InPlace<'a> {
-    vdev: Vdev,
+    vdev: &'a vfio::device::Device,
     win: &'a PinWindow,
     /// The lane of the scan ([`crate::migration::crew`]) this source hashes on: its
     /// slot in the window. Lanes hash on distinct threads at once.
@@ -297,7 +297,7 @@ impl<'a> InPlace<'a> {
     ///
     /// The device behind `vdev` is open while the source is used, and `win`
     /// is the window its `dma_unmap` callback waits on.
-    pub(crate) unsafe fn new(vdev: Vdev, win: &'a PinWindow) -> Self {
+    pub(crate) unsafe fn new(vdev: &'a vfio::device::Device, win: &'a PinWindow) -> Self {
         Self {
             vdev,
             win,

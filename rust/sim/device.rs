@@ -11,8 +11,8 @@ use kernel::{
 };
 
 use super::stats::Stats;
+use super::vdev::Vdev;
 use crate::{
-    ffi::Vdev,
     gmig_core::{
         gtt::Partition,
         provider::ShadowEvent,

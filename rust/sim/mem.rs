@@ -5,11 +5,8 @@
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
-use super::{device::Shared, stats::Stats};
-use crate::{
-    ffi::Vdev,
-    gmig_core::mem::{GuestMem, MemFault},
-};
+use super::{device::Shared, stats::Stats, vdev::Vdev};
+use crate::gmig_core::mem::{GuestMem, MemFault};
 
 /// Guest memory as the sim's command streamer sees it: the VFIO DMA path.
 pub(crate) struct DmaMem<'a> {

@@ -54,7 +54,7 @@ impl MigDevice for Shared {
         // (`open`, read under that lock): `close_device` takes the lock to
         // mark it closed, so it stays open while the caller's scan runs;
         // `pins` is the window `gmig_rs_dma_unmap()` waits on.
-        open.then(|| unsafe { InPlace::new(self.vdev, &self.pins) })
+        open.then(|| unsafe { InPlace::new(self.vdev.vfio(), &self.pins) })
     }
 
     fn mem(&self) -> DmaMem<'_> {

@@ -13,14 +13,16 @@
 
 mod device;
 mod exec;
+mod mdev;
 mod mem;
 mod migdev;
 mod parent;
 mod replay;
 mod stats;
+mod vdev;
+mod vfio;
 mod vgpu;
 mod workload;
 
-pub(crate) use device::Shared;
-pub(crate) use parent::{init, type_available, type_count, type_info};
-pub(crate) use vgpu::{create, vgpu_ref, Vgpu};
+pub(crate) use mdev::{register, SimParent};
+pub(crate) use parent::init;

@@ -54,16 +54,6 @@ pub(crate) fn init() {
     }
 }
 
-/// Number of vGPU types.
-pub(crate) fn type_count() -> usize {
-    TYPES.len()
-}
-
-/// Sysfs name and description of type `index`.
-pub(crate) fn type_info(index: usize) -> Option<(&'static str, &'static str)> {
-    TYPES.get(index).map(|t| (t.name, t.description))
-}
-
 /// `available_instances` of type `index`.
 pub(crate) fn type_available(index: usize) -> u32 {
     let Some(ty) = TYPES.get(index) else {

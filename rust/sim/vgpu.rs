@@ -1,16 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The object the C shim holds for each gmig mdev ([`Vgpu`]): its
+//! The vGPU of each gmig mdev ([`Vgpu`]): its
 //! creation, with its debugfs directory and GGTT partition, and its end.
 
 use core::sync::atomic::{AtomicBool, AtomicU64};
 use kernel::{
     debugfs::{Dir, File},
-    ffi::c_void,
     prelude::*,
     str::CStr,
     sync::Arc,
-    types::ForeignOwnable,
 };
 
 use super::{
@@ -18,9 +16,9 @@ use super::{
     parent::GLOBAL,
     replay::ReplayFile,
     stats::Stats,
+    vdev::Vdev,
 };
 use crate::{
-    ffi::Vdev,
     gmig_core::{
         gtt::Partition,
         sim::{
@@ -31,7 +29,7 @@ use crate::{
     migration::{pin::PinWindow, Migration},
 };
 
-/// The object the C shim holds as `struct gmig_vgpu *`.
+/// The vGPU of one gmig mdev, held by its [`super::vfio::SimVdev`].
 pub(crate) struct Vgpu {
     // Dropped in declaration order: files before their directory.
     _stats: Pin<KBox<File<Arc<Shared>>>>,
@@ -39,21 +37,6 @@ pub(crate) struct Vgpu {
     _replay: Pin<KBox<File<ReplayFile>>>,
     _dir: Dir,
     pub(crate) shared: Arc<Shared>,
-}
-
-/// The vGPU behind a pointer the shim holds, borrowed for the length of
-/// one call from C (the shim keeps it as `struct gmig_vgpu *`).
-///
-/// # Safety
-///
-/// `vgpu` came from `gmig_rs_vgpu_create()`, and `gmig_rs_vgpu_destroy()`
-/// does not run before `'a` ends: the shim destroys a vGPU from its release
-/// only, after every other entry point for it has returned.
-pub(crate) unsafe fn vgpu_ref<'a>(vgpu: *mut c_void) -> &'a Vgpu {
-    // SAFETY: `vgpu` came from `into_foreign()` in `gmig_rs_vgpu_create()`
-    // and `from_foreign()` (in `gmig_rs_vgpu_destroy()`) comes after `'a`
-    // (the function's contract).
-    unsafe { <KBox<Vgpu> as ForeignOwnable>::borrow(vgpu) }
 }
 
 /// Creates the vGPU of a new mdev of type `type_index`.

@@ -149,6 +149,17 @@ impl Device {
     }
 }
 
+/// The `struct device` behind a [`device::Device`] reference.
+pub(crate) fn raw_device<Ctx: device::DeviceContext>(
+    dev: &device::Device<Ctx>,
+) -> *mut kernel::bindings::device {
+    // `device::Device` is a transparent wrapper of `struct device`; the
+    // pointer is only handed to C functions that take a live device.
+    core::ptr::from_ref(dev)
+        .cast::<kernel::bindings::device>()
+        .cast_mut()
+}
+
 /// A C return value (0 or more, or a negative errno) as a [`Result`].
 pub(crate) fn to_result(ret: c_int) -> Result {
     if ret < 0 {

@@ -7,5 +7,8 @@
 
 pub(crate) mod bindings;
 pub(crate) mod device;
+pub(crate) mod driver;
+pub(crate) mod eventfd;
 pub(crate) mod file;
+pub(crate) mod mdev;
 pub(crate) mod migration;
