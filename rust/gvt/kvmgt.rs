@@ -157,7 +157,7 @@ impl VgpuPtr {
         let count = u32::try_from(n)?;
         // SAFETY: live vGPU (type invariant); `words` holds `count`
         // records of `WORKLOAD_WORDS` dwords (`struct intel_gvt_workload`,
-        // the shim checks its size).
+        // whose size `companion` asserts).
         let got = unsafe { self.k.save_workloads(self.vgpu, words.as_mut_ptr(), count) };
         if u32::try_from(got).ok() != Some(count) {
             return Err(EIO);

@@ -17,7 +17,7 @@ use super::state::Migration;
 
 /// read() of the saving data fd, first half: copies the bytes at the
 /// read position into `out` and says where they are (`at`), without
-/// consuming them. The shim copies them to the reader outside the vGPU
+/// consuming them. The data fd (`vfio.rs`) copies them to the reader outside the vGPU
 /// lock (a fault there may take mmap_lock) and consumes what the reader
 /// got with [`mig_read_commit`]; its data fd lock keeps the arcs away
 /// between the two.
@@ -142,7 +142,7 @@ pub(crate) fn mig_write<D: MigDevice>(d: &D, data: &[u8]) -> isize {
 /// of them initial data (gmig's images are whole: there are no dirty
 /// bytes). With `v2` (the VMM opted in to
 /// VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2) and a base gone stale, the new
-/// initial data is built here: `reinit` in the answer, which the shim
+/// initial data is built here: `reinit` in the answer, which the data fd
 /// reports as VFIO_PRECOPY_INFO_REINIT.
 pub(crate) fn precopy_info<D: MigDevice>(d: &D, v2: bool) -> Result<PrecopyInfo> {
     d.with_locked(|l| {

@@ -30,10 +30,10 @@
 //! memory, messages) and the [`Provider`] trait (state image,
 //! quiesce/resume, writable pages, restore with remapping), so the sim
 //! (`crate::sim::Shared`) and GVT-g (`crate::gvt::GvtDev`) vGPUs migrate
-//! the same way, and nothing here names either: the shim's entry points
-//! ([`crate::abi`]) name the provider of the object they pass.
+//! the same way, and nothing here names either: each provider keeps the
+//! [`vfio::Front`] of its devices in its own [`vfio::Registry`].
 //!
-//! Arcs run with the shim's `state_mutex` held and take the vGPU lock.
+//! Arcs run with the front's state lock held and take the vGPU lock.
 //!
 //! # A re-hash on several CPUs
 //!
@@ -50,7 +50,7 @@
 //! (`gmig_core::pageread`). A smaller round, as a write-set re-hash
 //! usually is, runs on the caller's CPU.
 //!
-//! Locks: the caller holds the vGPU lock (and the shim's `state_mutex`)
+//! Locks: the caller holds the vGPU lock (and the front's state lock)
 //! and waits in [`Crew::fork`] until every lane's task returned. A lane
 //! that is a work item takes, per run of pages, what the caller took
 //! itself before, in the same order after the vGPU lock: on the sim,

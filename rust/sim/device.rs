@@ -2,7 +2,7 @@
 
 //! The sim vGPU: the device model and what its lock protects ([`Inner`]),
 //! the part its debugfs files and work items share ([`Shared`]), and what
-//! the shim's entry points ask of it.
+//! its VFIO device (`vfio.rs`) asks of it.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
@@ -136,7 +136,7 @@ impl Shared {
     }
 }
 
-/// The sim's side of the shim's entry points ([`crate::abi`]).
+/// What the sim's VFIO device (`super::vfio`) asks of the vGPU.
 impl Shared {
     /// A VFIO user opened the device.
     pub(crate) fn open(&self) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The command streamer's run: a vGPU's pending submissions, executed from
-//! the shim's work item, their write sets told to the migration.
+//! the device's work item, their write sets told to the migration.
 
 use core::sync::atomic::Ordering;
 
@@ -13,7 +13,7 @@ use crate::{gmig_core::writeset::Tee, log::dev_ratelimited};
 
 impl Shared {
     /// Runs pending submissions of the command streamer. Called from the
-    /// shim's work item, never with `inner` held.
+    /// device's work item, never with `inner` held.
     pub(crate) fn exec(&self) {
         let mut guard = self.inner.lock();
         if !guard.open || guard.sim.is_quiesced() {

@@ -27,7 +27,7 @@ impl<'a> DmaMem<'a> {
 /// sleeping retry (it would stretch the stop arc). An access fails when the
 /// guest's memory map has no mapping there, e.g. while its firmware
 /// reprograms PAM and SMRAM and QEMU unmaps and maps guest RAM again; on a
-/// real GPU the IOMMU would fault it. The shim logs errno and IOVA of every
+/// real GPU the IOMMU would fault it. `Vdev` logs errno and IOVA of every
 /// failure (ratelimited); a failed read counts as a changed page, a failed
 /// write as a GPU fault.
 impl DmaMem<'_> {

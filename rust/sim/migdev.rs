@@ -53,7 +53,7 @@ impl MigDevice for Shared {
         // SAFETY: the caller holds the vGPU lock and the device is open
         // (`open`, read under that lock): `close_device` takes the lock to
         // mark it closed, so it stays open while the caller's scan runs;
-        // `pins` is the window `gmig_rs_dma_unmap()` waits on.
+        // `pins` is the window the device's `dma_unmap` waits on.
         open.then(|| unsafe { InPlace::new(self.vdev.vfio(), &self.pins) })
     }
 

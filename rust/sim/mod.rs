@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The Rust object behind each gmig mdev: a sim vGPU, its lock, its
-//! debugfs directory, and what the C shim's entry points ([`crate::abi`])
-//! ask of it.
+//! The sim provider: the `gmig` mdev parent (`mdev.rs`), a VFIO device for
+//! each mdev (`vfio.rs`, on [`crate::vfio`]), and behind it a sim vGPU, its
+//! lock and its debugfs directory.
 //!
-//! Lock order: the shim's `state_mutex`, then a migration file's lock, then
-//! [`Shared::inner`]. Nothing sleeps on the C side with `inner` held except
+//! Lock order: the migration front's state lock, then a data fd's link,
+//! then [`Shared::inner`]. Nothing sleeps in C with `inner` held except
 //! `vfio_dma_rw()`, `vfio_pin_pages()` and `vfio_unpin_pages()` (which take
 //! the IOMMU's lock; its `dma_unmap` callback is made with that lock
 //! dropped and takes only [`Shared::pins`]' spinlock, never `inner`: see
-//! `crate::migration::pin`) and `gmig_raise_irq()` (a spinlock).
+//! `crate::migration::pin`) and the interrupt's spinlock (`vdev.rs`).
 
 mod device;
 mod exec;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A recorded workload replayed on a vGPU: debugfs `replay` (the replay
-//! file), the replay's set-up and its ticks in the shim's worker.
+//! file), the replay's set-up and its ticks in the device's work item.
 
 use kernel::{debugfs::BinaryReader, fs::file, prelude::*, sync::Arc, uaccess::UserSliceReader};
 

@@ -13,7 +13,7 @@ pub(crate) struct Stats {
     pub(crate) bad_accesses: AtomicU64,
     /// Contexts executed.
     pub(crate) contexts: AtomicU64,
-    /// DMA accesses that failed (each is tried once; the shim logs its
+    /// DMA accesses that failed (each is tried once; `Vdev` logs its
     /// errno and IOVA).
     pub(crate) dma_errors: AtomicU64,
 }

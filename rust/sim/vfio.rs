@@ -309,6 +309,72 @@ fn set_irqs(s: &SimVdev, hdr: &b::vfio_irq_set, data: &[u8]) -> Result {
     Ok(())
 }
 
+/// `VFIO_DEVICE_GET_INFO`: a PCI device that can be reset.
+fn get_info(arg: usize) -> Result<isize> {
+    // argsz, flags, num_regions, num_irqs
+    let [argsz, ..] = read_words::<4>(arg)?;
+    if argsz < 16 {
+        return Err(EINVAL);
+    }
+    let flags = b::VFIO_DEVICE_FLAGS_PCI | b::VFIO_DEVICE_FLAGS_RESET;
+    write_words(
+        arg,
+        &[argsz, flags, b::VFIO_PCI_NUM_REGIONS, b::VFIO_PCI_NUM_IRQS],
+    )?;
+    Ok(0)
+}
+
+/// `VFIO_DEVICE_GET_IRQ_INFO`: INTx (maskable, automasked), MSI and the
+/// device request, one eventfd each.
+fn get_irq_info(arg: usize) -> Result<isize> {
+    // argsz, flags, index, count
+    let [argsz, _, index, _] = read_words::<4>(arg)?;
+    if argsz < 16 || index >= b::VFIO_PCI_NUM_IRQS {
+        return Err(EINVAL);
+    }
+    let (flags, count) = match index {
+        b::VFIO_PCI_INTX_IRQ_INDEX => (
+            b::VFIO_IRQ_INFO_EVENTFD | b::VFIO_IRQ_INFO_MASKABLE | b::VFIO_IRQ_INFO_AUTOMASKED,
+            1,
+        ),
+        b::VFIO_PCI_MSI_IRQ_INDEX | b::VFIO_PCI_REQ_IRQ_INDEX => {
+            (b::VFIO_IRQ_INFO_EVENTFD | b::VFIO_IRQ_INFO_NORESIZE, 1)
+        }
+        _ => (0, 0),
+    };
+    write_words(arg, &[argsz, flags, index, count])?;
+    Ok(0)
+}
+
+/// `VFIO_DEVICE_SET_IRQS`: the header checked by the VFIO core's
+/// `vfio_set_irqs_validate_and_prepare()`, then its data read and applied.
+fn set_irqs_ioctl(dev: &SimVdev, arg: usize) -> Result<isize> {
+    // argsz, flags, index, start, count
+    let [argsz, flags, index, start, count] = read_words::<5>(arg)?;
+    let mut hdr = b::vfio_irq_set {
+        argsz,
+        flags,
+        index,
+        start,
+        count,
+        ..Default::default()
+    };
+    let mut size = 0usize;
+    let n = b::VFIO_PCI_NUM_IRQS as c_int;
+    // SAFETY: `hdr` and `size` are valid for the call.
+    kernel::error::to_result(unsafe {
+        b::vfio_set_irqs_validate_and_prepare(&mut hdr, n, n, &mut size)
+    })?;
+    let mut data = KVec::from_elem(0u8, size, GFP_KERNEL_ACCOUNT)?;
+    if size > 0 {
+        UserSlice::new(UserPtr::from_addr(arg.saturating_add(20)), size)
+            .reader()
+            .read_slice(&mut data)?;
+    }
+    set_irqs(dev, &hdr, &data)?;
+    Ok(0)
+}
+
 /// Reads `N` u32s, the start of a uAPI struct, from `arg`.
 fn read_words<const N: usize>(arg: usize) -> Result<[u32; N]> {
     let mut bytes = [[0u8; 4]; N];
@@ -361,66 +427,9 @@ impl vfio::driver::Driver for SimVdev {
 
     fn ioctl(dev: &Registered<Self>, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            b::VFIO_DEVICE_GET_INFO => {
-                // argsz, flags, num_regions, num_irqs
-                let [argsz, ..] = read_words::<4>(arg)?;
-                if argsz < 16 {
-                    return Err(EINVAL);
-                }
-                let flags = b::VFIO_DEVICE_FLAGS_PCI | b::VFIO_DEVICE_FLAGS_RESET;
-                write_words(
-                    arg,
-                    &[argsz, flags, b::VFIO_PCI_NUM_REGIONS, b::VFIO_PCI_NUM_IRQS],
-                )?;
-                Ok(0)
-            }
-            b::VFIO_DEVICE_GET_IRQ_INFO => {
-                // argsz, flags, index, count
-                let [argsz, _, index, _] = read_words::<4>(arg)?;
-                if argsz < 16 || index >= b::VFIO_PCI_NUM_IRQS {
-                    return Err(EINVAL);
-                }
-                let (flags, count) = match index {
-                    b::VFIO_PCI_INTX_IRQ_INDEX => (
-                        b::VFIO_IRQ_INFO_EVENTFD
-                            | b::VFIO_IRQ_INFO_MASKABLE
-                            | b::VFIO_IRQ_INFO_AUTOMASKED,
-                        1,
-                    ),
-                    b::VFIO_PCI_MSI_IRQ_INDEX | b::VFIO_PCI_REQ_IRQ_INDEX => {
-                        (b::VFIO_IRQ_INFO_EVENTFD | b::VFIO_IRQ_INFO_NORESIZE, 1)
-                    }
-                    _ => (0, 0),
-                };
-                write_words(arg, &[argsz, flags, index, count])?;
-                Ok(0)
-            }
-            b::VFIO_DEVICE_SET_IRQS => {
-                // argsz, flags, index, start, count
-                let [argsz, flags, index, start, count] = read_words::<5>(arg)?;
-                let mut hdr = b::vfio_irq_set {
-                    argsz,
-                    flags,
-                    index,
-                    start,
-                    count,
-                    ..Default::default()
-                };
-                let mut size = 0usize;
-                let n = b::VFIO_PCI_NUM_IRQS as c_int;
-                // SAFETY: `hdr` and `size` are valid for the call.
-                kernel::error::to_result(unsafe {
-                    b::vfio_set_irqs_validate_and_prepare(&mut hdr, n, n, &mut size)
-                })?;
-                let mut data = KVec::from_elem(0u8, size, GFP_KERNEL_ACCOUNT)?;
-                if size > 0 {
-                    UserSlice::new(UserPtr::from_addr(arg.saturating_add(20)), size)
-                        .reader()
-                        .read_slice(&mut data)?;
-                }
-                set_irqs(dev, &hdr, &data)?;
-                Ok(0)
-            }
+            b::VFIO_DEVICE_GET_INFO => get_info(arg),
+            b::VFIO_DEVICE_GET_IRQ_INFO => get_irq_info(arg),
+            b::VFIO_DEVICE_SET_IRQS => set_irqs_ioctl(dev, arg),
             b::VFIO_DEVICE_RESET => {
                 if let Ok(f) = Shared::front(dev.vfio()) {
                     f.reset();

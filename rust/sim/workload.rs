@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The synthetic workload a vGPU runs for tests and benchmarks: debugfs
-//! `workload`, its set-up and its ticks in the shim's worker.
+//! `workload`, its set-up and its ticks in the device's work item.
 
 use kernel::{prelude::*, uaccess::UserSliceReader};
 

@@ -44,6 +44,10 @@ pub(crate) struct TypeName {
 /// type's directory `<class>-<type>` (`dev_driver_string()` of a device
 /// with no bus and no driver is its class's name). A static: the driver
 /// core may read it until the last reference to its sysfs directory goes.
+///
+/// # Invariants
+///
+/// A `struct class` with no callbacks, whose name is a `'static` string.
 #[repr(transparent)]
 pub(crate) struct Class(Opaque<kernel::bindings::class>);
 
@@ -57,21 +61,35 @@ impl Class {
         // SAFETY: all-zero is a valid `struct class` (no callbacks).
         let mut c: kernel::bindings::class = unsafe { core::mem::zeroed() };
         c.name = kernel::str::as_char_ptr_in_const_context(name);
+        // INVARIANT: no callbacks, a static name.
         Self(Opaque::new(c))
     }
 }
 
-/// The parent device: a device of the parent's class, its memory freed by
-/// its release (the driver core's last reference).
+/// The parent device: a device of the parent's class, registered here
+/// with it; its memory is freed by its release (the driver core's last
+/// reference).
 ///
 /// # Invariants
 ///
-/// `0` is a device added to the driver core, on which this holds the
-/// reference `device_initialize()` gave.
-struct ParentDevice(NonNull<kernel::bindings::device>);
+/// `class` is registered, and `dev` is a device of it added to the driver
+/// core, on which this holds the reference `device_initialize()` gave.
+struct ParentDevice {
+    dev: NonNull<kernel::bindings::device>,
+    class: &'static Class,
+}
 
 impl ParentDevice {
     fn new(name: &CStr, class: &'static Class) -> Result<Self> {
+        // SAFETY: a static class, unregistered in `drop` (or below).
+        kernel::error::to_result(unsafe { kernel::bindings::class_register(class.0.get()) })?;
+        Self::add(name, class).inspect_err(|_| {
+            // SAFETY: registered just above, with no device.
+            unsafe { kernel::bindings::class_unregister(class.0.get()) };
+        })
+    }
+
+    fn add(name: &CStr, class: &'static Class) -> Result<Self> {
         let b = KBox::new(Opaque::<kernel::bindings::device>::zeroed(), GFP_KERNEL)?;
         let dev = KBox::into_raw(b).cast::<kernel::bindings::device>();
         // SAFETY: `dev` is a zeroed device, ours; once initialised it is
@@ -93,15 +111,20 @@ impl ParentDevice {
             }
         }
         // INVARIANT: added; the initial reference is ours.
-        // SAFETY: `dev` came from a `KBox`, so it is not NULL.
-        Ok(Self(unsafe { NonNull::new_unchecked(dev) }))
+        Ok(Self {
+            // SAFETY: `dev` came from a `KBox`, so it is not NULL.
+            dev: unsafe { NonNull::new_unchecked(dev) },
+            class,
+        })
     }
 }
 
 impl Drop for ParentDevice {
     fn drop(&mut self) {
         // SAFETY: added, and the reference is ours (type invariant).
-        unsafe { kernel::bindings::device_unregister(self.0.as_ptr()) };
+        unsafe { kernel::bindings::device_unregister(self.dev.as_ptr()) };
+        // SAFETY: registered (type invariant); its device is gone.
+        unsafe { kernel::bindings::class_unregister(self.class.0.get()) };
     }
 }
 
@@ -117,6 +140,11 @@ unsafe extern "C" fn release_device(dev: *mut kernel::bindings::device) {
 
 /// The C objects of a registered parent, pinned: mdev keeps pointers to
 /// them.
+///
+/// # Invariants
+///
+/// `type_ptrs[i]` points to `types[i]`, whose names are `names[i]`'s;
+/// none of the vectors is grown once the parent is registered.
 #[pin_data]
 struct Raw {
     #[pin]
@@ -138,7 +166,6 @@ struct Raw {
 pub(crate) struct Parent<T: Driver> {
     raw: Pin<KBox<Raw>>,
     dev: Option<ParentDevice>,
-    class: &'static Class,
     _t: PhantomData<T>,
 }
 
@@ -148,14 +175,10 @@ unsafe impl<T: Driver> Send for Parent<T> {}
 // SAFETY: see `Send`; a `&Parent` gives access to nothing.
 unsafe impl<T: Driver> Sync for Parent<T> {}
 
-impl<T: Driver> Parent<T> {
-    /// Registers the mdev driver `name`, a device of that name in `class`
-    /// (registered here) and the parent on it, with the types `names`.
-    pub(crate) fn new(
-        name: &'static CStr,
-        class: &'static Class,
-        names: KVec<TypeName>,
-    ) -> Result<Self> {
+impl Raw {
+    /// The C objects of a parent of `T` named `name`, with the types
+    /// `names`, not registered yet.
+    fn new<T: Driver>(name: &'static CStr, names: KVec<TypeName>) -> Result<Pin<KBox<Self>>> {
         let n = names.len();
         let mut slots = KVec::with_capacity(n, GFP_KERNEL)?;
         for t in names.iter() {
@@ -198,52 +221,55 @@ impl<T: Driver> Parent<T> {
         for t in r.types.iter() {
             r.type_ptrs.push(t.get(), GFP_KERNEL)?;
         }
-        let nr = c_uint::try_from(n)?;
-        // SAFETY: the driver is pinned and outlives its registration.
-        kernel::error::to_result(unsafe { bindings::mdev_register_driver(raw.driver.get()) })?;
-        // SAFETY: a static class, unregistered in `drop` (or below).
-        let ret = unsafe { kernel::bindings::class_register(class.0.get()) };
-        let dev = kernel::error::to_result(ret).and_then(|()| {
-            ParentDevice::new(name, class).inspect_err(|_| {
-                // SAFETY: registered just above, with no device.
-                unsafe { kernel::bindings::class_unregister(class.0.get()) };
-            })
-        });
-        let dev = match dev {
-            Ok(d) => d,
-            Err(e) => {
-                // SAFETY: registered just above.
-                unsafe { bindings::mdev_unregister_driver(raw.driver.get()) };
-                return Err(e);
-            }
-        };
+        Ok(raw)
+    }
+
+    /// Registers the parent, with its types, on `dev`.
+    fn register_parent(&self, dev: &ParentDevice) -> Result {
+        let nr = c_uint::try_from(self.type_ptrs.len())?;
         // SAFETY: the parent, the driver and the type array are pinned and
-        // outlive the registration; the device is live.
-        let ret = unsafe {
+        // outlive the registration (`Parent`'s invariant); the device is
+        // live while the `Parent` holds it.
+        kernel::error::to_result(unsafe {
             bindings::mdev_register_parent(
-                raw.parent.get(),
-                dev.0.as_ptr(),
-                raw.driver.get(),
-                raw.type_ptrs.as_ptr().cast_mut(),
+                self.parent.get(),
+                dev.dev.as_ptr(),
+                self.driver.get(),
+                self.type_ptrs.as_ptr().cast_mut(),
                 nr,
             )
-        };
-        if let Err(e) = kernel::error::to_result(ret) {
-            drop(dev);
-            // SAFETY: registered above; its device is gone.
-            unsafe {
-                kernel::bindings::class_unregister(class.0.get());
-                bindings::mdev_unregister_driver(raw.driver.get());
-            }
-            return Err(e);
-        }
-        // INVARIANT: both are registered.
-        Ok(Self {
-            raw,
-            dev: Some(dev),
-            class,
-            _t: PhantomData,
         })
+    }
+}
+
+impl<T: Driver> Parent<T> {
+    /// Registers the mdev driver `name`, a device of that name in `class`
+    /// (registered here) and the parent on it, with the types `names`.
+    pub(crate) fn new(
+        name: &'static CStr,
+        class: &'static Class,
+        names: KVec<TypeName>,
+    ) -> Result<Self> {
+        let raw = Raw::new::<T>(name, names)?;
+        // SAFETY: the driver is pinned and outlives its registration.
+        kernel::error::to_result(unsafe { bindings::mdev_register_driver(raw.driver.get()) })?;
+        let dev = ParentDevice::new(name, class).and_then(|dev| {
+            raw.register_parent(&dev)?;
+            Ok(dev)
+        });
+        match dev {
+            // INVARIANT: the driver and the parent are registered.
+            Ok(dev) => Ok(Self {
+                raw,
+                dev: Some(dev),
+                _t: PhantomData,
+            }),
+            Err(e) => {
+                // SAFETY: registered above, with no parent left.
+                unsafe { bindings::mdev_unregister_driver(raw.driver.get()) };
+                Err(e)
+            }
+        }
     }
 }
 
@@ -252,10 +278,8 @@ impl<T: Driver> Drop for Parent<T> {
         // SAFETY: registered (type invariant): this removes every mdev of
         // the parent first.
         unsafe { bindings::mdev_unregister_parent(self.raw.parent.get()) };
-        // The parent device goes after the parent, then its class.
+        // The parent device and its class go after the parent.
         drop(self.dev.take());
-        // SAFETY: registered (type invariant); its device is gone.
-        unsafe { kernel::bindings::class_unregister(self.class.0.get()) };
         // SAFETY: registered (type invariant); no mdev is left.
         unsafe { bindings::mdev_unregister_driver(self.raw.driver.get()) };
     }

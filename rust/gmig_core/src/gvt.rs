@@ -336,7 +336,7 @@ impl<H: GvtHost> Provider for GvtVgpu<H> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn event_kinds_are_the_shims_and_nothing_else() {
+    fn event_kinds_convert_from_their_numbers_only() {
         for v in 1..=12u32 {
             assert_eq!(EventKind::try_from(v).map(|k| k as u32), Ok(v));
         }

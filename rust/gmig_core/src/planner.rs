@@ -131,7 +131,7 @@ impl FinalImage {
 }
 
 /// gmig's module parameters of the migration policy (`enum gmig_param` in
-/// shim/gmig_shim.h).
+/// shim/gmig_shim.h, where they are declared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Param {
     /// `precopy`: a [`Policy`].
@@ -147,7 +147,7 @@ pub enum Param {
 }
 
 impl Param {
-    /// The parameter of shim value `v`.
+    /// The parameter numbered `v` (`enum gmig_param`).
     pub fn from_u32(v: u32) -> Option<Self> {
         [
             Self::Precopy,

@@ -68,8 +68,7 @@ impl DeviceState {
 }
 
 /// What an arc of the migration state machine does with the data fds
-/// (`enum gmig_arc_fds` in shim/gmig_shim.h): the one table the shim and
-/// the migration layer share.
+/// (the migration layer's `Front` opens and closes them by it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum ArcFds {

@@ -6,8 +6,8 @@ use super::super::gtt::PAGE_SIZE;
 use super::super::provider::ShadowEvent;
 use super::layout::GvtLayout;
 
-/// What kvmgt reports through `gmig_rs_gvt_event()` (`enum gmig_gvt_event`
-/// in shim/gmig_shim.h; the arguments `a`, `b`, `c` after each).
+/// What kvmgt reports through the companion ops (`rust/gvt/ops.rs`; the
+/// arguments `a`, `b`, `c` after each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum EventKind {
