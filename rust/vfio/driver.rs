@@ -5,6 +5,25 @@
 //! [`Registration`] that allocates, registers and frees the device.
 //!
 //! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
+//!
+//! # Examples
+//!
+//! A device whose data is pin-initialised in place, registered from an
+//! mdev's probe (`rust/sim/` has the whole driver; out-of-tree modules
+//! cannot run doc tests):
+//!
+//! ```ignore
+//! #[vtable]
+//! impl vfio::driver::Driver for MyDev {
+//!     const NAME: &'static CStr = c"vfio-mydev";
+//!
+//!     fn region_info(dev: &Registered<Self>, index: u32) -> Result<RegionInfo> {
+//!         dev.region(index).ok_or(EINVAL)
+//!     }
+//! }
+//!
+//! let reg = Registration::new(mdev, |vdev| MyDev::new(vdev))?;
+//! ```
 
 use core::{marker::PhantomData, mem::MaybeUninit, ptr::NonNull};
 

@@ -10,6 +10,29 @@
 //! driver finds its own state from it.
 //!
 //! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
+//!
+//! # Examples
+//!
+//! ```ignore
+//! struct Mig;
+//!
+//! impl MigrationOps for Mig {
+//!     fn set_state(dev: &Device, state: DeviceState) -> Result<Option<ARef<File>>> {
+//!         let mut now = my_state(dev)?.lock();
+//!         while *now != state {
+//!             let next = next_state(dev, *now, state)?;
+//!             // ... the arc's work, a data fd for the arcs that open one
+//!             *now = next;
+//!         }
+//!         Ok(None)
+//!     }
+//!     // ...
+//! }
+//!
+//! // Before the device is registered:
+//! // SAFETY: not registered yet, so its ops are ours.
+//! unsafe { install::<Mig, Mig>(dev, FLAGS) };
+//! ```
 
 use core::marker::PhantomData;
 
