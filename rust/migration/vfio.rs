@@ -380,7 +380,13 @@ impl<D: MigDevice + 'static> Registry<D> {
     pub(crate) fn remove(&mut self, vdev: &vfio::device::Device) -> Option<Arc<Front<D>>> {
         let key = vdev.as_raw() as usize;
         let i = self.list.iter().position(|(k, _)| *k == key)?;
-        self.list.remove(i).ok().map(|(_, f)| f)
+        let front = self.list.remove(i).ok().map(|(_, f)| f);
+        if self.list.is_empty() {
+            // The registry is a static, never dropped: an empty one holds
+            // no memory (kmemleak would report it after unload).
+            self.list = KVec::new();
+        }
+        front
     }
 
     /// The front of `vdev`.

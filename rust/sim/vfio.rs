@@ -90,7 +90,7 @@ impl SimVdev {
             // can queue them, and cancelled before they go (`drop`).
             exec_work <- unsafe { init_work(exec_callback, c"SimVdev::exec_work", kernel::static_lock_class!()) },
             // SAFETY: as above.
-            workload_work <- unsafe { init_delayed_work(workload_callback, c"SimVdev::workload_work", kernel::static_lock_class!()) },
+            workload_work <- unsafe { init_delayed_work(workload_callback, c"SimVdev::workload_work", kernel::static_lock_class!(), kernel::static_lock_class!()) },
             vgpu: vgpu::create(vdev, index, name)?,
         })
         .pin_chain(move |this| {
@@ -182,7 +182,9 @@ unsafe fn init_work(
     })
 }
 
-/// Initialises a delayed work item that runs `f`, as `INIT_DELAYED_WORK()`.
+/// Initialises a delayed work item that runs `f`, as `INIT_DELAYED_WORK()`:
+/// its work and its timer each with their own lock class (the timer's
+/// runs in softirq context, the work's in a worker).
 ///
 /// # Safety
 ///
@@ -190,7 +192,8 @@ unsafe fn init_work(
 unsafe fn init_delayed_work(
     f: unsafe extern "C" fn(*mut kernel::bindings::work_struct),
     name: &'static CStr,
-    key: Pin<&'static LockClassKey>,
+    work_key: Pin<&'static LockClassKey>,
+    timer_key: Pin<&'static LockClassKey>,
 ) -> impl PinInit<Opaque<kernel::bindings::delayed_work>> {
     Opaque::ffi_init(move |slot: *mut kernel::bindings::delayed_work| {
         // SAFETY: `slot` is the delayed work item's memory, pinned; this is
@@ -201,14 +204,14 @@ unsafe fn init_delayed_work(
                 Some(f),
                 false,
                 name.as_char_ptr(),
-                key.as_ptr(),
+                work_key.as_ptr(),
             );
             kernel::bindings::timer_init_key(
                 &raw mut (*slot).timer,
                 Some(kernel::bindings::delayed_work_timer_fn),
                 kernel::bindings::TIMER_IRQSAFE,
                 name.as_char_ptr(),
-                key.as_ptr(),
+                timer_key.as_ptr(),
             );
         }
     })
