@@ -25,19 +25,7 @@ use crate::{
     log::dev_ratelimited,
 };
 
-pub(crate) fn arc<D: MigDevice>(d: &D, cur: u32, next: u32) -> Result {
-    // The VFIO core passes states of its own arc table; anything else is
-    // refused before the vGPU is touched.
-    let (Ok(cur), Ok(next)) = (DeviceState::try_from(cur), DeviceState::try_from(next)) else {
-        dev_ratelimited!(
-            dev_err,
-            d.dev(),
-            "migration arc {} -> {}: no such state\n",
-            cur,
-            next
-        );
-        return Err(EINVAL);
-    };
+pub(crate) fn arc<D: MigDevice>(d: &D, cur: DeviceState, next: DeviceState) -> Result {
     let entered = Instant::<Monotonic>::now();
     d.arc_begin();
     d.with_locked(|l| {

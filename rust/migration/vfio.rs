@@ -103,6 +103,13 @@ impl<D: MigDevice + 'static> DataFd<D> {
     }
 }
 
+impl<D: MigDevice + 'static> Front<D> {
+    /// Whether this is the front of `vdev` (compares addresses only).
+    fn is_of(&self, vdev: &vfio::device::Device) -> bool {
+        core::ptr::eq(self.vdev.as_ptr(), vdev)
+    }
+}
+
 impl<D: MigDevice + Send + 'static> Front<D> {
     /// The front of `vdev`, over `d`.
     ///
@@ -158,13 +165,9 @@ impl<D: MigDevice + Send + 'static> Front<D> {
         };
 
         // A read() in progress ends first (see `DataFd::read`).
-        let res = match st.saving.as_ref() {
-            Some(s) => {
-                let _link = s.fd.link.lock();
-                migration::arc(&*this.d, st.now as u32, next as u32)
-            }
-            None => migration::arc(&*this.d, st.now as u32, next as u32),
-        };
+        let link = st.saving.as_ref().map(|s| s.fd.link.lock());
+        let res = migration::arc(&*this.d, st.now, next);
+        drop(link);
         if let Err(e) = res {
             if let Some(n) = new {
                 n.fd.disable();
@@ -360,7 +363,7 @@ impl<D: MigDevice + Send + 'static> DataFileOps for DataFd<D> {
 /// A provider has at most a few dozen vGPUs (GVT-g: 7 a GPU; the sim: its
 /// types' instances), so a short list does.
 pub(crate) struct Registry<D: MigDevice + 'static> {
-    list: KVec<(usize, Arc<Front<D>>)>,
+    list: KVec<Arc<Front<D>>>,
 }
 
 impl<D: MigDevice + 'static> Registry<D> {
@@ -371,16 +374,14 @@ impl<D: MigDevice + 'static> Registry<D> {
 
     /// Adds `front`, for its vfio_device.
     pub(crate) fn add(&mut self, front: Arc<Front<D>>) -> Result {
-        let key = front.vdev.as_ptr() as usize;
-        self.list.push((key, front), GFP_KERNEL)?;
+        self.list.push(front, GFP_KERNEL)?;
         Ok(())
     }
 
     /// Removes the front of `vdev`.
     pub(crate) fn remove(&mut self, vdev: &vfio::device::Device) -> Option<Arc<Front<D>>> {
-        let key = vdev.as_raw() as usize;
-        let i = self.list.iter().position(|(k, _)| *k == key)?;
-        let front = self.list.remove(i).ok().map(|(_, f)| f);
+        let i = self.list.iter().position(|f| f.is_of(vdev))?;
+        let front = self.list.remove(i).ok();
         if self.list.is_empty() {
             // The registry is a static, never dropped: an empty one holds
             // no memory (kmemleak would report it after unload).
@@ -391,11 +392,7 @@ impl<D: MigDevice + 'static> Registry<D> {
 
     /// The front of `vdev`.
     pub(crate) fn get(&self, vdev: &vfio::device::Device) -> Option<Arc<Front<D>>> {
-        let key = vdev.as_raw() as usize;
-        self.list
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, f)| f.clone())
+        self.list.iter().find(|f| f.is_of(vdev)).cloned()
     }
 }
 

@@ -312,6 +312,14 @@ fn set_irqs(s: &SimVdev, hdr: &b::vfio_irq_set, data: &[u8]) -> Result {
     Ok(())
 }
 
+/// The device was closed or reset: a migration in progress ends
+/// ([`Front::reset`]).
+fn end_migration(dev: &Registered<SimVdev>) {
+    if let Ok(f) = Shared::front(dev.vfio()) {
+        f.reset();
+    }
+}
+
 /// `VFIO_DEVICE_GET_INFO`: a PCI device that can be reset.
 fn get_info(arg: usize) -> Result<isize> {
     // argsz, flags, num_regions, num_irqs
@@ -410,9 +418,7 @@ impl vfio::driver::Driver for SimVdev {
     /// it, so that the next open finds a RUNNING device and stale data fds
     /// only get -ENODEV. Then the workload and the streamer stop.
     fn close(dev: &Registered<Self>) {
-        if let Ok(f) = Shared::front(dev.vfio()) {
-            f.reset();
-        }
+        end_migration(dev);
         dev.shared().close();
         dev.cancel_work();
         dev.disable_irqs();
@@ -434,9 +440,7 @@ impl vfio::driver::Driver for SimVdev {
             b::VFIO_DEVICE_GET_IRQ_INFO => get_irq_info(arg),
             b::VFIO_DEVICE_SET_IRQS => set_irqs_ioctl(dev, arg),
             b::VFIO_DEVICE_RESET => {
-                if let Ok(f) = Shared::front(dev.vfio()) {
-                    f.reset();
-                }
+                end_migration(dev);
                 dev.shared().reset();
                 Ok(0)
             }

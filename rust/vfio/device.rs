@@ -75,7 +75,7 @@ impl Device {
     pub(crate) fn dma_read(&self, iova: u64, buf: &mut [u8]) -> Result {
         // SAFETY: the device is live (type invariant); `buf` is valid for
         // `buf.len()` bytes of writes for the duration of the call.
-        to_result(unsafe {
+        kernel::error::to_result(unsafe {
             bindings::vfio_dma_rw(
                 self.as_raw(),
                 iova,
@@ -90,7 +90,7 @@ impl Device {
     pub(crate) fn dma_write(&self, iova: u64, buf: &[u8]) -> Result {
         // SAFETY: the device is live (type invariant); with `write` set,
         // `vfio_dma_rw()` only reads `buf`, valid for `buf.len()` bytes.
-        to_result(unsafe {
+        kernel::error::to_result(unsafe {
             bindings::vfio_dma_rw(
                 self.as_raw(),
                 iova,
@@ -158,13 +158,4 @@ pub(crate) fn raw_device<Ctx: device::DeviceContext>(
     core::ptr::from_ref(dev)
         .cast::<kernel::bindings::device>()
         .cast_mut()
-}
-
-/// A C return value (0 or more, or a negative errno) as a [`Result`].
-pub(crate) fn to_result(ret: c_int) -> Result {
-    if ret < 0 {
-        Err(Error::from_errno(ret))
-    } else {
-        Ok(())
-    }
 }

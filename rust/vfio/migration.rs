@@ -114,7 +114,7 @@ pub(crate) fn next_state(dev: &Device, cur: DeviceState, new: DeviceState) -> Re
     let ret = unsafe {
         bindings::vfio_mig_get_next_state(dev.as_raw(), cur as u32, new as u32, &mut next)
     };
-    super::device::to_result(ret)?;
+    kernel::error::to_result(ret)?;
     DeviceState::try_from(next).map_err(|_| EINVAL)
 }
 
