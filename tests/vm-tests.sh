@@ -135,14 +135,14 @@ replay_e2e() {
 	e2e_figures "$t" "${REPLAY_TEST:-replay} $name rehash=$rehash"
 }
 for r in writeset all; do
-	# Its render targets too are rewritten by every execbuffer: in the
-	# debug kernel they are dirtied about as fast as QEMU sends pages
-	# (4 MB/s), so a switchover is forced after 60 s of pre-copy; the
-	# base kernel converges within seconds and never reaches it.
+	# Both rewrite their render targets with every execbuffer, so their
+	# pre-copy may not converge under TCG and a switchover is forced:
+	# glmark2-desktop's after 60 s (its pages are dirtied about as fast
+	# as QEMU sends them, 4 MB/s, only in the debug kernel; the base
+	# kernel converges within seconds), glmark2-game's after 8 s (in
+	# every kernel). glmark2-game also needs a larger window: 82 MiB of
+	# pages.
 	replay_e2e glmark2-desktop $r GMIG_CONVERGE_AFTER=60
-	# 82 MiB of pages: a larger window; a switchover forced after 8 s of
-	# pre-copy (its render targets, rewritten by every execbuffer, keep
-	# the pre-copy from converging under TCG).
 	replay_e2e glmark2-game $r GMIG_REPLAY_MB=84 GMIG_CONVERGE_AFTER=8
 done
 replay_e2e gmig-compute writeset
